@@ -1,5 +1,12 @@
 """Mandates: a client's documented instructions (GDPR Art. 28(3)(a)) as validated data."""
 
+from permanence.mandates.forms import (
+    FieldError,
+    FormField,
+    SubmissionInvalid,
+    form_for,
+    validate_submission,
+)
 from permanence.mandates.schema import (
     LEGAL_MAXIMA,
     ConsentWording,
@@ -49,8 +56,10 @@ __all__ = [
     "EmailNotificationRecipient",
     "Field",
     "FieldCategory",
+    "FieldError",
     "FieldNotInPurpose",
     "FieldType",
+    "FormField",
     "Hosting",
     "IsoDuration",
     "LegalBasis",
@@ -72,12 +81,15 @@ __all__ = [
     "RetentionKind",
     "Safeguard",
     "SpecialCategoryBasis",
+    "SubmissionInvalid",
     "Transfer",
     "WebhookRecipient",
     "diff_mandates",
     "dump_mandate",
+    "form_for",
     "normalise_email",
     "normalise_phone",
     "parse_duration",
     "parse_mandate",
+    "validate_submission",
 ]

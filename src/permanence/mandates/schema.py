@@ -32,13 +32,12 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     StringConstraints,
     Tag,
-    TypeAdapter,
     ValidationError,
     model_serializer,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, core_schema
 
 __all__ = [
     "LEGAL_MAXIMA",
@@ -941,10 +940,8 @@ class Mandate(_Model):
     @model_validator(mode="after")
     def _check_rules(self) -> Self:
         problems = _catalogue_problems(
-            list(enumerate(self.purposes)),
-            self.fields or (),
-            purposes_complete=True,
-            catalogue_complete=True,
+            [_Outline.of(i, p) for i, p in enumerate(self.purposes)],
+            [(i, f.name, f) for i, f in enumerate(self.fields or ())],
         )
         catalogue = self.catalogue
         for purpose in self.purposes:
@@ -1066,54 +1063,71 @@ def _safe_resolved(purpose: Purpose) -> tuple[Field, ...]:
         return tuple(f for f in purpose.fields if isinstance(f, Field))
 
 
+@dataclass(frozen=True)
+class _Outline:
+    """What the cross-document rules need of a purpose; built from a model or raw input."""
+
+    index: int
+    code: str
+    has_art9_basis: bool
+    refs: tuple[str, ...]
+
+    @classmethod
+    def of(cls, index: int, purpose: Purpose) -> "_Outline":
+        refs = tuple(item for item in purpose.fields if isinstance(item, str))
+        return cls(index, purpose.code, purpose.special_category_basis is not None, refs)
+
+
 def _catalogue_problems(
-    purposes: Sequence[tuple[int, Purpose]],
-    catalogue: Sequence[Field],
+    purposes: Sequence[_Outline],
+    catalogue: Sequence[tuple[int, str, Field | None]],
     *,
-    purposes_complete: bool,
-    catalogue_complete: bool,
+    purposes_complete: bool = True,
 ) -> list[str]:
     """Cross-document rules on purposes and the field catalogue.
 
-    Also run on the parts that validated when the document as a whole did not, so one pass
-    reports every problem: rules that need a complete input are skipped otherwise.
+    `catalogue` holds (index, name, field or None if it did not validate). Also run on raw input
+    when the document as a whole did not validate, so one pass reports every problem.
     """
     problems: list[str] = []
-    by_name: dict[str, Field] = {}
-    for i, field in enumerate(catalogue):
-        if field.name in by_name:
-            problems.append(f"fields[{i}] ({field.name}): field '{field.name}' is declared twice")
-        by_name[field.name] = field
+    by_name: dict[str, Field | None] = {}
+    for i, name, field in catalogue:
+        if name in by_name:
+            problems.append(f"fields[{i}] ({name}): field '{name}' is declared twice")
+        by_name.setdefault(name, field)
     first_code: dict[str, int] = {}
     used: set[str] = set()
-    for i, purpose in purposes:
-        where = f"purposes[{i}] ({purpose.code})"
-        if purpose.code in first_code:
+    for outline in purposes:
+        where = f"purposes[{outline.index}] ({outline.code})"
+        if outline.code in first_code:
             problems.append(
-                f"{where}: duplicate purpose code '{purpose.code}' "
-                f"(also purposes[{first_code[purpose.code]}])"
+                f"{where}: duplicate purpose code '{outline.code}' "
+                f"(also purposes[{first_code[outline.code]}])"
             )
-        first_code.setdefault(purpose.code, i)
-        for item in purpose.fields:
-            if isinstance(item, Field):
-                continue
-            used.add(item)
-            referenced = by_name.get(item)
-            if referenced is None:
-                if catalogue_complete:
-                    problems.append(
-                        f"{where}: field '{item}' is not declared: it is neither inline nor in "
-                        "the top-level 'fields' catalogue"
-                    )
-                continue
-            problem = _art9_problem(purpose, referenced)
-            if problem:
-                problems.append(f"{where}: {problem}")
-    if purposes_complete:
-        for i, field in enumerate(catalogue):
-            if field.name not in used:
+        first_code.setdefault(outline.code, outline.index)
+        for ref in outline.refs:
+            used.add(ref)
+            if ref not in by_name:
                 problems.append(
-                    f"fields[{i}] ({field.name}): field '{field.name}' is declared but no purpose "
+                    f"{where}: field '{ref}' is not declared: it is neither inline nor in "
+                    "the top-level 'fields' catalogue"
+                )
+                continue
+            referenced = by_name[ref]
+            if (
+                referenced is not None
+                and referenced.special_category
+                and not outline.has_art9_basis
+            ):
+                problems.append(
+                    f"{where}: field '{ref}' is special-category data ({referenced.category}) but "
+                    "the purpose has no Art. 9 basis (special_category_basis)"
+                )
+    if purposes_complete:
+        for i, name, _ in catalogue:
+            if name not in used:
+                problems.append(
+                    f"fields[{i}] ({name}): field '{name}' is declared but no purpose "
                     "collects it (minimisation, Art. 5(1)(c))"
                 )
     return problems
@@ -1187,15 +1201,36 @@ def _load(source: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
     return data
 
 
-def _all_keys() -> frozenset[str]:
-    models: list[type[BaseModel]] = [
-        Mandate, Controller, Dpo, Notice, Field, Purpose, Retention, ConsentWording,
-        PortalRecipient, EmailNotificationRecipient, WebhookRecipient, OnCall, OnCallContact,
-        Recording, RecordingPeriod, Transfer, Hosting,
-    ]  # fmt: skip
-    return frozenset(
-        spec.alias or name for model in models for name, spec in model.model_fields.items()
-    )
+_MODELS: tuple[type[BaseModel], ...] = (
+    Mandate, Controller, Dpo, Notice, Field, Purpose, Retention, ConsentWording, PortalRecipient,
+    EmailNotificationRecipient, WebhookRecipient, OnCall, OnCallContact, Recording,
+    RecordingPeriod, Transfer, Hosting,
+)  # fmt: skip
+
+
+def _keys(model: type[BaseModel]) -> set[str]:
+    return {spec.alias or name for name, spec in model.model_fields.items()}
+
+
+def _suggestion(key: str, node: object) -> str | None:
+    """The key probably meant: among the keys of the models that fit the object's other keys."""
+    others = {k for k in node if isinstance(k, str)} - {key} if isinstance(node, Mapping) else set()
+    fitting = [_keys(m) for m in _MODELS if others <= _keys(m)] or [_keys(m) for m in _MODELS]
+    vocabulary = set().union(*fitting)
+    if key in vocabulary:
+        return None
+    close = difflib.get_close_matches(key, sorted(vocabulary), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _node_at(loc: Sequence[int | str], raw: object) -> object:
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+        else:
+            node = node.get(part) if isinstance(node, Mapping) else None
+    return node
 
 
 _MISSING_HINTS: Mapping[str, str] = {
@@ -1285,12 +1320,16 @@ def _message(err: Mapping[str, Any]) -> str:
     return str(err["msg"]).replace("Input should be", "must be")
 
 
-def _translate(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:
+def _translate(errors: Sequence[ErrorDetails], raw: Mapping[str, Any]) -> list[str]:
     """pydantic errors as `location: problem` lines, without pydantic's vocabulary."""
     problems: list[str] = []
-    vocabulary = _all_keys()
-    for err in exc.errors(include_url=False):
+    item_errors = {_clean_loc(e["loc"]) for e in errors}
+    for err in errors:
         loc = _clean_loc(err["loc"])
+        if err["type"] == "too_short" and any(
+            bad[: len(loc)] == loc and len(bad) > len(loc) for bad in item_errors
+        ):
+            continue  # pydantic counts only valid items: the list's items are reported instead
         if err["type"] == "mandate_rules":
             where = _where(loc, raw)
             problems += [f"{where}: {p}" if where else p for p in err["ctx"]["problems"]]
@@ -1302,9 +1341,9 @@ def _translate(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:
                 message = f"'{key}' is required" + _MISSING_HINTS.get(key, "")
             else:
                 message = f"unknown key '{key}'"
-                close = difflib.get_close_matches(key, vocabulary, n=1)
+                close = _suggestion(key, _node_at(loc[:-1], raw))
                 if close:
-                    message += f" (did you mean '{close[0]}'?)"
+                    message += f" (did you mean '{close}'?)"
             problems.append(f"{where}: {message}")
             continue
         problems.append(f"{_where(loc, raw) or 'mandate'}: {_message(err)}")
@@ -1312,30 +1351,50 @@ def _translate(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:
 
 
 def _partial_problems(raw: Mapping[str, Any]) -> list[str]:
-    """Cross-document problems among the purposes and catalogue fields that did validate."""
-    raw_purposes = raw.get("purposes")
+    """Cross-document problems, read from raw input that did not validate as a whole."""
     raw_catalogue = raw.get("fields")
-    purposes: list[tuple[int, Purpose]] = []
-    purposes_complete = isinstance(raw_purposes, list)
+    catalogue: list[tuple[int, str, Field | None]] = []
+    for i, item in enumerate(raw_catalogue if isinstance(raw_catalogue, list) else []):
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            try:
+                field: Field | None = Field.model_validate(item)
+            except ValidationError:
+                field = None
+            catalogue.append((i, item["name"], field))
+    raw_purposes = raw.get("purposes")
+    outlines: list[_Outline] = []
+    complete = isinstance(raw_purposes, list)
     for i, item in enumerate(raw_purposes if isinstance(raw_purposes, list) else []):
-        try:
-            purposes.append((i, Purpose.model_validate(item)))
-        except ValidationError:
-            purposes_complete = False
-    catalogue: Sequence[Field] = ()
-    catalogue_complete = raw_catalogue is None
-    if isinstance(raw_catalogue, list):
-        try:
-            catalogue = TypeAdapter(tuple[Field, ...]).validate_python(raw_catalogue)
-            catalogue_complete = True
-        except ValidationError:
-            pass
-    return _catalogue_problems(
-        purposes,
-        catalogue,
-        purposes_complete=purposes_complete,
-        catalogue_complete=catalogue_complete,
-    )
+        items = item.get("fields") if isinstance(item, Mapping) else None
+        if not isinstance(item, Mapping) or not isinstance(item.get("code"), str):
+            complete = False
+            continue
+        if not isinstance(items, list):
+            complete = complete and items is None
+            items = []
+        refs = tuple(x for x in items if isinstance(x, str))
+        basis = item.get("special_category_basis")
+        outlines.append(_Outline(i, item["code"], basis is not None, refs))
+    return _catalogue_problems(outlines, catalogue, purposes_complete=complete)
+
+
+def _without_keys(raw: Any, paths: Sequence[tuple[int | str, ...]]) -> Any:
+    """A copy of `raw` without the keys at `paths` (used to drop unknown keys)."""
+    if not paths:
+        return raw
+    if isinstance(raw, Mapping):
+        drop = {p[0] for p in paths if len(p) == 1}
+        return {
+            k: _without_keys(v, [p[1:] for p in paths if len(p) > 1 and p[0] == k])
+            for k, v in raw.items()
+            if k not in drop
+        }
+    if isinstance(raw, list):
+        return [
+            _without_keys(v, [p[1:] for p in paths if len(p) > 1 and p[0] == i])
+            for i, v in enumerate(raw)
+        ]
+    return raw
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -1348,7 +1407,16 @@ def parse_mandate(source: str | bytes | Mapping[str, Any]) -> Mandate:
     try:
         return Mandate.model_validate(raw)
     except ValidationError as exc:
-        problems = _translate(exc, raw) + _partial_problems(raw)
+        problems = _translate(exc.errors(include_url=False), raw) + _partial_problems(raw)
+        # An object's own rules run only once its keys are well-formed: check again without
+        # the unknown keys (the commonest slip, a typo) to report those rules in the same pass.
+        unknown = [_clean_loc(e["loc"]) for e in exc.errors() if e["type"] == "extra_forbidden"]
+        if unknown:
+            try:
+                Mandate.model_validate(_without_keys(raw, unknown))
+            except ValidationError as again:
+                rules = [e for e in again.errors() if e["type"] == "mandate_rules"]
+                problems += _translate(rules, raw)
         raise MandateInvalid(_unique(problems)) from None
 
 
