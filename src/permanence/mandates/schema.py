@@ -255,12 +255,18 @@ def parse_duration(text: str) -> IsoDuration:
 # --------------------------------------------------------------------------------------------
 
 
+_PHONE_CHARS = re.compile(r"\+?[0-9 ().\-/]{2,30}")
+
+
 def normalise_phone(value: str, region: str = "FR") -> str:
     """A valid phone number in E.164 (`+33478000001`); national numbers use `region`."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        number = None
+    number = None
+    # phonenumbers reads letters as keypad digits (vanity numbers); here they are typos.
+    if _PHONE_CHARS.fullmatch(value.strip()):
+        try:
+            number = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            number = None
     if number is None or not phonenumbers.is_valid_number(number):
         raise ValueError(
             "not a valid phone number (give it in E.164, e.g. +33478000001, or as a French number)"
