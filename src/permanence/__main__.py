@@ -1,0 +1,3 @@
+from permanence.cli import main
+
+main()

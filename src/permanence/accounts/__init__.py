@@ -1,0 +1,1 @@
+"""Client accounts (the controllers), their numbers (DIDs) and their mandates."""

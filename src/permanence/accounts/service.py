@@ -1,0 +1,178 @@
+"""Client accounts, their DIDs and their mandates.
+
+The DIDs are derived from the mandate: importing a version adds the numbers it lists and
+removes those it no longer lists, so routing is never configured twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from permanence.accounts.model import Account, AccountKind, Did, MandateVersion
+from permanence.audit import service as audit
+from permanence.crypto.keyring import Keyring
+from permanence.db import ctx_of, switch_account
+from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.mandates.schema import Mandate, MandateInvalid, dump_mandate, parse_mandate
+
+
+def create_account(
+    session: Session, keyring: Keyring, *, slug: str, name: str, kind: AccountKind
+) -> Account:
+    """A new tenant with its own key-encryption and index keys."""
+    ctx = ctx_of(session)
+    if ctx.role.value not in {"admin", "system"}:
+        raise PermissionDenied("only an administrator creates client accounts")
+    if not slug or not slug.replace("-", "").isalnum() or slug.lower() != slug or len(slug) > 64:
+        raise ValidationFailed("account slug must be lower-case letters, digits and hyphens")
+    if session.scalar(select(func.count()).select_from(Account).where(Account.slug == slug)):
+        raise Conflict(f"an account '{slug}' already exists")
+    account = Account(id=uuid.uuid4(), slug=slug, name=name.strip(), kind=kind)
+    session.add(account)
+    session.flush()
+    # Keys and everything else the account owns are written under its own context (RLS).
+    switch_account(session, account.id)
+    keyring.create_account_keys(session, account.id)
+    audit.record(session, "account.create", "account", account.id, details={"kind": kind.value})
+    return account
+
+
+def get_account(session: Session, account_id: uuid.UUID) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound("no such account")
+    return account
+
+
+def account_by_slug(session: Session, slug: str) -> Account:
+    account = session.scalars(select(Account).where(Account.slug == slug)).first()
+    if account is None:
+        raise NotFound(f"no account '{slug}'")
+    return account
+
+
+def list_accounts(session: Session) -> list[Account]:
+    return list(session.scalars(select(Account).order_by(Account.name)).all())
+
+
+def account_for_did(session: Session, number_e164: str) -> tuple[Account, Did]:
+    """Routing: the dialled number selects the account (readable before any account is set)."""
+    did = _did_anywhere(session, number_e164)
+    if did is None:
+        raise NotFound("this number is not assigned to any client account")
+    return get_account(session, did.account_id), did
+
+
+def _did_anywhere(session: Session, number_e164: str) -> Did | None:
+    """The DID row for a number, whichever account holds it (a routing read under RLS)."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    if pg:
+        session.execute(text("SELECT set_config('app.routing', 'on', true)"))
+    did = session.scalars(select(Did).where(Did.e164 == number_e164)).first()
+    if pg:
+        session.execute(text("SELECT set_config('app.routing', 'off', true)"))
+    return did
+
+
+def _canonical_json(mandate: Mandate) -> str:
+    data: Any = json.loads(dump_mandate(mandate, fmt="json"))
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def import_mandate(
+    session: Session, source: str | bytes | Mapping[str, Any], *, account_id: uuid.UUID
+) -> MandateVersion:
+    """Validate and store a new version of the account's mandate; sync its DIDs.
+
+    The document's ``account`` must name this account. Its ``version`` is assigned here.
+    """
+    ctx = ctx_of(session)
+    if ctx.account_id != account_id:
+        raise NotFound("no such account")
+    account = get_account(session, account_id)
+    try:
+        mandate = parse_mandate(source)
+    except MandateInvalid as exc:
+        raise ValidationFailed("the mandate is not valid", problems=list(exc.problems)) from None
+    if mandate.account != account.slug:
+        raise ValidationFailed(
+            f"the mandate is for account '{mandate.account}', not '{account.slug}'"
+        )
+    latest = session.scalar(
+        select(func.max(MandateVersion.version)).where(MandateVersion.account_id == account_id)
+    )
+    version = (latest or 0) + 1
+    mandate = mandate.model_copy(update={"version": version})
+    document = _canonical_json(mandate)
+    row = MandateVersion(
+        account_id=account_id,
+        version=version,
+        document=document,
+        sha256=hashlib.sha256(document.encode()).hexdigest(),
+        notice_version=mandate.notice_version,
+        created_by=ctx.actor_id,
+    )
+    session.add(row)
+    session.flush()
+    _sync_dids(session, account_id, list(mandate.dids))
+    audit.record(
+        session,
+        "mandate.import",
+        "mandate",
+        row.id,
+        details={"version": version, "sha256": row.sha256[:16]},
+    )
+    return row
+
+
+def _sync_dids(session: Session, account_id: uuid.UUID, numbers: list[str]) -> None:
+    existing = {d.e164: d for d in session.scalars(select(Did).where(Did.account_id == account_id))}
+    for number in numbers:
+        if number in existing:
+            continue
+        if _did_anywhere(session, number) is not None:
+            raise Conflict(f"number {number} is already assigned to another account")
+        session.add(Did(account_id=account_id, e164=number))
+    gone = [d.id for n, d in existing.items() if n not in numbers]
+    if gone:
+        session.execute(delete(Did).where(Did.id.in_(gone)))
+    session.flush()
+
+
+def mandate_version(
+    session: Session, account_id: uuid.UUID, version: int | None = None
+) -> tuple[MandateVersion, Mandate]:
+    """The given version, or the current (latest) one, parsed."""
+    if ctx_of(session).account_id != account_id:
+        raise NotFound("no such account")
+    q = select(MandateVersion).where(MandateVersion.account_id == account_id)
+    if version is not None:
+        q = q.where(MandateVersion.version == version)
+    row = session.scalars(q.order_by(MandateVersion.version.desc()).limit(1)).first()
+    if row is None:
+        raise NotFound("this account has no mandate" if version is None else "no such version")
+    return row, parse_mandate(row.document)
+
+
+def mandate_by_id(session: Session, mandate_id: uuid.UUID) -> tuple[MandateVersion, Mandate]:
+    row = session.get(MandateVersion, mandate_id)
+    if row is None or row.account_id != ctx_of(session).account_id:
+        raise NotFound("no such mandate")
+    return row, parse_mandate(row.document)
+
+
+def export_mandate(
+    session: Session,
+    account_id: uuid.UUID,
+    version: int | None = None,
+    fmt: Literal["yaml", "json"] = "yaml",
+) -> str:
+    _row, mandate = mandate_version(session, account_id, version)
+    return dump_mandate(mandate, fmt=fmt)

@@ -1,0 +1,226 @@
+"""Append to, verify and checkpoint the audit chain.
+
+Entries are written in the same transaction as the change they record, so a rolled-back change
+leaves no entry and a committed change always has one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from permanence.audit.model import GENESIS_HASH, AuditCheckpoint, AuditEntry, AuditHead
+from permanence.crypto.keyring import Keyring
+from permanence.db import ctx_of, utcnow
+
+# Reasons, actions and detail strings are codes, never free text: free text could carry a
+# caller's name into a log that erasure cannot reach.
+_CODE = re.compile(r"^[A-Za-z0-9_.:/+\-]{0,120}$")
+DetailValue = str | int | float | bool | None
+
+
+def _check_code(what: str, value: str) -> None:
+    if not _CODE.match(value):
+        raise ValueError(f"audit {what} must be a code (letters, digits, _.:/+-), not free text")
+
+
+def entry_hash(prev_hash: str, seq: int, body: str) -> str:
+    return hashlib.sha256(
+        bytes.fromhex(prev_hash) + seq.to_bytes(8, "big") + body.encode()
+    ).hexdigest()
+
+
+def canonical(body: Mapping[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def record(
+    session: Session,
+    action: str,
+    object_type: str,
+    object_id: uuid.UUID | str | None = None,
+    *,
+    subject_id: uuid.UUID | None = None,
+    details: Mapping[str, DetailValue | uuid.UUID] | None = None,
+) -> AuditEntry:
+    """Append one entry for the session's access context; returns it (flushed)."""
+    ctx = ctx_of(session)
+    _check_code("action", action)
+    _check_code("object type", object_type)
+    _check_code("reason", ctx.reason)
+    clean: dict[str, DetailValue] = {}
+    for key, value in (details or {}).items():
+        _check_code("detail key", key)
+        if isinstance(value, uuid.UUID):
+            clean[key] = str(value)
+        elif isinstance(value, str):
+            _check_code(f"detail {key}", value)
+            clean[key] = value
+        else:
+            clean[key] = value
+    now = utcnow()
+    body = canonical(
+        {
+            "ts": now.isoformat(),
+            "actor": str(ctx.actor_id) if ctx.actor_id else None,
+            "role": ctx.role.value,
+            "account": str(ctx.account_id) if ctx.account_id else None,
+            "reason": ctx.reason,
+            "action": action,
+            "object": f"{object_type}:{object_id}" if object_id is not None else object_type,
+            "subject": str(subject_id) if subject_id else None,
+            "details": clean,
+        }
+    )
+    head = session.get(AuditHead, 1, with_for_update=True, populate_existing=True)
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
+        session.add(head)
+    seq = head.seq + 1
+    digest = entry_hash(head.hash, seq, body)
+    entry = AuditEntry(seq=seq, ts=now, body=body, prev_hash=head.hash, hash=digest)
+    session.add(entry)
+    head.seq, head.hash = seq, digest
+    session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    entries: int
+    head_seq: int
+    broken_seq: int | None = None
+    problem: str | None = None
+    checkpoints: int = 0
+
+    def line(self) -> str:
+        if self.ok:
+            return (
+                f"audit chain intact: {self.entries} entries, head at {self.head_seq}, "
+                f"{self.checkpoints} checkpoint(s) matched"
+            )
+        return f"audit chain BROKEN at entry {self.broken_seq}: {self.problem}"
+
+
+def verify(
+    session: Session,
+    public_key: Ed25519PublicKey,
+    external_checkpoints: Iterable[Mapping[str, Any]] = (),
+    batch: int = 5000,
+) -> VerifyResult:
+    """Recompute the chain from the start; name the first entry that does not hold."""
+    prev, expected_seq, count = GENESIS_HASH, 1, 0
+    hashes_at: dict[int, str] = {}
+    wanted = {int(c["seq"]) for c in external_checkpoints if "seq" in c}
+    stored = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)).all()
+    wanted |= {c.seq for c in stored}
+    last = 0
+    while True:
+        rows = session.execute(
+            select(AuditEntry.seq, AuditEntry.body, AuditEntry.prev_hash, AuditEntry.hash)
+            .where(AuditEntry.seq > last)
+            .order_by(AuditEntry.seq)
+            .limit(batch)
+        ).all()
+        if not rows:
+            break
+        for seq, body, prev_hash, digest in rows:
+            if seq != expected_seq:
+                return VerifyResult(
+                    False, count, last, expected_seq, "entry missing (gap in sequence)"
+                )
+            if prev_hash != prev:
+                return VerifyResult(False, count, last, seq, "previous-hash link does not match")
+            if entry_hash(prev, seq, body) != digest:
+                return VerifyResult(False, count, last, seq, "content does not match its hash")
+            if seq in wanted:
+                hashes_at[seq] = digest
+            prev, expected_seq, last, count = digest, seq + 1, seq, count + 1
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.seq != last or head.hash != prev):
+        return VerifyResult(False, count, last, last + 1, "entries after the last one were removed")
+    matched = 0
+    all_checkpoints: list[Mapping[str, Any]] = [
+        {
+            "seq": c.seq,
+            "head_hash": c.head_hash,
+            "created_at": c.created_at.isoformat(),
+            "signature": c.signature,
+        }
+        for c in stored
+    ]
+    all_checkpoints += list(external_checkpoints)
+    for cp in all_checkpoints:
+        seq = int(cp["seq"])
+        if not _signature_ok(public_key, cp):
+            return VerifyResult(False, count, last, seq, "checkpoint signature is not valid")
+        if seq > last:
+            return VerifyResult(
+                False, count, last, last + 1, f"checkpoint at {seq} is beyond the chain head"
+            )
+        if hashes_at.get(seq) != cp["head_hash"]:
+            return VerifyResult(
+                False, count, last, seq, "chain differs from a signed checkpoint (rewritten)"
+            )
+        matched += 1
+    return VerifyResult(True, count, last, checkpoints=matched)
+
+
+def _message(seq: int, head_hash: str, created_at: str) -> bytes:
+    return f"permanence-audit-checkpoint|{seq}|{head_hash}|{created_at}".encode()
+
+
+def _signature_ok(public_key: Ed25519PublicKey, cp: Mapping[str, Any]) -> bool:
+    try:
+        sig = base64.b64decode(str(cp["signature"]))
+        public_key.verify(
+            sig, _message(int(cp["seq"]), str(cp["head_hash"]), str(cp["created_at"]))
+        )
+    except (InvalidSignature, ValueError, KeyError):
+        return False
+    return True
+
+
+def public_key_b64(public_key: Ed25519PublicKey) -> str:
+    return base64.b64encode(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+def create_checkpoint(session: Session, keyring: Keyring) -> dict[str, Any]:
+    """Sign the current head; store it and return it for export (keep a copy elsewhere)."""
+    head = session.get(AuditHead, 1, with_for_update=True)
+    if head is None or head.seq == 0:
+        raise ValueError("the audit log is empty: nothing to checkpoint")
+    key = keyring.checkpoint_signing_key()
+    created = utcnow()
+    created_s = created.isoformat()
+    sig = base64.b64encode(key.sign(_message(head.seq, head.hash, created_s))).decode()
+    pub = public_key_b64(key.public_key())
+    existing = session.get(AuditCheckpoint, head.seq)
+    if existing is None:
+        session.add(
+            AuditCheckpoint(
+                seq=head.seq, head_hash=head.hash, created_at=created, public_key=pub, signature=sig
+            )
+        )
+    else:
+        created_s, sig = existing.created_at.isoformat(), existing.signature
+    return {
+        "seq": head.seq,
+        "head_hash": head.hash,
+        "created_at": created_s,
+        "public_key": pub,
+        "signature": sig,
+    }

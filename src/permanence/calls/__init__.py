@@ -1,0 +1,1 @@
+"""Calls: the screen pop, notices read, consent, and the call log."""

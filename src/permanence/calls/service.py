@@ -1,0 +1,114 @@
+"""Opening a call: route by the dialled number, recognise the caller, pin the mandate version.
+
+The caller's number is stored sealed under the caller's own key; an unknown number becomes a
+new data subject, so that every call has a subject whose erasure reaches it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from permanence.accounts.model import Account
+from permanence.accounts.service import account_for_did, mandate_version
+from permanence.audit import service as audit
+from permanence.calls.model import Call
+from permanence.crypto import normalize
+from permanence.crypto.keyring import Keyring
+from permanence.db import ctx_of, switch_account, utcnow
+from permanence.errors import NotFound
+from permanence.mandates.schema import Mandate
+from permanence.subjects import service as subjects
+from permanence.subjects.model import Caller
+
+
+@dataclass(frozen=True)
+class OpenedCall:
+    call: Call
+    account: Account
+    mandate: Mandate
+    caller: Caller
+    known_caller: bool
+
+
+def open_call(
+    session: Session,
+    keyring: Keyring,
+    *,
+    dialled: str,
+    caller_number: str | None,
+    provider_sid: str | None = None,
+    started_at: dt.datetime | None = None,
+) -> OpenedCall:
+    """An incoming call: the dialled number selects the account (the context switches to it)."""
+    account, did = account_for_did(session, normalize.phone_e164(dialled, keyring.region))
+    ctx = ctx_of(session)
+    if ctx.account_id is not None and ctx.account_id != account.id:
+        raise NotFound("this number is not assigned to your account")
+    switch_account(session, account.id)
+    mandate_row, mandate = mandate_version(session, account.id)
+    caller: Caller | None = None
+    known = False
+    if caller_number:
+        matches = subjects.find(session, keyring, phone=caller_number)
+        if matches:
+            caller, known = matches[0], True
+    if caller is None:
+        caller, _ = subjects.register(session, keyring, subjects.Identity(phone=caller_number))
+    call = Call(
+        id=uuid.uuid4(),
+        account_id=account.id,
+        caller_id=caller.id,
+        did_id=did.id,
+        mandate_id=mandate_row.id,
+        provider_sid=provider_sid,
+        started_at=started_at or utcnow(),
+        notice_version=mandate.notice_version,
+    )
+    if caller_number:
+        cipher = keyring.cipher(session, account.id, caller.id)
+        e164 = normalize.phone_e164(caller_number, keyring.region)
+        call.from_sealed = cipher.seal_text("calls", "from", call.id, e164)
+    session.add(call)
+    session.flush()
+    audit.record(
+        session,
+        "call.open",
+        "call",
+        call.id,
+        subject_id=caller.id,
+        details={"known_caller": known, "mandate_version": mandate_row.version},
+    )
+    return OpenedCall(call, account, mandate, caller, known)
+
+
+def get_call(session: Session, call_id: uuid.UUID) -> Call:
+    call = session.get(Call, call_id)
+    if call is None or call.account_id != ctx_of(session).account_id:
+        raise NotFound("no such call")
+    return call
+
+
+def answer(session: Session, call: Call, *, at: dt.datetime | None = None) -> None:
+    ctx = ctx_of(session)
+    call.status = "in-progress"
+    call.answered_at = at or utcnow()
+    call.operator_id = ctx.actor_id
+    audit.record(session, "call.answer", "call", call.id, subject_id=call.caller_id)
+
+
+def mark_notice_read(session: Session, call: Call, *, at: dt.datetime | None = None) -> None:
+    """The operator read the layer-1 notice: the call keeps which version was read."""
+    call.notice_read_at = at or utcnow()
+    audit.record(
+        session, "call.notice_read", "call", call.id, details={"notice": call.notice_version}
+    )
+
+
+def complete(session: Session, call: Call, *, at: dt.datetime | None = None) -> None:
+    call.status = "completed"
+    call.ended_at = at or utcnow()
+    audit.record(session, "call.complete", "call", call.id)

@@ -1,0 +1,86 @@
+"""Settings from the environment, in one typed module.
+
+Every setting is read from a ``PERMANENCE_*`` variable; a bad value fails fast with a message
+that names the variable. Secrets may come from files (``PERMANENCE_MASTER_KEY_FILE``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PERMANENCE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), description="Database, key file, recordings")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL used by the application. Default: SQLite in data_dir. "
+        "On PostgreSQL this should be a role that does not own the tables, so that "
+        "row-level security applies to it.",
+    )
+    database_migration_url: str | None = Field(
+        default=None,
+        description="URL of the role that owns the schema (migrations). Default: database_url.",
+    )
+    database_app_role: str | None = Field(
+        default=None,
+        description="PostgreSQL role that migrations grant table privileges to.",
+    )
+    master_key: str | None = Field(
+        default=None, description="Base64 master key; overrides the key file when set."
+    )
+    master_key_file: Path | None = Field(default=None, description="Default: data_dir/master.key")
+    default_region: str = Field(default="FR", description="Region for parsing national numbers")
+    public_base_url: str = Field(default="http://127.0.0.1:8000")
+    hds_hosting: bool = Field(
+        default=False, description="The deployment declares HDS-certified hosting (health data)"
+    )
+    sqlite_synchronous: str = Field(default="NORMAL")
+    blind_index_bits: int = Field(default=16, ge=8, le=32)
+    log_level: str = Field(default="INFO")
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if len(v) != 2 or not v.isalpha():
+            raise ValueError("must be a two-letter region code such as FR")
+        return v.upper()
+
+    @field_validator("sqlite_synchronous")
+    @classmethod
+    def _sync(cls, v: str) -> str:
+        if v.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError("must be one of OFF, NORMAL, FULL, EXTRA")
+        return v.upper()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'permanence.db').resolve()}"
+
+    @property
+    def effective_migration_url(self) -> str:
+        return self.database_migration_url or self.effective_database_url
+
+    @property
+    def effective_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.effective_database_url.startswith("postgresql")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,161 @@
+"""Engine, unit of work and base model.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on, and every write
+transaction starts with ``BEGIN IMMEDIATE`` so that two writers never both read the audit head
+and then collide. On PostgreSQL the account of the access context is set per transaction with
+``set_config('app.account_id', …, true)`` so that row-level security applies to every
+statement (see docs/adr/0003-row-level-security.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from permanence.context import AccessContext
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone, so we store naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware UTC datetime is required")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def account_owned_tables() -> list[str]:
+    """Tables whose rows belong to one client account: isolated by row-level security."""
+    return sorted(
+        t.name
+        for t in Base.metadata.sorted_tables
+        if "account_id" in t.c and not t.info.get("shared_registry", False)
+    )
+
+
+def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL", **kw: Any) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            **kw,
+        )
+        _configure_sqlite(engine, sqlite_synchronous)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kw)
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so we can say BEGIN IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA synchronous={synchronous}")  # validated in config, not user input
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("sqlite_readonly"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """Holds the engine and opens one unit of work (one transaction) per use case."""
+
+    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL", **kw: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, sqlite_synchronous=sqlite_synchronous, **kw)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readonly_sessions = sessionmaker(
+            self.engine.execution_options(sqlite_readonly=True), expire_on_commit=False
+        )
+        if self.is_postgres:
+            event.listen(self._sessions, "after_begin", _set_pg_account)
+            event.listen(self._readonly_sessions, "after_begin", _set_pg_account)
+
+    @contextmanager
+    def session(self, ctx: AccessContext, *, readonly: bool = False) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on any exception."""
+        factory = self._readonly_sessions if readonly else self._sessions
+        with factory() as s:
+            s.info["ctx"] = ctx
+            with s.begin():
+                yield s
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _set_pg_account(session: Session, _transaction: Any, connection: Connection) -> None:
+    ctx: AccessContext | None = session.info.get("ctx")
+    account = str(ctx.account_id) if ctx and ctx.account_id else ""
+    connection.execute(text("SELECT set_config('app.account_id', :a, true)"), {"a": account})
+
+
+def switch_account(session: Session, account_id: uuid.UUID) -> AccessContext:
+    """Act for ``account_id`` for the rest of this transaction (routing, account creation).
+
+    Updates the session's context and, on PostgreSQL, the row-level-security setting.
+    """
+    ctx = ctx_of(session).for_account(account_id)
+    session.info["ctx"] = ctx
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT set_config('app.account_id', :a, true)"), {"a": str(account_id)}
+        )
+    return ctx
+
+
+def ctx_of(session: Session) -> AccessContext:
+    ctx = session.info.get("ctx")
+    if not isinstance(ctx, AccessContext):
+        raise RuntimeError("session opened without an access context")
+    return ctx

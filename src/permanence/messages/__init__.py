@@ -1,0 +1,1 @@
+"""Messages and appointments taken for a client, and their delivery."""

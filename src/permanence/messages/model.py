@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from permanence.db import Base, UTCDateTime, new_id, utcnow
+
+
+class Message(Base):
+    """A message taken for the client under one purpose of one mandate version.
+
+    ``payload_sealed`` holds the purpose's fields as sealed JSON: only fields the purpose
+    declares ever reach it (validated against the mandate before sealing).
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_account_created", "account_id", "created_at"),
+        Index("ix_messages_caller", "caller_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    caller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("callers.id", ondelete="CASCADE"))
+    call_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    mandate_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("mandates.id"))
+    purpose: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    urgent: Mapped[bool] = mapped_column(default=False)
+    payload_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[uuid.UUID | None]
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Appointment(Base):
+    """A slot booked in the client's agenda. Times are in clear (the agenda needs them);
+    who and why are sealed."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (
+        Index("ix_appointments_account_start", "account_id", "starts_at"),
+        Index("ix_appointments_caller", "caller_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    caller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("callers.id", ondelete="CASCADE"))
+    call_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    mandate_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("mandates.id"))
+    purpose: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="booked")
+    payload_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[uuid.UUID | None]

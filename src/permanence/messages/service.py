@@ -1,0 +1,168 @@
+"""Taking messages and booking appointments under a purpose of the mandate.
+
+What the operator submits is validated against the purpose (minimisation: undeclared fields
+are refused, not dropped), then sealed under the caller's key. Nothing reaches the database
+in clear, and the audit entry carries ids and the purpose code only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from permanence.accounts.service import mandate_by_id, mandate_version
+from permanence.audit import service as audit
+from permanence.calls.service import get_call
+from permanence.crypto.keyring import Keyring
+from permanence.db import ctx_of, utcnow
+from permanence.errors import Conflict, NotFound, ValidationFailed
+from permanence.mandates.forms import SubmissionInvalid, validate_submission
+from permanence.mandates.schema import Mandate
+from permanence.messages.model import Appointment, Message
+from permanence.subjects import service as subjects
+
+
+class SubmissionRefused(ValidationFailed):
+    """The submitted fields do not fit the purpose; ``errors`` name each field."""
+
+    def __init__(self, exc: SubmissionInvalid) -> None:
+        problems = [e.message for e in exc.errors]
+        super().__init__("the form does not fit the purpose", problems=problems)
+        self.errors = exc.errors
+
+
+def _mandate_for(
+    session: Session, account_id: uuid.UUID, call_id: uuid.UUID | None
+) -> tuple[uuid.UUID, Mandate]:
+    if call_id is not None:
+        call = get_call(session, call_id)
+        row, mandate = mandate_by_id(session, call.mandate_id)
+    else:
+        row, mandate = mandate_version(session, account_id)
+    return row.id, mandate
+
+
+def _validated(
+    mandate: Mandate, purpose: str, values: Mapping[str, object], explicit_consent: bool
+) -> dict[str, object]:
+    try:
+        return validate_submission(mandate, purpose, values, explicit_consent=explicit_consent)
+    except SubmissionInvalid as exc:
+        raise SubmissionRefused(exc) from None
+
+
+def take_message(
+    session: Session,
+    keyring: Keyring,
+    *,
+    caller_id: uuid.UUID,
+    purpose: str,
+    values: Mapping[str, object],
+    call_id: uuid.UUID | None = None,
+    explicit_consent: bool = False,
+    urgent: bool = False,
+) -> Message:
+    ctx = ctx_of(session)
+    account_id = ctx.require_account()
+    caller = subjects.get(session, caller_id)
+    mandate_id, mandate = _mandate_for(session, account_id, call_id)
+    cleaned = _validated(mandate, purpose, values, explicit_consent)
+    msg = Message(
+        id=uuid.uuid4(),
+        account_id=account_id,
+        caller_id=caller.id,
+        call_id=call_id,
+        mandate_id=mandate_id,
+        purpose=purpose,
+        urgent=urgent,
+        created_by=ctx.actor_id,
+    )
+    cipher = keyring.cipher(session, account_id, caller.id)
+    msg.payload_sealed = cipher.seal_json("messages", "payload", msg.id, cleaned)
+    session.add(msg)
+    session.flush()
+    audit.record(
+        session,
+        "message.create",
+        "message",
+        msg.id,
+        subject_id=caller.id,
+        details={"purpose": purpose},
+    )
+    return msg
+
+
+def get_message(session: Session, message_id: uuid.UUID) -> Message:
+    msg = session.get(Message, message_id)
+    if msg is None or msg.account_id != ctx_of(session).account_id:
+        raise NotFound("no such message")
+    return msg
+
+
+def read_message(session: Session, keyring: Keyring, msg: Message) -> dict[str, Any]:
+    """Open a message's fields: a read of personal data, audited with the context's reason."""
+    cipher = keyring.cipher(session, msg.account_id, msg.caller_id)
+    fields: dict[str, Any] = cipher.open_json("messages", "payload", msg.id, msg.payload_sealed)
+    audit.record(session, "message.read", "message", msg.id, subject_id=msg.caller_id)
+    return fields
+
+
+def book_appointment(
+    session: Session,
+    keyring: Keyring,
+    *,
+    caller_id: uuid.UUID,
+    purpose: str,
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    values: Mapping[str, object],
+    call_id: uuid.UUID | None = None,
+    explicit_consent: bool = False,
+) -> Appointment:
+    ctx = ctx_of(session)
+    account_id = ctx.require_account()
+    if ends_at <= starts_at:
+        raise ValidationFailed("an appointment must end after it starts")
+    caller = subjects.get(session, caller_id)
+    mandate_id, mandate = _mandate_for(session, account_id, call_id)
+    cleaned = _validated(mandate, purpose, values, explicit_consent)
+    clash = session.scalars(
+        select(Appointment.id).where(
+            Appointment.account_id == account_id,
+            Appointment.status == "booked",
+            Appointment.starts_at < ends_at,
+            Appointment.ends_at > starts_at,
+        )
+    ).first()
+    if clash is not None:
+        raise Conflict("this slot overlaps another appointment")
+    appt = Appointment(
+        id=uuid.uuid4(),
+        account_id=account_id,
+        caller_id=caller.id,
+        call_id=call_id,
+        mandate_id=mandate_id,
+        purpose=purpose,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_by=ctx.actor_id,
+        created_at=utcnow(),
+    )
+    cipher = keyring.cipher(session, account_id, caller.id)
+    appt.payload_sealed = cipher.seal_json("appointments", "payload", appt.id, cleaned)
+    session.add(appt)
+    session.flush()
+    audit.record(
+        session,
+        "appointment.create",
+        "appointment",
+        appt.id,
+        subject_id=caller.id,
+        details={"purpose": purpose},
+    )
+    return appt

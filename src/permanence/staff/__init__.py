@@ -1,0 +1,1 @@
+"""Staff and client users: authentication, roles, training and confidentiality."""

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import Enum, ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from permanence.context import Role
+from permanence.db import Base, UTCDateTime, new_id, utcnow
+
+
+class User(Base):
+    """A person who signs in: provider staff (operator, supervisor, DPO, administrator) or a
+    client user bound to one account. The TOTP secret is sealed under a key derived from
+    the master key. Users are the provider's own staff data, not tenant data: the table is
+    outside row-level security (sign-in must find a user before any account is known)."""
+
+    __tablename__ = "users"
+    __table_args__ = ({"info": {"shared_registry": True}},)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+    )
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    password_hash: Mapped[str] = mapped_column(String(200))
+    totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    mfa_enabled: Mapped[bool] = mapped_column(default=False)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

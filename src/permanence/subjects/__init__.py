@@ -1,0 +1,1 @@
+"""Data subjects (callers): sealed identifiers, blind-index lookups."""

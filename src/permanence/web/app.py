@@ -1,0 +1,51 @@
+"""The ASGI application. Routes parse, call one service, render; errors become clear 4xx."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from permanence import __version__
+from permanence.errors import PermanenceError, ValidationFailed
+from permanence.runtime import Runtime
+
+log = logging.getLogger("permanence.web")
+
+
+def create_app(rt: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="Permanence",
+        version=__version__,
+        description="GDPR-compliant telephone answering service API.",
+    )
+    app.state.rt = rt
+
+    @app.exception_handler(PermanenceError)
+    async def _domain_error(_request: Request, exc: PermanenceError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.error("server error %s", exc.code)
+        body: dict[str, object] = {"error": exc.code, "message": exc.message}
+        if isinstance(exc, ValidationFailed):
+            body["problems"] = exc.problems
+        return JSONResponse(body, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name the location and the problem; never echo the submitted value (personal data).
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {e.get('msg', 'invalid')}")
+        return JSONResponse(
+            {"error": "invalid", "message": "the request is not valid", "problems": problems},
+            status_code=422,
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,109 @@
+"""Test fixtures. The database is SQLite unless PERMANENCE_TEST_DATABASE_URL names a
+PostgreSQL database (an application role that does not own the tables, so that row-level
+security applies to every test); PERMANENCE_TEST_DATABASE_MIGRATION_URL then names the owner.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, pool, text
+
+from permanence import schema
+from permanence.config import Settings
+from permanence.context import AccessContext, Role
+from permanence.runtime import Runtime
+
+PG_URL = os.environ.get("PERMANENCE_TEST_DATABASE_URL")
+PG_OWNER_URL = os.environ.get("PERMANENCE_TEST_DATABASE_MIGRATION_URL", PG_URL)
+PG_APP_ROLE = os.environ.get("PERMANENCE_TEST_DATABASE_APP_ROLE")
+TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+def pytest_report_header() -> str:
+    return f"permanence database: {'PostgreSQL' if PG_URL else 'SQLite'}"
+
+
+@pytest.fixture(scope="session")
+def _schema_template(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """Migrate once per run: a SQLite file to copy, or the PostgreSQL schema to truncate."""
+    if PG_URL:
+        assert PG_OWNER_URL
+        engine = create_engine(PG_OWNER_URL, poolclass=pool.NullPool)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        schema.upgrade(PG_OWNER_URL, PG_APP_ROLE)
+        return None
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    schema.upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _truncate_pg() -> None:
+    assert PG_OWNER_URL
+    engine = create_engine(PG_OWNER_URL, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            )
+            if r[0] != "alembic_version"
+        ]
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        conn.execute(
+            text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64}
+        )
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, _schema_template: Path | None) -> Settings:
+    data = tmp_path / "data"
+    data.mkdir()
+    if PG_URL:
+        _truncate_pg()
+        url = PG_URL
+    else:
+        assert _schema_template is not None
+        shutil.copy(_schema_template, data / "permanence.db")
+        url = f"sqlite:///{data / 'permanence.db'}"
+    return Settings(
+        data_dir=data,
+        database_url=url,
+        database_migration_url=PG_OWNER_URL if PG_URL else None,
+        database_app_role=PG_APP_ROLE,
+        master_key=TEST_MASTER_KEY,
+    )
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Iterator[Runtime]:
+    runtime = Runtime.from_settings(settings)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def admin_ctx() -> AccessContext:
+    return AccessContext(role=Role.ADMIN, reason="test")
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment for running the ``permanence`` command against the test database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERMANENCE_")}
+    env["PERMANENCE_DATA_DIR"] = str(settings.data_dir)
+    env["PERMANENCE_DATABASE_URL"] = settings.effective_database_url
+    env["PERMANENCE_MASTER_KEY"] = TEST_MASTER_KEY
+    if settings.database_migration_url:
+        env["PERMANENCE_DATABASE_MIGRATION_URL"] = settings.database_migration_url
+    if settings.database_app_role:
+        env["PERMANENCE_DATABASE_APP_ROLE"] = settings.database_app_role
+    return env

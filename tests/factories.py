@@ -1,0 +1,60 @@
+"""Test data builders: accounts with a mandate, callers, contexts."""
+
+from __future__ import annotations
+
+import uuid
+from importlib import resources
+
+from permanence.accounts.model import Account, AccountKind
+from permanence.accounts.service import create_account, import_mandate
+from permanence.context import AccessContext, Role
+from permanence.runtime import Runtime
+from permanence.subjects import service as subjects
+
+DEMO_MANDATES = {
+    "cabinet-lefevre": AccountKind.MEDICAL,
+    "cabinet-moreau-avocats": AccountKind.LEGAL,
+    "plomberie-durand": AccountKind.TRADES,
+}
+
+
+def demo_mandate_text(slug: str) -> str:
+    return resources.files("permanence.demo").joinpath("mandates", f"{slug}.yaml").read_text()
+
+
+def make_account(
+    rt: Runtime, slug: str = "cabinet-lefevre", *, with_mandate: bool = True
+) -> Account:
+    """An account; for a demo slug, with the demo mandate imported."""
+    kind = DEMO_MANDATES.get(slug, AccountKind.OTHER)
+    with rt.db.session(AccessContext(role=Role.ADMIN, reason="test")) as s:
+        account = create_account(
+            s, rt.keyring, slug=slug, name=slug.replace("-", " ").title(), kind=kind
+        )
+        if with_mandate and slug in DEMO_MANDATES:
+            import_mandate(s, demo_mandate_text(slug), account_id=account.id)
+    return account
+
+
+def ctx_for(
+    account_id: uuid.UUID, role: Role = Role.OPERATOR, reason: str = "test"
+) -> AccessContext:
+    return AccessContext(role=role, reason=reason, actor_id=uuid.uuid4(), account_id=account_id)
+
+
+def make_caller(
+    rt: Runtime,
+    account_id: uuid.UUID,
+    *,
+    first: str = "Camille",
+    last: str = "Martin",
+    phone: str | None = "06 39 98 12 34",
+    email: str | None = "camille.martin@exemple.fr",
+) -> uuid.UUID:
+    with rt.db.session(ctx_for(account_id)) as s:
+        caller, _ = subjects.register(
+            s,
+            rt.keyring,
+            subjects.Identity(first_name=first, last_name=last, phone=phone, email=email),
+        )
+        return caller.id

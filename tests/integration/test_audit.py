@@ -1,0 +1,122 @@
+"""The hash chain: written with the change, verified, tamper found and named, checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import create_engine, pool, select, text
+
+from permanence.audit import service as audit
+from permanence.audit.model import AuditEntry
+from permanence.context import AccessContext
+from permanence.runtime import Runtime
+from tests.conftest import PG_OWNER_URL
+from tests.factories import ctx_for, make_account, make_caller
+
+
+def _verify(rt: Runtime, external: list[dict[str, object]] | None = None) -> audit.VerifyResult:
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        return audit.verify(s, rt.keyring.checkpoint_signing_key().public_key(), external or [])
+
+
+def _raw(rt: Runtime, sql: str, **params: object) -> None:
+    """As the schema owner (the application role may not UPDATE the log: that is the point)."""
+    engine = create_engine(
+        PG_OWNER_URL or rt.settings.effective_database_url, poolclass=pool.NullPool
+    )
+    with engine.begin() as conn:
+        conn.execute(text(sql), params)
+    engine.dispose()
+
+
+def test_untouched_chain_verifies(rt: Runtime) -> None:
+    account = make_account(rt)
+    make_caller(rt, account.id)
+    result = _verify(rt)
+    assert result.ok, result.line()
+    assert result.entries >= 3
+
+
+def test_one_changed_byte_is_found_and_named(rt: Runtime) -> None:
+    account = make_account(rt)
+    for i in range(3):
+        make_caller(rt, account.id, first=f"Prenom{i}")
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        target = s.scalars(select(AuditEntry).order_by(AuditEntry.seq).offset(2).limit(1)).one()
+    tampered = target.body.replace('"action":"', '"action":"X', 1)
+    assert tampered != target.body
+    _raw(rt, "UPDATE audit_log SET body = :b WHERE seq = :s", b=tampered, s=target.seq)
+    result = _verify(rt)
+    assert not result.ok
+    assert result.broken_seq == target.seq
+    assert f"entry {target.seq}" in result.line()
+
+
+def test_a_deleted_last_entry_is_found(rt: Runtime) -> None:
+    account = make_account(rt)
+    make_caller(rt, account.id)
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        last = s.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1))
+    _raw(rt, "DELETE FROM audit_log WHERE seq = :s", s=last)
+    assert not _verify(rt).ok
+
+
+def test_rewritten_chain_is_caught_by_an_exported_checkpoint(rt: Runtime) -> None:
+    account = make_account(rt)
+    make_caller(rt, account.id)
+    with rt.db.session(AccessContext.system("test")) as s:
+        cp = audit.create_checkpoint(s, rt.keyring)
+    exported = json.loads(json.dumps(cp))
+    # An attacker with database rights rewrites every entry and recomputes every hash...
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        rows = s.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
+        entries = [(r.seq, r.body) for r in rows]
+    prev = "0" * 64
+    for seq, body in entries:
+        body = body.replace('"role":"admin"', '"role":"system"')
+        h = audit.entry_hash(prev, seq, body)
+        _raw(
+            rt,
+            "UPDATE audit_log SET body=:b, prev_hash=:p, hash=:h WHERE seq=:s",
+            b=body,
+            p=prev,
+            h=h,
+            s=seq,
+        )
+        prev = h
+    _raw(rt, "UPDATE audit_head SET hash=:h", h=prev)
+    _raw(rt, "DELETE FROM audit_checkpoints")
+    # ...so the chain is internally consistent, but the checkpoint kept elsewhere disagrees.
+    assert _verify(rt).ok
+    result = _verify(rt, [exported])
+    assert not result.ok
+    assert "checkpoint" in (result.problem or "")
+
+
+def test_forged_checkpoint_signature_is_refused(rt: Runtime) -> None:
+    account = make_account(rt)
+    make_caller(rt, account.id)
+    with rt.db.session(AccessContext.system("test")) as s:
+        cp = audit.create_checkpoint(s, rt.keyring)
+    forged = dict(cp, created_at="2020-01-01T00:00:00+00:00")
+    assert not _verify(rt, [forged]).ok
+
+
+def test_rolled_back_change_leaves_no_entry(rt: Runtime) -> None:
+    account = make_account(rt)
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        before = s.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1))
+    with pytest.raises(RuntimeError), rt.db.session(ctx_for(account.id)) as s:
+        audit.record(s, "subject.read", "caller", "x")
+        raise RuntimeError("boom")
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        after = s.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1))
+    assert after == before
+    assert _verify(rt).ok
+
+
+def test_free_text_is_refused_in_audit_details(rt: Runtime) -> None:
+    account = make_account(rt)
+    with pytest.raises(ValueError, match="code"), rt.db.session(ctx_for(account.id)) as s:
+        audit.record(s, "message.create", "message", details={"note": "Marie Dupont a appelé"})

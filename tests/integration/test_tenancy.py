@@ -1,0 +1,179 @@
+"""Tenant isolation: object-level checks everywhere, row-level security on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, pool, select, text
+from sqlalchemy.exc import DBAPIError
+
+from permanence.db import account_owned_tables
+from permanence.messages import service as messages
+from permanence.runtime import Runtime
+from tests.conftest import PG_URL
+from tests.factories import ctx_for, make_account, make_caller
+
+pg_only = pytest.mark.skipif(not PG_URL, reason="row-level security is PostgreSQL's")
+
+
+def _populate(rt: Runtime, slug: str, phone: str) -> str:
+    from permanence.calls import service as calls
+
+    account = make_account(rt, slug)
+    make_caller(rt, account.id, phone=phone)
+    dids = {"cabinet-lefevre": "+33478000001", "plomberie-durand": "+33240000001"}
+    with rt.db.session(ctx_for(account.id)) as s:
+        opened = calls.open_call(s, rt.keyring, dialled=dids[slug], caller_number=phone)
+        purpose = opened.mandate.purpose("appointment")
+        values = {
+            "last_name": "Martin",
+            "first_name": "Camille",
+            "phone": phone,
+            "new_patient": True,
+            "preferred_slot": "2030-01-07T09:00:00+01:00",
+            "address": "1 rue A, 44000 Nantes",
+        }
+        values = {f.name: values[f.name] for f in purpose.resolved_fields if f.name in values}
+        start = dt.datetime(2030, 1, 7, 8, tzinfo=dt.UTC)
+        messages.book_appointment(
+            s,
+            rt.keyring,
+            caller_id=opened.caller.id,
+            purpose=purpose.code,
+            starts_at=start,
+            ends_at=start + dt.timedelta(minutes=30),
+            values=values,
+            call_id=opened.call.id,
+        )
+        if slug == "cabinet-lefevre":
+            messages.take_message(
+                s,
+                rt.keyring,
+                caller_id=opened.caller.id,
+                purpose="message",
+                values={"last_name": "Martin", "phone": phone, "note": "Rappeler"},
+                call_id=opened.call.id,
+            )
+        else:
+            messages.take_message(
+                s,
+                rt.keyring,
+                caller_id=opened.caller.id,
+                purpose="intervention",
+                values={
+                    "last_name": "Martin",
+                    "phone": phone,
+                    "address": "1 rue A, 44000 Nantes",
+                    "urgency": "à planifier",
+                    "description": "Fuite",
+                },
+                call_id=opened.call.id,
+            )
+    return str(account.id)
+
+
+@pg_only
+def test_raw_select_sees_only_the_account_that_is_set(rt: Runtime) -> None:
+    a = _populate(rt, "cabinet-lefevre", "01 99 00 12 34")
+    b = _populate(rt, "plomberie-durand", "01 99 00 55 66")
+    assert PG_URL
+    engine = create_engine(PG_URL, poolclass=pool.NullPool)  # the application role
+    tables = account_owned_tables()
+    assert {"callers", "messages", "appointments", "calls", "subject_keys", "mandates"} <= set(
+        tables
+    )
+    try:
+        with engine.connect() as conn:
+            flags = dict(
+                conn.execute(
+                    text(
+                        "SELECT relname, relrowsecurity AND relforcerowsecurity FROM pg_class "
+                        "WHERE relname = ANY(:t)"
+                    ),
+                    {"t": tables},
+                ).all()
+            )
+            assert flags == dict.fromkeys(tables, True)
+            conn.commit()
+            for table in tables:
+                with conn.begin():
+                    conn.execute(text("SELECT set_config('app.account_id', :a, true)"), {"a": b})
+                    assert conn.scalar(text(f"SELECT count(*) FROM {table}")) > 0, table
+                with conn.begin():
+                    conn.execute(text("SELECT set_config('app.account_id', :a, true)"), {"a": a})
+                    assert (
+                        conn.scalar(
+                            text(f"SELECT count(*) FROM {table} WHERE account_id = :b"), {"b": b}
+                        )
+                        == 0
+                    )
+                    assert (
+                        conn.scalar(
+                            text(f"SELECT count(*) FROM {table} WHERE account_id <> :a"), {"a": a}
+                        )
+                        == 0
+                    )
+                with conn.begin():
+                    assert conn.scalar(text(f"SELECT count(*) FROM {table}")) == 0, (
+                        f"{table} fails open"
+                    )
+    finally:
+        engine.dispose()
+
+
+@pg_only
+def test_application_role_cannot_write_another_account_or_rewrite_the_log(rt: Runtime) -> None:
+    a = _populate(rt, "cabinet-lefevre", "01 99 00 12 34")
+    b = _populate(rt, "plomberie-durand", "01 99 00 55 66")
+    assert PG_URL
+    engine = create_engine(PG_URL, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            with pytest.raises(DBAPIError, match="row-level security"), conn.begin():
+                conn.execute(text("SELECT set_config('app.account_id', :a, true)"), {"a": a})
+                conn.execute(
+                    text(
+                        "INSERT INTO dids (id, account_id, e164, label, created_at) "
+                        "VALUES (gen_random_uuid(), :b, '+33100000000', '', now())"
+                    ),
+                    {"b": b},
+                )
+            with conn.begin():
+                conn.execute(text("SELECT set_config('app.account_id', :a, true)"), {"a": a})
+                moved = conn.execute(
+                    text("UPDATE callers SET account_id = :a WHERE account_id = :b"),
+                    {"a": a, "b": b},
+                )
+                assert moved.rowcount == 0
+            for sql in (
+                "UPDATE audit_log SET body = 'x'",
+                "DELETE FROM audit_log",
+                "TRUNCATE audit_log",
+            ):
+                with pytest.raises(DBAPIError, match="permission denied"), conn.begin():
+                    conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+def test_services_refuse_another_accounts_objects(rt: Runtime) -> None:
+    """The first line of defence, on every backend: object-level checks in the services."""
+    from permanence.calls import service as calls
+    from permanence.errors import NotFound
+    from permanence.messages.model import Message
+
+    a = uuid.UUID(_populate(rt, "cabinet-lefevre", "01 99 00 12 34"))
+    b = uuid.UUID(_populate(rt, "plomberie-durand", "01 99 00 55 66"))
+    with rt.db.session(ctx_for(b), readonly=True) as s:
+        b_message = s.scalars(select(Message).where(Message.account_id == b)).one()
+        msg_id, call_id = b_message.id, b_message.call_id
+    assert call_id is not None
+    with rt.db.session(ctx_for(a)) as s:
+        with pytest.raises(NotFound):
+            messages.get_message(s, msg_id)
+        with pytest.raises(NotFound):
+            calls.get_call(s, call_id)
+        with pytest.raises(NotFound):
+            calls.open_call(s, rt.keyring, dialled="+33240000001", caller_number="0199001234")
