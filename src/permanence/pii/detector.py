@@ -122,7 +122,7 @@ _SEP = r"[ .\-\u00a0\u202f]"
 # National French number: 0 + 9 digits, separators anywhere. The look-arounds refuse
 # to start or stop inside a longer digit sequence (SIRET, card, order numbers).
 _FR_PHONE = re.compile(
-    rf"(?<![\w+])(?<!\d{_SEP})0[1-9](?:{_SEP}?\d){{8}}(?!\d)(?!{_SEP}\d)"
+    rf"(?<![\w+])(?<!\d{_SEP})0{_SEP}?[1-9](?:{_SEP}?\d){{8}}(?!\d)(?!{_SEP}\d)"
     # +33 / 0033, optional (0) or a stray national 0.
     rf"|(?<![\w+])(?:\+|00){_SEP}?33{_SEP}?(?:\(0\){_SEP}?|0)?[1-9](?:{_SEP}?\d){{8}}"
     rf"(?!\d)(?!{_SEP}\d)"
@@ -328,11 +328,12 @@ _PARTICLE = r"(?:(?:de|du|des|la|le|les|aux|au|sur|sous|en|et|à|lès|saint|sain
 _MONTH_NAMES = (
     r"janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|novembre|décembre"
 )
-_CAP_WORD = rf"(?:[{_UP}][{_LOW}{_UP}'’.\-]*|\d{{1,4}}(?:er|e)?|(?:{_MONTH_NAMES})\b)"
+_CAP_WORD = rf"(?:[{_UP}][{_LOW}{_UP}'’\-]*|\d{{1,4}}(?:er|e)?|(?:{_MONTH_NAMES})\b)"
 _STOP = (
     r"(?:pour|demain|ce|cet|cette|il|elle|on|je|nous|vous|merci|et|avant|après|apres|depuis|"
     r"chez|mais|car|donc|qui|que|qu|ou|où|à|a|au|aux|le|la|les|un|une|des|de|du|en|est|"
-    r"sont|svp|rappeler|rappelle|appeler|ne|pas|plus|dès|des|vers|entre|avec|sans)\b"
+    r"sont|svp|rappeler|rappelle|rappelez|appeler|appelez|ne|pas|plus|dès|des|vers|entre|avec|"
+    r"sans|vite|urgent|merci)\b"
 )
 _LOW_WORD = rf"(?!{_STOP})[{_LOW}][{_LOW}'’\-]+"
 _LOW_PARTICLE = r"(?:(?:de|du|des|la|le|les)\s+|[dl]['’]\s?)"
@@ -368,7 +369,9 @@ _TITLE = (
 # Capitalised words that follow a title without being a name.
 _NOT_NAMES = (
     rf"(?:(?:Le|La|Les|L)(?!\s+[{_UP}])|Un|Une|Bonjour|Merci|Directeur|Directrice|Maire|Président|Présidente|"
-    r"Juge|Procureur|Docteur|Madame|Monsieur|Votre|Notre|Son|Sa|Ses|Mon|Ma|Mes|Au|Aux|Du|De)\b"
+    r"Juge|Procureur|Docteur|Madame|Monsieur|Votre|Notre|Son|Sa|Ses|Mon|Ma|Mes|Au|Aux|Du|De|"
+    # Acronyms that follow role nouns ("le client : SIREN ...").
+    r"SIREN|SIRET|IBAN|RIB|NIR|CB|SMS|RDV|TVA|SAV|PDF|VPN|TTC|HT|RCS)\b"
 )
 _NAME_WORD = (
     rf"(?!{_NOT_NAMES}(?![-'’]))"
@@ -383,7 +386,14 @@ _PERSON_CUE = re.compile(
     r"(?:\bje\s+m'appelle|\bmon\s+nom\s+(?:est|c'est)|\bmon\s+nom\s*:|\bde\s+la\s+part\s+de"
     r"|\bs'appelle|\bnom(?:\s+de\s+famille)?\s*:|\bprenom\s*:|\bpatiente?\s*:|\bcliente?\s*:"
     r"|\bcontact\s*:|\bappelant\s*:|\binterlocut(?:eur|rice)\s*:|\bdemandeur\s*:"
-    r"|\bmon\s+prenom\s+(?:est|c'est)|\bc'est\s+de\s+la\s+part\s+de)\s*"
+    r"|\bmon\s+prenom\s+(?:est|c'est)|\bc'est\s+de\s+la\s+part\s+de|\bau\s+nom\s+de"
+    r"|\bpour\s+le\s+compte\s+de"
+    # Role nouns directly followed by a capitalised name: "le client Dupont".
+    r"|\b(?:cliente?|patiente?|gerante?|huissier|syndic|sous-traitant|technicien(?:ne)?"
+    r"|electricien(?:ne)?|plombier|locataire|proprietaire|maman|papa|mere|pere|fils|fille"
+    r"|mari|epouse|confrere|consœur|collegue|petite?|recrue|stagiaire|voisine?"
+    r"|interlocut(?:eur|rice))\s*:?"
+    r")\s*"
 )
 _CUE_NAME = re.compile(rf"(?:{_TITLE}\s+)?(?P<name>{_NAME})(?![\w])")
 # Dictated transcripts are often lower-case: after a strong cue accept one or two words.
