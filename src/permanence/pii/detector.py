@@ -100,14 +100,27 @@ class _Span(NamedTuple):
     end: int
 
 
+# Maximal runs of digits joined by single separators: national phone numbers, cards,
+# SIREN and SIRET are all read from them.
+_DIGIT_RUN = re.compile(r"(?<![\w,.+\-/])\d+(?:[ .\-\u00a0\u202f]\d+)*(?![\w])")
+
+
 class _Doc:
     """The text plus lazily computed derived views shared by recognizers."""
 
-    __slots__ = ("_folded", "text")
+    __slots__ = ("_folded", "_runs", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._folded: str | None = None
+        self._runs: list[tuple[int, str]] | None = None
+
+    @property
+    def digit_runs(self) -> list[tuple[int, str]]:
+        """(offset, run) for maximal runs of digit groups joined by one separator."""
+        if self._runs is None:
+            self._runs = [(m.start(), m.group()) for m in _DIGIT_RUN.finditer(self.text)]
+        return self._runs
 
     @property
     def folded(self) -> str:
@@ -119,14 +132,13 @@ class _Doc:
 # --------------------------------------------------------------------------- phones
 
 _SEP = r"[ .\-\u00a0\u202f]"
-# National French number: 0 + 9 digits, separators anywhere. The look-arounds refuse
-# to start or stop inside a longer digit sequence (SIRET, card, order numbers).
-_FR_PHONE = re.compile(
-    rf"(?<![\w+])(?<!\d{_SEP})0{_SEP}?[1-9](?:{_SEP}?\d){{8}}(?!\d)(?!{_SEP}\d)"
-    # +33 / 0033, optional (0) or a stray national 0.
-    rf"|(?<![\w+])(?:\+|00){_SEP}?33{_SEP}?(?:\(0\){_SEP}?|0)?[1-9](?:{_SEP}?\d){{8}}"
-    rf"(?!\d)(?!{_SEP}\d)"
+# +33 / 0033, optional (0) or a stray national 0. National numbers (0 + 9 digits) are
+# read from digit runs instead, see _national_phones.
+_FR_INTL_PHONE = re.compile(
+    rf"(?<![\w+])(?:\+|00){_SEP}?33{_SEP}?(?:\(0\){_SEP}?|0)?[1-9](?:{_SEP}?\d){{8}}"
+    rf"(?!\d)"
 )
+_FR_NATIONAL = re.compile(rf"0{_SEP}?[1-9](?:{_SEP}?\d){{8}}")
 # Other international numbers: shape here, validity checked with phonenumbers.
 _INTL_PHONE = re.compile(
     rf"(?<![\w+])(?:\+|00)(?!33)[1-9]\d{{0,2}}(?:{_SEP}?\(?\d{{1,5}}\)?){{2,7}}(?!\d)"
@@ -145,9 +157,23 @@ def _intl_valid(candidate: str) -> bool:
     return bool(phonenumbers.is_valid_number(number))
 
 
+def _national_phones(doc: _Doc) -> Iterator[_Span]:
+    # A number must start a run of digit groups (or directly follow another number:
+    # "0612345678 0698765432") and end on a group boundary, so that it is never a
+    # slice of a longer identifier (SIRET, card, version or order number).
+    for run_start, run in doc.digit_runs:
+        pos = 0
+        while (m := _FR_NATIONAL.match(run, pos)) is not None:
+            if m.end() < len(run) and run[m.end()].isdigit():
+                break
+            yield _Span(PHONE, run_start + pos, run_start + m.end())
+            pos = m.end() + 1
+
+
 def _phones(doc: _Doc) -> Iterator[_Span]:
     text = doc.text
-    for m in _FR_PHONE.finditer(text):
+    yield from _national_phones(doc)
+    for m in _FR_INTL_PHONE.finditer(text):
         yield _Span(PHONE, m.start(), m.end())
     if "+" not in text and "00" not in text:
         return
@@ -189,7 +215,7 @@ def _emails(doc: _Doc) -> Iterator[_Span]:
 _NS = r"[ .\-\u00a0]?"
 _NIR = re.compile(
     rf"(?<![\w])[12378](?:{_NS}\d){{4}}{_NS}(?:\d{_NS}\d|2{_NS}[ABab])"
-    rf"(?:{_NS}\d){{6}}{_NS}\d{_NS}\d(?![\w])(?!{_SEP}\d)"
+    rf"(?:{_NS}\d){{6}}{_NS}\d{_NS}\d(?![\w])"
 )
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]")
 
@@ -207,7 +233,9 @@ _IBAN = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:[ \-\u00a0]?[A-Za-z0-9]){11,30}
 
 def _ibans(doc: _Doc) -> Iterator[_Span]:
     text = doc.text
-    for m in _IBAN.finditer(text):
+    pos = 0
+    while (m := _IBAN.search(text, pos)) is not None:
+        pos = m.start() + 1
         # Map each alphanumeric character back to its offset, then cut at the
         # country's registered length (the regex may run into the next word).
         positions = [m.start() + i for i, ch in enumerate(m.group()) if ch.isalnum()]
@@ -222,13 +250,12 @@ def _ibans(doc: _Doc) -> Iterator[_Span]:
                 continue  # would stop in the middle of a word
             if iban_valid(chars[:n]):
                 yield _Span(IBAN, m.start(), end)
+                pos = end
                 break
 
 
 # --------------------------------------------------------------- cards, SIREN, SIRET
 
-# Maximal runs of digits with single separators; all three types are read from them.
-_DIGIT_RUN = re.compile(r"(?<![\w,.+\-/])\d+(?:[ .\-\u00a0]\d+)*(?![\w])")
 _SIREN_CONTEXT = re.compile(
     r"\b(?:siren|siret|rcs|r\.c\.s|tva|societe|entreprise|sas|sarl|eurl|immatricul\w*|kbis)\b"
 )
@@ -265,25 +292,33 @@ def _classify_digits(doc: _Doc, digits: str, start: int, end: int) -> str | None
 
 
 def _numbers(doc: _Doc) -> Iterator[_Span]:
-    text = doc.text
-    for m in _DIGIT_RUN.finditer(text):
-        run = m.group()
+    for run_start, run in doc.digit_runs:
         if len(run) < 9:
             continue
-        # Try the whole run, then shorter prefixes cut at separators: a card may be
-        # followed by its expiry date, a SIRET by a postcode.
-        cuts = [i for i, ch in enumerate(run) if not ch.isdigit()] + [len(run)]
-        for cut in reversed(cuts):
-            piece = run[:cut]
-            digits = "".join(ch for ch in piece if ch.isdigit())
-            if len(digits) < 9:
-                break
-            if len(digits) > 19:
-                continue
-            kind = _classify_digits(doc, digits, m.start(), m.start() + cut)
-            if kind is not None:
-                yield _Span(kind, m.start(), m.start() + cut)
-                break
+        bounds = [i for i, ch in enumerate(run) if not ch.isdigit()] + [len(run)]
+        pos = 0
+        # Identifiers start the run or directly follow one another ("card1 card2");
+        # starting inside a run would find Luhn-valid slices of longer numbers.
+        while pos < len(run) and (found := _number_at(doc, run_start, run, pos, bounds)):
+            yield found
+            pos = found.end - run_start + 1
+
+
+def _number_at(doc: _Doc, run_start: int, run: str, pos: int, bounds: list[int]) -> _Span | None:
+    # Longest piece first, cut at separators: a card may be followed by its expiry
+    # date, a SIRET by a postcode.
+    for cut in reversed(bounds):
+        if cut <= pos:
+            break
+        digits = "".join(ch for ch in run[pos:cut] if ch.isdigit())
+        if len(digits) < 9:
+            break
+        if len(digits) > 19:
+            continue
+        kind = _classify_digits(doc, digits, run_start + pos, run_start + cut)
+        if kind is not None:
+            return _Span(kind, run_start + pos, run_start + cut)
+    return None
 
 
 # --------------------------------------------------------------------------- dates
