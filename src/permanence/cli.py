@@ -4,7 +4,6 @@ fails with one clear line on stderr and a non-zero exit, never a traceback."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -32,6 +31,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(mandate_app, name="mandate")
+pii_app = typer.Typer(no_args_is_help=True, help="Personal data in free text.")
+app.add_typer(pii_app, name="pii")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -116,10 +117,14 @@ def serve(
     """Run the web service."""
     import uvicorn
 
+    from permanence.logs import configure_logging
     from permanence.web.app import create_app
 
+    settings = get_settings()
+    configure_logging(settings.log_level)
     rt = _runtime()
-    uvicorn.run(create_app(rt), host=host, port=port, log_level="info", proxy_headers=True)
+    # log_config=None: uvicorn's records go through our (redacting) root handler.
+    uvicorn.run(create_app(rt), host=host, port=port, log_config=None, proxy_headers=True)
 
 
 @db_app.command("upgrade")
@@ -275,6 +280,24 @@ def mandate_export(
         rt.close()
 
 
+@pii_app.command("scan")
+def pii_scan(
+    mask: Annotated[bool, typer.Option("--mask", help="Print the masked text instead")] = False,
+    types: Annotated[str | None, typer.Option(help="Comma-separated types (default: all)")] = None,
+) -> None:
+    """Read text from stdin, one document per line; print JSON lines of the entities found."""
+    from permanence.pii import ALL_TYPES, scan_lines
+
+    chosen = [t.strip().upper() for t in types.split(",")] if types else None
+    if chosen is not None and (bad := set(chosen) - set(ALL_TYPES)):
+        typer.echo(
+            f"error: unknown type(s) {', '.join(sorted(bad))}; known: {', '.join(ALL_TYPES)}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    scan_lines(sys.stdin, sys.stdout, mask, chosen)
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -283,7 +306,9 @@ def _read(path: Path) -> str:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from permanence.logs import configure_logging
+
+    configure_logging("WARNING")
     try:
         app()
     except ValidationFailed as exc:

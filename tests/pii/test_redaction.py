@@ -106,18 +106,33 @@ def test_scan_lines_mask() -> None:
     source = io.StringIO("Mme Martin 06 12 34 56 78\r\nrien")
     out = io.StringIO()
     assert scan_lines(source, out, mask=True) == 2
-    assert [json.loads(line) for line in out.getvalue().splitlines()] == [
-        "Mme [PERSON] [PHONE]",
-        "rien",
-    ]
+    assert out.getvalue().splitlines() == ["Mme [PERSON] [PHONE]", "rien"]
 
 
-def test_module_cli() -> None:
+def test_permanence_pii_scan_command() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "permanence.pii", "--mask", "--types", "PHONE"],
+        [sys.executable, "-m", "permanence", "pii", "scan", "--mask", "--types", "PHONE"],
         input="Mme Martin 06 12 34 56 78\n",
         capture_output=True,
         text=True,
         check=True,
     )
-    assert json.loads(result.stdout) == "Mme Martin [PHONE]"
+    assert result.stdout == "Mme Martin [PHONE]\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "permanence", "pii", "scan"],
+        input="rien\nécrire à a@b.fr\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"line": 2, "type": "EMAIL", "start": 9, "end": 15, "text": "a@b.fr"}
+    ]
+    bad = subprocess.run(
+        [sys.executable, "-m", "permanence", "pii", "scan", "--types", "NOPE"],
+        input="x\n",
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: unknown type")

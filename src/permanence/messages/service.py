@@ -23,6 +23,7 @@ from permanence.db import ctx_of, utcnow
 from permanence.errors import Conflict, NotFound, ValidationFailed
 from permanence.mandates.forms import SubmissionInvalid, validate_submission
 from permanence.mandates.schema import Mandate
+from permanence.mandates.screening import Finding, screen
 from permanence.messages.model import Appointment, Message
 from permanence.subjects import service as subjects
 
@@ -47,13 +48,38 @@ def _mandate_for(
     return row.id, mandate
 
 
+class UndeclaredDataInText(ValidationFailed):
+    """Free text holds personal data the purpose does not declare (types and offsets only)."""
+
+    def __init__(self, purpose: str, findings: list[Finding]) -> None:
+        super().__init__(
+            "the text holds personal data the purpose does not declare: remove it"
+            + ("" if any(f.refused for f in findings) else ", or confirm it is needed"),
+            problems=[f.message(purpose) for f in findings],
+        )
+        self.findings = findings
+
+
 def _validated(
-    mandate: Mandate, purpose: str, values: Mapping[str, object], explicit_consent: bool
+    mandate: Mandate,
+    purpose: str,
+    values: Mapping[str, object],
+    explicit_consent: bool,
+    confirm_undeclared: bool = False,
 ) -> dict[str, object]:
+    """Validate against the purpose, then screen its free text (see mandates.screening).
+
+    Refused types (NIR, card numbers, health data without an Art. 9 basis) always stop the
+    save; other undeclared data stops it unless the operator confirmed it is needed.
+    """
     try:
-        return validate_submission(mandate, purpose, values, explicit_consent=explicit_consent)
+        cleaned = validate_submission(mandate, purpose, values, explicit_consent=explicit_consent)
     except SubmissionInvalid as exc:
         raise SubmissionRefused(exc) from None
+    findings = screen(mandate, purpose, cleaned)
+    if any(f.refused for f in findings) or (findings and not confirm_undeclared):
+        raise UndeclaredDataInText(purpose, findings)
+    return cleaned
 
 
 def take_message(
@@ -65,13 +91,14 @@ def take_message(
     values: Mapping[str, object],
     call_id: uuid.UUID | None = None,
     explicit_consent: bool = False,
+    confirm_undeclared: bool = False,
     urgent: bool = False,
 ) -> Message:
     ctx = ctx_of(session)
     account_id = ctx.require_account()
     caller = subjects.get(session, caller_id)
     mandate_id, mandate = _mandate_for(session, account_id, call_id)
-    cleaned = _validated(mandate, purpose, values, explicit_consent)
+    cleaned = _validated(mandate, purpose, values, explicit_consent, confirm_undeclared)
     msg = Message(
         id=uuid.uuid4(),
         account_id=account_id,
@@ -123,6 +150,7 @@ def book_appointment(
     values: Mapping[str, object],
     call_id: uuid.UUID | None = None,
     explicit_consent: bool = False,
+    confirm_undeclared: bool = False,
 ) -> Appointment:
     ctx = ctx_of(session)
     account_id = ctx.require_account()
@@ -130,7 +158,7 @@ def book_appointment(
         raise ValidationFailed("an appointment must end after it starts")
     caller = subjects.get(session, caller_id)
     mandate_id, mandate = _mandate_for(session, account_id, call_id)
-    cleaned = _validated(mandate, purpose, values, explicit_consent)
+    cleaned = _validated(mandate, purpose, values, explicit_consent, confirm_undeclared)
     clash = session.scalars(
         select(Appointment.id).where(
             Appointment.account_id == account_id,

@@ -21,7 +21,7 @@ def scan_lines(
 
     Without ``mask``: one object per entity, ``{"line", "type", "start", "end",
     "text"}`` (line numbers are 1-based, offsets are relative to the line without
-    its newline). With ``mask``: one JSON string per input line, the masked text.
+    its newline). With ``mask``: each input line, masked, as plain text.
     """
     count = 0
     for number, raw in enumerate(stream_in, start=1):
@@ -31,9 +31,7 @@ def scan_lines(
         entities = detect(line, types)
         count += len(entities)
         if mask:
-            stream_out.write(
-                json.dumps(replace_entities(line, entities), ensure_ascii=False) + "\n"
-            )
+            stream_out.write(replace_entities(line, entities) + "\n")
             continue
         for entity in entities:
             record: dict[str, str | int] = {"line": number, **entity.to_dict()}

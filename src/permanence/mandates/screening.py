@@ -1,0 +1,84 @@
+"""Screening free text against the purpose: personal data the purpose does not declare.
+
+An operator's note may carry more than the purpose allows — a social security number, a health
+detail in a plumber's message, a card number. Before a record is saved, free-text fields are run
+through the detector; what the purpose does not declare is reported with its type and offsets
+(never its text), so the operator can remove it. Some types are refused outright; the others
+need the operator's explicit confirmation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from permanence.mandates.schema import FieldCategory, FieldType, Mandate, Purpose
+from permanence.pii import undeclared
+
+# Never stored from free text: the NIR only for purposes listed in décret 2019-341 (none
+# here), card numbers never (PCI DSS), health data only under an Art. 9 basis.
+ALWAYS_REFUSED = frozenset({"NIR", "CARD"})
+# Identifiers of businesses, not of the caller: never worth a warning.
+NEUTRAL = frozenset({"SIREN", "SIRET"})
+
+
+@dataclass(frozen=True)
+class Finding:
+    field: str
+    type: str
+    start: int
+    end: int
+    refused: bool
+
+    def message(self, purpose: str) -> str:
+        what = "must be removed" if self.refused else "is not declared by the purpose"
+        return (
+            f"field '{self.field}' of purpose '{purpose}': {self.type} at "
+            f"{self.start}-{self.end} {what}"
+        )
+
+
+def allowed_types(purpose: Purpose) -> frozenset[str]:
+    """Detector types the purpose's declared fields already cover."""
+    allowed = set(NEUTRAL)
+    for field in purpose.resolved_fields:
+        if field.type == FieldType.PHONE:
+            allowed.add("PHONE")
+        elif field.type == FieldType.EMAIL:
+            allowed.add("EMAIL")
+        elif field.category == FieldCategory.IDENTITY and field.type == FieldType.TEXT:
+            allowed.add("PERSON")
+        elif field.category == FieldCategory.IDENTITY and field.type == FieldType.DATE:
+            allowed.add("DATE_OF_BIRTH")
+        elif field.category == FieldCategory.CONTACT and field.type == FieldType.TEXT:
+            allowed.add("ADDRESS")
+        elif field.category == FieldCategory.FINANCIAL:
+            allowed.add("IBAN")
+    if purpose.special_category_basis is not None:
+        allowed.add("HEALTH")
+    return frozenset(allowed)
+
+
+def screen(mandate: Mandate, purpose_code: str, values: Mapping[str, object]) -> list[Finding]:
+    """Findings in the free-text fields of ``values`` (already validated for the purpose)."""
+    purpose = mandate.purpose(purpose_code)
+    allowed = allowed_types(purpose)
+    refused_always = ALWAYS_REFUSED | (
+        frozenset() if purpose.special_category_basis is not None else frozenset({"HEALTH"})
+    )
+    findings: list[Finding] = []
+    for field in purpose.resolved_fields:
+        value = values.get(field.name)
+        if field.type != FieldType.FREE_TEXT or not isinstance(value, str):
+            continue
+        for entity in undeclared(value, allowed):
+            findings.append(
+                Finding(
+                    field=field.name,
+                    type=entity.type,
+                    start=entity.start,
+                    end=entity.end,
+                    refused=entity.type in refused_always,
+                )
+            )
+    return findings
