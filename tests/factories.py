@@ -7,7 +7,7 @@ from importlib import resources
 
 from permanence.accounts.model import Account, AccountKind
 from permanence.accounts.service import create_account, import_mandate
-from permanence.context import AccessContext, Role
+from permanence.context import STAFF_ROLES, AccessContext, Role
 from permanence.runtime import Runtime
 from permanence.subjects import service as subjects
 
@@ -22,11 +22,37 @@ def demo_mandate_text(slug: str) -> str:
     return resources.files("permanence.demo").joinpath("mandates", f"{slug}.yaml").read_text()
 
 
+# A trained operator, created with the first account of each test database.
+OPERATOR_ID = uuid.UUID("00000000-0000-0000-0000-0000000000aa")
+
+
+def ensure_trained_operator(rt: Runtime) -> uuid.UUID:
+    from permanence.staff.model import User
+    from permanence.staff.training import record_training, sign_undertaking
+
+    with rt.db.session(AccessContext(role=Role.ADMIN, reason="test")) as s:
+        if s.get(User, OPERATOR_ID) is None:
+            s.add(
+                User(
+                    id=OPERATOR_ID,
+                    email="operatrice.test@permanence.example",
+                    display_name="Opératrice Test",
+                    role=Role.OPERATOR,
+                    password_hash="!",
+                )
+            )
+            s.flush()
+            record_training(s, OPERATOR_ID)
+            sign_undertaking(s, OPERATOR_ID)
+    return OPERATOR_ID
+
+
 def make_account(
     rt: Runtime, slug: str = "cabinet-lefevre", *, with_mandate: bool = True
 ) -> Account:
     """An account; for a demo slug, with the demo mandate imported."""
     kind = DEMO_MANDATES.get(slug, AccountKind.OTHER)
+    ensure_trained_operator(rt)
     with rt.db.session(AccessContext(role=Role.ADMIN, reason="test")) as s:
         account = create_account(
             s, rt.keyring, slug=slug, name=slug.replace("-", " ").title(), kind=kind
@@ -37,9 +63,14 @@ def make_account(
 
 
 def ctx_for(
-    account_id: uuid.UUID, role: Role = Role.OPERATOR, reason: str = "test"
+    account_id: uuid.UUID,
+    role: Role = Role.OPERATOR,
+    reason: str = "test",
+    actor_id: uuid.UUID | None = None,
 ) -> AccessContext:
-    return AccessContext(role=role, reason=reason, actor_id=uuid.uuid4(), account_id=account_id)
+    """A context for the account; staff act as the trained test operator unless told."""
+    actor = actor_id or (OPERATOR_ID if role in STAFF_ROLES else uuid.uuid4())
+    return AccessContext(role=role, reason=reason, actor_id=actor, account_id=account_id)
 
 
 def make_caller(

@@ -138,6 +138,18 @@ def db_upgrade() -> None:
     typer.echo(f"schema at revision {schema.current_revision(settings.effective_migration_url)}")
 
 
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("-m", "--message", help="What the revision does")],
+    rev_id: Annotated[str | None, typer.Option(help="Revision id, e.g. 0007")] = None,
+) -> None:
+    """(Developers) autogenerate a migration from the models; review it before committing."""
+    from permanence import schema
+
+    for path in schema.new_revision(message, rev_id):
+        typer.echo(f"written {path}: review it, and list new account-owned tables in TENANT_TABLES")
+
+
 @keys_app.command("rotate")
 def keys_rotate(
     account: Annotated[

@@ -6,7 +6,7 @@ from permanence.calls.model import Call
 from permanence.crypto.model import AccountKey, SubjectKey
 from permanence.db import Base
 from permanence.messages.model import Appointment, Message
-from permanence.staff.model import User
+from permanence.staff.model import ConfidentialityUndertaking, TrainingRecord, User
 from permanence.subjects.model import Caller
 
 __all__ = [
@@ -19,9 +19,11 @@ __all__ = [
     "Base",
     "Call",
     "Caller",
+    "ConfidentialityUndertaking",
     "Did",
     "MandateVersion",
     "Message",
     "SubjectKey",
+    "TrainingRecord",
     "User",
 ]

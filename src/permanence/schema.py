@@ -34,6 +34,26 @@ def upgrade(url: str, app_role: str | None = None) -> None:
         engine.dispose()
 
 
+def new_revision(message: str, rev_id: str | None = None) -> list[str]:
+    """Autogenerate a revision from the models (developers: ``permanence db revision``).
+
+    Compares the models with a scratch SQLite database at head. Review the result, and list
+    in ``TENANT_TABLES`` every new table that has an ``account_id``.
+    """
+    import tempfile
+
+    from alembic.script import Script
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/scratch.db"
+        upgrade(url)
+        out = command.revision(
+            alembic_config(url), message=message, autogenerate=True, rev_id=rev_id
+        )
+    scripts = out if isinstance(out, list) else [out]
+    return [s.path for s in scripts if isinstance(s, Script)]
+
+
 def current_revision(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

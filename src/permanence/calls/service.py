@@ -21,6 +21,7 @@ from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, switch_account, utcnow
 from permanence.errors import NotFound
 from permanence.mandates.schema import Mandate
+from permanence.staff.training import require_trained
 from permanence.subjects import service as subjects
 from permanence.subjects.model import Caller
 
@@ -44,6 +45,7 @@ def open_call(
     started_at: dt.datetime | None = None,
 ) -> OpenedCall:
     """An incoming call: the dialled number selects the account (the context switches to it)."""
+    require_trained(session, ctx_of(session))
     account, did = account_for_did(session, normalize.phone_e164(dialled, keyring.region))
     ctx = ctx_of(session)
     if ctx.account_id is not None and ctx.account_id != account.id:

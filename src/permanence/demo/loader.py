@@ -26,6 +26,7 @@ from permanence.messages import service as messages
 from permanence.runtime import Runtime
 from permanence.staff.model import User
 from permanence.staff.service import create_user
+from permanence.staff.training import record_training, sign_undertaking
 from permanence.subjects import service as subjects
 
 DEMO_PASSWORD = "demo-permanence-2026"
@@ -247,9 +248,11 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
             new = create_user(
                 s, rt.keyring, email=email, display_name=name, role=role, password=DEMO_PASSWORD
             )
+            # Trained and bound to confidentiality, so they may handle calls at once.
+            record_training(s, new.user.id)
+            sign_undertaking(s, new.user.id)
             lines.append(f"staff {role.value:<10} {email}  TOTP: {new.totp_uri}")
     callers_by_account = demo_callers()
-    operator_ids: list[Any] = []
     with rt.db.session(system, readonly=True) as s:
         operator_ids = list(s.scalars(select(User.id).where(User.role == Role.OPERATOR)))
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)

@@ -25,6 +25,7 @@ from permanence.mandates.forms import SubmissionInvalid, validate_submission
 from permanence.mandates.schema import Mandate
 from permanence.mandates.screening import Finding, screen
 from permanence.messages.model import Appointment, Message
+from permanence.staff.training import require_trained
 from permanence.subjects import service as subjects
 
 
@@ -133,6 +134,7 @@ def get_message(session: Session, message_id: uuid.UUID) -> Message:
 
 def read_message(session: Session, keyring: Keyring, msg: Message) -> dict[str, Any]:
     """Open a message's fields: a read of personal data, audited with the context's reason."""
+    require_trained(session, ctx_of(session))
     cipher = keyring.cipher(session, msg.account_id, msg.caller_id)
     fields: dict[str, Any] = cipher.open_json("messages", "payload", msg.id, msg.payload_sealed)
     audit.record(session, "message.read", "message", msg.id, subject_id=msg.caller_id)

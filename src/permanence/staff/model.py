@@ -33,3 +33,33 @@ class User(Base):
     mfa_enabled: Mapped[bool] = mapped_column(default=False)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TrainingRecord(Base):
+    """A completed data-protection course, valid until ``expires_at``."""
+
+    __tablename__ = "staff_training"
+    __table_args__ = ({"info": {"shared_registry": True}},)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    course: Mapped[str] = mapped_column(String(64))
+    completed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[uuid.UUID | None]
+
+
+class ConfidentialityUndertaking(Base):
+    """The staff member's signed confidentiality undertaking (Art. 28(3)(b)), by version."""
+
+    __tablename__ = "staff_confidentiality"
+    __table_args__ = ({"info": {"shared_registry": True}},)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[str] = mapped_column(String(32))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -18,6 +18,7 @@ from permanence.crypto import normalize
 from permanence.crypto.keyring import Keyring, SubjectCipher
 from permanence.db import ctx_of, utcnow
 from permanence.errors import NotFound, PermissionDenied, ValidationFailed
+from permanence.staff.training import require_trained
 from permanence.subjects.model import Caller
 
 TABLE = "callers"
@@ -106,6 +107,7 @@ def identity(
     """Open a caller's identifiers. A read of personal data: audited with the context's reason."""
     check_account(session, caller.account_id)
     ctx = ctx_of(session)
+    require_trained(session, ctx)
     if caller.restricted_at is not None and ctx.role.value == "operator":
         raise PermissionDenied("processing of this caller's data is restricted (Art. 18)")
     cipher = keyring.cipher(session, caller.account_id, caller.id)
