@@ -107,3 +107,68 @@ def cli_env(settings: Settings) -> dict[str, str]:
     if settings.database_app_role:
         env["PERMANENCE_DATABASE_APP_ROLE"] = settings.database_app_role
     return env
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on a free local port, keeping what it receives."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+                sink.messages.append(
+                    (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)  # type: ignore[attr-defined]
+                )
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> int:
+        self.controller.start()
+        return self.port
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def bodies(self) -> list[str]:
+        from email import message_from_bytes, policy
+
+        out = []
+        for _frm, _to, raw in self.messages:
+            msg = message_from_bytes(raw, policy=policy.default)
+            out.append(
+                str(msg["Subject"])
+                + "\n"
+                + "\n".join(
+                    part.get_content()
+                    for part in msg.walk()
+                    if part.get_content_maintype() == "text"
+                )
+            )
+        return out
+
+
+@pytest.fixture
+def smtp(settings: Settings) -> Iterator[SmtpSink]:
+    """Starts an SMTP server and points the settings at it."""
+    sink = SmtpSink()
+    port = sink.start()
+    settings.smtp_host = "127.0.0.1"
+    settings.smtp_port = port
+    settings.mail_from = "permanence@permanence.example"
+    yield sink
+    sink.stop()

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     )
     sqlite_synchronous: str = Field(default="NORMAL")
     blind_index_bits: int = Field(default=16, ge=8, le=32)
+    smtp_host: str | None = Field(default=None, description="SMTP server; unset: mail is not sent")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = Field(default=False)
+    smtp_user: str | None = Field(default=None)
+    smtp_password: str | None = Field(default=None)
+    mail_from: str = Field(default="permanence@localhost")
     log_level: str = Field(default="INFO")
 
     @field_validator("default_region")

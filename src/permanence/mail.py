@@ -1,0 +1,75 @@
+"""Outgoing e-mail, behind a small port.
+
+Mail leaves the storage boundary in clear and cannot be erased once sent, so by rule the
+product's e-mails carry no personal data: they say that something is waiting and link to the
+portal. ``send`` refuses a body in which the detector finds structured personal data (phone,
+e-mail other than the recipient's, NIR, IBAN, card) — a last guard, tested.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Protocol
+
+from permanence.config import Settings
+from permanence.errors import ConfigurationError, ValidationFailed
+from permanence.pii import STRUCTURED_TYPES, detect
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+
+
+class Mailer(Protocol):
+    def send(self, mail: Mail) -> None: ...
+
+
+def check_no_personal_data(mail: Mail) -> None:
+    for part in (mail.subject, mail.text, mail.html or ""):
+        found = [e for e in detect(part, STRUCTURED_TYPES) if e.text.lower() != mail.to.lower()]
+        if found:
+            kinds = ", ".join(sorted({e.type for e in found}))
+            raise ValidationFailed(f"refusing to e-mail personal data ({kinds})")
+
+
+class SmtpMailer:
+    """Sends through an SMTP server (STARTTLS and login when configured)."""
+
+    def __init__(self, settings: Settings, timeout: float = 10.0) -> None:
+        if not settings.smtp_host:
+            raise ConfigurationError("PERMANENCE_SMTP_HOST is not set: e-mail cannot be sent")
+        self.host = settings.smtp_host
+        self.port = settings.smtp_port
+        self.starttls = settings.smtp_starttls
+        self.user = settings.smtp_user
+        self.password = settings.smtp_password
+        self.sender = settings.mail_from
+        self.timeout = timeout
+
+    def send(self, mail: Mail) -> None:
+        check_no_personal_data(mail)
+        msg = EmailMessage()
+        msg["From"] = self.sender
+        msg["To"] = mail.to
+        msg["Subject"] = mail.subject
+        msg.set_content(mail.text)
+        if mail.html:
+            msg.add_alternative(mail.html, subtype="html")
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.user and self.password:
+                smtp.login(self.user, self.password)
+            smtp.send_message(msg)
+
+
+def mailer_for(settings: Settings) -> Mailer | None:
+    """The configured mailer, or None when no SMTP server is configured."""
+    return SmtpMailer(settings) if settings.smtp_host else None
