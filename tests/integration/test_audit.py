@@ -120,3 +120,15 @@ def test_free_text_is_refused_in_audit_details(rt: Runtime) -> None:
     account = make_account(rt)
     with pytest.raises(ValueError, match="code"), rt.db.session(ctx_for(account.id)) as s:
         audit.record(s, "message.create", "message", details={"note": "Marie Dupont a appelé"})
+
+
+def test_indexed_columns_must_agree_with_the_hashed_body(rt: Runtime) -> None:
+    account = make_account(rt)
+    make_caller(rt, account.id)
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.subject_id.is_not(None))).first()
+        assert entry is not None
+    # Pointing an entry at another subject (to hide who was read) is caught.
+    _raw(rt, "UPDATE audit_log SET subject_id = NULL WHERE seq = :s", s=entry.seq)
+    result = _verify(rt)
+    assert not result.ok and result.broken_seq == entry.seq

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from sqlalchemy import BigInteger, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,6 +24,11 @@ class AuditEntry(Base):
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
     )
     ts: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Copies of body fields, for indexed queries ("what did this actor read between T1 and
+    # T2?"); verify() checks they agree with the hashed body.
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     body: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))

@@ -90,7 +90,16 @@ def record(
         session.add(head)
     seq = head.seq + 1
     digest = entry_hash(head.hash, seq, body)
-    entry = AuditEntry(seq=seq, ts=now, body=body, prev_hash=head.hash, hash=digest)
+    entry = AuditEntry(
+        seq=seq,
+        ts=now,
+        action=action,
+        actor_id=ctx.actor_id,
+        subject_id=subject_id,
+        body=body,
+        prev_hash=head.hash,
+        hash=digest,
+    )
     session.add(entry)
     head.seq, head.hash = seq, digest
     session.flush()
@@ -130,14 +139,22 @@ def verify(
     last = 0
     while True:
         rows = session.execute(
-            select(AuditEntry.seq, AuditEntry.body, AuditEntry.prev_hash, AuditEntry.hash)
+            select(
+                AuditEntry.seq,
+                AuditEntry.body,
+                AuditEntry.prev_hash,
+                AuditEntry.hash,
+                AuditEntry.action,
+                AuditEntry.actor_id,
+                AuditEntry.subject_id,
+            )
             .where(AuditEntry.seq > last)
             .order_by(AuditEntry.seq)
             .limit(batch)
         ).all()
         if not rows:
             break
-        for seq, body, prev_hash, digest in rows:
+        for seq, body, prev_hash, digest, action, actor, subject in rows:
             if seq != expected_seq:
                 return VerifyResult(
                     False, count, last, expected_seq, "entry missing (gap in sequence)"
@@ -146,6 +163,8 @@ def verify(
                 return VerifyResult(False, count, last, seq, "previous-hash link does not match")
             if entry_hash(prev, seq, body) != digest:
                 return VerifyResult(False, count, last, seq, "content does not match its hash")
+            if not _columns_match(body, action, actor, subject):
+                return VerifyResult(False, count, last, seq, "indexed columns differ from the body")
             if seq in wanted:
                 hashes_at[seq] = digest
             prev, expected_seq, last, count = digest, seq + 1, seq, count + 1
@@ -177,6 +196,20 @@ def verify(
             )
         matched += 1
     return VerifyResult(True, count, last, checkpoints=matched)
+
+
+def _columns_match(
+    body: str, action: str, actor: uuid.UUID | None, subject: uuid.UUID | None
+) -> bool:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return bool(
+        data.get("action") == action
+        and data.get("actor") == (str(actor) if actor else None)
+        and data.get("subject") == (str(subject) if subject else None)
+    )
 
 
 def _message(seq: int, head_hash: str, created_at: str) -> bytes:

@@ -91,12 +91,18 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("ts", permanence.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("actor_id", sa.Uuid(), nullable=True),
+        sa.Column("subject_id", sa.Uuid(), nullable=True),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_audit_log")),
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_log_action"), ["action"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_actor_id"), ["actor_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_subject_id"), ["subject_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_log_ts"), ["ts"], unique=False)
 
     op.create_table(
@@ -435,6 +441,9 @@ def downgrade() -> None:
     op.drop_table("account_keys")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_ts"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_subject_id"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_actor_id"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_action"))
 
     op.drop_table("audit_log")
     op.drop_table("audit_head")
