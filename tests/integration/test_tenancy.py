@@ -57,6 +57,15 @@ def _populate(rt: Runtime, slug: str, phone: str) -> str:
                 call_id=opened.call.id,
             )
         else:
+            from permanence.consents import service as consents
+
+            consents.give(
+                s,
+                call_id=opened.call.id,
+                purpose="satisfaction",
+                wording_version="2025-1",
+                channel="voice",
+            )
             messages.take_message(
                 s,
                 rt.keyring,

@@ -10,6 +10,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account
@@ -114,3 +115,79 @@ def complete(session: Session, call: Call, *, at: dt.datetime | None = None) -> 
     call.status = "completed"
     call.ended_at = at or utcnow()
     audit.record(session, "call.complete", "call", call.id)
+
+
+def recent(session: Session, *, limit: int = 50, offset: int = 0) -> list[Call]:
+    """Calls of the context's account, newest first (the call log; nothing opened)."""
+    account_id = ctx_of(session).require_account()
+    return list(
+        session.scalars(
+            select(Call)
+            .where(Call.account_id == account_id)
+            .order_by(Call.started_at.desc(), Call.id)
+            .limit(min(limit, 200))
+            .offset(offset)
+        )
+    )
+
+
+def ringing(session: Session) -> list[Call]:
+    """Calls of the context's account waiting for an operator."""
+    account_id = ctx_of(session).require_account()
+    return list(
+        session.scalars(
+            select(Call)
+            .where(Call.account_id == account_id, Call.status == "ringing")
+            .order_by(Call.started_at)
+        )
+    )
+
+
+def screen_pop(session: Session, keyring: Keyring, call: Call) -> dict[str, object]:
+    """What the operator sees when the call pops: the account, its greeting and layer-1
+    notice, the purposes, the recording policy and — for a known caller — who it is (an
+    audited read, refused while the caller's data is restricted)."""
+    from permanence.accounts.service import get_account, mandate_by_id
+    from permanence.errors import PermissionDenied
+
+    require_trained(session, ctx_of(session))
+    account = get_account(session, call.account_id)
+    _row, mandate = mandate_by_id(session, call.mandate_id)
+    caller: dict[str, object] | None = None
+    restricted = False
+    if call.caller_id is not None:
+        subject = subjects.get(session, call.caller_id)
+        if subject.name_sealed is not None:
+            try:
+                ident = subjects.identity(session, keyring, subject)
+                caller = {
+                    "id": str(subject.id),
+                    "first_name": ident.first_name,
+                    "last_name": ident.last_name,
+                    "phone": ident.phone,
+                    "email": ident.email,
+                }
+            except PermissionDenied:
+                restricted = True
+    return {
+        "call_id": str(call.id),
+        "account": {"id": str(account.id), "slug": account.slug, "name": account.name},
+        "status": call.status,
+        "notice": {
+            "version": mandate.notice_version,
+            "layer1_fr": mandate.notice.layer1_fr,
+            "layer1_en": mandate.notice.layer1_en,
+            "recording_fr": mandate.notice.recording_fr if mandate.recording.enabled else None,
+            "read_at": call.notice_read_at.isoformat() if call.notice_read_at else None,
+        },
+        "recording": {
+            "enabled": mandate.recording.enabled,
+            "objection_key": mandate.recording.objection_key,
+        },
+        "purposes": [
+            {"code": p.code, "label_fr": p.label_fr, "label_en": p.label_en}
+            for p in mandate.purposes
+        ],
+        "caller": caller,
+        "caller_restricted": restricted,
+    }

@@ -926,6 +926,53 @@ class Hosting(_Model):
     hds_certified: bool = False
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _default_hours() -> dict[str, tuple[str, ...]]:
+    day = ("09:00-12:00", "14:00-18:00")
+    return {"mon": day, "tue": day, "wed": day, "thu": day, "fri": day}
+
+
+class Agenda(_Model):
+    """When appointments may be booked: opening hours per weekday, slot length, time zone."""
+
+    timezone: Text = "Europe/Paris"
+    slot_minutes: int = pydantic.Field(default=30, ge=5, le=480)
+    hours: dict[str, tuple[Text, ...]] = pydantic.Field(default_factory=_default_hours)
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Self:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        problems: list[str] = []
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"unknown time zone '{self.timezone}'")
+        for day, ranges in self.hours.items():
+            if day not in _WEEKDAYS:
+                problems.append(f"hours: '{day}' is not a weekday ({', '.join(_WEEKDAYS)})")
+            for r in ranges:
+                start, sep, end = r.partition("-")
+                try:
+                    ok = bool(sep) and time.fromisoformat(start) < time.fromisoformat(end)
+                except ValueError:
+                    ok = False
+                if not ok:
+                    problems.append(f"hours.{day}: '{r}' is not a range like 09:00-12:00")
+        _reject(problems)
+        return self
+
+    def ranges(self, weekday: int) -> list[tuple[time, time]]:
+        """Opening ranges for a weekday (0 = Monday)."""
+        out = []
+        for r in self.hours.get(_WEEKDAYS[weekday], ()):
+            start, _, end = r.partition("-")
+            out.append((time.fromisoformat(start), time.fromisoformat(end)))
+        return out
+
+
 class Mandate(_Model):
     """A client's documented instructions (Art. 28(3)(a)): one version of them."""
 
@@ -940,6 +987,7 @@ class Mandate(_Model):
     recipients: tuple[Recipient, ...] = pydantic.Field(min_length=1)
     on_call: OnCall | None = None
     recording: Recording = Recording()
+    agenda: Agenda = Agenda()
     transfers: tuple[Transfer, ...] = ()
     hosting: Hosting | None = None
 

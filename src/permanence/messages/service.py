@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from permanence.accounts.service import mandate_by_id, mandate_version
 from permanence.audit import service as audit
 from permanence.calls.service import get_call
+from permanence.consents import service as consents
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, utcnow
 from permanence.errors import Conflict, NotFound, ValidationFailed
@@ -61,20 +62,37 @@ class UndeclaredDataInText(ValidationFailed):
         self.findings = findings
 
 
+class ConsentMissing(ValidationFailed):
+    code = "consent_required"
+
+
 def _validated(
+    session: Session,
+    caller_id: uuid.UUID,
     mandate: Mandate,
     purpose: str,
     values: Mapping[str, object],
-    explicit_consent: bool,
     confirm_undeclared: bool = False,
 ) -> dict[str, object]:
     """Validate against the purpose, then screen its free text (see mandates.screening).
 
-    Refused types (NIR, card numbers, health data without an Art. 9 basis) always stop the
-    save; other undeclared data stops it unless the operator confirmed it is needed.
+    A purpose resting on consent needs an active consent record for this caller (given on a
+    call with the wording's version): the proof, not a checkbox. Refused types (NIR, card
+    numbers, health data without an Art. 9 basis) always stop the save; other undeclared
+    data stops it unless the operator confirmed it is needed.
     """
     try:
-        cleaned = validate_submission(mandate, purpose, values, explicit_consent=explicit_consent)
+        p = mandate.purpose(purpose)
+    except LookupError:
+        raise ValidationFailed(f"purpose '{purpose}' is not in this account's mandate") from None
+    consented = consents.active(session, caller_id, purpose) is not None
+    if consents.needs_consent(p) and not consented:
+        raise ConsentMissing(
+            f"purpose '{purpose}' rests on the caller's consent, which has not been recorded "
+            "(or was withdrawn)"
+        )
+    try:
+        cleaned = validate_submission(mandate, purpose, values, explicit_consent=consented)
     except SubmissionInvalid as exc:
         raise SubmissionRefused(exc) from None
     findings = screen(mandate, purpose, cleaned)
@@ -91,7 +109,6 @@ def take_message(
     purpose: str,
     values: Mapping[str, object],
     call_id: uuid.UUID | None = None,
-    explicit_consent: bool = False,
     confirm_undeclared: bool = False,
     urgent: bool = False,
 ) -> Message:
@@ -99,7 +116,7 @@ def take_message(
     account_id = ctx.require_account()
     caller = subjects.get(session, caller_id)
     mandate_id, mandate = _mandate_for(session, account_id, call_id)
-    cleaned = _validated(mandate, purpose, values, explicit_consent, confirm_undeclared)
+    cleaned = _validated(session, caller.id, mandate, purpose, values, confirm_undeclared)
     msg = Message(
         id=uuid.uuid4(),
         account_id=account_id,
@@ -151,7 +168,6 @@ def book_appointment(
     ends_at: dt.datetime,
     values: Mapping[str, object],
     call_id: uuid.UUID | None = None,
-    explicit_consent: bool = False,
     confirm_undeclared: bool = False,
 ) -> Appointment:
     ctx = ctx_of(session)
@@ -160,7 +176,7 @@ def book_appointment(
         raise ValidationFailed("an appointment must end after it starts")
     caller = subjects.get(session, caller_id)
     mandate_id, mandate = _mandate_for(session, account_id, call_id)
-    cleaned = _validated(mandate, purpose, values, explicit_consent, confirm_undeclared)
+    cleaned = _validated(session, caller.id, mandate, purpose, values, confirm_undeclared)
     clash = session.scalars(
         select(Appointment.id).where(
             Appointment.account_id == account_id,
@@ -196,3 +212,28 @@ def book_appointment(
         details={"purpose": purpose},
     )
     return appt
+
+
+def list_messages(
+    session: Session, *, status: str | None = None, limit: int = 50, offset: int = 0
+) -> list[Message]:
+    """Messages of the context's account, newest first: metadata only, nothing opened."""
+    account_id = ctx_of(session).require_account()
+    q = select(Message).where(Message.account_id == account_id)
+    if status is not None:
+        q = q.where(Message.status == status)
+    return list(
+        session.scalars(
+            q.order_by(Message.created_at.desc(), Message.id).limit(min(limit, 200)).offset(offset)
+        )
+    )
+
+
+def acknowledge(session: Session, message_id: uuid.UUID) -> Message:
+    """The client took charge of the message: stops escalation."""
+    msg = get_message(session, message_id)
+    if msg.acknowledged_at is None:
+        msg.acknowledged_at = utcnow()
+        msg.status = "acknowledged"
+        audit.record(session, "message.acknowledge", "message", msg.id, subject_id=msg.caller_id)
+    return msg

@@ -30,7 +30,10 @@ class User(Base):
     )
     password_hash: Mapped[str] = mapped_column(String(200))
     totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Set once the first code is verified; the last accepted time step refuses replays.
     mfa_enabled: Mapped[bool] = mapped_column(default=False)
+    totp_last_step: Mapped[int | None]
+    password_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -63,3 +66,53 @@ class ConfidentialityUndertaking(Base):
     )
     version: Mapped[str] = mapped_column(String(32))
     signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class WebSession(Base):
+    """A signed-in browser or client. Only the SHA-256 of the token is stored."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = ({"info": {"shared_registry": True}},)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    reauth_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+
+
+class AuthFailure(Base):
+    """Failed sign-ins per key (an e-mail or an address, hashed), for throttling."""
+
+    __tablename__ = "auth_failures"
+    __table_args__ = ({"info": {"shared_registry": True}},)
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+    first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """A scoped key for a client's integrations, bound to one account. The secret is stored
+    as SHA-256 only (it is long and random, so a slow hash adds nothing). Outside RLS: a key
+    is resolved before its account is known."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = ({"info": {"shared_registry": True}},)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[uuid.UUID | None]
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from permanence import __version__
 from permanence.errors import PermanenceError, ValidationFailed
 from permanence.runtime import Runtime
+from permanence.staff.auth import TooManyAttempts
+from permanence.web import api
 
 log = logging.getLogger("permanence.web")
 
@@ -30,7 +32,10 @@ def create_app(rt: Runtime) -> FastAPI:
         body: dict[str, object] = {"error": exc.code, "message": exc.message}
         if isinstance(exc, ValidationFailed):
             body["problems"] = exc.problems
-        return JSONResponse(body, status_code=exc.status_code)
+        headers = {}
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(exc.retry_after)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -43,6 +48,8 @@ def create_app(rt: Runtime) -> FastAPI:
             {"error": "invalid", "message": "the request is not valid", "problems": problems},
             status_code=422,
         )
+
+    app.include_router(api.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Consent (Art. 7): given, proven, withdrawn in one action."""

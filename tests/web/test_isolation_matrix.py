@@ -1,0 +1,211 @@
+"""Every API endpoint, three ways: as its owner (works), as a user of another account (404),
+anonymous (401). A route added without a row here fails the completeness test."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+
+from permanence.web.api import router
+from tests.web.conftest import Person, World
+
+MEDICAL_DID = "+33478000001"
+
+
+@dataclass
+class Objects:
+    call: str
+    message: str
+    appointment: str
+    consent: str
+    caller: str
+    api_key: str
+
+
+def _setup(world: World) -> Objects:
+    op = world.login(world.operator)
+    call = op.post(
+        "/api/v1/calls", json={"dialled": "+33240000001", "caller_number": "0199001234"}
+    ).json()
+    base = f"/api/v1/accounts/{world.plumber.id}"
+    msg = op.post(
+        f"{base}/calls/{call['id']}/messages",
+        json={
+            "purpose": "intervention",
+            "values": {
+                "last_name": "Martin",
+                "phone": "0199001234",
+                "address": "1 rue A, 44000 Nantes",
+                "urgency": "à planifier",
+                "description": "Fuite",
+            },
+        },
+    ).json()
+    start = dt.datetime(2031, 3, 3, 9, tzinfo=dt.UTC)
+    appt = op.post(
+        f"{base}/calls/{call['id']}/appointments",
+        json={
+            "purpose": "appointment",
+            "starts_at": start.isoformat(),
+            "ends_at": (start + dt.timedelta(minutes=30)).isoformat(),
+            "values": {
+                "last_name": "Martin",
+                "phone": "0199001234",
+                "address": "1 rue A, 44000 Nantes",
+                "preferred_slot": start.isoformat(),
+            },
+        },
+    ).json()
+    consent = op.post(
+        f"{base}/calls/{call['id']}/consents",
+        json={"purpose": "satisfaction", "wording_version": "2025-1", "channel": "voice"},
+    ).json()
+    client = world.login(world.client_plumber)
+    key = client.post(f"{base}/api-keys", json={"name": "k", "scopes": ["messages:read"]}).json()
+    return Objects(call["id"], msg["id"], appt["id"], consent["id"], msg["caller_id"], key["id"])
+
+
+# (method, path, owner, json body) — {a} is the plumber's account.
+def _cases(o: Objects) -> list[tuple[str, str, str, Any]]:
+    slot = {"starts_at": "2031-03-03T10:00:00+00:00", "ends_at": "2031-03-03T10:30:00+00:00"}
+    return [
+        ("GET", "/api/v1/accounts/{a}/purposes", "client", None),
+        ("GET", "/api/v1/accounts/{a}/mandate", "client", None),
+        ("GET", "/api/v1/accounts/{a}/calls", "client", None),
+        ("GET", f"/api/v1/accounts/{{a}}/calls/{o.call}", "operator", None),
+        ("POST", f"/api/v1/accounts/{{a}}/calls/{o.call}/answer", "operator", None),
+        ("POST", f"/api/v1/accounts/{{a}}/calls/{o.call}/notice-read", "operator", None),
+        ("POST", f"/api/v1/accounts/{{a}}/calls/{o.call}/complete", "operator", None),
+        (
+            "POST",
+            f"/api/v1/accounts/{{a}}/calls/{o.call}/messages",
+            "operator",
+            {"purpose": "satisfaction", "values": {"last_name": "Martin", "phone": "0199001234"}},
+        ),
+        (
+            "POST",
+            f"/api/v1/accounts/{{a}}/calls/{o.call}/appointments",
+            "operator",
+            {
+                "purpose": "appointment",
+                **slot,
+                "values": {
+                    "last_name": "Martin",
+                    "phone": "0199001234",
+                    "address": "1 rue A, 44000 Nantes",
+                    "preferred_slot": slot["starts_at"],
+                },
+            },
+        ),
+        (
+            "POST",
+            f"/api/v1/accounts/{{a}}/calls/{o.call}/consents",
+            "operator",
+            {"purpose": "satisfaction", "wording_version": "2025-1", "channel": "voice"},
+        ),
+        ("GET", f"/api/v1/accounts/{{a}}/callers/{o.caller}/consents", "client", None),
+        (
+            "POST",
+            f"/api/v1/accounts/{{a}}/consents/{o.consent}/withdraw",
+            "client",
+            {"channel": "web"},
+        ),
+        ("GET", "/api/v1/accounts/{a}/messages", "client", None),
+        ("GET", f"/api/v1/accounts/{{a}}/messages/{o.message}", "client", None),
+        ("POST", f"/api/v1/accounts/{{a}}/messages/{o.message}/acknowledge", "client", None),
+        (
+            "GET",
+            "/api/v1/accounts/{a}/appointments",
+            "client",
+            {"params": {"start": "2031-03-01T00:00:00Z", "end": "2031-03-31T00:00:00Z"}},
+        ),
+        ("GET", f"/api/v1/accounts/{{a}}/appointments/{o.appointment}", "client", None),
+        (
+            "POST",
+            f"/api/v1/accounts/{{a}}/appointments/{o.appointment}/move",
+            "client",
+            {"starts_at": "2031-03-03T14:00:00+00:00", "ends_at": "2031-03-03T14:30:00+00:00"},
+        ),
+        ("POST", f"/api/v1/accounts/{{a}}/appointments/{o.appointment}/cancel", "client", None),
+        ("GET", "/api/v1/accounts/{a}/availability", "client", {"params": {"day": "2031-03-04"}}),
+        ("GET", "/api/v1/accounts/{a}/calendar.ics", "client", None),
+        (
+            "POST",
+            "/api/v1/accounts/{a}/api-keys",
+            "client",
+            {"name": "x", "scopes": ["messages:read"]},
+        ),
+        ("GET", "/api/v1/accounts/{a}/api-keys", "client", None),
+        ("DELETE", f"/api/v1/accounts/{{a}}/api-keys/{o.api_key}", "client", None),
+    ]
+
+
+def _send(c: Any, method: str, path: str, body: Any) -> Any:
+    if isinstance(body, dict) and "params" in body:
+        return c.request(method, path, params=body["params"])
+    return c.request(method, path, json=body) if body is not None else c.request(method, path)
+
+
+def test_every_account_route_has_a_row() -> None:
+    import re
+
+    o = Objects(*(f"obj{i}" for i in range(6)))
+    cases = [(m, p.format(a="acct")) for m, p, _, _ in _cases(o)]
+    routes = [
+        (method, re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", r.path) + "$"))
+        for r in router.routes
+        if isinstance(r, APIRoute) and "{account_id}" in r.path
+        for method in r.methods
+    ]
+    missing = [
+        f"{m} {rx.pattern}"
+        for m, rx in routes
+        if not any(cm == m and rx.match(cp) for cm, cp in cases)
+    ]
+    assert missing == []
+    assert len(cases) == len(routes)
+
+
+def test_owner_other_account_and_anonymous(world: World) -> None:
+    o = _setup(world)
+    people: dict[str, Person] = {"client": world.client_plumber, "operator": world.operator}
+    sessions = {k: world.login(v) for k, v in people.items()}
+    outsider = world.login(world.client_medical)
+    anonymous = world.client()
+    failures = []
+    for method, template, owner, body in _cases(o):
+        path = template.format(a=world.plumber.id)
+        r_anon = _send(anonymous, method, path, body)
+        r_out = _send(outsider, method, path, body)
+        r_own = _send(sessions[owner], method, path, body)
+        if r_anon.status_code != 401:
+            failures.append(f"{method} {template} anonymous -> {r_anon.status_code}")
+        if r_out.status_code != 404:
+            failures.append(f"{method} {template} other account -> {r_out.status_code}")
+        if not 200 <= r_own.status_code < 300:
+            failures.append(f"{method} {template} owner -> {r_own.status_code} {r_own.text[:200]}")
+    assert failures == []
+
+
+@pytest.mark.parametrize("kind", ["message", "appointment", "call"])
+def test_staff_get_404_for_an_object_of_another_account(world: World, kind: str) -> None:
+    o = _setup(world)
+    op = world.login(world.operator)
+    ident = {"message": o.message, "appointment": o.appointment, "call": o.call}[kind]
+    path = f"/api/v1/accounts/{world.medical.id}/{kind}s/{ident}"
+    assert op.get(path).status_code == 404
+
+
+def test_global_routes_need_sign_in(world: World) -> None:
+    anonymous = world.client()
+    assert anonymous.get("/api/v1/accounts").status_code == 401
+    assert anonymous.get("/api/v1/me").status_code == 401
+    assert anonymous.post("/api/v1/calls", json={"dialled": MEDICAL_DID}).status_code == 401
+    c = world.login(world.client_plumber)
+    assert [a["slug"] for a in c.get("/api/v1/accounts").json()] == ["plomberie-durand"]
+    staff = world.login(world.supervisor)
+    assert len(staff.get("/api/v1/accounts").json()) == 2
