@@ -2,11 +2,30 @@
 
 from permanence.accounts.model import Account, Did, MandateVersion
 from permanence.audit.model import AuditCheckpoint, AuditEntry, AuditHead
+from permanence.breaches.model import (
+    Breach,
+    BreachAccount,
+    BreachNotice,
+    BreachSubject,
+    BreachSupplement,
+)
 from permanence.calls.model import Call
+from permanence.contracts.model import (
+    Contract,
+    OffboardingCertificate,
+    SubProcessor,
+    SubProcessorChange,
+    SubProcessorNotice,
+)
 from permanence.crypto.model import AccountKey, SubjectKey
 from permanence.db import Base
 from permanence.messages.model import Appointment, Message
-from permanence.staff.model import ConfidentialityUndertaking, TrainingRecord, User
+from permanence.staff.model import (
+    ConfidentialityUndertaking,
+    TrainingCourse,
+    TrainingRecord,
+    User,
+)
 from permanence.subjects.model import Caller
 
 __all__ = [
@@ -17,13 +36,24 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "Base",
+    "Breach",
+    "BreachAccount",
+    "BreachNotice",
+    "BreachSubject",
+    "BreachSupplement",
     "Call",
     "Caller",
     "ConfidentialityUndertaking",
+    "Contract",
     "Did",
     "MandateVersion",
     "Message",
+    "OffboardingCertificate",
+    "SubProcessor",
+    "SubProcessorChange",
+    "SubProcessorNotice",
     "SubjectKey",
+    "TrainingCourse",
     "TrainingRecord",
     "User",
 ]
