@@ -455,6 +455,13 @@ def add_account(
             breach.id,
             details={"subjects": subjects, "records": records},
         )
+    impacts = _impacts(session, breach)
+    update_contents(
+        session,
+        breach.id,
+        approx_subjects=sum(i.subjects for i in impacts.values()),
+        approx_records=sum(i.records for i in impacts.values()),
+    )
 
 
 def _impacts(session: Session, breach: Breach) -> dict[uuid.UUID, BreachAccount]:
