@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     hds_hosting: bool = Field(
         default=False, description="The deployment declares HDS-certified hosting (health data)"
     )
+    provider_name: str = Field(
+        default="Permanence (prestataire de permanence téléphonique)",
+        description="The provider's legal name (Art. 30 records, notices)",
+    )
+    provider_address: str = Field(default="", description="The provider's postal address")
+    provider_contact_email: str = Field(
+        default="dpo@permanence.example", description="The provider's data-protection contact"
+    )
     sqlite_synchronous: str = Field(default="NORMAL")
     blind_index_bits: int = Field(default=16, ge=8, le=32)
     smtp_host: str | None = Field(default=None, description="SMTP server; unset: mail is not sent")

@@ -172,3 +172,23 @@ def ctx_of(session: Session) -> AccessContext:
     if not isinstance(ctx, AccessContext):
         raise RuntimeError("session opened without an access context")
     return ctx
+
+
+@contextmanager
+def acting_for(session: Session, account_id: uuid.UUID) -> Iterator[AccessContext]:
+    """Act for ``account_id`` inside the block, then return to the previous context.
+
+    For provider-wide use cases (the DPO desk, compliance checks) that visit each account's
+    rows in one transaction: on PostgreSQL row-level security follows the switch.
+    """
+    before = ctx_of(session)
+    ctx = switch_account(session, account_id)
+    try:
+        yield ctx
+    finally:
+        session.info["ctx"] = before
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT set_config('app.account_id', :a, true)"),
+                {"a": str(before.account_id) if before.account_id else ""},
+            )

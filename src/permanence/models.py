@@ -2,8 +2,22 @@
 
 from permanence.accounts.model import Account, Did, MandateVersion
 from permanence.audit.model import AuditCheckpoint, AuditEntry, AuditHead
+from permanence.breaches.model import (
+    Breach,
+    BreachAccount,
+    BreachNotice,
+    BreachSubject,
+    BreachSupplement,
+)
 from permanence.calls.model import Call
 from permanence.consents.model import Consent
+from permanence.contracts.model import (
+    Contract,
+    OffboardingCertificate,
+    SubProcessor,
+    SubProcessorChange,
+    SubProcessorNotice,
+)
 from permanence.crypto.model import AccountKey, SubjectKey
 from permanence.db import Base
 from permanence.messages.model import Appointment, Message
@@ -11,6 +25,7 @@ from permanence.staff.model import (
     ApiKey,
     AuthFailure,
     ConfidentialityUndertaking,
+    TrainingCourse,
     TrainingRecord,
     User,
     WebSession,
@@ -27,14 +42,25 @@ __all__ = [
     "AuditHead",
     "AuthFailure",
     "Base",
+    "Breach",
+    "BreachAccount",
+    "BreachNotice",
+    "BreachSubject",
+    "BreachSupplement",
     "Call",
     "Caller",
     "ConfidentialityUndertaking",
     "Consent",
+    "Contract",
     "Did",
     "MandateVersion",
     "Message",
+    "OffboardingCertificate",
+    "SubProcessor",
+    "SubProcessorChange",
+    "SubProcessorNotice",
     "SubjectKey",
+    "TrainingCourse",
     "TrainingRecord",
     "User",
     "WebSession",
