@@ -6,6 +6,8 @@ from permanence.calls.model import Call
 from permanence.crypto.model import AccountKey, SubjectKey
 from permanence.db import Base
 from permanence.messages.model import Appointment, Message
+from permanence.recordings.model import Recording
+from permanence.retention.model import LegalHold
 from permanence.staff.model import ConfidentialityUndertaking, TrainingRecord, User
 from permanence.subjects.model import Caller
 
@@ -21,8 +23,10 @@ __all__ = [
     "Caller",
     "ConfidentialityUndertaking",
     "Did",
+    "LegalHold",
     "MandateVersion",
     "Message",
+    "Recording",
     "SubjectKey",
     "TrainingRecord",
     "User",
