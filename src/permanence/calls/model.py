@@ -8,7 +8,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from permanence.db import Base, UTCDateTime, new_id, utcnow
 
-
 # Provider call statuses (Twilio's vocabulary, shared by SignalWire and Telnyx TeXML).
 TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 

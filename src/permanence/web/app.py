@@ -44,6 +44,10 @@ def create_app(rt: Runtime) -> FastAPI:
             status_code=422,
         )
 
+    from permanence.telephony.api import router as telephony_router
+
+    app.include_router(telephony_router)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
