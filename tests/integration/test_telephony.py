@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from permanence.accounts.service import account_by_slug, mandate_version
+from permanence.accounts.service import account_by_slug, list_accounts, mandate_version
 from permanence.audit.model import AuditEntry
 from permanence.calls.model import Call
 from permanence.config import Settings
@@ -104,8 +104,14 @@ def follow(client: TestClient, url: str, sid: str, **extra: str) -> ET.Element:
 
 
 def count(rt: Runtime, model: type) -> int:
+    """Rows of ``model`` over every account (each read under its account: RLS on PostgreSQL)."""
     with rt.db.session(AccessContext.system("test")) as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+        accounts = [a.id for a in list_accounts(s)]
+    total = 0
+    for account_id in accounts:
+        with rt.db.session(AccessContext.system("test", account_id)) as s:
+            total += int(s.scalar(select(func.count()).select_from(model)) or 0)
+    return total
 
 
 def the_call(rt: Runtime, sid: str) -> Call:
