@@ -21,7 +21,7 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text
 
 from bench.common import fresh_runtime
 from permanence.accounts.model import AccountKind
@@ -92,10 +92,11 @@ def baseline(url: str, account_id: uuid.UUID, batch: int) -> tuple[int, float]:
     db = Database(url)
     ctx = AccessContext.system("bench", account_id)
     with db.session(ctx, readonly=True) as s:
-        ids = list(s.scalars(select(Message.id)))
+        ids = list(s.scalars(select(Message.id).order_by(Message.created_at)))  # sweep order
     t0 = time.perf_counter()
     for i in range(0, len(ids), batch):
         with db.session(ctx) as s:
+            s.execute(text(f"PRAGMA cache_size = -{retention.SQLITE_CACHE_KIB}"))  # as the sweep
             s.execute(delete(Message).where(Message.id.in_(ids[i : i + batch])))
     elapsed = time.perf_counter() - t0
     db.dispose()
