@@ -15,6 +15,7 @@ from permanence.config import Settings, get_settings
 from permanence.errors import PermanenceError, ValidationFailed
 
 if TYPE_CHECKING:
+    from permanence.context import AccessContext
     from permanence.runtime import Runtime
 
 app = typer.Typer(
@@ -41,6 +42,8 @@ art30_app = typer.Typer(no_args_is_help=True, help="Records of processing (Art. 
 app.add_typer(art30_app, name="art30")
 staff_app = typer.Typer(no_args_is_help=True, help="Staff training and undertakings.")
 app.add_typer(staff_app, name="staff")
+retention_app = typer.Typer(no_args_is_help=True, help="Retention periods and legal holds.")
+app.add_typer(retention_app, name="retention")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -126,13 +129,28 @@ def serve(
     import uvicorn
 
     from permanence.logs import configure_logging
+    from permanence.recordings.storage import store_from_settings
+    from permanence.retention.service import Scheduler
     from permanence.web.app import create_app
 
     settings = get_settings()
     configure_logging(settings.log_level)
     rt = _runtime()
-    # log_config=None: uvicorn's records go through our (redacting) root handler.
-    uvicorn.run(create_app(rt), host=host, port=port, log_config=None, proxy_headers=True)
+    scheduler = None
+    if settings.retention_interval_minutes:
+        scheduler = Scheduler(
+            rt.db,
+            store_from_settings(settings),
+            settings.retention_interval_minutes * 60.0,
+            settings.retention_batch_size,
+        )
+        scheduler.start()
+    try:
+        # log_config=None: uvicorn's records go through our (redacting) root handler.
+        uvicorn.run(create_app(rt), host=host, port=port, log_config=None, proxy_headers=True)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
 
 
 @db_app.command("upgrade")
@@ -597,6 +615,88 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {path}: {exc.__class__.__name__}")
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[bool, typer.Option(help="Count what is due; delete nothing")] = False,
+) -> None:
+    """Delete every record past its retention period (not under legal hold); print counts."""
+    from permanence.recordings.storage import store_from_settings
+    from permanence.retention.service import sweep_exclusive
+
+    rt = _runtime()
+    try:
+        report = sweep_exclusive(
+            rt.db,
+            store_from_settings(rt.settings),
+            dry_run=dry_run,
+            batch=rt.settings.retention_batch_size,
+        )
+    finally:
+        rt.close()
+    for line in report.lines():
+        typer.echo(line)
+
+
+def _hold_ctx(rt: Runtime, slug: str) -> AccessContext:
+    from permanence.accounts.service import account_by_slug
+    from permanence.context import AccessContext
+
+    with rt.db.session(AccessContext.system("retention-hold"), readonly=True) as s:
+        account = account_by_slug(s, slug)
+    return AccessContext.system("retention-hold", account.id)
+
+
+@retention_app.command("hold")
+def retention_hold(
+    account: Annotated[str, typer.Option(help="Slug of the account")],
+    reason: Annotated[str, typer.Option(help="Reason code, e.g. litigation-2026-014")],
+    caller: Annotated[str | None, typer.Option(help="Hold one caller (id)")] = None,
+    record_kind: Annotated[str | None, typer.Option(help="Hold one record: its kind")] = None,
+    record_id: Annotated[str | None, typer.Option(help="Hold one record: its id")] = None,
+) -> None:
+    """Pause retention for an account, a caller or a record (legal claims, Art. 17(3)(e))."""
+    import uuid
+
+    from permanence.retention.service import place_hold
+
+    rt = _runtime()
+    try:
+        ids = [uuid.UUID(v) if v else None for v in (caller, record_id)]
+    except ValueError:
+        fail("--caller and --record-id must be ids (UUID)")
+    try:
+        with rt.db.session(_hold_ctx(rt, account)) as s:
+            hold = place_hold(
+                s, reason=reason, caller_id=ids[0], record_kind=record_kind, record_id=ids[1]
+            )
+    finally:
+        rt.close()
+    typer.echo(f"hold {hold.id} placed")
+
+
+@retention_app.command("release")
+def retention_release(
+    hold_id: Annotated[str, typer.Argument(help="Id of the hold")],
+    account: Annotated[str, typer.Option(help="Slug of the account")],
+) -> None:
+    """Release a legal hold: its records follow their retention periods again."""
+    import uuid
+
+    from permanence.retention.service import release_hold
+
+    try:
+        hid = uuid.UUID(hold_id)
+    except ValueError:
+        fail("the hold id must be a UUID")
+    rt = _runtime()
+    try:
+        with rt.db.session(_hold_ctx(rt, account)) as s:
+            release_hold(s, hid)
+    finally:
+        rt.close()
+    typer.echo(f"hold {hid} released")
 
 
 def main() -> None:

@@ -57,6 +57,36 @@ class Settings(BaseSettings):
     smtp_password: str | None = Field(default=None)
     mail_from: str = Field(default="permanence@localhost")
     log_level: str = Field(default="INFO")
+    twilio_auth_token: str | None = Field(
+        default=None,
+        description="Auth token that signs Twilio/SignalWire webhooks (X-Twilio-Signature) "
+        "and authenticates REST calls; unset: the Twilio webhooks refuse every request.",
+    )
+    twilio_account_sid: str | None = Field(
+        default=None, description="Account SID for the provider's REST API (recordings)."
+    )
+    twilio_api_base_url: str = Field(
+        default="https://api.twilio.com",
+        description="Base URL of the Twilio-compatible REST API (SignalWire: your space URL).",
+    )
+    telnyx_public_key: str | None = Field(
+        default=None,
+        description="Base64 Ed25519 public key that signs Telnyx TeXML webhooks; unset: the "
+        "Telnyx webhooks refuse every request.",
+    )
+    telephony_operators: str = Field(
+        default="client:operators",
+        description="Where calls are offered: client:NAME, sip:URI, or an E.164 number.",
+    )
+    telephony_ring_seconds: int = Field(default=25, ge=5, le=600)
+    telephony_voicemail_seconds: int = Field(default=120, ge=10, le=600)
+    recordings_backend: str = Field(
+        default="local", description="Where encrypted recordings are stored: local (data dir)."
+    )
+    retention_interval_minutes: int = Field(
+        default=60, ge=0, description="How often 'serve' runs the retention sweep; 0: never."
+    )
+    retention_batch_size: int = Field(default=5000, ge=1, le=30000)
 
     @field_validator("default_region")
     @classmethod
@@ -71,6 +101,21 @@ class Settings(BaseSettings):
         if v.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError("must be one of OFF, NORMAL, FULL, EXTRA")
         return v.upper()
+
+    @field_validator("recordings_backend")
+    @classmethod
+    def _backend(cls, v: str) -> str:
+        # S3-compatible storage is a documented port (recordings.storage), not shipped yet.
+        if v != "local":
+            raise ValueError("the only recordings backend in this version is: local")
+        return v
+
+    @field_validator("telephony_operators")
+    @classmethod
+    def _operators(cls, v: str) -> str:
+        if not (v.startswith(("client:", "sip:")) or (v.startswith("+") and v[1:].isdigit())):
+            raise ValueError("must be client:NAME, sip:URI or an E.164 number such as +33...")
+        return v
 
     @property
     def effective_database_url(self) -> str:

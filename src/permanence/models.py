@@ -21,6 +21,8 @@ from permanence.contracts.model import (
 from permanence.crypto.model import AccountKey, SubjectKey
 from permanence.db import Base
 from permanence.messages.model import Appointment, Message
+from permanence.recordings.model import Recording
+from permanence.retention.model import LegalHold
 from permanence.staff.model import (
     ApiKey,
     AuthFailure,
@@ -53,9 +55,11 @@ __all__ = [
     "Consent",
     "Contract",
     "Did",
+    "LegalHold",
     "MandateVersion",
     "Message",
     "OffboardingCertificate",
+    "Recording",
     "SubProcessor",
     "SubProcessorChange",
     "SubProcessorNotice",

@@ -82,6 +82,23 @@ def _populate(rt: Runtime, slug: str, phone: str) -> str:
                 call_id=opened.call.id,
             )
         _governance_rows(s, account.id, opened.caller.id)
+        # Telephony and retention rows (issue 6): a stored recording and a legal hold.
+        from permanence.recordings.model import Recording
+        from permanence.retention.model import LegalHold
+
+        rec_id = uuid.uuid4()
+        s.add(
+            Recording(
+                id=rec_id,
+                account_id=account.id,
+                call_id=opened.call.id,
+                caller_id=opened.caller.id,
+                mandate_id=opened.call.mandate_id,
+                provider_sid=f"RE{rec_id.hex}",
+                storage_key=f"{account.id}/{rec_id}.pmr",
+            )
+        )
+        s.add(LegalHold(account_id=account.id, caller_id=opened.caller.id, reason="litigation"))
     return str(account.id)
 
 

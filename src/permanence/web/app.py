@@ -50,6 +50,9 @@ def create_app(rt: Runtime) -> FastAPI:
         )
 
     app.include_router(api.router)
+    from permanence.telephony.api import router as telephony_router
+
+    app.include_router(telephony_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
