@@ -17,7 +17,6 @@ from twilio.request_validator import RequestValidator
 from permanence.accounts.service import account_by_slug, list_accounts, mandate_version
 from permanence.audit.model import AuditEntry
 from permanence.calls.model import Call
-from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.recordings import service as recordings
 from permanence.recordings.model import Recording
@@ -32,18 +31,6 @@ from tests.provider_server import ACCOUNT_SID, AUTH_TOKEN, ProviderServer
 PUBLIC = "https://permanence.example"
 PLUMBER_DID = "+33240000001"
 CALLER = "+33639981234"
-
-
-@pytest.fixture
-def provider(settings: Settings) -> Iterator[ProviderServer]:
-    server = ProviderServer()
-    server.start()
-    settings.public_base_url = PUBLIC
-    settings.twilio_auth_token = AUTH_TOKEN
-    settings.twilio_account_sid = ACCOUNT_SID
-    settings.twilio_api_base_url = server.base_url
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -333,7 +320,7 @@ def test_operator_stop_button_stops_at_provider_and_the_audio_is_discarded(
     sid, callback = _recorded_call(client, rt)
     call = the_call(rt, sid)
     api = TwilioRestApi.from_settings(rt.settings)
-    assert telephony.stop_recording(rt, api, ctx_for(call.account_id), call.id) is True
+    assert telephony.stop_recording(rt, lambda: api, ctx_for(call.account_id), call.id) is True
     assert provider.stopped == [sid]
     provider.recordings["RE" + "3" * 32] = AUDIO
     params = {

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
@@ -404,12 +404,15 @@ def object_to_recording(session: Session, call_id: uuid.UUID) -> str | None:
     return call.provider_sid if was == "recording" else None
 
 
-def stop_recording(rt: Runtime, api: TelephonyApi, ctx: AccessContext, call_id: uuid.UUID) -> bool:
+def stop_recording(
+    rt: Runtime, api: Callable[[], TelephonyApi], ctx: AccessContext, call_id: uuid.UUID
+) -> bool:
     """Mark the objection first (so a recording that still arrives is discarded), then ask
-    the provider to stop. Returns whether a running recording was stopped."""
+    the provider to stop. Returns whether a running recording was stopped. The provider's
+    API (``api()``) is only built when there is something to stop."""
     with rt.db.session(ctx) as s:
         provider_sid = object_to_recording(s, call_id)
     if provider_sid is None:
         return False
-    api.stop_recording(provider_sid)
+    api().stop_recording(provider_sid)
     return True
