@@ -33,6 +33,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(mandate_app, name="mandate")
 pii_app = typer.Typer(no_args_is_help=True, help="Personal data in free text.")
 app.add_typer(pii_app, name="pii")
+deliveries_app = typer.Typer(no_args_is_help=True, help="Delivery of messages to clients.")
+app.add_typer(deliveries_app, name="deliveries")
+webhook_app = typer.Typer(no_args_is_help=True, help="Webhooks to clients' systems.")
+app.add_typer(webhook_app, name="webhook")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -124,7 +128,9 @@ def serve(
     configure_logging(settings.log_level)
     rt = _runtime()
     # log_config=None: uvicorn's records go through our (redacting) root handler.
-    uvicorn.run(create_app(rt), host=host, port=port, log_config=None, proxy_headers=True)
+    uvicorn.run(
+        create_app(rt, deliveries=True), host=host, port=port, log_config=None, proxy_headers=True
+    )
 
 
 @db_app.command("upgrade")
@@ -308,6 +314,44 @@ def pii_scan(
         )
         raise typer.Exit(2)
     scan_lines(sys.stdin, sys.stdout, mask, chosen)
+
+
+@deliveries_app.command("run")
+def deliveries_run(
+    limit: Annotated[int, typer.Option(help="At most this many sends per account")] = 500,
+) -> None:
+    """One pass: send what is due, retry what failed, escalate unacknowledged messages."""
+    from permanence.delivery.worker import run_due
+
+    rt = _runtime()
+    try:
+        counts = run_due(rt, limit=limit)
+    finally:
+        rt.close()
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@webhook_app.command("secret")
+def webhook_secret(
+    account: Annotated[str, typer.Option(help="Account slug")],
+    name: Annotated[str, typer.Option(help="The mandate's secret_ref, e.g. env:CRM_SECRET")],
+) -> None:
+    """Create or rotate a webhook signing secret; prints it once (the previous one keeps
+    signing for 24 hours alongside)."""
+    from permanence.accounts.service import account_by_slug
+    from permanence.context import AccessContext
+    from permanence.delivery.service import set_webhook_secret
+
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:webhook-secret"), readonly=True) as s:
+            account_id = account_by_slug(s, account).id
+        with rt.db.session(AccessContext.system("cli:webhook-secret", account_id)) as s:
+            secret, version = set_webhook_secret(s, rt.keyring, name)
+    finally:
+        rt.close()
+    typer.echo(f"{account}: webhook secret {name} version {version} (shown once, store it now)")
+    typer.echo(secret)
 
 
 def _read(path: Path) -> str:

@@ -5,6 +5,7 @@ from permanence.audit.model import AuditCheckpoint, AuditEntry, AuditHead
 from permanence.calls.model import Call
 from permanence.crypto.model import AccountKey, SubjectKey
 from permanence.db import Base
+from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
 from permanence.messages.model import Appointment, Message
 from permanence.staff.model import ConfidentialityUndertaking, TrainingRecord, User
 from permanence.subjects.model import Caller
@@ -20,10 +21,14 @@ __all__ = [
     "Call",
     "Caller",
     "ConfidentialityUndertaking",
+    "Delivery",
+    "DeliveryEvent",
     "Did",
+    "Escalation",
     "MandateVersion",
     "Message",
     "SubjectKey",
     "TrainingRecord",
     "User",
+    "WebhookSecret",
 ]

@@ -20,6 +20,7 @@ from permanence.audit import service as audit
 from permanence.calls.service import get_call
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, utcnow
+from permanence.delivery import service as delivery
 from permanence.errors import Conflict, NotFound, ValidationFailed
 from permanence.mandates.forms import SubmissionInvalid, validate_submission
 from permanence.mandates.schema import Mandate
@@ -122,6 +123,7 @@ def take_message(
         subject_id=caller.id,
         details={"purpose": purpose},
     )
+    delivery.schedule(session, msg, mandate)
     return msg
 
 
