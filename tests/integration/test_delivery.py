@@ -554,3 +554,43 @@ def test_ledger_holds_no_personal_data(rt: Runtime, smtp: SmtpSink) -> None:
         e.status in {s.value for s in Status} for e in _ledger(rt, account_id, msg.id).values()
     )
     _assert_no_leak(repr(list(_ledger(rt, account_id, msg.id).values())))
+
+
+def test_the_serving_process_delivers_in_the_background_and_stops(
+    rt: Runtime, smtp: SmtpSink
+) -> None:
+    import asyncio
+    import threading
+
+    from permanence.web.app import create_app
+
+    account_id = _account(rt)
+    _take(rt, account_id)
+    rt.settings.delivery_interval = 0.05
+    app = create_app(rt, deliveries=True)
+
+    async def serve_a_moment() -> None:
+        async with app.router.lifespan_context(app):
+            for _ in range(200):
+                if smtp.messages:
+                    break
+                await asyncio.sleep(0.05)
+
+    asyncio.run(serve_a_moment())
+    assert len(smtp.messages) == 1
+    assert "permanence-delivery" not in [t.name for t in threading.enumerate()]
+
+
+def test_the_application_alone_starts_no_worker(rt: Runtime) -> None:
+    import asyncio
+    import threading
+
+    from permanence.web.app import create_app
+
+    app = create_app(rt)
+
+    async def serve() -> list[str]:
+        async with app.router.lifespan_context(app):
+            return [t.name for t in threading.enumerate()]
+
+    assert "permanence-delivery" not in asyncio.run(serve())

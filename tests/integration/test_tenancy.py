@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, pool, select, text
 from sqlalchemy.exc import DBAPIError
 
 from permanence.db import account_owned_tables
+from permanence.delivery import service as delivery
 from permanence.messages import service as messages
 from permanence.runtime import Runtime
 from tests.conftest import PG_URL
@@ -71,6 +72,7 @@ def _populate(rt: Runtime, slug: str, phone: str) -> str:
                 },
                 call_id=opened.call.id,
             )
+        delivery.set_webhook_secret(s, rt.keyring, "env:CLIENT_WEBHOOK_SECRET")
     return str(account.id)
 
 
