@@ -594,3 +594,15 @@ def test_the_application_alone_starts_no_worker(rt: Runtime) -> None:
             return [t.name for t in threading.enumerate()]
 
     assert "permanence-delivery" not in asyncio.run(serve())
+
+
+def test_a_mandate_cannot_sign_with_the_services_own_settings(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account_id = _account(rt)
+    monkeypatch.setenv("PERMANENCE_MASTER_KEY", "not-for-webhooks")
+    monkeypatch.setenv("DURAND_WEBHOOK_SECRET", "client-secret")
+    with rt.db.session(ctx_for(account_id)) as s:
+        now = dt.datetime.now(dt.UTC)
+        assert delivery.signing_secrets(s, rt.keyring, "env:PERMANENCE_MASTER_KEY", now) == []
+        assert delivery.signing_secrets(s, rt.keyring, SECRET_REF, now) == [b"client-secret"]

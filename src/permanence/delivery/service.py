@@ -533,7 +533,9 @@ def signing_secrets(session: Session, keyring: Keyring, ref: str, now: dt.dateti
             out.append(open_sealed(aead, row.previous_sealed, ad))
         return out
     kind, _, where = ref.partition(":")
-    if kind == "env" and os.environ.get(where):
+    # A mandate is the client's document: it must not point the signature at our own
+    # settings (the master key among them).
+    if kind == "env" and not where.upper().startswith("PERMANENCE_") and os.environ.get(where):
         return [os.environ[where].encode()]
     if kind == "file":
         try:
