@@ -606,3 +606,20 @@ def test_a_mandate_cannot_sign_with_the_services_own_settings(
         now = dt.datetime.now(dt.UTC)
         assert delivery.signing_secrets(s, rt.keyring, "env:PERMANENCE_MASTER_KEY", now) == []
         assert delivery.signing_secrets(s, rt.keyring, SECRET_REF, now) == [b"client-secret"]
+
+
+def test_an_acknowledgement_recorded_elsewhere_also_stops_the_escalation(
+    rt: Runtime, sms_sink: HttpSink
+) -> None:
+    account_id = _account(rt, on_call={"escalation_after": "PT30M", "contacts": CONTACTS})
+    msg = _take(rt, account_id)
+    with rt.db.session(ctx_for(account_id, Role.CLIENT)) as s:
+        s.get(Message, msg.id).acknowledged_at = dt.datetime.now(dt.UTC)  # type: ignore[union-attr]
+    channels = _channels(rt.settings, sms=sms_sink)
+    assert (
+        run_due(rt, now=msg.created_at + dt.timedelta(hours=1), channels=channels)["escalated"] == 0
+    )
+    assert sms_sink.received == []
+    with rt.db.session(ctx_for(account_id, Role.CLIENT)) as s:
+        delivery.mark_acknowledged(s, msg.id)
+    assert _ledger(rt, account_id, msg.id)["new/portal"].status == "acknowledged"

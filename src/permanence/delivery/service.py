@@ -242,25 +242,25 @@ def mark_viewed(session: Session, message_id: uuid.UUID) -> None:
 
 
 def mark_acknowledged(session: Session, message_id: uuid.UUID) -> Message:
-    """The client acknowledged the message: recorded on the message and the portal row, the
-    escalation stops and alerts not yet sent are cancelled. Idempotent."""
+    """The client acknowledged the message: recorded on the message (unless already) and on
+    the portal row; the escalation stops and alerts not yet sent are cancelled. Idempotent,
+    and safe to call after another use case already set ``acknowledged_at``."""
     msg = _message(session, message_id)
-    if msg.acknowledged_at is not None:
-        return msg
-    now = utcnow()
-    msg.acknowledged_at = now
-    msg.status = "acknowledged"
+    if msg.acknowledged_at is None:
+        msg.acknowledged_at = utcnow()
+        msg.status = "acknowledged"
+        audit.record(session, "message.acknowledge", "message", msg.id, subject_id=msg.caller_id)
+    at = msg.acknowledged_at
     for row in _deliveries(session, msg.id):
         if row.event != Event.NEW:
             continue
-        if row.channel == Channel.PORTAL:
+        if row.channel == Channel.PORTAL and row.status != Status.ACKNOWLEDGED:
             if row.viewed_at is None:
-                row.viewed_at = now
-            transition(session, row, Status.ACKNOWLEDGED, now)
+                row.viewed_at = at
+            transition(session, row, Status.ACKNOWLEDGED, at)
         elif row.channel in ESCALATION_CHANNELS and row.status == Status.PENDING:
-            transition(session, row, Status.CANCELLED, now, error="acknowledged")
-    _stop_escalation(session, msg.id, now, "acknowledged")
-    audit.record(session, "message.acknowledge", "message", msg.id, subject_id=msg.caller_id)
+            transition(session, row, Status.CANCELLED, at, error="acknowledged")
+    _stop_escalation(session, msg.id, at, "acknowledged")
     return msg
 
 
