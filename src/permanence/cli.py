@@ -44,6 +44,10 @@ staff_app = typer.Typer(no_args_is_help=True, help="Staff training and undertaki
 app.add_typer(staff_app, name="staff")
 retention_app = typer.Typer(no_args_is_help=True, help="Retention periods and legal holds.")
 app.add_typer(retention_app, name="retention")
+deliveries_app = typer.Typer(no_args_is_help=True, help="Delivery of messages to clients.")
+app.add_typer(deliveries_app, name="deliveries")
+webhook_app = typer.Typer(no_args_is_help=True, help="Webhooks to clients' systems.")
+app.add_typer(webhook_app, name="webhook")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -147,7 +151,13 @@ def serve(
         scheduler.start()
     try:
         # log_config=None: uvicorn's records go through our (redacting) root handler.
-        uvicorn.run(create_app(rt), host=host, port=port, log_config=None, proxy_headers=True)
+        uvicorn.run(
+            create_app(rt, deliveries=True),
+            host=host,
+            port=port,
+            log_config=None,
+            proxy_headers=True,
+        )
     finally:
         if scheduler is not None:
             scheduler.stop()
@@ -608,6 +618,44 @@ def staff_reminders(
     for r in items:
         typer.echo(f"{r.email}  {r.course}  expires {paris(r.expires_at, '%d/%m/%Y')}")
     typer.echo(f"{len(items)} reminder(s) {'sent' if send else 'due'}")
+
+
+@deliveries_app.command("run")
+def deliveries_run(
+    limit: Annotated[int, typer.Option(help="At most this many sends per account")] = 500,
+) -> None:
+    """One pass: send what is due, retry what failed, escalate unacknowledged messages."""
+    from permanence.delivery.worker import run_due
+
+    rt = _runtime()
+    try:
+        counts = run_due(rt, limit=limit)
+    finally:
+        rt.close()
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@webhook_app.command("secret")
+def webhook_secret(
+    account: Annotated[str, typer.Option(help="Account slug")],
+    name: Annotated[str, typer.Option(help="The mandate's secret_ref, e.g. env:CRM_SECRET")],
+) -> None:
+    """Create or rotate a webhook signing secret; prints it once (the previous one keeps
+    signing for 24 hours alongside)."""
+    from permanence.accounts.service import account_by_slug
+    from permanence.context import AccessContext
+    from permanence.delivery.service import set_webhook_secret
+
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:webhook-secret"), readonly=True) as s:
+            account_id = account_by_slug(s, account).id
+        with rt.db.session(AccessContext.system("cli:webhook-secret", account_id)) as s:
+            secret, version = set_webhook_secret(s, rt.keyring, name)
+    finally:
+        rt.close()
+    typer.echo(f"{account}: webhook secret {name} version {version} (shown once, store it now)")
+    typer.echo(secret)
 
 
 def _read(path: Path) -> str:

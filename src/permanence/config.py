@@ -56,6 +56,18 @@ class Settings(BaseSettings):
     smtp_user: str | None = Field(default=None)
     smtp_password: str | None = Field(default=None)
     mail_from: str = Field(default="permanence@localhost")
+    sms_gateway_url: str | None = Field(
+        default=None,
+        description="Twilio-compatible Messages API URL for on-call SMS; unset: no SMS",
+    )
+    sms_from: str | None = Field(default=None, description="Sender number or id for SMS")
+    sms_user: str | None = Field(default=None, description="Gateway user (Twilio account SID)")
+    sms_password: str | None = Field(default=None, description="Gateway password (auth token)")
+    delivery_interval: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds between delivery passes inside 'serve'; 0 runs none there",
+    )
     log_level: str = Field(default="INFO")
     twilio_auth_token: str | None = Field(
         default=None,

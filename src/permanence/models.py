@@ -20,6 +20,7 @@ from permanence.contracts.model import (
 )
 from permanence.crypto.model import AccountKey, SubjectKey
 from permanence.db import Base
+from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.retention.model import LegalHold
@@ -54,7 +55,10 @@ __all__ = [
     "ConfidentialityUndertaking",
     "Consent",
     "Contract",
+    "Delivery",
+    "DeliveryEvent",
     "Did",
+    "Escalation",
     "LegalHold",
     "MandateVersion",
     "Message",
@@ -68,4 +72,5 @@ __all__ = [
     "TrainingRecord",
     "User",
     "WebSession",
+    "WebhookSecret",
 ]

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from permanence.db import account_owned_tables
+from permanence.delivery import service as delivery
 from permanence.messages import service as messages
 from permanence.runtime import Runtime
 from tests.conftest import PG_URL
@@ -99,6 +100,7 @@ def _populate(rt: Runtime, slug: str, phone: str) -> str:
             )
         )
         s.add(LegalHold(account_id=account.id, caller_id=opened.caller.id, reason="litigation"))
+        delivery.set_webhook_secret(s, rt.keyring, "env:CLIENT_WEBHOOK_SECRET")
     return str(account.id)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,11 +19,29 @@ from permanence.web import api
 log = logging.getLogger("permanence.web")
 
 
-def create_app(rt: Runtime) -> FastAPI:
+def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
+    """The application; ``deliveries`` also runs the delivery worker every
+    ``PERMANENCE_DELIVERY_INTERVAL`` seconds while it serves (``permanence serve`` does)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from permanence.delivery.worker import DeliveryLoop
+
+        loop = None
+        if deliveries and rt.settings.delivery_interval > 0:
+            loop = DeliveryLoop(rt, rt.settings.delivery_interval)
+            loop.start()
+        try:
+            yield
+        finally:
+            if loop is not None:
+                loop.stop()
+
     app = FastAPI(
         title="Permanence",
         version=__version__,
         description="GDPR-compliant telephone answering service API.",
+        lifespan=lifespan,
     )
     app.state.rt = rt
 
