@@ -157,6 +157,8 @@ def _cases(o: Objects) -> list[tuple[str, str, str, Any]]:
         ("GET", "/api/v1/accounts/{a}/messages", "client", None),
         ("GET", f"/api/v1/accounts/{{a}}/messages/{o.message}", "client", None),
         ("POST", f"/api/v1/accounts/{{a}}/messages/{o.message}/acknowledge", "client", None),
+        ("GET", f"/api/v1/accounts/{{a}}/messages/{o.message}/deliveries", "client", None),
+        ("GET", f"/api/v1/accounts/{{a}}/messages/{o.message}/recipients", "client", None),
         (
             "GET",
             "/api/v1/accounts/{a}/appointments",

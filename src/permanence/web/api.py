@@ -545,6 +545,62 @@ def acknowledge(
         return _message_out(messages.acknowledge(s, message_id))
 
 
+@router.get(
+    "/accounts/{account_id}/messages/{message_id}/deliveries",
+    response_model=list[S.DeliveryOut],
+    responses=ERRORS,
+    tags=["messages"],
+)
+def message_deliveries(
+    account_id: uuid.UUID, message_id: uuid.UUID, p: MessageReader, rt: CurrentRuntime
+) -> list[S.DeliveryOut]:
+    """The delivery ledger of a message: each channel's sent, delivered, viewed, acknowledged."""
+    from permanence.delivery import service as delivery
+
+    with unit_of_work(rt, p, account_id, f"message:{message_id}", readonly=True) as s:
+        return [
+            S.DeliveryOut(
+                id=e.delivery_id,
+                event=e.event,
+                channel=e.channel,
+                escalation_step=e.escalation_step,
+                status=e.status,
+                attempts=e.attempts,
+                last_error=e.last_error,
+                created_at=e.created_at,
+                sent_at=e.sent_at,
+                delivered_at=e.delivered_at,
+                viewed_at=e.viewed_at,
+                acknowledged_at=e.acknowledged_at,
+                failed_at=e.failed_at,
+            )
+            for e in delivery.ledger(s, message_id)
+        ]
+
+
+@router.get(
+    "/accounts/{account_id}/messages/{message_id}/recipients",
+    response_model=list[S.RecipientOut],
+    responses=ERRORS,
+    tags=["messages"],
+)
+def message_recipients(
+    account_id: uuid.UUID, message_id: uuid.UUID, p: MessageReader, rt: CurrentRuntime
+) -> list[S.RecipientOut]:
+    """Who received the message (Art. 19: the recipients a data subject may ask for)."""
+    from permanence.delivery import service as delivery
+
+    with unit_of_work(rt, p, account_id, f"message:{message_id}", readonly=True) as s:
+        return [
+            S.RecipientOut(
+                channel=r.channel,
+                description=r.description,
+                first_received_at=r.first_received_at,
+            )
+            for r in delivery.recipients_of(s, message_id)
+        ]
+
+
 # -- agenda --------------------------------------------------------------------------------
 
 
