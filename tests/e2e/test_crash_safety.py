@@ -14,7 +14,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pyotp
 import pytest
 from sqlalchemy import select
 
@@ -26,11 +25,8 @@ from permanence.context import AccessContext, Role
 from permanence.messages import service as messages
 from permanence.messages.model import Message
 from permanence.runtime import Runtime
-from permanence.staff import auth
-from permanence.staff.service import create_user
-from permanence.staff.training import record_training, sign_undertaking
 from tests.conftest import cli_env, free_port
-from tests.factories import make_account
+from tests.factories import make_account, signed_in_operator
 
 VALUES = {
     "last_name": "Martin",
@@ -72,28 +68,8 @@ def _start(settings: Settings, port: int) -> subprocess.Popen[bytes]:
 @pytest.mark.slow
 def test_sigkill_mid_burst_loses_no_acknowledged_message(rt: Runtime, settings: Settings) -> None:
     account = make_account(rt, "plomberie-durand")
-    with rt.db.session(AccessContext(role=Role.ADMIN, reason="test")) as s:
-        new = create_user(
-            s,
-            rt.keyring,
-            email="op.crash@p.example",
-            display_name="Op",
-            role=Role.OPERATOR,
-            password="mot de passe du test",
-        )
-        record_training(s, new.user.id)
-        sign_undertaking(s, new.user.id)
-    assert new.totp_uri
-    with rt.db.session(AccessContext.system("test")) as s:
-        signed = auth.sign_in(
-            s,
-            rt.keyring,
-            email="op.crash@p.example",
-            password="mot de passe du test",
-            totp_code=pyotp.parse_uri(new.totp_uri).now(),
-        )
-        assert signed is not None
-    ctx = AccessContext(role=Role.OPERATOR, reason="test", actor_id=new.user.id)
+    operator_id, token, csrf = signed_in_operator(rt)
+    ctx = AccessContext(role=Role.OPERATOR, reason="test", actor_id=operator_id)
     with rt.db.session(ctx) as s:
         call_id = calls.open_call(
             s, rt.keyring, dialled="+33240000001", caller_number="0199001234"
@@ -115,8 +91,8 @@ def test_sigkill_mid_burst_loses_no_acknowledged_message(rt: Runtime, settings: 
                 url,
                 json={"purpose": "intervention", "values": VALUES},
                 timeout=10,
-                headers={"X-CSRF-Token": signed.csrf_token},
-                cookies={"permanence_session": signed.token},
+                headers={"X-CSRF-Token": csrf},
+                cookies={"permanence_session": token},
             )
         except httpx.TransportError:
             return  # the server died under this request: not acknowledged
@@ -147,7 +123,7 @@ def test_sigkill_mid_burst_loses_no_acknowledged_message(rt: Runtime, settings: 
     try:
         with fresh.db.session(
             AccessContext(
-                role=Role.OPERATOR, reason="test", actor_id=new.user.id, account_id=account.id
+                role=Role.OPERATOR, reason="test", actor_id=operator_id, account_id=account.id
             )
         ) as s:
             stored = {str(i) for i in s.scalars(select(Message.id))}
