@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,9 +38,15 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
     return out
 
 
-def pct(values: list[float], q: float) -> float:
-    return (
-        statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-        if len(values) > 1
-        else values[0]
-    )
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(q / 100 * len(ordered))))]

@@ -19,7 +19,6 @@ import asyncio
 import base64
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import httpx
 from fastapi import FastAPI, Request
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert
 
+from bench.common import free_port, percentile
 from permanence import schema
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
@@ -72,12 +72,6 @@ def bench_app() -> FastAPI:
         return {"id": int(result.inserted_primary_key[0])}
 
     return app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _prepare(tmp: Path) -> tuple[dict[str, str], dict[str, str], str]:
@@ -139,18 +133,13 @@ async def _load(
     return elapsed, latencies, errors
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=4)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="permanence-bench-"))
-    port = _free_port()
+    port = free_port()
     server = None
     try:
         headers, cookies, url = _prepare(tmp)
@@ -186,7 +175,8 @@ def main() -> None:
             elapsed, lat, errors = asyncio.run(
                 _load(base, path, args.requests, args.concurrency, headers, cookies)
             )
-            rows.append((label, args.requests / elapsed, _pct(lat, 50), _pct(lat, 99), errors))
+            p50, p99 = percentile(lat, 50), percentile(lat, 99)
+            rows.append((label, args.requests / elapsed, p50, p99, errors))
         print(
             f"{args.requests} requests per endpoint, {args.concurrency} in flight, "
             "uvicorn (1 worker) + SQLite WAL, 2 cores shared with the load generator"
