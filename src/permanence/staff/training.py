@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -94,3 +95,49 @@ def require_trained(session: Session, ctx: AccessContext) -> None:
     if problems:
         audit.record(session, "staff.gate_refused", "user", ctx.actor_id)
         raise TrainingRequired("access to personal data refused: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class TrainingStatus:
+    user_id: uuid.UUID
+    display_name: str
+    role: str
+    trained_until: dt.datetime | None
+    undertaking_signed: bool
+
+    @property
+    def cleared(self) -> bool:
+        return self.trained_until is not None and self.undertaking_signed
+
+
+def status_of_staff(session: Session, at: dt.datetime | None = None) -> list[TrainingStatus]:
+    """Every active staff member with the end of their valid training and whether they signed
+    the current undertaking: what the DPO checks (the gate itself is ``require_trained``)."""
+    from sqlalchemy import func
+
+    from permanence.staff.model import User
+
+    now = at or utcnow()
+    until = dict(
+        session.execute(
+            select(TrainingRecord.user_id, func.max(TrainingRecord.expires_at))
+            .where(TrainingRecord.course == REQUIRED_COURSE, TrainingRecord.expires_at > now)
+            .group_by(TrainingRecord.user_id)
+        ).all()
+    )
+    signed = set(
+        session.scalars(
+            select(ConfidentialityUndertaking.user_id).where(
+                ConfidentialityUndertaking.version == UNDERTAKING_VERSION
+            )
+        )
+    )
+    staff = session.scalars(
+        select(User)
+        .where(User.role.in_([r.value for r in STAFF_ROLES]), User.active.is_(True))
+        .order_by(User.display_name)
+    )
+    return [
+        TrainingStatus(u.id, u.display_name, u.role.value, until.get(u.id), u.id in signed)
+        for u in staff
+    ]

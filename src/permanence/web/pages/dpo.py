@@ -1,0 +1,158 @@
+"""The DPO desk: the audit log (filter, verify the chain) and the staff's training status.
+
+Rights requests, the breach register, the Art. 30 record and the compliance report join this
+desk with the features that provide them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from permanence.audit import service as audit
+from permanence.context import Role
+from permanence.staff import training
+from permanence.web.deps import CurrentRuntime
+from permanence.web.pages.render import TIMEZONE, Viewer, redirect, render, roles
+
+router = APIRouter(prefix="/dpo")
+AUDITORS = (Role.DPO, Role.ADMIN)
+Auditor = Annotated[Viewer, roles(*AUDITORS)]
+AuditorForm = Annotated[Viewer, roles(*AUDITORS, form=True)]
+TrainingViewer = Annotated[Viewer, roles(Role.DPO, Role.ADMIN, Role.SUPERVISOR)]
+PAGE_SIZE = 50
+CODE = r"^[A-Za-z0-9_.:/+\-]{1,64}$"
+
+
+@router.get("", response_class=HTMLResponse)
+def desk() -> Response:
+    return redirect("/dpo/journal")
+
+
+def _day(value: dt.date | None, *, end: bool = False) -> dt.datetime | None:
+    if value is None:
+        return None
+    start = dt.datetime.combine(value, dt.time(), TIMEZONE)
+    return start + dt.timedelta(days=1) if end else start
+
+
+def _rows(entries: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for e in entries:
+        body = json.loads(e.body)
+        out.append(
+            {
+                "seq": e.seq,
+                "ts": e.ts,
+                "action": e.action,
+                "actor": e.actor_id,
+                "role": body.get("role"),
+                "account": body.get("account"),
+                "object": body.get("object"),
+                "reason": body.get("reason"),
+                "subject": e.subject_id,
+                "details": body.get("details") or {},
+            }
+        )
+    return out
+
+
+def _journal(
+    request: Request,
+    viewer: Viewer,
+    rt: CurrentRuntime,
+    *,
+    action: str | None,
+    acteur: uuid.UUID | None,
+    personne: uuid.UUID | None,
+    du: dt.date | None,
+    au: dt.date | None,
+    avant: int | None,
+    verified: audit.VerifyResult | None = None,
+) -> Response:
+    with rt.db.session(viewer.context("dpo:audit_log"), readonly=True) as s:
+        entries = audit.search(
+            s,
+            action=action,
+            actor_id=acteur,
+            subject_id=personne,
+            since=_day(du),
+            until=_day(au, end=True),
+            before_seq=avant,
+            limit=PAGE_SIZE,
+        )
+    rows = _rows(entries)
+    return render(
+        request,
+        "dpo/audit.html",
+        viewer,
+        rows=rows,
+        filters={"action": action, "acteur": acteur, "personne": personne, "du": du, "au": au},
+        next_before=rows[-1]["seq"] if len(rows) == PAGE_SIZE else None,
+        verified=verified,
+    )
+
+
+@router.get("/journal", response_class=HTMLResponse)
+def journal(
+    request: Request,
+    viewer: Auditor,
+    rt: CurrentRuntime,
+    action: Annotated[str | None, Query(pattern=CODE)] = None,
+    acteur: uuid.UUID | None = None,
+    personne: uuid.UUID | None = None,
+    du: dt.date | None = None,
+    au: dt.date | None = None,
+    avant: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """The audit log, newest first; filters on action (or a family, "message."), actor,
+    data subject (pseudonymous ids) and dates."""
+    return _journal(
+        request,
+        viewer,
+        rt,
+        action=action,
+        acteur=acteur,
+        personne=personne,
+        du=du,
+        au=au,
+        avant=avant,
+    )
+
+
+@router.post("/journal/verifier", response_class=HTMLResponse)
+def verify(request: Request, viewer: AuditorForm, rt: CurrentRuntime) -> Response:
+    """Recompute the whole chain and check the signed checkpoints; show the result."""
+    with rt.db.session(viewer.context("dpo:audit_verify"), readonly=True) as s:
+        result = audit.verify(s, rt.keyring.checkpoint_signing_key().public_key())
+    return _journal(
+        request,
+        viewer,
+        rt,
+        action=None,
+        acteur=None,
+        personne=None,
+        du=None,
+        au=None,
+        avant=None,
+        verified=result,
+    )
+
+
+@router.get("/formation", response_class=HTMLResponse)
+def training_status(request: Request, viewer: TrainingViewer, rt: CurrentRuntime) -> Response:
+    with rt.db.session(viewer.context("dpo:training"), readonly=True) as s:
+        staff = training.status_of_staff(s)
+    return render(
+        request,
+        "dpo/training.html",
+        viewer,
+        staff=staff,
+        course=training.REQUIRED_COURSE,
+        undertaking=training.UNDERTAKING_VERSION,
+    )
