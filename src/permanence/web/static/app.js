@@ -26,6 +26,21 @@
     window.addEventListener("pagehide", function () { source.close(); });
   }
 
+  // Keyboard shortcuts: Alt + a key activates the control that declares it in
+  // aria-keyshortcuts (announced by screen readers). The physical key is used, so Alt+1 works
+  // on every layout (AZERTY included) and on a Mac, where Alt types special characters.
+  document.addEventListener("keydown", function (e) {
+    if (!e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) { return; }
+    var m = /^(?:Digit|Key)([0-9A-Z])$/.exec(e.code || "");
+    if (!m) { return; }
+    var target = document.querySelector('[aria-keyshortcuts="Alt+' + m[1] + '"]');
+    if (target) {
+      e.preventDefault();
+      target.focus();
+      target.click();
+    }
+  });
+
   // After a refused form, bring the first problem into view and focus.
   var firstInvalid = document.querySelector('[aria-invalid="true"]');
   var problems = document.getElementById("problemes");
