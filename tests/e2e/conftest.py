@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port
-from tests.web.conftest import World, world  # noqa: F401  (the fixture)
+from tests.web import conftest as web_fixtures
+from tests.web.conftest import World
 
 CHROMIUM = os.environ.get("PERMANENCE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -26,6 +27,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+world = web_fixtures.world  # the same accounts and people as the page tests
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 

@@ -40,7 +40,9 @@ class Browser:
         self.titles: list[str] = []
         self.page.on(
             "console",
-            lambda m: self.csp_errors.append(m.text) if "Content Security Policy" in m.text else None,
+            lambda m: (
+                self.csp_errors.append(m.text) if "Content Security Policy" in m.text else None
+            ),
         )
         self.page.on(
             "framenavigated",
@@ -184,7 +186,9 @@ def test_dpo_verifies_the_audit_chain_and_admin_edits_a_mandate(
     expect(page.locator("#verification")).to_contain_text("Chaîne intacte")
     dpo.check("dpo-audit")
     page.get_by_role("link", name="Formation").click()
-    expect(page.get_by_role("heading", name="Formation et confidentialité du personnel")).to_be_visible()
+    expect(
+        page.get_by_role("heading", name="Formation et confidentialité du personnel")
+    ).to_be_visible()
     dpo.check()
     assert not dpo.csp_errors
     dpo.close()

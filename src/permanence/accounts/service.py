@@ -240,7 +240,8 @@ def preview_mandate(session: Session, source: str, *, account_id: uuid.UUID) -> 
         _row, current = mandate_version(session, account_id)
     except NotFound:
         return draft, ""
-    return draft, diff_mandates(current, draft.model_copy(update={"version": None}))
+    # Compared at the same version number: the number is assigned on saving.
+    return draft, diff_mandates(current, draft.model_copy(update={"version": current.version}))
 
 
 def rotate_keys(session: Session, keyring: Keyring, account_id: uuid.UUID) -> tuple[int, int]:
