@@ -26,7 +26,11 @@ from permanence.context import AccessContext, Role
 from permanence.errors import Conflict, NotAuthenticated, ValidationFailed
 from permanence.messages import agenda
 from permanence.messages import service as messages
-from permanence.messages.service import SubmissionRefused, UndeclaredDataInText
+from permanence.messages.service import (
+    ConsentMissing,
+    SubmissionRefused,
+    UndeclaredDataInText,
+)
 from permanence.runtime import Runtime
 from permanence.staff import auth
 from permanence.web.deps import CurrentRuntime, unit_of_work
@@ -341,10 +345,19 @@ async def save(
         return await run_in_threadpool(
             redo, problems=exc.problems, confirm_needed=not refused, status_code=422
         )
-    except (ValidationFailed, Conflict) as exc:
-        problems = exc.problems if isinstance(exc, ValidationFailed) else [exc.message]
-        return await run_in_threadpool(redo, problems=problems, status_code=exc.status_code)
+    except ConsentMissing:
+        return await run_in_threadpool(redo, problems=["consent_required"], status_code=422)
+    except SlotMissing:
+        return await run_in_threadpool(redo, problems=["slot_missing"], status_code=422)
+    except Conflict:
+        return await run_in_threadpool(redo, problems=["slot_taken"], status_code=409)
+    except ValidationFailed as exc:
+        return await run_in_threadpool(redo, problems=exc.problems, status_code=exc.status_code)
     return redirect(f"/console/appels/{account_id}/{call_id}?enregistre={kind}")
+
+
+class SlotMissing(ValidationFailed):
+    pass
 
 
 def _slot(value: str) -> tuple[dt.datetime, dt.datetime]:
@@ -352,9 +365,9 @@ def _slot(value: str) -> tuple[dt.datetime, dt.datetime]:
     try:
         starts, ends = dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end)
     except ValueError:
-        raise ValidationFailed("choose a slot for the appointment") from None
+        raise SlotMissing("choose a slot for the appointment") from None
     if starts.tzinfo is None or ends.tzinfo is None:
-        raise ValidationFailed("choose a slot for the appointment")
+        raise SlotMissing("choose a slot for the appointment")
     return starts, ends
 
 
