@@ -116,7 +116,13 @@ def test_operator_takes_a_call_and_the_client_acknowledges_the_message(
     page.wait_for_url(re.compile(r"\?motif=intervention$"))
     expect(page.get_by_role("heading", name="Demande d'intervention")).to_be_visible()
     page.get_by_label("Nom").fill(CALLER_NAME)
+    # Leaving a field checks it at once (htmx, under the strict CSP).
+    page.get_by_label("Téléphone").fill("pas un numéro")
+    page.keyboard.press("Tab")
+    expect(page.locator("#err-phone")).to_have_text("Cette valeur ne convient pas à ce champ.")
     page.get_by_label("Téléphone").fill(CALLER_PHONE)
+    page.keyboard.press("Tab")
+    expect(page.locator("#err-phone")).to_be_hidden()
     page.get_by_label("Urgence").select_option("sous 48 heures")
     page.get_by_label("Description du problème").fill("Le chauffe-eau ne chauffe plus.")
     # The address is required and left empty: saving is refused, the field says why.
