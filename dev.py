@@ -53,6 +53,9 @@ def start(args: list[str]) -> None:
     ensure_venv("")
     env = dict(os.environ)
     data = Path(env.setdefault("PERMANENCE_DATA_DIR", str(ROOT / "data")))
+    # The demo stands for a deployment on HDS-certified hosting (its medical practice keeps
+    # health data); a real deployment declares it only when its host is certified.
+    env.setdefault("PERMANENCE_HDS_HOSTING", "true")
     cli = BIN / "permanence"
     if not (data / "master.key").exists() and not env.get("PERMANENCE_MASTER_KEY"):
         run(cli, "init", "--admin-email", DEMO_ADMIN[0], "--admin-password", DEMO_ADMIN[1], env=env)

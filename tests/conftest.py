@@ -18,6 +18,7 @@ from permanence import schema
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.runtime import Runtime
+from tests.provider_server import ProviderServer
 
 PG_URL = os.environ.get("PERMANENCE_TEST_DATABASE_URL")
 PG_OWNER_URL = os.environ.get("PERMANENCE_TEST_DATABASE_MIGRATION_URL", PG_URL)
@@ -172,3 +173,18 @@ def smtp(settings: Settings) -> Iterator[SmtpSink]:
     settings.mail_from = "permanence@permanence.example"
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def provider(settings: Settings) -> Iterator[ProviderServer]:
+    """A local server playing the telephony provider's REST API; settings point at it."""
+    from tests.provider_server import ACCOUNT_SID, AUTH_TOKEN
+
+    server = ProviderServer()
+    server.start()
+    settings.public_base_url = "https://permanence.example"
+    settings.twilio_auth_token = AUTH_TOKEN
+    settings.twilio_account_sid = ACCOUNT_SID
+    settings.twilio_api_base_url = server.base_url
+    yield server
+    server.stop()

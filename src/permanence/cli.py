@@ -15,6 +15,7 @@ from permanence.config import Settings, get_settings
 from permanence.errors import PermanenceError, ValidationFailed
 
 if TYPE_CHECKING:
+    from permanence.context import AccessContext
     from permanence.runtime import Runtime
 
 app = typer.Typer(
@@ -33,6 +34,20 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(mandate_app, name="mandate")
 pii_app = typer.Typer(no_args_is_help=True, help="Personal data in free text.")
 app.add_typer(pii_app, name="pii")
+compliance_app = typer.Typer(no_args_is_help=True, help="Automated compliance checks.")
+app.add_typer(compliance_app, name="compliance")
+breach_app = typer.Typer(no_args_is_help=True, help="The breach register (Art. 33).")
+app.add_typer(breach_app, name="breach")
+art30_app = typer.Typer(no_args_is_help=True, help="Records of processing (Art. 30).")
+app.add_typer(art30_app, name="art30")
+staff_app = typer.Typer(no_args_is_help=True, help="Staff training and undertakings.")
+app.add_typer(staff_app, name="staff")
+retention_app = typer.Typer(no_args_is_help=True, help="Retention periods and legal holds.")
+app.add_typer(retention_app, name="retention")
+deliveries_app = typer.Typer(no_args_is_help=True, help="Delivery of messages to clients.")
+app.add_typer(deliveries_app, name="deliveries")
+webhook_app = typer.Typer(no_args_is_help=True, help="Webhooks to clients' systems.")
+app.add_typer(webhook_app, name="webhook")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -118,13 +133,34 @@ def serve(
     import uvicorn
 
     from permanence.logs import configure_logging
+    from permanence.recordings.storage import store_from_settings
+    from permanence.retention.service import Scheduler
     from permanence.web.app import create_app
 
     settings = get_settings()
     configure_logging(settings.log_level)
     rt = _runtime()
-    # log_config=None: uvicorn's records go through our (redacting) root handler.
-    uvicorn.run(create_app(rt), host=host, port=port, log_config=None, proxy_headers=True)
+    scheduler = None
+    if settings.retention_interval_minutes:
+        scheduler = Scheduler(
+            rt.db,
+            store_from_settings(settings),
+            settings.retention_interval_minutes * 60.0,
+            settings.retention_batch_size,
+        )
+        scheduler.start()
+    try:
+        # log_config=None: uvicorn's records go through our (redacting) root handler.
+        uvicorn.run(
+            create_app(rt, deliveries=True),
+            host=host,
+            port=port,
+            log_config=None,
+            proxy_headers=True,
+        )
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
 
 
 @db_app.command("upgrade")
@@ -310,11 +346,405 @@ def pii_scan(
     scan_lines(sys.stdin, sys.stdout, mask, chosen)
 
 
+@compliance_app.command("check")
+def compliance_check(
+    report: Annotated[Path | None, typer.Option(help="Also write a dated HTML report")] = None,
+) -> None:
+    """Run every compliance check; one line each; exit 1 if any fails (for cron)."""
+    from permanence.compliance.checks import run_checks
+    from permanence.compliance.report import report_html
+    from permanence.db import utcnow
+
+    rt = _runtime()
+    try:
+        at = utcnow()
+        results = run_checks(rt, at)
+    finally:
+        rt.close()
+    for r in results:
+        typer.echo(r.line())
+        if not r.passed:
+            for e in r.evidence:
+                typer.echo(f"  - {e}")
+    if report is not None:
+        report.write_text(report_html(results, at=at, deployment=rt.settings.provider_name))
+        typer.echo(f"report written to {report}")
+    failed = [r for r in results if not r.passed]
+    if failed:
+        fail(f"{len(failed)} compliance check(s) failed: {', '.join(r.code for r in failed)}")
+
+
+def _parse_when(value: str, name: str) -> object:
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{name} must be an ISO date-time such as 2026-03-06T19:30+01:00")
+    if when.tzinfo is None:
+        fail(f"{name} needs a UTC offset, e.g. 2026-03-06T19:30+01:00")
+    return when
+
+
+@breach_app.command("open")
+def breach_open(
+    aware_at: Annotated[str, typer.Option(help="When the provider became aware (ISO, offset)")],
+    nature: Annotated[str, typer.Option(help="What happened (no personal data)")] = "",
+) -> None:
+    """Record a breach at the moment of awareness; prints its reference."""
+    import datetime as dt
+
+    from permanence.breaches import service as breaches
+    from permanence.context import AccessContext
+
+    when = _parse_when(aware_at, "--aware-at")
+    assert isinstance(when, dt.datetime)
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:breach")) as s:
+            b = breaches.open_breach(s, aware_at=when, nature=nature)
+            typer.echo(b.reference)
+    finally:
+        rt.close()
+
+
+@breach_app.command("scope")
+def breach_scope(
+    reference: str,
+    actor_email: Annotated[str, typer.Option(help="The compromised staff account")],
+    start: Annotated[str, typer.Option("--from", help="Start of the window (ISO, offset)")],
+    end: Annotated[str, typer.Option("--to", help="End of the window (ISO, offset)")],
+) -> None:
+    """Scope a breach to what one staff account read in a window (from the audit log)."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from permanence.breaches import service as breaches
+    from permanence.context import AccessContext
+    from permanence.staff.model import User
+
+    t1, t2 = _parse_when(start, "--from"), _parse_when(end, "--to")
+    assert isinstance(t1, dt.datetime) and isinstance(t2, dt.datetime)
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:breach")) as s:
+            b = breaches.breach_by_reference(s, reference)
+            actor = s.scalars(select(User.id).where(User.email == actor_email.lower())).first()
+            if actor is None:
+                fail("no user with this e-mail address")
+            scope = breaches.scope_to_actor(s, b.id, actor_id=actor, start=t1, end=t2)
+            typer.echo(
+                f"{reference}: {len(scope.subjects)} caller(s) in {len(scope.accounts)} account(s)"
+            )
+    finally:
+        rt.close()
+
+
+@breach_app.command("notify")
+def breach_notify(reference: str) -> None:
+    """Notify every affected client of the current phase (portal, and e-mail if configured)."""
+    from permanence.breaches import service as breaches
+    from permanence.context import AccessContext
+    from permanence.mail import mailer_for
+
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:breach")) as s:
+            b = breaches.breach_by_reference(s, reference)
+            sent = breaches.notify_controllers(
+                s, b.id, mailer=mailer_for(rt.settings), portal_url=rt.settings.public_base_url
+            )
+            typer.echo(f"{reference}: {len(sent)} notification(s) sent (phase {b.phase})")
+    finally:
+        rt.close()
+
+
+@breach_app.command("list")
+def breach_list() -> None:
+    """The register: one line per breach with its clocks."""
+    from permanence.breaches import service as breaches
+    from permanence.context import AccessContext
+    from permanence.render import paris
+
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:breach"), readonly=True) as s:
+            views = breaches.register(s)
+    finally:
+        rt.close()
+    if not views:
+        typer.echo("no breach registered")
+    for v in views:
+        typer.echo(
+            f"{v.reference}  aware {paris(v.breach.aware_at)}  {v.breach.status}  "
+            f"decision {v.breach.decision}  phase {v.breach.phase}  "
+            f"accounts {len(v.accounts)}  24h {v.controller_clock.state(v.now)} "
+            f"(due {paris(v.controller_clock.due_at)})  CNIL 72h from {paris(v.cnil_clock.due_at)}"
+            + ("  OVERDUE" if v.overdue else "")
+        )
+
+
+@breach_app.command("show")
+def breach_show(reference: str) -> None:
+    """One breach: contents, what is missing, affected accounts and their clocks."""
+    from permanence.breaches import service as breaches
+    from permanence.context import AccessContext
+    from permanence.render import paris
+
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:breach"), readonly=True) as s:
+            v = breaches.breach_view(s, breaches.breach_by_reference(s, reference).id)
+    finally:
+        rt.close()
+    b = v.breach
+    typer.echo(f"{v.reference}: aware {paris(b.aware_at)} (Paris), {b.status}, phase {b.phase}")
+    typer.echo(f"decision: {b.decision} {b.not_notified_reason or ''}".rstrip())
+    clock = v.controller_clock
+    typer.echo(f"controllers told by: {paris(clock.due_at)} ({clock.state(v.now)})")
+    typer.echo(f"subjects ~{b.approx_subjects}, records ~{b.approx_records}")
+    for m in v.missing:
+        typer.echo(f"missing: {m}")
+    for a in v.accounts:
+        typer.echo(
+            f"  {a.slug}: {a.subjects} caller(s), {a.records} record(s), "
+            f"told {paris(a.notified_at) or 'not yet'}, CNIL by {paris(a.cnil_clock.due_at)}"
+        )
+
+
+@breach_app.command("export")
+def breach_export(
+    out: Annotated[Path, typer.Option(help="HTML file to write")],
+    reference: Annotated[str | None, typer.Option(help="One breach (default: all)")] = None,
+) -> None:
+    """The register (or one breach) as an HTML document."""
+    from permanence.breaches import service as breaches
+    from permanence.context import AccessContext
+
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:breach")) as s:
+            ids = [breaches.breach_by_reference(s, reference).id] if reference else None
+            out.write_text(breaches.export_html(s, ids))
+    finally:
+        rt.close()
+    typer.echo(f"written {out}")
+
+
+@art30_app.command("export")
+def art30_export(
+    fmt: Annotated[str, typer.Option("--format", help="html or csv")] = "html",
+    account: Annotated[str | None, typer.Option(help="Only this client's 30(2) record")] = None,
+    out: Annotated[Path | None, typer.Option(help="File to write (default: stdout)")] = None,
+) -> None:
+    """The Art. 30 records, generated from the mandates and the configuration."""
+    from permanence.accounts.service import account_by_slug
+    from permanence.compliance import art30
+    from permanence.context import AccessContext
+
+    if fmt not in {"html", "csv"}:
+        fail("--format must be html or csv")
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:art30")) as s:
+            ids = [account_by_slug(s, account).id] if account else None
+            text = art30.export(s, rt.settings, fmt, ids)
+    finally:
+        rt.close()
+    if out:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"written {out}")
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command()
+def offboard(
+    account: Annotated[str, typer.Option(help="Slug of the client account")],
+    export_to: Annotated[Path, typer.Option(help="Directory for the export and certificate")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this destroys the data")] = False,
+) -> None:
+    """Export all of a client's data, destroy it (keys first), and issue a signed certificate."""
+    from permanence.accounts.service import account_by_slug
+    from permanence.context import AccessContext
+    from permanence.contracts import offboarding
+
+    if not yes:
+        fail("off-boarding destroys every record of the account: confirm with --yes")
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:offboard"), readonly=True) as s:
+            account_id = account_by_slug(s, account).id
+        ctx = AccessContext.system("cli:offboard", account_id)
+        with rt.db.session(ctx) as s:
+            exported = offboarding.export_account(s, rt.keyring, account_id, export_to)
+        typer.echo(f"export: {exported.path} ({sum(exported.records.values())} records)")
+        with rt.db.session(ctx) as s:
+            cert = offboarding.destroy_account(s, rt.keyring, account_id, export=exported)
+    finally:
+        rt.close()
+    base = export_to / f"{account}-certificate"
+    base.with_suffix(".json").write_text(cert.json() + "\n")
+    base.with_suffix(".html").write_text(cert.html())
+    deleted = sum(cert.document["rows_deleted"].values())
+    keys = cert.document["keys_destroyed"]
+    typer.echo(
+        f"{account}: {keys['subject_keys']} subject key(s) and {keys['account_keys']} account "
+        f"key(s) destroyed, {deleted} row(s) deleted; certificate {base}.json / .html"
+    )
+
+
+@staff_app.command("reminders")
+def staff_reminders(
+    days: Annotated[int, typer.Option(help="Training expiring within this many days")] = 30,
+    send: Annotated[bool, typer.Option("--send", help="E-mail each one (once)")] = False,
+) -> None:
+    """List (and with --send, e-mail) staff whose training expires soon or has expired."""
+    from permanence.context import AccessContext
+    from permanence.mail import SmtpMailer
+    from permanence.render import paris
+    from permanence.staff import training
+
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:staff-reminders")) as s:
+            if send:
+                items = training.send_reminders(s, SmtpMailer(rt.settings), days)
+            else:
+                items = training.expiring(s, days)
+    finally:
+        rt.close()
+    for r in items:
+        typer.echo(f"{r.email}  {r.course}  expires {paris(r.expires_at, '%d/%m/%Y')}")
+    typer.echo(f"{len(items)} reminder(s) {'sent' if send else 'due'}")
+
+
+@deliveries_app.command("run")
+def deliveries_run(
+    limit: Annotated[int, typer.Option(help="At most this many sends per account")] = 500,
+) -> None:
+    """One pass: send what is due, retry what failed, escalate unacknowledged messages."""
+    from permanence.delivery.worker import run_due
+
+    rt = _runtime()
+    try:
+        counts = run_due(rt, limit=limit)
+    finally:
+        rt.close()
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@webhook_app.command("secret")
+def webhook_secret(
+    account: Annotated[str, typer.Option(help="Account slug")],
+    name: Annotated[str, typer.Option(help="The mandate's secret_ref, e.g. env:CRM_SECRET")],
+) -> None:
+    """Create or rotate a webhook signing secret; prints it once (the previous one keeps
+    signing for 24 hours alongside)."""
+    from permanence.accounts.service import account_by_slug
+    from permanence.context import AccessContext
+    from permanence.delivery.service import set_webhook_secret
+
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:webhook-secret"), readonly=True) as s:
+            account_id = account_by_slug(s, account).id
+        with rt.db.session(AccessContext.system("cli:webhook-secret", account_id)) as s:
+            secret, version = set_webhook_secret(s, rt.keyring, name)
+    finally:
+        rt.close()
+    typer.echo(f"{account}: webhook secret {name} version {version} (shown once, store it now)")
+    typer.echo(secret)
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {path}: {exc.__class__.__name__}")
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[bool, typer.Option(help="Count what is due; delete nothing")] = False,
+) -> None:
+    """Delete every record past its retention period (not under legal hold); print counts."""
+    from permanence.recordings.storage import store_from_settings
+    from permanence.retention.service import sweep_exclusive
+
+    rt = _runtime()
+    try:
+        report = sweep_exclusive(
+            rt.db,
+            store_from_settings(rt.settings),
+            dry_run=dry_run,
+            batch=rt.settings.retention_batch_size,
+        )
+    finally:
+        rt.close()
+    for line in report.lines():
+        typer.echo(line)
+
+
+def _hold_ctx(rt: Runtime, slug: str) -> AccessContext:
+    from permanence.accounts.service import account_by_slug
+    from permanence.context import AccessContext
+
+    with rt.db.session(AccessContext.system("retention-hold"), readonly=True) as s:
+        account = account_by_slug(s, slug)
+    return AccessContext.system("retention-hold", account.id)
+
+
+@retention_app.command("hold")
+def retention_hold(
+    account: Annotated[str, typer.Option(help="Slug of the account")],
+    reason: Annotated[str, typer.Option(help="Reason code, e.g. litigation-2026-014")],
+    caller: Annotated[str | None, typer.Option(help="Hold one caller (id)")] = None,
+    record_kind: Annotated[str | None, typer.Option(help="Hold one record: its kind")] = None,
+    record_id: Annotated[str | None, typer.Option(help="Hold one record: its id")] = None,
+) -> None:
+    """Pause retention for an account, a caller or a record (legal claims, Art. 17(3)(e))."""
+    import uuid
+
+    from permanence.retention.service import place_hold
+
+    rt = _runtime()
+    try:
+        ids = [uuid.UUID(v) if v else None for v in (caller, record_id)]
+    except ValueError:
+        fail("--caller and --record-id must be ids (UUID)")
+    try:
+        with rt.db.session(_hold_ctx(rt, account)) as s:
+            hold = place_hold(
+                s, reason=reason, caller_id=ids[0], record_kind=record_kind, record_id=ids[1]
+            )
+    finally:
+        rt.close()
+    typer.echo(f"hold {hold.id} placed")
+
+
+@retention_app.command("release")
+def retention_release(
+    hold_id: Annotated[str, typer.Argument(help="Id of the hold")],
+    account: Annotated[str, typer.Option(help="Slug of the account")],
+) -> None:
+    """Release a legal hold: its records follow their retention periods again."""
+    import uuid
+
+    from permanence.retention.service import release_hold
+
+    try:
+        hid = uuid.UUID(hold_id)
+    except ValueError:
+        fail("the hold id must be a UUID")
+    rt = _runtime()
+    try:
+        with rt.db.session(_hold_ctx(rt, account)) as s:
+            release_hold(s, hid)
+    finally:
+        rt.close()
+    typer.echo(f"hold {hid} released")
 
 
 def main() -> None:

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     hds_hosting: bool = Field(
         default=False, description="The deployment declares HDS-certified hosting (health data)"
     )
+    provider_name: str = Field(
+        default="Permanence (prestataire de permanence téléphonique)",
+        description="The provider's legal name (Art. 30 records, notices)",
+    )
+    provider_address: str = Field(default="", description="The provider's postal address")
+    provider_contact_email: str = Field(
+        default="dpo@permanence.example", description="The provider's data-protection contact"
+    )
     sqlite_synchronous: str = Field(default="NORMAL")
     blind_index_bits: int = Field(default=16, ge=8, le=32)
     smtp_host: str | None = Field(default=None, description="SMTP server; unset: mail is not sent")
@@ -48,7 +56,49 @@ class Settings(BaseSettings):
     smtp_user: str | None = Field(default=None)
     smtp_password: str | None = Field(default=None)
     mail_from: str = Field(default="permanence@localhost")
+    sms_gateway_url: str | None = Field(
+        default=None,
+        description="Twilio-compatible Messages API URL for on-call SMS; unset: no SMS",
+    )
+    sms_from: str | None = Field(default=None, description="Sender number or id for SMS")
+    sms_user: str | None = Field(default=None, description="Gateway user (Twilio account SID)")
+    sms_password: str | None = Field(default=None, description="Gateway password (auth token)")
+    delivery_interval: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds between delivery passes inside 'serve'; 0 runs none there",
+    )
     log_level: str = Field(default="INFO")
+    twilio_auth_token: str | None = Field(
+        default=None,
+        description="Auth token that signs Twilio/SignalWire webhooks (X-Twilio-Signature) "
+        "and authenticates REST calls; unset: the Twilio webhooks refuse every request.",
+    )
+    twilio_account_sid: str | None = Field(
+        default=None, description="Account SID for the provider's REST API (recordings)."
+    )
+    twilio_api_base_url: str = Field(
+        default="https://api.twilio.com",
+        description="Base URL of the Twilio-compatible REST API (SignalWire: your space URL).",
+    )
+    telnyx_public_key: str | None = Field(
+        default=None,
+        description="Base64 Ed25519 public key that signs Telnyx TeXML webhooks; unset: the "
+        "Telnyx webhooks refuse every request.",
+    )
+    telephony_operators: str = Field(
+        default="client:operators",
+        description="Where calls are offered: client:NAME, sip:URI, or an E.164 number.",
+    )
+    telephony_ring_seconds: int = Field(default=25, ge=5, le=600)
+    telephony_voicemail_seconds: int = Field(default=120, ge=10, le=600)
+    recordings_backend: str = Field(
+        default="local", description="Where encrypted recordings are stored: local (data dir)."
+    )
+    retention_interval_minutes: int = Field(
+        default=60, ge=0, description="How often 'serve' runs the retention sweep; 0: never."
+    )
+    retention_batch_size: int = Field(default=5000, ge=1, le=30000)
 
     @field_validator("default_region")
     @classmethod
@@ -63,6 +113,21 @@ class Settings(BaseSettings):
         if v.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError("must be one of OFF, NORMAL, FULL, EXTRA")
         return v.upper()
+
+    @field_validator("recordings_backend")
+    @classmethod
+    def _backend(cls, v: str) -> str:
+        # S3-compatible storage is a documented port (recordings.storage), not shipped yet.
+        if v != "local":
+            raise ValueError("the only recordings backend in this version is: local")
+        return v
+
+    @field_validator("telephony_operators")
+    @classmethod
+    def _operators(cls, v: str) -> str:
+        if not (v.startswith(("client:", "sip:")) or (v.startswith("+") and v[1:].isdigit())):
+            raise ValueError("must be client:NAME, sip:URI or an E.164 number such as +33...")
+        return v
 
     @property
     def effective_database_url(self) -> str:

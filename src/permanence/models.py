@@ -2,15 +2,33 @@
 
 from permanence.accounts.model import Account, Did, MandateVersion
 from permanence.audit.model import AuditCheckpoint, AuditEntry, AuditHead
+from permanence.breaches.model import (
+    Breach,
+    BreachAccount,
+    BreachNotice,
+    BreachSubject,
+    BreachSupplement,
+)
 from permanence.calls.model import Call
 from permanence.consents.model import Consent
+from permanence.contracts.model import (
+    Contract,
+    OffboardingCertificate,
+    SubProcessor,
+    SubProcessorChange,
+    SubProcessorNotice,
+)
 from permanence.crypto.model import AccountKey, SubjectKey
 from permanence.db import Base
+from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
 from permanence.messages.model import Appointment, Message
+from permanence.recordings.model import Recording
+from permanence.retention.model import LegalHold
 from permanence.staff.model import (
     ApiKey,
     AuthFailure,
     ConfidentialityUndertaking,
+    TrainingCourse,
     TrainingRecord,
     User,
     WebSession,
@@ -27,15 +45,32 @@ __all__ = [
     "AuditHead",
     "AuthFailure",
     "Base",
+    "Breach",
+    "BreachAccount",
+    "BreachNotice",
+    "BreachSubject",
+    "BreachSupplement",
     "Call",
     "Caller",
     "ConfidentialityUndertaking",
     "Consent",
+    "Contract",
+    "Delivery",
+    "DeliveryEvent",
     "Did",
+    "Escalation",
+    "LegalHold",
     "MandateVersion",
     "Message",
+    "OffboardingCertificate",
+    "Recording",
+    "SubProcessor",
+    "SubProcessorChange",
+    "SubProcessorNotice",
     "SubjectKey",
+    "TrainingCourse",
     "TrainingRecord",
     "User",
     "WebSession",
+    "WebhookSecret",
 ]

@@ -109,7 +109,7 @@ def test_operator_takes_a_call_and_the_client_acknowledges_the_message(
     page.wait_for_url(re.compile(r"/console/appels/[0-9a-f-]{36}/[0-9a-f-]{36}$"))
     expect(page.get_by_role("heading", name="Appel pour Plomberie Durand")).to_be_visible()
     expect(page.get_by_text("Plomberie Durand, bonjour")).to_be_visible()
-    expect(page.get_by_text("Enregistrement : prévu par le mandat")).to_be_visible()
+    expect(page.locator("#enregistrement")).to_contain_text("Enregistrement prévu par le mandat")
 
     # -- Alt+1 picks the first purpose; the form derived from the mandate appears
     page.keyboard.press("Alt+1")

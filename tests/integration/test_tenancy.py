@@ -8,8 +8,10 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, pool, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from permanence.db import account_owned_tables
+from permanence.delivery import service as delivery
 from permanence.messages import service as messages
 from permanence.runtime import Runtime
 from tests.conftest import PG_URL
@@ -80,7 +82,65 @@ def _populate(rt: Runtime, slug: str, phone: str) -> str:
                 },
                 call_id=opened.call.id,
             )
+        _governance_rows(s, account.id, opened.caller.id)
+        # Telephony and retention rows (issue 6): a stored recording and a legal hold.
+        from permanence.recordings.model import Recording
+        from permanence.retention.model import LegalHold
+
+        rec_id = uuid.uuid4()
+        s.add(
+            Recording(
+                id=rec_id,
+                account_id=account.id,
+                call_id=opened.call.id,
+                caller_id=opened.caller.id,
+                mandate_id=opened.call.mandate_id,
+                provider_sid=f"RE{rec_id.hex}",
+                storage_key=f"{account.id}/{rec_id}.pmr",
+            )
+        )
+        s.add(LegalHold(account_id=account.id, caller_id=opened.caller.id, reason="litigation"))
+        delivery.set_webhook_secret(s, rt.keyring, "env:CLIENT_WEBHOOK_SECRET")
     return str(account.id)
+
+
+def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) -> None:
+    """One row in each governance table the account owns (breach, contract, notices…)."""
+    from permanence.breaches.model import Breach, BreachAccount, BreachNotice, BreachSubject
+    from permanence.contracts.model import (
+        Contract,
+        OffboardingCertificate,
+        SubProcessor,
+        SubProcessorChange,
+        SubProcessorNotice,
+    )
+
+    now = dt.datetime.now(dt.UTC)
+    breach = Breach(id=uuid.uuid4(), reference=f"V-T-{account_id.hex[:8]}", aware_at=now)
+    sp = SubProcessor(
+        id=uuid.uuid4(), code=account_id.hex, name="S", service="s", country="FR", safeguard="eea"
+    )
+    s.add_all([breach, sp])
+    s.flush()
+    change = SubProcessorChange(
+        id=uuid.uuid4(), subprocessor_id=sp.id, kind="add", announced_at=now, effective_at=now
+    )
+    s.add(change)
+    s.flush()
+    s.add_all(
+        [
+            BreachAccount(breach_id=breach.id, account_id=account_id),
+            BreachSubject(breach_id=breach.id, account_id=account_id, subject_id=caller_id),
+            BreachNotice(
+                breach_id=breach.id, account_id=account_id, phase=1, subject_line="x", body="x"
+            ),
+            Contract(account_id=account_id, version=1, reference="R", effective_from=now),
+            SubProcessorNotice(change_id=change.id, account_id=account_id),
+            OffboardingCertificate(
+                account_id=account_id, document="{}", signature="x", public_key="x"
+            ),
+        ]
+    )
 
 
 @pg_only

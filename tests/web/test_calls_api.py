@@ -4,6 +4,7 @@ the training gate; the client reads and acknowledges."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from sqlalchemy import func, select
 
@@ -69,6 +70,12 @@ def test_message_flow_from_operator_to_client(world: World) -> None:
     assert opened["fields"]["description"] == "Fuite sous l'évier"
     acked = client.post(f"{base}/messages/{msg_id}/acknowledge").json()
     assert acked["status"] == "acknowledged"
+    from permanence.delivery import service as delivery
+
+    with world.rt.db.session(AccessContext.system("test", world.plumber.id)) as s:
+        portal = [e for e in delivery.ledger(s, uuid.UUID(msg_id)) if e.channel == "portal"]
+    assert len(portal) == 1
+    assert portal[0].viewed_at is not None and portal[0].acknowledged_at is not None
     other = world.login(world.client_medical)
     assert other.get(f"{base}/messages/{msg_id}").status_code == 404
     assert other.get(f"/api/v1/accounts/{world.medical.id}/messages/{msg_id}").status_code == 404

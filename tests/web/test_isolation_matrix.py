@@ -24,6 +24,7 @@ class Objects:
     consent: str
     caller: str
     api_key: str
+    recording: str
 
 
 def _setup(world: World) -> Objects:
@@ -66,7 +67,46 @@ def _setup(world: World) -> Objects:
     ).json()
     client = world.login(world.client_plumber)
     key = client.post(f"{base}/api-keys", json={"name": "k", "scopes": ["messages:read"]}).json()
-    return Objects(call["id"], msg["id"], appt["id"], consent["id"], msg["caller_id"], key["id"])
+    recording = _stored_recording(world, call["id"], msg["caller_id"])
+    return Objects(
+        call["id"], msg["id"], appt["id"], consent["id"], msg["caller_id"], key["id"], recording
+    )
+
+
+def _stored_recording(world: World, call_id: str, caller_id: str) -> str:
+    """An encrypted recording on disk for the call, as the recording callback leaves it."""
+    import uuid
+
+    from permanence.calls.model import Call
+    from permanence.context import AccessContext
+    from permanence.crypto.stream import encrypt_stream
+    from permanence.recordings.model import Recording
+    from permanence.recordings.storage import LocalStore, storage_key
+
+    rt, account_id = world.rt, world.plumber.id
+    rec_id = uuid.uuid4()
+    key = storage_key(account_id, rec_id)
+    with rt.db.session(AccessContext.system("test", account_id)) as s:
+        call = s.get(Call, uuid.UUID(call_id))
+        assert call is not None
+        cipher = rt.keyring.cipher(s, account_id, uuid.UUID(caller_id))
+        ad = cipher.ad("recordings", "audio", rec_id)
+        size = LocalStore(rt.settings.recordings_dir).put(
+            key, lambda fh: encrypt_stream(cipher.dek, ad, [b"RIFF audio"], fh)
+        )
+        s.add(
+            Recording(
+                id=rec_id,
+                account_id=account_id,
+                call_id=call.id,
+                caller_id=call.caller_id,
+                mandate_id=call.mandate_id,
+                provider_sid=f"RE{rec_id.hex}",
+                storage_key=key,
+                size_bytes=size,
+            )
+        )
+    return str(rec_id)
 
 
 # (method, path, owner, json body) — {a} is the plumber's account.
@@ -117,6 +157,8 @@ def _cases(o: Objects) -> list[tuple[str, str, str, Any]]:
         ("GET", "/api/v1/accounts/{a}/messages", "client", None),
         ("GET", f"/api/v1/accounts/{{a}}/messages/{o.message}", "client", None),
         ("POST", f"/api/v1/accounts/{{a}}/messages/{o.message}/acknowledge", "client", None),
+        ("GET", f"/api/v1/accounts/{{a}}/messages/{o.message}/deliveries", "client", None),
+        ("GET", f"/api/v1/accounts/{{a}}/messages/{o.message}/recipients", "client", None),
         (
             "GET",
             "/api/v1/accounts/{a}/appointments",
@@ -141,6 +183,8 @@ def _cases(o: Objects) -> list[tuple[str, str, str, Any]]:
         ),
         ("GET", "/api/v1/accounts/{a}/api-keys", "client", None),
         ("DELETE", f"/api/v1/accounts/{{a}}/api-keys/{o.api_key}", "client", None),
+        ("GET", f"/api/v1/accounts/{{a}}/recordings/{o.recording}/audio", "client", None),
+        ("POST", f"/api/v1/accounts/{{a}}/calls/{o.call}/recording/stop", "operator", None),
     ]
 
 
@@ -153,7 +197,7 @@ def _send(c: Any, method: str, path: str, body: Any) -> Any:
 def test_every_account_route_has_a_row() -> None:
     import re
 
-    o = Objects(*(f"obj{i}" for i in range(6)))
+    o = Objects(*(f"obj{i}" for i in range(7)))
     cases = [(m, p.format(a="acct")) for m, p, _, _ in _cases(o)]
     routes = [
         (method, re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", r.path) + "$"))

@@ -484,3 +484,19 @@ def test_french_by_default_english_from_the_browser_or_the_choice(world: World) 
     c.cookies.set("permanence_lang", "fr")
     assert "Adresse électronique" in c.get("/connexion", headers={"Accept-Language": "en"}).text
     assert c.get("/langue/en?suite=https://evil.example/").headers["location"] == "/"
+
+
+def test_the_operator_stops_an_announced_recording(world: World) -> None:
+    from permanence.calls.model import Call
+
+    account_id, call_id = ring(world)
+    with world.rt.db.session(ctx_for(account_id)) as s:
+        s.get(Call, call_id).recording_state = "offered"  # type: ignore[union-attr]
+    op, csrf = page_login(world, world.operator)
+    url = f"/console/appels/{account_id}/{call_id}"
+    assert "Arrêter l’enregistrement" in op.get(url).text
+    r = op.post(f"{url}/enregistrement/arreter", data={"csrf_token": csrf})
+    assert r.headers["location"] == url
+    page = op.get(url).text
+    assert "Arrêté : l’appelant s’y est opposé" in page and "Arrêter l’enregistrement" not in page
+    assert "call.recording_objected" in audit_actions(world)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Literal
 
 from sqlalchemy import delete, func, select, text
@@ -152,6 +153,17 @@ def _sync_dids(session: Session, account_id: uuid.UUID, numbers: list[str]) -> N
     session.flush()
 
 
+@lru_cache(maxsize=256)
+def _parse_stored(version_id: uuid.UUID, sha256: str, document: str) -> Mandate:
+    return parse_mandate(document)
+
+
+def _parsed(row: MandateVersion) -> Mandate:
+    """Stored versions never change (a change is a new version), so parsing is cached by
+    id and digest; the parsed models are frozen."""
+    return _parse_stored(row.id, row.sha256, row.document)
+
+
 def mandate_version(
     session: Session, account_id: uuid.UUID, version: int | None = None
 ) -> tuple[MandateVersion, Mandate]:
@@ -164,14 +176,14 @@ def mandate_version(
     row = session.scalars(q.order_by(MandateVersion.version.desc()).limit(1)).first()
     if row is None:
         raise NotFound("this account has no mandate" if version is None else "no such version")
-    return row, parse_mandate(row.document)
+    return row, _parsed(row)
 
 
 def mandate_by_id(session: Session, mandate_id: uuid.UUID) -> tuple[MandateVersion, Mandate]:
     row = session.get(MandateVersion, mandate_id)
     if row is None or row.account_id != ctx_of(session).account_id:
         raise NotFound("no such mandate")
-    return row, parse_mandate(row.document)
+    return row, _parsed(row)
 
 
 def export_mandate(

@@ -3,10 +3,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from permanence.db import Base, UTCDateTime, new_id, utcnow
+
+# Provider call statuses (Twilio's vocabulary, shared by SignalWire and Telnyx TeXML).
+TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+# recording_state: "off" (policy says no), "offered" (notice said, caller may still object),
+# "objected" (caller pressed the key or the operator stopped it: the audio is discarded),
+# "recording" (the provider records), "stored" (encrypted here, deleted at the provider).
+RECORDING_STATES = ("off", "offered", "objected", "recording", "stored")
 
 
 class Call(Base):
@@ -36,3 +44,10 @@ class Call(Base):
     notice_version: Mapped[str | None] = mapped_column(String(64))
     notice_read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     from_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    provider: Mapped[str | None] = mapped_column(String(16))
+    # Whole call and talk time in seconds, as the provider reports them (the CDR).
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    talk_s: Mapped[int | None] = mapped_column(Integer)
+    ended_reason: Mapped[str | None] = mapped_column(String(32))
+    voicemail: Mapped[bool] = mapped_column(default=False)
+    recording_state: Mapped[str] = mapped_column(String(16), default="off")

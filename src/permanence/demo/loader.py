@@ -20,13 +20,15 @@ from permanence.accounts.model import Account, AccountKind, Did
 from permanence.accounts.service import create_account, import_mandate
 from permanence.calls import service as calls
 from permanence.context import AccessContext, Role
+from permanence.contracts import service as contracts
+from permanence.db import switch_account
 from permanence.errors import Conflict
 from permanence.mandates.schema import FieldType, Purpose
 from permanence.messages import service as messages
 from permanence.runtime import Runtime
 from permanence.staff.model import User
 from permanence.staff.service import create_user
-from permanence.staff.training import record_training, sign_undertaking
+from permanence.staff.training import missing, record_training, sign_undertaking
 from permanence.subjects import service as subjects
 
 DEMO_PASSWORD = "demo-permanence-2026"
@@ -46,6 +48,11 @@ CLIENT_USERS = {
     "cabinet-moreau-avocats": ("secretariat@moreau-avocats.example", "Secrétariat Moreau"),
     "plomberie-durand": ("contact@plomberie-durand.example", "Bureau Durand"),
 }
+
+SUBPROCESSORS = [
+    ("hebergeur-sante", "Hébergeur Santé Exemple", "hébergement certifié HDS", "FR"),
+    ("sauvegarde-exemple", "Sauvegardes Exemple", "sauvegardes chiffrées", "FR"),
+]
 
 
 @dataclass(frozen=True)
@@ -244,6 +251,14 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
     lines: list[str] = []
     admin = AccessContext(role=Role.ADMIN, reason="cli:demo")
     with rt.db.session(admin) as s:
+        # Staff who existed before (the administrator made by `init`) are trained too: the
+        # demo stands for a provider whose whole staff passes the training gate.
+        for user_id in s.scalars(
+            select(User.id).where(User.role.in_([Role.ADMIN, Role.SUPERVISOR, Role.DPO]))
+        ).all():
+            if missing(s, user_id):
+                record_training(s, user_id)
+                sign_undertaking(s, user_id)
         for email, name, role in STAFF:
             new = create_user(
                 s, rt.keyring, email=email, display_name=name, role=role, password=DEMO_PASSWORD
@@ -252,6 +267,11 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
             record_training(s, new.user.id)
             sign_undertaking(s, new.user.id)
             lines.append(f"staff {role.value:<10} {email}  TOTP: {new.totp_uri}")
+    with rt.db.session(admin) as s:
+        for code, name, service, country in SUBPROCESSORS:
+            contracts.register_initial(
+                s, code=code, name=name, service=service, country=country, hds_certified=True
+            )
     callers_by_account = demo_callers()
     with rt.db.session(system, readonly=True) as s:
         operator_ids = list(s.scalars(select(User.id).where(User.role == Role.OPERATOR)))
@@ -274,6 +294,16 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
                 password=DEMO_PASSWORD,
                 account_id=account.id,
             )
+            # The processing agreement, every Art. 28(3) clause covered, signed a year ago.
+            signed = now - dt.timedelta(days=365)
+            switch_account(s, account.id)
+            contract = contracts.record_contract(
+                s,
+                reference=f"DPA-{slug}-2025",
+                clauses={letter: f"art. {i + 2}" for i, letter in enumerate(contracts.CLAUSES)},
+                effective_from=signed,
+            )
+            contracts.sign_contract(s, contract.id, signed_at=signed)
         counts = _load_account_activity(
             rt, account, kind, callers_by_account[slug], rng, now, operator_ids, calls_per_account
         )

@@ -20,6 +20,9 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_account_created", "account_id", "created_at"),
         Index("ix_messages_caller", "caller_id"),
+        # Deleting a call (retention) sets call_id to NULL here: without an index every
+        # deleted call would scan the table.
+        Index("ix_messages_call", "call_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -44,6 +47,7 @@ class Appointment(Base):
     __table_args__ = (
         Index("ix_appointments_account_start", "account_id", "starts_at"),
         Index("ix_appointments_caller", "caller_id"),
+        Index("ix_appointments_call", "call_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -20,8 +20,10 @@ from permanence.accounts.service import mandate_by_id, mandate_version
 from permanence.audit import service as audit
 from permanence.calls.service import get_call
 from permanence.consents import service as consents
+from permanence.context import Role
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, utcnow
+from permanence.delivery import service as delivery
 from permanence.errors import Conflict, NotFound, ValidationFailed
 from permanence.mandates.forms import (
     FieldError,
@@ -146,6 +148,7 @@ def take_message(
         subject_id=caller.id,
         details={"purpose": purpose},
     )
+    delivery.schedule(session, msg, mandate)
     return msg
 
 
@@ -162,6 +165,8 @@ def read_message(session: Session, keyring: Keyring, msg: Message) -> dict[str, 
     cipher = keyring.cipher(session, msg.account_id, msg.caller_id)
     fields: dict[str, Any] = cipher.open_json("messages", "payload", msg.id, msg.payload_sealed)
     audit.record(session, "message.read", "message", msg.id, subject_id=msg.caller_id)
+    if ctx_of(session).role is Role.CLIENT:
+        delivery.mark_viewed(session, msg.id)  # the ledger's "viewed": by the client only
     return fields
 
 
@@ -237,13 +242,9 @@ def list_messages(
 
 
 def acknowledge(session: Session, message_id: uuid.UUID) -> Message:
-    """The client took charge of the message: stops escalation."""
-    msg = get_message(session, message_id)
-    if msg.acknowledged_at is None:
-        msg.acknowledged_at = utcnow()
-        msg.status = "acknowledged"
-        audit.record(session, "message.acknowledge", "message", msg.id, subject_id=msg.caller_id)
-    return msg
+    """The client took charge of the message: recorded on the message and in the delivery
+    ledger; escalation stops."""
+    return delivery.mark_acknowledged(session, message_id)
 
 
 @dataclass(frozen=True)

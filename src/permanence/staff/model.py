@@ -52,6 +52,22 @@ class TrainingRecord(Base):
     completed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     recorded_by: Mapped[uuid.UUID | None]
+    # When the staff member was reminded that this completion expires (once per completion).
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class TrainingCourse(Base):
+    """The catalogue of courses. A required course gates access to personal data."""
+
+    __tablename__ = "training_courses"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title_fr: Mapped[str] = mapped_column(String(200))
+    title_en: Mapped[str] = mapped_column(String(200), default="")
+    validity_days: Mapped[int] = mapped_column(default=365)
+    required: Mapped[bool] = mapped_column(default=False)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ConfidentialityUndertaking(Base):

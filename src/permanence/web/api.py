@@ -11,6 +11,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from permanence.accounts import service as accounts
 from permanence.accounts.model import Account
@@ -32,6 +33,7 @@ from permanence.web.deps import (
     CurrentPrincipal,
     CurrentRuntime,
     Principal,
+    account_context,
     require,
     session_of,
     unit_of_work,
@@ -543,6 +545,62 @@ def acknowledge(
         return _message_out(messages.acknowledge(s, message_id))
 
 
+@router.get(
+    "/accounts/{account_id}/messages/{message_id}/deliveries",
+    response_model=list[S.DeliveryOut],
+    responses=ERRORS,
+    tags=["messages"],
+)
+def message_deliveries(
+    account_id: uuid.UUID, message_id: uuid.UUID, p: MessageReader, rt: CurrentRuntime
+) -> list[S.DeliveryOut]:
+    """The delivery ledger of a message: each channel's sent, delivered, viewed, acknowledged."""
+    from permanence.delivery import service as delivery
+
+    with unit_of_work(rt, p, account_id, f"message:{message_id}", readonly=True) as s:
+        return [
+            S.DeliveryOut(
+                id=e.delivery_id,
+                event=e.event,
+                channel=e.channel,
+                escalation_step=e.escalation_step,
+                status=e.status,
+                attempts=e.attempts,
+                last_error=e.last_error,
+                created_at=e.created_at,
+                sent_at=e.sent_at,
+                delivered_at=e.delivered_at,
+                viewed_at=e.viewed_at,
+                acknowledged_at=e.acknowledged_at,
+                failed_at=e.failed_at,
+            )
+            for e in delivery.ledger(s, message_id)
+        ]
+
+
+@router.get(
+    "/accounts/{account_id}/messages/{message_id}/recipients",
+    response_model=list[S.RecipientOut],
+    responses=ERRORS,
+    tags=["messages"],
+)
+def message_recipients(
+    account_id: uuid.UUID, message_id: uuid.UUID, p: MessageReader, rt: CurrentRuntime
+) -> list[S.RecipientOut]:
+    """Who received the message (Art. 19: the recipients a data subject may ask for)."""
+    from permanence.delivery import service as delivery
+
+    with unit_of_work(rt, p, account_id, f"message:{message_id}", readonly=True) as s:
+        return [
+            S.RecipientOut(
+                channel=r.channel,
+                description=r.description,
+                first_received_at=r.first_received_at,
+            )
+            for r in delivery.recipients_of(s, message_id)
+        ]
+
+
 # -- agenda --------------------------------------------------------------------------------
 
 
@@ -699,3 +757,51 @@ def list_keys(account_id: uuid.UUID, p: KeyManager, rt: CurrentRuntime) -> list[
 def revoke_key(account_id: uuid.UUID, key_id: uuid.UUID, p: KeyManager, rt: CurrentRuntime) -> None:
     with unit_of_work(rt, p, account_id, "api:api_keys") as s:
         auth.revoke_api_key(s, account_id, key_id)
+
+
+# -- recordings ----------------------------------------------------------------------------
+
+Listener = Annotated[Principal, Depends(require(Role.CLIENT, Role.SUPERVISOR, Role.DPO))]
+
+
+@router.get(
+    "/accounts/{account_id}/recordings/{recording_id}/audio",
+    responses={**ERRORS, 200: {"content": {"audio/wav": {}, "audio/mpeg": {}}}},
+    response_class=StreamingResponse,
+    tags=["recordings"],
+)
+def listen(
+    account_id: uuid.UUID, recording_id: uuid.UUID, p: Listener, rt: CurrentRuntime
+) -> StreamingResponse:
+    """Listen to a recording: authorised, audited, decrypted as it streams."""
+    from permanence.recordings import service as recordings
+    from permanence.recordings.storage import store_from_settings
+
+    with unit_of_work(rt, p, account_id, f"recording:{recording_id}") as s:
+        playback = recordings.open_playback(
+            s, rt.keyring, store_from_settings(rt.settings), recording_id
+        )
+    return StreamingResponse(
+        playback.chunks,
+        media_type=playback.content_type,
+        headers={"Content-Length": str(playback.size_bytes), "Cache-Control": "no-store"},
+    )
+
+
+@router.post(
+    "/accounts/{account_id}/calls/{call_id}/recording/stop",
+    status_code=204,
+    responses=ERRORS,
+    tags=["calls"],
+)
+def stop_recording(
+    account_id: uuid.UUID, call_id: uuid.UUID, p: Operator, rt: CurrentRuntime
+) -> None:
+    """The operator's stop button: nothing more is kept of this call's recording."""
+    from permanence.telephony import service as telephony
+    from permanence.telephony.api import telephony_api
+
+    ctx = account_context(p, account_id, f"call:{call_id}")
+    with unit_of_work(rt, p, account_id, f"call:{call_id}", readonly=True) as s:
+        calls.get_call(s, call_id)
+    telephony.stop_recording(rt, lambda: telephony_api(rt), ctx, call_id)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,11 +22,29 @@ from permanence.web.security import SecurityHeaders
 log = logging.getLogger("permanence.web")
 
 
-def create_app(rt: Runtime) -> FastAPI:
+def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
+    """The application; ``deliveries`` also runs the delivery worker every
+    ``PERMANENCE_DELIVERY_INTERVAL`` seconds while it serves (``permanence serve`` does)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from permanence.delivery.worker import DeliveryLoop
+
+        loop = None
+        if deliveries and rt.settings.delivery_interval > 0:
+            loop = DeliveryLoop(rt, rt.settings.delivery_interval)
+            loop.start()
+        try:
+            yield
+        finally:
+            if loop is not None:
+                loop.stop()
+
     app = FastAPI(
         title="Permanence",
         version=__version__,
         description="GDPR-compliant telephone answering service API.",
+        lifespan=lifespan,
     )
     app.state.rt = rt
 
@@ -64,6 +84,9 @@ def create_app(rt: Runtime) -> FastAPI:
         )
 
     app.include_router(api.router)
+    from permanence.telephony.api import router as telephony_router
+
+    app.include_router(telephony_router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(packages=[("permanence.web", "static")]), name="static")
     app.add_middleware(SecurityHeaders)

@@ -115,13 +115,10 @@ def require(*roles: Role, scope: str | None = None) -> Callable[[Request, Princi
     return check
 
 
-def account_context(rt: Runtime, p: Principal, account_id: uuid.UUID, reason: str) -> AccessContext:
-    """The context for acting on ``account_id``: 404 unless the principal may see it."""
-    if p.is_staff:
-        with rt.db.session(AccessContext.system("auth:account"), readonly=True) as s:
-            if s.get(Account, account_id) is None:
-                raise NotFound("no such account")
-    elif p.account_id != account_id:
+def account_context(p: Principal, account_id: uuid.UUID, reason: str) -> AccessContext:
+    """The context for acting on ``account_id``: 404 unless the principal may see it (staff
+    may act on any existing account: checked in the unit of work)."""
+    if not p.is_staff and p.account_id != account_id:
         raise NotFound("no such account")
     return p.context(reason, account_id)
 
@@ -131,8 +128,10 @@ def unit_of_work(
     rt: Runtime, p: Principal, account_id: uuid.UUID, reason: str, *, readonly: bool = False
 ) -> Iterator[Session]:
     """One transaction acting for ``account_id`` with the principal's context."""
-    ctx = account_context(rt, p, account_id, reason)
+    ctx = account_context(p, account_id, reason)
     with rt.db.session(ctx, readonly=readonly) as s:
+        if p.is_staff and s.get(Account, account_id) is None:
+            raise NotFound("no such account")
         yield s
 
 

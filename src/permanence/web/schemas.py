@@ -185,3 +185,25 @@ class ApiKeyOut(BaseModel):
     created_at: dt.datetime
     revoked_at: dt.datetime | None
     secret: str | None = Field(default=None, description="shown once, at creation")
+
+
+class DeliveryOut(BaseModel):
+    id: uuid.UUID
+    event: str
+    channel: str
+    escalation_step: int | None
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+    viewed_at: dt.datetime | None
+    acknowledged_at: dt.datetime | None
+    failed_at: dt.datetime | None
+
+
+class RecipientOut(BaseModel):
+    channel: str
+    description: str
+    first_received_at: dt.datetime | None

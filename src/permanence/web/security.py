@@ -26,6 +26,11 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
+# Everything else is a page (HTML for people): the API, the telephony webhooks, static files
+# and the health check answer machines.
+NOT_PAGES = ("/api/", "/telephony/", "/static/", "/healthz", "/docs", "/redoc", "/openapi.json")
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -35,7 +40,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        is_page = not path.startswith(("/api/", "/static/", "/healthz", "/docs", "/redoc"))
+        is_page = not path.startswith(NOT_PAGES)
         # The API's interactive documentation is FastAPI's page, built from a CDN with inline
         # script: it keeps its own policy-less page (it shows no data of ours).
         headers = HEADERS[1:] if path in ("/docs", "/redoc") else HEADERS

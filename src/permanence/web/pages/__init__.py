@@ -9,16 +9,15 @@ from fastapi.responses import Response
 from permanence.errors import NotAuthenticated, PermanenceError
 from permanence.web.pages import admin, console, dpo, portal, signin
 from permanence.web.pages.render import SignInNeeded, render, signin_redirect
+from permanence.web.security import NOT_PAGES
 
 router = APIRouter(include_in_schema=False)
 for module in (signin, console, portal, dpo, admin):
     router.include_router(module.router)
 
-_NOT_PAGES = ("/api/", "/static/", "/healthz", "/docs", "/redoc", "/openapi.json")
-
 
 def is_page(request: Request) -> bool:
-    return not request.url.path.startswith(_NOT_PAGES)
+    return not request.url.path.startswith(NOT_PAGES)
 
 
 def error_page(request: Request, exc: PermanenceError) -> Response:

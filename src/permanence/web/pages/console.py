@@ -33,7 +33,7 @@ from permanence.messages.service import (
 )
 from permanence.runtime import Runtime
 from permanence.staff import auth
-from permanence.web.deps import CurrentRuntime, unit_of_work
+from permanence.web.deps import CurrentRuntime, account_context, unit_of_work
 from permanence.web.pages.render import (
     TIMEZONE,
     Viewer,
@@ -369,6 +369,26 @@ def _slot(value: str) -> tuple[dt.datetime, dt.datetime]:
     if starts.tzinfo is None or ends.tzinfo is None:
         raise SlotMissing("choose a slot for the appointment")
     return starts, ends
+
+
+@router.post("/appels/{account_id}/{call_id}/enregistrement/arreter")
+def stop_recording(
+    account_id: uuid.UUID,
+    call_id: uuid.UUID,
+    viewer: OperatorForm,
+    rt: CurrentRuntime,
+    motif: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """The caller objects to the recording: marked at once (anything still arriving is
+    discarded), then the provider is asked to stop."""
+    from permanence.telephony import service as telephony
+    from permanence.telephony.api import telephony_api
+
+    with unit_of_work(rt, viewer.principal, account_id, f"call:{call_id}", readonly=True) as s:
+        calls.get_call(s, call_id)
+    ctx = account_context(viewer.principal, account_id, f"call:{call_id}")
+    telephony.stop_recording(rt, lambda: telephony_api(rt), ctx, call_id)
+    return redirect(_call_url(account_id, call_id, motif or None))
 
 
 @router.post("/appels/{account_id}/{call_id}/terminer")

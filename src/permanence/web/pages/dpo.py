@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from permanence.audit import service as audit
 from permanence.context import Role
+from permanence.db import utcnow
 from permanence.staff import training
 from permanence.web.deps import CurrentRuntime
 from permanence.web.pages.render import TIMEZONE, Viewer, redirect, render, roles
@@ -147,12 +148,31 @@ def verify(request: Request, viewer: AuditorForm, rt: CurrentRuntime) -> Respons
 @router.get("/formation", response_class=HTMLResponse)
 def training_status(request: Request, viewer: TrainingViewer, rt: CurrentRuntime) -> Response:
     with rt.db.session(viewer.context("dpo:training"), readonly=True) as s:
-        staff = training.status_of_staff(s)
+        staff = training.staff_status(s)
+    now = utcnow()
+    rows = [
+        {
+            "name": st.display_name,
+            "role": st.role,
+            "trained_until": max(
+                (
+                    t.expires_at
+                    for t in st.trainings
+                    if t.course == training.REQUIRED_COURSE and t.expires_at > now
+                ),
+                default=None,
+            ),
+            "signed": any(u.version == training.UNDERTAKING_VERSION for u in st.undertakings),
+            "cleared": not st.problems,
+            "mfa": st.mfa,
+        }
+        for st in staff
+    ]
     return render(
         request,
         "dpo/training.html",
         viewer,
-        staff=staff,
+        staff=rows,
         course=training.REQUIRED_COURSE,
         undertaking=training.UNDERTAKING_VERSION,
     )

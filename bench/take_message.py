@@ -1,0 +1,241 @@
+"""Issue 3: taking a message — API call to stored, sealed, audited — sustains >= 200/s on
+SQLite on this 2-core machine.
+
+A real uvicorn server runs in a subprocess (one worker); a load generator in this process
+keeps CONCURRENCY requests in flight. Two endpoints are measured in the same run:
+- baseline: POST /bench/baseline — no authentication, no validation, no encryption, no
+  audit: the same JSON body inserted into a plain table (what a naive service would do);
+- product: POST /api/v1/accounts/{a}/calls/{c}/messages as a signed-in operator: session
+  and CSRF checked, training gate, mandate validation, free-text screening, sealing under the
+  caller's key, audit chain append — one transaction.
+
+    .venv/bin/python -m bench.take_message [--requests 2000] [--concurrency 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert
+
+from permanence import schema
+from permanence.config import Settings
+from permanence.context import AccessContext, Role
+from permanence.runtime import Runtime
+
+plain_meta = MetaData()
+plain = Table(
+    "bench_plain_messages",
+    plain_meta,
+    Column("id", Integer, primary_key=True),
+    Column("purpose", String(64)),
+    Column("payload", Text),
+)
+VALUES = {
+    "last_name": "Martin",
+    "phone": "01 99 00 12 34",
+    "address": "3 rue des Lilas, 44000 Nantes",
+    "urgency": "à planifier",
+    "description": "Fuite sous l'évier de la cuisine, intervention souhaitée cette semaine",
+}
+
+
+def bench_app() -> FastAPI:
+    """The product's app plus the baseline route (bench only), from the environment."""
+    import json
+
+    from permanence.web.app import create_app
+
+    rt = Runtime.from_settings(Settings())
+    app = create_app(rt)
+
+    @app.post("/bench/baseline", status_code=201)
+    async def baseline(request: Request) -> dict[str, int]:
+        body = await request.json()
+        with rt.db.engine.begin() as conn:
+            result = conn.execute(
+                insert(plain), {"purpose": body["purpose"], "payload": json.dumps(body["values"])}
+            )
+        return {"id": int(result.inserted_primary_key[0])}
+
+    return app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _prepare(tmp: Path) -> tuple[dict[str, str], dict[str, str], str]:
+    """Database with the plumber's account, a trained operator, an open call."""
+    from tests.factories import make_account
+
+    from permanence.calls import service as calls
+    from permanence.staff import auth
+    from permanence.staff.service import create_user
+    from permanence.staff.training import record_training, sign_undertaking
+
+    env = {
+        "PERMANENCE_DATA_DIR": str(tmp),
+        "PERMANENCE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
+    os.environ.update(env)
+    schema.upgrade(f"sqlite:///{tmp / 'permanence.db'}")
+    rt = Runtime.from_settings(Settings())
+    plain_meta.create_all(rt.db.engine)
+    account = make_account(rt, "plomberie-durand")
+    with rt.db.session(AccessContext(role=Role.ADMIN, reason="bench")) as s:
+        new = create_user(
+            s,
+            rt.keyring,
+            email="op@bench.example",
+            display_name="Op",
+            role=Role.OPERATOR,
+            password="bench password 2026",
+        )
+        record_training(s, new.user.id)
+        sign_undertaking(s, new.user.id)
+    import pyotp
+
+    assert new.totp_uri
+    code = pyotp.parse_uri(new.totp_uri).now()
+    with rt.db.session(AccessContext.system("bench")) as s:
+        signed = auth.sign_in(
+            s,
+            rt.keyring,
+            email="op@bench.example",
+            password="bench password 2026",
+            totp_code=code,
+        )
+        assert signed is not None
+    ctx = AccessContext(role=Role.OPERATOR, reason="bench", actor_id=new.user.id)
+    with rt.db.session(ctx) as s:
+        opened = calls.open_call(s, rt.keyring, dialled="+33240000001", caller_number="0199001234")
+        url = f"/api/v1/accounts/{account.id}/calls/{opened.call.id}/messages"
+    rt.close()
+    headers = {"X-CSRF-Token": signed.csrf_token}
+    cookies = {"permanence_session": signed.token}
+    return headers, cookies, url
+
+
+async def _load(
+    base: str, url: str, n: int, concurrency: int, headers: dict[str, str], cookies: dict[str, str]
+) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    body: dict[str, Any] = {"purpose": "intervention", "values": VALUES}
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while True:
+            try:
+                queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            t0 = time.perf_counter()
+            r = await client.post(url, json=body)
+            latencies.append(time.perf_counter() - t0)
+            if r.status_code != 201:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, cookies=cookies, limits=limits, timeout=30
+    ) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    return elapsed, latencies, errors
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=4)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="permanence-bench-"))
+    port = _free_port()
+    server = None
+    try:
+        headers, cookies, url = _prepare(tmp)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "bench.take_message:bench_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env={**os.environ},
+        )
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        rows = []
+        for label, path in (
+            ("baseline (no auth, clear)", "/bench/baseline"),
+            ("take message", url),
+        ):
+            asyncio.run(_load(base, path, 100, args.concurrency, headers, cookies))  # warm-up
+            elapsed, lat, errors = asyncio.run(
+                _load(base, path, args.requests, args.concurrency, headers, cookies)
+            )
+            rows.append((label, args.requests / elapsed, _pct(lat, 50), _pct(lat, 99), errors))
+        print(
+            f"{args.requests} requests per endpoint, {args.concurrency} in flight, "
+            "uvicorn (1 worker) + SQLite WAL, 2 cores shared with the load generator"
+        )
+        print(f"{'endpoint':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+        for label, rate, p50, p99, errors in rows:
+            print(f"{label:<28}{rate:>9.0f}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}{errors:>8}")
+        base_rate, rate = rows[0][1], rows[1][1]
+        print(
+            f"ratio to baseline: {rate / base_rate:.2f}x the throughput, "
+            f"{rows[1][2] / rows[0][2]:.2f}x the median latency"
+        )
+        ok = rate >= 200 and rows[1][4] == 0
+        print(
+            f"take message: {rate:.0f} messages/s (target >= 200/s, no error): "
+            f"{'PASS' if ok else 'FAIL'}"
+        )
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

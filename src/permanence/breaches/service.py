@@ -1,0 +1,883 @@
+"""The breach register (Art. 33(5)): every incident, notified or not, with its clocks.
+
+Use cases for the DPO desk: open a breach at the moment of awareness, fill the Art. 33(3)
+contents, compute its scope from the audit log ("operator X between T1 and T2: whose data did
+they read?"), decide, notify each affected controller (portal, plus an e-mail that only says a
+notification is waiting), give supplements in phases (33(4)), and draft the communication to
+callers (Art. 34). Nothing here decrypts anything: the scope is an indexed query on the audit
+log's actor, time and subject columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from permanence.accounts.model import Account, AccountStatus
+from permanence.accounts.service import mandate_version
+from permanence.audit import service as audit
+from permanence.audit.model import AuditEntry
+from permanence.breaches.clocks import Clock, cnil_clock, controller_clock
+from permanence.breaches.model import (
+    Breach,
+    BreachAccount,
+    BreachNotice,
+    BreachSubject,
+    BreachSupplement,
+)
+from permanence.context import Role
+from permanence.contracts.service import controller_recipients
+from permanence.db import acting_for, ctx_of, utcnow
+from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.mail import Mail, Mailer
+from permanence.pii import STRUCTURED_TYPES, detect
+from permanence.render import paris, render
+
+DATA_CATEGORIES = {
+    "identity": "identité (nom, prénom)",
+    "contact": "coordonnées (téléphone, e-mail)",
+    "health": "données de santé",
+    "message_content": "contenu des messages",
+    "appointments": "rendez-vous",
+    "call_logs": "journaux d'appels",
+    "recordings": "enregistrements d'appels",
+    "client_accounts": "comptes des utilisateurs clients",
+    "staff": "données du personnel",
+    "credentials": "identifiants de connexion",
+}
+SUBJECT_CATEGORIES = {
+    "callers": "appelants",
+    "patients": "patients",
+    "clients": "clients des comptes clients",
+    "client_users": "utilisateurs des comptes clients",
+    "staff": "personnel du prestataire",
+}
+# Why a breach was documented without notification (Art. 33(5) asks for the reason).
+NOT_NOTIFIED_REASONS = {
+    "unlikely_risk": "violation peu susceptible d'engendrer un risque (art. 33(1))",
+    "no_personal_data": "aucune donnée à caractère personnel n'est concernée",
+    "false_alarm": "l'incident n'a pas entraîné de violation",
+}
+# Why callers are not told (Art. 34(3)).
+SUBJECTS_REASONS = {
+    "no_high_risk": "pas de risque élevé pour les personnes (art. 34(1))",
+    "encrypted": "données chiffrées et inintelligibles (art. 34(3)(a))",
+    "risk_removed": "mesures ultérieures écartant le risque élevé (art. 34(3)(b))",
+    "disproportionate": "effort disproportionné : communication publique (art. 34(3)(c))",
+}
+CONTENT_FIELDS = (
+    "nature",
+    "data_categories",
+    "subject_categories",
+    "approx_subjects",
+    "approx_records",
+    "contact_point",
+    "consequences",
+    "measures",
+)
+_TEXT_FIELDS = ("nature", "contact_point", "consequences", "measures")
+_REQUIRED_LABELS = {
+    "nature": "(a) nature of the breach",
+    "data_categories": "(a) categories of personal data",
+    "subject_categories": "(a) categories of data subjects",
+    "approx_subjects": "(a) approximate number of data subjects",
+    "approx_records": "(a) approximate number of records",
+    "contact_point": "(b) contact point",
+    "consequences": "(c) likely consequences",
+    "measures": "(d) measures taken or proposed",
+}
+DESK_ROLES = frozenset({Role.DPO, Role.ADMIN, Role.SYSTEM})
+
+
+def _require_desk(session: Session) -> uuid.UUID | None:
+    ctx = ctx_of(session)
+    if ctx.role not in DESK_ROLES:
+        raise PermissionDenied("the breach register is kept by the DPO")
+    return ctx.actor_id
+
+
+def _screen(name: str, value: str) -> str:
+    """Free text of the register must not carry personal data (e-mail allowed as contact)."""
+    value = value.strip()
+    kinds = STRUCTURED_TYPES - ({"EMAIL"} if name == "contact_point" else set())
+    found = detect(value, kinds)
+    if found:
+        types = ", ".join(sorted({e.type for e in found}))
+        raise ValidationFailed(f"{name} contains personal data ({types}): describe, do not quote")
+    return value
+
+
+def _codes(name: str, values: Iterable[str], allowed: dict[str, str]) -> str:
+    codes = sorted(set(values))
+    unknown = [c for c in codes if c not in allowed]
+    if unknown:
+        raise ValidationFailed(
+            f"unknown {name}: {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
+        )
+    return json.dumps(codes)
+
+
+def _aware(value: dt.datetime, name: str) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValidationFailed(f"{name} needs a time zone")
+    return value.astimezone(dt.UTC)
+
+
+def open_breach(
+    session: Session,
+    *,
+    aware_at: dt.datetime,
+    nature: str = "",
+    occurred_from: dt.datetime | None = None,
+    occurred_to: dt.datetime | None = None,
+) -> Breach:
+    """Record an incident at the moment the provider became aware of it (every clock starts)."""
+    actor = _require_desk(session)
+    aware = _aware(aware_at, "aware_at")
+    if aware > utcnow() + dt.timedelta(minutes=5):
+        raise ValidationFailed("aware_at is in the future")
+    year = aware.year
+    count = session.scalar(
+        select(func.count()).select_from(Breach).where(Breach.reference.like(f"V-{year}-%"))
+    )
+    breach = Breach(
+        id=uuid.uuid4(),
+        reference=f"V-{year}-{(count or 0) + 1:03d}",
+        aware_at=aware,
+        nature=_screen("nature", nature),
+        occurred_from=_aware(occurred_from, "occurred_from") if occurred_from else None,
+        occurred_to=_aware(occurred_to, "occurred_to") if occurred_to else None,
+        created_by=actor,
+    )
+    session.add(breach)
+    session.flush()
+    audit.record(session, "breach.open", "breach", breach.id, details={"ref": breach.reference})
+    return breach
+
+
+def get_breach(session: Session, breach_id: uuid.UUID) -> Breach:
+    _require_desk(session)
+    breach = session.get(Breach, breach_id)
+    if breach is None:
+        raise NotFound("no such breach")
+    return breach
+
+
+def breach_by_reference(session: Session, reference: str) -> Breach:
+    _require_desk(session)
+    breach = session.scalars(select(Breach).where(Breach.reference == reference)).first()
+    if breach is None:
+        raise NotFound(f"no breach '{reference}'")
+    return breach
+
+
+def _any_notice(session: Session, breach: Breach) -> bool:
+    return any(ba.notified_at is not None for ba in _impacts(session, breach).values())
+
+
+def update_contents(
+    session: Session,
+    breach_id: uuid.UUID,
+    *,
+    nature: str | None = None,
+    data_categories: Sequence[str] | None = None,
+    subject_categories: Sequence[str] | None = None,
+    approx_subjects: int | None = None,
+    approx_records: int | None = None,
+    contact_point: str | None = None,
+    consequences: str | None = None,
+    measures: str | None = None,
+    occurred_from: dt.datetime | None = None,
+    occurred_to: dt.datetime | None = None,
+) -> list[str]:
+    """Set Art. 33(3) contents. Once a notice went out, a change opens the next phase (33(4)).
+
+    Returns the names of the fields that changed.
+    """
+    actor = _require_desk(session)
+    breach = get_breach(session, breach_id)
+    if breach.status == "closed":
+        raise Conflict("this breach is closed")
+    new: dict[str, object] = {}
+    for name, value in (
+        ("nature", nature),
+        ("contact_point", contact_point),
+        ("consequences", consequences),
+        ("measures", measures),
+    ):
+        if value is not None:
+            new[name] = _screen(name, value)
+    if data_categories is not None:
+        new["data_categories"] = _codes("data category", data_categories, DATA_CATEGORIES)
+    if subject_categories is not None:
+        new["subject_categories"] = _codes(
+            "subject category", subject_categories, SUBJECT_CATEGORIES
+        )
+    for name, number in (("approx_subjects", approx_subjects), ("approx_records", approx_records)):
+        if number is not None:
+            if number < 0:
+                raise ValidationFailed(f"{name} cannot be negative")
+            new[name] = number
+    if occurred_from is not None:
+        new["occurred_from"] = _aware(occurred_from, "occurred_from")
+    if occurred_to is not None:
+        new["occurred_to"] = _aware(occurred_to, "occurred_to")
+    changed = [k for k, v in new.items() if getattr(breach, k) != v]
+    if not changed:
+        return []
+    for k in changed:
+        setattr(breach, k, new[k])
+    if _any_notice(session, breach):
+        breach.phase += 1
+        session.add(
+            BreachSupplement(
+                breach_id=breach.id,
+                phase=breach.phase,
+                changed=json.dumps(sorted(changed)),
+                created_by=actor,
+            )
+        )
+    session.flush()
+    audit.record(
+        session,
+        "breach.update",
+        "breach",
+        breach.id,
+        details={"phase": breach.phase, "fields": "+".join(sorted(changed))},
+    )
+    return changed
+
+
+def missing_contents(breach: Breach) -> list[str]:
+    """What Art. 33(3) still needs before a notification can go out (empty when complete)."""
+    out = []
+    for name in CONTENT_FIELDS:
+        value = getattr(breach, name)
+        if value is None or value == "" or value == "[]":
+            out.append(_REQUIRED_LABELS[name])
+    return out
+
+
+# -- scope --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScopedSubject:
+    account_id: uuid.UUID
+    subject_id: uuid.UUID
+    reads: int
+    first_read_at: dt.datetime
+    last_read_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Scope:
+    actor_id: uuid.UUID
+    start: dt.datetime
+    end: dt.datetime
+    subjects: list[ScopedSubject]
+    records_by_account: dict[uuid.UUID, int]
+
+    @property
+    def accounts(self) -> list[uuid.UUID]:
+        return sorted({s.account_id for s in self.subjects}, key=str)
+
+
+def reads_by_actor(
+    session: Session, actor_id: uuid.UUID, start: dt.datetime, end: dt.datetime
+) -> Scope:
+    """Whose data did this actor read between ``start`` and ``end``? From the audit log.
+
+    Reads are entries whose action ends in ``.read`` and that name a subject (a lookup names
+    none; what it found is read next, and that read is logged). One query on the indexed
+    ``actor_id`` and ``ts`` columns; the account of each entry comes from its hashed body.
+    """
+    start, end = _aware(start, "start"), _aware(end, "end")
+    if end <= start:
+        raise ValidationFailed("the end of the window must be after its start")
+    rows = session.execute(
+        select(AuditEntry.subject_id, AuditEntry.ts, AuditEntry.body)
+        .where(
+            AuditEntry.actor_id == actor_id,
+            AuditEntry.ts >= start,
+            AuditEntry.ts <= end,
+            AuditEntry.subject_id.is_not(None),
+            AuditEntry.action.like("%.read"),
+        )
+        .order_by(AuditEntry.seq)
+    ).all()
+    per_subject: dict[uuid.UUID, list[dt.datetime]] = {}
+    account_of: dict[uuid.UUID, uuid.UUID] = {}
+    objects: dict[uuid.UUID, set[str]] = {}
+    for subject_id, ts, body in rows:
+        data = json.loads(body)
+        if not data.get("account") or subject_id is None:
+            continue
+        account = uuid.UUID(data["account"])
+        per_subject.setdefault(subject_id, []).append(ts)
+        account_of[subject_id] = account
+        objects.setdefault(account, set()).add(str(data.get("object")))
+    subjects = [
+        ScopedSubject(account_of[s], s, len(times), min(times), max(times))
+        for s, times in per_subject.items()
+    ]
+    subjects.sort(key=lambda s: (str(s.account_id), s.first_read_at))
+    return Scope(actor_id, start, end, subjects, {a: len(o) for a, o in objects.items()})
+
+
+def scope_to_actor(
+    session: Session,
+    breach_id: uuid.UUID,
+    *,
+    actor_id: uuid.UUID,
+    start: dt.datetime,
+    end: dt.datetime,
+) -> Scope:
+    """Scope a breach to "this staff account was compromised between start and end".
+
+    Records every caller read in the window as affected, per account, with counts; the
+    breach's approximate numbers are set from them.
+    """
+    _require_desk(session)
+    breach = get_breach(session, breach_id)
+    scope = reads_by_actor(session, actor_id, start, end)
+    breach.scope_actor_id, breach.scope_from, breach.scope_to = actor_id, scope.start, scope.end
+    by_account: dict[uuid.UUID, list[ScopedSubject]] = {}
+    for s in scope.subjects:
+        by_account.setdefault(s.account_id, []).append(s)
+    for account_id, found in by_account.items():
+        with acting_for(session, account_id):
+            known = {
+                row.subject_id: row
+                for row in session.scalars(
+                    select(BreachSubject).where(
+                        BreachSubject.breach_id == breach.id,
+                        BreachSubject.account_id == account_id,
+                    )
+                )
+            }
+            for s in found:
+                row = known.get(s.subject_id)
+                if row is None:
+                    session.add(
+                        BreachSubject(
+                            breach_id=breach.id,
+                            account_id=account_id,
+                            subject_id=s.subject_id,
+                            reads=s.reads,
+                            first_read_at=s.first_read_at,
+                            last_read_at=s.last_read_at,
+                        )
+                    )
+                else:
+                    row.reads = s.reads
+                    row.first_read_at, row.last_read_at = s.first_read_at, s.last_read_at
+            session.flush()
+            _set_account_counts(
+                session,
+                breach,
+                account_id,
+                subjects=session.scalar(
+                    select(func.count())
+                    .select_from(BreachSubject)
+                    .where(
+                        BreachSubject.breach_id == breach.id,
+                        BreachSubject.account_id == account_id,
+                    )
+                )
+                or 0,
+                records=scope.records_by_account.get(account_id, 0),
+            )
+    impacts = _impacts(session, breach)
+    update_contents(
+        session,
+        breach.id,
+        approx_subjects=sum(i.subjects for i in impacts.values()),
+        approx_records=sum(i.records for i in impacts.values()),
+    )
+    audit.record(
+        session,
+        "breach.scope",
+        "breach",
+        breach.id,
+        details={
+            "actor": actor_id,
+            "accounts": len(by_account),
+            "subjects": len(scope.subjects),
+        },
+    )
+    return scope
+
+
+def _set_account_counts(
+    session: Session, breach: Breach, account_id: uuid.UUID, *, subjects: int, records: int
+) -> BreachAccount:
+    row = session.scalars(
+        select(BreachAccount).where(
+            BreachAccount.breach_id == breach.id, BreachAccount.account_id == account_id
+        )
+    ).first()
+    if row is None:
+        row = BreachAccount(breach_id=breach.id, account_id=account_id)
+        session.add(row)
+    row.subjects, row.records = subjects, records
+    session.flush()
+    return row
+
+
+def add_account(
+    session: Session,
+    breach_id: uuid.UUID,
+    account_id: uuid.UUID,
+    *,
+    subjects: int = 0,
+    records: int = 0,
+) -> None:
+    """Name an affected account by hand (a breach not scoped by the audit log)."""
+    _require_desk(session)
+    breach = get_breach(session, breach_id)
+    if session.get(Account, account_id) is None:
+        raise NotFound("no such account")
+    if subjects < 0 or records < 0:
+        raise ValidationFailed("counts cannot be negative")
+    with acting_for(session, account_id):
+        _set_account_counts(session, breach, account_id, subjects=subjects, records=records)
+        audit.record(
+            session,
+            "breach.account_add",
+            "breach",
+            breach.id,
+            details={"subjects": subjects, "records": records},
+        )
+    impacts = _impacts(session, breach)
+    update_contents(
+        session,
+        breach.id,
+        approx_subjects=sum(i.subjects for i in impacts.values()),
+        approx_records=sum(i.records for i in impacts.values()),
+    )
+
+
+def _impacts(session: Session, breach: Breach) -> dict[uuid.UUID, BreachAccount]:
+    """The affected accounts (each read under its own account: row-level security)."""
+    out: dict[uuid.UUID, BreachAccount] = {}
+    for account_id in session.scalars(select(Account.id)):
+        with acting_for(session, account_id):
+            row = session.scalars(
+                select(BreachAccount).where(
+                    BreachAccount.breach_id == breach.id,
+                    BreachAccount.account_id == account_id,
+                )
+            ).first()
+        if row is not None:
+            out[account_id] = row
+    return out
+
+
+def decide(
+    session: Session, breach_id: uuid.UUID, decision: str, reason: str | None = None
+) -> None:
+    """``notify`` the controllers, or ``not_notified`` with a reason code (Art. 33(5))."""
+    _require_desk(session)
+    breach = get_breach(session, breach_id)
+    if decision == "notify":
+        if reason:
+            raise ValidationFailed("a decision to notify takes no reason")
+    elif decision == "not_notified":
+        if reason not in NOT_NOTIFIED_REASONS:
+            raise ValidationFailed(
+                "not notifying needs a reason: one of " + ", ".join(NOT_NOTIFIED_REASONS)
+            )
+        if _any_notice(session, breach):
+            raise Conflict("controllers were already notified of this breach")
+    else:
+        raise ValidationFailed("decision must be notify or not_notified")
+    breach.decision, breach.not_notified_reason = decision, reason
+    audit.record(
+        session, "breach.decide", "breach", breach.id, details={"decision": decision, "why": reason}
+    )
+
+
+def decide_subjects(
+    session: Session, breach_id: uuid.UUID, decision: str, reason: str | None = None
+) -> None:
+    """Art. 34: ``communicate`` to the callers, or ``not_required`` with a reason code."""
+    _require_desk(session)
+    breach = get_breach(session, breach_id)
+    if decision == "not_required" and reason not in SUBJECTS_REASONS:
+        raise ValidationFailed("give the reason: one of " + ", ".join(SUBJECTS_REASONS))
+    if decision not in {"communicate", "not_required"}:
+        raise ValidationFailed("decision must be communicate or not_required")
+    breach.subjects_decision = decision
+    breach.subjects_reason = reason if decision == "not_required" else None
+    audit.record(
+        session,
+        "breach.decide_subjects",
+        "breach",
+        breach.id,
+        details={"decision": decision, "why": reason},
+    )
+
+
+def close(session: Session, breach_id: uuid.UUID) -> None:
+    _require_desk(session)
+    breach = get_breach(session, breach_id)
+    if breach.decision == "pending":
+        raise Conflict("decide whether to notify before closing the breach")
+    breach.status, breach.closed_at = "closed", utcnow()
+    audit.record(session, "breach.close", "breach", breach.id)
+
+
+# -- drafts and notification --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Draft:
+    subject: str
+    text: str
+
+
+def _labels(codes_json: str, vocabulary: dict[str, str]) -> str:
+    codes = json.loads(codes_json)
+    return ", ".join(vocabulary.get(c, c) for c in codes) or "à préciser"
+
+
+def _controller_name(session: Session, account: Account) -> str:
+    try:
+        _row, mandate = mandate_version(session, account.id)
+    except NotFound:
+        return account.name
+    return mandate.controller.name
+
+
+def controller_notice_draft(session: Session, breach_id: uuid.UUID, account_id: uuid.UUID) -> Draft:
+    """The notification to one controller (Art. 33(2)), in French, for the current phase."""
+    _require_desk(session)
+    breach = get_breach(session, breach_id)
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound("no such account")
+    with acting_for(session, account_id):
+        impact = session.scalars(
+            select(BreachAccount).where(
+                BreachAccount.breach_id == breach.id, BreachAccount.account_id == account_id
+            )
+        ).first()
+        if impact is None:
+            raise NotFound("this account is not affected by the breach")
+        controller = _controller_name(session, account)
+        supplements = list(
+            session.scalars(
+                select(BreachSupplement)
+                .where(BreachSupplement.breach_id == breach.id)
+                .order_by(BreachSupplement.phase)
+            )
+        )
+    cnil = cnil_clock(breach.aware_at, impact.notified_at or utcnow())
+    text = render(
+        "permanence.breaches",
+        "controller_notice.txt",
+        breach=breach,
+        controller=controller,
+        impact=impact,
+        data_categories=_labels(breach.data_categories, DATA_CATEGORIES),
+        subject_categories=_labels(breach.subject_categories, SUBJECT_CATEGORIES),
+        cnil_due=cnil.due_at,
+        supplement=next((s for s in supplements if s.phase == breach.phase), None),
+        changed_labels=_changed_labels(supplements, breach.phase),
+    )
+    phase = f", phase {breach.phase}" if breach.phase > 1 else ""
+    return Draft(f"Violation de données personnelles - réf. {breach.reference}{phase}", text)
+
+
+_FIELD_FR = {
+    "nature": "nature de la violation",
+    "data_categories": "catégories de données",
+    "subject_categories": "catégories de personnes",
+    "approx_subjects": "nombre approximatif de personnes",
+    "approx_records": "nombre approximatif d'enregistrements",
+    "contact_point": "point de contact",
+    "consequences": "conséquences probables",
+    "measures": "mesures prises ou envisagées",
+    "occurred_from": "début de l'incident",
+    "occurred_to": "fin de l'incident",
+}
+
+
+def _changed_labels(supplements: list[BreachSupplement], phase: int) -> list[str]:
+    for s in supplements:
+        if s.phase == phase:
+            return [_FIELD_FR.get(n, n) for n in json.loads(s.changed)]
+    return []
+
+
+def subjects_communication_draft(
+    session: Session, breach_id: uuid.UUID, account_id: uuid.UUID
+) -> Draft:
+    """The communication to callers (Art. 34), in plain French, signed by the controller."""
+    _require_desk(session)
+    breach = get_breach(session, breach_id)
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound("no such account")
+    with acting_for(session, account_id):
+        try:
+            _row, mandate = mandate_version(session, account_id)
+            controller, contact = mandate.controller.name, mandate.controller.rights_contact
+        except NotFound:
+            controller, contact = account.name, breach.contact_point
+    text = render(
+        "permanence.breaches",
+        "subjects_communication.txt",
+        breach=breach,
+        controller=controller,
+        contact=contact,
+        data_categories=_labels(breach.data_categories, DATA_CATEGORIES),
+    )
+    return Draft(f"{controller} : information sur un incident concernant vos données", text)
+
+
+def notify_controllers(
+    session: Session,
+    breach_id: uuid.UUID,
+    *,
+    mailer: Mailer | None,
+    portal_url: str,
+    now: dt.datetime | None = None,
+) -> list[BreachNotice]:
+    """Send the current phase to every affected controller not yet told of it.
+
+    The full notice is put on the client's portal; the e-mail (to the controller's contact and
+    the account's client users) says only that a notification is waiting, with the link.
+    Refused while Art. 33(3) contents are missing.
+    """
+    actor = _require_desk(session)
+    breach = get_breach(session, breach_id)
+    if breach.decision == "not_notified":
+        raise Conflict("this breach was documented as not to be notified")
+    missing = missing_contents(breach)
+    if missing:
+        raise ValidationFailed(
+            "the notification cannot go out: Art. 33(3) contents are missing", problems=missing
+        )
+    impacts = _impacts(session, breach)
+    if not impacts:
+        raise ValidationFailed("no affected account: scope the breach or add accounts first")
+    sent_at = now or utcnow()
+    breach.decision = "notify"
+    sent: list[BreachNotice] = []
+    for account_id, impact in impacts.items():
+        with acting_for(session, account_id):
+            exists = session.scalars(
+                select(BreachNotice.id).where(
+                    BreachNotice.breach_id == breach.id,
+                    BreachNotice.account_id == account_id,
+                    BreachNotice.phase == breach.phase,
+                )
+            ).first()
+            if exists is not None:
+                continue
+            account = session.get(Account, account_id)
+            assert account is not None
+            draft = controller_notice_draft(session, breach.id, account_id)
+            recipients = controller_recipients(session, account) if mailer is not None else []
+            link = f"{portal_url.rstrip('/')}/portail/violations/{breach.reference}"
+            for to in recipients:
+                mailer_text = (
+                    f"Bonjour,\n\nUne notification de violation de données (réf. "
+                    f"{breach.reference}, phase {breach.phase}) concernant votre compte vous "
+                    f"attend sur votre portail :\n{link}\n\nElle vous est adressée au titre de "
+                    "l'article 33(2) du RGPD ; votre propre délai de 72 heures pour notifier la "
+                    "CNIL court à compter de sa réception.\n"
+                )
+                assert mailer is not None
+                mailer.send(Mail(to=to, subject=draft.subject, text=mailer_text))
+            notice = BreachNotice(
+                breach_id=breach.id,
+                account_id=account_id,
+                phase=breach.phase,
+                subject_line=draft.subject[:200],
+                body=draft.text,
+                emailed_to=len(recipients),
+                sent_at=sent_at,
+                sent_by=actor,
+            )
+            session.add(notice)
+            if impact.notified_at is None:
+                impact.notified_at = sent_at
+            session.flush()
+            audit.record(
+                session,
+                "breach.notify",
+                "breach",
+                breach.id,
+                details={"phase": breach.phase, "emails": len(recipients)},
+            )
+            sent.append(notice)
+    return sent
+
+
+def notices_for_account(session: Session) -> list[BreachNotice]:
+    """The client's portal: breach notifications sent to the context's account."""
+    account_id = ctx_of(session).require_account()
+    return list(
+        session.scalars(
+            select(BreachNotice)
+            .where(BreachNotice.account_id == account_id)
+            .order_by(BreachNotice.sent_at.desc())
+        )
+    )
+
+
+def affected_subjects(session: Session, breach_id: uuid.UUID) -> list[BreachSubject]:
+    """The callers of the context's account affected by a breach (ids; open them audited)."""
+    account_id = ctx_of(session).require_account()
+    return list(
+        session.scalars(
+            select(BreachSubject)
+            .where(BreachSubject.breach_id == breach_id, BreachSubject.account_id == account_id)
+            .order_by(BreachSubject.first_read_at)
+        )
+    )
+
+
+# -- the register, for pages and exports ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountImpact:
+    account_id: uuid.UUID
+    slug: str
+    name: str
+    subjects: int
+    records: int
+    notified_at: dt.datetime | None
+    controller_clock: Clock
+    cnil_clock: Clock
+    notices: int
+
+
+@dataclass(frozen=True)
+class BreachView:
+    breach: Breach
+    reference: str
+    now: dt.datetime
+    accounts: list[AccountImpact]
+    missing: list[str]
+    supplements: list[BreachSupplement]
+    data_categories: list[str] = field(default_factory=list)
+    subject_categories: list[str] = field(default_factory=list)
+
+    @property
+    def controller_clock(self) -> Clock:
+        """The breach-level 24 h clock: met when the last affected controller was told."""
+        times = [a.notified_at for a in self.accounts]
+        met = None if not times or any(t is None for t in times) else max(t for t in times if t)
+        return controller_clock(self.breach.aware_at, met)
+
+    @property
+    def cnil_clock(self) -> Clock:
+        return cnil_clock(self.breach.aware_at, None)
+
+    @property
+    def overdue(self) -> bool:
+        if self.breach.decision == "not_notified":
+            return False
+        if self.breach.decision == "pending" and self.now > self.cnil_clock.due_at:
+            return True
+        return self.controller_clock.state(self.now) == "overdue" or (
+            not self.accounts and self.now > self.controller_clock.due_at
+        )
+
+
+def breach_view(
+    session: Session, breach_id: uuid.UUID, now: dt.datetime | None = None
+) -> BreachView:
+    _require_desk(session)
+    breach = get_breach(session, breach_id)
+    return _view(session, breach, now or utcnow())
+
+
+def _view(session: Session, breach: Breach, now: dt.datetime) -> BreachView:
+    impacts = []
+    for account_id, row in _impacts(session, breach).items():
+        account = session.get(Account, account_id)
+        assert account is not None
+        with acting_for(session, account_id):
+            notices = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(BreachNotice)
+                    .where(
+                        BreachNotice.breach_id == breach.id, BreachNotice.account_id == account_id
+                    )
+                )
+                or 0
+            )
+        impacts.append(
+            AccountImpact(
+                account_id,
+                account.slug,
+                account.name,
+                row.subjects,
+                row.records,
+                row.notified_at,
+                controller_clock(breach.aware_at, row.notified_at),
+                cnil_clock(breach.aware_at, row.notified_at),
+                notices,
+            )
+        )
+    impacts.sort(key=lambda i: i.slug)
+    supplements = list(
+        session.scalars(
+            select(BreachSupplement)
+            .where(BreachSupplement.breach_id == breach.id)
+            .order_by(BreachSupplement.phase)
+        )
+    )
+    return BreachView(
+        breach,
+        breach.reference,
+        now,
+        impacts,
+        missing_contents(breach),
+        supplements,
+        [DATA_CATEGORIES.get(c, c) for c in json.loads(breach.data_categories)],
+        [SUBJECT_CATEGORIES.get(c, c) for c in json.loads(breach.subject_categories)],
+    )
+
+
+def register(session: Session, now: dt.datetime | None = None) -> list[BreachView]:
+    """Every breach, newest first, with its clocks (the Art. 33(5) register)."""
+    _require_desk(session)
+    when = now or utcnow()
+    breaches = session.scalars(select(Breach).order_by(Breach.aware_at.desc())).all()
+    return [_view(session, b, when) for b in breaches]
+
+
+def export_html(session: Session, breach_ids: Sequence[uuid.UUID] | None = None) -> str:
+    """The register (or some breaches of it) as one HTML document, dated."""
+    views = register(session)
+    if breach_ids is not None:
+        wanted = set(breach_ids)
+        views = [v for v in views if v.breach.id in wanted]
+    audit.record(session, "breach.export", "breach", details={"breaches": len(views)})
+    return render(
+        "permanence.breaches",
+        "register.html",
+        views=views,
+        now=utcnow(),
+        reasons=NOT_NOTIFIED_REASONS,
+        subjects_reasons=SUBJECTS_REASONS,
+        paris=paris,
+    )
+
+
+def active_account_ids(session: Session) -> list[uuid.UUID]:
+    return list(session.scalars(select(Account.id).where(Account.status == AccountStatus.ACTIVE)))

@@ -1,0 +1,1 @@
+"""Art. 30 records and automated compliance checks."""

@@ -1,0 +1,396 @@
+"""The records of processing activities (Art. 30), generated — never typed twice.
+
+- The processor's record (30(2)): for each client (controller), one line per purpose of its
+  current mandate: the purpose, basis, categories, retention and recipients come from the
+  mandate; the sub-processors and transfers from the registry; the security measures from the
+  deployment's configuration.
+- The provider's own controller record (30(1)): the processing the provider does for itself
+  (staff, access logs, client users), described by the product, which is what implements it.
+
+Exported as HTML and as CSV with the columns of the CNIL's register template.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from permanence.accounts.model import Account, AccountStatus
+from permanence.accounts.service import mandate_version
+from permanence.config import Settings
+from permanence.context import Role
+from permanence.contracts.model import SubProcessor
+from permanence.db import acting_for, utcnow
+from permanence.errors import NotFound
+from permanence.mandates.schema import (
+    EmailNotificationRecipient,
+    FieldCategory,
+    IsoDuration,
+    LegalBasis,
+    Mandate,
+    MandateKind,
+    PortalRecipient,
+    Purpose,
+)
+from permanence.render import render
+from permanence.staff.model import User
+
+BASIS_FR = {
+    LegalBasis.CONSENT: "consentement (art. 6(1)(a))",
+    LegalBasis.CONTRACT: "exécution d'un contrat ou mesures précontractuelles (art. 6(1)(b))",
+    LegalBasis.LEGAL_OBLIGATION: "obligation légale (art. 6(1)(c))",
+    LegalBasis.VITAL_INTERESTS: "sauvegarde des intérêts vitaux (art. 6(1)(d))",
+    LegalBasis.PUBLIC_TASK: "mission d'intérêt public (art. 6(1)(e))",
+    LegalBasis.LEGITIMATE_INTEREST: "intérêt légitime (art. 6(1)(f))",
+}
+CATEGORY_FR = {
+    FieldCategory.IDENTITY: "identité",
+    FieldCategory.CONTACT: "coordonnées",
+    FieldCategory.ADMINISTRATIVE: "informations administratives",
+    FieldCategory.HEALTH: "données de santé",
+    FieldCategory.FINANCIAL: "informations financières",
+    FieldCategory.FREE_TEXT: "message libre",
+    FieldCategory.OTHER: "autres",
+}
+SUBJECTS_FR = {
+    MandateKind.MEDICAL: "patients et autres appelants du cabinet",
+    MandateKind.LEGAL: "clients, prospects et autres appelants du cabinet",
+    MandateKind.SUPPORT: "utilisateurs appelant le support du client",
+}
+KIND_FR = {
+    "message": "messages",
+    "appointment": "rendez-vous",
+    "call_log": "journal d'appels",
+    "consent": "preuves de consentement",
+    "recording": "enregistrements",
+    "evaluation": "grilles d'évaluation",
+    "rights_request": "demandes d'exercice des droits",
+}
+# The columns of the CNIL's register template (« modèle de registre »), in its order.
+CSV_COLUMNS = [
+    ("register", "Registre"),
+    ("name", "Nom du traitement"),
+    ("controller", "Responsable du traitement"),
+    ("controller_contact", "Coordonnées du responsable"),
+    ("dpo", "Délégué à la protection des données"),
+    ("processor", "Sous-traitant"),
+    ("purposes", "Finalité(s) du traitement"),
+    ("legal_basis", "Base légale"),
+    ("subject_categories", "Catégories de personnes concernées"),
+    ("data_categories", "Catégories de données personnelles"),
+    ("sensitive_data", "Données sensibles"),
+    ("retention", "Durées de conservation"),
+    ("recipients", "Catégories de destinataires"),
+    ("subprocessors", "Sous-traitants ultérieurs"),
+    ("transfers", "Transferts hors UE"),
+    ("safeguards", "Garanties des transferts"),
+    ("security_measures", "Mesures de sécurité"),
+    ("mandate_version", "Version des instructions (mandat)"),
+    ("updated_at", "Date de mise à jour"),
+]
+
+
+@dataclass(frozen=True)
+class ProcessingRecord:
+    register: str  # "30(1)" or "30(2)"
+    account_slug: str | None
+    name: str
+    controller: str
+    controller_contact: str
+    dpo: str
+    processor: str
+    purposes: str
+    legal_basis: str
+    subject_categories: str
+    data_categories: str
+    sensitive_data: str
+    retention: str
+    recipients: str
+    subprocessors: str
+    transfers: str
+    safeguards: str
+    security_measures: str
+    mandate_version: str
+    updated_at: str
+
+
+def duration_fr(d: IsoDuration) -> str:
+    parts = []
+    for n, one, many in (
+        (d.years, "an", "ans"),
+        (d.months, "mois", "mois"),
+        (d.weeks, "semaine", "semaines"),
+        (d.days, "jour", "jours"),
+        (d.hours, "heure", "heures"),
+        (d.minutes, "minute", "minutes"),
+    ):
+        if n:
+            parts.append(f"{n} {one if n == 1 else many}")
+    return " ".join(parts) or str(d)
+
+
+def security_measures(settings: Settings) -> str:
+    """What the deployment does, said as the configuration makes it true."""
+    items = [
+        "chiffrement AES-256-GCM de chaque donnée sous une clé propre à chaque appelant "
+        "(effacement cryptographique)",
+        "index aveugles tronqués pour les recherches, sans déchiffrement",
+        "journal d'audit chaîné (SHA-256) avec points de contrôle signés (Ed25519), "
+        "lectures comprises",
+        "authentification forte (TOTP) du personnel",
+        "personnel formé et lié par un engagement de confidentialité",
+        "cloisonnement des clients par la sécurité au niveau des lignes (PostgreSQL)"
+        if settings.is_postgres
+        else "cloisonnement des clients contrôlé à chaque accès",
+    ]
+    if settings.hds_hosting:
+        items.append("hébergement certifié HDS")
+    return " ; ".join(items)
+
+
+def _provider(settings: Settings) -> str:
+    return ", ".join(p for p in (settings.provider_name, settings.provider_address) if p)
+
+
+def _provider_dpo(session: Session, settings: Settings) -> str:
+    dpos = session.scalars(
+        select(User).where(User.role == Role.DPO, User.active.is_(True)).order_by(User.email)
+    ).all()
+    if dpos:
+        return " ; ".join(f"{u.display_name} <{u.email}>" for u in dpos)
+    return settings.provider_contact_email
+
+
+def _subprocessors(session: Session) -> list[SubProcessor]:
+    return list(
+        session.scalars(
+            select(SubProcessor).where(SubProcessor.status == "active").order_by(SubProcessor.name)
+        )
+    )
+
+
+def _recipients_fr(mandate: Mandate) -> str:
+    out = ["personnel habilité du prestataire (opérateurs, superviseurs)"]
+    for r in mandate.recipients:
+        if isinstance(r, PortalRecipient):
+            out.append("le responsable du traitement, sur son portail")
+        elif isinstance(r, EmailNotificationRecipient):
+            out.append("avis par e-mail au responsable, sans donnée personnelle")
+        else:
+            out.append("système du responsable (webhook)")
+    return " ; ".join(out)
+
+
+def _purpose_record(
+    settings: Settings,
+    account: Account,
+    mandate: Mandate,
+    version: int,
+    created: dt.datetime,
+    purpose: Purpose,
+    subprocessors: list[SubProcessor],
+    provider_dpo: str,
+) -> ProcessingRecord:
+    fields = purpose.resolved_fields
+    categories = sorted({CATEGORY_FR[f.category] for f in fields})
+    sensitive = [f for f in fields if f.special_category or f.category == FieldCategory.HEALTH]
+    if sensitive:
+        basis9 = purpose.special_category_basis.value if purpose.special_category_basis else "?"
+        sensitive_text = f"oui : données de santé ({basis9.replace('art9_2_', 'art. 9(2)(')}))"
+    else:
+        sensitive_text = "non"
+    basis = BASIS_FR[purpose.legal_basis]
+    if purpose.legitimate_interest:
+        basis += f" : {purpose.legitimate_interest}"
+    transfers = [f"{t.country} ({t.recipient or 'destinataire'})" for t in mandate.transfers]
+    safeguards = [t.safeguard.value for t in mandate.transfers]
+    for sp in subprocessors:
+        if sp.safeguard != "eea":
+            transfers.append(f"{sp.country} ({sp.name})")
+            safeguards.append(sp.safeguard)
+    c = mandate.controller
+    dpo = f"{c.dpo.name} <{c.dpo.email}>" if c.dpo else "aucun désigné"
+    return ProcessingRecord(
+        register="30(2)",
+        account_slug=account.slug,
+        name=f"{purpose.label_fr} ({purpose.code})",
+        controller=c.name,
+        controller_contact=f"{c.address} ; {c.contact_email}",
+        dpo=f"responsable : {dpo} ; sous-traitant : {provider_dpo}",
+        processor=_provider(settings),
+        purposes=purpose.label_fr,
+        legal_basis=basis,
+        subject_categories=SUBJECTS_FR.get(mandate.kind, "clients, prospects et autres appelants"),
+        data_categories=", ".join(categories),
+        sensitive_data=sensitive_text,
+        retention=" ; ".join(
+            f"{KIND_FR.get(k.value, k.value)} : {duration_fr(d)}"
+            for k, d in purpose.retention.items()
+        ),
+        recipients=_recipients_fr(mandate),
+        subprocessors=" ; ".join(f"{s.name} ({s.service}, {s.country})" for s in subprocessors)
+        or "aucun",
+        transfers=" ; ".join(transfers) or "aucun",
+        safeguards=" ; ".join(safeguards) or "sans objet",
+        security_measures=security_measures(settings),
+        mandate_version=str(version),
+        updated_at=created.date().isoformat(),
+    )
+
+
+def processor_record(
+    session: Session, settings: Settings, account_ids: Sequence[uuid.UUID] | None = None
+) -> list[ProcessingRecord]:
+    """30(2): per controller (active accounts), one record per purpose of the current mandate."""
+    subprocessors = _subprocessors(session)
+    provider_dpo = _provider_dpo(session, settings)
+    q = select(Account).where(Account.status == AccountStatus.ACTIVE).order_by(Account.slug)
+    if account_ids is not None:
+        q = q.where(Account.id.in_(list(account_ids)))
+    out: list[ProcessingRecord] = []
+    for account in session.scalars(q).all():
+        with acting_for(session, account.id):
+            try:
+                row, mandate = mandate_version(session, account.id)
+            except NotFound:
+                continue
+        for purpose in mandate.purposes:
+            out.append(
+                _purpose_record(
+                    settings,
+                    account,
+                    mandate,
+                    row.version,
+                    row.created_at,
+                    purpose,
+                    subprocessors,
+                    provider_dpo,
+                )
+            )
+    return out
+
+
+def controller_record(session: Session, settings: Settings) -> list[ProcessingRecord]:
+    """30(1): what the provider processes for itself, as the product implements it."""
+    provider = _provider(settings)
+    dpo = _provider_dpo(session, settings)
+    measures = security_measures(settings)
+    subprocessors = _subprocessors(session)
+    sub_text = " ; ".join(f"{s.name} ({s.service}, {s.country})" for s in subprocessors) or "aucun"
+    today = utcnow().date().isoformat()
+
+    def rec(
+        name: str, basis: str, subjects: str, data: str, retention: str, recipients: str
+    ) -> ProcessingRecord:
+        return ProcessingRecord(
+            register="30(1)",
+            account_slug=None,
+            name=name,
+            controller=provider,
+            controller_contact=settings.provider_contact_email,
+            dpo=dpo,
+            processor="",
+            purposes=name,
+            legal_basis=basis,
+            subject_categories=subjects,
+            data_categories=data,
+            sensitive_data="non",
+            retention=retention,
+            recipients=recipients,
+            subprocessors=sub_text,
+            transfers="aucun",
+            safeguards="sans objet",
+            security_measures=measures,
+            mandate_version="",
+            updated_at=today,
+        )
+
+    return [
+        rec(
+            "Gestion des habilitations du personnel",
+            BASIS_FR[LegalBasis.CONTRACT] + " ; " + BASIS_FR[LegalBasis.LEGAL_OBLIGATION],
+            "opérateurs, superviseurs, DPO et administrateurs du prestataire",
+            "identité, e-mail professionnel, rôle, secret d'authentification (scellé), "
+            "formations suivies, engagements de confidentialité",
+            "durée de l'emploi",
+            "administrateurs et DPO du prestataire",
+        ),
+        rec(
+            "Traçabilité des accès aux données (journal d'audit)",
+            BASIS_FR[LegalBasis.LEGAL_OBLIGATION] + " : sécurité du traitement (art. 32)",
+            "personnel du prestataire, utilisateurs des clients",
+            "identifiants pseudonymes, rôle, action, motif codé, horodatage",
+            "journal chaîné conservé avec la relation client (entrées pseudonymes)",
+            "DPO du prestataire ; responsables du traitement sur demande",
+        ),
+        rec(
+            "Gestion des comptes des utilisateurs clients",
+            BASIS_FR[LegalBasis.CONTRACT],
+            "utilisateurs désignés par les clients",
+            "identité, e-mail professionnel, mot de passe haché",
+            "durée du contrat avec le client",
+            "administrateurs du prestataire",
+        ),
+    ]
+
+
+def to_csv(records: Sequence[ProcessingRecord]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
+    writer.writerow([label for _k, label in CSV_COLUMNS])
+    for r in records:
+        data = asdict(r)
+        writer.writerow([data[k] for k, _label in CSV_COLUMNS])
+    return "\ufeff" + buf.getvalue()  # BOM: spreadsheet software then reads UTF-8
+
+
+def to_html(
+    settings: Settings,
+    processor: Sequence[ProcessingRecord],
+    controller: Sequence[ProcessingRecord],
+) -> str:
+    by_controller: dict[str, list[ProcessingRecord]] = {}
+    for r in processor:
+        by_controller.setdefault(r.controller, []).append(r)
+    return render(
+        "permanence.compliance",
+        "art30.html",
+        provider=_provider(settings),
+        by_controller=by_controller,
+        controller=controller,
+        columns=CSV_COLUMNS,
+        now=utcnow(),
+    )
+
+
+def export(
+    session: Session,
+    settings: Settings,
+    fmt: str,
+    account_ids: Sequence[uuid.UUID] | None = None,
+) -> str:
+    """The record as ``html`` or ``csv``; with accounts given, only their 30(2) sections."""
+    from permanence.audit import service as audit
+
+    if fmt not in {"html", "csv"}:
+        from permanence.errors import ValidationFailed
+
+        raise ValidationFailed("format must be html or csv")
+    processor = processor_record(session, settings, account_ids)
+    controller = [] if account_ids is not None else controller_record(session, settings)
+    audit.record(
+        session,
+        "art30.export",
+        "art30",
+        details={"format": fmt, "records": len(processor) + len(controller)},
+    )
+    if fmt == "csv":
+        return to_csv([*processor, *controller])
+    return to_html(settings, processor, controller)

@@ -1,0 +1,353 @@
+"""Automated compliance checks: each passes or fails with its evidence (counts and codes, never
+personal data), for the DPO desk, the dated report and ``permanence compliance check``.
+
+A check is a function ``(CheckRun) -> CheckResult`` registered with ``@check("code", "title")``.
+Other features register their own (rights requests, recordings, retention sweeps) by importing
+this module and decorating a function; ``load_checks`` imports the modules that define them.
+Each check runs in its own read-only transaction, so one failing check never hides the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from permanence.accounts.model import Account, AccountKind, AccountStatus, MandateVersion
+from permanence.accounts.service import mandate_version
+from permanence.calls.model import Call
+from permanence.context import STAFF_ROLES, AccessContext
+from permanence.errors import NotFound
+from permanence.mandates.schema import FieldCategory, IsoDuration, Mandate, parse_mandate
+from permanence.messages.model import Appointment, Message
+from permanence.runtime import Runtime
+from permanence.staff.model import User
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    code: str
+    title: str
+    passed: bool
+    summary: str
+    evidence: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return f"{'PASS' if self.passed else 'FAIL'} {self.code}: {self.summary}"
+
+
+@dataclass
+class CheckRun:
+    """What a check may use: the runtime and the moment of the run."""
+
+    rt: Runtime
+    now: dt.datetime
+
+    @contextmanager
+    def session(self, account_id: uuid.UUID | None = None) -> Iterator[Session]:
+        ctx = AccessContext.system("compliance:check", account_id=account_id)
+        with self.rt.db.session(ctx, readonly=True) as s:
+            yield s
+
+    def accounts(self) -> list[Account]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Account)
+                    .where(Account.status == AccountStatus.ACTIVE)
+                    .order_by(Account.slug)
+                )
+            )
+
+
+CheckFn = Callable[[CheckRun], tuple[bool, str, list[str]]]
+
+
+@dataclass(frozen=True)
+class RegisteredCheck:
+    code: str
+    title: str
+    fn: CheckFn
+
+
+_REGISTRY: dict[str, RegisteredCheck] = {}
+# Modules that register checks; other features append theirs (import path strings).
+CHECK_MODULES: list[str] = ["permanence.compliance.checks"]
+
+
+def check(code: str, title: str) -> Callable[[CheckFn], CheckFn]:
+    """Register a check. ``fn`` returns (passed, one-line summary, evidence lines)."""
+
+    def deco(fn: CheckFn) -> CheckFn:
+        if code in _REGISTRY and _REGISTRY[code].fn is not fn:
+            raise ValueError(f"compliance check '{code}' is registered twice")
+        _REGISTRY[code] = RegisteredCheck(code, title, fn)
+        return fn
+
+    return deco
+
+
+def registered() -> list[RegisteredCheck]:
+    for module in CHECK_MODULES:
+        importlib.import_module(module)
+    return sorted(_REGISTRY.values(), key=lambda c: c.code)
+
+
+def run_checks(rt: Runtime, now: dt.datetime | None = None) -> list[CheckResult]:
+    run = CheckRun(rt, now or dt.datetime.now(dt.UTC))
+    results = []
+    for c in registered():
+        passed, summary, evidence = c.fn(run)
+        results.append(CheckResult(c.code, c.title, passed, summary, evidence))
+    return results
+
+
+# -- the checks ---------------------------------------------------------------------------
+
+
+@check("staff.training", "Staff trained and bound to confidentiality")
+def _training(run: CheckRun) -> tuple[bool, str, list[str]]:
+    from permanence.staff.training import missing
+
+    bad = []
+    with run.session() as s:
+        staff = s.scalars(
+            select(User).where(User.role.in_(list(STAFF_ROLES)), User.active.is_(True))
+        ).all()
+        for u in staff:
+            problems = missing(s, u.id, run.now)
+            if problems:
+                bad.append(f"user {u.id} ({u.role.value}): " + "; ".join(problems))
+    if bad:
+        return False, f"{len(bad)} of {len(staff)} staff member(s) may not handle data", bad
+    return True, f"{len(staff)} staff member(s) trained and bound to confidentiality", []
+
+
+@check("staff.mfa", "Staff have a second authentication factor")
+def _mfa(run: CheckRun) -> tuple[bool, str, list[str]]:
+    # Staff receive a TOTP secret when created and must use it (staff.service.create_user);
+    # a staff member with neither a secret nor MFA marked enabled signs in with a password only.
+    with run.session() as s:
+        staff = s.scalars(
+            select(User).where(User.role.in_(list(STAFF_ROLES)), User.active.is_(True))
+        ).all()
+    bad = [
+        f"user {u.id} ({u.role.value}) has no TOTP factor"
+        for u in staff
+        if u.totp_sealed is None and not u.mfa_enabled
+    ]
+    if bad:
+        return False, f"{len(bad)} staff member(s) without MFA", bad
+    return True, f"{len(staff)} staff member(s) with MFA", []
+
+
+@check("contracts.signed", "Every active client has a signed Art. 28 contract")
+def _contracts(run: CheckRun) -> tuple[bool, str, list[str]]:
+    from permanence.contracts.service import contract_in_force, missing_clauses
+
+    bad = []
+    accounts = run.accounts()
+    for a in accounts:
+        with run.session(a.id) as s:
+            c = contract_in_force(s, run.now)
+            if c is None:
+                bad.append(f"{a.slug}: no signed contract in force")
+            elif missing_clauses(c):
+                bad.append(f"{a.slug}: clause(s) {', '.join(missing_clauses(c))} not covered")
+    if bad:
+        return False, f"{len(bad)} account(s) without a complete signed contract", bad
+    return True, f"{len(accounts)} account(s) under a signed contract", []
+
+
+def _mandates(run: CheckRun) -> Iterator[tuple[Account, Mandate | None, int | None]]:
+    for a in run.accounts():
+        with run.session(a.id) as s:
+            try:
+                row, mandate = mandate_version(s, a.id)
+                yield a, mandate, row.version
+            except NotFound:
+                yield a, None, None
+
+
+@check("mandates.notice", "Every active client has a mandate with a notice version")
+def _notice(run: CheckRun) -> tuple[bool, str, list[str]]:
+    bad, n = [], 0
+    for a, mandate, _v in _mandates(run):
+        n += 1
+        if mandate is None:
+            bad.append(f"{a.slug}: no mandate")
+        elif not mandate.notice.version.strip():
+            bad.append(f"{a.slug}: the mandate has no notice version")
+    if bad:
+        return False, f"{len(bad)} account(s) without a notice version", bad
+    return True, f"{n} account(s) with a versioned notice", []
+
+
+def _handles_health_data(account: Account, mandate: Mandate | None) -> bool:
+    if account.kind == AccountKind.MEDICAL:
+        return True
+    if mandate is None:
+        return False
+    return mandate.controller.health_data or any(
+        f.category == FieldCategory.HEALTH or f.special_category
+        for p in mandate.purposes
+        for f in p.resolved_fields
+    )
+
+
+@check("hosting.hds", "Health data only on HDS-certified hosting")
+def _hds(run: CheckRun) -> tuple[bool, str, list[str]]:
+    bad, health = [], 0
+    for a, mandate, _v in _mandates(run):
+        if not _handles_health_data(a, mandate):
+            continue
+        health += 1
+        if not run.rt.settings.hds_hosting:
+            bad.append(
+                f"{a.slug}: health data, but the deployment does not declare HDS hosting "
+                "(PERMANENCE_HDS_HOSTING)"
+            )
+        elif (
+            mandate is not None
+            and mandate.hosting is not None
+            and not (mandate.hosting.hds_certified)
+        ):
+            bad.append(f"{a.slug}: the mandate's hosting is not declared HDS-certified")
+    if bad:
+        return False, f"{len(bad)} account(s) with health data outside HDS hosting", bad
+    return True, f"{health} account(s) with health data, hosting HDS-certified", []
+
+
+@check("audit.chain", "The audit chain is intact")
+def _audit(run: CheckRun) -> tuple[bool, str, list[str]]:
+    from permanence.audit import service as audit
+
+    with run.session() as s:
+        result = audit.verify(s, run.rt.keyring.checkpoint_signing_key().public_key())
+    return result.ok, result.line(), [] if result.ok else [result.line()]
+
+
+@check("breaches.clocks", "No breach past its notification target")
+def _breaches(run: CheckRun) -> tuple[bool, str, list[str]]:
+    from permanence.breaches.service import register
+
+    ctx = AccessContext.system("compliance:check")
+    with run.rt.db.session(ctx, readonly=True) as s:
+        views = register(s, run.now)
+    bad = []
+    for v in views:
+        if v.breach.status == "closed" or not v.overdue:
+            continue
+        if v.breach.decision == "pending":
+            bad.append(f"{v.reference}: no decision 72 h after awareness")
+        else:
+            late = [a.slug for a in v.accounts if a.controller_clock.state(run.now) == "overdue"]
+            named = ", ".join(late) or "no account named yet"
+            bad.append(f"{v.reference}: controller(s) not told within 24 h: {named}")
+    open_ = sum(1 for v in views if v.breach.status != "closed")
+    if bad:
+        return False, f"{len(bad)} breach(es) past their target", bad
+    return True, f"{len(views)} breach(es) registered, {open_} open, none past target", []
+
+
+@check("subprocessors.transfers", "Sub-processors outside the EEA have a transfer safeguard")
+def _transfers(run: CheckRun) -> tuple[bool, str, list[str]]:
+    from permanence.contracts.service import EEA, registry
+    from permanence.mandates.schema import Safeguard
+
+    with run.session() as s:
+        subs = registry(s)
+    allowed = {sg.value for sg in Safeguard}
+    bad = [
+        f"{sp.code} ({sp.country}): no valid safeguard"
+        for sp in subs
+        if sp.country not in EEA and sp.safeguard not in allowed
+    ]
+    if bad:
+        return False, f"{len(bad)} sub-processor(s) without safeguard", bad
+    return True, f"{len(subs)} sub-processor(s), transfers covered", []
+
+
+# Retention: messages (from acknowledgement, else from when they were taken), appointments
+# (from their end), call logs (from the call's start), under the mandate version each record
+# was taken under. Candidates come from an indexed time filter with a margin (calendar months
+# vary), then each is checked exactly.
+_MARGIN = dt.timedelta(days=3)
+
+
+def _cutoff(now: dt.datetime, d: IsoDuration) -> dt.datetime:
+    back = IsoDuration(
+        years=-d.years,
+        months=-d.months,
+        weeks=-d.weeks,
+        days=-d.days,
+        hours=-d.hours,
+        minutes=-d.minutes,
+        seconds=-d.seconds,
+    )
+    return back.add_to(now) + _MARGIN
+
+
+def _overdue_records(s: Session, account_id: uuid.UUID, now: dt.datetime) -> dict[str, int]:
+    counts = {"messages": 0, "appointments": 0, "calls": 0}
+    mandates = {
+        row.id: parse_mandate(row.document)
+        for row in s.scalars(select(MandateVersion).where(MandateVersion.account_id == account_id))
+    }
+    for mandate_id, mandate in mandates.items():
+        for purpose in mandate.purposes:
+            keep = purpose.retention.message
+            if keep is not None:
+                base = func.coalesce(Message.acknowledged_at, Message.created_at)
+                rows = s.execute(
+                    select(Message.acknowledged_at, Message.created_at).where(
+                        Message.account_id == account_id,
+                        Message.mandate_id == mandate_id,
+                        Message.purpose == purpose.code,
+                        base < _cutoff(now, keep),
+                    )
+                ).all()
+                counts["messages"] += sum(1 for ack, made in rows if keep.add_to(ack or made) < now)
+            keep = purpose.retention.appointment
+            if keep is not None:
+                ends = s.scalars(
+                    select(Appointment.ends_at).where(
+                        Appointment.account_id == account_id,
+                        Appointment.mandate_id == mandate_id,
+                        Appointment.purpose == purpose.code,
+                        Appointment.ends_at < _cutoff(now, keep),
+                    )
+                ).all()
+                counts["appointments"] += sum(1 for end in ends if keep.add_to(end) < now)
+        call_logs = [p.retention.call_log for p in mandate.purposes if p.retention.call_log]
+        if call_logs:
+            keep = max(call_logs, key=lambda d: d.approximate())
+            starts = s.scalars(
+                select(Call.started_at).where(
+                    Call.account_id == account_id,
+                    Call.mandate_id == mandate_id,
+                    Call.started_at < _cutoff(now, keep),
+                )
+            ).all()
+            counts["calls"] += sum(1 for start in starts if keep.add_to(start) < now)
+    return counts
+
+
+@check("retention.records", "No message, appointment or call log kept past its retention")
+def _retention(run: CheckRun) -> tuple[bool, str, list[str]]:
+    bad = []
+    for a in run.accounts():
+        with run.session(a.id) as s:
+            counts = _overdue_records(s, a.id, run.now)
+        late = {k: v for k, v in counts.items() if v}
+        if late:
+            bad.append(f"{a.slug}: " + ", ".join(f"{v} {k}" for k, v in sorted(late.items())))
+    if bad:
+        return False, f"{len(bad)} account(s) keep records past their retention", bad
+    return True, "no record past its mandate's retention", []

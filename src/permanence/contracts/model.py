@@ -1,0 +1,112 @@
+"""Processor contracts (Art. 28(3)), sub-processors (Art. 28(2)/(4)), off-boarding certificates.
+
+Contracts, sub-processor responses and certificates are account-owned (row-level security).
+The sub-processor registry and its changes are the provider's own, shared by every account.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from permanence.db import Base, UTCDateTime, new_id, utcnow
+
+
+class Contract(Base):
+    """One version of the processing agreement with a client account.
+
+    ``clauses`` maps each Art. 28(3) clause letter (a)-(h) to where the contract covers it (a
+    section reference such as "art. 5.2"). A contract is signed only when all eight are
+    covered. The documented instructions are the account's mandate: the contract names the
+    version in force when it was signed, and later versions continue it (the mandate is
+    versioned, the contract says so).
+    """
+
+    __tablename__ = "contracts"
+    __table_args__ = (UniqueConstraint("account_id", "version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    reference: Mapped[str] = mapped_column(String(64))
+    clauses: Mapped[str] = mapped_column(Text, default="{}")  # JSON {letter: section}
+    mandate_version: Mapped[int | None] = mapped_column(Integer)
+    effective_from: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    terminated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[uuid.UUID | None]
+
+
+class SubProcessor(Base):
+    """A sub-processor of the provider (hosting, SMS, e-mail, telephony…)."""
+
+    __tablename__ = "subprocessors"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    service: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    # "eea" when the data stays in the EEA, else a Chapter V safeguard code.
+    safeguard: Mapped[str] = mapped_column(String(40))
+    hds_certified: Mapped[bool] = mapped_column(default=False)
+    # proposed (notice given, objection window open) | active | removed
+    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubProcessorChange(Base):
+    """A change announced to every client: it takes effect after the objection window."""
+
+    __tablename__ = "subprocessor_changes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    subprocessor_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("subprocessors.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # add | remove
+    announced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    effective_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[uuid.UUID | None]
+
+
+class SubProcessorNotice(Base):
+    """The notice of one change to one client account, and its objection if any."""
+
+    __tablename__ = "subprocessor_notices"
+    __table_args__ = (UniqueConstraint("change_id", "account_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    change_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("subprocessor_changes.id", ondelete="CASCADE")
+    )
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    notified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    emailed_to: Mapped[int] = mapped_column(Integer, default=0)
+    objected_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    objection_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class OffboardingCertificate(Base):
+    """The certificate of deletion of an off-boarded account (Art. 28(3)(g)), signed."""
+
+    __tablename__ = "offboarding_certificates"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    document: Mapped[str] = mapped_column(Text)  # canonical JSON, the signed statement
+    signature: Mapped[str] = mapped_column(String(128))
+    public_key: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,310 @@
+"""Off-boarding a client (Art. 28(3)(g)): export everything, delete everything, certify.
+
+1. ``export_account`` writes a ZIP (mode 0600) for the controller: every record of the account
+   as JSON with its sealed fields opened, and every mandate version. The ZIP holds personal
+   data in clear: hand it over, then delete it.
+2. ``destroy_account`` deletes the account's subject keys and account keys first (crypto-
+   shredding: any copy left anywhere, backups included, becomes unreadable), then every row of
+   every account-owned table, and the client users; the account is marked off-boarded.
+3. A certificate of deletion with the counts per table, signed with the audit checkpoint key
+   (Ed25519), is stored and returned as JSON and HTML.
+
+Kept after off-boarding, because they prove what the provider did and hold no caller data:
+the contract versions, the breach notices and counts, the sub-processor notices, the
+certificate itself, the account's registry row (name, slug), and the audit log (pseudonymous).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import LargeBinary, Table, delete, func, select
+from sqlalchemy.orm import Session
+
+from permanence.accounts.model import Account, AccountStatus, MandateVersion
+from permanence.audit import service as audit
+from permanence.audit.model import AuditHead
+from permanence.context import Role
+from permanence.contracts.model import Contract, OffboardingCertificate
+from permanence.crypto.keyring import Keyring
+from permanence.db import Base, ctx_of, utcnow
+from permanence.errors import Conflict, NotFound, PermanenceError, PermissionDenied
+from permanence.mandates.schema import dump_mandate, parse_mandate
+from permanence.render import render
+
+# Why each kept table survives the deletion (shown on the certificate).
+RETAINED = {
+    "contracts": "the processing agreement: proof of the instructions and of their end",
+    "breach_accounts": "breach register: counts of an incident (Art. 33(5))",
+    "breach_notices": "breach register: what the controller was told and when",
+    "subprocessor_notices": "notices of sub-processor changes given to the controller",
+    "offboarding_certificates": "this certificate",
+}
+KEY_TABLES = ("subject_keys", "account_keys")
+DESK = frozenset({Role.DPO, Role.ADMIN, Role.SYSTEM})
+
+
+def _check(session: Session, account_id: uuid.UUID) -> Account:
+    ctx = ctx_of(session)
+    if ctx.role not in DESK:
+        raise PermissionDenied("off-boarding is done by the DPO or an administrator")
+    if ctx.account_id != account_id:
+        raise NotFound("no such account")
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound("no such account")
+    if account.status == AccountStatus.OFFBOARDED:
+        raise Conflict("this account is already off-boarded")
+    return account
+
+
+def _owned_tables() -> list[Table]:
+    """Every table with an account_id, in an order safe for deletion (children first)."""
+    import permanence.models  # noqa: F401  (every table registered)
+
+    return [t for t in reversed(Base.metadata.sorted_tables) if "account_id" in t.c]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    sha256: str
+    records: dict[str, int]
+    unopened: int
+
+
+def _open(keyring: Keyring, session: Session, table: Table, row: Any, column: str) -> Any:
+    """Open one sealed value. Convention: ``X_sealed`` is bound to (table, X, row id,
+    subject), the subject being the row's caller (or the caller row itself)."""
+    blob = getattr(row, column)
+    if blob is None:
+        return None
+    subject = getattr(row, "caller_id", None) or row.id
+    if table.name != "callers" and "caller_id" not in table.c:
+        raise KeyError(column)
+    cipher = keyring.cipher(session, row.account_id, subject)
+    raw = cipher.open(table.name, column.removesuffix("_sealed"), row.id, blob)
+    text = raw.decode()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"base64": base64.b64encode(value).decode()}
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "value"):
+        return value.value
+    return value
+
+
+def export_account(
+    session: Session, keyring: Keyring, account_id: uuid.UUID, dest_dir: Path
+) -> ExportResult:
+    """Write ``<slug>-export-<date>.zip`` in ``dest_dir``; every opened subject is audited."""
+    account = _check(session, account_id)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    records: dict[str, int] = {}
+    unopened = 0
+    buffer = io.BytesIO()
+    opened_subjects: set[uuid.UUID] = set()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for table in reversed(_owned_tables()):
+            if table.name in KEY_TABLES or table.name in RETAINED:
+                continue
+            rows = session.execute(
+                select(table).where(table.c.account_id == account_id).order_by(*table.primary_key)
+            ).all()
+            out = []
+            for row in rows:
+                item: dict[str, Any] = {}
+                for col in table.c:
+                    name = col.name
+                    value = getattr(row, name)
+                    if name in {"password_hash", "totp_sealed"}:
+                        continue  # credentials are not the controller's data
+                    if name.endswith("_sealed") and isinstance(col.type, LargeBinary):
+                        try:
+                            item[name.removesuffix("_sealed")] = _open(
+                                keyring, session, table, row, name
+                            )
+                            subject = getattr(row, "caller_id", None) or row.id
+                            opened_subjects.add(subject)
+                        except (PermanenceError, KeyError, ValueError):
+                            item[name] = _jsonable(value)
+                            unopened += value is not None
+                    else:
+                        item[name] = _jsonable(value)
+                out.append(item)
+            records[table.name] = len(out)
+            zf.writestr(f"{table.name}.json", json.dumps(out, ensure_ascii=False, indent=1))
+        for mv in session.scalars(
+            select(MandateVersion)
+            .where(MandateVersion.account_id == account_id)
+            .order_by(MandateVersion.version)
+        ):
+            zf.writestr(
+                f"mandates/v{mv.version}.yaml", dump_mandate(parse_mandate(mv.document), "yaml")
+            )
+        zf.writestr(
+            "manifest.json",
+            json.dumps(
+                {
+                    "account": account.slug,
+                    "generated_at": utcnow().isoformat(),
+                    "records": records,
+                    "unopened_values": unopened,
+                },
+                indent=1,
+            ),
+        )
+    data = buffer.getvalue()
+    path = dest_dir / f"{account.slug}-export-{utcnow():%Y%m%d%H%M%S}.zip"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    digest = hashlib.sha256(data).hexdigest()
+    for subject in sorted(opened_subjects, key=str):
+        audit.record(session, "subject.export", "caller", subject, subject_id=subject)
+    audit.record(
+        session,
+        "account.export",
+        "account",
+        account_id,
+        details={"records": sum(records.values()), "sha256": digest[:16]},
+    )
+    return ExportResult(path, digest, records, unopened)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    document: dict[str, Any]
+    signature: str
+    public_key: str
+
+    def json(self) -> str:
+        return json.dumps(
+            {
+                "certificate": self.document,
+                "signature": self.signature,
+                "public_key": self.public_key,
+            },
+            ensure_ascii=False,
+            indent=2,
+        )
+
+    def html(self) -> str:
+        return render(
+            "permanence.contracts",
+            "certificate.html",
+            doc=self.document,
+            signature=self.signature,
+            public_key=self.public_key,
+        )
+
+
+def destroy_account(
+    session: Session, keyring: Keyring, account_id: uuid.UUID, *, export: ExportResult | None
+) -> Certificate:
+    """Crypto-shred, then delete every row the account owns; sign a certificate of it."""
+    account = _check(session, account_id)
+    deleted: dict[str, int] = {}
+    keys: dict[str, int] = {}
+    for name in KEY_TABLES:
+        table = Base.metadata.tables[name]
+        keys[name] = _delete(session, table, account_id)
+    keyring.forget_account(account_id)
+    for table in _owned_tables():
+        if table.name in RETAINED or table.name in KEY_TABLES:
+            continue
+        deleted[table.name] = _delete(session, table, account_id)
+    now = utcnow()
+    for contract in session.scalars(
+        select(Contract).where(Contract.account_id == account_id, Contract.terminated_at.is_(None))
+    ):
+        contract.terminated_at = now
+    account.status = AccountStatus.OFFBOARDED
+    session.flush()
+    audit.record(
+        session,
+        "account.offboard",
+        "account",
+        account_id,
+        details={"rows": sum(deleted.values()), "subject_keys": keys["subject_keys"]},
+    )
+    head = session.get(AuditHead, 1)
+    assert head is not None
+    document: dict[str, Any] = {
+        "type": "permanence-certificate-of-deletion",
+        "account": {"id": str(account.id), "slug": account.slug, "name": account.name},
+        "issued_at": now.isoformat(),
+        "export": (
+            {"file": export.path.name, "sha256": export.sha256, "records": export.records}
+            if export
+            else None
+        ),
+        "keys_destroyed": keys,
+        "rows_deleted": deleted,
+        "retained": {k: RETAINED[k] for k in sorted(RETAINED)},
+        "audit": {"seq": head.seq, "head_hash": head.hash},
+    }
+    signature, public_key = _sign(keyring, document)
+    session.add(
+        OffboardingCertificate(
+            account_id=account_id,
+            issued_at=now,
+            document=audit.canonical(document),
+            signature=signature,
+            public_key=public_key,
+        )
+    )
+    session.flush()
+    return Certificate(document, signature, public_key)
+
+
+def _delete(session: Session, table: Table, account_id: uuid.UUID) -> int:
+    result = session.execute(delete(table).where(table.c.account_id == account_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _sign(keyring: Keyring, document: dict[str, Any]) -> tuple[str, str]:
+    key = keyring.checkpoint_signing_key()
+    sig = key.sign(audit.canonical(document).encode())
+    return base64.b64encode(sig).decode(), audit.public_key_b64(key.public_key())
+
+
+def verify_certificate(document: dict[str, Any], signature: str, public_key: str) -> bool:
+    try:
+        pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
+        pub.verify(base64.b64decode(signature), audit.canonical(document).encode())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def remaining_rows(session: Session, account_id: uuid.UUID) -> dict[str, int]:
+    """Rows the account still owns, per table (after off-boarding: only the retained ones)."""
+    out = {}
+    for table in _owned_tables():
+        n = session.scalar(
+            select(func.count()).select_from(table).where(table.c.account_id == account_id)
+        )
+        if n:
+            out[table.name] = int(n)
+    return out

@@ -1,0 +1,351 @@
+"""The delivery worker: sends what is due, retries with back-off, advances escalations.
+
+One pass (``run_due``) walks the active accounts; for each, under that account's context
+(row-level security on PostgreSQL), it advances the due escalation clocks, then claims due
+deliveries in batches. Claiming takes a lease (the row's next attempt is pushed forward and
+its attempt counted) in a short transaction — ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+several workers share the load; SQLite serialises write transactions anyway — then sends
+outside any transaction and records each outcome in another. A worker that dies mid-send
+leaves rows that fall due again when the lease ends: delivery is at least once, and webhook
+receivers de-duplicate on ``X-Permanence-Delivery``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import smtplib
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from permanence import __version__
+from permanence.accounts.model import Account, AccountStatus
+from permanence.accounts.service import get_account, mandate_by_id
+from permanence.audit import service as audit
+from permanence.config import Settings
+from permanence.context import AccessContext
+from permanence.db import ctx_of, utcnow
+from permanence.delivery import channels as content
+from permanence.delivery.model import Channel, Delivery, Event, Status
+from permanence.delivery.ports import (
+    HttpWebhookSender,
+    SendFailed,
+    SmsSender,
+    WebhookRequest,
+    WebhookSender,
+    sms_gateway_for,
+)
+from permanence.delivery.service import escalate_due, retry_delay, signing_secrets, transition
+from permanence.errors import ValidationFailed
+from permanence.mail import Mail, Mailer, mailer_for
+from permanence.mandates.schema import EmailNotificationRecipient, Mandate, WebhookRecipient
+from permanence.messages.model import Message
+from permanence.runtime import Runtime
+
+log = logging.getLogger("permanence.delivery")
+
+REASON = "delivery:worker"
+# How long a claimed delivery is reserved for the worker that claimed it.
+LEASE = dt.timedelta(minutes=10)
+BATCH = 50
+
+
+@dataclass
+class Channels:
+    """The outside world the worker talks to."""
+
+    mailer: Mailer | None
+    webhooks: WebhookSender
+    sms: SmsSender | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Channels:
+        return cls(
+            mailer=mailer_for(settings),
+            webhooks=HttpWebhookSender(),
+            sms=sms_gateway_for(settings),
+        )
+
+
+@dataclass(frozen=True)
+class _Job:
+    delivery_id: uuid.UUID
+    attempt: int
+    channel: Channel
+    mail: Mail | None = None
+    webhook: WebhookRequest | None = None
+    sms: tuple[str, str] | None = None
+    error: SendFailed | None = None  # could not even be prepared
+
+
+@dataclass
+class _Prepared:
+    """What a claim transaction needs, read once per pass and account."""
+
+    account: Account
+    base_url: str
+    mandates: dict[uuid.UUID, Mandate] = field(default_factory=dict)
+
+    def mandate(self, session: Session, mandate_id: uuid.UUID) -> Mandate:
+        if mandate_id not in self.mandates:
+            self.mandates[mandate_id] = mandate_by_id(session, mandate_id)[1]
+        return self.mandates[mandate_id]
+
+
+def run_due(
+    rt: Runtime,
+    now: dt.datetime | None = None,
+    limit: int = 500,
+    channels: Channels | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, int]:
+    """One pass over every active account; at most ``limit`` deliveries attempted per account.
+
+    Returns counts: ``escalated`` (alerts created), ``sent``, ``delivered``, ``retrying``,
+    ``failed``, ``cancelled``.
+    """
+    now = now or utcnow()
+    channels = channels or Channels.from_settings(rt.settings)
+    counts: Counter[str] = Counter()
+    with rt.db.session(AccessContext.system(REASON), readonly=True) as s:
+        accounts = s.scalars(
+            select(Account.id).where(Account.status == AccountStatus.ACTIVE).order_by(Account.id)
+        ).all()
+    for account_id in accounts:
+        ctx = AccessContext.system(REASON, account_id)
+        with rt.db.session(ctx) as s:
+            counts["escalated"] += len(escalate_due(s, now, limit))
+        attempted = 0
+        while attempted < limit:
+            with rt.db.session(ctx) as s:
+                jobs = _claim(s, rt, now, min(BATCH, limit - attempted), counts)
+            if not jobs:
+                break
+            outcomes = [(job, _send(job, channels)) for job in jobs]
+            with rt.db.session(ctx) as s:
+                for job, failure in outcomes:
+                    _record(s, job, failure, now, rng, counts)
+            attempted += len(jobs)
+    return {
+        k: counts[k] for k in ("escalated", "sent", "delivered", "retrying", "failed", "cancelled")
+    }
+
+
+def _claim(
+    session: Session, rt: Runtime, now: dt.datetime, n: int, counts: Counter[str]
+) -> list[_Job]:
+    rows = session.scalars(
+        select(Delivery)
+        .where(
+            Delivery.account_id == ctx_of(session).require_account(),
+            Delivery.status == Status.PENDING.value,
+            Delivery.next_attempt_at <= now,
+        )
+        .order_by(Delivery.next_attempt_at, Delivery.created_at)
+        .limit(n)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not rows:
+        return []
+    prepared = _Prepared(get_account(session, rows[0].account_id), rt.settings.public_base_url)
+    jobs: list[_Job] = []
+    for row in rows:
+        msg = session.get(Message, row.message_id)
+        channel = Channel(row.channel)
+        if channel is Channel.PORTAL:  # the portal has it as soon as it exists
+            transition(session, row, Status.DELIVERED, now)
+            continue
+        if row.event == Event.NEW and msg is None:
+            transition(session, row, Status.CANCELLED, now, error="message_gone")
+            counts["cancelled"] += 1
+            continue
+        if channel in {Channel.ESCALATION_EMAIL, Channel.ESCALATION_SMS} and (
+            msg is None or msg.acknowledged_at is not None
+        ):
+            transition(session, row, Status.CANCELLED, now, error="acknowledged")
+            counts["cancelled"] += 1
+            continue
+        row.attempts += 1
+        row.next_attempt_at = now + LEASE
+        jobs.append(_prepare(session, rt, prepared, row, msg, now))
+    session.flush()
+    return jobs
+
+
+def _prepare(
+    session: Session,
+    rt: Runtime,
+    prepared: _Prepared,
+    row: Delivery,
+    msg: Message | None,
+    now: dt.datetime,
+) -> _Job:
+    channel, event = Channel(row.channel), Event(row.event)
+    mandate = prepared.mandate(session, row.mandate_id)
+    account = prepared.account
+    link = content.portal_link(prepared.base_url, row.message_id)
+    urgent = bool(msg and msg.urgent)
+    job = _Job(delivery_id=row.id, attempt=row.attempts, channel=channel)
+    if channel is Channel.EMAIL:
+        recipient = mandate.recipients[row.recipient_index]
+        assert isinstance(recipient, EmailNotificationRecipient)
+        text = (
+            content.message_email(account.name, link, urgent=urgent)
+            if event is Event.NEW
+            else content.change_email(account.name, link, event)
+        )
+        return _with(job, mail=Mail(to=recipient.to, subject=text.subject, text=text.body))
+    if channel is Channel.WEBHOOK:
+        recipient = mandate.recipients[row.recipient_index]
+        assert isinstance(recipient, WebhookRecipient)
+        secrets = signing_secrets(session, rt.keyring, recipient.secret_ref, now)
+        if not secrets:
+            return _with(job, error=SendFailed("secret_missing"))
+        body = content.webhook_body(
+            delivery_id=row.id,
+            event=event,
+            message_id=row.message_id,
+            account_slug=account.slug,
+            link=link,
+            purpose=msg.purpose if msg else None,
+            created_at=msg.created_at if msg else None,
+            urgent=urgent,
+            changed_at=row.created_at,
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"Permanence/{__version__}",
+            "X-Permanence-Delivery": str(row.id),
+            "X-Permanence-Event": "message.created" if event is Event.NEW else f"message.{event}",
+            content.SIGNATURE_HEADER: content.signature(secrets, body, int(now.timestamp())),
+        }
+        return _with(job, webhook=WebhookRequest(recipient.url, body, headers))
+    assert mandate.on_call is not None
+    contact = mandate.on_call.contacts[row.recipient_index]
+    if channel is Channel.ESCALATION_EMAIL:
+        assert contact.email is not None
+        text = content.escalation_email(account.name, link, urgent=urgent)
+        return _with(job, mail=Mail(to=contact.email, subject=text.subject, text=text.body))
+    return _with(job, sms=(contact.phone, content.escalation_sms(account.name, urgent=urgent)))
+
+
+def _with(job: _Job, **changes: object) -> _Job:
+    return replace(job, **changes)  # type: ignore[arg-type]
+
+
+def _send(job: _Job, channels: Channels) -> SendFailed | None:
+    """Perform one attempt; the failure (a code), or None when it went through."""
+    if job.error is not None:
+        return job.error
+    try:
+        if job.mail is not None:
+            if channels.mailer is None:
+                return SendFailed("smtp_not_configured")
+            _send_mail(channels.mailer, job.mail)
+        elif job.webhook is not None:
+            channels.webhooks.post(job.webhook)
+        elif job.sms is not None:
+            if channels.sms is None:
+                return SendFailed("sms_not_configured")
+            channels.sms.send(*job.sms)
+    except SendFailed as failure:
+        return failure
+    return None
+
+
+def _send_mail(mailer: Mailer, mail: Mail) -> None:
+    try:
+        mailer.send(mail)
+    except ValidationFailed:
+        # The mailer found personal data in the text: a bug to fix, never worth a retry.
+        raise SendFailed("mail_refused", retry=False) from None
+    except smtplib.SMTPRecipientsRefused:
+        raise SendFailed("smtp_recipient_refused", retry=False) from None
+    except smtplib.SMTPResponseException as exc:
+        raise SendFailed(f"smtp_{exc.smtp_code}", retry=exc.smtp_code < 500) from None
+    except (smtplib.SMTPException, OSError):
+        raise SendFailed("smtp_unavailable") from None
+
+
+def _record(
+    session: Session,
+    job: _Job,
+    failure: SendFailed | None,
+    now: dt.datetime,
+    rng: random.Random | None,
+    counts: Counter[str],
+) -> None:
+    row = session.get(Delivery, job.delivery_id)
+    if row is None:
+        return
+    if failure is None:
+        status = Status.DELIVERED if job.channel is Channel.WEBHOOK else Status.SENT
+        # Even if it was cancelled meanwhile (acknowledged during the send), it went: the
+        # ledger must say so, it is the list of who received what.
+        if row.status in {Status.PENDING, Status.CANCELLED}:
+            transition(session, row, status, now)
+        counts[status.value] += 1
+        log.info("delivery %s %s (%s)", row.id, status.value, row.channel)
+        _audit(session, row, f"delivery.{status.value}")
+        return
+    if row.status != Status.PENDING or row.attempts != job.attempt:
+        return  # another worker took it over after our lease ran out
+    delay = retry_delay(row.attempts, rng) if failure.retry else None
+    if delay is None:
+        transition(session, row, Status.FAILED, now, error=failure.code)
+        counts["failed"] += 1
+        log.warning(
+            "delivery %s failed after %d attempt(s): %s", row.id, row.attempts, failure.code
+        )
+        _audit(session, row, "delivery.failed", error=failure.code)
+        return
+    row.next_attempt_at = now + delay
+    transition(session, row, Status.PENDING, now, error=failure.code)
+    counts["retrying"] += 1
+    log.info("delivery %s attempt %d failed (%s), retrying", row.id, row.attempts, failure.code)
+
+
+def _audit(session: Session, row: Delivery, action: str, error: str | None = None) -> None:
+    details: dict[str, str | int | uuid.UUID | None] = {
+        "message": row.message_id,
+        "channel": row.channel,
+        "event": row.event,
+        "attempts": row.attempts,
+    }
+    if error:
+        details["error"] = error
+    audit.record(session, action, "delivery", row.id, subject_id=row.subject_id, details=details)
+
+
+class DeliveryLoop:
+    """Runs ``run_due`` every ``interval`` seconds in a daemon thread, until ``stop``."""
+
+    def __init__(self, rt: Runtime, interval: float) -> None:
+        self.rt = rt
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="permanence-delivery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                counts = run_due(self.rt)
+                if any(counts.values()):
+                    log.info("delivery pass: %s", counts)
+            except Exception as exc:  # keep the loop alive; the next pass retries
+                log.error("delivery pass failed: %s", exc.__class__.__name__)
+            self._stop.wait(self.interval)

@@ -1,0 +1,40 @@
+"""HTML documents (reports, records, certificates) from Jinja2 templates, autoescaped.
+
+Each feature keeps its templates in its own ``templates/`` folder. Dates are shown in Paris
+time, the way the French users who read these documents expect them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def paris(value: dt.datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
+    """A UTC datetime as Paris wall-clock time ("" for None)."""
+    if value is None:
+        return ""
+    return value.astimezone(PARIS).strftime(fmt)
+
+
+@cache
+def _env(package: str) -> Environment:
+    env = Environment(
+        loader=PackageLoader(package, "templates"),
+        autoescape=select_autoescape(["html"], default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["paris"] = paris
+    return env
+
+
+def render(package: str, template: str, **values: Any) -> str:
+    return _env(package).get_template(template).render(**values)

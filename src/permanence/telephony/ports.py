@@ -1,0 +1,84 @@
+"""The provider's REST API, behind a small protocol: fetch a recording, delete it at the
+provider, stop a recording in progress. The real implementation speaks Twilio's 2010-04-01
+API with httpx (SignalWire and Telnyx TeXML offer the same paths); tests point its base URL
+at a local HTTP server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
+
+import httpx
+
+from permanence.config import Settings
+from permanence.errors import ConfigurationError, PermanenceError
+
+
+class ProviderFailed(PermanenceError):
+    """The telephony provider's API did not do what was asked (status code only)."""
+
+    status_code = 502
+    code = "provider_failed"
+
+
+class TelephonyApi(Protocol):
+    def fetch_recording(self, url: str) -> AbstractContextManager[Iterator[bytes]]:
+        """The audio at ``url`` (a provider URL), as a stream of byte chunks."""
+        ...
+
+    def delete_recording(self, recording_sid: str) -> None: ...
+
+    def stop_recording(self, call_sid: str) -> None: ...
+
+
+class TwilioRestApi:
+    """Twilio's REST API (HTTP basic auth: account SID and auth token)."""
+
+    def __init__(
+        self, base_url: str, account_sid: str, auth_token: str, *, timeout: float = 30.0
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._auth = (account_sid, auth_token)
+        self._account_sid = account_sid
+        self._timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TwilioRestApi:
+        if not (settings.twilio_account_sid and settings.twilio_auth_token):
+            raise ConfigurationError(
+                "set PERMANENCE_TWILIO_ACCOUNT_SID and PERMANENCE_TWILIO_AUTH_TOKEN to use "
+                "the provider's API"
+            )
+        return cls(
+            settings.twilio_api_base_url, settings.twilio_account_sid, settings.twilio_auth_token
+        )
+
+    def _account_url(self, path: str) -> str:
+        return f"{self.base_url}/2010-04-01/Accounts/{self._account_sid}/{path}"
+
+    @contextmanager
+    def fetch_recording(self, url: str) -> Iterator[Iterator[bytes]]:
+        # Only ever send our credentials to the configured API: a forged or mistaken URL in
+        # a callback must not make us hand the auth token to another host (SSRF).
+        if not url.startswith(self.base_url + "/"):
+            raise ProviderFailed("the recording URL is not on the configured provider API")
+        with (
+            httpx.Client(auth=self._auth, timeout=self._timeout) as client,
+            client.stream("GET", url) as resp,
+        ):
+            if resp.status_code != 200:
+                raise ProviderFailed(f"fetching the recording failed (HTTP {resp.status_code})")
+            yield resp.iter_bytes(64 * 1024)
+
+    def delete_recording(self, recording_sid: str) -> None:
+        url = self._account_url(f"Recordings/{recording_sid}.json")
+        resp = httpx.delete(url, auth=self._auth, timeout=self._timeout)
+        if resp.status_code not in (200, 204, 404):  # 404: already gone, which is the goal
+            raise ProviderFailed(f"deleting the recording failed (HTTP {resp.status_code})")
+
+    def stop_recording(self, call_sid: str) -> None:
+        url = self._account_url(f"Calls/{call_sid}/Recordings/Twilio.CURRENT.json")
+        resp = httpx.post(url, auth=self._auth, data={"Status": "stopped"}, timeout=self._timeout)
+        if resp.status_code not in (200, 201):
+            raise ProviderFailed(f"stopping the recording failed (HTTP {resp.status_code})")

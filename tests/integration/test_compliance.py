@@ -1,0 +1,195 @@
+"""Compliance checks: each passes or fails with evidence; the command exits non-zero on failure."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from permanence.compliance import checks
+from permanence.config import Settings
+from permanence.context import AccessContext, Role
+from permanence.db import utcnow
+from permanence.mail import SmtpMailer
+from permanence.messages.model import Message
+from permanence.runtime import Runtime
+from permanence.staff import training
+from permanence.staff.model import TrainingRecord, User
+from tests.conftest import PG_URL, SmtpSink, cli_env
+from tests.factories import OPERATOR_ID, ctx_for, make_account, make_caller
+
+PERMANENCE = [sys.executable, "-m", "permanence"]
+
+
+def _result(rt: Runtime, code: str, now: dt.datetime | None = None) -> checks.CheckResult:
+    return next(r for r in checks.run_checks(rt, now) if r.code == code)
+
+
+def test_expired_training_fails_with_the_staff_member_named_by_id(rt: Runtime) -> None:
+    make_account(rt)
+    assert _result(rt, "staff.training").passed
+    with rt.db.session(AccessContext.system("test")) as s:
+        s.execute(
+            update(TrainingRecord)
+            .where(TrainingRecord.user_id == OPERATOR_ID)
+            .values(expires_at=utcnow() - dt.timedelta(days=1))
+        )
+    result = _result(rt, "staff.training")
+    assert not result.passed
+    assert result.evidence == [
+        f"user {OPERATOR_ID} (operator): your data-protection training has expired or was "
+        "never recorded"
+    ]
+
+
+def test_health_account_without_hds_hosting_fails(rt: Runtime) -> None:
+    make_account(rt)
+    rt.settings.hds_hosting = False
+    assert "cabinet-lefevre" in _result(rt, "hosting.hds").evidence[0]
+    rt.settings.hds_hosting = True
+    assert _result(rt, "hosting.hds").passed
+
+
+def test_account_without_signed_contract_fails(rt: Runtime) -> None:
+    make_account(rt, "plomberie-durand")
+    result = _result(rt, "contracts.signed")
+    assert not result.passed
+    assert result.evidence == ["plomberie-durand: no signed contract in force"]
+
+
+def test_message_past_its_retention_fails(rt: Runtime) -> None:
+    account = make_account(rt, "plomberie-durand")
+    caller = make_caller(rt, account.id)
+    from permanence.messages import service as messages
+
+    with rt.db.session(ctx_for(account.id)) as s:
+        msg = messages.take_message(
+            s,
+            rt.keyring,
+            caller_id=caller,
+            purpose="intervention",
+            values={
+                "last_name": "Martin",
+                "phone": "0199001234",
+                "address": "3 rue Haute, 44000 Nantes",
+                "urgency": "à planifier",
+                "description": "Robinet qui goutte",
+            },
+        )
+        msg_id = msg.id
+    assert _result(rt, "retention.records").passed
+    with rt.db.session(ctx_for(account.id)) as s:
+        s.execute(
+            update(Message)
+            .where(Message.id == msg_id)
+            .values(created_at=utcnow() - dt.timedelta(days=200))
+        )
+    result = _result(rt, "retention.records")
+    assert not result.passed
+    assert result.evidence == ["plomberie-durand: 1 messages"]
+
+
+def test_a_check_can_be_registered_by_another_module(rt: Runtime) -> None:
+    @checks.check("test.extra", "A check from elsewhere")
+    def _extra(run: checks.CheckRun) -> tuple[bool, str, list[str]]:
+        return False, "always fails", ["evidence"]
+
+    try:
+        result = _result(rt, "test.extra")
+        assert (result.passed, result.line()) == (False, "FAIL test.extra: always fails")
+    finally:
+        checks._REGISTRY.pop("test.extra")
+
+
+def test_reminders_are_sent_once_before_expiry(rt: Runtime, smtp: SmtpSink) -> None:
+    make_account(rt)
+    with rt.db.session(AccessContext.system("test")) as s:
+        s.execute(
+            update(TrainingRecord)
+            .where(TrainingRecord.user_id == OPERATOR_ID)
+            .values(expires_at=utcnow() + dt.timedelta(days=10))
+        )
+    with rt.db.session(AccessContext(role=Role.DPO, reason="reminders")) as s:
+        assert [r.user_id for r in training.expiring(s, days=5)] == []
+        sent = training.send_reminders(s, SmtpMailer(rt.settings), days=30)
+        assert [r.user_id for r in sent] == [OPERATOR_ID]
+        assert training.send_reminders(s, SmtpMailer(rt.settings), days=30) == []
+        email = s.get(User, OPERATOR_ID).email  # type: ignore[union-attr]
+    assert [to for _frm, to, _raw in smtp.messages] == [[email]]
+    assert "expire le" in smtp.bodies()[0]
+
+
+def test_a_required_course_in_the_catalogue_gates_access(rt: Runtime) -> None:
+    make_account(rt)
+    with rt.db.session(AccessContext(role=Role.ADMIN, reason="test")) as s:
+        training.add_course(s, code="secret-medical", title_fr="Secret médical", required=True)
+        assert [c.code for c in training.courses(s)] == ["rgpd-fondamentaux", "secret-medical"]
+        assert training.missing(s, OPERATOR_ID) == [
+            "your training 'secret-medical' has expired or was never recorded"
+        ]
+        training.record_training(s, OPERATOR_ID, course="secret-medical")
+        assert training.missing(s, OPERATOR_ID) == []
+
+
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [*PERMANENCE, *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+@pytest.fixture
+def demo_env(settings: Settings) -> dict[str, str]:
+    env = cli_env(settings)
+    if not PG_URL:
+        (settings.data_dir / "permanence.db").unlink()
+    del env["PERMANENCE_MASTER_KEY"]
+    proc = _run(
+        env,
+        "init",
+        "--admin-email",
+        "admin@permanence.example",
+        "--admin-password",
+        "un mot de passe solide",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _run(env, "demo").returncode == 0
+    env["PERMANENCE_HDS_HOSTING"] = "true"
+    return env
+
+
+def test_compliance_check_passes_on_the_demo_and_fails_after_expiring_training(
+    demo_env: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.html"
+    proc = _run(demo_env, "compliance", "check", "--report", str(report))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "FAIL" not in proc.stdout and "PASS staff.training" in proc.stdout
+    assert "Les 9 contrôles sont satisfaits" in report.read_text()
+    settings.master_key_file = settings.data_dir / "master.key"
+    settings.master_key = None
+    rt = Runtime.from_settings(settings)
+    try:
+        with rt.db.session(AccessContext.system("test")) as s:
+            operator = s.query(User).filter_by(email="operateur@permanence.example").one()
+            s.execute(
+                update(TrainingRecord)
+                .where(TrainingRecord.user_id == operator.id)
+                .values(expires_at=utcnow() - dt.timedelta(hours=1))
+            )
+            operator_id = operator.id
+    finally:
+        rt.close()
+    proc = _run(demo_env, "compliance", "check")
+    assert proc.returncode == 1
+    assert (
+        f"FAIL staff.training: 1 of 5 staff member(s) may not handle data\n"
+        f"  - user {operator_id} (operator): your data-protection training has expired"
+    ) in proc.stdout
+    assert proc.stderr.strip() == "error: 1 compliance check(s) failed: staff.training"
+    assert "operateur@permanence.example" not in proc.stdout  # ids, not e-mail addresses

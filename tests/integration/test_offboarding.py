@@ -1,0 +1,81 @@
+"""Off-boarding: export, crypto-shred and delete, certify; nothing of the client stays readable."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from permanence.audit import service as audit
+from permanence.calls import service as calls
+from permanence.context import AccessContext, Role
+from permanence.contracts import offboarding
+from permanence.crypto.model import SubjectKey
+from permanence.errors import Conflict, KeyUnavailable
+from permanence.messages import service as messages
+from permanence.runtime import Runtime
+from permanence.subjects.model import Caller
+from tests.factories import ctx_for, make_account, make_caller
+
+
+def _activity(rt: Runtime, account_id: object) -> None:
+    with rt.db.session(ctx_for(account_id, reason="call:test")) as s:  # type: ignore[arg-type]
+        opened = calls.open_call(s, rt.keyring, dialled="+33478000001", caller_number="0199001234")
+        messages.take_message(
+            s,
+            rt.keyring,
+            caller_id=opened.caller.id,
+            purpose="message",
+            values={"last_name": "Martin", "phone": "0199001234", "note": "Rappeler demain"},
+            call_id=opened.call.id,
+        )
+
+
+def test_offboarding_leaves_no_readable_data_and_certifies_the_counts(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    account = make_account(rt)
+    other = make_account(rt, "plomberie-durand")
+    caller = make_caller(rt, account.id)
+    _activity(rt, account.id)
+    kept = make_caller(rt, other.id, first="Denis", last="Roux", phone="0199001004")
+    ctx = AccessContext(role=Role.DPO, reason="offboard", account_id=account.id)
+    with rt.db.session(ctx) as s:
+        exported = offboarding.export_account(s, rt.keyring, account.id, tmp_path)
+    assert exported.path.stat().st_mode & 0o077 == 0
+    with zipfile.ZipFile(exported.path) as zf:
+        callers = json.loads(zf.read("callers.json"))
+        msgs = json.loads(zf.read("messages.json"))
+        assert "mandates/v1.yaml" in zf.namelist()
+    assert {"first": "Camille", "last": "Martin"} in [c["name"] for c in callers]
+    assert msgs[0]["payload"]["note"] == "Rappeler demain"
+    assert exported.unopened == 0
+    with rt.db.session(ctx) as s:
+        cert = offboarding.destroy_account(s, rt.keyring, account.id, export=exported)
+    doc = cert.document
+    assert doc["keys_destroyed"] == {"subject_keys": 2, "account_keys": 1}
+    assert doc["rows_deleted"]["callers"] == 2
+    assert doc["rows_deleted"]["messages"] == 1
+    assert doc["rows_deleted"]["calls"] == 1
+    assert doc["rows_deleted"]["mandates"] == 1
+    assert doc["export"]["sha256"] == exported.sha256
+    assert offboarding.verify_certificate(doc, cert.signature, cert.public_key)
+    tampered = {**doc, "rows_deleted": {**doc["rows_deleted"], "callers": 1}}
+    assert not offboarding.verify_certificate(tampered, cert.signature, cert.public_key)
+    assert "Certificat de suppression" in cert.html()
+    with rt.db.session(ctx, readonly=True) as s:
+        assert set(offboarding.remaining_rows(s, account.id)) <= set(offboarding.RETAINED)
+        assert s.scalars(select(Caller).where(Caller.account_id == account.id)).first() is None
+        with pytest.raises(KeyUnavailable):
+            rt.keyring.cipher(s, account.id, caller)
+        # The audit chain still holds, and it recorded the off-boarding.
+        result = audit.verify(s, rt.keyring.checkpoint_signing_key().public_key())
+        assert result.ok, result.line()
+    # Another client is untouched.
+    with rt.db.session(ctx_for(other.id)) as s:
+        assert s.get(SubjectKey, kept) is not None
+    with pytest.raises(Conflict, match="already off-boarded"), rt.db.session(ctx) as s:
+        offboarding.destroy_account(s, rt.keyring, account.id, export=None)

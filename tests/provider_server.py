@@ -1,0 +1,93 @@
+"""A local HTTP server playing a Twilio-compatible provider's REST API: the recording's
+audio (behind HTTP basic auth), deleting a recording, stopping a recording in progress."""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "test-auth-token-0123456789"
+
+
+class ProviderServer:
+    def __init__(self) -> None:
+        self.recordings: dict[str, bytes] = {}
+        self.deleted: list[str] = []
+        self.stopped: list[str] = []
+        self.requests: list[tuple[str, str, bool]] = []  # method, path, authorised
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def _authorised(self) -> bool:
+                expected = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+                ok = self.headers.get("Authorization") == f"Basic {expected}"
+                server.requests.append((self.command, self.path, ok))
+                if not ok:
+                    self.send_response(401)
+                    self.end_headers()
+                return ok
+
+            def do_GET(self) -> None:
+                if not self._authorised():
+                    return
+                m = re.fullmatch(r"/2010-04-01/Accounts/\w+/Recordings/(\w+)", self.path)
+                audio = server.recordings.get(m.group(1)) if m else None
+                if audio is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/wav")
+                self.send_header("Content-Length", str(len(audio)))
+                self.end_headers()
+                self.wfile.write(audio)
+
+            def do_DELETE(self) -> None:
+                if not self._authorised():
+                    return
+                m = re.fullmatch(r"/2010-04-01/Accounts/\w+/Recordings/(\w+)\.json", self.path)
+                if m and server.recordings.pop(m.group(1), None) is not None:
+                    server.deleted.append(m.group(1))
+                    self.send_response(204)
+                else:
+                    self.send_response(404)
+                self.end_headers()
+
+            def do_POST(self) -> None:
+                if not self._authorised():
+                    return
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                m = re.fullmatch(
+                    r"/2010-04-01/Accounts/\w+/Calls/(\w+)/Recordings/Twilio\.CURRENT\.json",
+                    self.path,
+                )
+                if m and body == b"Status=stopped":
+                    server.stopped.append(m.group(1))
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b'{"status": "stopped"}')
+                else:
+                    self.send_response(400)
+                    self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def recording_url(self, sid: str) -> str:
+        return f"{self.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{sid}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

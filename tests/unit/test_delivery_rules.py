@@ -1,0 +1,125 @@
+"""Delivery rules without a database: texts, signatures, back-off, on-call windows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import random
+import uuid
+
+import pytest
+
+from permanence.delivery import channels
+from permanence.delivery.model import Event
+from permanence.delivery.service import (
+    LOCAL_TZ,
+    MAX_ATTEMPTS,
+    covering_contact,
+    next_window_start,
+    retry_delay,
+)
+from permanence.mail import Mail, check_no_personal_data
+from permanence.mandates.schema import OnCallContact
+
+MESSAGE_ID = uuid.UUID("6f1c1d2e-1111-4222-8333-944455556666")
+NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+
+
+def _contact(start: str, end: str, phone: str = "+33600000001") -> OnCallContact:
+    return OnCallContact.model_validate({"name": "X", "phone": phone, "from": start, "to": end})
+
+
+def _paris(y: int, m: int, d: int, h: int, mi: int = 0) -> dt.datetime:
+    return dt.datetime(y, m, d, h, mi, tzinfo=LOCAL_TZ)
+
+
+def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
+    body = b'{"event":"message.created"}'
+    header = channels.signature([b"s3cret"], body, 1767225600)
+    mac = hmac.new(b"s3cret", b"1767225600." + body, hashlib.sha256).hexdigest()
+    assert header == f"t=1767225600,v1={mac}"
+
+
+def test_receiver_check_accepts_fresh_and_refuses_old_tampered_or_foreign() -> None:
+    body = b'{"a":1}'
+    sent = int(NOW.timestamp())
+    header = channels.signature([b"new", b"old"], body, sent)
+    assert channels.verify_signature(b"new", header, body, NOW)
+    assert channels.verify_signature(b"old", header, body, NOW + dt.timedelta(minutes=4))
+    assert not channels.verify_signature(b"new", header, body, NOW + dt.timedelta(minutes=6))
+    assert not channels.verify_signature(b"new", header, body + b" ", NOW)
+    assert not channels.verify_signature(b"other", header, body, NOW)
+    assert not channels.verify_signature(b"new", "v1=abc", body, NOW)
+
+
+def test_back_off_is_one_five_thirty_minutes_two_and_twelve_hours_then_gives_up() -> None:
+    rng = random.Random(7)
+    bases = [60, 300, 1800, 7200, 43200]
+    for attempt, base in enumerate(bases, start=1):
+        delay = retry_delay(attempt, rng)
+        assert delay is not None
+        assert base * 0.9 <= delay.total_seconds() <= base * 1.1
+    assert retry_delay(len(bases) + 1) is None
+    assert MAX_ATTEMPTS == 6
+
+
+def test_jitter_spreads_retries() -> None:
+    rng = random.Random(1)
+    assert len({retry_delay(1, rng) for _ in range(20)}) > 1
+
+
+def test_covering_contact_uses_french_wall_clock_time_across_midnight() -> None:
+    day, night = _contact("08:00", "18:00"), _contact("18:00", "08:00")
+    # 17:30 UTC in winter is 18:30 in Paris: the night contact.
+    assert covering_contact([day, night], dt.datetime(2026, 1, 15, 17, 30, tzinfo=dt.UTC)) == 1
+    assert covering_contact([day, night], dt.datetime(2026, 1, 15, 9, 0, tzinfo=dt.UTC)) == 0
+    # 16:30 UTC in summer is 18:30 in Paris too.
+    assert covering_contact([day, night], dt.datetime(2026, 7, 15, 16, 30, tzinfo=dt.UTC)) == 1
+    assert covering_contact([_contact("22:00", "07:00")], _paris(2026, 1, 15, 12)) is None
+
+
+def test_nobody_on_call_waits_for_the_earliest_window_to_open() -> None:
+    contacts = [_contact("22:00", "07:00"), _contact("18:00", "20:00")]
+    assert next_window_start(contacts, _paris(2026, 1, 15, 12)) == _paris(2026, 1, 15, 18)
+    assert next_window_start(contacts, _paris(2026, 1, 15, 20, 30)) == _paris(2026, 1, 15, 22)
+    assert next_window_start(contacts, _paris(2026, 1, 15, 23)) == _paris(2026, 1, 16, 18)
+
+
+@pytest.mark.parametrize("urgent", [True, False])
+def test_texts_pass_the_mailers_personal_data_guard(urgent: bool) -> None:
+    link = channels.portal_link("https://permanence.example/", MESSAGE_ID)
+    assert link == f"https://permanence.example/portal/messages/{MESSAGE_ID}"
+    texts = [
+        channels.message_email("Plomberie Durand", link, urgent=urgent),
+        channels.escalation_email("Plomberie Durand", link, urgent=urgent),
+        *(channels.change_email("Plomberie Durand", link, e) for e in channels._CHANGE_FR),
+    ]
+    for text in texts:
+        check_no_personal_data(Mail(to="c@client.example", subject=text.subject, text=text.body))
+        assert link in text.body
+    sms = channels.escalation_sms("Plomberie Durand", urgent=urgent)
+    assert sms.startswith("Permanence : message ") and sms.endswith(", voir le portail")
+    assert ("urgent" in sms) is urgent
+
+
+def test_change_notice_webhook_names_the_change_and_no_content() -> None:
+    body = channels.webhook_body(
+        delivery_id=uuid.uuid4(),
+        event=Event.ERASED,
+        message_id=MESSAGE_ID,
+        account_slug="plomberie-durand",
+        link="https://x.example/portal/messages/1",
+        changed_at=NOW,
+    )
+    data = json.loads(body)
+    assert data["event"] == "message.erased"
+    assert set(data) == {
+        "event",
+        "delivery_id",
+        "message_id",
+        "account",
+        "portal_url",
+        "changed_at",
+    }
