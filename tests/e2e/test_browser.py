@@ -158,6 +158,12 @@ def test_operator_takes_a_call_and_the_client_acknowledges_the_message(
     message_url = cp.url
     cp.get_by_role("button", name="Prendre en charge").click()
     expect(cp.get_by_role("status")).to_contain_text("Pris en charge")
+    for link in ("Agenda", "Appels", "Mandat", "Export", "Violations", "Contrat"):
+        with cp.expect_navigation():
+            cp.get_by_role("navigation", name="Navigation principale").get_by_role(
+                "link", name=link, exact=True
+            ).click()
+        client.check()
 
     # -- a client user of another account cannot open it: a 404 page, nothing shown
     other = Browser(browser, server)
@@ -196,6 +202,15 @@ def test_dpo_verifies_the_audit_chain_and_admin_edits_a_mandate(
         page.get_by_role("heading", name="Formation et confidentialité du personnel")
     ).to_be_visible()
     dpo.check()
+    nav = page.get_by_role("navigation", name="Navigation principale")
+    for link, heading in (
+        ("Violations", "Registre des violations"),
+        ("Registre art. 30", "Registre des activités de traitement (art. 30)"),
+        ("Conformité", "Contrôles de conformité"),
+    ):
+        nav.get_by_role("link", name=link).click()
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        dpo.check()
     assert not dpo.csp_errors
     dpo.close()
 

@@ -500,3 +500,85 @@ def test_the_operator_stops_an_announced_recording(world: World) -> None:
     page = op.get(url).text
     assert "Arrêté : l’appelant s’y est opposé" in page and "Arrêter l’enregistrement" not in page
     assert "call.recording_objected" in audit_actions(world)
+
+
+# -- governance: breaches, contract and sub-processors, Art. 30, compliance ---------------------
+
+
+def _notified_breach(world: World) -> str:
+    from permanence.breaches import service as breaches
+
+    desk = AccessContext(role=Role.DPO, reason="breach", actor_id=world.dpo.id)
+    with world.rt.db.session(desk) as s:
+        b = breaches.open_breach(s, aware_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=3))
+        breaches.add_account(s, b.id, world.plumber.id, subjects=12, records=30)
+        breaches.update_contents(
+            s,
+            b.id,
+            nature="Compte d'opérateur utilisé par un tiers après hameçonnage",
+            data_categories=["identity", "contact"],
+            subject_categories=["callers"],
+            contact_point="dpo@permanence.example",
+            consequences="Risque d'appels frauduleux se réclamant de l'entreprise",
+            measures="Compte bloqué, mot de passe et TOTP renouvelés",
+        )
+        breaches.notify_controllers(s, b.id, mailer=None, portal_url="https://p.example")
+        return b.reference
+
+
+def test_the_breach_register_shows_its_clocks_and_the_client_its_notice(world: World) -> None:
+    reference = _notified_breach(world)
+    dpo, _ = page_login(world, world.dpo)
+    page = dpo.get("/dpo/violations").text
+    assert reference in page and "Plomberie Durand" in page
+    assert re.search(r"\d+ h \d\d min restantes", page)  # the 72-hour clock still runs
+    client, _ = page_login(world, world.client_plumber)
+    notices = client.get("/portail/violations").text
+    assert "Compte bloqué" in notices
+    other, _ = page_login(world, world.client_medical)
+    assert "Compte bloqué" not in other.get("/portail/violations").text
+    assert page_login(world, world.operator)[0].get("/dpo/violations").status_code == 403
+
+
+def test_the_client_objects_to_a_new_subprocessor_before_it_takes_effect(world: World) -> None:
+    from permanence.contracts import service as contracts
+
+    desk = AccessContext(role=Role.DPO, reason="subprocessor", actor_id=world.dpo.id)
+    with world.rt.db.session(desk) as s:
+        change = contracts.propose_subprocessor(
+            s,
+            code="sms-eu",
+            name="SMS Europe",
+            service="envoi de SMS",
+            country="FR",
+            mailer=None,
+            portal_url="https://p.example",
+        )
+    client, csrf = page_login(world, world.client_plumber)
+    page = client.get("/portail/contrat").text
+    assert "SMS Europe" in page and "S’opposer à ce changement" in page
+    assert "Aucun contrat signé en vigueur." in page
+    r = client.post(
+        f"/portail/contrat/changements/{change.id}/objection",
+        data={"motif": "location", "csrf_token": csrf},
+    )
+    assert r.headers["location"] == "/portail/contrat?objection=ok"
+    assert "Vous vous êtes opposé" in client.get("/portail/contrat").text
+    assert "subprocessor.objection" in audit_actions(world)
+    other, _ = page_login(world, world.client_medical)
+    assert "S’opposer à ce changement" in other.get("/portail/contrat").text  # theirs is open
+
+
+def test_the_dpo_reads_the_art30_record_and_runs_the_compliance_checks(world: World) -> None:
+    dpo, _ = page_login(world, world.dpo)
+    record = dpo.get("/dpo/registre-art30").text
+    assert "Demande d&#39;intervention" in record or "intervention" in record
+    csv_export = dpo.get("/dpo/registre-art30.csv")
+    assert csv_export.status_code == 200 and csv_export.headers["content-type"].startswith(
+        "text/csv"
+    )
+    checks = dpo.get("/dpo/conformite").text
+    assert "staff.training" in checks and ("réussi" in checks or "échec" in checks)
+    report = dpo.get("/dpo/conformite.html")
+    assert report.status_code == 200 and "attachment" in report.headers["content-disposition"]
+    assert "art30.export" in audit_actions(world)

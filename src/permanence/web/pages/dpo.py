@@ -1,7 +1,8 @@
-"""The DPO desk: the audit log (filter, verify the chain) and the staff's training status.
+"""The DPO desk: the audit log (filter, verify the chain), the staff's training status, the
+breach register with its clocks, the Art. 30 record and the compliance checks.
 
-Rights requests, the breach register, the Art. 30 record and the compliance report join this
-desk with the features that provide them.
+Working a breach (opening, scoping, notifying) stays with the governance commands and API
+for now; rights requests join this desk with the feature that provides them.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from permanence.audit import service as audit
+from permanence.breaches import service as breaches
+from permanence.compliance import art30, checks, report
 from permanence.context import Role
 from permanence.db import utcnow
 from permanence.staff import training
@@ -175,4 +178,68 @@ def training_status(request: Request, viewer: TrainingViewer, rt: CurrentRuntime
         staff=rows,
         course=training.REQUIRED_COURSE,
         undertaking=training.UNDERTAKING_VERSION,
+    )
+
+
+Desk = Annotated[Viewer, roles(Role.DPO, Role.ADMIN)]
+
+
+@router.get("/violations", response_class=HTMLResponse)
+def breach_register(request: Request, viewer: Desk, rt: CurrentRuntime) -> Response:
+    """The breach register (Art. 33(5)) with its clocks: 24 h to tell each controller (our
+    target), 72 h for the controller to notify the CNIL (Art. 33(1))."""
+    with rt.db.session(viewer.context("dpo:breaches"), readonly=True) as s:
+        views = breaches.register(s)
+    return render(request, "dpo/breaches.html", viewer, views=views, now=utcnow())
+
+
+@router.get("/registre-art30", response_class=HTMLResponse)
+def art30_record(request: Request, viewer: Desk, rt: CurrentRuntime) -> Response:
+    """The records of processing (Art. 30(2) per client, 30(1) our own), from the mandates."""
+    with rt.db.session(viewer.context("dpo:art30"), readonly=True) as s:
+        processor = art30.processor_record(s, rt.settings)
+        controller = art30.controller_record(s, rt.settings)
+    return render(request, "dpo/art30.html", viewer, processor=processor, controller=controller)
+
+
+@router.get("/registre-art30.{fmt}")
+def art30_export(fmt: Literal["csv", "html"], viewer: Desk, rt: CurrentRuntime) -> Response:
+    with rt.db.session(viewer.context("dpo:art30_export")) as s:
+        body = art30.export(s, rt.settings, fmt)
+    stamp = utcnow().strftime("%Y%m%d")
+    media = "text/csv" if fmt == "csv" else "text/html"
+    return Response(
+        body,
+        media_type=f"{media}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="registre-art30-{stamp}.{fmt}"'},
+    )
+
+
+@router.get("/conformite", response_class=HTMLResponse)
+def compliance_page(request: Request, viewer: Desk, rt: CurrentRuntime) -> Response:
+    """Every compliance check, run now, with its evidence."""
+    results = checks.run_checks(rt)
+    return render(
+        request,
+        "dpo/compliance.html",
+        viewer,
+        results=results,
+        failed=[r for r in results if not r.passed],
+        at=utcnow(),
+    )
+
+
+@router.get("/conformite.html")
+def compliance_report(viewer: Desk, rt: CurrentRuntime) -> Response:
+    """The dated report, as a document to keep."""
+    at = utcnow()
+    body = report.report_html(
+        checks.run_checks(rt, at), at=at, deployment=rt.settings.public_base_url
+    )
+    return Response(
+        body,
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="conformite-{at.strftime("%Y%m%d")}.html"'
+        },
     )

@@ -1,5 +1,6 @@
 """The client portal: messages (read, acknowledge), the agenda (move, cancel), the call
-history, the mandate (read; ask for a change) and the export of the account's data.
+history, the mandate (read; ask for a change), the export of the account's data, the breach
+notices addressed to the client, its contract and the sub-processors (with the objection).
 
 A client user only ever sees their own account: it comes from their session, never from the
 URL, and an object of another account is a 404.
@@ -15,8 +16,10 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from permanence.accounts import service as accounts
+from permanence.breaches import service as breaches
 from permanence.calls import service as calls
 from permanence.context import Role
+from permanence.contracts import service as contracts
 from permanence.errors import Conflict, PermissionDenied, ValidationFailed
 from permanence.mandates.forms import form_for
 from permanence.messages import agenda, export
@@ -249,3 +252,49 @@ def export_csv(viewer: Client, rt: CurrentRuntime) -> Response:
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="permanence-export-{stamp}.csv"'},
     )
+
+
+@router.get("/violations", response_class=HTMLResponse)
+def breach_notices(request: Request, viewer: Client, rt: CurrentRuntime) -> Response:
+    """Personal data breaches we notified to this client (Art. 33(2)), newest first."""
+    with unit_of_work(
+        rt, viewer.principal, _account(viewer), "portal:breaches", readonly=True
+    ) as s:
+        notices = breaches.notices_for_account(s)
+    return render(request, "portal/breaches.html", viewer, notices=notices)
+
+
+@router.get("/contrat", response_class=HTMLResponse)
+def contract_page(request: Request, viewer: Client, rt: CurrentRuntime) -> Response:
+    """The Art. 28 contract in force, the sub-processors, and the changes announced (each
+    open to objection until it takes effect)."""
+    with unit_of_work(
+        rt, viewer.principal, _account(viewer), "portal:contract", readonly=True
+    ) as s:
+        status = contracts.contract_status(s)
+        subprocessors = contracts.registry(s)
+        changes = contracts.changes_for_account(s)
+    return render(
+        request,
+        "portal/contract.html",
+        viewer,
+        status=status,
+        subprocessors=subprocessors,
+        changes=changes,
+        reasons=contracts.OBJECTION_REASONS,
+        now=dt.datetime.now(dt.UTC),
+        objected=request.query_params.get("objection"),
+    )
+
+
+@router.post("/contrat/changements/{change_id}/objection")
+def object_to_change(
+    change_id: uuid.UUID,
+    viewer: ClientForm,
+    rt: CurrentRuntime,
+    motif: Annotated[str, Form(max_length=32)],
+) -> Response:
+    """Object to a new sub-processor (Art. 28(2)) before it takes effect."""
+    with unit_of_work(rt, viewer.principal, _account(viewer), f"subprocessor:{change_id}") as s:
+        contracts.object_to_change(s, change_id, motif)
+    return redirect("/portail/contrat?objection=ok")

@@ -186,6 +186,12 @@ def _local(value: dt.datetime) -> dt.datetime:
     return value.astimezone(TIMEZONE)
 
 
+def _duration(value: dt.timedelta) -> str:
+    """A clock's distance, "3 h 05 min" (sign dropped: the template says before or after)."""
+    minutes = abs(int(value.total_seconds())) // 60
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 @cache
 def environment(lang: str) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -203,6 +209,7 @@ def environment(lang: str) -> jinja2.Environment:
     env.filters["day"] = lambda v: format_date(v, "EEEE d MMMM", locale=lang) if v else ""
     env.filters["hour"] = lambda v: format_time(_local(v), "HH:mm", locale=lang) if v else ""
     env.filters["local_iso"] = lambda v: _local(v).strftime("%Y-%m-%dT%H:%M") if v else ""
+    env.filters["duration"] = _duration
     env.globals["lang"] = lang
     env.globals["other_lang"] = "en" if lang == "fr" else "fr"
     env.globals["STAFF_ROLES"] = STAFF_ROLES
