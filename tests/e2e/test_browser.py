@@ -211,6 +211,9 @@ def test_dpo_verifies_the_audit_chain_and_admin_edits_a_mandate(
         nav.get_by_role("link", name=link).click()
         expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
         dpo.check()
+    page.get_by_role("button", name="Lancer les contrôles").click()
+    expect(page.locator("#resultat")).to_contain_text("contrôle(s) en échec sur")
+    dpo.check()
     assert not dpo.csp_errors
     dpo.close()
 

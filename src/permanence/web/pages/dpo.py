@@ -182,6 +182,7 @@ def training_status(request: Request, viewer: TrainingViewer, rt: CurrentRuntime
 
 
 Desk = Annotated[Viewer, roles(Role.DPO, Role.ADMIN)]
+DeskForm = Annotated[Viewer, roles(Role.DPO, Role.ADMIN, form=True)]
 
 
 @router.get("/violations", response_class=HTMLResponse)
@@ -216,13 +217,21 @@ def art30_export(fmt: Literal["csv", "html"], viewer: Desk, rt: CurrentRuntime) 
 
 
 @router.get("/conformite", response_class=HTMLResponse)
-def compliance_page(request: Request, viewer: Desk, rt: CurrentRuntime) -> Response:
+def compliance_page(request: Request, viewer: Desk) -> Response:
+    """The compliance checks, to run on demand (they read every account: an action, like
+    verifying the audit chain, not something to redo on each page view)."""
+    return render(request, "dpo/compliance.html", viewer, checks=checks.registered(), results=None)
+
+
+@router.post("/conformite", response_class=HTMLResponse)
+def compliance_run(request: Request, viewer: DeskForm, rt: CurrentRuntime) -> Response:
     """Every compliance check, run now, with its evidence."""
     results = checks.run_checks(rt)
     return render(
         request,
         "dpo/compliance.html",
         viewer,
+        checks=checks.registered(),
         results=results,
         failed=[r for r in results if not r.passed],
         at=utcnow(),
