@@ -82,12 +82,9 @@ def _free_port() -> int:
 
 def _prepare(tmp: Path) -> tuple[dict[str, str], dict[str, str], str]:
     """Database with the plumber's account, a trained operator, an open call."""
-    from tests.factories import make_account
+    from tests.factories import make_account, signed_in_operator
 
     from permanence.calls import service as calls
-    from permanence.staff import auth
-    from permanence.staff.service import create_user
-    from permanence.staff.training import record_training, sign_undertaking
 
     env = {
         "PERMANENCE_DATA_DIR": str(tmp),
@@ -98,37 +95,14 @@ def _prepare(tmp: Path) -> tuple[dict[str, str], dict[str, str], str]:
     rt = Runtime.from_settings(Settings())
     plain_meta.create_all(rt.db.engine)
     account = make_account(rt, "plomberie-durand")
-    with rt.db.session(AccessContext(role=Role.ADMIN, reason="bench")) as s:
-        new = create_user(
-            s,
-            rt.keyring,
-            email="op@bench.example",
-            display_name="Op",
-            role=Role.OPERATOR,
-            password="bench password 2026",
-        )
-        record_training(s, new.user.id)
-        sign_undertaking(s, new.user.id)
-    import pyotp
-
-    assert new.totp_uri
-    code = pyotp.parse_uri(new.totp_uri).now()
-    with rt.db.session(AccessContext.system("bench")) as s:
-        signed = auth.sign_in(
-            s,
-            rt.keyring,
-            email="op@bench.example",
-            password="bench password 2026",
-            totp_code=code,
-        )
-        assert signed is not None
-    ctx = AccessContext(role=Role.OPERATOR, reason="bench", actor_id=new.user.id)
+    operator_id, token, csrf = signed_in_operator(rt, "op@bench.example", "bench password 2026")
+    ctx = AccessContext(role=Role.OPERATOR, reason="bench", actor_id=operator_id)
     with rt.db.session(ctx) as s:
         opened = calls.open_call(s, rt.keyring, dialled="+33240000001", caller_number="0199001234")
         url = f"/api/v1/accounts/{account.id}/calls/{opened.call.id}/messages"
     rt.close()
-    headers = {"X-CSRF-Token": signed.csrf_token}
-    cookies = {"permanence_session": signed.token}
+    headers = {"X-CSRF-Token": csrf}
+    cookies = {"permanence_session": token}
     return headers, cookies, url
 
 

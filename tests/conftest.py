@@ -6,6 +6,7 @@ security applies to every test); PERMANENCE_TEST_DATABASE_MIGRATION_URL then nam
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -188,3 +189,60 @@ def provider(settings: Settings) -> Iterator[ProviderServer]:
     settings.twilio_api_base_url = server.base_url
     yield server
     server.stop()
+
+
+# -- no personal data in logs ------------------------------------------------------------------
+
+# Identifiers the tests seed (factories, demo data, API tests): none may reach a log line.
+SEEDED_PERSONAL_DATA = (
+    "Camille Martin",
+    "Martin Camille",
+    "camille.martin@exemple.fr",
+    "0199001234",
+    "01 99 00 12 34",
+    "+33199001234",
+    "0639981234",
+    "+33639981234",
+    "Fuite sous l'évier",
+    "diabétique",
+    "3 rue des Lilas",
+)
+
+
+class _LogSink(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):
+            text = f"{record.msg} {record.args!r}"
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        self.lines.append(text)
+
+
+@pytest.fixture(autouse=True)
+def _no_personal_data_in_logs() -> Iterator[None]:
+    """Every test runs with all logs captured (DEBUG and up, every logger, unredacted: the
+    redacting filter is a second line, not what this checks); a seeded identifier in any
+    line fails the test."""
+    sink = _LogSink()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(sink)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(sink)
+        root.setLevel(old_level)
+    leaks = [
+        f"{needle!r} in log line {line[:120]!r}"
+        for line in sink.lines
+        for needle in SEEDED_PERSONAL_DATA
+        if needle in line
+    ]
+    assert leaks == [], "personal data reached the logs"

@@ -89,3 +89,38 @@ def make_caller(
             subjects.Identity(first_name=first, last_name=last, phone=phone, email=email),
         )
         return caller.id
+
+
+def signed_in_operator(
+    rt: Runtime, email: str = "op.signed@permanence.example", password: str = "mot de passe du test"
+) -> tuple[uuid.UUID, str, str]:
+    """A trained operator, signed in with password and TOTP: (user id, session token, CSRF
+    token) — for driving a real server over HTTP."""
+    import pyotp
+
+    from permanence.staff import auth
+    from permanence.staff.service import create_user
+    from permanence.staff.training import record_training, sign_undertaking
+
+    with rt.db.session(AccessContext(role=Role.ADMIN, reason="test")) as s:
+        new = create_user(
+            s,
+            rt.keyring,
+            email=email,
+            display_name="Opératrice",
+            role=Role.OPERATOR,
+            password=password,
+        )
+        record_training(s, new.user.id)
+        sign_undertaking(s, new.user.id)
+    assert new.totp_uri is not None
+    with rt.db.session(AccessContext.system("test")) as s:
+        signed = auth.sign_in(
+            s,
+            rt.keyring,
+            email=email,
+            password=password,
+            totp_code=pyotp.parse_uri(new.totp_uri).now(),
+        )
+        assert signed is not None
+    return new.user.id, signed.token, signed.csrf_token

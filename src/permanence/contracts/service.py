@@ -283,17 +283,17 @@ def registry(session: Session, *, include_removed: bool = False) -> list[SubProc
     return list(session.scalars(q))
 
 
-def register_initial(
+def _new_subprocessor(
     session: Session,
-    *,
     code: str,
     name: str,
     service: str,
     country: str,
-    safeguard: str = "eea",
-    hds_certified: bool = False,
+    safeguard: str,
+    hds_certified: bool,
+    *,
+    status: str,
 ) -> SubProcessor:
-    """A sub-processor in place before any client signed (authorised by the contract itself)."""
     _desk(session)
     country, safeguard = _check_location(country, safeguard)
     if session.scalars(select(SubProcessor.id).where(SubProcessor.code == code)).first():
@@ -305,10 +305,27 @@ def register_initial(
         country=country,
         safeguard=safeguard,
         hds_certified=hds_certified,
-        status="active",
+        status=status,
     )
     session.add(sp)
     session.flush()
+    return sp
+
+
+def register_initial(
+    session: Session,
+    *,
+    code: str,
+    name: str,
+    service: str,
+    country: str,
+    safeguard: str = "eea",
+    hds_certified: bool = False,
+) -> SubProcessor:
+    """A sub-processor in place before any client signed (authorised by the contract itself)."""
+    sp = _new_subprocessor(
+        session, code, name, service, country, safeguard, hds_certified, status="active"
+    )
     audit.record(session, "subprocessor.register", "subprocessor", sp.id, details={"code": code})
     return sp
 
@@ -407,21 +424,9 @@ def propose_subprocessor(
     window: dt.timedelta = OBJECTION_WINDOW,
 ) -> SubProcessorChange:
     """A new sub-processor: every client is told and may object before it takes effect."""
-    _desk(session)
-    country, safeguard = _check_location(country, safeguard)
-    if session.scalars(select(SubProcessor.id).where(SubProcessor.code == code)).first():
-        raise Conflict(f"sub-processor '{code}' already exists")
-    sp = SubProcessor(
-        code=code,
-        name=name.strip(),
-        service=service.strip(),
-        country=country,
-        safeguard=safeguard,
-        hds_certified=hds_certified,
-        status="proposed",
+    sp = _new_subprocessor(
+        session, code, name, service, country, safeguard, hds_certified, status="proposed"
     )
-    session.add(sp)
-    session.flush()
     return _announce(
         session, sp, "add", mailer=mailer, portal_url=portal_url, now=now or utcnow(), window=window
     )

@@ -174,7 +174,7 @@ def schedule(session: Session, message: Message, mandate: Mandate | None = None)
             )
         )
     session.add_all(rows)
-    session.flush()
+    # One flush at the end (ids are made here): the portal row is inserted already delivered.
     for row in rows:
         session.add(
             DeliveryEvent(account_id=row.account_id, delivery_id=row.id, at=now, status=row.status)
@@ -192,7 +192,6 @@ def schedule(session: Session, message: Message, mandate: Mandate | None = None)
                 created_at=now,
             )
         )
-    session.flush()
     audit.record(
         session,
         "delivery.schedule",

@@ -96,3 +96,15 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def from_environment() -> FastAPI:
+    """The application configured from ``PERMANENCE_*``, for ASGI servers run by hand or by a
+    process manager: ``uvicorn --factory permanence.web.app:from_environment`` (several
+    workers or replicas: each runs its own delivery worker; deliveries are claimed safely)."""
+    from permanence.config import get_settings
+    from permanence.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(Runtime.from_settings(settings), deliveries=True)
