@@ -31,12 +31,6 @@ world = web_fixtures.world  # the same accounts and people as the page tests
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    pytest.skip(
-        f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)",
-        allow_module_level=True,
-    )
-
 
 @pytest.fixture
 def server(world: World) -> Iterator[str]:
@@ -67,6 +61,8 @@ def server(world: World) -> Iterator[str]:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
