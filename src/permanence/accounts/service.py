@@ -21,7 +21,13 @@ from permanence.audit import service as audit
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, switch_account
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from permanence.mandates.schema import Mandate, MandateInvalid, dump_mandate, parse_mandate
+from permanence.mandates.schema import (
+    Mandate,
+    MandateInvalid,
+    diff_mandates,
+    dump_mandate,
+    parse_mandate,
+)
 
 
 def create_account(
@@ -188,3 +194,78 @@ def export_mandate(
 ) -> str:
     _row, mandate = mandate_version(session, account_id, version)
     return dump_mandate(mandate, fmt=fmt)
+
+
+# What a client may ask to change in its mandate (codes: the audit log takes no free text).
+CHANGE_TOPICS = ("purposes", "fields", "retention", "recipients", "numbers", "recording", "other")
+
+
+def request_mandate_change(session: Session, topic: str) -> int:
+    """A client asks its provider to change the mandate: recorded (the provider's staff see it
+    in the audit log); returns the current version the request is about."""
+    if topic not in CHANGE_TOPICS:
+        raise ValidationFailed(f"topic must be one of: {', '.join(CHANGE_TOPICS)}")
+    account_id = ctx_of(session).require_account()
+    row, _mandate = mandate_version(session, account_id)
+    audit.record(
+        session,
+        "mandate.change_requested",
+        "mandate",
+        row.id,
+        details={"topic": topic, "version": row.version},
+    )
+    return row.version
+
+
+def mandate_versions(session: Session, account_id: uuid.UUID) -> list[MandateVersion]:
+    """Every version of the account's mandate, newest first."""
+    if ctx_of(session).account_id != account_id:
+        raise NotFound("no such account")
+    return list(
+        session.scalars(
+            select(MandateVersion)
+            .where(MandateVersion.account_id == account_id)
+            .order_by(MandateVersion.version.desc())
+        )
+    )
+
+
+def dids_of(session: Session, account_id: uuid.UUID) -> list[Did]:
+    if ctx_of(session).account_id != account_id:
+        raise NotFound("no such account")
+    return list(session.scalars(select(Did).where(Did.account_id == account_id).order_by(Did.e164)))
+
+
+def preview_mandate(session: Session, source: str, *, account_id: uuid.UUID) -> tuple[Mandate, str]:
+    """Validate a draft against the account and diff it with the current version (nothing is
+    stored): what the editor shows before saving."""
+    account = get_account(session, account_id)
+    try:
+        draft = parse_mandate(source)
+    except MandateInvalid as exc:
+        raise ValidationFailed("the mandate is not valid", problems=list(exc.problems)) from None
+    if draft.account != account.slug:
+        raise ValidationFailed(
+            f"the mandate is for account '{draft.account}', not '{account.slug}'"
+        )
+    try:
+        _row, current = mandate_version(session, account_id)
+    except NotFound:
+        return draft, ""
+    # Compared at the same version number: the number is assigned on saving.
+    return draft, diff_mandates(current, draft.model_copy(update={"version": current.version}))
+
+
+def rotate_keys(session: Session, keyring: Keyring, account_id: uuid.UUID) -> tuple[int, int]:
+    """A new key-encryption key for the account; data keys re-wrapped, data untouched."""
+    if ctx_of(session).account_id != account_id:
+        raise NotFound("no such account")
+    version, count = keyring.rotate_account(session, account_id)
+    audit.record(
+        session,
+        "keys.rotate",
+        "account",
+        account_id,
+        details={"version": version, "rewrapped": count},
+    )
+    return version, count

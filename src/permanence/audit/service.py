@@ -7,6 +7,7 @@ leaves no entry and a committed change always has one.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import re
@@ -257,3 +258,39 @@ def create_checkpoint(session: Session, keyring: Keyring) -> dict[str, Any]:
         "public_key": pub,
         "signature": sig,
     }
+
+
+def search(
+    session: Session,
+    *,
+    action: str | None = None,
+    actor_id: uuid.UUID | None = None,
+    subject_id: uuid.UUID | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    before_seq: int | None = None,
+    limit: int = 100,
+) -> list[AuditEntry]:
+    """Entries, newest first, filtered on the indexed columns.
+
+    ``action`` matches a whole code or, ending with a dot, a family ("message." matches
+    message.read, message.create…). ``before_seq`` pages backwards through the chain.
+    """
+    q = select(AuditEntry)
+    if action:
+        _check_code("action filter", action)
+        if action.endswith("."):
+            q = q.where(AuditEntry.action.startswith(action, autoescape=True))
+        else:
+            q = q.where(AuditEntry.action == action)
+    if actor_id is not None:
+        q = q.where(AuditEntry.actor_id == actor_id)
+    if subject_id is not None:
+        q = q.where(AuditEntry.subject_id == subject_id)
+    if since is not None:
+        q = q.where(AuditEntry.ts >= since)
+    if until is not None:
+        q = q.where(AuditEntry.ts < until)
+    if before_seq is not None:
+        q = q.where(AuditEntry.seq < before_seq)
+    return list(session.scalars(q.order_by(AuditEntry.seq.desc()).limit(max(1, min(limit, 500)))))

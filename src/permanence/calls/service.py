@@ -191,3 +191,74 @@ def screen_pop(session: Session, keyring: Keyring, call: Call) -> dict[str, obje
         "caller": caller,
         "caller_restricted": restricted,
     }
+
+
+@dataclass(frozen=True)
+class QueuedCall:
+    """A ringing call as the queue shows it: no personal data, only where and since when."""
+
+    call_id: uuid.UUID
+    account_id: uuid.UUID
+    account_name: str
+    started_at: dt.datetime
+    number_shown: bool
+
+
+def _each_account(session: Session) -> list[Account]:
+    from permanence.accounts.service import list_accounts
+
+    return [a for a in list_accounts(session) if a.status.value == "active"]
+
+
+def ringing_everywhere(session: Session) -> list[QueuedCall]:
+    """The staff queue: ringing calls of every active account, oldest first.
+
+    Reads each account under its own context (row-level security on PostgreSQL); the
+    session's context is left on the last account, so use a session of its own.
+    """
+    queue: list[QueuedCall] = []
+    for account in _each_account(session):
+        switch_account(session, account.id)
+        for call in ringing(session):
+            queue.append(
+                QueuedCall(
+                    call.id, account.id, account.name, call.started_at, call.from_sealed is not None
+                )
+            )
+    return sorted(queue, key=lambda q: q.started_at)
+
+
+@dataclass(frozen=True)
+class HandledCall:
+    call: Call
+    account_name: str
+
+
+def handled_by(session: Session, operator_id: uuid.UUID, *, limit: int = 10) -> list[HandledCall]:
+    """The operator's own recent calls across accounts, newest first (metadata only)."""
+    found: list[HandledCall] = []
+    for account in _each_account(session):
+        switch_account(session, account.id)
+        rows = session.scalars(
+            select(Call)
+            .where(Call.account_id == account.id, Call.operator_id == operator_id)
+            .order_by(Call.answered_at.desc())
+            .limit(limit)
+        )
+        found.extend(HandledCall(c, account.name) for c in rows)
+    found.sort(key=lambda h: h.call.answered_at or h.call.started_at, reverse=True)
+    return found[:limit]
+
+
+def take_from_queue(session: Session, call_id: uuid.UUID) -> Call:
+    """The operator takes a ringing call: answered, and theirs; a call someone else took
+    already is a Conflict."""
+    from permanence.errors import Conflict
+
+    require_trained(session, ctx_of(session))
+    call = get_call(session, call_id)
+    session.refresh(call, with_for_update=True)  # two operators clicking at once
+    if call.status != "ringing":
+        raise Conflict("this call has already been taken")
+    answer(session, call)
+    return call

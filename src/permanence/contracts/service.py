@@ -526,3 +526,28 @@ def apply_due_changes(session: Session, now: dt.datetime | None = None) -> list[
         applied.append(AppliedChange(change, sp, objections))
     session.flush()
     return applied
+
+
+@dataclass(frozen=True)
+class AnnouncedChange:
+    """A sub-processor change announced to the context's account, and its objection."""
+
+    notice: SubProcessorNotice
+    change: SubProcessorChange
+    subprocessor: SubProcessor
+
+    def open_for_objection(self, now: dt.datetime) -> bool:
+        return self.notice.objected_at is None and now < self.change.effective_at
+
+
+def changes_for_account(session: Session) -> list[AnnouncedChange]:
+    """The client's portal: changes of sub-processors announced to it, newest first."""
+    account_id = ctx_of(session).require_account()
+    rows = session.execute(
+        select(SubProcessorNotice, SubProcessorChange, SubProcessor)
+        .join(SubProcessorChange, SubProcessorChange.id == SubProcessorNotice.change_id)
+        .join(SubProcessor, SubProcessor.id == SubProcessorChange.subprocessor_id)
+        .where(SubProcessorNotice.account_id == account_id)
+        .order_by(SubProcessorChange.announced_at.desc())
+    ).all()
+    return [AnnouncedChange(n, c, sp) for n, c, sp in rows]

@@ -150,3 +150,21 @@ def ical_feed(session: Session, keyring: Keyring, start: dt.datetime, end: dt.da
         session, "agenda.feed_read", "account", account_id, details={"events": len(appointments)}
     )
     return bytes(cal.to_ical())
+
+
+def overview(
+    session: Session, keyring: Keyring, start: dt.datetime, end: dt.datetime
+) -> list[tuple[Appointment, str]]:
+    """The agenda view: each booked appointment with who it is for (the feed's fields only,
+    never why); one audited read for the view."""
+    account_id = ctx_of(session).require_account()
+    out: list[tuple[Appointment, str]] = []
+    appointments = between(session, start, end)
+    for appt in appointments:
+        cipher = keyring.cipher(session, appt.account_id, appt.caller_id)
+        fields = cipher.open_json("appointments", "payload", appt.id, appt.payload_sealed)
+        out.append((appt, " ".join(str(fields[k]) for k in FEED_FIELDS if fields.get(k))))
+    audit.record(
+        session, "agenda.viewed", "account", account_id, details={"events": len(appointments)}
+    )
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -24,8 +25,14 @@ from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, utcnow
 from permanence.delivery import service as delivery
 from permanence.errors import Conflict, NotFound, ValidationFailed
-from permanence.mandates.forms import SubmissionInvalid, validate_submission
-from permanence.mandates.schema import Mandate
+from permanence.mandates.forms import (
+    FieldError,
+    FormField,
+    SubmissionInvalid,
+    form_for,
+    validate_submission,
+)
+from permanence.mandates.schema import Mandate, Purpose
 from permanence.mandates.screening import Finding, screen
 from permanence.messages.model import Appointment, Message
 from permanence.staff.training import require_trained
@@ -238,3 +245,50 @@ def acknowledge(session: Session, message_id: uuid.UUID) -> Message:
     """The client took charge of the message: recorded on the message and in the delivery
     ledger; escalation stops."""
     return delivery.mark_acknowledged(session, message_id)
+
+
+@dataclass(frozen=True)
+class CallForm:
+    """What the operator fills in for one purpose on one call (the mandate version of the
+    call, not the current one): the fields, and where consent stands."""
+
+    purpose: Purpose
+    fields: list[FormField]
+    needs_consent: bool
+    consent_given: bool
+    books_appointment: bool
+
+
+def form_for_call(session: Session, call_id: uuid.UUID, purpose: str) -> CallForm:
+    call = get_call(session, call_id)
+    _row, mandate = mandate_by_id(session, call.mandate_id)
+    codes = {p.code for p in mandate.purposes}
+    if purpose not in codes:
+        raise NotFound(f"purpose '{purpose}' is not in this call's mandate")
+    p = mandate.purpose(purpose)
+    given = call.caller_id is not None and consents.active(session, call.caller_id, purpose)
+    return CallForm(
+        purpose=p,
+        fields=form_for(mandate, purpose),
+        needs_consent=consents.needs_consent(p),
+        consent_given=bool(given),
+        # A purpose that declares how long appointments are kept is one that books them.
+        books_appointment=p.retention.appointment is not None,
+    )
+
+
+def check_fields(
+    session: Session, call_id: uuid.UUID, purpose: str, values: Mapping[str, object]
+) -> list[FieldError]:
+    """Problems with a form being filled in (inline validation): nothing is stored or read.
+
+    Consent is taken as given, since it is recorded separately before saving."""
+    call = get_call(session, call_id)
+    _row, mandate = mandate_by_id(session, call.mandate_id)
+    if purpose not in {p.code for p in mandate.purposes}:
+        raise NotFound(f"purpose '{purpose}' is not in this call's mandate")
+    try:
+        validate_submission(mandate, purpose, values, explicit_consent=True)
+    except SubmissionInvalid as exc:
+        return list(exc.errors)
+    return []

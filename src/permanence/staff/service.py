@@ -80,3 +80,8 @@ def create_user(
     session.flush()
     audit.record(session, "user.create", "user", user.id, details={"role": role.value})
     return NewUser(user, uri)
+
+
+def list_users(session: Session) -> list[User]:
+    """Every user, staff first then client users, by role and e-mail (administration)."""
+    return list(session.scalars(select(User).order_by(User.account_id.is_not(None), User.email)))

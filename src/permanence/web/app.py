@@ -8,13 +8,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from permanence import __version__
 from permanence.errors import PermanenceError, ValidationFailed
 from permanence.runtime import Runtime
 from permanence.staff.auth import TooManyAttempts
-from permanence.web import api
+from permanence.web import api, pages
+from permanence.web.security import SecurityHeaders
 
 log = logging.getLogger("permanence.web")
 
@@ -46,7 +49,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     app.state.rt = rt
 
     @app.exception_handler(PermanenceError)
-    async def _domain_error(_request: Request, exc: PermanenceError) -> JSONResponse:
+    async def _domain_error(request: Request, exc: PermanenceError) -> Response:
+        if pages.is_page(request):
+            return pages.error_page(request, exc)
         if exc.status_code >= 500:
             log.error("server error %s", exc.code)
         body: dict[str, object] = {"error": exc.code, "message": exc.message}
@@ -57,8 +62,17 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
             headers["Retry-After"] = str(exc.retry_after)
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if pages.is_page(request):
+            return pages.http_error_page(request, exc.status_code)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
     @app.exception_handler(RequestValidationError)
-    async def _request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _request_invalid(request: Request, exc: RequestValidationError) -> Response:
+        if pages.is_page(request):
+            # A malformed id or code in a page URL: nothing by that name.
+            return pages.http_error_page(request, 404 if request.method == "GET" else 400)
         # Name the location and the problem; never echo the submitted value (personal data).
         problems = []
         for e in exc.errors():
@@ -73,6 +87,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.telephony.api import router as telephony_router
 
     app.include_router(telephony_router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(packages=[("permanence.web", "static")]), name="static")
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

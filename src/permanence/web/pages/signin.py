@@ -1,0 +1,195 @@
+"""Signing in and out, re-authentication before sensitive actions, the language choice."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from permanence.context import AccessContext
+from permanence.errors import NotAuthenticated
+from permanence.staff import auth
+from permanence.staff.auth import TooManyAttempts
+from permanence.web.deps import SESSION_COOKIE, CurrentRuntime
+from permanence.web.pages.render import (
+    LANG_COOKIE,
+    LANGUAGES,
+    SIGNIN_CSRF_COOKIE,
+    FormViewer,
+    PageViewer,
+    home_of,
+    redirect,
+    render,
+    safe_next,
+)
+
+router = APIRouter()
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+
+
+@router.get("/")
+def home(request: Request, rt: CurrentRuntime) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        try:
+            with rt.db.session(AccessContext.system("auth:session"), readonly=True) as s:
+                user, _ws = auth.resolve_session(s, token)
+                return redirect(home_of(user.role))
+        except NotAuthenticated:
+            pass
+    return redirect("/connexion")
+
+
+def _signin_form(
+    request: Request, *, status_code: int = 200, problem: str | None = None, email: str = ""
+) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = render(
+        request,
+        "signin.html",
+        status_code=status_code,
+        csrf=token,
+        problem=problem,
+        email=email,
+        suite=safe_next(request.query_params.get("suite"), ""),
+    )
+    response.set_cookie(
+        SIGNIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+        max_age=3600,
+        path="/connexion",
+    )
+    return response
+
+
+@router.get("/connexion")
+def signin_page(request: Request) -> Response:
+    return _signin_form(request)
+
+
+@router.post("/connexion")
+def signin(
+    request: Request,
+    rt: CurrentRuntime,
+    email: Annotated[str, Form(max_length=254)],
+    password: Annotated[str, Form(max_length=200)],
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    totp: Annotated[str, Form(max_length=12)] = "",
+    suite: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    expected = request.cookies.get(SIGNIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected.encode(), csrf_token.encode()):
+        return _signin_form(request, status_code=403, problem="expired", email=email)
+    client = request.client.host if request.client else None
+    try:
+        with rt.db.session(AccessContext.system("auth:login")) as s:
+            signed = auth.sign_in(
+                s,
+                rt.keyring,
+                email=email,
+                password=password,
+                totp_code=totp or None,
+                client=client,
+            )
+            role = signed.user.role if signed else None
+    except TooManyAttempts as exc:
+        return _signin_form(
+            request, status_code=429, problem=f"wait:{exc.retry_after}", email=email
+        )
+    if signed is None or role is None:
+        return _signin_form(request, status_code=401, problem="refused", email=email)
+    response = redirect(safe_next(suite, home_of(role)))
+    response.set_cookie(
+        SESSION_COOKIE,
+        signed.token,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+        max_age=int(auth.ABSOLUTE_TIMEOUT.total_seconds()),
+        path="/",
+    )
+    response.delete_cookie(SIGNIN_CSRF_COOKIE, path="/connexion")
+    return response
+
+
+@router.post("/deconnexion")
+def signout(viewer: FormViewer, rt: CurrentRuntime) -> Response:
+    token = viewer.principal.session_token
+    if token:
+        with rt.db.session(viewer.context("auth:logout")) as s:
+            auth.sign_out(s, token)
+    response = redirect("/connexion")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/confirmer")
+def reauth_page(request: Request, viewer: PageViewer) -> Response:
+    return render(
+        request,
+        "reauth.html",
+        viewer,
+        suite=safe_next(request.query_params.get("suite"), home_of(viewer.role)),
+        problem=None,
+    )
+
+
+@router.post("/confirmer")
+def reauth(
+    request: Request,
+    viewer: FormViewer,
+    rt: CurrentRuntime,
+    password: Annotated[str, Form(max_length=200)],
+    totp: Annotated[str, Form(max_length=12)] = "",
+    suite: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """Confirm identity (password, and code for staff) before a sensitive action."""
+    target = safe_next(suite, home_of(viewer.role))
+    token = viewer.principal.session_token
+    assert token is not None
+    try:
+        with rt.db.session(viewer.context("auth:reauth")) as s:
+            user, ws = auth.resolve_session(s, token)
+            ok = auth.reauthenticate(
+                s, rt.keyring, user, ws, password=password, totp_code=totp or None
+            )
+    except TooManyAttempts as exc:
+        return render(
+            request,
+            "reauth.html",
+            viewer,
+            status_code=429,
+            suite=target,
+            problem=f"wait:{exc.retry_after}",
+        )
+    if not ok:
+        return render(
+            request, "reauth.html", viewer, status_code=401, suite=target, problem="refused"
+        )
+    return redirect(target)
+
+
+@router.get("/langue/{lang}")
+def choose_language(lang: str, request: Request) -> Response:
+    """Switch the interface language (a cookie; French when unset and the browser does not
+    prefer English)."""
+    response = redirect(safe_next(request.query_params.get("suite"), "/"))
+    if lang in LANGUAGES:
+        response.set_cookie(
+            LANG_COOKIE,
+            lang,
+            samesite="lax",
+            secure=_secure(request),
+            max_age=365 * 86400,
+            path="/",
+        )
+    return response

@@ -1,0 +1,249 @@
+"""End to end, in headless Chromium: an operator takes a call from the live queue with the
+keyboard, fills the purpose's form, sees the missing required field, saves; the client reads
+and acknowledges the message; a client of another account cannot open it. Each main page is
+checked with axe-core and photographed into docs/screenshots/."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from permanence.calls import service as calls
+from permanence.context import AccessContext, Role
+from tests.e2e.conftest import SCREENSHOTS, axe_violations
+from tests.web.conftest import PASSWORD, Person, World
+
+pytestmark = pytest.mark.slow
+
+CALLER_NAME = "Lemoine"
+CALLER_PHONE = "06 12 34 56 78"
+
+
+def ring(world: World, dialled: str = "+33240000001") -> None:
+    """A call arrives, as the telephony webhook would open it."""
+    with world.rt.db.session(AccessContext(role=Role.SYSTEM, reason="test:telephony")) as s:
+        calls.open_call(s, world.rt.keyring, dialled=dialled, caller_number=CALLER_PHONE)
+
+
+class Browser:
+    """One person's browser tab, recording what a careful reviewer would look at."""
+
+    def __init__(self, browser: Any, base: str) -> None:
+        self.context = browser.new_context(
+            base_url=base, locale="fr-FR", viewport={"width": 1280, "height": 900}
+        )
+        self.page = self.context.new_page()
+        self.csp_errors: list[str] = []
+        self.urls: list[str] = []
+        self.titles: list[str] = []
+        self.page.on(
+            "console",
+            lambda m: (
+                self.csp_errors.append(m.text) if "Content Security Policy" in m.text else None
+            ),
+        )
+        self.page.on(
+            "framenavigated",
+            lambda f: self.urls.append(f.url) if f == self.page.main_frame else None,
+        )
+
+    def sign_in(self, who: Person) -> None:
+        p = self.page
+        p.goto("/connexion")
+        p.get_by_label("Adresse électronique").fill(who.email)
+        p.get_by_label("Mot de passe").fill(PASSWORD)
+        code = who.code()
+        if code:
+            p.get_by_label("Code d’authentification (personnel)").fill(code)
+        p.keyboard.press("Enter")
+        p.wait_for_url(lambda url: "/connexion" not in url)
+
+    def check(self, name: str | None = None) -> None:
+        """axe-core finds nothing serious; the title is recorded; optionally a screenshot."""
+        self.titles.append(self.page.title())
+        bad = axe_violations(self.page)
+        assert not bad, f"accessibility problems on {self.page.url}: {bad}"
+        if name:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+    def tab_to(self, accessible_name: str, limit: int = 40) -> None:
+        """Move the focus with Tab only until it reaches the control with this name."""
+        for _ in range(limit):
+            self.page.keyboard.press("Tab")
+            label = self.page.evaluate(
+                "() => { const e = document.activeElement;"
+                " return (e.innerText || e.value || e.getAttribute('aria-label') || '').trim(); }"
+            )
+            if accessible_name in label:
+                return
+        raise AssertionError(f"Tab never reached {accessible_name!r}")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def test_operator_takes_a_call_and_the_client_acknowledges_the_message(
+    world: World, server: str, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    # -- the operator signs in with TOTP and waits at the console
+    op = Browser(browser, server)
+    op.sign_in(world.operator)
+    page = op.page
+    expect(page.get_by_role("heading", name="Console", exact=True)).to_be_visible()
+    expect(page.get_by_text("Aucun appel en attente.")).to_be_visible()
+
+    # -- a call rings: the queue shows it live (server-sent events), no reload
+    ring(world)
+    expect(page.get_by_text("1 appel en attente")).to_be_visible(timeout=10_000)
+    expect(page.locator("#file-attente")).to_contain_text("Plomberie Durand")
+    op.check("console")
+
+    # -- keyboard only: Tab to the call, Enter to take it
+    op.tab_to("Prendre l’appel")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/console/appels/[0-9a-f-]{36}/[0-9a-f-]{36}$"))
+    expect(page.get_by_role("heading", name="Appel pour Plomberie Durand")).to_be_visible()
+    expect(page.get_by_text("Plomberie Durand, bonjour")).to_be_visible()
+    expect(page.locator("#enregistrement")).to_contain_text("Enregistrement prévu par le mandat")
+
+    # -- Alt+1 picks the first purpose; the form derived from the mandate appears
+    page.keyboard.press("Alt+1")
+    page.wait_for_url(re.compile(r"\?motif=intervention$"))
+    expect(page.get_by_role("heading", name="Demande d'intervention")).to_be_visible()
+    page.get_by_label("Nom").fill(CALLER_NAME)
+    # Leaving a field checks it at once (htmx, under the strict CSP).
+    page.get_by_label("Téléphone").fill("pas un numéro")
+    page.keyboard.press("Tab")
+    expect(page.locator("#err-phone")).to_have_text("Cette valeur ne convient pas à ce champ.")
+    page.get_by_label("Téléphone").fill(CALLER_PHONE)
+    page.keyboard.press("Tab")
+    expect(page.locator("#err-phone")).to_be_hidden()
+    page.get_by_label("Urgence").select_option("sous 48 heures")
+    page.get_by_label("Description du problème").fill("Le chauffe-eau ne chauffe plus.")
+    # The address is required and left empty: saving is refused, the field says why.
+    page.get_by_role("button", name="Enregistrer le message").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    address = page.get_by_label("Adresse de l'intervention")
+    expect(address).to_have_attribute("aria-invalid", "true")
+    expect(address).to_be_focused()
+    expect(page.locator("#err-address")).to_have_text("Ce champ est obligatoire.")
+    expect(page.get_by_label("Nom")).to_have_value(CALLER_NAME)  # nothing retyped
+    op.check("screen-pop")
+
+    address.fill("5 rue des Lilas, 44000 Nantes")
+    page.keyboard.press("Alt+s")
+    expect(page.get_by_text("Message enregistré.")).to_be_visible()
+    op.check()
+    page.keyboard.press("Alt+t")
+    page.wait_for_url(re.compile(r"/console$"))
+    expect(page.locator("table")).to_contain_text("terminé")
+
+    # -- the client user of the plumber reads and acknowledges the message
+    client = Browser(browser, server)
+    client.sign_in(world.client_plumber)
+    cp = client.page
+    expect(cp.get_by_role("heading", name="Messages")).to_be_visible()
+    expect(cp.get_by_text("Demande d'intervention")).to_be_visible()
+    client.check("portal-messages")
+    cp.locator("table a").first.click()
+    expect(cp.get_by_text(CALLER_NAME)).to_be_visible()
+    expect(cp.get_by_text("5 rue des Lilas, 44000 Nantes")).to_be_visible()
+    client.check()
+    message_url = cp.url
+    cp.get_by_role("button", name="Prendre en charge").click()
+    expect(cp.get_by_role("status")).to_contain_text("Pris en charge")
+    for link in ("Agenda", "Appels", "Mandat", "Export", "Violations", "Contrat"):
+        with cp.expect_navigation():
+            cp.get_by_role("navigation", name="Navigation principale").get_by_role(
+                "link", name=link, exact=True
+            ).click()
+        client.check()
+
+    # -- a client user of another account cannot open it: a 404 page, nothing shown
+    other = Browser(browser, server)
+    other.sign_in(world.client_medical)
+    response = other.page.goto(message_url)
+    assert response is not None and response.status == 404
+    expect(other.page.get_by_role("heading", name="Cette page n’existe pas")).to_be_visible()
+    assert CALLER_NAME not in other.page.content()
+    other.check()
+
+    # -- no personal data in any URL or title; the CSP never had to block anything
+    for b in (op, client, other):
+        for text in b.urls + b.titles:
+            assert CALLER_NAME not in text and "0612345678" not in text.replace(" ", "")
+            assert "612345678" not in text
+        assert not b.csp_errors, b.csp_errors
+        b.close()
+
+
+def test_dpo_verifies_the_audit_chain_and_admin_edits_a_mandate(
+    world: World, server: str, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    ring(world)  # something to audit
+    dpo = Browser(browser, server)
+    dpo.sign_in(world.dpo)
+    page = dpo.page
+    expect(page.get_by_role("heading", name="Journal d’audit")).to_be_visible()
+    expect(page.locator("table")).to_contain_text("call.open")
+    page.get_by_role("button", name="Vérifier la chaîne").click()
+    expect(page.locator("#verification")).to_contain_text("Chaîne intacte")
+    dpo.check("dpo-audit")
+    page.get_by_role("link", name="Formation").click()
+    expect(
+        page.get_by_role("heading", name="Formation et confidentialité du personnel")
+    ).to_be_visible()
+    dpo.check()
+    nav = page.get_by_role("navigation", name="Navigation principale")
+    for link, heading in (
+        ("Violations", "Registre des violations"),
+        ("Registre art. 30", "Registre des activités de traitement (art. 30)"),
+        ("Conformité", "Contrôles de conformité"),
+    ):
+        nav.get_by_role("link", name=link).click()
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        dpo.check()
+    page.get_by_role("button", name="Lancer les contrôles").click()
+    expect(page.locator("#resultat")).to_contain_text("contrôle(s) en échec sur")
+    dpo.check()
+    assert not dpo.csp_errors
+    dpo.close()
+
+    admin = Browser(browser, server)
+    admin.sign_in(world.admin)
+    page = admin.page
+    expect(page.get_by_role("heading", name="Comptes clients")).to_be_visible()
+    admin.check()
+    page.get_by_role("link", name="Plomberie Durand").click()
+    page.get_by_role("link", name="Modifier le mandat").click()
+    editor = page.get_by_label("Mandat (YAML)")
+    text = editor.input_value()
+    assert "account: plomberie-durand" in text
+    editor.fill(text.replace("escalation_after: PT15M", "escalation_after: PT20M"))
+    page.get_by_role("button", name="Vérifier et voir les changements").click()
+    expect(page.locator("pre.diff")).to_contain_text("+  escalation_after: PT20M")
+    admin.check("admin-mandate-editor")
+    page.get_by_role("button", name="Enregistrer comme nouvelle version").click()
+    expect(page.get_by_role("status")).to_contain_text("Version 2 enregistrée")
+    assert not admin.csp_errors
+    admin.close()
+
+
+def test_the_interface_speaks_english_when_asked(world: World, server: str, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    b = Browser(browser, server)
+    b.page.goto("/connexion")
+    b.page.get_by_role("link", name="English").click()
+    expect(b.page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert b.page.locator("html").get_attribute("lang") == "en"
+    b.check()
+    b.close()
