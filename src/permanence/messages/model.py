@@ -48,6 +48,8 @@ class Appointment(Base):
         Index("ix_appointments_account_start", "account_id", "starts_at"),
         Index("ix_appointments_caller", "caller_id"),
         Index("ix_appointments_call", "call_id"),
+        # Statistics count bookings by when they were made (docs/statistics.md).
+        Index("ix_appointments_account_created", "account_id", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -73,6 +73,11 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.telephony.api import router as telephony_router
 
     app.include_router(telephony_router)
+    from permanence.stats.api import router as stats_router
+    from permanence.stats.pages import router as stats_pages
+
+    app.include_router(stats_router)
+    app.include_router(stats_pages)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
