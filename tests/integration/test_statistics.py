@@ -359,3 +359,21 @@ def test_outputs_hold_no_personal_data(rt: Runtime, day: Day) -> None:
     with rt.db.session(ctx_for(day.plumber), readonly=True) as s:
         assert s.scalars(select(Message.id)).first() is not None
         assert s.scalars(select(Appointment.id)).first() is not None
+
+
+def test_the_retention_sweep_purges_staff_stats_whatever_the_mandates(
+    rt: Runtime, day: Day
+) -> None:
+    from permanence.recordings.storage import LocalStore
+    from permanence.retention.service import sweep
+
+    store = LocalStore(rt.settings.recordings_dir)
+    later = at(10, 12, 0) + dt.timedelta(days=30)
+    kept = sweep(rt.db, store, now=later, kinds=["staff_stats"], staff_stats_days=30)
+    assert kept.staff_stats == 0
+    nxt = later + dt.timedelta(days=1)
+    due = sweep(rt.db, store, now=nxt, kinds=["staff_stats"], staff_stats_days=30, dry_run=True)
+    assert due.staff_stats == 1
+    gone = sweep(rt.db, store, now=nxt, kinds=["staff_stats"], staff_stats_days=30)
+    assert gone.staff_stats == 1
+    assert "staff statistics (operator-days): 1 deleted" in gone.lines()
