@@ -16,6 +16,7 @@ from permanence.errors import NotFound
 from permanence.render import PARIS
 from permanence.stats import charts, presence, usage
 from permanence.stats import service as stats
+from permanence.web.api import ERRORS
 from permanence.web.deps import CurrentRuntime, Principal, require, unit_of_work
 
 router = APIRouter(prefix="/api/v1")
@@ -35,14 +36,14 @@ SVG = "image/svg+xml"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-@router.get("/board", tags=["supervision"])
+@router.get("/board", responses=ERRORS, tags=["supervision"])
 def live_board(p: Supervisor, rt: CurrentRuntime) -> dict[str, Any]:
     """Calls waiting per account, signed-in operators and their state, the last hour."""
     with rt.db.session(p.context("api:board"), readonly=True) as s:
         return stats.board(s).as_dict()
 
 
-@router.get("/presence", tags=["supervision"])
+@router.get("/presence", responses=ERRORS, tags=["supervision"])
 def my_presence(p: Answerer, rt: CurrentRuntime) -> dict[str, Any]:
     with rt.db.session(p.context("api:presence"), readonly=True) as s:
         row = presence.current(s)
@@ -55,7 +56,7 @@ class PresenceIn(BaseModel):
     state: Literal["free", "break", "offline"]
 
 
-@router.post("/presence", tags=["supervision"])
+@router.post("/presence", responses=ERRORS, tags=["supervision"])
 def set_presence(body: PresenceIn, p: Answerer, rt: CurrentRuntime) -> dict[str, Any]:
     """The operator's own state: ``free``, ``break`` or ``offline`` (calls set the others)."""
     with rt.db.session(p.context("api:presence")) as s:
@@ -63,7 +64,7 @@ def set_presence(body: PresenceIn, p: Answerer, rt: CurrentRuntime) -> dict[str,
         return {"state": row.state, "since": row.since.isoformat()}
 
 
-@router.get("/operators/stats", tags=["supervision"])
+@router.get("/operators/stats", responses=ERRORS, tags=["supervision"])
 def team_stats(
     p: StaffStatsReader, rt: CurrentRuntime, start: Start = None, end: End = None
 ) -> list[dict[str, Any]]:
@@ -72,7 +73,7 @@ def team_stats(
         return [o.as_dict() for o in stats.team_statistics(s, stats.Period.of(start, end))]
 
 
-@router.get("/operators/{user_id}/stats", tags=["supervision"])
+@router.get("/operators/{user_id}/stats", responses=ERRORS, tags=["supervision"])
 def operator_stats(
     user_id: uuid.UUID,
     p: StaffStatsReader,
@@ -85,7 +86,7 @@ def operator_stats(
         return stats.operator_statistics(s, user_id, stats.Period.of(start, end)).as_dict()
 
 
-@router.get("/accounts/{account_id}/stats", tags=["supervision"])
+@router.get("/accounts/{account_id}/stats", responses=ERRORS, tags=["supervision"])
 def account_stats(
     account_id: uuid.UUID,
     p: AccountStatsReader,
@@ -103,7 +104,7 @@ def account_stats(
     "/accounts/{account_id}/charts/{chart}.svg",
     tags=["supervision"],
     response_class=Response,
-    responses={200: {"content": {SVG: {}}}},
+    responses={**ERRORS, 200: {"content": {SVG: {}}}},
 )
 def chart(
     account_id: uuid.UUID,
@@ -131,7 +132,7 @@ def chart(
     "/accounts/{account_id}/usage/{month}.csv",
     tags=["supervision"],
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={**ERRORS, 200: {"content": {"text/csv": {}}}},
 )
 def usage_csv(
     account_id: uuid.UUID, month: Month, p: AccountStatsReader, rt: CurrentRuntime
@@ -150,7 +151,7 @@ def usage_csv(
     "/accounts/{account_id}/usage/{month}.pdf",
     tags=["supervision"],
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses={**ERRORS, 200: {"content": {"application/pdf": {}}}},
 )
 def usage_pdf(
     account_id: uuid.UUID, month: Month, p: AccountStatsReader, rt: CurrentRuntime
@@ -165,7 +166,7 @@ def usage_pdf(
     )
 
 
-@router.get("/accounts/{account_id}/usage/{month}", tags=["supervision"])
+@router.get("/accounts/{account_id}/usage/{month}", responses=ERRORS, tags=["supervision"])
 def usage_json(
     account_id: uuid.UUID, month: Month, p: AccountStatsReader, rt: CurrentRuntime
 ) -> dict[str, Any]:
