@@ -47,6 +47,8 @@ app.add_typer(retention_app, name="retention")
 deliveries_app = typer.Typer(no_args_is_help=True, help="Delivery of messages to clients.")
 app.add_typer(deliveries_app, name="deliveries")
 webhook_app = typer.Typer(no_args_is_help=True, help="Webhooks to clients' systems.")
+stats_app = typer.Typer(no_args_is_help=True, help="Statistics and usage reports.")
+app.add_typer(stats_app, name="stats")
 app.add_typer(webhook_app, name="webhook")
 
 
@@ -147,6 +149,7 @@ def serve(
             store_from_settings(settings),
             settings.retention_interval_minutes * 60.0,
             settings.retention_batch_size,
+            settings.staff_stats_retention_days,
         )
         scheduler.start()
     try:
@@ -680,6 +683,7 @@ def retention_run(
             store_from_settings(rt.settings),
             dry_run=dry_run,
             batch=rt.settings.retention_batch_size,
+            staff_stats_days=rt.settings.staff_stats_retention_days,
         )
     finally:
         rt.close()
@@ -786,3 +790,65 @@ def _safe(exc: Exception) -> str:
 
 
 __all__ = ["Settings", "app", "main"]
+
+
+@stats_app.command("purge")
+def stats_purge(
+    dry_run: Annotated[bool, typer.Option(help="Count what is due; delete nothing")] = False,
+) -> None:
+    """Delete per-operator statistics older than PERMANENCE_STAFF_STATS_RETENTION_DAYS (the
+    retention sweep does it too)."""
+    from permanence.context import AccessContext
+    from permanence.stats.service import count_staff_stats_due, purge_staff_stats
+
+    rt = _runtime()
+    days = rt.settings.staff_stats_retention_days
+    try:
+        with rt.db.session(AccessContext.system("retention"), readonly=dry_run) as s:
+            fn = count_staff_stats_due if dry_run else purge_staff_stats
+            n = fn(s, days)
+    finally:
+        rt.close()
+    typer.echo(
+        f"staff statistics older than {days} days: {n} operator-days "
+        + ("due" if dry_run else "deleted")
+    )
+
+
+@stats_app.command("usage")
+def stats_usage(
+    account: Annotated[str, typer.Option(help="Slug of the account")],
+    month: Annotated[str, typer.Option(help="Month, YYYY-MM")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or pdf")] = "csv",
+    out: Annotated[
+        Path | None, typer.Option(help="Write here (default: standard output, CSV)")
+    ] = None,
+) -> None:
+    """The usage report of one account for one month (the basis of the invoice)."""
+    from permanence.accounts.service import account_by_slug
+    from permanence.context import AccessContext
+    from permanence.stats import usage
+
+    if fmt not in ("csv", "pdf"):
+        fail("--format must be csv or pdf")
+    if fmt == "pdf" and out is None:
+        fail("a PDF needs --out FILE")
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:usage"), readonly=True) as s:
+            account_id = account_by_slug(s, account).id
+        with rt.db.session(AccessContext.system("cli:usage", account_id), readonly=True) as s:
+            report = usage.usage_report(s, account_id, month)
+    except PermanenceError as exc:
+        fail(exc.message)
+    finally:
+        rt.close()
+    if fmt == "pdf":
+        assert out is not None
+        out.write_bytes(usage.to_pdf(report, rt.settings.provider_name))
+        typer.echo(f"usage report written to {out}")
+    elif out is not None:
+        out.write_text(usage.to_csv(report), encoding="utf-8")
+        typer.echo(f"usage report written to {out}")
+    else:
+        typer.echo(usage.to_csv(report), nl=False)

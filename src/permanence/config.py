@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         default=60, ge=0, description="How often 'serve' runs the retention sweep; 0: never."
     )
     retention_batch_size: int = Field(default=5000, ge=1, le=30000)
+    staff_stats_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=400,
+        description="Days per-operator statistics are kept (CNIL: aggregates, not monitoring).",
+    )
 
     @field_validator("default_region")
     @classmethod

@@ -33,6 +33,7 @@ from permanence.staff.model import (
     User,
     WebSession,
 )
+from permanence.stats.model import OperatorDailyStats, OperatorPresence
 from permanence.subjects.model import Caller
 
 __all__ = [
@@ -63,6 +64,8 @@ __all__ = [
     "MandateVersion",
     "Message",
     "OffboardingCertificate",
+    "OperatorDailyStats",
+    "OperatorPresence",
     "Recording",
     "SubProcessor",
     "SubProcessorChange",

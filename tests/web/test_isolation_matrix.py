@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
+from permanence.stats.api import router as stats_router
 from permanence.web.api import router
 from tests.web.conftest import Person, World
 
@@ -185,6 +186,11 @@ def _cases(o: Objects) -> list[tuple[str, str, str, Any]]:
         ("DELETE", f"/api/v1/accounts/{{a}}/api-keys/{o.api_key}", "client", None),
         ("GET", f"/api/v1/accounts/{{a}}/recordings/{o.recording}/audio", "client", None),
         ("POST", f"/api/v1/accounts/{{a}}/calls/{o.call}/recording/stop", "operator", None),
+        ("GET", "/api/v1/accounts/{a}/stats", "client", None),
+        ("GET", "/api/v1/accounts/{a}/charts/volume-by-day.svg", "client", None),
+        ("GET", "/api/v1/accounts/{a}/usage/2031-03.csv", "client", None),
+        ("GET", "/api/v1/accounts/{a}/usage/2031-03.pdf", "client", None),
+        ("GET", "/api/v1/accounts/{a}/usage/2031-03", "client", None),
     ]
 
 
@@ -201,7 +207,7 @@ def test_every_account_route_has_a_row() -> None:
     cases = [(m, p.format(a="acct")) for m, p, _, _ in _cases(o)]
     routes = [
         (method, re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", r.path) + "$"))
-        for r in router.routes
+        for r in [*router.routes, *stats_router.routes]
         if isinstance(r, APIRoute) and "{account_id}" in r.path
         for method in r.methods
     ]

@@ -23,6 +23,7 @@ from permanence.db import ctx_of, switch_account, utcnow
 from permanence.errors import NotFound
 from permanence.mandates.schema import Mandate
 from permanence.staff.training import require_trained
+from permanence.stats import presence
 from permanence.subjects import service as subjects
 from permanence.subjects.model import Caller
 
@@ -101,6 +102,7 @@ def answer(session: Session, call: Call, *, at: dt.datetime | None = None) -> No
     call.answered_at = at or utcnow()
     call.operator_id = ctx.actor_id
     audit.record(session, "call.answer", "call", call.id, subject_id=call.caller_id)
+    presence.call_answered(session, call, call.answered_at)
 
 
 def mark_notice_read(session: Session, call: Call, *, at: dt.datetime | None = None) -> None:
@@ -115,6 +117,7 @@ def complete(session: Session, call: Call, *, at: dt.datetime | None = None) -> 
     call.status = "completed"
     call.ended_at = at or utcnow()
     audit.record(session, "call.complete", "call", call.id)
+    presence.call_completed(session, call, call.ended_at)
 
 
 def recent(session: Session, *, limit: int = 50, offset: int = 0) -> list[Call]:

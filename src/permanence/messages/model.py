@@ -23,6 +23,8 @@ class Message(Base):
         # Deleting a call (retention) sets call_id to NULL here: without an index every
         # deleted call would scan the table.
         Index("ix_messages_call", "call_id"),
+        # Statistics: messages taken in a period and those not yet acknowledged, index-only.
+        Index("ix_messages_account_created_ack", "account_id", "created_at", "acknowledged_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -48,6 +50,8 @@ class Appointment(Base):
         Index("ix_appointments_account_start", "account_id", "starts_at"),
         Index("ix_appointments_caller", "caller_id"),
         Index("ix_appointments_call", "call_id"),
+        # Statistics count bookings by when they were made (docs/statistics.md).
+        Index("ix_appointments_account_created", "account_id", "created_at", "status"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -237,6 +237,7 @@ class SweepReport:
     counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (slug, kind) -> rows
     held_accounts: list[str] = field(default_factory=list)
     skipped: bool = False  # another replica holds the lock
+    staff_stats: int = 0  # per-operator daily aggregates past the staff retention period
 
     @property
     def total(self) -> int:
@@ -248,6 +249,8 @@ class SweepReport:
         verb = "due" if self.dry_run else "deleted"
         out = [f"{slug} {kind}: {n} {verb}" for (slug, kind), n in sorted(self.counts.items())]
         out += [f"{slug}: under legal hold, nothing deleted" for slug in self.held_accounts]
+        if self.staff_stats:
+            out.append(f"staff statistics (operator-days): {self.staff_stats} {verb}")
         out.append(f"total: {self.total} {verb}")
         return out
 
@@ -303,8 +306,13 @@ def sweep(
     dry_run: bool = False,
     batch: int = 5000,
     kinds: Iterable[str] | None = None,
+    staff_stats_days: int = 90,
 ) -> SweepReport:
-    """Delete every due record that is not under hold, account by account, kind by kind."""
+    """Delete every due record that is not under hold, account by account, kind by kind;
+    then the per-operator statistics older than ``staff_stats_days`` (provider staff data,
+    whatever the mandates say: PERMANENCE_STAFF_STATS_RETENTION_DAYS)."""
+    from permanence.stats.service import count_staff_stats_due, purge_staff_stats
+
     now = now or utcnow()
     report = SweepReport(dry_run=dry_run)
     with db.session(AccessContext.system("retention"), readonly=True) as s:
@@ -322,6 +330,12 @@ def sweep(
             n = _sweep_kind(db, store, ctx, kind, account_id, now, dry_run, batch)
             if n:
                 report.counts[(slug, kind.name)] = n
+    if kinds is None or "staff_stats" in set(kinds):
+        with db.session(AccessContext.system("retention"), readonly=dry_run) as s:
+            if dry_run:
+                report.staff_stats = count_staff_stats_due(s, staff_stats_days, now=now)
+            else:
+                report.staff_stats = purge_staff_stats(s, staff_stats_days, now=now)
     return report
 
 
@@ -396,8 +410,16 @@ def sweep_exclusive(db: Database, store: RecordingStore, **kw: Any) -> SweepRepo
 class Scheduler:
     """Runs the sweep every ``interval`` seconds in a daemon thread (inside ``serve``)."""
 
-    def __init__(self, db: Database, store: RecordingStore, interval: float, batch: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        store: RecordingStore,
+        interval: float,
+        batch: int,
+        staff_stats_days: int = 90,
+    ) -> None:
         self.db, self.store, self.interval, self.batch = db, store, interval, batch
+        self.staff_stats_days = staff_stats_days
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
 
@@ -411,7 +433,9 @@ class Scheduler:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                report = sweep_exclusive(self.db, self.store, batch=self.batch)
+                report = sweep_exclusive(
+                    self.db, self.store, batch=self.batch, staff_stats_days=self.staff_stats_days
+                )
                 for line in report.lines():
                     log.info("%s", line)
             except Exception:  # keep serving; the next round retries

@@ -90,6 +90,11 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(packages=[("permanence.web", "static")]), name="static")
     app.add_middleware(SecurityHeaders)
+    from permanence.stats.api import router as stats_router
+    from permanence.stats.pages import router as stats_pages
+
+    app.include_router(stats_router)
+    app.include_router(stats_pages)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
