@@ -32,7 +32,9 @@ def main() -> None:
     url = f"sqlite:///{tmp / 'demo.db'}"
     schema.upgrade(url)
     rt = Runtime.from_settings(
-        Settings(data_dir=tmp, database_url=url, master_key=base64.b64encode(os.urandom(32)).decode())
+        Settings(
+            data_dir=tmp, database_url=url, master_key=base64.b64encode(os.urandom(32)).decode()
+        )
     )
     lines = load_demo(rt, calls_per_account=40)
     uris = dict(re.findall(r"staff \w+\s+(\S+)\s+TOTP: (\S+)", "\n".join(lines)))
@@ -41,7 +43,9 @@ def main() -> None:
     def login(email: str) -> TestClient:
         c = TestClient(app)
         code = pyotp.parse_uri(uris[email]).now()
-        r = c.post("/api/v1/auth/login", json={"email": email, "password": DEMO_PASSWORD, "totp": code})
+        r = c.post(
+            "/api/v1/auth/login", json={"email": email, "password": DEMO_PASSWORD, "totp": code}
+        )
         r.raise_for_status()
         c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
         return c
@@ -62,6 +66,10 @@ def main() -> None:
         name = f"chart{n}.svg"
         (page / name).write_bytes(sup.get(src.replace("&amp;", "&")).content)
         html = html.replace(f'src="{src}"', f'src="{name}"')
+    # The interface's own stylesheet, saved beside the page; scripts are not needed for a picture.
+    (page / "app.css").write_bytes(sup.get("/static/app.css").content)
+    html = html.replace('href="/static/app.css"', 'href="app.css"')
+    html = re.sub(r'<script src="/static/[^"]+" defer></script>', "", html)
     (page / "index.html").write_text(html.replace('<meta http-equiv="refresh"', "<meta"), "utf-8")
     subprocess.run(  # noqa: S603 - fixed arguments, local file
         [
