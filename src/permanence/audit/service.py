@@ -56,7 +56,7 @@ def record(
     subject_id: uuid.UUID | None = None,
     details: Mapping[str, DetailValue | uuid.UUID] | None = None,
 ) -> AuditEntry:
-    """Append one entry for the session's access context; returns it (flushed)."""
+    """Append one entry for the session's access context (written with the transaction)."""
     ctx = ctx_of(session)
     _check_code("action", action)
     _check_code("object type", object_type)
@@ -85,10 +85,7 @@ def record(
             "details": clean,
         }
     )
-    head = session.get(AuditHead, 1, with_for_update=True, populate_existing=True)
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
+    head = _locked_head(session)
     seq = head.seq + 1
     digest = entry_hash(head.hash, seq, body)
     entry = AuditEntry(
@@ -103,8 +100,25 @@ def record(
     )
     session.add(entry)
     head.seq, head.hash = seq, digest
-    session.flush()
+    # Written with the transaction's next flush (at the latest its commit): the change and
+    # its entries commit together or not at all.
     return entry
+
+
+def _locked_head(session: Session) -> AuditHead:
+    """The chain head, locked for this transaction (``SELECT … FOR UPDATE``) on first use;
+    later entries of the same transaction reuse it — the lock is already held."""
+    transaction = session.get_transaction()
+    cached = session.info.get("_audit_head")
+    if cached is not None and cached[0] is transaction:
+        head: AuditHead = cached[1]
+        return head
+    found = session.get(AuditHead, 1, with_for_update=True, populate_existing=True)
+    if found is None:
+        found = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
+        session.add(found)
+    session.info["_audit_head"] = (transaction, found)
+    return found
 
 
 @dataclass(frozen=True)

@@ -94,8 +94,9 @@ def _validated(
         p = mandate.purpose(purpose)
     except LookupError:
         raise ValidationFailed(f"purpose '{purpose}' is not in this account's mandate") from None
-    consented = consents.active(session, caller_id, purpose) is not None
-    if consents.needs_consent(p) and not consented:
+    needed = consents.needs_consent(p)
+    consented = needed and consents.active(session, caller_id, purpose) is not None
+    if needed and not consented:
         raise ConsentMissing(
             f"purpose '{purpose}' rests on the caller's consent, which has not been recorded "
             "(or was withdrawn)"

@@ -34,6 +34,7 @@ from permanence.web.deps import (
     CurrentRuntime,
     Principal,
     account_context,
+    forget_session,
     require,
     session_of,
     unit_of_work,
@@ -103,6 +104,7 @@ def logout(p: CurrentPrincipal, rt: CurrentRuntime, response: Response) -> None:
     if p.session_token:
         with rt.db.session(p.context("auth:logout")) as s:
             auth.sign_out(s, p.session_token)
+        forget_session(p.session_token)
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 

@@ -9,9 +9,12 @@ existing account.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
@@ -31,7 +34,7 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.rt
     return rt
 
@@ -70,6 +73,37 @@ def principal(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Pri
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise NotAuthenticated("sign in first")
+    p = _recently_checked(token)
+    if p is None:
+        p = _check_session(rt, token)
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not (p.csrf_token and hmac.compare_digest(sent, p.csrf_token)):
+            raise PermissionDenied("missing or wrong CSRF token (header X-CSRF-Token)")
+    return p
+
+
+# Sessions checked against the database in the last few seconds: a burst of requests from one
+# browser costs one lookup. Signing out or changing a password here forgets them at once;
+# another process sees a revocation within RECHECK_SECONDS (see docs/adr/0006).
+RECHECK_SECONDS = 5.0
+_MAX_REMEMBERED = 10_000
+_recent: dict[str, tuple[float, Principal]] = {}
+_recent_lock = threading.Lock()
+
+
+def _key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _recently_checked(token: str) -> Principal | None:
+    hit = _recent.get(_key(token))
+    if hit is None or time.monotonic() - hit[0] > RECHECK_SECONDS:
+        return None
+    return hit[1]
+
+
+def _check_session(rt: Runtime, token: str) -> Principal:
     ctx = AccessContext.system("auth:session")
     with rt.db.session(ctx, readonly=True) as s:
         user, ws = auth.resolve_session(s, token)
@@ -85,21 +119,40 @@ def principal(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Pri
     if touch:
         with rt.db.session(ctx) as s:
             auth.touch(s, token)
-    if request.method not in SAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not (p.csrf_token and hmac.compare_digest(sent, p.csrf_token)):
-            raise PermissionDenied("missing or wrong CSRF token (header X-CSRF-Token)")
+    now = time.monotonic()
+    with _recent_lock:
+        if len(_recent) >= _MAX_REMEMBERED:
+            for k in [k for k, (at, _) in _recent.items() if now - at > RECHECK_SECONDS]:
+                del _recent[k]
+            if len(_recent) >= _MAX_REMEMBERED:
+                _recent.clear()
+        _recent[_key(token)] = (now, p)
     return p
+
+
+def forget_session(token: str) -> None:
+    """After signing out: this process stops honouring the session at once."""
+    with _recent_lock:
+        _recent.pop(_key(token), None)
+
+
+def forget_user(user_id: uuid.UUID) -> None:
+    """After a password or MFA change: every remembered session of the user."""
+    with _recent_lock:
+        for k in [k for k, (_, p) in _recent.items() if p.user_id == user_id]:
+            del _recent[k]
 
 
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
 CurrentRuntime = Annotated[Runtime, Depends(runtime)]
 
 
-def require(*roles: Role, scope: str | None = None) -> Callable[[Request, Principal], Principal]:
+def require(
+    *roles: Role, scope: str | None = None
+) -> Callable[[Request, Principal], Awaitable[Principal]]:
     """A dependency: the principal must have one of ``roles`` (API keys: the scope)."""
 
-    def check(request: Request, p: CurrentPrincipal) -> Principal:
+    async def check(request: Request, p: CurrentPrincipal) -> Principal:
         # Another account's resources do not exist for a client user or key: 404 before 403.
         path_account = request.path_params.get("account_id")
         if path_account is not None and not p.is_staff and str(p.account_id) != str(path_account):
@@ -123,6 +176,9 @@ def account_context(p: Principal, account_id: uuid.UUID, reason: str) -> AccessC
     return p.context(reason, account_id)
 
 
+_known_accounts: set[uuid.UUID] = set()
+
+
 @contextmanager
 def unit_of_work(
     rt: Runtime, p: Principal, account_id: uuid.UUID, reason: str, *, readonly: bool = False
@@ -130,8 +186,12 @@ def unit_of_work(
     """One transaction acting for ``account_id`` with the principal's context."""
     ctx = account_context(p, account_id, reason)
     with rt.db.session(ctx, readonly=readonly) as s:
-        if p.is_staff and s.get(Account, account_id) is None:
-            raise NotFound("no such account")
+        if p.is_staff and account_id not in _known_accounts:
+            if s.get(Account, account_id) is None:
+                raise NotFound("no such account")
+            _known_accounts.add(
+                account_id
+            )  # account rows are never deleted (off-boarding keeps them)
         yield s
 
 

@@ -13,7 +13,7 @@ from permanence.context import AccessContext
 from permanence.errors import NotAuthenticated
 from permanence.staff import auth
 from permanence.staff.auth import TooManyAttempts
-from permanence.web.deps import SESSION_COOKIE, CurrentRuntime
+from permanence.web.deps import SESSION_COOKIE, CurrentRuntime, forget_session
 from permanence.web.pages.render import (
     LANG_COOKIE,
     LANGUAGES,
@@ -127,6 +127,7 @@ def signout(viewer: FormViewer, rt: CurrentRuntime) -> Response:
     if token:
         with rt.db.session(viewer.context("auth:logout")) as s:
             auth.sign_out(s, token)
+        forget_session(token)
     response = redirect("/connexion")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
