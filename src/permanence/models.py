@@ -24,6 +24,7 @@ from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, Webho
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.retention.model import LegalHold
+from permanence.rights.model import Download, ErasureJournal, Rectification, RightsRequest
 from permanence.staff.model import (
     ApiKey,
     AuthFailure,
@@ -58,12 +59,16 @@ __all__ = [
     "Delivery",
     "DeliveryEvent",
     "Did",
+    "Download",
+    "ErasureJournal",
     "Escalation",
     "LegalHold",
     "MandateVersion",
     "Message",
     "OffboardingCertificate",
     "Recording",
+    "Rectification",
+    "RightsRequest",
     "SubProcessor",
     "SubProcessorChange",
     "SubProcessorNotice",
