@@ -431,3 +431,72 @@ def _portable_csv(data: dict[str, Any]) -> bytes:
             for name, value in sorted(row["champs"].items()):
                 w.writerow([kind, row["id"], row["date"], row["finalite"], name, value])
     return out.getvalue().encode()
+
+
+@dataclass(frozen=True)
+class Claimed:
+    filename: str
+    storage_key: str
+    dek: bytes
+    ad: bytes
+
+
+def account_of_token(token: str) -> uuid.UUID | None:
+    """The account a download token belongs to (its prefix), or None for a malformed one."""
+    prefix, sep, _rest = token.partition(".")
+    if not sep:
+        return None
+    try:
+        return uuid.UUID(prefix)
+    except ValueError:
+        return None
+
+
+def claim(
+    session: Session, keyring: Keyring, token: str, *, now: dt.datetime | None = None
+) -> Claimed:
+    """Use a download link: once, before it expires. The file is for the caller to stream and
+    then delete (``purge`` removes what expired unused)."""
+    from permanence.db import ctx_of
+    from permanence.errors import Conflict, NotFound
+
+    now = now or utcnow()
+    row = session.get(Download, token_hash(token))
+    if row is None or row.account_id != ctx_of(session).account_id:
+        raise NotFound("no such download")
+    if row.used_at is not None:
+        raise Conflict("this link was already used")
+    if now >= row.expires_at:
+        raise Conflict("this link has expired")
+    row.used_at = now
+    if row.subject_id is None:
+        raise NotFound("no such download")
+    cipher = keyring.cipher(session, row.account_id, row.subject_id)
+    audit.record(
+        session,
+        "rights.download",
+        "rights_request",
+        row.request_id,
+        subject_id=row.subject_id,
+        details={"purpose": row.purpose},
+    )
+    return Claimed(row.filename, row.storage_key, cipher.dek, file_ad(row))
+
+
+def purge(session: Session, store: RecordingStore, now: dt.datetime) -> int:
+    """Delete the files of the context's account that were downloaded or have expired."""
+    from sqlalchemy import or_, select
+
+    from permanence.db import ctx_of
+
+    account_id = ctx_of(session).require_account()
+    rows = session.scalars(
+        select(Download).where(
+            Download.account_id == account_id,
+            or_(Download.used_at.is_not(None), Download.expires_at <= now),
+        )
+    ).all()
+    for row in rows:
+        store.delete(row.storage_key)
+        session.delete(row)
+    return len(rows)

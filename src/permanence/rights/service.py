@@ -397,6 +397,11 @@ def _open_request(session: Session, request_id: uuid.UUID) -> RightsRequest:
     return req
 
 
+def subject_of(session: Session, req: RightsRequest) -> Caller | None:
+    """The request's data subject, while it exists (None: not found, or erased)."""
+    return _subject(session, req)
+
+
 def _subject(session: Session, req: RightsRequest) -> Caller | None:
     if req.subject_id is None:
         return None

@@ -749,3 +749,10 @@ def stop_recording(
     with unit_of_work(rt, p, account_id, f"call:{call_id}", readonly=True) as s:
         calls.get_call(s, call_id)
     telephony.stop_recording(rt, lambda: telephony_api(rt), ctx, call_id)
+
+
+# -- data-subject rights (routes in permanence.rights.api) ---------------------------------
+
+from permanence.rights.api import router as _rights_router  # noqa: E402
+
+router.include_router(_rights_router)

@@ -73,6 +73,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.telephony.api import router as telephony_router
 
     app.include_router(telephony_router)
+    from permanence.rights.api import opendsr_router
+
+    app.include_router(opendsr_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
