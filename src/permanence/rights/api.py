@@ -32,7 +32,8 @@ from permanence.web.deps import CurrentRuntime, Principal, require, unit_of_work
 
 log = logging.getLogger("permanence.rights")
 
-router = APIRouter(prefix="/api/v1")
+# Included into permanence.web.api.router, which adds the /api/v1 prefix.
+router = APIRouter()
 opendsr_router = APIRouter(prefix="/opendsr", tags=["opendsr"])
 
 SCOPE = "rights:manage"
