@@ -32,8 +32,8 @@ from permanence.web.deps import CurrentRuntime, Principal, require, unit_of_work
 
 log = logging.getLogger("permanence.rights")
 
-# Included into permanence.web.api.router, which adds the /api/v1 prefix.
-router = APIRouter()
+# Its routes are added to permanence.web.api.router (one list of /api/v1 routes).
+router = APIRouter(prefix="/api/v1")
 opendsr_router = APIRouter(prefix="/opendsr", tags=["opendsr"])
 
 SCOPE = "rights:manage"

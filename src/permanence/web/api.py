@@ -755,4 +755,6 @@ def stop_recording(
 
 from permanence.rights.api import router as _rights_router  # noqa: E402
 
-router.include_router(_rights_router)
+# Added route by route (not include_router) so that router.routes lists every route: the
+# isolation matrix walks it.
+router.routes.extend(_rights_router.routes)
