@@ -152,7 +152,7 @@ EXTENSIONS: dict[str, dict[str, Any]] = {
 def test_opendsr_request_end_to_end_with_signed_receipt_and_callback(
     world: World, sink: HttpSink, kind: str
 ) -> None:
-    caller_id, message_id, rec_id = subject_with_records(world)
+    caller_id, _message_id, rec_id = subject_with_records(world)
     world.app.state.opendsr_callback_sender = HttpWebhookSender(verify=sink.client_tls)  # type: ignore[attr-defined]
     c = world.client()
     disc = c.get("/opendsr/discovery")
@@ -232,7 +232,9 @@ def test_opendsr_cancel_while_pending_and_not_after(world: World, sink: HttpSink
     assert status["extensions"]["permanence"]["waiting_reason"] == "identity_ambiguous"
     gone = c.delete(f"/opendsr/requests/{body['subject_request_id']}", headers=key)
     assert gone.status_code == 200 and gone.json()["request_status"] == "cancelled"
-    assert c.delete(f"/opendsr/requests/{body['subject_request_id']}", headers=key).status_code == 409
+    assert (
+        c.delete(f"/opendsr/requests/{body['subject_request_id']}", headers=key).status_code == 409
+    )
 
 
 def test_opendsr_needs_the_scope_and_hides_other_accounts_requests(world: World) -> None:
@@ -422,7 +424,8 @@ def test_erasure_under_legal_hold_is_refused_with_the_reason(world: World) -> No
     client = world.login(world.client_plumber)
     base = f"/api/v1/accounts/{world.plumber.id}/rights/requests"
     req = client.post(
-        base, json={"kind": "erasure", "requester": {"phone": PHONE}, "verified_by_controller": True}
+        base,
+        json={"kind": "erasure", "requester": {"phone": PHONE}, "verified_by_controller": True},
     ).json()
     done = client.post(f"{base}/{req['id']}/execute").json()
     assert done["request"]["state"] == "refused"
@@ -441,7 +444,7 @@ def test_after_erasure_the_subject_is_nowhere_in_clear(
     world: World, smtp: SmtpSink, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    caller_id, message_id, rec_id = subject_with_records(world)
+    caller_id, message_id, _rec_id = subject_with_records(world)
     client, base = _desk(world, smtp)
     # An access package was made earlier and never downloaded: it must not survive either.
     acc = client.post(
@@ -493,7 +496,9 @@ def test_after_erasure_the_subject_is_nowhere_in_clear(
             assert needle.encode() not in raw, f"{needle!r} found in {path.name}"
     assert searched >= 2
     assert not list((data_dir / "recordings").rglob("*.pmr"))
-    assert not list((data_dir / "rights").rglob("*.pmr")) if (data_dir / "rights").exists() else True
+    assert (
+        not list((data_dir / "rights").rglob("*.pmr")) if (data_dir / "rights").exists() else True
+    )
     # Our logs (the test's own SMTP server, aiosmtpd's "mail.log", logs what it receives).
     ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("mail.log"))
     for needle in needles:
