@@ -211,8 +211,11 @@ def is_restricted(session: Session, message: Message) -> bool:
     """Whether the message's caller is under an Art. 18 restriction: kept, not delivered."""
     from permanence.subjects.model import Caller
 
-    caller = session.get(Caller, message.caller_id)
-    return caller is not None and caller.restricted_at is not None
+    with session.no_autoflush:
+        restricted = session.scalar(
+            select(Caller.restricted_at).where(Caller.id == uuid.UUID(str(message.caller_id)))
+        )
+    return restricted is not None
 
 
 # -- the client's side ------------------------------------------------------------------------

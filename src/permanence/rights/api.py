@@ -29,6 +29,7 @@ from permanence.rights import service as rights
 from permanence.rights.model import OPEN_STATES, Kind, RightsRequest, Source
 from permanence.runtime import Runtime
 from permanence.web.deps import CurrentRuntime, Principal, require, unit_of_work
+from permanence.web.schemas import Problem
 
 log = logging.getLogger("permanence.rights")
 
@@ -37,6 +38,9 @@ router = APIRouter(prefix="/api/v1")
 opendsr_router = APIRouter(prefix="/opendsr", tags=["opendsr"])
 
 SCOPE = "rights:manage"
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (401, 403, 404, 409, 410, 422, 429)
+}
 Desk = Annotated[
     Principal,
     Depends(require(Role.CLIENT, Role.OPERATOR, Role.SUPERVISOR, Role.DPO, scope=SCOPE)),
@@ -218,7 +222,9 @@ def _link(outbox: rights.Outbox, token: str | None) -> str | None:
 BASE = "/accounts/{account_id}/rights/requests"
 
 
-@router.post(BASE, response_model=RightsRequestOut, status_code=201, tags=["rights"])
+@router.post(
+    BASE, response_model=RightsRequestOut, status_code=201, responses=ERRORS, tags=["rights"]
+)
 def submit(
     account_id: uuid.UUID, body: RightsRequestIn, p: Desk, rt: CurrentRuntime
 ) -> RightsRequestOut:
@@ -241,7 +247,7 @@ def submit(
         return _out(req)
 
 
-@router.get(BASE, response_model=list[RightsRequestOut], tags=["rights"])
+@router.get(BASE, response_model=list[RightsRequestOut], responses=ERRORS, tags=["rights"])
 def list_requests(
     account_id: uuid.UUID,
     p: Desk,
@@ -258,7 +264,9 @@ def list_requests(
         ]
 
 
-@router.get(BASE + "/{request_id}", response_model=RightsRequestOut, tags=["rights"])
+@router.get(
+    BASE + "/{request_id}", response_model=RightsRequestOut, responses=ERRORS, tags=["rights"]
+)
 def show(
     account_id: uuid.UUID, request_id: uuid.UUID, p: Desk, rt: CurrentRuntime
 ) -> RightsRequestOut:
@@ -270,7 +278,12 @@ def show(
         return _out(req, counts)
 
 
-@router.post(BASE + "/{request_id}/verification", response_model=RightsRequestOut, tags=["rights"])
+@router.post(
+    BASE + "/{request_id}/verification",
+    response_model=RightsRequestOut,
+    responses=ERRORS,
+    tags=["rights"],
+)
 def start_verification(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
@@ -287,7 +300,12 @@ def start_verification(
         return _out(req)
 
 
-@router.post(BASE + "/{request_id}/verify", response_model=RightsRequestOut, tags=["rights"])
+@router.post(
+    BASE + "/{request_id}/verify",
+    response_model=RightsRequestOut,
+    responses=ERRORS,
+    tags=["rights"],
+)
 def verify(
     account_id: uuid.UUID, request_id: uuid.UUID, body: VerifyIn, p: Desk, rt: CurrentRuntime
 ) -> RightsRequestOut:
@@ -302,7 +320,12 @@ def verify(
     return out
 
 
-@router.post(BASE + "/{request_id}/information", response_model=RightsRequestOut, tags=["rights"])
+@router.post(
+    BASE + "/{request_id}/information",
+    response_model=RightsRequestOut,
+    responses=ERRORS,
+    tags=["rights"],
+)
 def add_information(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
@@ -317,7 +340,9 @@ def add_information(
         )
 
 
-@router.post(BASE + "/{request_id}/extend", response_model=LetterOut, tags=["rights"])
+@router.post(
+    BASE + "/{request_id}/extend", response_model=LetterOut, responses=ERRORS, tags=["rights"]
+)
 def extend(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
@@ -337,7 +362,9 @@ def extend(
     return out
 
 
-@router.post(BASE + "/{request_id}/wait", response_model=LetterOut, tags=["rights"])
+@router.post(
+    BASE + "/{request_id}/wait", response_model=LetterOut, responses=ERRORS, tags=["rights"]
+)
 def wait(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
@@ -357,7 +384,9 @@ def wait(
     return out
 
 
-@router.post(BASE + "/{request_id}/refuse", response_model=LetterOut, tags=["rights"])
+@router.post(
+    BASE + "/{request_id}/refuse", response_model=LetterOut, responses=ERRORS, tags=["rights"]
+)
 def refuse(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
@@ -377,7 +406,9 @@ def refuse(
     return out
 
 
-@router.post(BASE + "/{request_id}/execute", response_model=ExecutedOut, tags=["rights"])
+@router.post(
+    BASE + "/{request_id}/execute", response_model=ExecutedOut, responses=ERRORS, tags=["rights"]
+)
 def execute(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
@@ -405,7 +436,9 @@ def execute(
     )
 
 
-@router.post(BASE + "/{request_id}/lift", response_model=LetterOut, tags=["rights"])
+@router.post(
+    BASE + "/{request_id}/lift", response_model=LetterOut, responses=ERRORS, tags=["rights"]
+)
 def lift(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
@@ -424,7 +457,12 @@ def lift(
     return out
 
 
-@router.post(BASE + "/{request_id}/cancel", response_model=RightsRequestOut, tags=["rights"])
+@router.post(
+    BASE + "/{request_id}/cancel",
+    response_model=RightsRequestOut,
+    responses=ERRORS,
+    tags=["rights"],
+)
 def cancel(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
@@ -442,7 +480,12 @@ def cancel(
     return out
 
 
-@router.get(BASE + "/{request_id}/recipients", response_model=list[RecipientOut], tags=["rights"])
+@router.get(
+    BASE + "/{request_id}/recipients",
+    response_model=list[RecipientOut],
+    responses=ERRORS,
+    tags=["rights"],
+)
 def recipients(
     account_id: uuid.UUID, request_id: uuid.UUID, p: Desk, rt: CurrentRuntime
 ) -> list[RecipientOut]:
@@ -458,7 +501,7 @@ def recipients(
         ]
 
 
-@router.get(BASE + "/{request_id}/certificate", tags=["rights"])
+@router.get(BASE + "/{request_id}/certificate", responses=ERRORS, tags=["rights"])
 def certificate(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
@@ -480,7 +523,7 @@ def certificate(
 # -- the download link (no sign-in: the token is the credential, once) ----------------------
 
 
-@router.get("/rights/downloads/{token}", tags=["rights"])
+@router.get("/rights/downloads/{token}", responses=ERRORS, tags=["rights"])
 def download(token: str, request: Request, rt: CurrentRuntime) -> StreamingResponse:
     """The access package or portable data: single use, expiring; deleted once sent."""
     account_id = package.account_of_token(token) if len(token) < 200 else None
@@ -579,13 +622,13 @@ def _system_account(p: Principal) -> uuid.UUID:
     return p.account_id
 
 
-@opendsr_router.get("/discovery")
+@opendsr_router.get("/discovery", responses=ERRORS)
 def discovery(request: Request, rt: CurrentRuntime) -> Response:
     """What this processor supports, and the public key that signs every receipt."""
     return _signed(request, rt, opendsr.discovery(rt.keyring, rt.settings.public_base_url))
 
 
-@opendsr_router.post("/requests", status_code=201)
+@opendsr_router.post("/requests", status_code=201, responses=ERRORS)
 def opendsr_submit(
     body: OpenDsrIn,
     p: ControllerSystem,
@@ -657,7 +700,7 @@ def _process(
     opendsr.send_callbacks(rt, sender, ctx.account_id, request_id, results_url=link)
 
 
-@opendsr_router.get("/requests/{subject_request_id}")
+@opendsr_router.get("/requests/{subject_request_id}", responses=ERRORS)
 def opendsr_status(
     subject_request_id: uuid.UUID, p: ControllerSystem, request: Request, rt: CurrentRuntime
 ) -> Response:
@@ -670,7 +713,7 @@ def opendsr_status(
     return _signed(request, rt, doc)
 
 
-@opendsr_router.delete("/requests/{subject_request_id}")
+@opendsr_router.delete("/requests/{subject_request_id}", responses=ERRORS)
 def opendsr_cancel(
     subject_request_id: uuid.UUID,
     p: ControllerSystem,
