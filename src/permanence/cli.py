@@ -852,3 +852,78 @@ def stats_usage(
         typer.echo(f"usage report written to {out}")
     else:
         typer.echo(usage.to_csv(report), nl=False)
+
+
+rights_app = typer.Typer(no_args_is_help=True, help="Data-subject requests (Art. 12-22).")
+app.add_typer(rights_app, name="rights")
+
+
+@rights_app.command("list")
+def rights_list(
+    account: Annotated[str, typer.Option(help="Slug of the account")],
+    open_only: Annotated[bool, typer.Option("--open", help="Only requests still open")] = False,
+) -> None:
+    """The account's requests, overdue and soonest due first: one line each (no names)."""
+    from permanence.db import utcnow
+    from permanence.rights import clock
+    from permanence.rights import service as rights
+
+    rt = _runtime()
+    now = utcnow()
+    try:
+        with rt.db.session(_account_ctx(rt, account, "rights:list"), readonly=True) as s:
+            rows = rights.list_requests(s, open_only=open_only)
+            for r in rows:
+                late = " OVERDUE" if not rights.is_closed(r) and now > r.due_at else ""
+                typer.echo(
+                    f"{r.id} {r.kind:<13} {r.state:<12} due {clock.local_day(r.due_at)} "
+                    f"({clock.days_left(r.due_at, now)} d){late}"
+                )
+    except PermanenceError as exc:
+        fail(exc.message)
+    finally:
+        rt.close()
+
+
+@rights_app.command("sweep")
+def rights_sweep(
+    send: Annotated[bool, typer.Option(help="E-mail the reminders (default: only list)")] = False,
+) -> None:
+    """Reminders of requests due within 7 days or overdue (to each account's rights contact),
+    and deletion of download files that were used or have expired. For cron, daily."""
+    from sqlalchemy import select
+
+    from permanence.accounts.model import Account, AccountStatus
+    from permanence.context import AccessContext
+    from permanence.db import utcnow
+    from permanence.rights import package
+    from permanence.rights import service as rights
+
+    rt = _runtime()
+    now = utcnow()
+    outbox = rights.Outbox.from_settings(rt.settings)
+    try:
+        with rt.db.session(AccessContext.system("rights:sweep"), readonly=True) as s:
+            accounts = [
+                (a.id, a.slug)
+                for a in s.scalars(select(Account).where(Account.status == AccountStatus.ACTIVE))
+            ]
+        for account_id, slug in accounts:
+            with rt.db.session(AccessContext.system("rights:sweep", account_id)) as s:
+                due = rights.send_reminders(s, outbox, now, send=send)
+                purged = package.purge(s, outbox.files, now)
+            late = sum(1 for d in due if d.days_left < 0)
+            typer.echo(
+                f"{slug}: {len(due)} due within 7 days ({late} overdue), {purged} file(s) deleted"
+            )
+    finally:
+        rt.close()
+
+
+def _account_ctx(rt: Runtime, slug: str, reason: str) -> AccessContext:
+    from permanence.accounts.service import account_by_slug
+    from permanence.context import AccessContext
+
+    with rt.db.session(AccessContext.system(reason), readonly=True) as s:
+        account = account_by_slug(s, slug)
+    return AccessContext.system(reason, account.id)

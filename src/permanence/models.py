@@ -24,6 +24,7 @@ from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, Webho
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.retention.model import LegalHold
+from permanence.rights.model import Download, ErasureJournal, Rectification, RightsRequest
 from permanence.staff.model import (
     ApiKey,
     AuthFailure,
@@ -59,6 +60,8 @@ __all__ = [
     "Delivery",
     "DeliveryEvent",
     "Did",
+    "Download",
+    "ErasureJournal",
     "Escalation",
     "LegalHold",
     "MandateVersion",
@@ -67,6 +70,8 @@ __all__ = [
     "OperatorDailyStats",
     "OperatorPresence",
     "Recording",
+    "Rectification",
+    "RightsRequest",
     "SubProcessor",
     "SubProcessorChange",
     "SubProcessorNotice",

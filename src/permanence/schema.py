@@ -10,7 +10,7 @@ from sqlalchemy import Connection, create_engine, pool, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Tables the application role may append to and read, never change (tamper evidence).
-APPEND_ONLY = ("audit_log", "audit_checkpoints")
+APPEND_ONLY = ("audit_log", "audit_checkpoints", "erasure_journal")
 
 
 def alembic_config(url: str) -> Config:

@@ -141,6 +141,47 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
             ),
         ]
     )
+    _rights_rows(s, account_id, caller_id, now)
+
+
+def _rights_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID, now: dt.datetime) -> None:
+    """One row in each rights table (requests, rectifications, downloads, erasure journal)."""
+    from permanence.rights.model import Download, ErasureJournal, Rectification, RightsRequest
+
+    req = RightsRequest(
+        id=uuid.uuid4(),
+        account_id=account_id,
+        kind="access",
+        source="client",
+        subject_id=caller_id,
+        first_due_at=now,
+        due_at=now,
+    )
+    s.add(req)
+    s.flush()
+    s.add_all(
+        [
+            Rectification(
+                account_id=account_id,
+                caller_id=caller_id,
+                request_id=req.id,
+                record_kind="caller",
+                record_id=caller_id,
+                changed_sealed=b"x",
+            ),
+            Download(
+                token_hash=uuid.uuid4().hex,
+                account_id=account_id,
+                request_id=req.id,
+                subject_id=caller_id,
+                purpose="access_package",
+                filename="a.zip",
+                storage_key="k",
+                expires_at=now,
+            ),
+            ErasureJournal(account_id=account_id, subject_id=uuid.uuid4(), request_id=req.id),
+        ]
+    )
 
 
 @pg_only

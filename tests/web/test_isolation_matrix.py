@@ -4,7 +4,7 @@ anonymous (401). A route added without a row here fails the completeness test.""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ class Objects:
     caller: str
     api_key: str
     recording: str
+    rights: dict[str, str] = field(default_factory=dict)
 
 
 def _setup(world: World) -> Objects:
@@ -70,8 +71,41 @@ def _setup(world: World) -> Objects:
     key = client.post(f"{base}/api-keys", json={"name": "k", "scopes": ["messages:read"]}).json()
     recording = _stored_recording(world, call["id"], msg["caller_id"])
     return Objects(
-        call["id"], msg["id"], appt["id"], consent["id"], msg["caller_id"], key["id"], recording
+        call["id"],
+        msg["id"],
+        appt["id"],
+        consent["id"],
+        msg["caller_id"],
+        key["id"],
+        recording,
+        _rights_requests(world, client, msg["caller_id"]),
     )
+
+
+def _rights_requests(world: World, client: Any, caller_id: str) -> dict[str, str]:
+    """One rights request per action, each in the state the action needs."""
+    from tests.factories import make_caller
+
+    base = f"/api/v1/accounts/{world.plumber.id}/rights/requests"
+
+    def new(kind: str, verified: bool = True, caller: str = caller_id) -> str:
+        r = client.post(
+            base, json={"kind": kind, "caller_id": caller, "verified_by_controller": verified}
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    out = {
+        a: new("access")
+        for a in ("show", "information", "extend", "wait", "refuse", "execute", "cancel")
+    }
+    out["verify"] = new("erasure", verified=False)
+    out["lift"] = new("restriction")
+    assert client.post(f"{base}/{out['lift']}/execute").status_code == 200
+    other = make_caller(world.rt, world.plumber.id, first="Eve", last="Autre", phone="0611223344")
+    out["certificate"] = new("erasure", caller=str(other))
+    assert client.post(f"{base}/{out['certificate']}/execute").status_code == 200
+    return out
 
 
 def _stored_recording(world: World, call_id: str, caller_id: str) -> str:
@@ -191,6 +225,36 @@ def _cases(o: Objects) -> list[tuple[str, str, str, Any]]:
         ("GET", "/api/v1/accounts/{a}/usage/2031-03.csv", "client", None),
         ("GET", "/api/v1/accounts/{a}/usage/2031-03.pdf", "client", None),
         ("GET", "/api/v1/accounts/{a}/usage/2031-03", "client", None),
+        *_rights_cases(o),
+    ]
+
+
+def _rights_cases(o: Objects) -> list[tuple[str, str, str, Any]]:
+    r = {k: o.rights.get(k, "r") for k in ("show", "information", "extend", "wait", "refuse")}
+    r.update({k: o.rights.get(k, "r") for k in ("execute", "cancel", "verify", "lift")})
+    r["certificate"] = o.rights.get("certificate", "r")
+    base = "/api/v1/accounts/{a}/rights/requests"
+    refusal = {
+        "reason": "art17_3_e_legal_claims",
+        "explanation": "Litige en cours.",
+        "cnil_complaint_informed": True,
+        "judicial_remedy_informed": True,
+    }
+    return [
+        ("POST", base, "client", {"kind": "access", "requester": {"phone": "0199001234"}}),
+        ("GET", base, "client", None),
+        ("GET", f"{base}/{r['show']}", "client", None),
+        ("GET", f"{base}/{r['show']}/recipients", "client", None),
+        ("POST", f"{base}/{r['verify']}/verification", "client", {"method": "callback"}),
+        ("POST", f"{base}/{r['verify']}/verify", "client", {"callback_confirmed": True}),
+        ("POST", f"{base}/{r['information']}/information", "client", {"phone": "0199001234"}),
+        ("POST", f"{base}/{r['extend']}/extend", "client", {"reason": "complexity"}),
+        ("POST", f"{base}/{r['wait']}/wait", "client", {"reason": "scope_unclear"}),
+        ("POST", f"{base}/{r['refuse']}/refuse", "client", refusal),
+        ("POST", f"{base}/{r['execute']}/execute", "client", None),
+        ("POST", f"{base}/{r['lift']}/lift", "client", None),
+        ("POST", f"{base}/{r['cancel']}/cancel", "client", None),
+        ("GET", f"{base}/{r['certificate']}/certificate", "client", None),
     ]
 
 

@@ -78,7 +78,7 @@ class RegisteredCheck:
 
 _REGISTRY: dict[str, RegisteredCheck] = {}
 # Modules that register checks; other features append theirs (import path strings).
-CHECK_MODULES: list[str] = ["permanence.compliance.checks"]
+CHECK_MODULES: list[str] = ["permanence.compliance.checks", "permanence.rights.checks"]
 
 
 def check(code: str, title: str) -> Callable[[CheckFn], CheckFn]:

@@ -50,6 +50,7 @@ RETAINED = {
     "breach_notices": "breach register: what the controller was told and when",
     "subprocessor_notices": "notices of sub-processor changes given to the controller",
     "offboarding_certificates": "this certificate",
+    "erasure_journal": "pseudonymous erasures a restored backup must replay (append-only)",
 }
 KEY_TABLES = ("subject_keys", "account_keys")
 DESK = frozenset({Role.DPO, Role.ADMIN, Role.SYSTEM})
@@ -264,7 +265,7 @@ def destroy_account(
         "retained": {k: RETAINED[k] for k in sorted(RETAINED)},
         "audit": {"seq": head.seq, "head_hash": head.hash},
     }
-    signature, public_key = _sign(keyring, document)
+    signature, public_key = sign_document(keyring, document)
     session.add(
         OffboardingCertificate(
             account_id=account_id,
@@ -283,7 +284,8 @@ def _delete(session: Session, table: Table, account_id: uuid.UUID) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _sign(keyring: Keyring, document: dict[str, Any]) -> tuple[str, str]:
+def sign_document(keyring: Keyring, document: dict[str, Any]) -> tuple[str, str]:
+    """Sign a certificate (off-boarding, erasure): (signature, public key), base64."""
     key = keyring.checkpoint_signing_key()
     sig = key.sign(audit.canonical(document).encode())
     return base64.b64encode(sig).decode(), audit.public_key_b64(key.public_key())

@@ -175,11 +175,14 @@ def schedule(session: Session, message: Message, mandate: Mandate | None = None)
         )
     session.add_all(rows)
     # One flush at the end (ids are made here): the portal row is inserted already delivered.
+    held = is_restricted(session, message)
     for row in rows:
         session.add(
             DeliveryEvent(account_id=row.account_id, delivery_id=row.id, at=now, status=row.status)
         )
-        if row.channel == Channel.PORTAL:
+        if held:
+            row.next_attempt_at = None  # restricted caller (Art. 18): released when lifted
+        elif row.channel == Channel.PORTAL:
             transition(session, row, Status.DELIVERED, now)
     if mandate.on_call is not None:
         start = message.created_at or now
@@ -201,6 +204,17 @@ def schedule(session: Session, message: Message, mandate: Mandate | None = None)
         details={"recipients": len(rows), "escalation": mandate.on_call is not None},
     )
     return rows
+
+
+def is_restricted(session: Session, message: Message) -> bool:
+    """Whether the message's caller is under an Art. 18 restriction: kept, not delivered."""
+    from permanence.subjects.model import Caller
+
+    with session.no_autoflush:
+        restricted = session.scalar(
+            select(Caller.restricted_at).where(Caller.id == uuid.UUID(str(message.caller_id)))
+        )
+    return restricted is not None
 
 
 # -- the client's side ------------------------------------------------------------------------

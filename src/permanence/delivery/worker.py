@@ -41,7 +41,13 @@ from permanence.delivery.ports import (
     WebhookSender,
     sms_gateway_for,
 )
-from permanence.delivery.service import escalate_due, retry_delay, signing_secrets, transition
+from permanence.delivery.service import (
+    escalate_due,
+    is_restricted,
+    retry_delay,
+    signing_secrets,
+    transition,
+)
 from permanence.errors import ValidationFailed
 from permanence.mail import Mail, Mailer, mailer_for
 from permanence.mandates.schema import EmailNotificationRecipient, Mandate, WebhookRecipient
@@ -158,6 +164,9 @@ def _claim(
     for row in rows:
         msg = session.get(Message, row.message_id)
         channel = Channel(row.channel)
+        if msg is not None and row.event == Event.NEW and is_restricted(session, msg):
+            row.next_attempt_at = None  # held until the restriction is lifted (Art. 18)
+            continue
         if channel is Channel.PORTAL:  # the portal has it as soon as it exists
             transition(session, row, Status.DELIVERED, now)
             continue

@@ -21,6 +21,8 @@ class Recording(Base):
     __table_args__ = (
         Index("ix_recordings_account_created", "account_id", "created_at"),
         Index("ix_recordings_call", "call_id"),
+        # A data subject's recordings (rights requests: lookup, access, erasure).
+        Index("ix_recordings_caller", "caller_id"),
         UniqueConstraint("account_id", "provider_sid"),
     )
 

@@ -39,7 +39,14 @@ FAILURE_WINDOW = dt.timedelta(minutes=15)
 MAX_DELAY = dt.timedelta(minutes=15)
 API_KEY_PREFIX = "pmk"
 SCOPES = frozenset(
-    {"messages:read", "messages:write", "appointments:read", "appointments:write", "calendar:read"}
+    {
+        "messages:read",
+        "messages:write",
+        "appointments:read",
+        "appointments:write",
+        "calendar:read",
+        "rights:manage",  # data-subject requests, incl. the OpenDSR API
+    }
 )
 # A dummy hash so that an unknown e-mail costs the same time as a wrong password.
 _DUMMY_HASH = hash_password("timing-equaliser-not-a-password")

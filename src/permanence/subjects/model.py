@@ -32,3 +32,5 @@ class Caller(Base):
     name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Art. 18: kept, but hidden from operators and not delivered, while restricted.
     restricted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Art. 21: the caller objected to being recorded; later calls are not recorded.
+    recording_objected_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

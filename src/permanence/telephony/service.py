@@ -156,8 +156,12 @@ def incoming(session: Session, keyring: Keyring, settings: Settings, hook: Webho
         )
         call = opened.call
         call.provider = hook.provider
+        # A caller who objected to recording (Art. 21, a rights request) is never recorded.
+        objected = opened.caller.recording_objected_at is not None
         call.recording_state = (
-            "offered" if recordings.should_record(opened.mandate, call_sid, utcnow()) else "off"
+            "offered"
+            if not objected and recordings.should_record(opened.mandate, call_sid, utcnow())
+            else "off"
         )
         calls.mark_notice_read(session, call)
         mandate = opened.mandate

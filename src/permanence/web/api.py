@@ -807,3 +807,12 @@ def stop_recording(
     with unit_of_work(rt, p, account_id, f"call:{call_id}", readonly=True) as s:
         calls.get_call(s, call_id)
     telephony.stop_recording(rt, lambda: telephony_api(rt), ctx, call_id)
+
+
+# -- data-subject rights (routes in permanence.rights.api) ---------------------------------
+
+from permanence.rights.api import router as _rights_router  # noqa: E402
+
+# Added route by route (not include_router) so that router.routes lists every route: the
+# isolation matrix walks it.
+router.routes.extend(_rights_router.routes)

@@ -95,6 +95,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
 
     app.include_router(stats_router)
     app.include_router(stats_pages)
+    from permanence.rights.api import opendsr_router
+
+    app.include_router(opendsr_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -28,7 +28,16 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
 
 # Everything else is a page (HTML for people): the API, the telephony webhooks, static files
 # and the health check answer machines.
-NOT_PAGES = ("/api/", "/telephony/", "/static/", "/healthz", "/docs", "/redoc", "/openapi.json")
+NOT_PAGES = (
+    "/api/",
+    "/opendsr/",
+    "/telephony/",
+    "/static/",
+    "/healthz",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+)
 
 
 class SecurityHeaders:

@@ -1,0 +1,257 @@
+"""Finding one data subject's records among 1,000,000 (100,000 callers, one account), and
+building an access package for a subject with 50 records.
+
+    python -m bench.rights_lookup                      # SQLite in a temporary directory
+    PERMANENCE_BENCH_DATABASE_URL=postgresql+psycopg://app@host/db \
+    PERMANENCE_BENCH_MIGRATION_URL=postgresql+psycopg://owner@host/db \
+    PERMANENCE_BENCH_APP_ROLE=app python -m bench.rights_lookup   # a disposable PostgreSQL DB
+
+The callers' identifiers are really sealed and blind-indexed (the lookup opens its candidates
+for real); the records' payloads are dummy bytes (the lookup never opens them). The baseline is
+a full scan that opens every caller's phone number and compares: what a lookup without blind
+indexes would have to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import insert, select
+from tests.factories import demo_mandate_text
+
+from bench.common import fresh_runtime
+from permanence.accounts.model import AccountKind
+from permanence.accounts.service import create_account, import_mandate, mandate_version
+from permanence.calls.model import Call
+from permanence.consents.model import Consent
+from permanence.context import AccessContext, Role
+from permanence.crypto import normalize
+from permanence.crypto.model import SubjectKey
+from permanence.db import utcnow
+from permanence.messages.model import Appointment, Message
+from permanence.rights import service as rights
+from permanence.rights.model import Kind
+from permanence.runtime import Runtime
+from permanence.subjects.model import Caller
+
+PER_CALLER = (("calls", 4), ("messages", 4), ("appointments", 1), ("consents", 1))
+
+
+def phone_of(i: int) -> str:
+    return f"+336{10_000_000 + i:08d}"
+
+
+def build(rt: Runtime, callers: int) -> tuple[uuid.UUID, uuid.UUID]:
+    admin = AccessContext(role=Role.ADMIN, reason="bench")
+    with rt.db.session(admin) as s:
+        account = create_account(
+            s, rt.keyring, slug="plomberie-durand", name="Plomberie Durand", kind=AccountKind.TRADES
+        )
+        import_mandate(s, demo_mandate_text("plomberie-durand"), account_id=account.id)
+        account_id = account.id
+    ctx = AccessContext.system("bench", account_id)
+    with rt.db.session(ctx, readonly=True) as s:
+        mandate_id = mandate_version(s, account_id)[0].id
+    now = utcnow()
+    batch = 5000
+    dummy = b"\x00" * 48
+    for start in range(0, callers, batch):
+        caller_rows: list[dict[str, Any]] = []
+        key_rows: list[dict[str, Any]] = []
+        recs: dict[str, list[dict[str, Any]]] = {k: [] for k, _ in PER_CALLER}
+        with rt.db.session(ctx) as s:
+            for i in range(start, min(start + batch, callers)):
+                cid = uuid.uuid4()
+                cipher, key_row = rt.keyring.new_subject_key(s, account_id, cid)
+                e164, bidx = rt.keyring.phone_index(s, account_id, "callers", phone_of(i))
+                key_rows.append(key_row)
+                caller_rows.append(
+                    {
+                        "id": cid,
+                        "account_id": account_id,
+                        "created_at": now,
+                        "updated_at": now,
+                        "phone_bidx": bidx,
+                        "phone_sealed": cipher.seal_text("callers", "phone", cid, e164),
+                    }
+                )
+                common = {"account_id": account_id, "caller_id": cid, "mandate_id": mandate_id}
+                for _ in range(4):
+                    recs["calls"].append({**common, "id": uuid.uuid4(), "started_at": now})
+                    recs["messages"].append(
+                        {
+                            **common,
+                            "id": uuid.uuid4(),
+                            "purpose": "intervention",
+                            "payload_sealed": dummy,
+                            "created_at": now,
+                        }
+                    )
+                recs["appointments"].append(
+                    {
+                        **common,
+                        "id": uuid.uuid4(),
+                        "purpose": "appointment",
+                        "starts_at": now,
+                        "ends_at": now,
+                        "payload_sealed": dummy,
+                        "created_at": now,
+                    }
+                )
+                recs["consents"].append(
+                    {
+                        **common,
+                        "id": uuid.uuid4(),
+                        "purpose": "satisfaction",
+                        "wording_version": "2025-1",
+                        "channel": "voice",
+                        "given_at": now,
+                    }
+                )
+            s.execute(insert(SubjectKey), key_rows)
+            s.execute(insert(Caller), caller_rows)
+            for model, name in ((Call, "calls"), (Message, "messages")):
+                s.execute(insert(model), recs[name])
+            s.execute(insert(Appointment), recs["appointments"])
+            s.execute(insert(Consent), recs["consents"])
+    return account_id, mandate_id
+
+
+def full_scan(rt: Runtime, account_id: uuid.UUID, phone: str) -> int:
+    """The baseline: open every caller's phone number and compare."""
+    wanted = normalize.phone_e164(phone)
+    found = 0
+    with rt.db.session(AccessContext.system("bench", account_id), readonly=True) as s:
+        for caller in s.scalars(select(Caller).where(Caller.account_id == account_id)):
+            cipher = rt.keyring.cipher(s, account_id, caller.id)
+            if (
+                caller.phone_sealed
+                and cipher.open_text("callers", "phone", caller.id, caller.phone_sealed) == wanted
+            ):
+                found += 1
+    return found
+
+
+def rich_subject(rt: Runtime, account_id: uuid.UUID) -> uuid.UUID:
+    """A caller with 50 records whose payloads are really sealed (the package opens them)."""
+    from tests.factories import ensure_trained_operator
+
+    from permanence.messages import service as messages
+    from permanence.subjects import service as subjects
+
+    op = ensure_trained_operator(rt)
+    ctx = AccessContext(role=Role.OPERATOR, reason="bench", actor_id=op, account_id=account_id)
+    with rt.db.session(ctx) as s:
+        caller, _ = subjects.register(
+            s,
+            rt.keyring,
+            subjects.Identity(
+                first_name="Camille", last_name="Martin", phone="0199001234", email="c@exemple.fr"
+            ),
+        )
+        for n in range(30):
+            messages.take_message(
+                s,
+                rt.keyring,
+                caller_id=caller.id,
+                purpose="intervention",
+                values={
+                    "last_name": "Martin",
+                    "phone": "0199001234",
+                    "address": "1 rue A, 44000 Nantes",
+                    "urgency": "à planifier",
+                    "description": f"Fuite numéro {n}",
+                },
+            )
+        now = utcnow()
+        mandate_id = mandate_version(s, account_id)[0].id
+        for _ in range(20):
+            s.add(
+                Call(
+                    id=uuid.uuid4(),
+                    account_id=account_id,
+                    caller_id=caller.id,
+                    mandate_id=mandate_id,
+                    started_at=now,
+                )
+            )
+        return caller.id
+
+
+def access_package(rt: Runtime, account_id: uuid.UUID, caller_id: uuid.UUID) -> float:
+    ctx = AccessContext(
+        role=Role.CLIENT, reason="bench", actor_id=uuid.uuid4(), account_id=account_id
+    )
+    outbox = rights.Outbox.from_settings(rt.settings)
+    with rt.db.session(ctx) as s:
+        req = rights.submit(
+            s,
+            rt.keyring,
+            rights.Intake(
+                kind=Kind.ACCESS,
+                requester=rights.Requester(phone="0199001234"),
+                verified_by_controller=True,
+            ),
+        )
+        request_id = req.id
+    t0 = time.perf_counter()
+    done = rights.run_execute(rt, outbox, ctx, request_id)
+    elapsed = time.perf_counter() - t0
+    assert done.outcome["messages"] == 30 and done.outcome["calls"] == 20, done.outcome
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--callers", type=int, default=100_000)
+    ap.add_argument("--lookups", type=int, default=50)
+    args = ap.parse_args()
+    url = os.environ.get("PERMANENCE_BENCH_DATABASE_URL")
+    rt, _tmp = fresh_runtime(url)
+    backend = "PostgreSQL" if rt.db.is_postgres else "SQLite"
+    t0 = time.perf_counter()
+    account_id, _mid = build(rt, args.callers)
+    records = args.callers * sum(n for _, n in PER_CALLER)
+    print(
+        f"[{backend}] fixture: {args.callers:,} callers, {records:,} records "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+    ctx = AccessContext.system("bench", account_id)
+    rng = random.Random(7)
+    timings = []
+    for _ in range(args.lookups):
+        i = rng.randrange(args.callers)
+        t = time.perf_counter()
+        with rt.db.session(ctx, readonly=True) as s:
+            found = rights.find_records(s, rt.keyring, phone=phone_of(i))
+        timings.append(time.perf_counter() - t)
+        assert len(found) == 1 and len(found[0].messages) == 4, len(found)
+    median = statistics.median(timings)
+    t = time.perf_counter()
+    scanned = full_scan(rt, account_id, phone_of(rng.randrange(args.callers)))
+    scan = time.perf_counter() - t
+    assert scanned == 1
+    print(
+        f"[{backend}] lookup by phone (blind index + records by caller id): "
+        f"median {median * 1000:.1f} ms, max {max(timings) * 1000:.1f} ms over {len(timings)}"
+    )
+    print(
+        f"[{backend}] full scan opening all {args.callers:,} callers: {scan * 1000:.0f} ms "
+        f"(one run); ratio full scan / lookup = {scan / median:,.0f}x"
+    )
+    caller = rich_subject(rt, account_id)
+    pkg = access_package(rt, account_id, caller)
+    print(f"[{backend}] access package for a subject with 50 records: {pkg * 1000:.0f} ms")
+    print(f"{'PASS' if median < 0.050 else 'FAIL'} lookup median < 50 ms ({backend})")
+    print(f"{'PASS' if pkg < 1.0 else 'FAIL'} access package < 1 s ({backend})")
+    rt.close()
+
+
+if __name__ == "__main__":
+    main()
