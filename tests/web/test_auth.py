@@ -110,3 +110,13 @@ def test_roles_are_enforced(world: World) -> None:
     r = client.post("/api/v1/calls", json={"dialled": "+33478000001"})
     assert r.status_code == 403
     assert world.client_medical.role is Role.CLIENT
+
+
+def test_a_nul_character_anywhere_is_a_clear_422(world: World) -> None:
+    c = world.client()
+    r = c.post("/api/v1/auth/login", json={"email": "a\u0000@b.fr", "password": "x" * 10})
+    assert r.status_code == 422
+    assert "NUL" in r.json()["message"]
+    assert c.get("/api/v1/accounts", params={"x": "a\x00b"}).status_code == 422
+    form = c.post("/connexion", data={"email": "a\x00b", "password": "y"})
+    assert form.status_code == 422

@@ -17,6 +17,7 @@ from permanence.errors import PermanenceError, ValidationFailed
 from permanence.runtime import Runtime
 from permanence.staff.auth import TooManyAttempts
 from permanence.web import api, pages
+from permanence.web.inputs import RejectNulCharacters
 from permanence.web.security import SecurityHeaders
 
 log = logging.getLogger("permanence.web")
@@ -88,8 +89,12 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
 
     app.include_router(telephony_router)
     app.include_router(pages.router)
+    from permanence.web.pages.rights import router as rights_pages
+
+    app.include_router(rights_pages)
     app.mount("/static", StaticFiles(packages=[("permanence.web", "static")]), name="static")
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RejectNulCharacters)
     from permanence.stats.api import router as stats_router
     from permanence.stats.pages import router as stats_pages
 

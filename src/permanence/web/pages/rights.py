@@ -1,0 +1,83 @@
+"""Rights requests in the pages: the client's own (portal) and every account's (DPO desk),
+each with its countdown to the due date (Art. 12(3)); overdue ones first and marked."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from permanence.accounts import service as accounts
+from permanence.context import Role
+from permanence.db import utcnow
+from permanence.rights import clock
+from permanence.rights import service as rights
+from permanence.rights.model import RightsRequest
+from permanence.web.deps import CurrentRuntime, unit_of_work
+from permanence.web.pages.render import Viewer, render, roles
+
+router = APIRouter(include_in_schema=False)
+Client = Annotated[Viewer, roles(Role.CLIENT)]
+Desk = Annotated[Viewer, roles(Role.DPO, Role.ADMIN)]
+
+KINDS = {
+    "access": "accès",
+    "rectification": "rectification",
+    "erasure": "effacement",
+    "restriction": "limitation",
+    "objection": "opposition",
+    "portability": "portabilité",
+}
+SOURCES = {"client": "le client", "staff": "au téléphone", "opendsr": "système du client"}
+STATES = {
+    "received": "reçue",
+    "verifying": "vérification",
+    "waiting_info": "en attente d'informations",
+    "verified": "vérifiée",
+    "completed": "traitée",
+    "refused": "refusée",
+    "cancelled": "annulée",
+}
+Row = tuple[str | None, RightsRequest, int, bool]
+
+
+def _rows(requests: list[RightsRequest], account: str | None) -> list[Row]:
+    now = utcnow()
+    return [(account, r, clock.days_left(r.due_at, now), rights.is_closed(r)) for r in requests]
+
+
+def _page(
+    request: Request, viewer: Viewer, template: str, rows: list[Row], *, show_account: bool
+) -> Response:
+    return render(
+        request,
+        template,
+        viewer,
+        rows=rows,
+        kinds=KINDS,
+        sources=SOURCES,
+        states=STATES,
+        show_account=show_account,
+    )
+
+
+@router.get("/portail/droits", response_class=HTMLResponse)
+def portal_rights(request: Request, viewer: Client, rt: CurrentRuntime) -> Response:
+    account_id = viewer.principal.account_id
+    assert account_id is not None
+    with unit_of_work(rt, viewer.principal, account_id, "portal:rights", readonly=True) as s:
+        rows = _rows(rights.list_requests(s), None)
+    return _page(request, viewer, "portal/rights.html", rows, show_account=False)
+
+
+@router.get("/dpo/droits", response_class=HTMLResponse)
+def desk_rights(request: Request, viewer: Desk, rt: CurrentRuntime) -> Response:
+    with rt.db.session(viewer.context("dpo:rights"), readonly=True) as s:
+        every = [(a.id, a.name) for a in accounts.list_accounts(s)]
+    rows: list[Row] = []
+    for account_id, name in every:
+        with unit_of_work(rt, viewer.principal, account_id, "dpo:rights", readonly=True) as s:
+            rows += _rows(rights.list_requests(s, open_only=True), name)
+    rows.sort(key=lambda row: (row[3], row[2]))  # open first, then the least time left
+    return _page(request, viewer, "dpo/rights.html", rows, show_account=True)
