@@ -110,20 +110,7 @@ def identity(
     require_trained(session, ctx)
     if caller.restricted_at is not None and ctx.role.value == "operator":
         raise PermissionDenied("processing of this caller's data is restricted (Art. 18)")
-    cipher = keyring.cipher(session, caller.account_id, caller.id)
-    name = (
-        cipher.open_json(TABLE, "name", caller.id, caller.name_sealed) if caller.name_sealed else {}
-    )
-    ident = Identity(
-        first_name=name.get("first"),
-        last_name=name.get("last"),
-        phone=cipher.open_text(TABLE, "phone", caller.id, caller.phone_sealed)
-        if caller.phone_sealed
-        else None,
-        email=cipher.open_text(TABLE, "email", caller.id, caller.email_sealed)
-        if caller.email_sealed
-        else None,
-    )
+    ident = _opened(caller, keyring.cipher(session, caller.account_id, caller.id))
     if audited:
         audit.record(session, "subject.read", "caller", caller.id, subject_id=caller.id)
     return ident
@@ -176,25 +163,29 @@ def find(
     return matches
 
 
+def _opened(caller: Caller, cipher: SubjectCipher) -> Identity:
+    """The caller's sealed identifiers, opened (no check, no audit: callers of this do both)."""
+    name = (
+        cipher.open_json(TABLE, "name", caller.id, caller.name_sealed) if caller.name_sealed else {}
+    )
+    return Identity(
+        first_name=name.get("first"),
+        last_name=name.get("last"),
+        phone=cipher.open_text(TABLE, "phone", caller.id, caller.phone_sealed)
+        if caller.phone_sealed
+        else None,
+        email=cipher.open_text(TABLE, "email", caller.id, caller.email_sealed)
+        if caller.email_sealed
+        else None,
+    )
+
+
 def _matches(caller: Caller, cipher: SubjectCipher, wanted: dict[str, str]) -> bool:
-    for column, value in wanted.items():
-        if column == "phone":
-            if (
-                not caller.phone_sealed
-                or cipher.open_text(TABLE, "phone", caller.id, caller.phone_sealed) != value
-            ):
-                return False
-        elif column == "email":
-            if (
-                not caller.email_sealed
-                or cipher.open_text(TABLE, "email", caller.id, caller.email_sealed) != value
-            ):
-                return False
-        else:
-            if not caller.name_sealed:
-                return False
-            parts = cipher.open_json(TABLE, "name", caller.id, caller.name_sealed)
-            full = " ".join(p for p in (parts.get("first"), parts.get("last")) if p)
-            if normalize.name(full) != value:
-                return False
-    return True
+    """Whether the candidate's identifiers equal every wanted (normalised) value."""
+    ident = _opened(caller, cipher)
+    stored = {
+        "phone": ident.phone,  # sealed in E.164 already
+        "email": ident.email,  # sealed normalised already
+        "name": normalize.name(ident.full_name) if ident.full_name else None,
+    }
+    return all(stored[column] == value for column, value in wanted.items())
