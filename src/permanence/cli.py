@@ -421,11 +421,9 @@ def breach_scope(
     """Scope a breach to what one staff account read in a window (from the audit log)."""
     import datetime as dt
 
-    from sqlalchemy import select
-
     from permanence.breaches import service as breaches
     from permanence.context import AccessContext
-    from permanence.staff.model import User
+    from permanence.errors import ValidationFailed
 
     t1, t2 = _parse_when(start, "--from"), _parse_when(end, "--to")
     assert isinstance(t1, dt.datetime) and isinstance(t2, dt.datetime)
@@ -433,9 +431,10 @@ def breach_scope(
     try:
         with rt.db.session(AccessContext.system("cli:breach")) as s:
             b = breaches.breach_by_reference(s, reference)
-            actor = s.scalars(select(User.id).where(User.email == actor_email.lower())).first()
-            if actor is None:
-                fail("no user with this e-mail address")
+            try:
+                actor = breaches.user_by_email(s, actor_email)
+            except ValidationFailed as exc:
+                fail(exc.message)
             scope = breaches.scope_to_actor(s, b.id, actor_id=actor, start=t1, end=t2)
             typer.echo(
                 f"{reference}: {len(scope.subjects)} caller(s) in {len(scope.accounts)} account(s)"

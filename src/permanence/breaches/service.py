@@ -31,13 +31,14 @@ from permanence.breaches.model import (
     BreachSubject,
     BreachSupplement,
 )
-from permanence.context import Role
+from permanence.context import STAFF_ROLES, Role
 from permanence.contracts.service import controller_recipients
 from permanence.db import acting_for, ctx_of, utcnow
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from permanence.mail import Mail, Mailer
 from permanence.pii import STRUCTURED_TYPES, detect
 from permanence.render import paris, render
+from permanence.staff.model import User
 
 DATA_CATEGORIES = {
     "identity": "identité (nom, prénom)",
@@ -95,6 +96,35 @@ _REQUIRED_LABELS = {
 DESK_ROLES = frozenset({Role.DPO, Role.ADMIN, Role.SYSTEM})
 
 
+class BreachRefused(ValidationFailed):
+    """A refusal of the register. ``key`` names it for the desk pages, which say it in the
+    reader's language; the message stays English for the API, the command line and the logs.
+    ``field`` names the field concerned, ``types`` the kinds of personal data found (never the
+    data itself), ``fields`` the Art. 33(3) contents still missing."""
+
+    def __init__(
+        self,
+        key: str,
+        message: str,
+        *,
+        problems: list[str] | None = None,
+        field: str = "",
+        types: Sequence[str] = (),
+        fields: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, problems)
+        self.key, self.field = key, field
+        self.types, self.fields = list(types), list(fields)
+
+
+class BreachConflict(Conflict):
+    """The breach's state forbids the action (closed, already notified…); ``key`` as above."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def _require_desk(session: Session) -> uuid.UUID | None:
     ctx = ctx_of(session)
     if ctx.role not in DESK_ROLES:
@@ -108,8 +138,13 @@ def _screen(name: str, value: str) -> str:
     kinds = STRUCTURED_TYPES - ({"EMAIL"} if name == "contact_point" else set())
     found = detect(value, kinds)
     if found:
-        types = ", ".join(sorted({e.type for e in found}))
-        raise ValidationFailed(f"{name} contains personal data ({types}): describe, do not quote")
+        types = sorted({e.type for e in found})
+        raise BreachRefused(
+            "personal_data",
+            f"{name} contains personal data ({', '.join(types)}): describe, do not quote",
+            field=name,
+            types=types,
+        )
     return value
 
 
@@ -117,15 +152,16 @@ def _codes(name: str, values: Iterable[str], allowed: dict[str, str]) -> str:
     codes = sorted(set(values))
     unknown = [c for c in codes if c not in allowed]
     if unknown:
-        raise ValidationFailed(
-            f"unknown {name}: {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
+        raise BreachRefused(
+            "unknown_code",
+            f"unknown {name}: {', '.join(unknown)}; known: {', '.join(sorted(allowed))}",
         )
     return json.dumps(codes)
 
 
 def _aware(value: dt.datetime, name: str) -> dt.datetime:
     if value.tzinfo is None:
-        raise ValidationFailed(f"{name} needs a time zone")
+        raise BreachRefused("no_time_zone", f"{name} needs a time zone", field=name)
     return value.astimezone(dt.UTC)
 
 
@@ -141,7 +177,7 @@ def open_breach(
     actor = _require_desk(session)
     aware = _aware(aware_at, "aware_at")
     if aware > utcnow() + dt.timedelta(minutes=5):
-        raise ValidationFailed("aware_at is in the future")
+        raise BreachRefused("future", "aware_at is in the future", field="aware_at")
     year = aware.year
     count = session.scalar(
         select(func.count()).select_from(Breach).where(Breach.reference.like(f"V-{year}-%"))
@@ -203,7 +239,7 @@ def update_contents(
     actor = _require_desk(session)
     breach = get_breach(session, breach_id)
     if breach.status == "closed":
-        raise Conflict("this breach is closed")
+        raise BreachConflict("closed", "this breach is closed")
     new: dict[str, object] = {}
     for name, value in (
         ("nature", nature),
@@ -222,7 +258,7 @@ def update_contents(
     for name, number in (("approx_subjects", approx_subjects), ("approx_records", approx_records)):
         if number is not None:
             if number < 0:
-                raise ValidationFailed(f"{name} cannot be negative")
+                raise BreachRefused("negative", f"{name} cannot be negative", field=name)
             new[name] = number
     if occurred_from is not None:
         new["occurred_from"] = _aware(occurred_from, "occurred_from")
@@ -254,17 +290,49 @@ def update_contents(
     return changed
 
 
-def missing_contents(breach: Breach) -> list[str]:
-    """What Art. 33(3) still needs before a notification can go out (empty when complete)."""
+def missing_fields(breach: Breach) -> list[str]:
+    """The names of the Art. 33(3) contents still empty (empty when complete)."""
     out = []
     for name in CONTENT_FIELDS:
         value = getattr(breach, name)
         if value is None or value == "" or value == "[]":
-            out.append(_REQUIRED_LABELS[name])
+            out.append(name)
     return out
 
 
+def missing_contents(breach: Breach) -> list[str]:
+    """What Art. 33(3) still needs before a notification can go out (empty when complete)."""
+    return [_REQUIRED_LABELS[name] for name in missing_fields(breach)]
+
+
 # -- scope --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    id: uuid.UUID
+    display_name: str
+    role: str
+    active: bool
+
+
+def staff_members(session: Session) -> list[StaffMember]:
+    """The staff accounts a breach can be scoped to, deactivated ones included (a compromised
+    account is usually deactivated before its reads are looked at)."""
+    _require_desk(session)
+    rows = session.scalars(
+        select(User).where(User.role.in_(list(STAFF_ROLES))).order_by(User.display_name)
+    )
+    return [StaffMember(u.id, u.display_name, u.role.value, u.active) for u in rows]
+
+
+def user_by_email(session: Session, email: str) -> uuid.UUID:
+    """The id of the user with this e-mail address (the command line names actors so)."""
+    _require_desk(session)
+    found = session.scalars(select(User.id).where(User.email == email.strip().lower())).first()
+    if found is None:
+        raise BreachRefused("unknown_actor", "no user with this e-mail address", field="actor")
+    return found
 
 
 @dataclass(frozen=True)
@@ -300,7 +368,7 @@ def reads_by_actor(
     """
     start, end = _aware(start, "start"), _aware(end, "end")
     if end <= start:
-        raise ValidationFailed("the end of the window must be after its start")
+        raise BreachRefused("window", "the end of the window must be after its start", field="end")
     rows = session.execute(
         select(AuditEntry.subject_id, AuditEntry.ts, AuditEntry.body)
         .where(
@@ -346,6 +414,8 @@ def scope_to_actor(
     """
     _require_desk(session)
     breach = get_breach(session, breach_id)
+    if session.get(User, actor_id) is None:
+        raise BreachRefused("unknown_actor", "no such user", field="actor")
     scope = reads_by_actor(session, actor_id, start, end)
     breach.scope_actor_id, breach.scope_from, breach.scope_to = actor_id, scope.start, scope.end
     by_account: dict[uuid.UUID, list[ScopedSubject]] = {}
@@ -445,7 +515,7 @@ def add_account(
     if session.get(Account, account_id) is None:
         raise NotFound("no such account")
     if subjects < 0 or records < 0:
-        raise ValidationFailed("counts cannot be negative")
+        raise BreachRefused("negative", "counts cannot be negative")
     with acting_for(session, account_id):
         _set_account_counts(session, breach, account_id, subjects=subjects, records=records)
         audit.record(
@@ -488,16 +558,20 @@ def decide(
     breach = get_breach(session, breach_id)
     if decision == "notify":
         if reason:
-            raise ValidationFailed("a decision to notify takes no reason")
+            raise BreachRefused("reason_not_taken", "a decision to notify takes no reason")
     elif decision == "not_notified":
         if reason not in NOT_NOTIFIED_REASONS:
-            raise ValidationFailed(
-                "not notifying needs a reason: one of " + ", ".join(NOT_NOTIFIED_REASONS)
+            raise BreachRefused(
+                "reason_needed",
+                "not notifying needs a reason: one of " + ", ".join(NOT_NOTIFIED_REASONS),
+                field="reason",
             )
         if _any_notice(session, breach):
-            raise Conflict("controllers were already notified of this breach")
+            raise BreachConflict(
+                "already_notified", "controllers were already notified of this breach"
+            )
     else:
-        raise ValidationFailed("decision must be notify or not_notified")
+        raise BreachRefused("bad_decision", "decision must be notify or not_notified")
     breach.decision, breach.not_notified_reason = decision, reason
     audit.record(
         session, "breach.decide", "breach", breach.id, details={"decision": decision, "why": reason}
@@ -511,9 +585,13 @@ def decide_subjects(
     _require_desk(session)
     breach = get_breach(session, breach_id)
     if decision == "not_required" and reason not in SUBJECTS_REASONS:
-        raise ValidationFailed("give the reason: one of " + ", ".join(SUBJECTS_REASONS))
+        raise BreachRefused(
+            "reason_needed",
+            "give the reason: one of " + ", ".join(SUBJECTS_REASONS),
+            field="subjects_reason",
+        )
     if decision not in {"communicate", "not_required"}:
-        raise ValidationFailed("decision must be communicate or not_required")
+        raise BreachRefused("bad_decision", "decision must be communicate or not_required")
     breach.subjects_decision = decision
     breach.subjects_reason = reason if decision == "not_required" else None
     audit.record(
@@ -529,7 +607,7 @@ def close(session: Session, breach_id: uuid.UUID) -> None:
     _require_desk(session)
     breach = get_breach(session, breach_id)
     if breach.decision == "pending":
-        raise Conflict("decide whether to notify before closing the breach")
+        raise BreachConflict("decide_first", "decide whether to notify before closing the breach")
     breach.status, breach.closed_at = "closed", utcnow()
     audit.record(session, "breach.close", "breach", breach.id)
 
@@ -660,15 +738,20 @@ def notify_controllers(
     actor = _require_desk(session)
     breach = get_breach(session, breach_id)
     if breach.decision == "not_notified":
-        raise Conflict("this breach was documented as not to be notified")
-    missing = missing_contents(breach)
+        raise BreachConflict("not_to_notify", "this breach was documented as not to be notified")
+    missing = missing_fields(breach)
     if missing:
-        raise ValidationFailed(
-            "the notification cannot go out: Art. 33(3) contents are missing", problems=missing
+        raise BreachRefused(
+            "contents_missing",
+            "the notification cannot go out: Art. 33(3) contents are missing",
+            problems=[_REQUIRED_LABELS[name] for name in missing],
+            fields=missing,
         )
     impacts = _impacts(session, breach)
     if not impacts:
-        raise ValidationFailed("no affected account: scope the breach or add accounts first")
+        raise BreachRefused(
+            "no_account", "no affected account: scope the breach or add accounts first"
+        )
     sent_at = now or utcnow()
     breach.decision = "notify"
     sent: list[BreachNotice] = []
@@ -723,16 +806,16 @@ def notify_controllers(
     return sent
 
 
-def notices_for_account(session: Session) -> list[BreachNotice]:
-    """The client's portal: breach notifications sent to the context's account."""
+def notices_for_account(session: Session, reference: str | None = None) -> list[BreachNotice]:
+    """The client's portal: breach notifications sent to the context's account (those of one
+    breach when ``reference`` is given: the link of the e-mail)."""
     account_id = ctx_of(session).require_account()
-    return list(
-        session.scalars(
-            select(BreachNotice)
-            .where(BreachNotice.account_id == account_id)
-            .order_by(BreachNotice.sent_at.desc())
+    query = select(BreachNotice).where(BreachNotice.account_id == account_id)
+    if reference is not None:
+        query = query.join(Breach, Breach.id == BreachNotice.breach_id).where(
+            Breach.reference == reference
         )
-    )
+    return list(session.scalars(query.order_by(BreachNotice.sent_at.desc())))
 
 
 def affected_subjects(session: Session, breach_id: uuid.UUID) -> list[BreachSubject]:
@@ -761,6 +844,8 @@ class AccountImpact:
     controller_clock: Clock
     cnil_clock: Clock
     notices: int
+    # The notices sent to this controller, one per phase, oldest first.
+    sent: tuple[BreachNotice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -810,15 +895,14 @@ def _view(session: Session, breach: Breach, now: dt.datetime) -> BreachView:
         account = session.get(Account, account_id)
         assert account is not None
         with acting_for(session, account_id):
-            notices = (
-                session.scalar(
-                    select(func.count())
-                    .select_from(BreachNotice)
+            sent = tuple(
+                session.scalars(
+                    select(BreachNotice)
                     .where(
                         BreachNotice.breach_id == breach.id, BreachNotice.account_id == account_id
                     )
+                    .order_by(BreachNotice.phase)
                 )
-                or 0
             )
         impacts.append(
             AccountImpact(
@@ -830,7 +914,8 @@ def _view(session: Session, breach: Breach, now: dt.datetime) -> BreachView:
                 row.notified_at,
                 controller_clock(breach.aware_at, row.notified_at),
                 cnil_clock(breach.aware_at, row.notified_at),
-                notices,
+                len(sent),
+                sent,
             )
         )
     impacts.sort(key=lambda i: i.slug)
