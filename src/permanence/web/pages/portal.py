@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from permanence.accounts import service as accounts
@@ -20,7 +20,7 @@ from permanence.breaches import service as breaches
 from permanence.calls import service as calls
 from permanence.context import Role
 from permanence.contracts import service as contracts
-from permanence.errors import Conflict, PermissionDenied, ValidationFailed
+from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from permanence.mandates.forms import form_for
 from permanence.messages import agenda, export
 from permanence.messages import service as messages
@@ -261,7 +261,25 @@ def breach_notices(request: Request, viewer: Client, rt: CurrentRuntime) -> Resp
         rt, viewer.principal, _account(viewer), "portal:breaches", readonly=True
     ) as s:
         notices = breaches.notices_for_account(s)
-    return render(request, "portal/breaches.html", viewer, notices=notices)
+    return render(request, "portal/breaches.html", viewer, notices=notices, reference=None)
+
+
+@router.get("/violations/{reference}", response_class=HTMLResponse)
+def breach_notices_of_one(
+    request: Request,
+    reference: Annotated[str, Path(pattern=r"^V-\d{4}-\d{3,6}$")],
+    viewer: Client,
+    rt: CurrentRuntime,
+) -> Response:
+    """The notices of one breach (the link the notification e-mail carries); 404 when none was
+    sent to this client."""
+    with unit_of_work(
+        rt, viewer.principal, _account(viewer), "portal:breaches", readonly=True
+    ) as s:
+        notices = breaches.notices_for_account(s, reference)
+    if not notices:
+        raise NotFound("no notice of this breach for this account")
+    return render(request, "portal/breaches.html", viewer, notices=notices, reference=reference)
 
 
 @router.get("/contrat", response_class=HTMLResponse)
