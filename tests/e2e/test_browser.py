@@ -247,3 +247,57 @@ def test_the_interface_speaks_english_when_asked(world: World, server: str, brow
     assert b.page.locator("html").get_attribute("lang") == "en"
     b.check()
     b.close()
+
+
+def test_the_dpo_works_a_breach_from_the_desk(world: World, server: str, browser: Any) -> None:
+    """Open (a nature quoting a phone number is refused, then fixed), add the client, describe,
+    decide, preview the notice, notify: with the keyboard-reachable forms, axe on each state."""
+    from playwright.sync_api import expect
+
+    dpo = Browser(browser, server)
+    dpo.sign_in(world.dpo)
+    page = dpo.page
+    page.get_by_role("link", name="Ouvrir une violation").first.click()
+    expect(page.get_by_role("heading", name="Ouvrir une violation")).to_be_visible()
+    assert page.get_by_label("Connue depuis le (heure de Paris)").input_value()  # now
+    page.get_by_label("Nature de la violation").fill(
+        f"Message transféré par erreur, rappeler le {CALLER_PHONE}"
+    )
+    page.get_by_role("button", name="Ouvrir la violation").click()
+    expect(page.get_by_role("alert")).to_contain_text("contient des données personnelles")
+    dpo.check()
+    page.get_by_label("Nature de la violation").fill(
+        "Ordinateur portable d'une opératrice volé, session ouverte"
+    )
+    page.get_by_role("button", name="Ouvrir la violation").click()
+    expect(page.get_by_role("status")).to_contain_text("La violation est ouverte")
+    dpo.check()
+
+    page.get_by_label("Client", exact=True).select_option(label="Plomberie Durand")
+    page.get_by_label("Personnes concernées (environ)").fill("12")
+    page.get_by_label("Enregistrements concernés (environ)").fill("30")
+    page.get_by_role("button", name="Ajouter le client").click()
+    expect(page.get_by_role("status")).to_contain_text("Client ajouté")
+    for label in ("identité (nom, prénom)", "coordonnées (téléphone, e-mail)", "appelants"):
+        page.get_by_label(label, exact=True).check()
+    page.get_by_label("Point de contact").fill("dpo@permanence.example")
+    page.get_by_label("Conséquences probables").fill("Risque d'appels frauduleux")
+    page.get_by_label("Mesures prises ou envisagées").fill("Sessions fermées, poste effacé")
+    page.get_by_role("button", name="Enregistrer le contenu").click()
+    expect(page.locator("#etat").locator("..")).to_contain_text("Le contenu est complet.")
+    page.get_by_label("à notifier : les clients sont prévenus").check()
+    page.get_by_role("button", name="Enregistrer la décision").first.click()
+    expect(page.get_by_role("status")).to_contain_text("Décision enregistrée")
+    dpo.check("dpo-breach")
+
+    page.get_by_role("link", name="Aperçu de l’avis à Plomberie Durand").click()
+    expect(page.locator("body")).to_contain_text("article 33(2)")
+    dpo.check()
+    page.get_by_role("link", name=re.compile("Retour à la violation")).click()
+    page.get_by_role("button", name="Notifier les clients (phase 1)").click()
+    expect(page.get_by_role("status")).to_contain_text("1 avis envoyé(s).")
+    expect(page.locator("#avis-envoyes")).to_contain_text("Plomberie Durand")
+    dpo.check()
+    assert not dpo.csp_errors
+    assert not any(CALLER_PHONE in u or "06%2012" in u for u in dpo.urls)
+    dpo.close()

@@ -1,8 +1,6 @@
 """The DPO desk: the audit log (filter, verify the chain), the staff's training status, the
-breach register with its clocks, the Art. 30 record and the compliance checks.
-
-Working a breach (opening, scoping, notifying) stays with the governance commands and API
-for now; rights requests join this desk with the feature that provides them.
+Art. 30 record and the compliance checks. The breach register and the work on a breach are
+in `pages/breaches.py`; rights requests in `pages/rights.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from permanence.audit import service as audit
-from permanence.breaches import service as breaches
 from permanence.compliance import art30, checks, report
 from permanence.context import Role
 from permanence.db import utcnow
@@ -183,15 +180,6 @@ def training_status(request: Request, viewer: TrainingViewer, rt: CurrentRuntime
 
 Desk = Annotated[Viewer, roles(Role.DPO, Role.ADMIN)]
 DeskForm = Annotated[Viewer, roles(Role.DPO, Role.ADMIN, form=True)]
-
-
-@router.get("/violations", response_class=HTMLResponse)
-def breach_register(request: Request, viewer: Desk, rt: CurrentRuntime) -> Response:
-    """The breach register (Art. 33(5)) with its clocks: 24 h to tell each controller (our
-    target), 72 h for the controller to notify the CNIL (Art. 33(1))."""
-    with rt.db.session(viewer.context("dpo:breaches"), readonly=True) as s:
-        views = breaches.register(s)
-    return render(request, "dpo/breaches.html", viewer, views=views, now=utcnow())
 
 
 @router.get("/registre-art30", response_class=HTMLResponse)
