@@ -186,6 +186,7 @@ def test_a_screened_nature_a_bad_date_and_a_future_date_are_refused_and_nothing_
     assert 'id="nature"' in r.text and 'aria-invalid="true"' in r.text
     for prise, expected in (
         ("hier soir", "saisissez une date et une heure"),
+        ("0001-01-01T00:00", "saisissez une date et une heure"),
         ("", "est obligatoire"),
         (local(dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)), "ne peut pas être dans le futur"),
     ):
@@ -243,6 +244,8 @@ def test_refusals_on_a_breach_are_said_in_french_and_write_nothing(world: World)
     assert "camille" not in said
     r = dpo.post(f"{base}/contenu", data={**CONTENTS, "nb_personnes": "douze", "csrf_token": csrf})
     assert r.status_code == 422 and "saisissez un nombre entier" in alert(r.text)
+    r = dpo.post(f"{base}/contenu", data={**CONTENTS, "nb_personnes": "9" * 30, "csrf_token": csrf})
+    assert r.status_code == 422 and "ce nombre est trop grand" in alert(r.text)
     # Notifying with nothing described: the missing Art. 33(3) items are named.
     r = dpo.post(f"{base}/notifier", data={"csrf_token": csrf})
     assert r.status_code == 422

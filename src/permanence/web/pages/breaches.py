@@ -38,6 +38,7 @@ DeskForm = Annotated[Viewer, roles(Role.DPO, Role.ADMIN, form=True)]
 Ref = Annotated[str, Path(pattern=r"^(V-\d{4}-\d{3,6}|[0-9a-fA-F-]{32,36})$")]
 TEXT = 4000  # the longest free text a field of the register takes from a form
 SHORT = 40  # dates, numbers, codes and ids
+MAX_COUNT = 1_000_000_000  # people or records: beyond, a typo (and a database integer's range)
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,13 @@ def _when(value: str, name: str, *, required: bool = False) -> dt.datetime | Non
         return None
     try:
         parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=TIMEZONE)
+        # Year 1 in Paris is before year 1 in UTC: out of range, like any typo of the year.
+        if not 1970 <= parsed.astimezone(dt.UTC).year <= 2999:
+            raise ValueError(value)
+    except (ValueError, OverflowError):
         raise breaches.BreachRefused("bad_date", f"{name} is not a date", field=name) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=TIMEZONE)
     return parsed
 
 
@@ -81,11 +85,14 @@ def _number(value: str, name: str) -> int | None:
     if not value:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise breaches.BreachRefused(
             "bad_number", f"{name} is not a whole number", field=name
         ) from None
+    if number > MAX_COUNT:
+        raise breaches.BreachRefused("too_large", f"{name} is too large", field=name)
+    return number
 
 
 def _find(s: Session, reference: str) -> Breach:
