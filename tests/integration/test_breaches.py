@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import time
 import uuid
 
 import pytest
 
 from permanence.breaches import service as breaches
+from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.db import utcnow
 from permanence.errors import Conflict, PermissionDenied, ValidationFailed
@@ -17,7 +20,7 @@ from permanence.runtime import Runtime
 from permanence.staff.model import User
 from permanence.staff.training import record_training, sign_undertaking
 from permanence.subjects import service as subjects
-from tests.conftest import SmtpSink
+from tests.conftest import SmtpSink, cli_env
 from tests.factories import ctx_for, make_account, make_caller
 
 DPO = AccessContext(role=Role.DPO, reason="breach", actor_id=uuid.uuid4())
@@ -201,3 +204,39 @@ def test_drafts_are_french_and_name_the_controller(rt: Runtime) -> None:
     assert callers.text.startswith("Madame, Monsieur")
     assert "secretariat@cabinet-lefevre.example" in callers.text  # the controller's contact
     assert "CNIL" in callers.text
+
+
+def test_the_command_line_scopes_by_e_mail_through_the_service(
+    rt: Runtime, settings: Settings
+) -> None:
+    """`breach open` then `breach scope --actor-email`: an unknown address is a clear error,
+    a known one scopes (the e-mail lookup is the service's `user_by_email`)."""
+    account = make_account(rt)
+    caller = make_caller(rt, account.id)
+    operator = _trained_operator(rt)
+    t1 = _tick()
+    _read(rt, account.id, operator, caller)
+    t2 = _tick()
+    env = cli_env(settings)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "permanence", "breach", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert "Traceback" not in proc.stderr
+        return proc
+
+    opened = run("open", "--aware-at", utcnow().isoformat(), "--nature", "Poste volé")
+    assert opened.returncode == 0, opened.stderr
+    reference = opened.stdout.strip()
+    window = ("--from", t1.isoformat(), "--to", t2.isoformat())
+    unknown = run("scope", reference, "--actor-email", "nobody@permanence.example", *window)
+    assert unknown.returncode == 1 and "no user with this e-mail address" in unknown.stderr
+    email = f"{operator.hex}@permanence.example"
+    scoped = run("scope", reference, "--actor-email", email.upper(), *window)
+    assert scoped.returncode == 0, scoped.stderr
+    assert f"{reference}: 1 caller(s) in 1 account(s)" in scoped.stdout
