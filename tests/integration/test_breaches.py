@@ -240,3 +240,29 @@ def test_the_command_line_scopes_by_e_mail_through_the_service(
     scoped = run("scope", reference, "--actor-email", email.upper(), *window)
     assert scoped.returncode == 0, scoped.stderr
     assert f"{reference}: 1 caller(s) in 1 account(s)" in scoped.stdout
+
+
+def test_breaches_opened_at_the_same_moment_get_distinct_references(rt: Runtime) -> None:
+    """Several desks opening a breach at once (threads, each its own transaction) each get the
+    next number of the year, never the same one (which the unique index would turn into a 500)."""
+    import threading
+
+    barrier = threading.Barrier(4)
+    references: list[str] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            barrier.wait()
+            with rt.db.session(DPO) as s:
+                references.append(breaches.open_breach(s, aware_at=utcnow()).reference)
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(references)) == 4

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account, AccountStatus
@@ -94,6 +94,8 @@ _REQUIRED_LABELS = {
     "measures": "(d) measures taken or proposed",
 }
 DESK_ROLES = frozenset({Role.DPO, Role.ADMIN, Role.SYSTEM})
+# pg_advisory_xact_lock key taken while numbering a new breach ("permbrch").
+REFERENCE_LOCK_KEY = int.from_bytes(b"permbrch", "big") >> 1
 
 
 class BreachRefused(ValidationFailed):
@@ -179,6 +181,10 @@ def open_breach(
     if aware > utcnow() + dt.timedelta(minutes=5):
         raise BreachRefused("future", "aware_at is in the future", field="aware_at")
     year = aware.year
+    if session.get_bind().dialect.name == "postgresql":
+        # References are numbered per year: two desks opening a breach at the same moment must
+        # not both take the next number (SQLite's writers are serialised already).
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REFERENCE_LOCK_KEY})
     count = session.scalar(
         select(func.count()).select_from(Breach).where(Breach.reference.like(f"V-{year}-%"))
     )
