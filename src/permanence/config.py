@@ -130,6 +130,26 @@ class Settings(BaseSettings):
             raise ValueError("must be one of OFF, NORMAL, FULL, EXTRA")
         return v.upper()
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, v: str) -> str:
+        import ipaddress
+
+        items = [i.strip() for i in v.split(",") if i.strip()]
+        if not items:
+            raise ValueError("give at least one address, e.g. 127.0.0.1")
+        if items == ["*"]:
+            return "*"
+        for item in items:
+            try:
+                ipaddress.ip_network(item)  # as uvicorn reads it: 10.0.0.0/8, not 10.0.0.1/8
+            except ValueError:
+                raise ValueError(
+                    "must be '*' alone or comma-separated IP addresses or networks such as "
+                    "10.0.0.0/8 (no host names)"
+                ) from None
+        return ",".join(items)
+
     @field_validator("recordings_backend")
     @classmethod
     def _backend(cls, v: str) -> str:

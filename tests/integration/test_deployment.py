@@ -300,3 +300,122 @@ def test_a_second_server_on_the_same_sqlite_database_is_refused(settings: Settin
     again = _lock_sqlite_database(settings)
     assert again is not None
     again.close()
+
+
+# -- the service under MemoryDenyWriteExecute ------------------------------------------------
+
+# The same refusal systemd's MemoryDenyWriteExecute=yes imposes, set by the kernel's own prctl
+# (Linux 6.3+) in the process before it becomes `permanence serve`.
+UNDER_MDWE = """
+import ctypes, mmap, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    sys.exit(77)
+try:
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    sys.exit(78)
+except PermissionError:
+    pass
+sys.argv = ["permanence", "serve", "--host", "127.0.0.1", "--port", sys.argv[1]]
+from permanence.cli import main
+main()
+"""
+PROBE = "import ctypes, sys; sys.exit(ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) != 0)"
+
+
+def _mdwe_supported() -> bool:
+    return subprocess.run([sys.executable, "-c", PROBE], check=False).returncode == 0
+
+
+@pytest.mark.slow
+def test_the_service_works_when_memory_may_not_be_both_writable_and_executable(
+    rt: Runtime, settings: Settings
+) -> None:
+    """The unit's MemoryDenyWriteExecute=yes: sign in (argon2), take a message (AES-GCM,
+    the database driver), with W+X memory refused to the whole process."""
+    import time
+
+    import httpx
+
+    from permanence.calls import service as calls
+    from permanence.context import AccessContext, Role
+    from tests.conftest import free_port
+    from tests.factories import signed_in_operator
+
+    if not _mdwe_supported():
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3+)")
+    account = make_account(rt, "plomberie-durand")
+    operator_id, token, csrf = signed_in_operator(rt)
+    with rt.db.session(AccessContext(role=Role.OPERATOR, reason="test", actor_id=operator_id)) as s:
+        call_id = calls.open_call(
+            s, rt.keyring, dialled="+33240000001", caller_number="0199001234"
+        ).call.id
+    port = free_port()
+    env = {**cli_env(settings), "PERMANENCE_DELIVERY_INTERVAL": "0"}
+    proc = subprocess.Popen([sys.executable, "-c", UNDER_MDWE, str(port)], env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, f"serve exited under MDWE with status {proc.returncode}"
+            assert time.monotonic() < deadline, "serve did not start under MDWE"
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        cookies = {"permanence_session": token}
+        r = httpx.post(
+            f"{base}/api/v1/accounts/{account.id}/calls/{call_id}/messages",
+            json={
+                "purpose": "intervention",
+                "values": {
+                    "last_name": "Martin",
+                    "phone": "01 99 00 12 34",
+                    "address": "3 rue des Lilas, 44000 Nantes",
+                    "urgency": "à planifier",
+                    "description": "Fuite sous l'évier",
+                },
+            },
+            headers={"X-CSRF-Token": csrf},
+            cookies=cookies,
+            timeout=30,
+        )
+        assert r.status_code == 201, r.text
+        failed = httpx.post(
+            f"{base}/api/v1/auth/login",
+            json={"email": "nobody@example.org", "password": "x" * 12},
+            timeout=30,
+        )
+        assert failed.status_code == 401  # argon2 ran (the timing equaliser) under MDWE
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    # A clean stop: uvicorn re-raises the SIGTERM it handled once it has shut down.
+    assert proc.returncode in (0, -15)
+
+
+def test_trusted_proxies_must_be_addresses_as_uvicorn_reads_them() -> None:
+    from pydantic import ValidationError
+
+    assert Settings(forwarded_allow_ips=" 127.0.0.1, 10.0.0.0/8 ,::1").forwarded_allow_ips == (
+        "127.0.0.1,10.0.0.0/8,::1"
+    )
+    assert Settings(forwarded_allow_ips="*").forwarded_allow_ips == "*"
+    for bad in ("nginx.internal", "10.0.0.1/8", "*,10.0.0.1", ""):
+        with pytest.raises(ValidationError, match="forwarded_allow_ips"):
+            Settings(forwarded_allow_ips=bad)
+
+
+def test_a_bad_trusted_proxy_setting_is_named_by_the_command_line(settings: Settings) -> None:
+    env = {**cli_env(settings), "PERMANENCE_FORWARDED_ALLOW_IPS": "nginx.internal"}
+    done = subprocess.run(
+        [sys.executable, "-m", "permanence", "serve", "--port", "9"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: invalid configuration in PERMANENCE_FORWARDED_ALLOW_IPS"
