@@ -386,7 +386,12 @@ def test_signing_out_on_one_replica_ends_the_session_on_the_other_within_the_cac
         assert b.get("/api/v1/me").status_code == 200  # b now remembers the session (ADR 0006)
         assert a.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
         signed_out = time.monotonic()
-        while b.get("/api/v1/me").status_code == 200:
-            assert time.monotonic() - signed_out < RECHECK_SECONDS + 1, "still signed in on b"
+        while True:
+            sent = time.monotonic()
+            if b.get("/api/v1/me").status_code == 401:
+                break
+            # A request sent after the bound must have been re-checked (slow answers under
+            # load do not matter: what counts is when the replica handled it).
+            assert sent - signed_out < RECHECK_SECONDS + 0.5, "still signed in on b"
             time.sleep(0.2)
         assert b.get("/api/v1/me").status_code == 401
