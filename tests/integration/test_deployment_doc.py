@@ -247,8 +247,18 @@ def test_the_roles_block_gives_an_application_role_under_row_level_security() ->
         finally:
             engine.dispose()
     finally:
-        drop = (
-            f"DROP DATABASE IF EXISTS {db} WITH (FORCE); "
-            f"DROP ROLE IF EXISTS {app}; DROP ROLE IF EXISTS {owner};"
+        # One statement per -c: DROP DATABASE cannot run inside a transaction block.
+        subprocess.run(
+            [
+                *psql,
+                "-c",
+                f"DROP DATABASE IF EXISTS {db} WITH (FORCE)",
+                "-c",
+                f"DROP ROLE IF EXISTS {app}",
+                "-c",
+                f"DROP ROLE IF EXISTS {owner}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
-        subprocess.run([*psql, "-c", drop], check=False, capture_output=True, timeout=60)
