@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -90,6 +90,8 @@ def init(
     key_file = settings.effective_master_key_file
     if settings.master_key:
         typer.echo("master key: from PERMANENCE_MASTER_KEY")
+    elif settings.master_key_command:
+        typer.echo("master key: from PERMANENCE_MASTER_KEY_COMMAND")
     else:
         create_master_key_file(key_file)
         typer.echo(f"master key: {key_file} (mode 0600) - back it up apart from the database")
@@ -131,7 +133,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
 ) -> None:
-    """Run the web service."""
+    """Run the web service (with the delivery worker and the retention sweep). Forwarded
+    headers are trusted only from PERMANENCE_FORWARDED_ALLOW_IPS. On SQLite one process
+    serves a database: a second 'serve' on the same file is refused (replicas need
+    PostgreSQL, docs/deployment.md)."""
     import uvicorn
 
     from permanence.logs import configure_logging
@@ -141,6 +146,7 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    lock = None if settings.is_postgres else _lock_sqlite_database(settings)
     rt = _runtime()
     scheduler = None
     if settings.retention_interval_minutes:
@@ -160,10 +166,39 @@ def serve(
             port=port,
             log_config=None,
             proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
     finally:
         if scheduler is not None:
             scheduler.stop()
+        if lock is not None:
+            lock.close()
+
+
+def _lock_sqlite_database(settings: Settings) -> IO[bytes] | None:
+    """Hold an exclusive lock beside the SQLite file for the life of this process, so that a
+    second 'serve' on the same database is refused instead of competing for its one writer.
+    The lock goes with the process, even when it is killed."""
+    import fcntl
+
+    from sqlalchemy.engine import make_url
+
+    database = make_url(settings.effective_database_url).database
+    if not database or database == ":memory:":
+        return None
+    path = Path(database).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path.with_name(path.name + ".serve-lock"), "wb")  # noqa: SIM115 (held open)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        fail(
+            "another 'permanence serve' is already running on this SQLite database; "
+            "SQLite is served by one process - run replicas over PostgreSQL "
+            "(docs/deployment.md)"
+        )
+    return handle
 
 
 @db_app.command("upgrade")

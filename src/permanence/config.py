@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         default=None, description="Base64 master key; overrides the key file when set."
     )
     master_key_file: Path | None = Field(default=None, description="Default: data_dir/master.key")
+    master_key_command: str | None = Field(
+        default=None,
+        description="Command run at start (no shell) whose standard output is the base64 "
+        "master key, e.g. a KMS client unwrapping it; used when master_key is unset.",
+    )
     default_region: str = Field(default="FR", description="Region for parsing national numbers")
     public_base_url: str = Field(default="http://127.0.0.1:8000")
     hds_hosting: bool = Field(
@@ -69,6 +74,11 @@ class Settings(BaseSettings):
         description="Seconds between delivery passes inside 'serve'; 0 runs none there",
     )
     log_level: str = Field(default="INFO")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated addresses or networks of the reverse proxies whose "
+        "X-Forwarded-For/-Proto 'serve' trusts; '*' trusts anyone (never on a public port).",
+    )
     twilio_auth_token: str | None = Field(
         default=None,
         description="Auth token that signs Twilio/SignalWire webhooks (X-Twilio-Signature) "
@@ -119,6 +129,26 @@ class Settings(BaseSettings):
         if v.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError("must be one of OFF, NORMAL, FULL, EXTRA")
         return v.upper()
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, v: str) -> str:
+        import ipaddress
+
+        items = [i.strip() for i in v.split(",") if i.strip()]
+        if not items:
+            raise ValueError("give at least one address, e.g. 127.0.0.1")
+        if items == ["*"]:
+            return "*"
+        for item in items:
+            try:
+                ipaddress.ip_network(item)  # as uvicorn reads it: 10.0.0.0/8, not 10.0.0.1/8
+            except ValueError:
+                raise ValueError(
+                    "must be '*' alone or comma-separated IP addresses or networks such as "
+                    "10.0.0.0/8 (no host names)"
+                ) from None
+        return ",".join(items)
 
     @field_validator("recordings_backend")
     @classmethod

@@ -11,6 +11,8 @@ from sqlalchemy import Connection, create_engine, pool, text
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Tables the application role may append to and read, never change (tamper evidence).
 APPEND_ONLY = ("audit_log", "audit_checkpoints", "erasure_journal")
+# PostgreSQL advisory lock held by a migration ("permmigr"); see upgrade().
+MIGRATION_LOCK_KEY = 0x7065726D6D696772
 
 
 def alembic_config(url: str) -> Config:
@@ -21,10 +23,16 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, app_role: str | None = None) -> None:
-    """Bring the schema to head, then (PostgreSQL) grant the application role its rights."""
+    """Bring the schema to head, then (PostgreSQL) grant the application role its rights.
+
+    On PostgreSQL the transaction first takes an advisory lock, so that replicas starting
+    together (each host's ``permanence-migrate`` unit) migrate one after the other: the
+    first brings the schema to head, the others find it there."""
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")

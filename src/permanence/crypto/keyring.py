@@ -1,6 +1,7 @@
 """The key hierarchy: master key → per-account KEK → per-subject DEK.
 
-The master key lives in a file made at ``init`` (mode 0600) or in ``PERMANENCE_MASTER_KEY``.
+The master key lives in a file made at ``init`` (mode 0600), in ``PERMANENCE_MASTER_KEY``, or is
+printed by ``PERMANENCE_MASTER_KEY_COMMAND`` (a KMS client unwrapping it; docs/deployment.md).
 Account KEKs and index keys are wrapped by it; subject DEKs are wrapped by their account's KEK
 with associated data naming the account, the subject and the KEK version, so a wrapped key
 cannot be moved to another subject. Unwrapped keys are cached per process; the subject-key
@@ -13,6 +14,8 @@ import base64
 import binascii
 import json
 import os
+import shlex
+import subprocess
 import time
 import uuid
 from collections import OrderedDict
@@ -42,8 +45,12 @@ INDEX_EPOCH = 1
 
 
 def load_master_key(settings: Settings) -> bytes:
+    """The master key: ``PERMANENCE_MASTER_KEY``, else the output of
+    ``PERMANENCE_MASTER_KEY_COMMAND`` (a KMS client unwrapping it), else the key file."""
     if settings.master_key:
         return _decode_key(settings.master_key, "PERMANENCE_MASTER_KEY")
+    if settings.master_key_command:
+        return _decode_key(_run_key_command(settings.master_key_command), KEY_COMMAND)
     path = settings.effective_master_key_file
     if not path.exists():
         raise ConfigurationError(
@@ -51,6 +58,45 @@ def load_master_key(settings: Settings) -> bytes:
             "or set PERMANENCE_MASTER_KEY)"
         )
     return _decode_key(path.read_text().strip(), str(path))
+
+
+KEY_COMMAND = "PERMANENCE_MASTER_KEY_COMMAND"
+KEY_COMMAND_TIMEOUT = 60.0
+
+
+def _run_key_command(command: str) -> str:
+    """Run the key command without a shell; its standard output is the base64 key. Failures
+    name the command's program and exit status, never its output (it may be the key)."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        raise ConfigurationError(f"{KEY_COMMAND} is not a valid command line") from None
+    if not argv:
+        raise ConfigurationError(f"{KEY_COMMAND} is empty")
+    program = Path(argv[0]).name
+    try:
+        # The operator's own configured command, run without a shell.
+        done = subprocess.run(  # noqa: S603
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=KEY_COMMAND_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise ConfigurationError(f"{KEY_COMMAND}: program {program!r} not found") from None
+    except PermissionError:
+        raise ConfigurationError(f"{KEY_COMMAND}: program {program!r} not executable") from None
+    except subprocess.TimeoutExpired:
+        raise ConfigurationError(
+            f"{KEY_COMMAND}: {program!r} did not answer within {KEY_COMMAND_TIMEOUT:.0f} s"
+        ) from None
+    if done.returncode != 0:
+        raise ConfigurationError(f"{KEY_COMMAND}: {program!r} exited with status {done.returncode}")
+    try:
+        return done.stdout.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"master key from {KEY_COMMAND} is not valid base64") from None
 
 
 def create_master_key_file(path: Path) -> bytes:

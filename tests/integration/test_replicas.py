@@ -1,0 +1,149 @@
+"""Several replicas over one PostgreSQL database (docs/adr/0009): what every replica runs in
+the background shares the work instead of doing it twice. Each replica is played by its own
+Runtime (its own engine and connections), run in its own thread."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, pool, select, text
+
+from permanence import schema
+from permanence.accounts.service import import_mandate
+from permanence.config import Settings
+from permanence.context import Role
+from permanence.delivery.model import Delivery
+from permanence.delivery.worker import Channels, run_due
+from permanence.messages import service as messages
+from permanence.recordings.storage import store_from_settings
+from permanence.retention.service import ADVISORY_LOCK_KEY, sweep_exclusive
+from permanence.runtime import Runtime
+from tests.conftest import PG_APP_ROLE, PG_OWNER_URL, PG_URL, SmtpSink
+from tests.factories import ctx_for, demo_mandate_text, make_account, make_caller
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not PG_URL, reason="replicas need PostgreSQL (SQLite: one process)"),
+]
+T = TypeVar("T")
+VALUES = {
+    "last_name": "Martin",
+    "phone": "01 99 00 12 34",
+    "address": "3 rue des Lilas, 44000 Nantes",
+    "urgency": "à planifier",
+    "description": "Fuite sous l'évier",
+}
+
+
+def side_by_side(n: int, work: Callable[[int], T]) -> list[T]:
+    """Run ``work(i)`` for i in 0..n-1 in n threads released together; re-raise any error."""
+    start = threading.Barrier(n)
+    results: list[T | None] = [None] * n
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            start.wait()
+            results[i] = work(i)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    if errors:
+        raise errors[0]
+    return [r for r in results if r is not None]
+
+
+def test_two_delivery_workers_send_each_message_exactly_once(
+    rt: Runtime, settings: Settings, smtp: SmtpSink
+) -> None:
+    taken: list[uuid.UUID] = []
+    account = make_account(rt, "plomberie-durand")
+    doc = yaml.safe_load(demo_mandate_text("plomberie-durand"))
+    doc["recipients"] = [r for r in doc["recipients"] if r["kind"] != "webhook"]
+    doc.pop("on_call", None)  # e-mail to the client only: one mail per message
+    with rt.db.session(ctx_for(account.id, Role.ADMIN)) as s:
+        import_mandate(s, doc, account_id=account.id)
+    for _ in range(60):
+        caller = make_caller(rt, account.id)
+        with rt.db.session(ctx_for(account.id)) as s:
+            msg = messages.take_message(
+                s, rt.keyring, caller_id=caller, purpose="intervention", values=VALUES
+            )
+            taken.append(msg.id)
+    replicas = [Runtime.from_settings(settings) for _ in range(2)]
+
+    def worker(i: int) -> int:
+        """One replica's delivery loop, small passes so that the two interleave."""
+        sent = 0
+        while True:
+            counts = run_due(replicas[i], limit=3, channels=Channels.from_settings(settings))
+            if not any(counts.values()):
+                return sent
+            sent += counts["sent"]
+
+    try:
+        per_replica = side_by_side(2, worker)
+    finally:
+        for r in replicas:
+            r.close()
+
+    assert sum(per_replica) == len(taken) == 60
+    assert all(n > 0 for n in per_replica), f"one replica did all the work: {per_replica}"
+    # What the SMTP server received: one mail per message, none twice.
+    links = Counter(
+        str(mid) for body in smtp.bodies() for mid in taken if f"/portal/messages/{mid}" in body
+    )
+    assert len(smtp.messages) == 60
+    assert set(links) == {str(m) for m in taken} and set(links.values()) == {1}
+    with rt.db.session(ctx_for(account.id, Role.ADMIN), readonly=True) as s:
+        rows = s.execute(
+            select(Delivery.status, Delivery.attempts).where(Delivery.channel == "email")
+        ).all()
+    assert len(rows) == 60 and {tuple(r) for r in rows} == {("sent", 1)}
+
+
+def test_a_retention_sweep_is_skipped_while_another_replica_sweeps(
+    rt: Runtime, settings: Settings
+) -> None:
+    store = store_from_settings(settings)
+    other = create_engine(settings.effective_database_url, poolclass=pool.NullPool)
+    with other.connect() as conn:  # another replica, in the middle of its sweep
+        assert conn.execute(
+            text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}
+        ).scalar()
+        assert sweep_exclusive(rt.db, store).skipped
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+    other.dispose()
+    assert not sweep_exclusive(rt.db, store).skipped  # its turn now
+
+
+def test_replicas_migrating_together_migrate_once(settings: Settings) -> None:
+    """Each host's permanence-migrate unit runs at the same time on a new release: the
+    advisory lock makes them queue; the first migrates, the others find the schema at head."""
+    assert PG_OWNER_URL
+    owner = create_engine(PG_OWNER_URL, poolclass=pool.NullPool)
+    with owner.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    owner.dispose()
+    try:
+        side_by_side(3, lambda _i: schema.upgrade(PG_OWNER_URL, PG_APP_ROLE))
+    finally:
+        schema.upgrade(PG_OWNER_URL, PG_APP_ROLE)  # the next tests need the schema either way
+    head = schema.current_revision(PG_OWNER_URL)
+    assert head is not None
+    owner = create_engine(PG_OWNER_URL, poolclass=pool.NullPool)
+    with owner.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    owner.dispose()
