@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from permanence.backup.journal import MAC_PURPOSE, ErasureMirror
 from permanence.config import Settings, get_settings
 from permanence.crypto.keyring import Keyring, load_master_key
 from permanence.db import Database
@@ -26,6 +27,9 @@ class Runtime:
             load_master_key(settings),
             index_bits=settings.blind_index_bits,
             region=settings.default_region,
+        )
+        db.erasure_mirror = ErasureMirror(
+            settings.effective_erasure_journal_file, keyring.derived_secret(MAC_PURPOSE)
         )
         return cls(settings=settings, db=db, keyring=keyring)
 
