@@ -1032,3 +1032,26 @@ def rights_journal_export(
     with os.fdopen(fd, "w") as fh:
         fh.writelines(ejournal.line_of(e, mac_key) for e in entries)
     typer.echo(f"{len(entries)} erasure journal entries written to {out}")
+
+
+@rights_app.command("journal-replay")
+def rights_journal_replay(
+    journal: Annotated[
+        list[Path] | None,
+        typer.Option(help="Erasure journal export(s) to replay too ('rights journal-export')"),
+    ] = None,
+) -> None:
+    """Replay the erasure journal (the database's, the mirror file, exports) on the database as
+    it is: after a restore made by other means than 'permanence restore' (PostgreSQL
+    point-in-time recovery, a disk snapshot). Running it again changes nothing."""
+    from permanence.backup import service as backups
+
+    try:
+        sources, total, replayed, absent = backups.replay_journal(get_settings(), journal)
+    except PermanenceError as exc:
+        fail(exc.message)
+    listed = ", ".join(f"{n} from {where}" for where, n in sources.items())
+    typer.echo(
+        f"erasure journal: {total} entries ({listed}), {replayed} replayed, "
+        f"{absent} for accounts not in the database"
+    )

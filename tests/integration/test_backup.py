@@ -505,3 +505,45 @@ def test_backup_refuses_to_overwrite_and_key_file_is_private(
     assert oct(archive.stat().st_mode & 0o777) == "0o600"
     assert "refusing to overwrite" in run(file_env, "backup", str(archive), ok=False).stderr
     assert "archive intact" in run(file_env, "restore", str(archive), "--check").stdout
+
+
+def test_journal_replay_after_a_restore_made_without_the_journal(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Without the journal an older backup brings the erased caller back (what this is all
+    about); 'rights journal-replay' then erases them again, and a second run does nothing."""
+    account = make_account(rt, "plomberie-durand").id
+    erased = subject(rt, account, ERASED)
+    subject(rt, account, KEPT)
+    request_id = request_erasure(rt, account, ERASED)
+    archive = tmp_path / "b.pmbk"
+    run(env, "backup", str(archive))
+    execute(rt, account, request_id)
+    rt.close()
+    mirror = settings.effective_erasure_journal_file
+    kept_aside = mirror.rename(tmp_path / "journal-kept-aside.jsonl")
+    lose_everything(settings)
+    out = run(env, "restore", str(archive)).stdout
+    assert "0 entries" in out
+    back = Runtime.from_settings(settings)
+    try:
+        assert count(back, account, Caller) == 2  # the erased caller is back
+        assert LocalStore(settings.recordings_dir).exists(erased.recording_key)
+    finally:
+        back.close()
+
+    kept_aside.rename(mirror)
+    out = run(env, "rights", "journal-replay").stdout
+    assert "1 entries (0 from the database, 1 from the mirror file), 1 replayed" in out
+    out = run(env, "rights", "journal-replay").stdout
+    assert "1 from the database, 1 from the mirror file), 0 replayed" in out
+    assert "audit chain intact" in run(env, "audit", "verify").stdout
+    again = Runtime.from_settings(settings)
+    try:
+        assert count(again, account, Caller) == 1
+        assert not LocalStore(settings.recordings_dir).exists(erased.recording_key)
+        with again.db.session(AccessContext.system("test", account), readonly=True) as s:
+            assert s.get(SubjectKey, erased.caller_id) is None
+        assert check_consistent(again) == 1
+    finally:
+        again.close()

@@ -130,6 +130,9 @@ def make_backup(settings: Settings, out: Path, key: bytes) -> BackupSummary:
         def container() -> Iterator[bytes]:
             yield from db_entries
             for store, key_ in snap.files:
+                if not _FILE_ENTRY.match(f"files/{store}/{key_}"):
+                    missing[0] += 1  # not a storage key of ours: nothing to read under it
+                    continue
                 path = _store_dir(settings, store) / key_
                 try:
                     fh = path.open("rb")
@@ -504,7 +507,18 @@ def restore(
         files = _place_files(settings, staged)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    replayed, absent = replay(settings, keyring, entries, manifest)
+    replayed, absent = replay(
+        settings,
+        keyring,
+        entries,
+        action="backup.restore",
+        details={
+            "revision": revision,
+            "backup_created_at": str(manifest["created_at"])[:32].replace(" ", "T"),
+            "rows": sum(int(t["rows"]) for t in manifest["tables"].values()),
+            "journal_entries": len(entries),
+        },
+    )
     known = {e.id for e in mirror.entries()}
     mirror.append(e for e in entries if e.id not in known)
     return RestoreSummary(
@@ -616,12 +630,48 @@ def _place_files(settings: Settings, staged: Staged) -> int:
     return sum(len(v) for v in wanted.values())
 
 
+def replay_journal(
+    settings: Settings, journal_files: list[Path] | None = None
+) -> tuple[dict[str, int], int, int, int]:
+    """Replay the journal (the database's own, the mirror file, exports) on the database as it
+    is: after a restore made by other means (PostgreSQL point-in-time recovery, a disk
+    snapshot). Returns (entries per source, entries, replayed, accounts absent)."""
+    keyring = Keyring(
+        load_master_key(settings),
+        index_bits=settings.blind_index_bits,
+        region=settings.default_region,
+    )
+    mirror = ejournal.ErasureMirror(
+        settings.effective_erasure_journal_file, keyring.derived_secret(ejournal.MAC_PURPOSE)
+    )
+    _has_data, live = _target(settings)
+    sources = {"the database": live, "the mirror file": mirror.entries()}
+    for path in journal_files or []:
+        sources[str(path)] = ejournal.read_file(path, mirror.mac_key)
+    entries = ejournal.merge(*sources.values())
+    replayed, absent = replay(
+        settings,
+        keyring,
+        entries,
+        action="rights.journal_replay",
+        details={"journal_entries": len(entries)},
+    )
+    known = {e.id for e in mirror.entries()}
+    mirror.append(e for e in entries if e.id not in known)
+    return {k: len(v) for k, v in sources.items()}, len(entries), replayed, absent
+
+
 def replay(
-    settings: Settings, keyring: Keyring, entries: list[JournalEntry], manifest: dict[str, Any]
+    settings: Settings,
+    keyring: Keyring,
+    entries: list[JournalEntry],
+    *,
+    action: str,
+    details: dict[str, str | int],
 ) -> tuple[int, int]:
-    """Record the restore in the audit log, then replay every journalled erasure, one
-    transaction per account; files are deleted after each commit. Returns (replayed, entries
-    whose account is not in the restored database)."""
+    """Record the restore (``action``) in the audit log, then replay every journalled erasure,
+    one transaction per account; files are deleted after each commit. Returns (replayed,
+    entries whose account is not in the database)."""
     from sqlalchemy import select
 
     from permanence.accounts.model import Account
@@ -640,18 +690,7 @@ def replay(
     try:
         with rt.db.session(AccessContext.system("backup:restore")) as s:
             accounts = set(s.scalars(select(Account.id)))
-            audit.record(
-                s,
-                "backup.restore",
-                "database",
-                None,
-                details={
-                    "revision": str(manifest["revision"]),
-                    "backup_created_at": str(manifest["created_at"])[:32].replace(" ", "T"),
-                    "rows": sum(int(t["rows"]) for t in manifest["tables"].values()),
-                    "journal_entries": len(entries),
-                },
-            )
+            audit.record(s, action, "database", None, details=details)
         by_account: dict[uuid.UUID, list[JournalEntry]] = defaultdict(list)
         absent = 0
         for e in entries:
