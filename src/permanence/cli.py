@@ -1012,18 +1012,19 @@ def rights_journal_export(
     from sqlalchemy import create_engine, pool
 
     from permanence.backup import journal as ejournal
-    from permanence.crypto.keyring import Keyring, load_master_key
+    from permanence.crypto.keyring import Keyring
 
     settings = get_settings()
     try:
-        keyring = Keyring(load_master_key(settings))
+        mac_key = ejournal.ErasureMirror.from_settings(
+            settings, Keyring.from_settings(settings)
+        ).mac_key
         engine = create_engine(settings.effective_migration_url, poolclass=pool.NullPool)
         try:
             with engine.begin() as conn:
                 entries = ejournal.merge(ejournal.read_database(conn))
         finally:
             engine.dispose()
-        mac_key = keyring.derived_secret(ejournal.MAC_PURPOSE)
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         fail(f"{out} already exists: refusing to overwrite it")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from permanence.backup.journal import MAC_PURPOSE, ErasureMirror
+from permanence.backup.journal import ErasureMirror
 from permanence.config import Settings, get_settings
-from permanence.crypto.keyring import Keyring, load_master_key
+from permanence.crypto.keyring import Keyring
 from permanence.db import Database
 
 
@@ -23,14 +23,8 @@ class Runtime:
         db = Database(
             settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
-        keyring = Keyring(
-            load_master_key(settings),
-            index_bits=settings.blind_index_bits,
-            region=settings.default_region,
-        )
-        db.erasure_mirror = ErasureMirror(
-            settings.effective_erasure_journal_file, keyring.derived_secret(MAC_PURPOSE)
-        )
+        keyring = Keyring.from_settings(settings)
+        db.erasure_mirror = ErasureMirror.from_settings(settings, keyring)
         return cls(settings=settings, db=db, keyring=keyring)
 
     def close(self) -> None:

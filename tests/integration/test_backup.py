@@ -24,27 +24,25 @@ from permanence.audit import service as audit
 from permanence.audit.model import AuditEntry
 from permanence.backup import journal as ejournal
 from permanence.backup import service as backups
-from permanence.calls import service as calls
 from permanence.cli import app
 from permanence.config import Settings, get_settings
 from permanence.context import AccessContext, Role
 from permanence.crypto.model import SubjectKey
-from permanence.crypto.stream import decrypt_stream, encrypt_stream
+from permanence.crypto.stream import decrypt_stream
 from permanence.db import utcnow
 from permanence.errors import IntegrityFailure, KeyUnavailable
 from permanence.messages import service as messages
 from permanence.messages.model import Message
 from permanence.recordings.model import Recording
-from permanence.recordings.storage import LocalStore, storage_key
+from permanence.recordings.storage import LocalStore
 from permanence.rights import service as rights
 from permanence.rights.model import ErasureJournal, Kind, RightsRequest, State
 from permanence.runtime import Runtime
 from permanence.subjects.model import Caller
 from tests.conftest import PG_OWNER_URL, PG_URL, cli_env
-from tests.factories import ctx_for, make_account, make_caller
+from tests.factories import CallerRecords, caller_with_records, ctx_for, make_account
 
 PERMANENCE = [sys.executable, "-m", "permanence"]
-PLUMBER_DID = "+33240000001"
 BACKUP_KEY = base64.b64encode(hashlib.sha256(b"test backup key").digest()).decode()
 ERASED = ("Aurélien", "Vasseur-Quintal", "06 44 21 87 03", "aurelien.vq@exemple.fr")
 KEPT = ("Bérénice", "Olmedo-Farge", "06 52 90 13 47", "berenice.of@exemple.fr")
@@ -90,57 +88,20 @@ def env(settings: Settings) -> dict[str, str]:
     return e
 
 
-@dataclass
-class Subject:
-    caller_id: uuid.UUID
-    message_id: uuid.UUID
-    recording_key: str
-
-
-def subject(rt: Runtime, account: uuid.UUID, who: tuple[str, str, str, str]) -> Subject:
-    """A caller of the plumber with a call, a message and a stored recording."""
+def subject(rt: Runtime, account: uuid.UUID, who: tuple[str, str, str, str]) -> CallerRecords:
     first, last, phone, email = who
-    caller_id = make_caller(rt, account, first=first, last=last, phone=phone, email=email)
-    with rt.db.session(ctx_for(account)) as s:
-        call = calls.open_call(s, rt.keyring, dialled=PLUMBER_DID, caller_number=phone).call
-        assert call.caller_id == caller_id
-        msg = messages.take_message(
-            s,
-            rt.keyring,
-            caller_id=caller_id,
-            purpose="intervention",
-            call_id=call.id,
-            values={
-                "last_name": last,
-                "phone": phone,
-                "email": email,
-                "address": "12 rue des Tanneurs, 44000 Nantes",
-                "urgency": "à planifier",
-                "description": "Chauffe-eau en panne",
-            },
-        )
-        call_id, mandate_id, message_id = call.id, call.mandate_id, msg.id
-    rec_id = uuid.uuid4()
-    key = storage_key(account, rec_id)
-    with rt.db.session(AccessContext.system("test", account)) as s:
-        cipher = rt.keyring.cipher(s, account, caller_id)
-        ad = cipher.ad("recordings", "audio", rec_id)
-        size = LocalStore(rt.settings.recordings_dir).put(
-            key, lambda fh: encrypt_stream(cipher.dek, ad, [b"RIFF-" + last.encode()], fh)
-        )
-        s.add(
-            Recording(
-                id=rec_id,
-                account_id=account,
-                call_id=call_id,
-                caller_id=caller_id,
-                mandate_id=mandate_id,
-                provider_sid=f"RE{rec_id.hex}",
-                storage_key=key,
-                size_bytes=size,
-            )
-        )
-    return Subject(caller_id, message_id, key)
+    return caller_with_records(rt, account, first=first, last=last, phone=phone, email=email)
+
+
+def backed_up(
+    rt: Runtime, env: dict[str, str], tmp_path: Path
+) -> tuple[uuid.UUID, CallerRecords, Path]:
+    """The plumber's account with one caller (KEPT), backed up."""
+    account = make_account(rt, "plomberie-durand").id
+    kept = subject(rt, account, KEPT)
+    archive = tmp_path / "b.pmbk"
+    run(env, "backup", str(archive))
+    return account, kept, archive
 
 
 def request_erasure(rt: Runtime, account: uuid.UUID, who: tuple[str, str, str, str]) -> uuid.UUID:
@@ -395,10 +356,8 @@ def mirror_key(rt: Runtime) -> bytes:
 def test_tampered_truncated_or_wrong_key_archive_is_refused_and_nothing_is_touched(
     rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
 ) -> None:
-    account = make_account(rt, "plomberie-durand").id
-    subject(rt, account, KEPT)
+    backed_up(rt, env, tmp_path)
     archive = tmp_path / "b.pmbk"
-    run(env, "backup", str(archive))
     data = archive.read_bytes()
     for word in KEPT:  # encrypted: nothing of the caller in clear, not even in file names
         assert word.encode() not in data
@@ -443,10 +402,7 @@ def test_tampered_truncated_or_wrong_key_archive_is_refused_and_nothing_is_touch
 def test_a_forged_journal_line_stops_the_restore(
     rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
 ) -> None:
-    account = make_account(rt, "plomberie-durand").id
-    kept = subject(rt, account, KEPT)
-    archive = tmp_path / "b.pmbk"
-    run(env, "backup", str(archive))
+    account, kept, archive = backed_up(rt, env, tmp_path)
     forged = ejournal.JournalEntry(uuid.uuid4(), account, kept.caller_id, None, utcnow())
     settings.effective_erasure_journal_file.write_text(
         ejournal.line_of(forged, b"k" * 32)  # not the key derived from the master key
@@ -469,10 +425,7 @@ def test_a_forged_journal_line_stops_the_restore(
 def test_restore_refuses_a_target_with_data_without_force(
     rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
 ) -> None:
-    account = make_account(rt, "plomberie-durand").id
-    subject(rt, account, KEPT)
-    archive = tmp_path / "b.pmbk"
-    run(env, "backup", str(archive))
+    account, _kept, archive = backed_up(rt, env, tmp_path)
     later = subject(rt, account, ERASED)  # made after the backup
     refused = run(env, "restore", str(archive), ok=False)
     assert "not empty" in refused.stderr

@@ -11,8 +11,6 @@ other entry, counts, schema revision): nothing in the manifest or in the entry n
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -20,7 +18,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from permanence.config import Settings
-from permanence.crypto.primitives import KEY_LEN, hkdf, new_key
+from permanence.crypto import keyring
+from permanence.crypto.keyring import decode_key
+from permanence.crypto.primitives import hkdf
 from permanence.crypto.stream import decrypt_stream, encrypt_stream
 from permanence.errors import ConfigurationError, Conflict, IntegrityFailure, ValidationFailed
 
@@ -32,7 +32,7 @@ MANIFEST = "manifest.json"
 
 def load_backup_key(settings: Settings) -> bytes:
     if settings.backup_key:
-        return _decode(settings.backup_key, "PERMANENCE_BACKUP_KEY")
+        return decode_key(settings.backup_key, "PERMANENCE_BACKUP_KEY", "backup key")
     path = settings.backup_key_file
     if path is None:
         raise ConfigurationError(
@@ -43,29 +43,12 @@ def load_backup_key(settings: Settings) -> bytes:
         text = path.read_text()
     except OSError:
         raise ConfigurationError(f"cannot read the backup key file {path}") from None
-    return _decode(text.strip(), str(path))
-
-
-def _decode(text: str, where: str) -> bytes:
-    try:
-        key = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigurationError(f"backup key in {where} is not valid base64") from None
-    if len(key) != KEY_LEN:
-        raise ConfigurationError(f"backup key in {where} must be 32 bytes (base64 of 32 bytes)")
-    return key
+    return decode_key(text.strip(), str(path), "backup key")
 
 
 def create_key_file(path: Path) -> str:
     """Write a new backup key (mode 0600); refuse to overwrite a file. Returns its key id."""
-    if path.exists():
-        raise Conflict(f"{path} already exists: refusing to overwrite a key")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = new_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(base64.b64encode(key).decode() + "\n")
-    return key_id(key)
+    return key_id(keyring.create_key_file(path, "a key"))
 
 
 def key_id(key: bytes) -> str:

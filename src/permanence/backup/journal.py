@@ -24,6 +24,8 @@ from pathlib import Path
 from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.orm import Session
 
+from permanence.config import Settings
+from permanence.crypto.keyring import Keyring
 from permanence.errors import IntegrityFailure, ValidationFailed
 from permanence.rights.model import ErasureJournal
 
@@ -42,6 +44,15 @@ class JournalEntry:
     @classmethod
     def of(cls, row: ErasureJournal) -> JournalEntry:
         return cls(row.id, row.account_id, row.subject_id, row.request_id, row.erased_at)
+
+    def row(self) -> ErasureJournal:
+        return ErasureJournal(
+            id=self.id,
+            account_id=self.account_id,
+            subject_id=self.subject_id,
+            request_id=self.request_id,
+            erased_at=self.erased_at,
+        )
 
     def fields(self) -> dict[str, str | int | None]:
         return {
@@ -120,6 +131,10 @@ class ErasureMirror:
         self.path = path
         self.mac_key = mac_key
 
+    @classmethod
+    def from_settings(cls, settings: Settings, keyring: Keyring) -> ErasureMirror:
+        return cls(settings.effective_erasure_journal_file, keyring.derived_secret(MAC_PURPOSE))
+
     def append(self, entries: Iterable[JournalEntry]) -> int:
         data = "".join(line_of(e, self.mac_key) for e in entries).encode()
         if not data:
@@ -156,13 +171,7 @@ def record(session: Session, entry: JournalEntry) -> ErasureJournal:
     leaves a line for an erasure the database does not show, and a later restore carries
     that erasure out; it never leaves a committed erasure without its line.
     """
-    row = ErasureJournal(
-        id=entry.id,
-        account_id=entry.account_id,
-        subject_id=entry.subject_id,
-        request_id=entry.request_id,
-        erased_at=entry.erased_at,
-    )
+    row = entry.row()
     session.add(row)
     session.flush()
     mirror = session.info.get("erasure_mirror")
@@ -175,15 +184,7 @@ def ensure(session: Session, entry: JournalEntry) -> bool:
     """Insert ``entry`` into the table unless it is there (replay); True if inserted."""
     if session.get(ErasureJournal, entry.id) is not None:
         return False
-    session.add(
-        ErasureJournal(
-            id=entry.id,
-            account_id=entry.account_id,
-            subject_id=entry.subject_id,
-            request_id=entry.request_id,
-            erased_at=entry.erased_at,
-        )
-    )
+    session.add(entry.row())
     session.flush()
     return True
 

@@ -42,7 +42,7 @@ from permanence.backup import archive
 from permanence.backup import journal as ejournal
 from permanence.backup.journal import JournalEntry
 from permanence.config import Settings
-from permanence.crypto.keyring import Keyring, load_master_key
+from permanence.crypto.keyring import Keyring
 from permanence.db import utcnow
 from permanence.errors import Conflict, IntegrityFailure, ValidationFailed
 
@@ -466,14 +466,8 @@ def restore(
     erasure journal. Stop the service first: the database is replaced."""
     t0 = time.perf_counter()
     # The master key is needed after the restore: fail now, before anything is touched.
-    keyring = Keyring(
-        load_master_key(settings),
-        index_bits=settings.blind_index_bits,
-        region=settings.default_region,
-    )
-    mirror = ejournal.ErasureMirror(
-        settings.effective_erasure_journal_file, keyring.derived_secret(ejournal.MAC_PURPOSE)
-    )
+    keyring = Keyring.from_settings(settings)
+    mirror = ejournal.ErasureMirror.from_settings(settings, keyring)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=settings.data_dir))
     try:
@@ -636,14 +630,8 @@ def replay_journal(
     """Replay the journal (the database's own, the mirror file, exports) on the database as it
     is: after a restore made by other means (PostgreSQL point-in-time recovery, a disk
     snapshot). Returns (entries per source, entries, replayed, accounts absent)."""
-    keyring = Keyring(
-        load_master_key(settings),
-        index_bits=settings.blind_index_bits,
-        region=settings.default_region,
-    )
-    mirror = ejournal.ErasureMirror(
-        settings.effective_erasure_journal_file, keyring.derived_secret(ejournal.MAC_PURPOSE)
-    )
+    keyring = Keyring.from_settings(settings)
+    mirror = ejournal.ErasureMirror.from_settings(settings, keyring)
     _has_data, live = _target(settings)
     sources = {"the database": live, "the mirror file": mirror.entries()}
     for path in journal_files or []:
