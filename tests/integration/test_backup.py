@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import create_engine, func, pool, select, text
 from typer.testing import CliRunner
 
+from permanence import schema
 from permanence.audit import service as audit
 from permanence.audit.model import AuditEntry
 from permanence.backup import journal as ejournal
@@ -498,5 +499,44 @@ def test_journal_replay_after_a_restore_made_without_the_journal(
         with again.db.session(AccessContext.system("test", account), readonly=True) as s:
             assert s.get(SubjectKey, erased.caller_id) is None
         assert check_consistent(again) == 1
+    finally:
+        again.close()
+
+
+def test_an_older_backup_is_restored_at_its_revision_then_upgraded(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    rt.close()
+    lose_everything(settings)
+    url = settings.effective_migration_url
+    cfg = schema.alembic_config(url)
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    command.upgrade(cfg, "0030")  # an older version of the schema, with data
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO training_courses (code, title_fr, title_en, validity_days, "
+                "required, active, created_at) VALUES ('test-old-course', 'Ancienne', 'Old', "
+                "365, false, true, CURRENT_TIMESTAMP)"
+            )
+        )
+        courses = conn.execute(text("SELECT count(*) FROM training_courses")).scalar()
+    engine.dispose()
+    archive = tmp_path / "old.pmbk"
+    assert "at revision 0030" in run(env, "backup", str(archive)).stdout
+    schema.upgrade(url, settings.database_app_role)  # the target is newer, and holds data
+
+    out = run(env, "restore", str(archive), "--force").stdout
+    assert f"revision 0030, upgraded to {head}" in out
+    assert schema.current_revision(url) == head
+    again = Runtime.from_settings(settings)
+    try:
+        with again.db.session(AccessContext.system("test"), readonly=True) as s:
+            assert s.execute(text("SELECT count(*) FROM training_courses")).scalar() == courses
+            assert audit.verify(s, again.keyring.checkpoint_signing_key().public_key()).ok
     finally:
         again.close()
