@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from importlib import resources
 
 from permanence.accounts.model import Account, AccountKind
@@ -89,6 +90,77 @@ def make_caller(
             subjects.Identity(first_name=first, last_name=last, phone=phone, email=email),
         )
         return caller.id
+
+
+@dataclass(frozen=True)
+class CallerRecords:
+    caller_id: uuid.UUID
+    call_id: uuid.UUID
+    message_id: uuid.UUID
+    recording_id: uuid.UUID
+    recording_key: str
+
+
+def caller_with_records(
+    rt: Runtime,
+    account_id: uuid.UUID,
+    *,
+    first: str,
+    last: str,
+    phone: str,
+    email: str,
+    dialled: str = "+33240000001",
+) -> CallerRecords:
+    """A caller of the plumber's demo mandate (dialled on its number) with a call, a message
+    under the "intervention" purpose and a stored, encrypted recording (``RIFF-audio-`` and
+    the last name)."""
+    from permanence.calls import service as calls
+    from permanence.crypto.stream import encrypt_stream
+    from permanence.messages import service as messages
+    from permanence.recordings.model import Recording
+    from permanence.recordings.storage import LocalStore, storage_key
+
+    caller_id = make_caller(rt, account_id, first=first, last=last, phone=phone, email=email)
+    with rt.db.session(ctx_for(account_id)) as s:
+        call = calls.open_call(s, rt.keyring, dialled=dialled, caller_number=phone).call
+        assert call.caller_id == caller_id
+        msg = messages.take_message(
+            s,
+            rt.keyring,
+            caller_id=caller_id,
+            purpose="intervention",
+            call_id=call.id,
+            values={
+                "last_name": last,
+                "phone": phone,
+                "email": email,
+                "address": "3 rue des Ormes, 44000 Nantes",
+                "urgency": "à planifier",
+                "description": "Robinet qui goutte",
+            },
+        )
+        call_id, mandate_id, message_id = call.id, call.mandate_id, msg.id
+    rec_id = uuid.uuid4()
+    key = storage_key(account_id, rec_id)
+    with rt.db.session(AccessContext.system("test", account_id)) as s:
+        cipher = rt.keyring.cipher(s, account_id, caller_id)
+        ad = cipher.ad("recordings", "audio", rec_id)
+        size = LocalStore(rt.settings.recordings_dir).put(
+            key, lambda fh: encrypt_stream(cipher.dek, ad, [b"RIFF-audio-" + last.encode()], fh)
+        )
+        s.add(
+            Recording(
+                id=rec_id,
+                account_id=account_id,
+                call_id=call_id,
+                caller_id=caller_id,
+                mandate_id=mandate_id,
+                provider_sid=f"RE{rec_id.hex}",
+                storage_key=key,
+                size_bytes=size,
+            )
+        )
+    return CallerRecords(caller_id, call_id, message_id, rec_id, key)
 
 
 def signed_in_operator(

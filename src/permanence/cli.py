@@ -961,3 +961,132 @@ def _account_ctx(rt: Runtime, slug: str, reason: str) -> AccessContext:
     with rt.db.session(AccessContext.system(reason), readonly=True) as s:
         account = account_by_slug(s, slug)
     return AccessContext.system(reason, account.id)
+
+
+@app.command()
+def backup(
+    out: Annotated[Path, typer.Argument(help="Archive to write (refuses to overwrite a file)")],
+) -> None:
+    """A consistent, encrypted backup of the database and its files, while the service runs.
+
+    Encrypted under the backup key (PERMANENCE_BACKUP_KEY_FILE or PERMANENCE_BACKUP_KEY), not
+    the master key; the master key is not in the archive (docs/backup.md)."""
+    from permanence.backup import archive
+    from permanence.backup import service as backups
+
+    settings = get_settings()
+    try:
+        key = archive.load_backup_key(settings)
+        summary = backups.make_backup(settings, out, key)
+    except PermanenceError as exc:
+        fail(exc.message)
+    typer.echo(summary.line())
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Argument(help="Archive made by 'permanence backup'")],
+    force: Annotated[
+        bool, typer.Option(help="Replace a target database or data directory that holds data")
+    ] = False,
+    journal: Annotated[
+        list[Path] | None,
+        typer.Option(help="Erasure journal export(s) to replay too ('rights journal-export')"),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option(help="Only decrypt and check the archive; change nothing")
+    ] = False,
+) -> None:
+    """Restore a backup into the configured database and data directory (stop the service
+    first), bring the schema up to date, then replay the erasure journal so that everyone
+    erased since the backup stays erased."""
+    from permanence.backup import archive
+    from permanence.backup import service as backups
+
+    settings = get_settings()
+    try:
+        key = archive.load_backup_key(settings)
+        if check:
+            manifest = backups.check_archive(settings, source, key)
+            rows = sum(int(t["rows"]) for t in manifest["tables"].values())
+            typer.echo(
+                f"archive intact: backup of {manifest['created_at']} ({manifest['backend']}, "
+                f"revision {manifest['revision']}), {len(manifest['tables'])} tables, {rows} "
+                f"rows, {len(manifest['entries'])} entries"
+            )
+            return
+        summary = backups.restore(settings, source, key, force=force, journal_files=journal)
+    except PermanenceError as exc:
+        fail(exc.message)
+    typer.echo(summary.line())
+
+
+@keys_app.command("backup-key")
+def keys_backup_key(
+    path: Annotated[Path, typer.Argument(help="File to create (mode 0600)")],
+) -> None:
+    """Make a new backup key file; point PERMANENCE_BACKUP_KEY_FILE at it. Keep it away from
+    the backups and from the master key (docs/backup.md)."""
+    from permanence.backup import archive
+
+    try:
+        kid = archive.create_key_file(path)
+    except PermanenceError as exc:
+        fail(exc.message)
+    typer.echo(f"backup key written to {path} (mode 0600), key id {kid}")
+
+
+@rights_app.command("journal-export")
+def rights_journal_export(
+    out: Annotated[Path, typer.Option(help="File to write (refuses to overwrite one)")],
+) -> None:
+    """Write the erasure journal (pseudonymous ids and times, each line authenticated) for
+    'permanence restore --journal': keep it with the backups, it is what keeps an erased
+    caller erased when an older backup is restored."""
+    from sqlalchemy import create_engine, pool
+
+    from permanence.backup import journal as ejournal
+    from permanence.crypto.keyring import Keyring
+
+    settings = get_settings()
+    try:
+        mac_key = ejournal.ErasureMirror.from_settings(
+            settings, Keyring.from_settings(settings)
+        ).mac_key
+        engine = create_engine(settings.effective_migration_url, poolclass=pool.NullPool)
+        try:
+            with engine.begin() as conn:
+                entries = ejournal.merge(ejournal.read_database(conn))
+        finally:
+            engine.dispose()
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        fail(f"{out} already exists: refusing to overwrite it")
+    except PermanenceError as exc:
+        fail(exc.message)
+    with os.fdopen(fd, "w") as fh:
+        fh.writelines(ejournal.line_of(e, mac_key) for e in entries)
+    typer.echo(f"{len(entries)} erasure journal entries written to {out}")
+
+
+@rights_app.command("journal-replay")
+def rights_journal_replay(
+    journal: Annotated[
+        list[Path] | None,
+        typer.Option(help="Erasure journal export(s) to replay too ('rights journal-export')"),
+    ] = None,
+) -> None:
+    """Replay the erasure journal (the database's, the mirror file, exports) on the database as
+    it is: after a restore made by other means than 'permanence restore' (PostgreSQL
+    point-in-time recovery, a disk snapshot). Running it again changes nothing."""
+    from permanence.backup import service as backups
+
+    try:
+        sources, total, replayed, absent = backups.replay_journal(get_settings(), journal)
+    except PermanenceError as exc:
+        fail(exc.message)
+    listed = ", ".join(f"{n} from {where}" for where, n in sources.items())
+    typer.echo(
+        f"erasure journal: {total} entries ({listed}), {replayed} replayed, "
+        f"{absent} for accounts not in the database"
+    )

@@ -40,6 +40,19 @@ class Settings(BaseSettings):
         description="Command run at start (no shell) whose standard output is the base64 "
         "master key, e.g. a KMS client unwrapping it; used when master_key is unset.",
     )
+    backup_key: str | None = Field(
+        default=None,
+        description="Base64 key (32 bytes) that encrypts backups; overrides backup_key_file. "
+        "Keep it apart from the master key and from the backups.",
+    )
+    backup_key_file: Path | None = Field(
+        default=None, description="File holding the backup key ('permanence keys backup-key')."
+    )
+    erasure_journal_file: Path | None = Field(
+        default=None,
+        description="Append-only copy of the erasure journal, replayed after a restore. "
+        "Default: data_dir/erasure-journal.jsonl; better on another volume.",
+    )
     default_region: str = Field(default="FR", description="Region for parsing national numbers")
     public_base_url: str = Field(default="http://127.0.0.1:8000")
     hds_hosting: bool = Field(
@@ -178,6 +191,10 @@ class Settings(BaseSettings):
     @property
     def effective_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def effective_erasure_journal_file(self) -> Path:
+        return self.erasure_journal_file or self.data_dir / "erasure-journal.jsonl"
 
     @property
     def recordings_dir(self) -> Path:

@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection
@@ -22,6 +22,9 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from permanence.context import AccessContext
+
+if TYPE_CHECKING:
+    from permanence.backup.journal import ErasureMirror
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -126,6 +129,8 @@ class Database:
         # throughput and tail latency steady under concurrency; other processes still meet
         # the busy timeout.
         self._write_lock = threading.Lock() if not self.is_postgres else None
+        # Where erasures are also journalled outside the database (set by the Runtime).
+        self.erasure_mirror: ErasureMirror | None = None
 
     @contextmanager
     def session(self, ctx: AccessContext, *, readonly: bool = False) -> Iterator[Session]:
@@ -137,6 +142,7 @@ class Database:
         try:
             with factory() as s:
                 s.info["ctx"] = ctx
+                s.info["erasure_mirror"] = self.erasure_mirror
                 with s.begin():
                     yield s
         finally:

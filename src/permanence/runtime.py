@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from permanence.backup.journal import ErasureMirror
 from permanence.config import Settings, get_settings
-from permanence.crypto.keyring import Keyring, load_master_key
+from permanence.crypto.keyring import Keyring
 from permanence.db import Database
 
 
@@ -22,11 +23,8 @@ class Runtime:
         db = Database(
             settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
-        keyring = Keyring(
-            load_master_key(settings),
-            index_bits=settings.blind_index_bits,
-            region=settings.default_region,
-        )
+        keyring = Keyring.from_settings(settings)
+        db.erasure_mirror = ErasureMirror.from_settings(settings, keyring)
         return cls(settings=settings, db=db, keyring=keyring)
 
     def close(self) -> None:

@@ -20,23 +20,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
-from permanence.calls import service as calls
 from permanence.context import AccessContext, Role
-from permanence.crypto.stream import encrypt_stream
 from permanence.delivery.ports import HttpWebhookSender
 from permanence.errors import KeyUnavailable
-from permanence.messages import service as messages
 from permanence.messages.model import Message
 from permanence.recordings.model import Recording
-from permanence.recordings.storage import LocalStore, storage_key
 from permanence.rights.service import Outbox
 from permanence.subjects.model import Caller
 from tests.conftest import SmtpSink
-from tests.factories import ctx_for, make_caller
+from tests.factories import caller_with_records, ctx_for, make_caller
 from tests.servers import HttpSink
 from tests.web.conftest import World
 
-PLUMBER_DID = "+33240000001"
 FIRST, LAST = "Zéphyrine", "Quenouille"
 PHONE, EMAIL = "06 71 23 45 89", "zephyrine.quenouille@exemple.fr"
 PHONE_FORMS = ("+33671234589", "0671234589", "06 71 23 45 89")
@@ -62,50 +57,10 @@ def sink(tmp_path: Path) -> Iterator[HttpSink]:
 
 def subject_with_records(world: World) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
     """A caller of the plumber with a call, a delivered message and a stored recording."""
-    rt, account = world.rt, world.plumber.id
-    caller_id = make_caller(rt, account, first=FIRST, last=LAST, phone=PHONE, email=EMAIL)
-    with rt.db.session(ctx_for(account)) as s:
-        call = calls.open_call(s, rt.keyring, dialled=PLUMBER_DID, caller_number=PHONE).call
-        assert call.caller_id == caller_id
-        msg = messages.take_message(
-            s,
-            rt.keyring,
-            caller_id=caller_id,
-            purpose="intervention",
-            call_id=call.id,
-            values={
-                "last_name": LAST,
-                "phone": PHONE,
-                "email": EMAIL,
-                "address": "3 rue des Ormes, 44000 Nantes",
-                "urgency": "à planifier",
-                "description": "Robinet qui goutte",
-            },
-        )
-        call_id, message_id = call.id, msg.id
-    rec_id = uuid.uuid4()
-    key = storage_key(account, rec_id)
-    with rt.db.session(AccessContext.system("test", account)) as s:
-        cipher = rt.keyring.cipher(s, account, caller_id)
-        ad = cipher.ad("recordings", "audio", rec_id)
-        size = LocalStore(rt.settings.recordings_dir).put(
-            key, lambda fh: encrypt_stream(cipher.dek, ad, [b"RIFF-audio-" + LAST.encode()], fh)
-        )
-        call_row = s.get(type(call), call_id)
-        assert call_row is not None
-        s.add(
-            Recording(
-                id=rec_id,
-                account_id=account,
-                call_id=call_id,
-                caller_id=caller_id,
-                mandate_id=call_row.mandate_id,
-                provider_sid=f"RE{rec_id.hex}",
-                storage_key=key,
-                size_bytes=size,
-            )
-        )
-    return caller_id, message_id, rec_id
+    made = caller_with_records(
+        world.rt, world.plumber.id, first=FIRST, last=LAST, phone=PHONE, email=EMAIL
+    )
+    return made.caller_id, made.message_id, made.recording_id
 
 
 def api_key(world: World) -> dict[str, str]:

@@ -48,16 +48,16 @@ def load_master_key(settings: Settings) -> bytes:
     """The master key: ``PERMANENCE_MASTER_KEY``, else the output of
     ``PERMANENCE_MASTER_KEY_COMMAND`` (a KMS client unwrapping it), else the key file."""
     if settings.master_key:
-        return _decode_key(settings.master_key, "PERMANENCE_MASTER_KEY")
+        return decode_key(settings.master_key, "PERMANENCE_MASTER_KEY")
     if settings.master_key_command:
-        return _decode_key(_run_key_command(settings.master_key_command), KEY_COMMAND)
+        return decode_key(_run_key_command(settings.master_key_command), KEY_COMMAND)
     path = settings.effective_master_key_file
     if not path.exists():
         raise ConfigurationError(
             f"no master key: {path} does not exist (run 'permanence init' "
             "or set PERMANENCE_MASTER_KEY)"
         )
-    return _decode_key(path.read_text().strip(), str(path))
+    return decode_key(path.read_text().strip(), str(path))
 
 
 KEY_COMMAND = "PERMANENCE_MASTER_KEY_COMMAND"
@@ -101,8 +101,13 @@ def _run_key_command(command: str) -> str:
 
 def create_master_key_file(path: Path) -> bytes:
     """Write a new master key with mode 0600; refuse to overwrite an existing one."""
+    return create_key_file(path, "a master key")
+
+
+def create_key_file(path: Path, what: str) -> bytes:
+    """Write a new 32-byte key (base64) with mode 0600; refuse to overwrite a file."""
     if path.exists():
-        raise Conflict(f"{path} already exists: refusing to overwrite a master key")
+        raise Conflict(f"{path} already exists: refusing to overwrite {what}")
     path.parent.mkdir(parents=True, exist_ok=True)
     key = new_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -111,13 +116,13 @@ def create_master_key_file(path: Path) -> bytes:
     return key
 
 
-def _decode_key(text: str, where: str) -> bytes:
+def decode_key(text: str, where: str, what: str = "master key") -> bytes:
     try:
         key = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigurationError(f"master key in {where} is not valid base64") from None
+        raise ConfigurationError(f"{what} in {where} is not valid base64") from None
     if len(key) != KEY_LEN:
-        raise ConfigurationError(f"master key in {where} must be 32 bytes (base64 of 32 bytes)")
+        raise ConfigurationError(f"{what} in {where} must be 32 bytes (base64 of 32 bytes)")
     return key
 
 
@@ -174,6 +179,14 @@ class Keyring:
         # version, which stays readable (retired versions are kept, never deleted).
         self._active: dict[uuid.UUID, tuple[int, float]] = {}
         self.active_ttl = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Keyring:
+        return cls(
+            load_master_key(settings),
+            index_bits=settings.blind_index_bits,
+            region=settings.default_region,
+        )
 
     # -- account keys ---------------------------------------------------------------------
 

@@ -53,7 +53,6 @@ from permanence.rights.model import (
     CLOSED_STATES,
     OPEN_STATES,
     Download,
-    ErasureJournal,
     Kind,
     Rectification,
     RightsRequest,
@@ -1301,23 +1300,50 @@ def _object(
     return outcome, files
 
 
-def _erase(
-    session: Session, keyring: Keyring, req: RightsRequest, caller: Caller, now: dt.datetime
-) -> tuple[dict[str, Any], list[tuple[str, str]], dict[str, Any]]:
-    """Crypto-shred and delete every record of the subject; notify the recipients first."""
-    from permanence.accounts.service import get_account
-    from permanence.contracts.offboarding import sign_document
+@dataclass
+class SubjectErased:
+    """What ``erase_subject`` did: rows deleted per kind, notices queued, files to delete after
+    the commit, whether the data key was still there to destroy."""
 
-    recs = records_of(session, caller)
-    a, c = caller.account_id, caller.id
+    counts: dict[str, int]
+    notices: int
+    files: list[tuple[str, str]]
+    key_destroyed: bool
+    caller_deleted: bool
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            any(self.counts.values()) or self.notices or self.key_destroyed or self.caller_deleted
+        )
+
+
+def erase_subject(
+    session: Session, keyring: Keyring, account_id: uuid.UUID, subject_id: uuid.UUID
+) -> SubjectErased:
+    """Delete every record of one subject and destroy their key: the one code path of an
+    erasure, used by the request (``_erase``) and by the replay of the journal after a
+    restore (``replay_erasure``). Recipients the messages reached are told (Art. 19) and
+    undelivered deliveries cancelled. Whatever is already gone is skipped, so running it again
+    changes nothing."""
+    a, c = account_id, subject_id
     notices = 0
-    for msg in recs.messages:
-        notices += len(delivery.notify_recipients(session, msg.id, "erased"))
-    files = [("recordings", r.storage_key) for r in recs.recordings]
-    downloads = list(
-        session.scalars(select(Download).where(Download.account_id == a, Download.subject_id == c))
-    )
-    files += [("files", d.storage_key) for d in downloads]
+    for message_id in session.scalars(
+        select(Message.id).where(Message.caller_id == c, Message.account_id == a)
+    ).all():
+        notices += len(delivery.notify_recipients(session, message_id, "erased"))
+    files = [
+        ("recordings", key)
+        for key in session.scalars(
+            select(Recording.storage_key).where(Recording.caller_id == c, Recording.account_id == a)
+        )
+    ]
+    files += [
+        ("files", key)
+        for key in session.scalars(
+            select(Download.storage_key).where(Download.account_id == a, Download.subject_id == c)
+        )
+    ]
     counts: dict[str, int] = {}
 
     def gone(name: str, stmt: Any) -> None:
@@ -1343,17 +1369,41 @@ def _erase(
     # Earlier requests of the subject keep their codes and dates, not what was given.
     session.execute(
         update(RightsRequest)
-        .where(RightsRequest.account_id == a, RightsRequest.subject_id == c)
+        .where(
+            RightsRequest.account_id == a,
+            RightsRequest.subject_id == c,
+            (RightsRequest.requester_sealed.is_not(None))
+            | (RightsRequest.details_sealed.is_not(None)),
+        )
         .values(requester_sealed=None, details_sealed=None)
     )
     key_destroyed = keyring.destroy_subject_key(session, a, c)
-    session.delete(caller)
+    caller = session.get(Caller, c)
+    caller_deleted = caller is not None and caller.account_id == a
+    if caller_deleted:
+        session.delete(caller)
     session.flush()
-    journal = ErasureJournal(
-        id=uuid.uuid4(), account_id=a, subject_id=c, request_id=req.id, erased_at=now
+    return SubjectErased(counts, notices, files, key_destroyed, caller_deleted)
+
+
+def _erase(
+    session: Session, keyring: Keyring, req: RightsRequest, caller: Caller, now: dt.datetime
+) -> tuple[dict[str, Any], list[tuple[str, str]], dict[str, Any]]:
+    """Crypto-shred and delete every record of the subject; journal it; sign a certificate."""
+    from permanence.accounts.service import get_account
+    from permanence.backup import journal
+    from permanence.contracts.offboarding import sign_document
+
+    subjects.check_account(session, caller.account_id)
+    a, c = caller.account_id, caller.id
+    erased = erase_subject(session, keyring, a, c)
+    counts, notices, files = erased.counts, erased.notices, erased.files
+    entry = journal.record(
+        session,
+        journal.JournalEntry(
+            id=uuid.uuid4(), account_id=a, subject_id=c, request_id=req.id, erased_at=now
+        ),
     )
-    session.add(journal)
-    session.flush()
     account = get_account(session, a)
     document: dict[str, Any] = {
         "type": "certificat_effacement",
@@ -1363,10 +1413,10 @@ def _erase(
         "received_at": req.received_at.isoformat(),
         "erased_at": now.isoformat(),
         "deleted": counts,
-        "subject_key_destroyed": key_destroyed,
+        "subject_key_destroyed": erased.key_destroyed,
         "files_deleted": len(files),
         "recipients_notified": notices,
-        "journal_entry": str(journal.id),
+        "journal_entry": str(entry.id),
     }
     signature, public_key = sign_document(keyring, document)
     certificate = {"certificate": document, "signature": signature, "public_key": public_key}
@@ -1377,10 +1427,46 @@ def _erase(
         "caller",
         c,
         subject_id=c,
-        details={**counts, "notices": notices, "key_destroyed": key_destroyed},
+        details={**counts, "notices": notices, "key_destroyed": erased.key_destroyed},
     )
     outcome: dict[str, Any] = {**counts, "notices": notices}
     return outcome, files, certificate
+
+
+def replay_erasure(session: Session, keyring: Keyring, entry: Any) -> tuple[SubjectErased, bool]:
+    """Carry out again an erasure of the journal (``backup.journal.JournalEntry``) on a
+    restored database: the same deletions as the request made, the key destroyed, the journal
+    row put back, the request closed if the restored database still had it open. Audited when
+    it changed anything (then ``applied``); running it twice changes nothing the second time."""
+    from permanence.backup import journal
+
+    erased = erase_subject(session, keyring, entry.account_id, entry.subject_id)
+    req = session.get(RightsRequest, entry.request_id) if entry.request_id else None
+    closed = False
+    if req is not None and req.account_id == entry.account_id and req.state in OPEN_STATES:
+        req.state, req.completed_at = State.COMPLETED.value, entry.erased_at
+        req.requester_sealed = req.details_sealed = None
+        req.outcome = json.dumps({**erased.counts, "replayed": True}, sort_keys=True)
+        closed = True
+    inserted = journal.ensure(session, entry)
+    applied = erased.changed or inserted or closed
+    if applied:
+        audit.record(
+            session,
+            "rights.erase.replay",
+            "caller",
+            entry.subject_id,
+            subject_id=entry.subject_id,
+            details={
+                **erased.counts,
+                "notices": erased.notices,
+                "key_destroyed": erased.key_destroyed,
+                "journal_entry": entry.id,
+                "journal_restored": inserted,
+                "request_closed": closed,
+            },
+        )
+    return erased, applied
 
 
 def certificate_html(certificate: Mapping[str, Any]) -> str:

@@ -1,0 +1,1 @@
+"""Consistent encrypted backups, restore, and the replay of the erasure journal."""

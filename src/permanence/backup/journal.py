@@ -1,0 +1,237 @@
+"""The erasure journal outside the database: an append-only file that a restore replays.
+
+Each erasure writes its ``erasure_journal`` row and, in the same call, one line here (fsynced
+before the transaction commits: see docs/adr/0008-backups-and-the-erasure-journal.md). A line
+holds pseudonymous ids and a time, authenticated with an HMAC under a key derived from the
+master key, so a forged or altered line is refused rather than obeyed (a line makes a restore
+destroy a caller's data). ``permanence rights journal-export`` writes the same format from
+the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy.orm import Session
+
+from permanence.config import Settings
+from permanence.crypto.keyring import Keyring
+from permanence.errors import IntegrityFailure, ValidationFailed
+from permanence.rights.model import ErasureJournal
+
+MAC_PURPOSE = "erasure-journal"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    subject_id: uuid.UUID
+    request_id: uuid.UUID | None
+    erased_at: dt.datetime
+
+    @classmethod
+    def of(cls, row: ErasureJournal) -> JournalEntry:
+        return cls(row.id, row.account_id, row.subject_id, row.request_id, row.erased_at)
+
+    def row(self) -> ErasureJournal:
+        return ErasureJournal(
+            id=self.id,
+            account_id=self.account_id,
+            subject_id=self.subject_id,
+            request_id=self.request_id,
+            erased_at=self.erased_at,
+        )
+
+    def fields(self) -> dict[str, str | int | None]:
+        return {
+            "v": FORMAT,
+            "id": str(self.id),
+            "account_id": str(self.account_id),
+            "subject_id": str(self.subject_id),
+            "request_id": str(self.request_id) if self.request_id else None,
+            "erased_at": self.erased_at.astimezone(dt.UTC).isoformat(),
+        }
+
+
+def _canonical(fields: dict[str, str | int | None]) -> bytes:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def line_of(entry: JournalEntry, mac_key: bytes) -> str:
+    fields = entry.fields()
+    mac = hmac.new(mac_key, _canonical(fields), hashlib.sha256).hexdigest()
+    return json.dumps({**fields, "mac": mac}, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def parse_lines(lines: Iterable[str], mac_key: bytes, where: str) -> list[JournalEntry]:
+    """Every entry of a journal file; refuses the whole file at the first bad line."""
+    out: list[JournalEntry] = []
+    for n, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw)
+            mac = data.pop("mac")
+            fields = {k: data[k] for k in ("v", "id", "account_id", "subject_id", "erased_at")}
+            fields["request_id"] = data.get("request_id")
+            if set(data) != set(fields):
+                raise ValueError("unexpected field")
+            expected = hmac.new(mac_key, _canonical(fields), hashlib.sha256).hexdigest()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ValidationFailed(f"{where}, line {n}: not an erasure journal entry") from None
+        if not isinstance(mac, str) or not hmac.compare_digest(mac, expected):
+            raise IntegrityFailure(
+                f"{where}, line {n}: the entry failed authentication (altered, forged, or "
+                "written under another master key)"
+            )
+        try:
+            erased_at = dt.datetime.fromisoformat(str(fields["erased_at"]))
+            request = fields["request_id"]
+            out.append(
+                JournalEntry(
+                    id=uuid.UUID(str(fields["id"])),
+                    account_id=uuid.UUID(str(fields["account_id"])),
+                    subject_id=uuid.UUID(str(fields["subject_id"])),
+                    request_id=uuid.UUID(str(request)) if request else None,
+                    erased_at=erased_at.astimezone(dt.UTC),
+                )
+            )
+        except ValueError:
+            raise ValidationFailed(f"{where}, line {n}: not an erasure journal entry") from None
+    return out
+
+
+def read_file(path: Path, mac_key: bytes) -> list[JournalEntry]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return parse_lines(fh, mac_key, str(path))
+    except FileNotFoundError:
+        raise ValidationFailed(f"erasure journal file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ValidationFailed(f"{path} is not an erasure journal file") from None
+
+
+class ErasureMirror:
+    """The append-only file: one fsynced line per erasure, under an exclusive lock so that
+    several processes may append."""
+
+    def __init__(self, path: Path, mac_key: bytes) -> None:
+        self.path = path
+        self.mac_key = mac_key
+
+    @classmethod
+    def from_settings(cls, settings: Settings, keyring: Keyring) -> ErasureMirror:
+        return cls(settings.effective_erasure_journal_file, keyring.derived_secret(MAC_PURPOSE))
+
+    def append(self, entries: Iterable[JournalEntry]) -> int:
+        data = "".join(line_of(e, self.mac_key) for e in entries).encode()
+        if not data:
+            return 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:  # the new name must survive a crash too
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        return data.count(b"\n")
+
+    def entries(self) -> list[JournalEntry]:
+        if not self.path.exists():
+            return []
+        return read_file(self.path, self.mac_key)
+
+
+def record(session: Session, entry: JournalEntry) -> ErasureJournal:
+    """Write one erasure to the journal table and to the mirror file (if configured).
+
+    The line is fsynced before the transaction commits (write-ahead): a crash in between
+    leaves a line for an erasure the database does not show, and a later restore carries
+    that erasure out; it never leaves a committed erasure without its line.
+    """
+    row = entry.row()
+    session.add(row)
+    session.flush()
+    mirror = session.info.get("erasure_mirror")
+    if isinstance(mirror, ErasureMirror):
+        mirror.append([entry])
+    return row
+
+
+def ensure(session: Session, entry: JournalEntry) -> bool:
+    """Insert ``entry`` into the table unless it is there (replay); True if inserted."""
+    if session.get(ErasureJournal, entry.id) is not None:
+        return False
+    session.add(entry.row())
+    session.flush()
+    return True
+
+
+def read_database(conn: Connection) -> list[JournalEntry]:
+    """Every entry of a database's journal table, read through a connection of the schema
+    owner. On PostgreSQL the table is under row-level security, so it is read account by
+    account. An absent table (a database never migrated) gives no entries."""
+    if "erasure_journal" not in inspect(conn).get_table_names():
+        return []
+    table = ErasureJournal.__table__
+    if conn.dialect.name != "postgresql":
+        rows = conn.execute(select(table)).all()
+    else:
+        rows = []
+        for (account_id,) in conn.execute(text("SELECT id FROM accounts")).all():
+            conn.execute(
+                text("SELECT set_config('app.account_id', :a, true)"), {"a": str(account_id)}
+            )
+            rows += conn.execute(select(table)).all()
+    out = []
+    for r in rows:
+        erased = r.erased_at
+        if isinstance(erased, str):
+            erased = dt.datetime.fromisoformat(erased)
+        if erased.tzinfo is None:
+            erased = erased.replace(tzinfo=dt.UTC)
+        out.append(
+            JournalEntry(
+                _uuid(r.id),
+                _uuid(r.account_id),
+                _uuid(r.subject_id),
+                _uuid(r.request_id) if r.request_id else None,
+                erased.astimezone(dt.UTC),
+            )
+        )
+    return out
+
+
+def _uuid(value: object) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def merge(*sources: Iterable[JournalEntry]) -> list[JournalEntry]:
+    """One entry per id, oldest erasure first."""
+    seen: dict[uuid.UUID, JournalEntry] = {}
+    for source in sources:
+        for e in source:
+            seen.setdefault(e.id, e)
+    return sorted(seen.values(), key=lambda e: (e.erased_at, str(e.id)))

@@ -1,0 +1,542 @@
+"""Backups and restores through the command line, on the test database (SQLite or PostgreSQL):
+consistent while a writer takes messages, encrypted and authenticated, and an erasure made
+after the backup replayed on restore (from the target database, the mirror file, or an export)
+so that the erased caller stays erased."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, pool, select, text
+from typer.testing import CliRunner
+
+from permanence import schema
+from permanence.audit import service as audit
+from permanence.audit.model import AuditEntry
+from permanence.backup import journal as ejournal
+from permanence.backup import service as backups
+from permanence.cli import app
+from permanence.config import Settings, get_settings
+from permanence.context import AccessContext, Role
+from permanence.crypto.model import SubjectKey
+from permanence.crypto.stream import decrypt_stream
+from permanence.db import utcnow
+from permanence.errors import IntegrityFailure, KeyUnavailable
+from permanence.messages import service as messages
+from permanence.messages.model import Message
+from permanence.recordings.model import Recording
+from permanence.recordings.storage import LocalStore
+from permanence.rights import service as rights
+from permanence.rights.model import ErasureJournal, Kind, RightsRequest, State
+from permanence.runtime import Runtime
+from permanence.subjects.model import Caller
+from tests.conftest import PG_OWNER_URL, PG_URL, cli_env
+from tests.factories import CallerRecords, caller_with_records, ctx_for, make_account
+
+PERMANENCE = [sys.executable, "-m", "permanence"]
+BACKUP_KEY = base64.b64encode(hashlib.sha256(b"test backup key").digest()).decode()
+ERASED = ("Aurélien", "Vasseur-Quintal", "06 44 21 87 03", "aurelien.vq@exemple.fr")
+KEPT = ("Bérénice", "Olmedo-Farge", "06 52 90 13 47", "berenice.of@exemple.fr")
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(env: dict[str, str], *args: str, ok: bool = True, process: bool = False) -> Ran:
+    """The command as a user runs it: in a subprocess, or (faster) through Typer's runner
+    with the same environment."""
+    if process:
+        proc = subprocess.run(
+            [*PERMANENCE, *args], env=env, capture_output=True, text=True, timeout=300
+        )
+        ran = Ran(proc.returncode, proc.stdout, proc.stderr)
+    else:
+        get_settings.cache_clear()
+        unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PERMANENCE_")}
+        result = CliRunner().invoke(app, list(args), env={**unset, **env})
+        get_settings.cache_clear()
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        ran = Ran(result.exit_code, result.stdout, result.stderr)
+    if ok:
+        assert ran.returncode == 0, ran.stderr
+    else:
+        assert ran.returncode != 0, ran.stdout
+    assert "Traceback" not in ran.stderr
+    for word in (*ERASED, *KEPT):  # nothing personal in what the commands print
+        assert word not in ran.stdout + ran.stderr
+    return ran
+
+
+@pytest.fixture
+def env(settings: Settings) -> dict[str, str]:
+    e = cli_env(settings)
+    e["PERMANENCE_BACKUP_KEY"] = BACKUP_KEY
+    return e
+
+
+def subject(rt: Runtime, account: uuid.UUID, who: tuple[str, str, str, str]) -> CallerRecords:
+    first, last, phone, email = who
+    return caller_with_records(rt, account, first=first, last=last, phone=phone, email=email)
+
+
+def backed_up(
+    rt: Runtime, env: dict[str, str], tmp_path: Path
+) -> tuple[uuid.UUID, CallerRecords, Path]:
+    """The plumber's account with one caller (KEPT), backed up."""
+    account = make_account(rt, "plomberie-durand").id
+    kept = subject(rt, account, KEPT)
+    archive = tmp_path / "b.pmbk"
+    run(env, "backup", str(archive))
+    return account, kept, archive
+
+
+def request_erasure(rt: Runtime, account: uuid.UUID, who: tuple[str, str, str, str]) -> uuid.UUID:
+    """The controller takes an erasure request in (identity vouched for): it is verified."""
+    with rt.db.session(ctx_for(account, Role.CLIENT)) as s:
+        req = rights.submit(
+            s,
+            rt.keyring,
+            rights.Intake(
+                kind=Kind.ERASURE,
+                requester=rights.Requester(phone=who[2]),
+                verified_by_controller=True,
+            ),
+        )
+        return req.id
+
+
+def execute(rt: Runtime, account: uuid.UUID, request_id: uuid.UUID) -> None:
+    """Through the rights-request path: the controller executes the request."""
+    ctx = ctx_for(account, Role.CLIENT)
+    done = rights.run_execute(rt, rights.Outbox.from_settings(rt.settings), ctx, request_id)
+    assert done.outcome["messages"] == 1 and done.outcome["recordings"] == 1
+
+
+def check_consistent(rt: Runtime) -> int:
+    """The audit chain verifies, every message and recording opens, nothing is orphaned.
+    Returns the number of messages."""
+    store = LocalStore(rt.settings.recordings_dir)
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        assert audit.verify(s, rt.keyring.checkpoint_signing_key().public_key()).ok
+    accounts = _accounts(rt)
+    total = 0
+    for account in accounts:
+        with rt.db.session(AccessContext.system("test", account), readonly=True) as s:
+            for msg in s.scalars(select(Message)):
+                assert s.get(Caller, msg.caller_id) is not None
+                cipher = rt.keyring.cipher(s, account, msg.caller_id)
+                assert cipher.open_json("messages", "payload", msg.id, msg.payload_sealed)
+                total += 1
+            for rec in s.scalars(select(Recording)):
+                cipher = rt.keyring.cipher(s, account, rec.caller_id)
+                ad = cipher.ad("recordings", "audio", rec.id)
+                with store.open(rec.storage_key) as fh:
+                    assert b"".join(decrypt_stream(cipher.dek, ad, fh)).startswith(b"RIFF-")
+            orphans = s.scalar(
+                select(func.count())
+                .select_from(Caller)
+                .where(~Caller.id.in_(select(SubjectKey.subject_id)))
+            )
+            assert orphans == 0
+    return total
+
+
+def _accounts(rt: Runtime) -> list[uuid.UUID]:
+    from permanence.accounts.model import Account
+
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        return list(s.scalars(select(Account.id)))
+
+
+def lose_everything(settings: Settings) -> None:
+    """The database and the data files are gone (the mirror file is kept unless told)."""
+    if PG_URL:
+        assert PG_OWNER_URL
+        engine = create_engine(PG_OWNER_URL, poolclass=pool.NullPool)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{settings.data_dir / 'permanence.db'}{suffix}").unlink(missing_ok=True)
+    for p in sorted(settings.recordings_dir.rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+
+
+def count(rt: Runtime, account: uuid.UUID, model: type) -> int:
+    with rt.db.session(AccessContext.system("test", account), readonly=True) as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+# -- (1) consistent while writers are active ------------------------------------------------
+
+
+def test_backup_while_a_writer_takes_messages_restores_a_consistent_database(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    account = make_account(rt, "plomberie-durand").id
+    people = [
+        subject(rt, account, (f"Prénom{i}", f"Nom{i}", f"06 44 21 87 {i:02d}", f"p{i}@exemple.fr"))
+        for i in range(6)
+    ]
+    stop = threading.Event()
+    taken: list[float] = []
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            who = people[i % len(people)]
+            try:
+                with rt.db.session(ctx_for(account)) as s:
+                    messages.take_message(
+                        s,
+                        rt.keyring,
+                        caller_id=who.caller_id,
+                        purpose="intervention",
+                        values={
+                            "last_name": f"Nom{i % len(people)}",
+                            "phone": "06 44 21 87 00",
+                            "address": "1 quai de la Fosse, 44000 Nantes",
+                            "urgency": "à planifier",
+                            "description": f"Demande numéro {i}",
+                        },
+                    )
+                taken.append(time.monotonic())
+            except BaseException as exc:  # the test fails below if the writer did
+                errors.append(exc)
+                return
+            i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while len(taken) < 5:
+            time.sleep(0.01)
+        started = time.monotonic()
+        out = run(env, "backup", str(tmp_path / "b.pmbk"), process=True).stdout
+        ended = time.monotonic()
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors
+    assert any(started <= t <= ended for t in taken), "the writer was not active during backup"
+    assert "backup written to" in out and "6 files (0 missing)" in out
+    manifest = backups.check_archive(settings, tmp_path / "b.pmbk", base64.b64decode(BACKUP_KEY))
+    in_backup = manifest["tables"]["messages"]["rows"]
+    assert len(people) < in_backup < len(people) + len(taken)
+
+    # Restore into a fresh place: an empty data directory and database (PostgreSQL: the same
+    # database, once lost).
+    rt.close()
+    if PG_URL:
+        lose_everything(settings)
+        target = settings
+        target_env = env
+    else:
+        fresh = tmp_path / "fresh"
+        fresh.mkdir()
+        target = settings.model_copy(
+            update={"data_dir": fresh, "database_url": f"sqlite:///{fresh / 'permanence.db'}"}
+        )
+        target_env = {
+            **env,
+            "PERMANENCE_DATA_DIR": str(fresh),
+            "PERMANENCE_DATABASE_URL": target.effective_database_url,
+        }
+    out = run(target_env, "restore", str(tmp_path / "b.pmbk")).stdout
+    assert "0 replayed" in out
+    assert "audit chain intact" in run(target_env, "audit", "verify").stdout
+    restored = Runtime.from_settings(target)
+    try:
+        assert check_consistent(restored) == in_backup
+        assert count(restored, account, Recording) == len(people)
+    finally:
+        restored.close()
+
+
+# -- (2) an erasure made after the backup stays made ----------------------------------------
+
+
+@pytest.mark.parametrize("source", ["target database", "mirror file", "journal export"])
+def test_erasure_after_the_backup_is_replayed_on_restore(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path, source: str
+) -> None:
+    account = make_account(rt, "plomberie-durand").id
+    erased, kept = subject(rt, account, ERASED), subject(rt, account, KEPT)
+    # The request is in the backup, still open; its execution is not.
+    request_id = request_erasure(rt, account, ERASED)
+    archive = tmp_path / "before.pmbk"
+    run(env, "backup", str(archive))
+    execute(rt, account, request_id)
+    with rt.db.session(AccessContext.system("test", account), readonly=True) as s:
+        entry = s.scalars(select(ErasureJournal)).one()
+    mirror = settings.effective_erasure_journal_file
+    assert str(entry.id) in mirror.read_text()
+    assert ERASED[1] not in mirror.read_text()
+    export = tmp_path / "journal.jsonl"
+    run(env, "rights", "journal-export", "--out", str(export))
+    rt.close()
+
+    if source == "target database":
+        refused = run(env, "restore", str(archive), ok=False)
+        assert "not empty" in refused.stderr and "--force" in refused.stderr
+        out = run(env, "restore", str(archive), "--force").stdout
+        assert "1 from the target database" in out
+    elif source == "mirror file":
+        lose_everything(settings)
+        out = run(env, "restore", str(archive)).stdout
+        assert "0 from the target database, 1 from the mirror file" in out
+    else:
+        lose_everything(settings)
+        mirror.unlink()
+        out = run(env, "restore", str(archive), "--journal", str(export)).stdout
+        assert f"1 from {export}" in out
+    assert "1 replayed" in out
+    assert "audit chain intact" in run(env, "audit", "verify").stdout
+
+    again = Runtime.from_settings(settings)
+    try:
+        with again.db.session(AccessContext.system("test", account), readonly=True) as s:
+            assert s.get(Caller, erased.caller_id) is None
+            assert s.get(SubjectKey, erased.caller_id) is None
+            assert s.get(Message, erased.message_id) is None
+            with pytest.raises(KeyUnavailable):
+                again.keyring.cipher(s, account, erased.caller_id)
+            assert [e.id for e in s.scalars(select(ErasureJournal))] == [entry.id]
+            req = s.get(RightsRequest, request_id)
+            assert req is not None and req.state == State.COMPLETED.value
+            assert req.requester_sealed is None
+            replays = s.scalars(
+                select(AuditEntry).where(AuditEntry.action == "rights.erase.replay")
+            ).all()
+            assert [r.subject_id for r in replays] == [erased.caller_id]
+        store = LocalStore(settings.recordings_dir)
+        assert not store.exists(erased.recording_key)
+        assert store.exists(kept.recording_key)
+        assert check_consistent(again) == 1
+        # The erasure is back in the mirror, once, whatever the journal came from.
+        assert len(ejournal.read_file(mirror, mirror_key(again))) == 1
+
+        # Replaying again changes nothing and writes nothing to the audit log.
+        with again.db.session(AccessContext.system("test"), readonly=True) as s:
+            head = s.scalar(select(func.max(AuditEntry.seq)))
+        with again.db.session(AccessContext.system("test", account)) as s:
+            done, applied = rights.replay_erasure(s, again.keyring, ejournal.JournalEntry.of(entry))
+        assert not applied and not done.changed and done.files == []
+        with again.db.session(AccessContext.system("test"), readonly=True) as s:
+            assert s.scalar(select(func.max(AuditEntry.seq))) == head
+    finally:
+        again.close()
+
+
+def mirror_key(rt: Runtime) -> bytes:
+    return rt.keyring.derived_secret(ejournal.MAC_PURPOSE)
+
+
+# -- (3) encrypted and authenticated ---------------------------------------------------------
+
+
+def test_tampered_truncated_or_wrong_key_archive_is_refused_and_nothing_is_touched(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    backed_up(rt, env, tmp_path)
+    archive = tmp_path / "b.pmbk"
+    data = archive.read_bytes()
+    for word in KEPT:  # encrypted: nothing of the caller in clear, not even in file names
+        assert word.encode() not in data
+    assert b"intervention" not in data and b"messages" not in data
+    # The target is empty, so only the archive's faults can stop the restore.
+    lose_everything(settings)
+    rt.close()
+
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x01
+    (tmp_path / "flipped.pmbk").write_bytes(bytes(flipped))
+    (tmp_path / "short.pmbk").write_bytes(data[: len(data) - 100])
+    for name in ("flipped.pmbk", "short.pmbk"):
+        refused = run(env, "restore", str(tmp_path / name), ok=False)
+        assert "failed authentication" in refused.stderr, refused.stderr
+    wrong = {**env, "PERMANENCE_BACKUP_KEY": base64.b64encode(os.urandom(32)).decode()}
+    refused = run(wrong, "restore", str(archive), ok=False)
+    assert "wrong backup key" in refused.stderr
+    no_key = {k: v for k, v in env.items() if k != "PERMANENCE_BACKUP_KEY"}
+    assert "no backup key" in run(no_key, "restore", str(archive), ok=False).stderr
+    # Nothing was restored, nothing left behind in the data directory.
+    assert not list(settings.recordings_dir.rglob("*.pmr"))
+    assert not [p for p in settings.data_dir.iterdir() if p.name.startswith(".restore-")]
+    if PG_URL:
+        assert PG_OWNER_URL
+        engine = create_engine(PG_OWNER_URL, poolclass=pool.NullPool)
+        with engine.connect() as conn:
+            assert (
+                conn.execute(
+                    text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                ).scalar()
+                == 0
+            )
+        engine.dispose()
+    else:
+        db = settings.data_dir / "permanence.db"
+        assert not db.exists() or db.stat().st_size == 0
+    # The intact archive, with the right key, still restores.
+    assert "restored the backup" in run(env, "restore", str(archive)).stdout
+
+
+def test_a_forged_journal_line_stops_the_restore(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    account, kept, archive = backed_up(rt, env, tmp_path)
+    forged = ejournal.JournalEntry(uuid.uuid4(), account, kept.caller_id, None, utcnow())
+    settings.effective_erasure_journal_file.write_text(
+        ejournal.line_of(forged, b"k" * 32)  # not the key derived from the master key
+    )
+    rt.close()
+    refused = run(env, "restore", str(archive), "--force", ok=False)
+    assert "line 1: the entry failed authentication" in refused.stderr
+    again = Runtime.from_settings(settings)
+    try:
+        assert count(again, account, Caller) == 1
+        with pytest.raises(IntegrityFailure):
+            ejournal.read_file(settings.effective_erasure_journal_file, mirror_key(again))
+    finally:
+        again.close()
+
+
+# -- (4) a target that holds data is replaced only on request --------------------------------
+
+
+def test_restore_refuses_a_target_with_data_without_force(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    account, _kept, archive = backed_up(rt, env, tmp_path)
+    later = subject(rt, account, ERASED)  # made after the backup
+    refused = run(env, "restore", str(archive), ok=False)
+    assert "not empty" in refused.stderr
+    assert count(rt, account, Caller) == 2  # untouched
+    assert LocalStore(settings.recordings_dir).exists(later.recording_key)
+    rt.close()
+    out = run(env, "restore", str(archive), "--force").stdout
+    assert "restored the backup" in out
+    again = Runtime.from_settings(settings)
+    try:
+        assert count(again, account, Caller) == 1
+        # The file of the recording made after the backup went with its row.
+        assert not LocalStore(settings.recordings_dir).exists(later.recording_key)
+        check_consistent(again)
+    finally:
+        again.close()
+
+
+def test_backup_refuses_to_overwrite_and_key_file_is_private(
+    settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    key_file = tmp_path / "backup.key"
+    out = run(env, "keys", "backup-key", str(key_file)).stdout
+    assert "key id" in out and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert "refusing to overwrite" in run(env, "keys", "backup-key", str(key_file), ok=False).stderr
+    file_env = {k: v for k, v in env.items() if k != "PERMANENCE_BACKUP_KEY"}
+    file_env["PERMANENCE_BACKUP_KEY_FILE"] = str(key_file)
+    archive = tmp_path / "b.pmbk"
+    run(file_env, "backup", str(archive))
+    assert oct(archive.stat().st_mode & 0o777) == "0o600"
+    assert "refusing to overwrite" in run(file_env, "backup", str(archive), ok=False).stderr
+    assert "archive intact" in run(file_env, "restore", str(archive), "--check").stdout
+
+
+def test_journal_replay_after_a_restore_made_without_the_journal(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Without the journal an older backup brings the erased caller back (what this is all
+    about); 'rights journal-replay' then erases them again, and a second run does nothing."""
+    account = make_account(rt, "plomberie-durand").id
+    erased = subject(rt, account, ERASED)
+    subject(rt, account, KEPT)
+    request_id = request_erasure(rt, account, ERASED)
+    archive = tmp_path / "b.pmbk"
+    run(env, "backup", str(archive))
+    execute(rt, account, request_id)
+    rt.close()
+    mirror = settings.effective_erasure_journal_file
+    kept_aside = mirror.rename(tmp_path / "journal-kept-aside.jsonl")
+    lose_everything(settings)
+    out = run(env, "restore", str(archive)).stdout
+    assert "0 entries" in out
+    back = Runtime.from_settings(settings)
+    try:
+        assert count(back, account, Caller) == 2  # the erased caller is back
+        assert LocalStore(settings.recordings_dir).exists(erased.recording_key)
+    finally:
+        back.close()
+
+    kept_aside.rename(mirror)
+    out = run(env, "rights", "journal-replay").stdout
+    assert "1 entries (0 from the database, 1 from the mirror file), 1 replayed" in out
+    out = run(env, "rights", "journal-replay").stdout
+    assert "1 from the database, 1 from the mirror file), 0 replayed" in out
+    assert "audit chain intact" in run(env, "audit", "verify").stdout
+    again = Runtime.from_settings(settings)
+    try:
+        assert count(again, account, Caller) == 1
+        assert not LocalStore(settings.recordings_dir).exists(erased.recording_key)
+        with again.db.session(AccessContext.system("test", account), readonly=True) as s:
+            assert s.get(SubjectKey, erased.caller_id) is None
+        assert check_consistent(again) == 1
+    finally:
+        again.close()
+
+
+def test_an_older_backup_is_restored_at_its_revision_then_upgraded(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    rt.close()
+    lose_everything(settings)
+    url = settings.effective_migration_url
+    cfg = schema.alembic_config(url)
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    command.upgrade(cfg, "0030")  # an older version of the schema, with data
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO training_courses (code, title_fr, title_en, validity_days, "
+                "required, active, created_at) VALUES ('test-old-course', 'Ancienne', 'Old', "
+                "365, false, true, CURRENT_TIMESTAMP)"
+            )
+        )
+        courses = conn.execute(text("SELECT count(*) FROM training_courses")).scalar()
+    engine.dispose()
+    archive = tmp_path / "old.pmbk"
+    assert "at revision 0030" in run(env, "backup", str(archive)).stdout
+    schema.upgrade(url, settings.database_app_role)  # the target is newer, and holds data
+
+    out = run(env, "restore", str(archive), "--force").stdout
+    assert f"revision 0030, upgraded to {head}" in out
+    assert schema.current_revision(url) == head
+    again = Runtime.from_settings(settings)
+    try:
+        with again.db.session(AccessContext.system("test"), readonly=True) as s:
+            assert s.execute(text("SELECT count(*) FROM training_courses")).scalar() == courses
+            assert audit.verify(s, again.keyring.checkpoint_signing_key().public_key()).ok
+    finally:
+        again.close()
