@@ -431,3 +431,32 @@ def test_a_nul_refusal_carries_the_security_headers(world: World) -> None:
     )
     problem(r, 422, "NUL")
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+# -- defects found by fuzzing (schemathesis), each kept as a regression test ---------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["start=9999-12-31", "end=0001-01-01", "start=0001-01-01&end=0001-01-02", "end=9999-12-31"],
+)
+def test_statistics_dates_at_the_ends_of_the_calendar_are_a_422_not_a_500(
+    world: World, query: str
+) -> None:
+    # Found by schemathesis as a supervisor: "date value out of range" (OverflowError) was a 500.
+    sup = world.login(world.supervisor)
+    for url in (
+        f"/api/v1/operators/stats?{query}",
+        f"/api/v1/operators/{world.operator.id}/stats?{query}",
+        f"/api/v1/accounts/{world.plumber.id}/stats?{query}",
+    ):
+        problem(sup.get(url), 422, "dates must be between")
+    page = sup.get(f"/supervision/accounts/{world.plumber.id}?{query}")
+    assert 400 <= page.status_code < 500
+
+
+def test_a_usage_report_for_the_last_month_of_the_calendar_is_a_422(world: World) -> None:
+    sup = world.login(world.supervisor)
+    for month in ("9999-12", "0001-01"):
+        r = sup.get(f"/api/v1/accounts/{world.plumber.id}/usage/{month}")
+        problem(r, 422, "dates must be between")
