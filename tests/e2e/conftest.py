@@ -61,11 +61,11 @@ SEEDED = (
 )
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerLogs]:
     """Everything the end-to-end servers log, access logs included (in-process uvicorn records
-    and server subprocesses' output): at the end of the session, no seeded name, phone,
-    e-mail or message text may appear in it."""
+    and server subprocesses' output): at the end of the end-to-end tests, no seeded name,
+    phone, e-mail or message text may appear in it."""
     logs = ServerLogs(tmp_path_factory.mktemp("server-logs"))
     logs.attach()
     try:

@@ -45,14 +45,17 @@ def test_clean_lines_are_not_flagged() -> None:
 
 
 def test_the_collector_reads_records_and_subprocess_output(tmp_path: Path) -> None:
+    # A number of its own: the records really go through logging, where the end-to-end
+    # tests' own collector (if it runs in this session) must not mistake it for a leak.
+    number = "06 98 76 54 32"
     logs = ServerLogs(tmp_path)
     logs.attach()
     try:
         logging.getLogger("uvicorn.access").warning(
-            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/x?t=0612345678", "1.1", 200
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/x?t=0698765432", "1.1", 200
         )
     finally:
         logs.detach()
     logs.output_file("child").write_text('INFO: 127.0.0.1:2 - "GET /ok HTTP/1.1" 200 OK\n')
     assert len(logs.access_lines()) == 2
-    assert len(find_leaks(logs.lines(), SEEDED)) == 1
+    assert len(find_leaks(logs.lines(), [number])) == 1

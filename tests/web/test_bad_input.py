@@ -166,37 +166,30 @@ def opendsr_error(r: Any, status: int, *words: str) -> dict[str, Any]:
     return error
 
 
-@pytest.mark.parametrize(
-    ("mutate", "words"),
-    [
-        (lambda b: {**b, "subject_request_type": "delete_everything"}, "subject_request_type"),
-        (lambda b: {**b, "subject_identities": []}, "subject_identities"),
-        (lambda b: {k: v for k, v in b.items() if k != "subject_identities"}, "subject_identities"),
-        (lambda b: {**b, "subject_identities": PHONE}, "subject_identities"),
-        (lambda b: {**b, "subject_request_id": 12}, "subject_request_id"),
-        (lambda b: {**b, "submitted_time": "yesterday"}, "submitted_time"),
-        (
-            lambda b: {
-                **b,
-                "subject_identities": [{"identity_type": "fax", "identity_value": PHONE}],
-            },
-            "identity_type",
-        ),
-        (lambda b: [b], "body"),
-        (lambda b: {**b, "status_callback_urls": ["http://127.0.0.1:9/x"]}, "https"),
-    ],
-)
-def test_malformed_opendsr_bodies_are_a_400_in_opendsr_form(
-    world: World, mutate: Any, words: str
-) -> None:
+# Each body is the valid request with one thing wrong, and what the error must name.
+MALFORMED_OPENDSR: list[tuple[Any, str]] = [
+    (lambda b: {**b, "subject_request_type": "delete_everything"}, "subject_request_type"),
+    (lambda b: {**b, "subject_identities": []}, "subject_identities"),
+    (lambda b: {k: v for k, v in b.items() if k != "subject_identities"}, "subject_identities"),
+    (lambda b: {**b, "subject_identities": PHONE}, "subject_identities"),
+    (lambda b: {**b, "subject_request_id": 12}, "subject_request_id"),
+    (lambda b: {**b, "submitted_time": "yesterday"}, "submitted_time"),
+    (
+        lambda b: {**b, "subject_identities": [{"identity_type": "fax", "identity_value": PHONE}]},
+        "identity_type",
+    ),
+    (lambda b: [b], "body"),
+    (lambda b: {**b, "status_callback_urls": ["http://127.0.0.1:9/x"]}, "https"),
+]
+
+
+def test_malformed_opendsr_bodies_are_a_400_in_opendsr_form(world: World) -> None:
+    # One World and one key for every case (each is independent: nothing is stored).
     c = world.client()
     key = api_key(world)
-    r = c.post(
-        "/opendsr/requests",
-        json=mutate(opendsr_body("access", "https://127.0.0.1:9/x")),
-        headers=key,
-    )
-    opendsr_error(r, 400, words)
+    for mutate, words in MALFORMED_OPENDSR:
+        body = mutate(opendsr_body("access", "https://127.0.0.1:9/x"))
+        opendsr_error(c.post("/opendsr/requests", json=body, headers=key), 400, words)
     assert rows(world, RightsRequest) == 0
 
 

@@ -114,8 +114,8 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
 
     app.include_router(rights_pages)
     app.mount("/static", StaticFiles(packages=[("permanence.web", "static")]), name="static")
-    # Outermost last: security headers on every answer (refusals included), then the body
-    # limit, then the checks that read the whole (bounded) body.
+    # Outermost last: the body limit, then the content-type check, then the checks that read
+    # the whole (bounded) body. Their refusals are answered as the routes' errors are.
     app.add_middleware(RejectNulCharacters, respond=refusal)
     app.add_middleware(RejectBrokenEncodings, respond=refusal)
     app.add_middleware(RequireJson, respond=refusal)
@@ -167,14 +167,16 @@ def error_response(request: Request, exc: PermanenceError) -> Response:
     if exc.status_code >= 500:
         log.error("server error %s", exc.code)
     problems = exc.problems if isinstance(exc, ValidationFailed) else [exc.message]
-    if _is_opendsr(request):
-        return opendsr_error(exc.status_code, exc.code, exc.message, problems)
-    body: dict[str, object] = {"error": exc.code, "message": exc.message}
-    if isinstance(exc, ValidationFailed | BadRequest | PayloadTooLarge | UnsupportedMediaType):
-        body["problems"] = problems
     headers = {}
     if isinstance(exc, TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after)
+    if _is_opendsr(request):
+        answer = opendsr_error(exc.status_code, exc.code, exc.message, problems)
+        answer.headers.update(headers)
+        return answer
+    body: dict[str, object] = {"error": exc.code, "message": exc.message}
+    if isinstance(exc, ValidationFailed | BadRequest | PayloadTooLarge | UnsupportedMediaType):
+        body["problems"] = problems
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
