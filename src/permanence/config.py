@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         description="Comma-separated addresses or networks of the reverse proxies whose "
         "X-Forwarded-For/-Proto 'serve' trusts; '*' trusts anyone (never on a public port).",
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=16 * 1024,
+        le=64 * 1024 * 1024,
+        description="Largest request body accepted, in bytes (413 beyond); routes with a "
+        "smaller limit of their own keep it.",
+    )
     twilio_auth_token: str | None = Field(
         default=None,
         description="Auth token that signs Twilio/SignalWire webhooks (X-Twilio-Signature) "

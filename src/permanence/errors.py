@@ -41,6 +41,23 @@ class ValidationFailed(PermanenceError):
         return f"{self.message}: {'; '.join(extra)}" if extra else self.message
 
 
+class BadRequest(PermanenceError):
+    """The request cannot be read at all: broken encoding, malformed syntax."""
+
+    status_code = 400
+    code = "bad_request"
+
+
+class PayloadTooLarge(PermanenceError):
+    status_code = 413
+    code = "too_large"
+
+
+class UnsupportedMediaType(PermanenceError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class Conflict(PermanenceError):
     status_code = 409
     code = "conflict"

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import SEEDED_PERSONAL_DATA, free_port
+from tests.pii_logs import ServerLogs, find_leaks
 from tests.web import conftest as web_fixtures
 from tests.web.conftest import World
 
@@ -39,9 +40,50 @@ SCREENSHOTS = (
 )
 
 
+# What the end-to-end tests type into the pages, besides the data every suite seeds.
+CALLER_NAME = "Lemoine"
+CALLER_PHONE = "06 12 34 56 78"
+CALLER_ADDRESS = "5 rue des Lilas, 44000 Nantes"
+CALLER_DESCRIPTION = "Le chauffe-eau ne chauffe plus."
+SEEDED = (
+    *SEEDED_PERSONAL_DATA,
+    CALLER_NAME,
+    CALLER_PHONE,
+    CALLER_ADDRESS,
+    CALLER_DESCRIPTION,
+    # The World's people (their e-mail addresses are their sign-in names).
+    "op@permanence.example",
+    "sup@permanence.example",
+    "dpo@permanence.example",
+    "admin@permanence.example",
+    "sec@cabinet.example",
+    "bureau@plomberie.example",
+)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerLogs]:
+    """Everything the end-to-end servers log, access logs included (in-process uvicorn records
+    and server subprocesses' output): at the end of the end-to-end tests, no seeded name,
+    phone, e-mail or message text may appear in it."""
+    logs = ServerLogs(tmp_path_factory.mktemp("server-logs"))
+    logs.attach()
+    try:
+        yield logs
+    finally:
+        logs.detach()
+    leaks = find_leaks(logs.lines(), SEEDED)
+    assert leaks == [], "personal data reached the servers' logs"
+    if logs.servers:
+        # The check is only worth something if it saw the servers' access logs.
+        assert logs.access_lines(), "no access log was captured from the servers"
+
+
 @pytest.fixture
-def server(world: World) -> Iterator[str]:
-    """The app over the test database, served on 127.0.0.1 in a background thread."""
+def server(world: World, server_logs: ServerLogs) -> Iterator[str]:
+    """The app over the test database, served on 127.0.0.1 in a background thread. Its
+    records (access log included) go through the root logger, as under ``permanence serve``,
+    so both the per-test check and the session's server-log check read them."""
     import uvicorn
 
     port = free_port()
@@ -49,10 +91,12 @@ def server(world: World) -> Iterator[str]:
         world.app,  # type: ignore[arg-type]
         host="127.0.0.1",
         port=port,
-        log_level="warning",
+        log_level="info",
+        log_config=None,
         timeout_graceful_shutdown=1,
         lifespan="off",
     )
+    server_logs.in_process_server()
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -12,13 +12,17 @@ import pytest
 
 from permanence.calls import service as calls
 from permanence.context import AccessContext, Role
-from tests.e2e.conftest import SCREENSHOTS, axe_violations
+from tests.e2e.conftest import (
+    CALLER_ADDRESS,
+    CALLER_DESCRIPTION,
+    CALLER_NAME,
+    CALLER_PHONE,
+    SCREENSHOTS,
+    axe_violations,
+)
 from tests.web.conftest import PASSWORD, Person, World
 
 pytestmark = pytest.mark.slow
-
-CALLER_NAME = "Lemoine"
-CALLER_PHONE = "06 12 34 56 78"
 
 
 def ring(world: World, dialled: str = "+33240000001") -> None:
@@ -124,7 +128,7 @@ def test_operator_takes_a_call_and_the_client_acknowledges_the_message(
     page.keyboard.press("Tab")
     expect(page.locator("#err-phone")).to_be_hidden()
     page.get_by_label("Urgence").select_option("sous 48 heures")
-    page.get_by_label("Description du problème").fill("Le chauffe-eau ne chauffe plus.")
+    page.get_by_label("Description du problème").fill(CALLER_DESCRIPTION)
     # The address is required and left empty: saving is refused, the field says why.
     page.get_by_role("button", name="Enregistrer le message").focus()
     page.keyboard.press("Enter")
@@ -136,7 +140,7 @@ def test_operator_takes_a_call_and_the_client_acknowledges_the_message(
     expect(page.get_by_label("Nom")).to_have_value(CALLER_NAME)  # nothing retyped
     op.check("screen-pop")
 
-    address.fill("5 rue des Lilas, 44000 Nantes")
+    address.fill(CALLER_ADDRESS)
     page.keyboard.press("Alt+s")
     expect(page.get_by_text("Message enregistré.")).to_be_visible()
     op.check()
@@ -153,7 +157,7 @@ def test_operator_takes_a_call_and_the_client_acknowledges_the_message(
     client.check("portal-messages")
     cp.locator("table a").first.click()
     expect(cp.get_by_text(CALLER_NAME)).to_be_visible()
-    expect(cp.get_by_text("5 rue des Lilas, 44000 Nantes")).to_be_visible()
+    expect(cp.get_by_text(CALLER_ADDRESS)).to_be_visible()
     client.check()
     message_url = cp.url
     cp.get_by_role("button", name="Prendre en charge").click()

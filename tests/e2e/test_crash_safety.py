@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ from permanence.messages.model import Message
 from permanence.runtime import Runtime
 from tests.conftest import cli_env, free_port
 from tests.factories import make_account, signed_in_operator
+from tests.pii_logs import ServerLogs
 
 VALUES = {
     "last_name": "Martin",
@@ -37,8 +39,11 @@ VALUES = {
 }
 
 
-def _start(settings: Settings, port: int) -> subprocess.Popen[bytes]:
+def _start(settings: Settings, port: int, output: Path) -> subprocess.Popen[bytes]:
+    """The server as production runs it, its output (access log included) kept in
+    ``output`` for the end-to-end session's check of personal data in server logs."""
     env = cli_env(settings)
+    log = output.open("ab")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -51,10 +56,13 @@ def _start(settings: Settings, port: int) -> subprocess.Popen[bytes]:
             "--port",
             str(port),
             "--log-level",
-            "warning",
+            "info",
         ],
         env={**env, "PERMANENCE_DELIVERY_INTERVAL": "0"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    log.close()  # the child has its own copy
     for _ in range(200):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -66,7 +74,9 @@ def _start(settings: Settings, port: int) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_burst_loses_no_acknowledged_message(rt: Runtime, settings: Settings) -> None:
+def test_sigkill_mid_burst_loses_no_acknowledged_message(
+    rt: Runtime, settings: Settings, server_logs: ServerLogs
+) -> None:
     account = make_account(rt, "plomberie-durand")
     operator_id, token, csrf = signed_in_operator(rt)
     ctx = AccessContext(role=Role.OPERATOR, reason="test", actor_id=operator_id)
@@ -77,7 +87,7 @@ def test_sigkill_mid_burst_loses_no_acknowledged_message(rt: Runtime, settings: 
     rt.close()
 
     port = free_port()
-    server = _start(settings, port)
+    server = _start(settings, port, server_logs.output_file("crash-safety"))
     url = f"http://127.0.0.1:{port}/api/v1/accounts/{account.id}/calls/{call_id}/messages"
     acked: list[str] = []
     lock = threading.Lock()
@@ -116,7 +126,7 @@ def test_sigkill_mid_burst_loses_no_acknowledged_message(rt: Runtime, settings: 
     assert len(acked) >= 40
 
     # Restart: the server comes back on the same files; then look at what it kept.
-    server = _start(settings, port)
+    server = _start(settings, port, server_logs.output_file("crash-safety"))
     server.terminate()
     server.wait(timeout=10)
     fresh = Runtime.from_settings(settings)

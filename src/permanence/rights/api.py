@@ -39,7 +39,7 @@ opendsr_router = APIRouter(prefix="/opendsr", tags=["opendsr"])
 
 SCOPE = "rights:manage"
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (401, 403, 404, 409, 410, 422, 429)
+    code: {"model": Problem} for code in (400, 401, 403, 404, 409, 410, 413, 415, 422, 429)
 }
 Desk = Annotated[
     Principal,
@@ -603,6 +603,29 @@ class OpenDsrIn(BaseModel):
     extensions: ExtensionsIn | None = None
 
 
+class OpenDsrErrorDetail(BaseModel):
+    domain: str
+    reason: str
+    message: str
+
+
+class OpenDsrErrorObject(BaseModel):
+    code: int
+    message: str
+    errors: list[OpenDsrErrorDetail] = Field(default_factory=list)
+
+
+class OpenDsrError(BaseModel):
+    """OpenDSR's error response (specification 7.5-7.6); never names the subject."""
+
+    error: OpenDsrErrorObject
+
+
+OPENDSR_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": OpenDsrError} for code in (400, 401, 403, 404, 409, 410, 413, 415, 429)
+}
+
+
 def _signed(request: Request, rt: Runtime, document: dict[str, Any], status: int = 200) -> Response:
     body = opendsr.body_bytes(document)
     return Response(
@@ -622,13 +645,13 @@ def _system_account(p: Principal) -> uuid.UUID:
     return p.account_id
 
 
-@opendsr_router.get("/discovery", responses=ERRORS)
+@opendsr_router.get("/discovery", responses=OPENDSR_ERRORS)
 def discovery(request: Request, rt: CurrentRuntime) -> Response:
     """What this processor supports, and the public key that signs every receipt."""
     return _signed(request, rt, opendsr.discovery(rt.keyring, rt.settings.public_base_url))
 
 
-@opendsr_router.post("/requests", status_code=201, responses=ERRORS)
+@opendsr_router.post("/requests", status_code=201, responses=OPENDSR_ERRORS)
 def opendsr_submit(
     body: OpenDsrIn,
     p: ControllerSystem,
@@ -700,7 +723,7 @@ def _process(
     opendsr.send_callbacks(rt, sender, ctx.account_id, request_id, results_url=link)
 
 
-@opendsr_router.get("/requests/{subject_request_id}", responses=ERRORS)
+@opendsr_router.get("/requests/{subject_request_id}", responses=OPENDSR_ERRORS)
 def opendsr_status(
     subject_request_id: uuid.UUID, p: ControllerSystem, request: Request, rt: CurrentRuntime
 ) -> Response:
@@ -713,7 +736,7 @@ def opendsr_status(
     return _signed(request, rt, doc)
 
 
-@opendsr_router.delete("/requests/{subject_request_id}", responses=ERRORS)
+@opendsr_router.delete("/requests/{subject_request_id}", responses=OPENDSR_ERRORS)
 def opendsr_cancel(
     subject_request_id: uuid.UUID,
     p: ControllerSystem,

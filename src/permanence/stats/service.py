@@ -47,6 +47,19 @@ from permanence.stats.model import OperatorDailyStats, OperatorPresence
 ACCOUNT_READERS = frozenset({Role.SUPERVISOR, Role.DPO, Role.ADMIN, Role.CLIENT, Role.SYSTEM})
 BOARD_READERS = frozenset({Role.SUPERVISOR, Role.ADMIN, Role.SYSTEM})
 MAX_PERIOD_DAYS = 400
+# Statistics exist only between these days: outside them a date is a mistake (and near the
+# ends of the calendar, day arithmetic would overflow: a 500 instead of a clear 422).
+EARLIEST_DAY, LATEST_DAY = dt.date(2000, 1, 1), dt.date(2999, 12, 31)
+
+
+def _in_calendar(*days: dt.date | None) -> None:
+    for day in days:
+        if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise ValidationFailed(
+                f"dates must be between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}"
+            )
+
+
 # Histogram edges in seconds: a value v falls in the first bucket whose edge is >= v.
 ANSWER_EDGES = (10, 20, 30, 60)
 ABANDON_EDGES = (10, 30, 60)
@@ -83,6 +96,7 @@ class Period:
 
     @classmethod
     def of(cls, first: dt.date | None, last: dt.date | None, *, default_days: int = 30) -> Period:
+        _in_calendar(first, last)
         today = utcnow().astimezone(PARIS).date()
         last = last or (today if first is None else first + dt.timedelta(days=default_days - 1))
         first = first or last - dt.timedelta(days=default_days - 1)
@@ -99,6 +113,7 @@ class Period:
             first = dt.date.fromisoformat(f"{month}-01")
         except ValueError:
             raise ValidationFailed("month must be written YYYY-MM, e.g. 2026-03") from None
+        _in_calendar(first)
         nxt = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
         return cls(first, nxt - dt.timedelta(days=1))
 

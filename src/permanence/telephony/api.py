@@ -13,25 +13,20 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from permanence.errors import PermanenceError, PermissionDenied, ValidationFailed
+from permanence.errors import (
+    PayloadTooLarge,
+    PermissionDenied,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from permanence.recordings.storage import store_from_settings
 from permanence.runtime import Runtime
 from permanence.telephony import service
 from permanence.telephony.ports import TelephonyApi, TwilioRestApi
 from permanence.telephony.signatures import telnyx_valid, twilio_valid
 
-MAX_BODY = 16 * 1024  # a voice webhook is a few hundred bytes
+MAX_BODY = 16 * 1024  # a voice webhook is a few hundred bytes (the global limit is larger)
 router = APIRouter(prefix="/telephony", include_in_schema=False)
-
-
-class BodyTooLarge(PermanenceError):
-    status_code = 413
-    code = "too_large"
-
-
-class UnsupportedMediaType(PermanenceError):
-    status_code = 415
-    code = "unsupported_media_type"
 
 
 def _rt(request: Request) -> Runtime:
@@ -42,12 +37,12 @@ def _rt(request: Request) -> Runtime:
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        raise BodyTooLarge(f"webhook bodies are limited to {MAX_BODY} bytes")
+        raise PayloadTooLarge(f"webhook bodies are limited to {MAX_BODY} bytes")
     body = bytearray()
     async for piece in request.stream():
         body += piece
         if len(body) > MAX_BODY:
-            raise BodyTooLarge(f"webhook bodies are limited to {MAX_BODY} bytes")
+            raise PayloadTooLarge(f"webhook bodies are limited to {MAX_BODY} bytes")
     return bytes(body)
 
 
@@ -152,6 +147,9 @@ async def status(request: Request, hook: Hook) -> Response:
 @router.post("/{provider}/recording", status_code=204)
 async def recording(request: Request, hook: Hook) -> Response:
     rt = _rt(request)
+    # A malformed callback is the sender's fault (422), whatever the provider API's
+    # configuration; only a well-formed one needs the API (a missing account SID is ours: 500).
+    hook.sid("RecordingSid")
     api = telephony_api(rt)
     store = store_from_settings(rt.settings)
     await run_in_threadpool(service.recording_callback, rt, api, store, hook)

@@ -59,7 +59,9 @@ CalendarReader = Annotated[Principal, Depends(require(Role.CLIENT, scope="calend
 AnyOne = Annotated[Principal, Depends(require(*EVERYONE))]
 KeyManager = Annotated[Principal, Depends(require(Role.CLIENT, Role.ADMIN))]
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": S.Problem} for code in (401, 403, 404, 409, 422, 429)
+    # 400, 413 and 415 come from the input checks in front of every route (web/inputs.py).
+    code: {"model": S.Problem}
+    for code in (400, 401, 403, 404, 409, 413, 415, 422, 429)
 }
 
 

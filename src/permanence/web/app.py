@@ -13,14 +13,34 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from permanence import __version__
-from permanence.errors import PermanenceError, ValidationFailed
+from permanence.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    PermanenceError,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from permanence.runtime import Runtime
 from permanence.staff.auth import TooManyAttempts
 from permanence.web import api, pages
-from permanence.web.inputs import RejectNulCharacters
+from permanence.web.inputs import (
+    ASGIApp,
+    LimitRequestBody,
+    RejectBrokenEncodings,
+    RejectNulCharacters,
+    RequireJson,
+    Scope,
+)
 from permanence.web.security import SecurityHeaders
 
 log = logging.getLogger("permanence.web")
+
+
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's ServerErrorMiddleware, so that even the answer to an unexpected
+        # error (a 500) carries the security headers.
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
@@ -41,7 +61,7 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
             if loop is not None:
                 loop.stop()
 
-    app = FastAPI(
+    app = _App(
         title="Permanence",
         version=__version__,
         description="GDPR-compliant telephone answering service API.",
@@ -51,22 +71,19 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
 
     @app.exception_handler(PermanenceError)
     async def _domain_error(request: Request, exc: PermanenceError) -> Response:
-        if pages.is_page(request):
-            return pages.error_page(request, exc)
-        if exc.status_code >= 500:
-            log.error("server error %s", exc.code)
-        body: dict[str, object] = {"error": exc.code, "message": exc.message}
-        if isinstance(exc, ValidationFailed):
-            body["problems"] = exc.problems
-        headers = {}
-        if isinstance(exc, TooManyAttempts):
-            headers["Retry-After"] = str(exc.retry_after)
-        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+        return error_response(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if pages.is_page(request):
             return pages.http_error_page(request, exc.status_code)
+        if _is_opendsr(request):
+            return opendsr_error(exc.status_code, "http", str(exc.detail), [str(exc.detail)])
+        if exc.status_code == 400:
+            # Starlette's own refusals (a body its parsers cannot read): our problem shape.
+            return error_response(
+                request, BadRequest(f"the request body cannot be read: {exc.detail}")
+            )
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
@@ -76,13 +93,17 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
             return pages.http_error_page(request, 404 if request.method == "GET" else 400)
         # Name the location and the problem; never echo the submitted value (personal data).
         problems = []
+        message = "the request is not valid"
         for e in exc.errors():
-            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+            if e.get("type") == "json_invalid":
+                message = "the body is not valid JSON"
+                problems.append(
+                    f"the body is not valid JSON ({e.get('ctx', {}).get('error', 'syntax error')})"
+                )
+                continue
             problems.append(f"{where}: {e.get('msg', 'invalid')}")
-        return JSONResponse(
-            {"error": "invalid", "message": "the request is not valid", "problems": problems},
-            status_code=422,
-        )
+        return error_response(request, ValidationFailed(message, problems))
 
     app.include_router(api.router)
     from permanence.telephony.api import router as telephony_router
@@ -93,8 +114,13 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
 
     app.include_router(rights_pages)
     app.mount("/static", StaticFiles(packages=[("permanence.web", "static")]), name="static")
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(RejectNulCharacters)
+    # Outermost last: the body limit, then the content-type check, then the checks that read
+    # the whole (bounded) body. Their refusals are answered as the routes' errors are.
+    app.add_middleware(RejectNulCharacters, respond=refusal)
+    app.add_middleware(RejectBrokenEncodings, respond=refusal)
+    app.add_middleware(RequireJson, respond=refusal)
+    app.add_middleware(LimitRequestBody, max_bytes=rt.settings.max_body_bytes, respond=refusal)
+    # SecurityHeaders wraps the whole stack instead (_App), Starlette's 500 page included.
     from permanence.stats.api import router as stats_router
     from permanence.stats.pages import router as stats_pages
 
@@ -109,6 +135,54 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def _is_opendsr(request: Request) -> bool:
+    return request.url.path.startswith("/opendsr/")
+
+
+def opendsr_error(status: int, reason: str, message: str, problems: list[str]) -> Response:
+    """OpenDSR's error object (spec 7.6): ``{"error": {"code", "message", "errors": [...]}}``;
+    a request that is not valid is a 400, as the specification asks."""
+    status = 400 if status == 422 else status
+    return JSONResponse(
+        {
+            "error": {
+                "code": status,
+                "message": message,
+                "errors": [
+                    {"domain": "permanence", "reason": reason, "message": p} for p in problems
+                ],
+            }
+        },
+        status_code=status,
+    )
+
+
+def error_response(request: Request, exc: PermanenceError) -> Response:
+    """A domain error as the caller reads it: a page for people, OpenDSR's error object for
+    the OpenDSR API, the JSON problem for the rest of the API."""
+    if pages.is_page(request):
+        return pages.error_page(request, exc)
+    if exc.status_code >= 500:
+        log.error("server error %s", exc.code)
+    problems = exc.problems if isinstance(exc, ValidationFailed) else [exc.message]
+    headers = {}
+    if isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after)
+    if _is_opendsr(request):
+        answer = opendsr_error(exc.status_code, exc.code, exc.message, problems)
+        answer.headers.update(headers)
+        return answer
+    body: dict[str, object] = {"error": exc.code, "message": exc.message}
+    if isinstance(exc, ValidationFailed | BadRequest | PayloadTooLarge | UnsupportedMediaType):
+        body["problems"] = problems
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def refusal(scope: Scope, exc: PermanenceError) -> ASGIApp:
+    """How the input middlewares answer: as the routes would have (page, OpenDSR, API)."""
+    return error_response(Request(scope), exc)
 
 
 def from_environment() -> FastAPI:

@@ -1,8 +1,9 @@
-"""Security headers on every response (pages, API, static files).
+"""Security headers on every response (pages, API, static files, refusals of bad input).
 
 The Content-Security-Policy is strict: scripts and styles only from our own origin, no inline
 script or style (htmx is told not to inject its indicator styles), no framing, forms post only
-to us. A pure ASGI middleware, so streamed responses (the live queue) pass through untouched.
+to us. Strict-Transport-Security is added on requests that came over HTTPS. A pure ASGI
+middleware, so streamed responses (the live queue) pass through untouched.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ NOT_PAGES = (
 )
 
 
+# Sent only on requests that came over HTTPS (directly, or from the trusted reverse proxy's
+# X-Forwarded-Proto, which uvicorn's --proxy-headers turns into the request's scheme): over
+# plain HTTP a browser ignores it, and a development server must stay reachable over HTTP.
+HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -49,17 +56,20 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        is_page = not path.startswith(NOT_PAGES)
+        # Pages and API answers alike may carry personal data: never kept in a shared or disk
+        # cache. Only our static files (stylesheet, scripts) may be cached.
+        cacheable = path.startswith("/static/")
         # The API's interactive documentation is FastAPI's page, built from a CDN with inline
         # script: it keeps its own policy-less page (it shows no data of ours).
         headers = HEADERS[1:] if path in ("/docs", "/redoc") else HEADERS
+        if scope.get("scheme") == "https":
+            headers = (*headers, HSTS)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [(k, v) for k, v in headers if k not in names]
-                if is_page and b"cache-control" not in names:
-                    # Pages show personal data: never keep them in a shared or disk cache.
+                if not cacheable and b"cache-control" not in names:
                     extra.append((b"cache-control", b"no-store"))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
