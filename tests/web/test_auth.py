@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from permanence.context import Role
 from tests.web.conftest import PASSWORD, World
 
@@ -120,3 +122,27 @@ def test_a_nul_character_anywhere_is_a_clear_422(world: World) -> None:
     assert c.get("/api/v1/accounts", params={"x": "a\x00b"}).status_code == 422
     form = c.post("/connexion", data={"email": "a\x00b", "password": "y"})
     assert form.status_code == 422
+
+
+def test_the_session_cookie_is_secure_over_https_only_as_uvicorn_or_settings_say(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Secure when the request's scheme is https (directly or through a proxy uvicorn trusts)
+    or the public address is https; a forwarded header on its own (an untrusted peer: uvicorn
+    has not turned it into the scheme) changes nothing."""
+    from fastapi.testclient import TestClient
+
+    who = world.client_plumber
+    body = {"email": who.email, "password": PASSWORD}
+
+    def cookie(client: TestClient, **headers: str) -> str:
+        r = client.post("/api/v1/auth/login", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        return r.headers["set-cookie"]
+
+    assert "secure" not in cookie(world.client()).lower()
+    assert "secure" not in cookie(world.client(), **{"X-Forwarded-Proto": "https"}).lower()
+    over_https = TestClient(world.app, base_url="https://testserver")  # type: ignore[arg-type]
+    assert "; secure" in cookie(over_https).lower()
+    monkeypatch.setattr(world.rt.settings, "public_base_url", "https://permanence.example")
+    assert "; secure" in cookie(world.client()).lower()

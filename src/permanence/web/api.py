@@ -36,6 +36,7 @@ from permanence.web.deps import (
     account_context,
     forget_session,
     require,
+    secure_cookies,
     session_of,
     unit_of_work,
 )
@@ -68,10 +69,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 # -- authentication ------------------------------------------------------------------------
 
 
-def _secure_cookies(request: Request) -> bool:
-    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
-
-
 @router.post("/auth/login", response_model=S.Me, responses=ERRORS, tags=["auth"])
 def login(body: S.LoginIn, request: Request, response: Response, rt: CurrentRuntime) -> S.Me:
     """Sign in (staff give their TOTP code too); sets the session cookie, returns the CSRF
@@ -94,7 +91,7 @@ def login(body: S.LoginIn, request: Request, response: Response, rt: CurrentRunt
         signed.token,
         httponly=True,
         samesite="strict",
-        secure=_secure_cookies(request),
+        secure=secure_cookies(request),
         max_age=int(auth.ABSOLUTE_TIMEOUT.total_seconds()),
         path="/",
     )

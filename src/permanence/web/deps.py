@@ -200,3 +200,13 @@ def session_of(rt: Runtime, p: Principal) -> WebSession | None:
         return None
     with rt.db.session(AccessContext.system("auth:session"), readonly=True) as s:
         return auth.resolve_session(s, p.session_token)[1]
+
+
+def secure_cookies(request: Request) -> bool:
+    """Cookies get the Secure flag when the request came over HTTPS (directly, or through a
+    proxy that uvicorn trusts, PERMANENCE_FORWARDED_ALLOW_IPS) or the service's public address
+    is HTTPS. A forwarded header from an untrusted peer is not looked at."""
+    if request.url.scheme == "https":
+        return True
+    rt: Runtime = request.app.state.rt
+    return rt.settings.public_base_url.startswith("https://")

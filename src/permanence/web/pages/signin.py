@@ -13,7 +13,7 @@ from permanence.context import AccessContext
 from permanence.errors import NotAuthenticated
 from permanence.staff import auth
 from permanence.staff.auth import TooManyAttempts
-from permanence.web.deps import SESSION_COOKIE, CurrentRuntime, forget_session
+from permanence.web.deps import SESSION_COOKIE, CurrentRuntime, forget_session, secure_cookies
 from permanence.web.pages.render import (
     LANG_COOKIE,
     LANGUAGES,
@@ -27,10 +27,6 @@ from permanence.web.pages.render import (
 )
 
 router = APIRouter()
-
-
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
 
 
 @router.get("/")
@@ -64,7 +60,7 @@ def _signin_form(
         token,
         httponly=True,
         samesite="strict",
-        secure=_secure(request),
+        secure=secure_cookies(request),
         max_age=3600,
         path="/connexion",
     )
@@ -113,7 +109,7 @@ def signin(
         signed.token,
         httponly=True,
         samesite="strict",
-        secure=_secure(request),
+        secure=secure_cookies(request),
         max_age=int(auth.ABSOLUTE_TIMEOUT.total_seconds()),
         path="/",
     )
@@ -189,7 +185,7 @@ def choose_language(lang: str, request: Request) -> Response:
             LANG_COOKIE,
             lang,
             samesite="lax",
-            secure=_secure(request),
+            secure=secure_cookies(request),
             max_age=365 * 86400,
             path="/",
         )
