@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from permanence.context import Role
 from tests.web.conftest import PASSWORD, World
 
@@ -124,11 +122,9 @@ def test_a_nul_character_anywhere_is_a_clear_422(world: World) -> None:
     assert form.status_code == 422
 
 
-def test_the_session_cookie_is_secure_over_https_only_as_uvicorn_or_settings_say(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Secure when the request's scheme is https (directly or through a proxy uvicorn trusts)
-    or the public address is https; a forwarded header on its own (an untrusted peer: uvicorn
+def test_the_session_cookie_is_secure_when_the_scheme_is_https(world: World) -> None:
+    """Secure when the request's scheme is https (directly or through a proxy uvicorn trusts,
+    tests/e2e/test_reverse_proxy.py); a forwarded header on its own (an untrusted peer: uvicorn
     has not turned it into the scheme) changes nothing."""
     from fastapi.testclient import TestClient
 
@@ -144,5 +140,3 @@ def test_the_session_cookie_is_secure_over_https_only_as_uvicorn_or_settings_say
     assert "secure" not in cookie(world.client(), **{"X-Forwarded-Proto": "https"}).lower()
     over_https = TestClient(world.app, base_url="https://testserver")  # type: ignore[arg-type]
     assert "; secure" in cookie(over_https).lower()
-    monkeypatch.setattr(world.rt.settings, "public_base_url", "https://permanence.example")
-    assert "; secure" in cookie(world.client()).lower()

@@ -203,10 +203,7 @@ def session_of(rt: Runtime, p: Principal) -> WebSession | None:
 
 
 def secure_cookies(request: Request) -> bool:
-    """Cookies get the Secure flag when the request came over HTTPS (directly, or through a
-    proxy that uvicorn trusts, PERMANENCE_FORWARDED_ALLOW_IPS) or the service's public address
-    is HTTPS. A forwarded header from an untrusted peer is not looked at."""
-    if request.url.scheme == "https":
-        return True
-    rt: Runtime = request.app.state.rt
-    return rt.settings.public_base_url.startswith("https://")
+    """Cookies get the Secure flag when the request came over HTTPS: directly, or through a
+    reverse proxy that uvicorn trusts (PERMANENCE_FORWARDED_ALLOW_IPS), which sets the scheme.
+    A forwarded header from an untrusted peer is not looked at."""
+    return request.url.scheme == "https"
