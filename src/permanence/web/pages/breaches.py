@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -230,6 +231,49 @@ def _done(reference: str, what: str, **counts: int) -> Response:
     return redirect(f"/dpo/violations/{reference}?fait={what}{extra}#resultat")
 
 
+Action = Callable[[Session, Breach], dict[str, int] | None]
+
+
+def _act(
+    request: Request,
+    viewer: Viewer,
+    rt: CurrentRuntime,
+    reference: str,
+    *,
+    reason: str,
+    form: str,
+    done: str,
+    action: Action,
+    values: dict[str, Any] | None = None,
+) -> Response:
+    """One desk action: ``action`` runs in one transaction on the breach; its counts go into
+    the redirect. A refusal rolls it back and shows the page again with what was typed."""
+    try:
+        with rt.db.session(viewer.context(reason)) as s:
+            breach = _find(s, reference)
+            counts = action(s, breach) or {}
+            reference = breach.reference
+    except (breaches.BreachRefused, breaches.BreachConflict) as exc:
+        return _detail(
+            request,
+            viewer,
+            rt,
+            reference,
+            problems=[_problem(exc)],
+            form=form,
+            values=values,
+            status_code=_status(exc),
+        )
+    return _done(reference, done, **counts)
+
+
+def _uuid(value: str, field: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise breaches.BreachRefused("required", f"choose {what}", field=field) from None
+
+
 @router.post("/{reference}/contenu", response_class=HTMLResponse)
 def describe(
     request: Request,
@@ -248,48 +292,47 @@ def describe(
     fin: Annotated[str, Form(max_length=SHORT)] = "",
 ) -> Response:
     """The Art. 33(3) contents. After a notice, a change opens the next phase (Art. 33(4))."""
-    try:
-        with rt.db.session(viewer.context("dpo:breach_update")) as s:
-            breach = _find(s, reference)
-            changed = breaches.update_contents(
-                s,
-                breach.id,
-                nature=nature,
-                data_categories=donnees or [],
-                subject_categories=personnes or [],
-                approx_subjects=_number(nb_personnes, "approx_subjects"),
-                approx_records=_number(nb_enregistrements, "approx_records"),
-                contact_point=contact,
-                consequences=consequences,
-                measures=mesures,
-                occurred_from=_when(debut, "occurred_from"),
-                occurred_to=_when(fin, "occurred_to"),
-            )
-            reference = breach.reference
-    except (breaches.BreachRefused, breaches.BreachConflict) as exc:
-        values: dict[str, Any] = {
-            "nature": nature,
-            "donnees": donnees or [],
-            "personnes": personnes or [],
-            "nb_personnes": nb_personnes,
-            "nb_enregistrements": nb_enregistrements,
-            "contact": contact,
-            "consequences": consequences,
-            "mesures": mesures,
-            "debut": debut,
-            "fin": fin,
-        }
-        return _detail(
-            request,
-            viewer,
-            rt,
-            reference,
-            problems=[_problem(exc)],
-            form="contenu",
-            values=values,
-            status_code=_status(exc),
+
+    def action(s: Session, breach: Breach) -> dict[str, int]:
+        changed = breaches.update_contents(
+            s,
+            breach.id,
+            nature=nature,
+            data_categories=donnees or [],
+            subject_categories=personnes or [],
+            approx_subjects=_number(nb_personnes, "approx_subjects"),
+            approx_records=_number(nb_enregistrements, "approx_records"),
+            contact_point=contact,
+            consequences=consequences,
+            measures=mesures,
+            occurred_from=_when(debut, "occurred_from"),
+            occurred_to=_when(fin, "occurred_to"),
         )
-    return _done(reference, "contenu", champs=len(changed))
+        return {"champs": len(changed)}
+
+    values: dict[str, Any] = {
+        "nature": nature,
+        "donnees": donnees or [],
+        "personnes": personnes or [],
+        "nb_personnes": nb_personnes,
+        "nb_enregistrements": nb_enregistrements,
+        "contact": contact,
+        "consequences": consequences,
+        "mesures": mesures,
+        "debut": debut,
+        "fin": fin,
+    }
+    return _act(
+        request,
+        viewer,
+        rt,
+        reference,
+        reason="dpo:breach_update",
+        form="contenu",
+        done="contenu",
+        action=action,
+        values=values,
+    )
 
 
 @router.post("/{reference}/perimetre", response_class=HTMLResponse)
@@ -304,32 +347,26 @@ def scope(
 ) -> Response:
     """Scope to "this staff account was compromised between these times": whose data it read,
     from the audit log."""
-    try:
-        try:
-            actor = uuid.UUID(compte_personnel)
-        except ValueError:
-            raise breaches.BreachRefused(
-                "required", "choose the staff account", field="actor"
-            ) from None
+
+    def action(s: Session, breach: Breach) -> dict[str, int]:
+        actor = _uuid(compte_personnel, "actor", "the staff account")
         start = _when(du, "start", required=True)
         end = _when(au, "end", required=True)
         assert start is not None and end is not None
-        with rt.db.session(viewer.context("dpo:breach_scope")) as s:
-            breach = _find(s, reference)
-            found = breaches.scope_to_actor(s, breach.id, actor_id=actor, start=start, end=end)
-            reference = breach.reference
-    except (breaches.BreachRefused, breaches.BreachConflict) as exc:
-        return _detail(
-            request,
-            viewer,
-            rt,
-            reference,
-            problems=[_problem(exc)],
-            form="perimetre",
-            values={"compte_personnel": compte_personnel, "du": du, "au": au},
-            status_code=_status(exc),
-        )
-    return _done(reference, "perimetre", personnes=len(found.subjects), comptes=len(found.accounts))
+        found = breaches.scope_to_actor(s, breach.id, actor_id=actor, start=start, end=end)
+        return {"personnes": len(found.subjects), "comptes": len(found.accounts)}
+
+    return _act(
+        request,
+        viewer,
+        rt,
+        reference,
+        reason="dpo:breach_scope",
+        form="perimetre",
+        done="perimetre",
+        action=action,
+        values={"compte_personnel": compte_personnel, "du": du, "au": au},
+    )
 
 
 @router.post("/{reference}/comptes", response_class=HTMLResponse)
@@ -344,33 +381,28 @@ def add_client(
 ) -> Response:
     """Name a client concerned by hand (a breach the audit log cannot scope: a lost laptop's
     exported file, a misdirected e-mail…)."""
-    try:
-        try:
-            account_id = uuid.UUID(compte)
-        except ValueError:
-            raise breaches.BreachRefused("required", "choose the client", field="account") from None
+
+    def action(s: Session, breach: Breach) -> None:
+        account_id = _uuid(compte, "account", "the client")
         subjects = _number(nb_personnes, "approx_subjects") or 0
         records = _number(nb_enregistrements, "approx_records") or 0
-        with rt.db.session(viewer.context("dpo:breach_account")) as s:
-            breach = _find(s, reference)
-            breaches.add_account(s, breach.id, account_id, subjects=subjects, records=records)
-            reference = breach.reference
-    except (breaches.BreachRefused, breaches.BreachConflict) as exc:
-        return _detail(
-            request,
-            viewer,
-            rt,
-            reference,
-            problems=[_problem(exc)],
-            form="comptes",
-            values={
-                "compte": compte,
-                "nb_personnes": nb_personnes,
-                "nb_enregistrements": nb_enregistrements,
-            },
-            status_code=_status(exc),
-        )
-    return _done(reference, "compte")
+        breaches.add_account(s, breach.id, account_id, subjects=subjects, records=records)
+
+    return _act(
+        request,
+        viewer,
+        rt,
+        reference,
+        reason="dpo:breach_account",
+        form="comptes",
+        done="compte",
+        action=action,
+        values={
+            "compte": compte,
+            "nb_personnes": nb_personnes,
+            "nb_enregistrements": nb_enregistrements,
+        },
+    )
 
 
 @router.post("/{reference}/decision", response_class=HTMLResponse)
@@ -383,25 +415,22 @@ def decide(
     motif: Annotated[str, Form(max_length=SHORT)] = "",
 ) -> Response:
     """Notifiable, or not notifiable with the reason (Art. 33(5))."""
-    try:
-        with rt.db.session(viewer.context("dpo:breach_decide")) as s:
-            breach = _find(s, reference)
-            breaches.decide(
-                s, breach.id, decision, (motif or None) if decision == "not_notified" else None
-            )
-            reference = breach.reference
-    except (breaches.BreachRefused, breaches.BreachConflict) as exc:
-        return _detail(
-            request,
-            viewer,
-            rt,
-            reference,
-            problems=[_problem(exc)],
-            form="decision",
-            values={"decision": decision, "motif": motif},
-            status_code=_status(exc),
-        )
-    return _done(reference, "decision")
+
+    def action(s: Session, breach: Breach) -> None:
+        reason = (motif or None) if decision == "not_notified" else None
+        breaches.decide(s, breach.id, decision, reason)
+
+    return _act(
+        request,
+        viewer,
+        rt,
+        reference,
+        reason="dpo:breach_decide",
+        form="decision",
+        done="decision",
+        action=action,
+        values={"decision": decision, "motif": motif},
+    )
 
 
 @router.post("/{reference}/personnes", response_class=HTMLResponse)
@@ -414,25 +443,22 @@ def decide_subjects(
     motif: Annotated[str, Form(max_length=SHORT)] = "",
 ) -> Response:
     """Art. 34: the callers are told, or why they need not be (34(3))."""
-    try:
-        with rt.db.session(viewer.context("dpo:breach_decide")) as s:
-            breach = _find(s, reference)
-            breaches.decide_subjects(
-                s, breach.id, decision, (motif or None) if decision == "not_required" else None
-            )
-            reference = breach.reference
-    except (breaches.BreachRefused, breaches.BreachConflict) as exc:
-        return _detail(
-            request,
-            viewer,
-            rt,
-            reference,
-            problems=[_problem(exc)],
-            form="personnes",
-            values={"decision": decision, "motif": motif},
-            status_code=_status(exc),
-        )
-    return _done(reference, "personnes")
+
+    def action(s: Session, breach: Breach) -> None:
+        reason = (motif or None) if decision == "not_required" else None
+        breaches.decide_subjects(s, breach.id, decision, reason)
+
+    return _act(
+        request,
+        viewer,
+        rt,
+        reference,
+        reason="dpo:breach_decide",
+        form="personnes",
+        done="personnes",
+        action=action,
+        values={"decision": decision, "motif": motif},
+    )
 
 
 @router.get("/{reference}/avis/{account_id}", response_class=HTMLResponse)
@@ -463,45 +489,40 @@ def notice_preview(
 def notify(request: Request, reference: Ref, viewer: DeskForm, rt: CurrentRuntime) -> Response:
     """Notify every client concerned of the current phase: the notice on its portal, an e-mail
     that only says one is waiting."""
-    try:
-        with rt.db.session(viewer.context("dpo:breach_notify")) as s:
-            breach = _find(s, reference)
-            sent = breaches.notify_controllers(
-                s,
-                breach.id,
-                mailer=mailer_for(rt.settings),
-                portal_url=rt.settings.public_base_url,
-            )
-            reference = breach.reference
-    except (breaches.BreachRefused, breaches.BreachConflict) as exc:
-        return _detail(
-            request,
-            viewer,
-            rt,
-            reference,
-            problems=[_problem(exc)],
-            form="notifier",
-            status_code=_status(exc),
+
+    def action(s: Session, breach: Breach) -> dict[str, int]:
+        mailer = mailer_for(rt.settings)
+        sent = breaches.notify_controllers(
+            s, breach.id, mailer=mailer, portal_url=rt.settings.public_base_url
         )
-    return _done(reference, "notifie", avis=len(sent))
+        return {"avis": len(sent)}
+
+    return _act(
+        request,
+        viewer,
+        rt,
+        reference,
+        reason="dpo:breach_notify",
+        form="notifier",
+        done="notifie",
+        action=action,
+    )
 
 
 @router.post("/{reference}/cloture", response_class=HTMLResponse)
 def close(request: Request, reference: Ref, viewer: DeskForm, rt: CurrentRuntime) -> Response:
     """Close the breach (it stays in the register)."""
-    try:
-        with rt.db.session(viewer.context("dpo:breach_close")) as s:
-            breach = _find(s, reference)
-            breaches.close(s, breach.id)
-            reference = breach.reference
-    except (breaches.BreachRefused, breaches.BreachConflict) as exc:
-        return _detail(
-            request,
-            viewer,
-            rt,
-            reference,
-            problems=[_problem(exc)],
-            form="cloture",
-            status_code=_status(exc),
-        )
-    return _done(reference, "close")
+
+    def action(s: Session, breach: Breach) -> None:
+        breaches.close(s, breach.id)
+
+    return _act(
+        request,
+        viewer,
+        rt,
+        reference,
+        reason="dpo:breach_close",
+        form="cloture",
+        done="close",
+        action=action,
+    )
