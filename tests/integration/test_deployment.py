@@ -419,3 +419,26 @@ def test_a_bad_trusted_proxy_setting_is_named_by_the_command_line(settings: Sett
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: invalid configuration in PERMANENCE_FORWARDED_ALLOW_IPS"
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    """The README's table is the one list a user reads: each field of config.Settings has a
+    row. A row may name a family in short (`PERMANENCE_PROVIDER_NAME`, `_ADDRESS`): a short
+    name stands for any prefix of the row's first name followed by it."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    listed: set[str] = set()
+    for row in (line for line in table.splitlines() if line.startswith("| `")):
+        names = re.findall(r"`(_?[A-Z][A-Z0-9_]*)`", row.split("|")[1])
+        first = names[0]
+        listed.add(first)
+        cuts = [i for i, ch in enumerate(first) if ch == "_"]
+        listed.update(first[:i] + short for short in names[1:] for i in cuts)
+    missing = [
+        f"PERMANENCE_{name.upper()}"
+        for name in Settings.model_fields
+        if f"PERMANENCE_{name.upper()}" not in listed
+    ]
+    assert missing == [], f"settings without a row in README.md's Configuration: {missing}"
