@@ -6,6 +6,10 @@ holds pseudonymous ids and a time, authenticated with an HMAC under a key derive
 master key, so a forged or altered line is refused rather than obeyed (a line makes a restore
 destroy a caller's data). ``permanence rights journal-export`` writes the same format from
 the database.
+
+Two kinds of entry: a subject erasure (``kind`` "subject", with the subject's id) and an
+account off-boarding (``kind`` "account", no subject: ``contracts.offboarding``). Lines of
+format 1 carry no kind and are subject erasures; format 2 lines carry it, under the HMAC.
 """
 
 from __future__ import annotations
@@ -27,28 +31,45 @@ from sqlalchemy.orm import Session
 from permanence.config import Settings
 from permanence.crypto.keyring import Keyring
 from permanence.errors import IntegrityFailure, ValidationFailed
-from permanence.rights.model import ErasureJournal
+from permanence.rights.model import ErasureJournal, JournalKind
 
 MAC_PURPOSE = "erasure-journal"
-FORMAT = 1
+FORMAT = 2  # 1: no "kind" (every entry a subject erasure); 2: "kind" under the HMAC
+KINDS = frozenset(k.value for k in JournalKind)
 
 
 @dataclass(frozen=True)
 class JournalEntry:
     id: uuid.UUID
     account_id: uuid.UUID
-    subject_id: uuid.UUID
+    subject_id: uuid.UUID | None
     request_id: uuid.UUID | None
     erased_at: dt.datetime
+    kind: str = JournalKind.SUBJECT.value
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS or (self.subject_id is None) != (
+            self.kind == JournalKind.ACCOUNT
+        ):
+            raise ValueError("a subject erasure names its subject; an off-boarding names none")
 
     @classmethod
     def of(cls, row: ErasureJournal) -> JournalEntry:
-        return cls(row.id, row.account_id, row.subject_id, row.request_id, row.erased_at)
+        return cls(row.id, row.account_id, row.subject_id, row.request_id, row.erased_at, row.kind)
+
+    @classmethod
+    def offboarding(cls, account_id: uuid.UUID, at: dt.datetime) -> JournalEntry:
+        return cls(uuid.uuid4(), account_id, None, None, at, JournalKind.ACCOUNT.value)
+
+    @property
+    def is_account(self) -> bool:
+        return self.kind == JournalKind.ACCOUNT
 
     def row(self) -> ErasureJournal:
         return ErasureJournal(
             id=self.id,
             account_id=self.account_id,
+            kind=self.kind,
             subject_id=self.subject_id,
             request_id=self.request_id,
             erased_at=self.erased_at,
@@ -59,7 +80,8 @@ class JournalEntry:
             "v": FORMAT,
             "id": str(self.id),
             "account_id": str(self.account_id),
-            "subject_id": str(self.subject_id),
+            "kind": self.kind,
+            "subject_id": str(self.subject_id) if self.subject_id else None,
             "request_id": str(self.request_id) if self.request_id else None,
             "erased_at": self.erased_at.astimezone(dt.UTC).isoformat(),
         }
@@ -76,7 +98,10 @@ def line_of(entry: JournalEntry, mac_key: bytes) -> str:
 
 
 def parse_lines(lines: Iterable[str], mac_key: bytes, where: str) -> list[JournalEntry]:
-    """Every entry of a journal file; refuses the whole file at the first bad line."""
+    """Every entry of a journal file; refuses the whole file at the first bad line.
+
+    A line of format 1 has no ``kind`` (a subject erasure); one of format 2 must have it. The
+    HMAC is over every field of the line, so a kind added, removed or changed is refused."""
     out: list[JournalEntry] = []
     for n, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -86,6 +111,10 @@ def parse_lines(lines: Iterable[str], mac_key: bytes, where: str) -> list[Journa
             mac = data.pop("mac")
             fields = {k: data[k] for k in ("v", "id", "account_id", "subject_id", "erased_at")}
             fields["request_id"] = data.get("request_id")
+            if fields["v"] == FORMAT:
+                fields["kind"] = data["kind"]
+            elif fields["v"] != 1:
+                raise ValueError("unknown format")
             if set(data) != set(fields):
                 raise ValueError("unexpected field")
             expected = hmac.new(mac_key, _canonical(fields), hashlib.sha256).hexdigest()
@@ -98,14 +127,15 @@ def parse_lines(lines: Iterable[str], mac_key: bytes, where: str) -> list[Journa
             )
         try:
             erased_at = dt.datetime.fromisoformat(str(fields["erased_at"]))
-            request = fields["request_id"]
+            request, subject = fields["request_id"], fields["subject_id"]
             out.append(
                 JournalEntry(
                     id=uuid.UUID(str(fields["id"])),
                     account_id=uuid.UUID(str(fields["account_id"])),
-                    subject_id=uuid.UUID(str(fields["subject_id"])),
+                    subject_id=uuid.UUID(str(subject)) if subject is not None else None,
                     request_id=uuid.UUID(str(request)) if request else None,
                     erased_at=erased_at.astimezone(dt.UTC),
+                    kind=str(fields.get("kind", JournalKind.SUBJECT.value)),
                 )
             )
         except ValueError:
@@ -165,7 +195,8 @@ class ErasureMirror:
 
 
 def record(session: Session, entry: JournalEntry) -> ErasureJournal:
-    """Write one erasure to the journal table and to the mirror file (if configured).
+    """Write one erasure (of a subject, or an account's off-boarding) to the journal table
+    and to the mirror file (if configured).
 
     The line is fsynced before the transaction commits (write-ahead): a crash in between
     leaves a line for an erasure the database does not show, and a later restore carries
@@ -192,19 +223,23 @@ def ensure(session: Session, entry: JournalEntry) -> bool:
 def read_database(conn: Connection) -> list[JournalEntry]:
     """Every entry of a database's journal table, read through a connection of the schema
     owner. On PostgreSQL the table is under row-level security, so it is read account by
-    account. An absent table (a database never migrated) gives no entries."""
-    if "erasure_journal" not in inspect(conn).get_table_names():
+    account. An absent table (a database never migrated) gives no entries; a table from
+    before the ``kind`` column (revision 0050) holds subject erasures only."""
+    insp = inspect(conn)
+    if "erasure_journal" not in insp.get_table_names():
         return []
+    present = {c["name"] for c in insp.get_columns("erasure_journal")}
     table = ErasureJournal.__table__
+    query = select(*(c for c in table.c if c.name in present))
     if conn.dialect.name != "postgresql":
-        rows = conn.execute(select(table)).all()
+        rows = conn.execute(query).all()
     else:
         rows = []
         for (account_id,) in conn.execute(text("SELECT id FROM accounts")).all():
             conn.execute(
                 text("SELECT set_config('app.account_id', :a, true)"), {"a": str(account_id)}
             )
-            rows += conn.execute(select(table)).all()
+            rows += conn.execute(query).all()
     out = []
     for r in rows:
         erased = r.erased_at
@@ -216,9 +251,10 @@ def read_database(conn: Connection) -> list[JournalEntry]:
             JournalEntry(
                 _uuid(r.id),
                 _uuid(r.account_id),
-                _uuid(r.subject_id),
+                _uuid(r.subject_id) if r.subject_id is not None else None,
                 _uuid(r.request_id) if r.request_id else None,
                 erased.astimezone(dt.UTC),
+                str(r._mapping.get("kind", JournalKind.SUBJECT.value)),
             )
         )
     return out
