@@ -13,7 +13,8 @@ Restore: the archive is decrypted into a private staging directory and checked c
 journal is gathered from the target database as it is, from the mirror file, and from any
 ``--journal`` exports; the database is replaced and brought to the current schema; the files
 are put in place; then every journalled erasure is replayed (``rights.replay_erasure``), so an
-erased caller stays erased.
+erased caller stays erased, and every journalled off-boarding (``replay_offboarding``), so an
+off-boarded client stays off-boarded.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, MetaData, create_engine, inspect, pool, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from permanence import schema
 from permanence.backup import archive
@@ -657,9 +659,9 @@ def replay(
     action: str,
     details: dict[str, str | int],
 ) -> tuple[int, int]:
-    """Record the restore (``action``) in the audit log, then replay every journalled erasure,
-    one transaction per account; files are deleted after each commit. Returns (replayed,
-    entries whose account is not in the database)."""
+    """Record the restore (``action``) in the audit log, then replay every journalled erasure
+    and off-boarding in time order, one transaction per account; files are deleted after each
+    commit. Returns (replayed, entries whose account is not in the database)."""
     from sqlalchemy import select
 
     from permanence.accounts.model import Account
@@ -691,6 +693,9 @@ def replay(
             files: list[tuple[str, str]] = []
             with rt.db.session(AccessContext.system("backup:restore", account_id)) as s:
                 for e in batch:
+                    if e.is_account:
+                        replayed += replay_offboarding(s, keyring, e)
+                        continue
                     done, applied = rights.replay_erasure(s, keyring, e)
                     replayed += applied
                     files += done.files
@@ -699,6 +704,33 @@ def replay(
         return replayed, absent
     finally:
         rt.close()
+
+
+def replay_offboarding(session: Session, keyring: Keyring, entry: JournalEntry) -> bool:
+    """Carry out again a journalled off-boarding on a restored database: if the account is
+    there and not off-boarded, ``destroy_account`` (the one code path of an off-boarding,
+    audited as a replay); if it is already off-boarded, only its journal row is put back if
+    missing. True if anything changed; running it twice changes nothing the second time."""
+    from permanence.accounts.model import Account, AccountStatus
+    from permanence.audit import service as audit
+    from permanence.contracts import offboarding
+
+    account = session.get(Account, entry.account_id)
+    if account is None:
+        return False
+    if account.status != AccountStatus.OFFBOARDED:
+        offboarding.destroy_account(session, keyring, entry.account_id, export=None, replay=entry)
+        return True
+    if not ejournal.ensure(session, entry):
+        return False
+    audit.record(
+        session,
+        "account.offboard.replay",
+        "account",
+        entry.account_id,
+        details={"journal_entry": entry.id, "journal_restored": True},
+    )
+    return True
 
 
 def _database(settings: Settings) -> Any:

@@ -9,6 +9,11 @@
 3. A certificate of deletion with the counts per table, signed with the audit checkpoint key
    (Ed25519), is stored and returned as JSON and HTML.
 
+The off-boarding is journalled like a subject erasure (``backup.journal.record``: a row of
+``erasure_journal`` of kind "account" and a line of the mirror file), so that restoring a
+backup taken before it off-boards the account again: the restore calls ``destroy_account``
+with that journal entry (``replay``), the one code path of an off-boarding.
+
 Kept after off-boarding, because they prove what the provider did and hold no caller data:
 the contract versions, the breach notices and counts, the sub-processor notices, the
 certificate itself, the account's registry row (name, slug), and the audit log (pseudonymous).
@@ -35,6 +40,8 @@ from sqlalchemy.orm import Session
 from permanence.accounts.model import Account, AccountStatus, MandateVersion
 from permanence.audit import service as audit
 from permanence.audit.model import AuditHead
+from permanence.backup import journal
+from permanence.backup.journal import JournalEntry
 from permanence.context import Role
 from permanence.contracts.model import Contract, OffboardingCertificate
 from permanence.crypto.keyring import Keyring
@@ -221,10 +228,21 @@ class Certificate:
 
 
 def destroy_account(
-    session: Session, keyring: Keyring, account_id: uuid.UUID, *, export: ExportResult | None
+    session: Session,
+    keyring: Keyring,
+    account_id: uuid.UUID,
+    *,
+    export: ExportResult | None,
+    replay: JournalEntry | None = None,
 ) -> Certificate:
-    """Crypto-shred, then delete every row the account owns; sign a certificate of it."""
+    """Crypto-shred, then delete every row the account owns; journal it; sign a certificate.
+
+    ``replay``: the journal entry of an off-boarding being carried out again on a restored
+    database (``backup.service.replay``): that entry is put back instead of a new one written,
+    and the audit entry says it is a replay."""
     account = _check(session, account_id)
+    if replay is not None and (not replay.is_account or replay.account_id != account_id):
+        raise Conflict("this journal entry is not the off-boarding of this account")
     deleted: dict[str, int] = {}
     keys: dict[str, int] = {}
     for name in KEY_TABLES:
@@ -242,12 +260,22 @@ def destroy_account(
         contract.terminated_at = now
     account.status = AccountStatus.OFFBOARDED
     session.flush()
+    if replay is None:
+        entry = JournalEntry.offboarding(account_id, now)
+        journal.record(session, entry)
+    else:
+        entry = replay
+        journal.ensure(session, replay)
     audit.record(
         session,
-        "account.offboard",
+        "account.offboard" if replay is None else "account.offboard.replay",
         "account",
         account_id,
-        details={"rows": sum(deleted.values()), "subject_keys": keys["subject_keys"]},
+        details={
+            "rows": sum(deleted.values()),
+            "subject_keys": keys["subject_keys"],
+            "journal_entry": entry.id,
+        },
     )
     head = session.get(AuditHead, 1)
     assert head is not None
@@ -261,6 +289,8 @@ def destroy_account(
             else None
         ),
         "keys_destroyed": keys,
+        "journal_entry": str(entry.id),
+        "replay_of": entry.erased_at.isoformat() if replay is not None else None,
         "rows_deleted": deleted,
         "retained": {k: RETAINED[k] for k in sorted(RETAINED)},
         "audit": {"seq": head.seq, "head_hash": head.hash},
