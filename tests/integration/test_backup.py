@@ -1,12 +1,15 @@
 """Backups and restores through the command line, on the test database (SQLite or PostgreSQL):
 consistent while a writer takes messages, encrypted and authenticated, and an erasure made
 after the backup replayed on restore (from the target database, the mirror file, or an export)
-so that the erased caller stays erased."""
+so that the erased caller stays erased, and an off-boarding made after it so that the client
+stays off-boarded."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +31,7 @@ from permanence.backup import service as backups
 from permanence.cli import app
 from permanence.config import Settings, get_settings
 from permanence.context import AccessContext, Role
+from permanence.contracts.model import OffboardingCertificate
 from permanence.crypto.model import SubjectKey
 from permanence.crypto.stream import decrypt_stream
 from permanence.db import utcnow
@@ -41,7 +45,13 @@ from permanence.rights.model import ErasureJournal, Kind, RightsRequest, State
 from permanence.runtime import Runtime
 from permanence.subjects.model import Caller
 from tests.conftest import PG_OWNER_URL, PG_URL, cli_env
-from tests.factories import CallerRecords, caller_with_records, ctx_for, make_account
+from tests.factories import (
+    CallerRecords,
+    caller_with_records,
+    ctx_for,
+    make_account,
+    make_caller,
+)
 
 PERMANENCE = [sys.executable, "-m", "permanence"]
 BACKUP_KEY = base64.b64encode(hashlib.sha256(b"test backup key").digest()).decode()
@@ -540,3 +550,290 @@ def test_an_older_backup_is_restored_at_its_revision_then_upgraded(
             assert audit.verify(s, again.keyring.checkpoint_signing_key().public_key()).ok
     finally:
         again.close()
+
+
+# -- (6) an off-boarding made after the backup is replayed too -------------------------------
+
+
+def _offboarded_state(rt: Runtime, account: uuid.UUID) -> dict[str, object]:
+    """What an off-boarding leaves of an account: its status, the rows it still owns, its
+    keys, its journal."""
+    from permanence.accounts.model import Account
+    from permanence.contracts import offboarding
+    from permanence.crypto.model import AccountKey
+
+    with rt.db.session(AccessContext.system("test", account), readonly=True) as s:
+        acc = s.get(Account, account)
+        assert acc is not None
+        return {
+            "status": acc.status,
+            "remaining": offboarding.remaining_rows(s, account),
+            "account_keys": s.scalar(
+                select(func.count()).select_from(AccountKey).where(AccountKey.account_id == account)
+            ),
+            "subject_keys": s.scalar(
+                select(func.count()).select_from(SubjectKey).where(SubjectKey.account_id == account)
+            ),
+            "journal": [
+                (e.id, e.kind, e.subject_id)
+                for e in s.scalars(
+                    select(ErasureJournal).where(ErasureJournal.account_id == account)
+                )
+            ],
+        }
+
+
+@pytest.mark.parametrize("source", ["target database", "mirror file"])
+def test_offboarding_after_the_backup_is_replayed_on_restore(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path, source: str
+) -> None:
+    from permanence.accounts.model import AccountStatus
+    from permanence.contracts import offboarding
+
+    gone = make_account(rt, "plomberie-durand").id
+    records = subject(rt, gone, ERASED)
+    other = make_account(rt, "cabinet-lefevre").id
+    first, last, phone, email = KEPT
+    kept = make_caller(rt, other, first=first, last=last, phone=phone, email=email)
+    archive = tmp_path / "before.pmbk"
+    run(env, "backup", str(archive))
+    run(env, "offboard", "--account", "plomberie-durand", "--export-to", str(tmp_path), "--yes")
+    after = _offboarded_state(rt, gone)
+    assert after["status"] == AccountStatus.OFFBOARDED
+    assert set(after["remaining"]) <= set(offboarding.RETAINED)  # type: ignore[arg-type]
+    assert after["account_keys"] == after["subject_keys"] == 0
+    [(entry_id, kind, subject_id)] = after["journal"]  # type: ignore[misc]
+    assert (kind, subject_id) == ("account", None)
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        original = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "account.offboard")
+        ).one()
+    mirror = settings.effective_erasure_journal_file
+    [line] = ejournal.read_file(mirror, mirror_key(rt))
+    assert (line.id, line.kind, line.account_id) == (entry_id, "account", gone)
+    rt.close()
+
+    if source == "target database":
+        out = run(env, "restore", str(archive), "--force").stdout
+        assert "1 from the target database" in out
+    else:
+        lose_everything(settings)
+        out = run(env, "restore", str(archive)).stdout
+        assert "0 from the target database, 1 from the mirror file" in out
+    assert "1 replayed" in out
+    assert "audit chain intact" in run(env, "audit", "verify").stdout
+
+    again = Runtime.from_settings(settings)
+    try:
+        # Off-boarded again: what the original off-boarding left, and nothing more.
+        assert _offboarded_state(again, gone) == after
+        with again.db.session(AccessContext.system("test", gone), readonly=True) as s:
+            assert s.get(Caller, records.caller_id) is None
+            assert s.get(Message, records.message_id) is None
+            with pytest.raises(KeyUnavailable):
+                again.keyring.cipher(s, gone, records.caller_id)
+            replays = s.scalars(
+                select(AuditEntry).where(AuditEntry.action == "account.offboard.replay")
+            ).all()
+            # Audited as a replay, of the same deletions as the original.
+            [replay] = [json.loads(r.body) for r in replays]
+            assert replay["object"] == f"account:{gone}"
+            assert replay["reason"] == "backup:restore"
+            assert replay["details"] == json.loads(original.body)["details"]
+            assert replay["details"]["journal_entry"] == str(entry_id)
+            cert = s.scalars(select(OffboardingCertificate)).one()
+            doc = json.loads(cert.document)
+            assert doc["journal_entry"] == str(entry_id) and doc["replay_of"] is not None
+            assert offboarding.verify_certificate(doc, cert.signature, cert.public_key)
+        # The other client is intact: its caller and key are there and open.
+        with again.db.session(AccessContext.system("test", other), readonly=True) as s:
+            caller = s.get(Caller, kept)
+            assert caller is not None and s.get(SubjectKey, kept) is not None
+            again.keyring.cipher(s, other, kept)
+        assert count(again, other, Caller) == 1
+        check_consistent(again)
+        # The entry is in the mirror once, whatever the journal came from.
+        assert [e.id for e in ejournal.read_file(mirror, mirror_key(again))] == [entry_id]
+
+        # Replaying again changes nothing and writes nothing to the audit log.
+        with again.db.session(AccessContext.system("test"), readonly=True) as s:
+            head = s.scalar(select(func.max(AuditEntry.seq)))
+        with again.db.session(AccessContext.system("backup:restore", gone)) as s:
+            assert not backups.replay_offboarding(s, again.keyring, line)
+        with again.db.session(AccessContext.system("test"), readonly=True) as s:
+            assert s.scalar(select(func.max(AuditEntry.seq))) == head
+    finally:
+        again.close()
+    out = run(env, "rights", "journal-replay").stdout
+    assert "0 replayed" in out
+
+
+def _format_1_line(entry: ejournal.JournalEntry, key: bytes) -> str:
+    """A line as Permanence wrote it before the journal had kinds (format 1, no ``kind``)."""
+    fields = {
+        "v": 1,
+        "id": str(entry.id),
+        "account_id": str(entry.account_id),
+        "subject_id": str(entry.subject_id),
+        "request_id": None,
+        "erased_at": entry.erased_at.isoformat(),
+    }
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    mac = hmac.new(key, canonical, hashlib.sha256).hexdigest()
+    return json.dumps({**fields, "mac": mac}, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def test_a_format_1_journal_line_still_replays_as_a_subject_erasure(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    account = make_account(rt, "plomberie-durand").id
+    erased = subject(rt, account, ERASED)
+    archive = tmp_path / "b.pmbk"
+    run(env, "backup", str(archive))
+    old = ejournal.JournalEntry(uuid.uuid4(), account, erased.caller_id, None, utcnow())
+    line = _format_1_line(old, mirror_key(rt))
+    assert '"kind"' not in line
+    [parsed] = ejournal.parse_lines([line], mirror_key(rt), "old")
+    assert parsed == old and parsed.kind == "subject" and not parsed.is_account
+    settings.effective_erasure_journal_file.write_text(line)
+    rt.close()
+    lose_everything(settings)
+    out = run(env, "restore", str(archive)).stdout
+    assert "1 from the mirror file" in out and "1 replayed" in out
+    again = Runtime.from_settings(settings)
+    try:
+        assert count(again, account, Caller) == 0
+        with again.db.session(AccessContext.system("test", account), readonly=True) as s:
+            row = s.get(ErasureJournal, old.id)
+            assert row is not None and row.kind == "subject"
+            assert row.subject_id == erased.caller_id
+        check_consistent(again)
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("alteration", ["kind changed", "kind removed (as format 1)"])
+def test_a_journal_line_whose_kind_was_altered_is_refused(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path, alteration: str
+) -> None:
+    """The HMAC covers the kind: a subject erasure cannot be turned into the off-boarding of
+    its account, nor an off-boarding passed off as an old line."""
+    account, kept, archive = backed_up(rt, env, tmp_path)
+    key = mirror_key(rt)
+    if alteration == "kind changed":
+        entry = ejournal.JournalEntry(uuid.uuid4(), account, kept.caller_id, None, utcnow())
+        data = json.loads(ejournal.line_of(entry, key))
+        assert data["kind"] == "subject" and data["v"] == 2
+        data.update(kind="account", subject_id=None)
+    else:
+        entry = ejournal.JournalEntry.offboarding(account, utcnow())
+        data = json.loads(ejournal.line_of(entry, key))
+        assert data["kind"] == "account"
+        del data["kind"]
+        data.update(v=1, subject_id=str(kept.caller_id))
+    settings.effective_erasure_journal_file.write_text(json.dumps(data) + "\n")
+    rt.close()
+    refused = run(env, "restore", str(archive), "--force", ok=False)
+    assert "line 1: the entry failed authentication" in refused.stderr
+    again = Runtime.from_settings(settings)
+    try:
+        assert count(again, account, Caller) == 1  # nothing touched
+        assert _offboarded_state(again, account)["status"] == "active"
+        with pytest.raises(IntegrityFailure):
+            ejournal.read_file(settings.effective_erasure_journal_file, mirror_key(again))
+    finally:
+        again.close()
+
+
+def test_migration_0070_keeps_older_journal_rows_as_subject_erasures(
+    rt: Runtime, settings: Settings
+) -> None:
+    """Rows written before the journal had kinds are subject erasures, read as such before
+    the upgrade (a restore reads the target's journal at its own revision) and after; the
+    kind and the subject go together; a downgrade drops the off-boarding entries only."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+    from alembic import command
+    from sqlalchemy.exc import IntegrityError
+
+    from permanence.accounts.model import Account, AccountKind, AccountStatus
+    from permanence.db import UTCDateTime
+
+    rt.close()
+    lose_everything(settings)
+    url = settings.effective_migration_url
+    cfg = schema.alembic_config(url)
+    command.upgrade(cfg, "0050")
+    account, subject_id = uuid.uuid4(), uuid.uuid4()
+    at = dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC)
+    old = ejournal.JournalEntry(uuid.uuid4(), account, subject_id, None, at)
+    table_0050 = sa.table(
+        "erasure_journal",
+        sa.column("id", sa.Uuid()),
+        sa.column("account_id", sa.Uuid()),
+        sa.column("subject_id", sa.Uuid()),
+        sa.column("erased_at", UTCDateTime()),
+    )
+
+    def act(conn: sa.Connection) -> None:
+        if PG_URL:
+            conn.execute(text("SELECT set_config('app.account_id', :a, true)"), {"a": str(account)})
+
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(Account.__table__).values(
+                    id=account,
+                    slug="ancien-client",
+                    name="Ancien client",
+                    kind=AccountKind.OTHER,
+                    status=AccountStatus.ACTIVE,
+                    created_at=at,
+                )
+            )
+            act(conn)
+            conn.execute(
+                sa.insert(table_0050).values(
+                    id=old.id, account_id=account, subject_id=subject_id, erased_at=at
+                )
+            )
+        with engine.begin() as conn:
+            assert ejournal.read_database(conn) == [old]  # at 0050: no kind column
+        schema.upgrade(url, settings.database_app_role)
+        offboarded = ejournal.JournalEntry.offboarding(account, at + dt.timedelta(days=1))
+        with engine.begin() as conn:
+            assert ejournal.read_database(conn) == [old]
+            act(conn)
+            kind = conn.execute(text("SELECT kind FROM erasure_journal")).scalar_one()
+            assert kind == "subject"
+            journal_table = ErasureJournal.__table__
+            for bad in (
+                {"kind": "account", "subject_id": subject_id},
+                {"kind": "subject", "subject_id": None},
+                {"kind": "everything", "subject_id": None},
+            ):
+                with pytest.raises(IntegrityError), conn.begin_nested():
+                    conn.execute(
+                        sa.insert(journal_table).values(
+                            id=uuid.uuid4(), account_id=account, erased_at=at, **bad
+                        )
+                    )
+            conn.execute(
+                sa.insert(journal_table).values(
+                    id=offboarded.id,
+                    account_id=account,
+                    kind="account",
+                    subject_id=None,
+                    erased_at=offboarded.erased_at,
+                )
+            )
+        with engine.begin() as conn:
+            assert ejournal.merge(ejournal.read_database(conn)) == [old, offboarded]
+        command.downgrade(cfg, "0050")
+        with engine.begin() as conn:
+            assert ejournal.read_database(conn) == [old]
+        schema.upgrade(url, settings.database_app_role)
+    finally:
+        engine.dispose()

@@ -10,12 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from permanence.audit import service as audit
+from permanence.backup import journal as ejournal
 from permanence.calls import service as calls
 from permanence.context import AccessContext, Role
 from permanence.contracts import offboarding
 from permanence.crypto.model import SubjectKey
 from permanence.errors import Conflict, KeyUnavailable
 from permanence.messages import service as messages
+from permanence.rights.model import ErasureJournal
 from permanence.runtime import Runtime
 from permanence.subjects.model import Caller
 from tests.factories import ctx_for, make_account, make_caller
@@ -66,6 +68,18 @@ def test_offboarding_leaves_no_readable_data_and_certifies_the_counts(
     tampered = {**doc, "rows_deleted": {**doc["rows_deleted"], "callers": 1}}
     assert not offboarding.verify_certificate(tampered, cert.signature, cert.public_key)
     assert "Certificat de suppression" in cert.html()
+    # Journalled like an erasure (table and mirror file), so that a restore replays it.
+    with rt.db.session(ctx, readonly=True) as s:
+        [entry] = s.scalars(
+            select(ErasureJournal).where(ErasureJournal.account_id == account.id)
+        ).all()
+    assert (entry.kind, entry.subject_id, entry.request_id) == ("account", None, None)
+    assert doc["journal_entry"] == str(entry.id) and doc["replay_of"] is None
+    mirror = ejournal.read_file(
+        rt.settings.effective_erasure_journal_file,
+        rt.keyring.derived_secret(ejournal.MAC_PURPOSE),
+    )
+    assert mirror == [ejournal.JournalEntry.of(entry)]
     with rt.db.session(ctx, readonly=True) as s:
         assert set(offboarding.remaining_rows(s, account.id)) <= set(offboarding.RETAINED)
         assert s.scalars(select(Caller).where(Caller.account_id == account.id)).first() is None
