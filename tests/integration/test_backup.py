@@ -35,7 +35,7 @@ from permanence.contracts.model import OffboardingCertificate
 from permanence.crypto.model import SubjectKey
 from permanence.crypto.stream import decrypt_stream
 from permanence.db import utcnow
-from permanence.errors import IntegrityFailure, KeyUnavailable
+from permanence.errors import Conflict, IntegrityFailure, KeyUnavailable
 from permanence.messages import service as messages
 from permanence.messages.model import Message
 from permanence.recordings.model import Recording
@@ -660,6 +660,8 @@ def test_offboarding_after_the_backup_is_replayed_on_restore(
             head = s.scalar(select(func.max(AuditEntry.seq)))
         with again.db.session(AccessContext.system("backup:restore", gone)) as s:
             assert not backups.replay_offboarding(s, again.keyring, line)
+            with pytest.raises(Conflict, match="not the erasure of a subject"):
+                rights.replay_erasure(s, again.keyring, line)
         with again.db.session(AccessContext.system("test"), readonly=True) as s:
             assert s.scalar(select(func.max(AuditEntry.seq))) == head
     finally:

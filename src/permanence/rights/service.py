@@ -1440,6 +1440,8 @@ def replay_erasure(session: Session, keyring: Keyring, entry: Any) -> tuple[Subj
     it changed anything (then ``applied``); running it twice changes nothing the second time."""
     from permanence.backup import journal
 
+    if entry.subject_id is None:  # an off-boarding: backup.service.replay_offboarding
+        raise Conflict("this journal entry is not the erasure of a subject")
     erased = erase_subject(session, keyring, entry.account_id, entry.subject_id)
     req = session.get(RightsRequest, entry.request_id) if entry.request_id else None
     closed = False
