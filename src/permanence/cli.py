@@ -606,6 +606,7 @@ def offboard(
     from permanence.accounts.service import account_by_slug
     from permanence.context import AccessContext
     from permanence.contracts import offboarding
+    from permanence.rights.service import Outbox
 
     if not yes:
         fail("off-boarding destroys every record of the account: confirm with --yes")
@@ -619,6 +620,11 @@ def offboard(
         typer.echo(f"export: {exported.path} ({sum(exported.records.values())} records)")
         with rt.db.session(ctx) as s:
             cert = offboarding.destroy_account(s, rt.keyring, account_id, export=exported)
+        # After the commit: the recordings' and rights packages' files the rows pointed at.
+        outbox = Outbox.from_settings(rt.settings)
+        stores = {"recordings": outbox.recordings, "files": outbox.files}
+        for store, key in cert.files:
+            stores[store].delete(key)
     finally:
         rt.close()
     base = export_to / f"{account}-certificate"

@@ -597,7 +597,10 @@ def test_offboarding_after_the_backup_is_replayed_on_restore(
     kept = make_caller(rt, other, first=first, last=last, phone=phone, email=email)
     archive = tmp_path / "before.pmbk"
     run(env, "backup", str(archive))
+    store = LocalStore(settings.recordings_dir)
+    assert store.exists(records.recording_key)
     run(env, "offboard", "--account", "plomberie-durand", "--export-to", str(tmp_path), "--yes")
+    assert not store.exists(records.recording_key)  # the file goes with its row
     after = _offboarded_state(rt, gone)
     assert after["status"] == AccountStatus.OFFBOARDED
     assert set(after["remaining"]) <= set(offboarding.RETAINED)  # type: ignore[arg-type]
@@ -622,6 +625,8 @@ def test_offboarding_after_the_backup_is_replayed_on_restore(
         assert "0 from the target database, 1 from the mirror file" in out
     assert "1 replayed" in out
     assert "audit chain intact" in run(env, "audit", "verify").stdout
+    # The restore put the recording back with its row; the replayed off-boarding deleted both.
+    assert not store.exists(records.recording_key)
 
     again = Runtime.from_settings(settings)
     try:
@@ -659,7 +664,7 @@ def test_offboarding_after_the_backup_is_replayed_on_restore(
         with again.db.session(AccessContext.system("test"), readonly=True) as s:
             head = s.scalar(select(func.max(AuditEntry.seq)))
         with again.db.session(AccessContext.system("backup:restore", gone)) as s:
-            assert not backups.replay_offboarding(s, again.keyring, line)
+            assert backups.replay_offboarding(s, again.keyring, line) == (False, ())
             with pytest.raises(Conflict, match="not the erasure of a subject"):
                 rights.replay_erasure(s, again.keyring, line)
         with again.db.session(AccessContext.system("test"), readonly=True) as s:

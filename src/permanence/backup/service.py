@@ -694,7 +694,9 @@ def replay(
             with rt.db.session(AccessContext.system("backup:restore", account_id)) as s:
                 for e in batch:
                     if e.is_account:
-                        replayed += replay_offboarding(s, keyring, e)
+                        changed, freed = replay_offboarding(s, keyring, e)
+                        replayed += changed
+                        files += freed
                         continue
                     done, applied = rights.replay_erasure(s, keyring, e)
                     replayed += applied
@@ -706,23 +708,29 @@ def replay(
         rt.close()
 
 
-def replay_offboarding(session: Session, keyring: Keyring, entry: JournalEntry) -> bool:
+def replay_offboarding(
+    session: Session, keyring: Keyring, entry: JournalEntry
+) -> tuple[bool, tuple[tuple[str, str], ...]]:
     """Carry out again a journalled off-boarding on a restored database: if the account is
     there and not off-boarded, ``destroy_account`` (the one code path of an off-boarding,
     audited as a replay); if it is already off-boarded, only its journal row is put back if
-    missing. True if anything changed; running it twice changes nothing the second time."""
+    missing. Returns whether anything changed (running it twice changes nothing the second
+    time) and the files the deleted rows pointed at, for the caller to delete after the
+    commit."""
     from permanence.accounts.model import Account, AccountStatus
     from permanence.audit import service as audit
     from permanence.contracts import offboarding
 
     account = session.get(Account, entry.account_id)
     if account is None:
-        return False
+        return False, ()
     if account.status != AccountStatus.OFFBOARDED:
-        offboarding.destroy_account(session, keyring, entry.account_id, export=None, replay=entry)
-        return True
+        cert = offboarding.destroy_account(
+            session, keyring, entry.account_id, export=None, replay=entry
+        )
+        return True, cert.files
     if not ejournal.ensure(session, entry):
-        return False
+        return False, ()
     audit.record(
         session,
         "account.offboard.replay",
@@ -730,7 +738,7 @@ def replay_offboarding(session: Session, keyring: Keyring, entry: JournalEntry) 
         entry.account_id,
         details={"journal_entry": entry.id, "journal_restored": True},
     )
-    return True
+    return True, ()
 
 
 def _database(settings: Settings) -> Any:

@@ -205,6 +205,10 @@ class Certificate:
     document: dict[str, Any]
     signature: str
     public_key: str
+    # (store, key) of the files the deleted rows pointed at: recordings ("recordings") and
+    # rights packages ("files"), deleted by the caller after the commit (a rollback must not
+    # leave rows whose files are gone).
+    files: tuple[tuple[str, str], ...] = ()
 
     def json(self) -> str:
         return json.dumps(
@@ -243,6 +247,7 @@ def destroy_account(
     account = _check(session, account_id)
     if replay is not None and (not replay.is_account or replay.account_id != account_id):
         raise Conflict("this journal entry is not the off-boarding of this account")
+    files = freed_files(session, account_id)
     deleted: dict[str, int] = {}
     keys: dict[str, int] = {}
     for name in KEY_TABLES:
@@ -306,7 +311,21 @@ def destroy_account(
         )
     )
     session.flush()
-    return Certificate(document, signature, public_key)
+    return Certificate(document, signature, public_key, files)
+
+
+def freed_files(session: Session, account_id: uuid.UUID) -> tuple[tuple[str, str], ...]:
+    """The files of the account's recordings and rights packages, as (store, key)."""
+    from permanence.recordings.model import Recording
+    from permanence.rights.model import Download
+
+    recordings = session.scalars(
+        select(Recording.storage_key).where(Recording.account_id == account_id)
+    )
+    packages = session.scalars(
+        select(Download.storage_key).where(Download.account_id == account_id)
+    )
+    return (*(("recordings", k) for k in recordings), *(("files", k) for k in packages))
 
 
 def _delete(session: Session, table: Table, account_id: uuid.UUID) -> int:
