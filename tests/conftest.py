@@ -9,6 +9,8 @@ import base64
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,6 +111,21 @@ def cli_env(settings: Settings) -> dict[str, str]:
     if settings.database_app_role:
         env["PERMANENCE_DATABASE_APP_ROLE"] = settings.database_app_role
     return env
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``permanence`` command in a subprocess, as a user runs it; a traceback is a failure
+    whatever the exit status (errors are one clear line)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "permanence", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
 
 
 def free_port() -> int:

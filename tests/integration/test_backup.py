@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -44,7 +43,7 @@ from permanence.rights import service as rights
 from permanence.rights.model import ErasureJournal, Kind, RightsRequest, State
 from permanence.runtime import Runtime
 from permanence.subjects.model import Caller
-from tests.conftest import PG_OWNER_URL, PG_URL, cli_env
+from tests.conftest import PG_OWNER_URL, PG_URL, cli_env, run_cli
 from tests.factories import (
     CallerRecords,
     caller_with_records,
@@ -70,9 +69,7 @@ def run(env: dict[str, str], *args: str, ok: bool = True, process: bool = False)
     """The command as a user runs it: in a subprocess, or (faster) through Typer's runner
     with the same environment."""
     if process:
-        proc = subprocess.run(
-            [*PERMANENCE, *args], env=env, capture_output=True, text=True, timeout=300
-        )
+        proc = run_cli(env, *args)
         ran = Ran(proc.returncode, proc.stdout, proc.stderr)
     else:
         get_settings.cache_clear()

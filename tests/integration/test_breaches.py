@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import sys
 import time
 import uuid
 
@@ -20,7 +19,7 @@ from permanence.runtime import Runtime
 from permanence.staff.model import User
 from permanence.staff.training import record_training, sign_undertaking
 from permanence.subjects import service as subjects
-from tests.conftest import SmtpSink, cli_env
+from tests.conftest import SmtpSink, cli_env, run_cli
 from tests.factories import ctx_for, make_account, make_caller
 
 DPO = AccessContext(role=Role.DPO, reason="breach", actor_id=uuid.uuid4())
@@ -220,15 +219,7 @@ def test_the_command_line_scopes_by_e_mail_through_the_service(
     env = cli_env(settings)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "permanence", "breach", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert "Traceback" not in proc.stderr
-        return proc
+        return run_cli(env, "breach", *args)
 
     opened = run("open", "--aware-at", utcnow().isoformat(), "--nature", "Poste volé")
     assert opened.returncode == 0, opened.stderr

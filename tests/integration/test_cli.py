@@ -14,18 +14,15 @@ from sqlalchemy import create_engine, inspect, pool, text
 
 from permanence.config import Settings
 from permanence.demo.loader import demo_callers
-from tests.conftest import PG_OWNER_URL, PG_URL, cli_env
+from tests.conftest import PG_OWNER_URL, PG_URL, cli_env, run_cli
 
 PERMANENCE = [sys.executable, "-m", "permanence"]
 
 
 def run(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [*PERMANENCE, *args], env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = run_cli(env, *args)
     if ok:
         assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
     return proc
 
 

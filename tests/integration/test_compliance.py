@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from permanence.messages.model import Message
 from permanence.runtime import Runtime
 from permanence.staff import training
 from permanence.staff.model import TrainingRecord, User
-from tests.conftest import PG_URL, SmtpSink, cli_env
+from tests.conftest import PG_URL, SmtpSink, cli_env, run_cli
 from tests.factories import OPERATOR_ID, ctx_for, make_account, make_caller
 
 PERMANENCE = [sys.executable, "-m", "permanence"]
@@ -135,21 +134,13 @@ def test_a_required_course_in_the_catalogue_gates_access(rt: Runtime) -> None:
         assert training.missing(s, OPERATOR_ID) == []
 
 
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [*PERMANENCE, *args], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert "Traceback" not in proc.stderr
-    return proc
-
-
 @pytest.fixture
 def demo_env(settings: Settings) -> dict[str, str]:
     env = cli_env(settings)
     if not PG_URL:
         (settings.data_dir / "permanence.db").unlink()
     del env["PERMANENCE_MASTER_KEY"]
-    proc = _run(
+    proc = run_cli(
         env,
         "init",
         "--admin-email",
@@ -158,7 +149,7 @@ def demo_env(settings: Settings) -> dict[str, str]:
         "un mot de passe solide",
     )
     assert proc.returncode == 0, proc.stderr
-    assert _run(env, "demo").returncode == 0
+    assert run_cli(env, "demo").returncode == 0
     env["PERMANENCE_HDS_HOSTING"] = "true"
     return env
 
@@ -167,7 +158,7 @@ def test_compliance_check_passes_on_the_demo_and_fails_after_expiring_training(
     demo_env: dict[str, str], settings: Settings, tmp_path: Path
 ) -> None:
     report = tmp_path / "report.html"
-    proc = _run(demo_env, "compliance", "check", "--report", str(report))
+    proc = run_cli(demo_env, "compliance", "check", "--report", str(report))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "FAIL" not in proc.stdout and "PASS staff.training" in proc.stdout
     assert "Les 10 contrôles sont satisfaits" in report.read_text()
@@ -185,7 +176,7 @@ def test_compliance_check_passes_on_the_demo_and_fails_after_expiring_training(
             operator_id = operator.id
     finally:
         rt.close()
-    proc = _run(demo_env, "compliance", "check")
+    proc = run_cli(demo_env, "compliance", "check")
     assert proc.returncode == 1
     assert (
         f"FAIL staff.training: 1 of 5 staff member(s) may not handle data\n"

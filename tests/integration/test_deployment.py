@@ -20,7 +20,7 @@ from permanence.config import Settings
 from permanence.crypto.keyring import load_master_key
 from permanence.errors import ConfigurationError
 from permanence.runtime import Runtime
-from tests.conftest import PG_URL, TEST_MASTER_KEY, cli_env
+from tests.conftest import PG_URL, TEST_MASTER_KEY, cli_env, run_cli
 from tests.factories import make_account
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -224,14 +224,7 @@ def test_a_service_started_with_the_key_command_reads_the_data(
     env = cli_env(settings)
     del env["PERMANENCE_MASTER_KEY"]
     env["PERMANENCE_MASTER_KEY_COMMAND"] = wrap_with_openssl(tmp_path, TEST_MASTER_KEY)
-    done = subprocess.run(
-        [sys.executable, "-m", "permanence", "keys", "rotate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_cli(env, "keys", "rotate")
     assert done.returncode == 0, done.stderr
     assert "plomberie-durand: key version 2" in done.stdout
 
@@ -259,14 +252,7 @@ def test_the_command_line_says_what_is_wrong_with_the_key_command(settings: Sett
     env = cli_env(settings)
     del env["PERMANENCE_MASTER_KEY"]
     env["PERMANENCE_MASTER_KEY_COMMAND"] = "false"
-    done = subprocess.run(
-        [sys.executable, "-m", "permanence", "keys", "rotate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_cli(env, "keys", "rotate")
     assert done.returncode == 1
     assert done.stderr.strip() == (
         "error: PERMANENCE_MASTER_KEY_COMMAND: 'false' exited with status 1"

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from permanence import schema
 from permanence.config import Settings
 from permanence.crypto.keyring import load_master_key
-from tests.conftest import PG_URL, cli_env
+from tests.conftest import PG_URL, cli_env, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "deployment.md"
@@ -149,14 +149,7 @@ def test_the_first_run_block_initialises_the_deployment(settings: Settings, tmp_
     # The service, as the unit starts it, reads the data with that key.
     env = {**cli_env(settings), "PERMANENCE_MASTER_KEY_FILE": str(key)}
     del env["PERMANENCE_MASTER_KEY"]
-    checked = subprocess.run(
-        [sys.executable, "-m", "permanence", "audit", "verify"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    checked = run_cli(env, "audit", "verify")
     assert checked.returncode == 0, checked.stderr
 
 
