@@ -35,6 +35,21 @@ def test_caller_found_by_email_and_by_name_in_either_order(rt: Runtime) -> None:
         assert subjects.find(s, rt.keyring, name="Hélène Lefèvre") == []
 
 
+def test_a_lookup_by_several_identifiers_needs_all_of_them_to_match(rt: Runtime) -> None:
+    account = make_account(rt)
+    cid = make_caller(
+        rt, account.id, first="Inès", last="Garnier", phone="06 39 98 44 21", email="ines@exemple.fr"
+    )
+    make_caller(rt, account.id, first="Paul", last="Roux", phone="06 39 98 44 22", email=None)
+    with rt.db.session(ctx_for(account.id)) as s:
+        both = subjects.find(s, rt.keyring, phone="0639984421", email="ines@exemple.fr")
+        assert [c.id for c in both] == [cid]
+        # The phone matches, the e-mail does not: no one (an "any" match would return Inès).
+        assert subjects.find(s, rt.keyring, phone="0639984421", email="autre@exemple.fr") == []
+        assert subjects.find(s, rt.keyring, email="ines@exemple.fr", name="Paul Roux") == []
+        assert subjects.find(s, rt.keyring, phone="0639984422", name="Inès Garnier") == []
+
+
 def test_blind_index_collisions_are_resolved_by_decryption(rt: Runtime) -> None:
     rt.keyring.index_bits = 2  # four buckets: many callers share each one
     account = make_account(rt)

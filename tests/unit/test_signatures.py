@@ -53,3 +53,27 @@ def test_telnyx_ed25519_over_timestamp_and_body() -> None:
     old_sig = base64.b64encode(key.sign(old.encode() + b"|" + body)).decode()
     assert not telnyx_valid(body, old_sig, old, public.decode())  # replay
     assert not telnyx_valid(body, sig, stamp, None)
+
+
+def test_an_unset_or_empty_token_refuses_even_a_signature_made_with_an_empty_key() -> None:
+    # An attacker who guesses the token is unset signs with the empty key: still refused.
+    forged = twilio_signature(URL, PARAMS.items(), "")
+    assert not twilio_valid(URL, PARAMS.items(), forged, None)
+    assert not twilio_valid(URL, PARAMS.items(), forged, "")
+
+
+def test_telnyx_refuses_a_timestamp_from_the_future_beyond_the_tolerance() -> None:
+    key = Ed25519PrivateKey.generate()
+    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    body = b"CallSid=v3:abc"
+    now = 1_800_000_000.0
+
+    def signed(stamp: int) -> tuple[str, str]:
+        return base64.b64encode(key.sign(str(stamp).encode() + b"|" + body)).decode(), str(stamp)
+
+    ahead, ahead_stamp = signed(int(now) + 301)
+    assert not telnyx_valid(body, ahead, ahead_stamp, public.decode(), now=now)
+    edge, edge_stamp = signed(int(now) + 300)
+    assert telnyx_valid(body, edge, edge_stamp, public.decode(), now=now)
+    late, late_stamp = signed(int(now) - 301)
+    assert not telnyx_valid(body, late, late_stamp, public.decode(), now=now)

@@ -84,6 +84,19 @@ def test_state_changes_need_the_csrf_token(world: World) -> None:
     assert "CSRF" in r.json()["message"]
 
 
+def test_a_wrong_csrf_token_is_refused_like_a_missing_one(world: World) -> None:
+    c = world.login(world.operator)
+    right = c.headers["X-CSRF-Token"]
+    for wrong in ("x", right[:-1], right + "0", right.upper() if right != right.upper() else "y"):
+        c.headers["X-CSRF-Token"] = wrong
+        r = c.post("/api/v1/calls", json={"dialled": "+33478000001", "caller_number": "0199001234"})
+        assert r.status_code == 403, wrong
+        assert "CSRF" in r.json()["message"]
+    c.headers["X-CSRF-Token"] = right
+    r = c.post("/api/v1/calls", json={"dialled": "+33478000001", "caller_number": "0199001234"})
+    assert r.status_code != 403
+
+
 def test_api_key_needs_recent_reauthentication_and_respects_scopes(world: World) -> None:
     c = world.login(world.client_plumber)
     url = f"/api/v1/accounts/{world.plumber.id}/api-keys"
