@@ -38,7 +38,12 @@ def test_caller_found_by_email_and_by_name_in_either_order(rt: Runtime) -> None:
 def test_a_lookup_by_several_identifiers_needs_all_of_them_to_match(rt: Runtime) -> None:
     account = make_account(rt)
     cid = make_caller(
-        rt, account.id, first="Inès", last="Garnier", phone="06 39 98 44 21", email="ines@exemple.fr"
+        rt,
+        account.id,
+        first="Inès",
+        last="Garnier",
+        phone="06 39 98 44 21",
+        email="ines@exemple.fr",
     )
     make_caller(rt, account.id, first="Paul", last="Roux", phone="06 39 98 44 22", email=None)
     with rt.db.session(ctx_for(account.id)) as s:
