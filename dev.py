@@ -3,6 +3,7 @@
 
     python3 dev.py start   install, initialise, load the demo data and serve on :8000
     python3 dev.py test    install with the test tools and run the whole test suite
+    python3 dev.py mutate  mutation testing of the law and security core (tools/mutate.py)
 
 Both create ./.venv and install the pinned dependencies (constraints.txt) only when they
 changed, so running them again is fast. Extra arguments after ``test`` go to pytest.
@@ -68,8 +69,13 @@ def test(args: list[str]) -> None:
     run(PY, "-m", "pytest", *args)
 
 
+def mutate(args: list[str]) -> None:
+    ensure_venv("test,mutate")
+    run(PY, str(ROOT / "tools" / "mutate.py"), *args)
+
+
 def main() -> None:
-    commands = {"start": start, "test": test}
+    commands = {"start": start, "test": test, "mutate": mutate}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]](sys.argv[2:])

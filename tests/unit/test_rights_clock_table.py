@@ -115,3 +115,13 @@ def test_days_left_counts_paris_days() -> None:
     assert clock.days_left(due, paris(2027, 7, 15, 23, 30)) == 0
     assert clock.days_left(due, paris(2027, 7, 14, 0, 10)) == 1
     assert clock.days_left(due, paris(2027, 7, 16, 0, 10)) == -1
+
+
+def test_an_extension_may_still_be_decided_at_the_last_instant_of_the_first_period() -> None:
+    received = paris(2027, 6, 15)
+    first = clock.due_at(received)
+    assert clock.can_extend(received, first, False, first) is None
+    assert clock.can_extend(received, first, False, first + dt.timedelta(microseconds=1)) == (
+        "first_period_over"
+    )
+    assert clock.can_extend(received, first, True, first) == "already_extended"

@@ -77,3 +77,16 @@ def test_telnyx_refuses_a_timestamp_from_the_future_beyond_the_tolerance() -> No
     assert telnyx_valid(body, edge, edge_stamp, public.decode(), now=now)
     late, late_stamp = signed(int(now) - 301)
     assert not telnyx_valid(body, late, late_stamp, public.decode(), now=now)
+
+
+def test_telnyx_refuses_malformed_headers_without_raising() -> None:
+    key = Ed25519PrivateKey.generate()
+    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    body = b"CallSid=v3:abc"
+    stamp = str(int(time.time()))
+    sig = base64.b64encode(key.sign(stamp.encode() + b"|" + body)).decode()
+    assert telnyx_valid(body, sig, stamp, public.decode())
+    assert not telnyx_valid(body, sig, "not-a-number", public.decode())
+    assert not telnyx_valid(body, sig, stamp, "bm90IGEga2V5")  # base64, but not a 32-byte key
+    assert not telnyx_valid(body, sig[:10] + "!!" + sig[10:], stamp, public.decode())
+    assert not telnyx_valid(body, sig + "#", stamp, public.decode())

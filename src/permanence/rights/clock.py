@@ -23,10 +23,8 @@ import holidays
 PARIS = ZoneInfo("Europe/Paris")
 FIRST_PERIOD_MONTHS = 1
 EXTENDED_PERIOD_MONTHS = 3
-# Internal target: answer within 28 days (design choice, ahead of the legal limit).
-INTERNAL_TARGET = dt.timedelta(days=28)
-# Reminders to the controller this many days before the due date.
-REMINDER_DAYS = (7, 2)
+# Reminders to the controller start this many days before the due date.
+REMINDER_WINDOW_DAYS = 7
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -37,7 +35,7 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, last))
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=64)  # pragma: no mutate (a cache: its size or absence changes no result)
 def _holidays(year: int) -> holidays.HolidayBase:
     return holidays.country_holidays("FR", years=year)
 

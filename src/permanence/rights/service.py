@@ -741,7 +741,7 @@ def send_reminders(
 ) -> list[DueReminder]:
     """Remind the account's rights contact (from the mandate) of requests due within 7 days
     or overdue, at most once a day per request. The e-mail names no person."""
-    due = due_soon(session, now, max(clock.REMINDER_DAYS))
+    due = due_soon(session, now, clock.REMINDER_WINDOW_DAYS)
     if not send or not due:
         return due
     _row, mandate = _current_mandate(session)

@@ -1,0 +1,190 @@
+"""Mutation testing of the modules where a silent mistake breaks the law or security.
+
+    python3 dev.py mutate                       every target (see TARGETS), two at a time
+    python3 dev.py mutate rights/clock.py ...   only these targets (path under src/permanence/)
+
+Each target is mutated by cosmic-ray in a private copy of the tree (the working tree is never
+touched), and every mutant runs the target's own tests. A mutant is *killed* when a test fails,
+*survives* when they all pass. Two kinds of mutant are set aside as equivalent before running,
+so they never count for or against the score:
+
+- mutants inside annotations (``from __future__ import annotations``: never evaluated);
+- mutants on a line marked ``# pragma: no mutate (reason)``: the reason says why no test can
+  tell the mutant from the original (a cache size, say); `docs/mutation.md` lists them.
+
+The score of a target is killed / (killed + survived); the target is TARGET_SCORE (90 %). The
+command prints one line per target and every survivor with its diff, and exits 1 when a
+target is under the target score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "src/permanence"
+TARGET_SCORE = 0.90
+PRAGMA = re.compile(r"#\s*pragma:\s*no mutate")
+
+# module (under src/permanence/) -> the tests that must catch its mutants.
+TARGETS: dict[str, list[str]] = {
+    "rights/clock.py": [
+        "tests/unit/test_rights_clock.py",
+        "tests/unit/test_rights_clock_table.py",
+        "tests/integration/test_rights_reminders.py",
+    ],
+    "telephony/signatures.py": ["tests/unit/test_signatures.py"],
+}
+
+
+@dataclass
+class Outcome:
+    target: str
+    killed: int = 0
+    survived: int = 0
+    equivalent: int = 0
+    incompetent: int = 0
+    seconds: float = 0.0
+    survivors: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def score(self) -> float:
+        tried = self.killed + self.survived
+        return self.killed / tried if tried else 0.0
+
+
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) positions, as (line, column), of every annotation in ``source``."""
+    spans = []
+    for node in ast.walk(ast.parse(source)):
+        notes: list[ast.expr | None] = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            notes.append(node.returns)
+        elif isinstance(node, ast.arg | ast.AnnAssign):
+            notes.append(node.annotation)
+        for note in notes:
+            if note is None or note.end_lineno is None or note.end_col_offset is None:
+                continue
+            spans.append(((note.lineno, note.col_offset), (note.end_lineno, note.end_col_offset)))
+    return spans
+
+
+def _equivalent(source_lines: list[str], spans: list, start: tuple[int, int]) -> bool:
+    line = source_lines[start[0] - 1] if 0 < start[0] <= len(source_lines) else ""
+    if PRAGMA.search(line):
+        return True
+    return any(lo <= start < hi for lo, hi in spans)
+
+
+def run_target(target: str, tests: list[str], timeout: float) -> Outcome:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+
+    out = Outcome(target)
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="permanence-mutate-") as tmp:
+        work = Path(tmp)
+        for name in ("src", "tests"):
+            shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(ROOT / "pyproject.toml", work / "pyproject.toml")
+        module = f"{PACKAGE}/{target}"
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+        (work / "cr.toml").write_text(
+            "[cosmic-ray]\n"
+            f'module-path = "{module}"\n'
+            f"timeout = {timeout}\n"
+            "excluded-modules = []\n"
+            f"test-command = {subprocess.list2cmdline(command)!r}\n"
+            '[cosmic-ray.distributor]\nname = "local"\n'
+        )
+        env = {**os.environ, "PYTHONPATH": f"{work / 'src'}{os.pathsep}{work}"}
+        baseline = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+        if baseline.returncode != 0:
+            out.error = "the target's tests fail without any mutation:\n" + baseline.stdout[-2000:]
+            return out
+        cr = [sys.executable, "-m", "cosmic_ray.cli"]
+        session = work / "session.sqlite"
+        subprocess.run([*cr, "init", "cr.toml", str(session)], cwd=work, env=env, check=True)
+        source = (work / module).read_text()
+        lines, spans = source.splitlines(), annotation_spans(source)
+        with use_db(str(session), WorkDB.Mode.open) as db:
+            for item in db.work_items:
+                if all(_equivalent(lines, spans, tuple(m.start_pos)) for m in item.mutations):
+                    db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+        subprocess.run(
+            [*cr, "exec", "cr.toml", str(session)],
+            cwd=work,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        with use_db(str(session), WorkDB.Mode.open) as db:
+            items = {item.job_id: item for item in db.work_items}
+            for job_id, result in db.results:
+                if result.worker_outcome == WorkerOutcome.SKIPPED:
+                    out.equivalent += 1
+                elif result.test_outcome == TestOutcome.KILLED:
+                    out.killed += 1
+                elif result.test_outcome == TestOutcome.SURVIVED:
+                    out.survived += 1
+                    m = items[job_id].mutations[0]
+                    diff = "\n".join(
+                        ln
+                        for ln in (result.diff or "").splitlines()
+                        if ln[:1] in "+-" and not ln.startswith(("+++", "---"))
+                    )
+                    out.survivors.append(f"{target}:{m.start_pos[0]} {m.operator_name}\n{diff}")
+                else:
+                    out.incompetent += 1
+    out.seconds = time.monotonic() - began
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("targets", nargs="*", help="modules under src/permanence/ (default: all)")
+    parser.add_argument("--jobs", type=int, default=2, help="targets run side by side")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant")
+    args = parser.parse_args(argv)
+    chosen = args.targets or list(TARGETS)
+    unknown = [t for t in chosen if t not in TARGETS]
+    if unknown:
+        parser.error(f"not a target: {', '.join(unknown)} (targets: {', '.join(TARGETS)})")
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        outcomes = list(pool.map(lambda t: run_target(t, TARGETS[t], args.timeout), chosen))
+    failed = False
+    heads = ("killed", "surv.", "equiv.", "incomp.", "score", "time")
+    print(f"{'module':34} " + " ".join(f"{h:>6}" for h in heads))
+    for o in outcomes:
+        if o.error:
+            failed = True
+            print(f"{o.target:34} ERROR {o.error}")
+            continue
+        below = o.score < TARGET_SCORE
+        failed |= below
+        print(
+            f"{o.target:34} {o.killed:6} {o.survived:6} {o.equivalent:6} {o.incompetent:7} "
+            f"{o.score:6.1%} {o.seconds:5.0f}s{'  < 90 %' if below else ''}"
+        )
+    survivors = [s for o in outcomes for s in o.survivors]
+    if survivors:
+        print("\nsurvivors:")
+        for s in survivors:
+            print(s, end="\n\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
