@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/v1")
 Recorder = Annotated[Principal, Depends(require(Role.DPO, Role.ADMIN))]
 DPO = Annotated[Principal, Depends(require(Role.DPO))]
 Staff = Annotated[Principal, Depends(require(*sorted(STAFF_ROLES, key=str)))]
-# base64 of the largest attestation, with room for padding.
+# base64 of the largest attestation (padding included).
 MAX_BASE64 = (attestations.MAX_ATTESTATION_BYTES + 2) // 3 * 4
 
 
@@ -39,8 +39,10 @@ class TrainingIn(Body):
     duration_minutes: int | None = Field(default=None, ge=1, le=onboarding.MAX_DURATION_MINUTES)
     attestation_base64: str | None = Field(
         default=None,
-        max_length=MAX_BASE64 + 4,
-        description="The attestation (PDF, PNG or JPEG, 512 KiB at most), base64-encoded",
+        description=(
+            "The attestation (PDF, PNG or JPEG, 512 KiB at most), base64-encoded; "
+            "a larger file is a 413"
+        ),
     )
 
 
