@@ -307,3 +307,35 @@ def test_the_command_records_training(rt: Runtime, tmp_path: object) -> None:
         "--attestation",
         str(bad),
     )
+
+
+def test_attestations_are_backed_up_and_restored(rt: Runtime, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.integration.test_backup import BACKUP_KEY, lose_everything
+
+    assert isinstance(tmp_path, Path)
+    op = _staff(rt)
+    (row,) = _record(rt, user_ids=[op], attestation=PDF)
+    att_id = row.attestation_id
+    assert att_id is not None
+    env = {**cli_env(rt.settings), "PERMANENCE_BACKUP_KEY": BACKUP_KEY}
+    archive = tmp_path / "sauvegarde.pmbk"
+    done = run_cli(env, "backup", str(archive))
+    assert done.returncode == 0, done.stderr
+    rt.close()
+    lose_everything(rt.settings)
+    training_dir = rt.settings.data_dir / "training"
+    for p in sorted(training_dir.rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+    restored = run_cli(env, "restore", str(archive))
+    assert restored.returncode == 0, restored.stderr
+    again = Runtime.from_settings(rt.settings)
+    try:
+        with again.db.session(DPO_CTX) as s:
+            opened = attestations.open_attestation(
+                s, again.keyring, attestations.store_for(again.settings), att_id
+            )
+            assert b"".join(opened.chunks) == PDF
+    finally:
+        again.close()
