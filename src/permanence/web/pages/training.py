@@ -115,7 +115,7 @@ async def record(
     rt: CurrentRuntime,
     module: Annotated[str, Form(max_length=64)],
     date: Annotated[str, Form(max_length=SHORT)],
-    personnes: Annotated[list[str] | None, Form(max_length=SHORT)] = None,
+    personnes: Annotated[list[str] | None, Form()] = None,  # ids; bounded by the body limit
     formateur: Annotated[str, Form(max_length=400)] = "",
     duree: Annotated[str, Form(max_length=SHORT)] = "",
     attestation: Annotated[UploadFile | None, File()] = None,
