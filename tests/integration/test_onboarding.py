@@ -29,7 +29,7 @@ from permanence.staff.model import (
     TrainingRecord,
 )
 from permanence.staff.service import create_user
-from tests.conftest import cli_env, run_cli
+from tests.conftest import PG_URL, cli_env, run_cli
 from tests.factories import ctx_for, make_account
 
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\nattestation de presence signee\n%%EOF\n"
@@ -339,3 +339,63 @@ def test_attestations_are_backed_up_and_restored(rt: Runtime, tmp_path: object) 
             assert b"".join(opened.chunks) == PDF
     finally:
         again.close()
+
+
+def test_migration_0071_upgrades_and_downgrades_keeping_the_completions(rt: Runtime) -> None:
+    """Completions recorded before 0071 keep their rows (trainer, duration and attestation
+    empty); a downgrade drops the new columns and table and keeps the completions."""
+    import sqlalchemy as sa
+    from alembic import command
+    from sqlalchemy import create_engine, inspect, pool
+
+    from permanence import schema
+    from tests.integration.test_backup import lose_everything
+
+    settings = rt.settings
+    rt.close()
+    lose_everything(settings)
+    url = settings.effective_migration_url
+    cfg = schema.alembic_config(url)
+    command.upgrade(cfg, "0070")
+    user, record = uuid.uuid4(), uuid.uuid4()
+    at = dt.datetime(2026, 3, 2, 11, tzinfo=dt.UTC)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO users (id, email, display_name, role, password_hash, "
+                    "mfa_enabled, password_changed_at, active, created_at) VALUES "
+                    "(:id, 'a@p.example', 'A', 'operator', '!', false, :at, true, :at)"
+                ),
+                {"id": user.hex if not PG_URL else user, "at": at.replace(tzinfo=None)},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO staff_training (id, user_id, course, completed_at, expires_at)"
+                    " VALUES (:id, :u, 'rgpd-fondamentaux', :at, :at)"
+                ),
+                {
+                    "id": record.hex if not PG_URL else record,
+                    "u": user.hex if not PG_URL else user,
+                    "at": at.replace(tzinfo=None),
+                },
+            )
+        command.upgrade(cfg, "0071")
+        with engine.begin() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("staff_training")}
+            assert {"trainer", "duration_minutes", "attestation_id"} <= columns
+            assert "training_attestations" in inspect(conn).get_table_names()
+            row = conn.execute(
+                sa.text("SELECT trainer, duration_minutes, attestation_id FROM staff_training")
+            ).one()
+            assert tuple(row) == (None, None, None)
+        command.downgrade(cfg, "0070")
+        with engine.begin() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("staff_training")}
+            assert "attestation_id" not in columns and "trainer" not in columns
+            assert "training_attestations" not in inspect(conn).get_table_names()
+            assert conn.execute(sa.text("SELECT count(*) FROM staff_training")).scalar() == 1
+        schema.upgrade(url, settings.database_app_role)
+    finally:
+        engine.dispose()
