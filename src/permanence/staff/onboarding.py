@@ -81,7 +81,7 @@ def record_session(
         raise TrainingRefused(
             "course",
             "unknown training module",
-            [f"course: unknown training module (known: {', '.join(sorted(catalogue))})"],
+            ["unknown training module", f"known modules: {', '.join(sorted(catalogue))}"],
         )
     today = today or paris_today()
     if completed_on > today:
