@@ -93,6 +93,9 @@ def test_a_session_for_two_people_shares_one_encrypted_attestation(rt: Runtime) 
         assert att is not None and att.content_type == "application/pdf"
         actions = [e.action for e in s.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()]
     assert actions.count("staff.training_recorded") == 2
+    with rt.db.session(DPO_CTX, readonly=True) as s:  # ids and codes, never the trainer
+        bodies = " ".join(e.body for e in s.scalars(select(AuditEntry)))
+    assert "Cabinet Conseil" not in bodies and "Nouvelle recrue" not in bodies
     assert "staff.attestation_stored" in actions
     # On disk: ciphertext only.
     stored = rt.settings.data_dir / "training" / att.storage_key

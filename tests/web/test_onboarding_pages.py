@@ -248,3 +248,16 @@ def test_an_unsigned_staff_member_signs_the_undertaking_first(world: World) -> N
     # A client user has no undertaking to sign.
     client, _ = page_login(world, world.client_plumber)
     assert client.get("/engagement").status_code == 403
+
+
+def test_the_pages_speak_english_when_asked(world: World) -> None:
+    new = make_person(world.rt, Role.OPERATOR, "recrue5@permanence.example", trained=False)
+    dpo, _ = page_login(world, world.dpo)
+    dpo.cookies.set("permanence_lang", "en")
+    page = dpo.get("/dpo/formation").text
+    assert "Record a training session" in page and "never recorded" in page
+    c, _ = page_login(world, new)
+    c.cookies.set("permanence_lang", "en")
+    page = c.get("/engagement").text
+    assert "Confidentiality undertaking" in page and "strictly confidential" in page
+    assert "confidentielles" not in page
