@@ -76,6 +76,7 @@ def _page(
         staff=rows,
         due=[(d, names.get(d.user_id, "")) for d in due],
         courses=courses,
+        catalogue={c.code: c for c in courses},
         course=training.REQUIRED_COURSE,
         undertaking=training.UNDERTAKING_VERSION,
         can_record=viewer.role in (Role.DPO, Role.ADMIN),
