@@ -663,6 +663,63 @@ def staff_reminders(
     typer.echo(f"{len(items)} reminder(s) {'sent' if send else 'due'}")
 
 
+@staff_app.command("train")
+def staff_train(
+    email: Annotated[list[str], typer.Option(help="A staff member's e-mail (repeat for several)")],
+    module: Annotated[str, typer.Option(help="The module's code in the catalogue")],
+    completed_on: Annotated[str, typer.Option(help="The day of the session, YYYY-MM-DD")],
+    trainer: Annotated[str | None, typer.Option(help="Who gave the session")] = None,
+    duration_minutes: Annotated[int | None, typer.Option(help="How long it lasted")] = None,
+    attestation: Annotated[
+        Path | None, typer.Option(help="The attestation (PDF, PNG or JPEG, 512 KiB at most)")
+    ] = None,
+) -> None:
+    """Record a training session for one or several staff members (their access to personal
+    data opens once they have also signed the confidentiality undertaking)."""
+    import datetime as dt
+
+    from permanence.context import AccessContext
+    from permanence.render import paris
+    from permanence.staff import attestations, onboarding
+
+    try:
+        day = dt.date.fromisoformat(completed_on)
+    except ValueError:
+        fail("--completed-on must be a date, YYYY-MM-DD")
+    data = None
+    if attestation is not None:
+        try:
+            with attestation.open("rb") as fh:
+                data = fh.read(attestations.MAX_ATTESTATION_BYTES + 1)
+        except OSError as exc:
+            fail(f"cannot read the attestation file: {exc.strerror}")
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:staff-train")) as s:
+            rows = onboarding.record_session(
+                s,
+                rt.keyring,
+                attestations.store_for(rt.settings),
+                user_ids=onboarding.user_ids_by_email(s, email),
+                course=module,
+                completed_on=day,
+                trainer=trainer,
+                duration_minutes=duration_minutes,
+                attestation=data,
+            )
+            lines = [
+                f"{r.user_id}  {r.course}  valid until {paris(r.expires_at, '%d/%m/%Y')}"
+                for r in rows
+            ]
+    except PermanenceError as exc:
+        fail(str(exc))
+    finally:
+        rt.close()
+    for line in lines:
+        typer.echo(line)
+    typer.echo(f"{len(lines)} training record(s) written")
+
+
 @deliveries_app.command("run")
 def deliveries_run(
     limit: Annotated[int, typer.Option(help="At most this many sends per account")] = 500,

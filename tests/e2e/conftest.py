@@ -58,6 +58,9 @@ SEEDED = (
     "admin@permanence.example",
     "sec@cabinet.example",
     "bureau@plomberie.example",
+    # The operator onboarded in test_onboarding.py.
+    "Inès Nouvel",
+    "ines.nouvel@permanence.example",
 )
 
 

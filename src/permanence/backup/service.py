@@ -50,14 +50,15 @@ from permanence.errors import Conflict, IntegrityFailure, ValidationFailed
 
 FORMAT = "permanence-backup"
 VERSION = 1
-FILE_STORES = ("recordings", "rights")
+FILE_STORES = ("recordings", "rights", "training")
 _PG_ENTRY = re.compile(r"^pg/([a-z_][a-z0-9_]*)(?:/([0-9a-f-]{36}))?$")
-_FILE_ENTRY = re.compile(r"^files/(recordings|rights)/([0-9a-f-]{36}/[0-9a-f-]{36}\.pmr)$")
+_FILE_ENTRY = re.compile(r"^files/(recordings|rights|training)/([0-9a-f-]{36}/[0-9a-f-]{36}\.pmr)$")
 _NOT_DATA = ("alembic_version", "audit_head")  # present in a freshly migrated, empty database
 
 
 def _store_dir(settings: Settings, store: str) -> Path:
-    return settings.recordings_dir if store == "recordings" else settings.data_dir / "rights"
+    # "training": the staff's training attestations (staff.attestations.store_for).
+    return settings.recordings_dir if store == "recordings" else settings.data_dir / store
 
 
 def _backend(settings: Settings) -> str:
@@ -238,8 +239,13 @@ def _one(conn: sqlite3.Connection, sql: str) -> Any:
 _FILES_SQL = {
     "recordings": "SELECT storage_key FROM recordings ORDER BY storage_key",
     "rights": "SELECT storage_key FROM rights_downloads WHERE used_at IS NULL ORDER BY storage_key",
+    "training": "SELECT storage_key FROM training_attestations ORDER BY storage_key",
 }
-_FILES_TABLE = {"recordings": "recordings", "rights": "rights_downloads"}
+_FILES_TABLE = {
+    "recordings": "recordings",
+    "rights": "rights_downloads",
+    "training": "training_attestations",
+}
 
 
 def _referenced_files(query: Any, tables: list[str]) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from permanence.accounts.service import create_account, import_mandate
 from permanence.calls import service as calls
 from permanence.context import AccessContext, Role
 from permanence.contracts import service as contracts
-from permanence.db import switch_account
+from permanence.db import switch_account, utcnow
 from permanence.errors import Conflict
 from permanence.mandates.schema import FieldType, Purpose
 from permanence.messages import service as messages
@@ -263,8 +263,17 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
             new = create_user(
                 s, rt.keyring, email=email, display_name=name, role=role, password=DEMO_PASSWORD
             )
-            # Trained and bound to confidentiality, so they may handle calls at once.
-            record_training(s, new.user.id)
+            # Trained and bound to confidentiality, so they may handle calls at once; the
+            # supervisor's training is due for renewal within the month (the DPO's page shows
+            # it under "À renouveler").
+            age = dt.timedelta(days=340 if role is Role.SUPERVISOR else 30)
+            record_training(
+                s,
+                new.user.id,
+                completed_at=utcnow() - age,
+                trainer="Julien Garnier (DPO)",
+                duration_minutes=180,
+            )
             sign_undertaking(s, new.user.id)
             lines.append(f"staff {role.value:<10} {email}  TOTP: {new.totp_uri}")
     with rt.db.session(admin) as s:

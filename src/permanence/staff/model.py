@@ -54,6 +54,28 @@ class TrainingRecord(Base):
     recorded_by: Mapped[uuid.UUID | None]
     # When the staff member was reminded that this completion expires (once per completion).
     reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Who gave the session and how long it lasted (as the DPO recorded it), and the signed
+    # attendance sheet or certificate, shared by everyone recorded for the same session.
+    trainer: Mapped[str | None] = mapped_column(String(200))
+    duration_minutes: Mapped[int | None]
+    attestation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("training_attestations.id", ondelete="SET NULL"), index=True
+    )
+
+
+class TrainingAttestation(Base):
+    """The attestation of a training session (PDF, PNG or JPEG), encrypted on disk under a key
+    derived from the master key (``staff.attestations``); the row holds no content."""
+
+    __tablename__ = "training_attestations"
+    __table_args__ = ({"info": {"shared_registry": True}},)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    storage_key: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(32))
+    size_bytes: Mapped[int]
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_by: Mapped[uuid.UUID | None]
 
 
 class TrainingCourse(Base):

@@ -34,6 +34,12 @@ UNDERTAKING_VERSION = "2026-1"
 class TrainingRequired(PermissionDenied):
     code = "training_required"
 
+    def __init__(self, message: str, *, undertaking: bool = False) -> None:
+        super().__init__(message)
+        # The current confidentiality undertaking is among what is missing: the pages send
+        # the person to sign it (``/engagement``).
+        self.undertaking = undertaking
+
 
 def record_training(
     session: Session,
@@ -42,6 +48,9 @@ def record_training(
     course: str = REQUIRED_COURSE,
     completed_at: dt.datetime | None = None,
     validity: dt.timedelta = COURSE_VALIDITY,
+    trainer: str | None = None,
+    duration_minutes: int | None = None,
+    attestation_id: uuid.UUID | None = None,
 ) -> TrainingRecord:
     done = completed_at or utcnow()
     row = TrainingRecord(
@@ -50,10 +59,16 @@ def record_training(
         completed_at=done,
         expires_at=done + validity,
         recorded_by=session.info["ctx"].actor_id,
+        trainer=trainer,
+        duration_minutes=duration_minutes,
+        attestation_id=attestation_id,
     )
     session.add(row)
     session.flush()
-    audit.record(session, "staff.training_recorded", "user", user_id, details={"course": course})
+    details: dict[str, str | uuid.UUID] = {"course": course}
+    if attestation_id is not None:
+        details["attestation"] = attestation_id
+    audit.record(session, "staff.training_recorded", "user", user_id, details=details)
     return row
 
 
@@ -65,6 +80,19 @@ def sign_undertaking(
     session.flush()
     audit.record(session, "staff.undertaking_signed", "user", user_id, details={"version": version})
     return row
+
+
+def undertaking_signed(session: Session, user_id: uuid.UUID) -> bool:
+    """Whether this person signed the current version of the confidentiality undertaking."""
+    return (
+        session.scalars(
+            select(ConfidentialityUndertaking.id).where(
+                ConfidentialityUndertaking.user_id == user_id,
+                ConfidentialityUndertaking.version == UNDERTAKING_VERSION,
+            )
+        ).first()
+        is not None
+    )
 
 
 def missing(session: Session, user_id: uuid.UUID, at: dt.datetime | None = None) -> list[str]:
@@ -94,13 +122,7 @@ def missing(session: Session, user_id: uuid.UUID, at: dt.datetime | None = None)
         ).first()
         if done is None:
             problems.append(f"your training '{course}' has expired or was never recorded")
-    signed = session.scalars(
-        select(ConfidentialityUndertaking.id).where(
-            ConfidentialityUndertaking.user_id == user_id,
-            ConfidentialityUndertaking.version == UNDERTAKING_VERSION,
-        )
-    ).first()
-    if signed is None:
+    if not undertaking_signed(session, user_id):
         problems.append(
             f"you have not signed the confidentiality undertaking (version {UNDERTAKING_VERSION})"
         )
@@ -114,7 +136,10 @@ def require_trained(session: Session, ctx: AccessContext) -> None:
     problems = missing(session, ctx.actor_id)
     if problems:
         audit.record(session, "staff.gate_refused", "user", ctx.actor_id)
-        raise TrainingRequired("access to personal data refused: " + "; ".join(problems))
+        raise TrainingRequired(
+            "access to personal data refused: " + "; ".join(problems),
+            undertaking=any("confidentiality undertaking" in p for p in problems),
+        )
 
 
 # -- the course catalogue and reminders ---------------------------------------------------

@@ -126,6 +126,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
 
     app.include_router(stats_router)
     app.include_router(stats_pages)
+    from permanence.staff.api import router as staff_router
+
+    app.include_router(staff_router)
     from permanence.rights.api import opendsr_router
 
     app.include_router(opendsr_router)

@@ -1,6 +1,7 @@
-"""The DPO desk: the audit log (filter, verify the chain), the staff's training status, the
-Art. 30 record and the compliance checks. The breach register and the work on a breach are
-in `pages/breaches.py`; rights requests in `pages/rights.py`.
+"""The DPO desk: the audit log (filter, verify the chain), the Art. 30 record and the
+compliance checks. The staff's training and undertakings are in `pages/training.py`; the
+breach register and the work on a breach in `pages/breaches.py`; rights requests in
+`pages/rights.py`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from permanence.audit import service as audit
 from permanence.compliance import art30, checks, report
 from permanence.context import Role
 from permanence.db import utcnow
-from permanence.staff import training
 from permanence.web.deps import CurrentRuntime
 from permanence.web.pages.render import TIMEZONE, Viewer, redirect, render, roles
 
@@ -25,7 +25,6 @@ router = APIRouter(prefix="/dpo")
 AUDITORS = (Role.DPO, Role.ADMIN)
 Auditor = Annotated[Viewer, roles(*AUDITORS)]
 AuditorForm = Annotated[Viewer, roles(*AUDITORS, form=True)]
-TrainingViewer = Annotated[Viewer, roles(Role.DPO, Role.ADMIN, Role.SUPERVISOR)]
 PAGE_SIZE = 50
 CODE = r"^[A-Za-z0-9_.:/+\-]{1,64}$"
 
@@ -142,39 +141,6 @@ def verify(request: Request, viewer: AuditorForm, rt: CurrentRuntime) -> Respons
         au=None,
         avant=None,
         verified=result,
-    )
-
-
-@router.get("/formation", response_class=HTMLResponse)
-def training_status(request: Request, viewer: TrainingViewer, rt: CurrentRuntime) -> Response:
-    with rt.db.session(viewer.context("dpo:training"), readonly=True) as s:
-        staff = training.staff_status(s)
-    now = utcnow()
-    rows = [
-        {
-            "name": st.display_name,
-            "role": st.role,
-            "trained_until": max(
-                (
-                    t.expires_at
-                    for t in st.trainings
-                    if t.course == training.REQUIRED_COURSE and t.expires_at > now
-                ),
-                default=None,
-            ),
-            "signed": any(u.version == training.UNDERTAKING_VERSION for u in st.undertakings),
-            "cleared": not st.problems,
-            "mfa": st.mfa,
-        }
-        for st in staff
-    ]
-    return render(
-        request,
-        "dpo/training.html",
-        viewer,
-        staff=rows,
-        course=training.REQUIRED_COURSE,
-        undertaking=training.UNDERTAKING_VERSION,
     )
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hmac
 import secrets
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from permanence.context import AccessContext
+from permanence.context import STAFF_ROLES, AccessContext
 from permanence.errors import NotAuthenticated
-from permanence.staff import auth
+from permanence.staff import auth, training
 from permanence.staff.auth import TooManyAttempts
 from permanence.web.deps import SESSION_COOKIE, CurrentRuntime, forget_session, secure_cookies
 from permanence.web.pages.render import (
@@ -97,13 +98,22 @@ def signin(
                 client=client,
             )
             role = signed.user.role if signed else None
+            # Staff sign the current confidentiality undertaking before anything else.
+            unsigned = (
+                signed is not None
+                and role in STAFF_ROLES
+                and not training.undertaking_signed(s, signed.user.id)
+            )
     except TooManyAttempts as exc:
         return _signin_form(
             request, status_code=429, problem=f"wait:{exc.retry_after}", email=email
         )
     if signed is None or role is None:
         return _signin_form(request, status_code=401, problem="refused", email=email)
-    response = redirect(safe_next(suite, home_of(role)))
+    target = safe_next(suite, home_of(role))
+    if unsigned:
+        target = "/engagement?suite=" + quote(target, safe="/")
+    response = redirect(target)
     response.set_cookie(
         SESSION_COOKIE,
         signed.token,
