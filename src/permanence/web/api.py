@@ -69,7 +69,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 # -- authentication ------------------------------------------------------------------------
 
 
-@router.post("/auth/login", response_model=S.Me, responses=ERRORS, tags=["auth"])
+@router.post(
+    "/auth/login",
+    response_model=S.Me,
+    responses={**ERRORS, 423: {"model": S.Problem}},
+    tags=["auth"],
+)
 def login(body: S.LoginIn, request: Request, response: Response, rt: CurrentRuntime) -> S.Me:
     """Sign in (staff give their TOTP code too); sets the session cookie, returns the CSRF
     token to send back in X-CSRF-Token on every state-changing request."""
@@ -85,6 +90,9 @@ def login(body: S.LoginIn, request: Request, response: Response, rt: CurrentRunt
         )
         me = _me(signed.user, signed.csrf_token) if signed else None
     if signed is None or me is None:
+        from permanence.web.credentials_api import lock_after_refusal
+
+        lock_after_refusal(rt, body.email)
         raise NotAuthenticated(auth.REFUSED)
     response.set_cookie(
         SESSION_COOKIE,

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from permanence.context import AccessContext
 from permanence.errors import NotAuthenticated
 from permanence.staff import auth
-from permanence.staff.auth import TooManyAttempts
+from permanence.staff.auth import AccountLocked, TooManyAttempts
 from permanence.web.deps import SESSION_COOKIE, CurrentRuntime, forget_session, secure_cookies
 from permanence.web.pages.render import (
     LANG_COOKIE,
@@ -101,7 +101,12 @@ def signin(
         return _signin_form(
             request, status_code=429, problem=f"wait:{exc.retry_after}", email=email
         )
+    except AccountLocked:
+        return _signin_form(request, status_code=423, problem="locked", email=email)
     if signed is None or role is None:
+        from permanence.web.credentials_api import lock_after_refusal
+
+        lock_after_refusal(rt, email)
         return _signin_form(request, status_code=401, problem="refused", email=email)
     response = redirect(safe_next(suite, home_of(role)))
     response.set_cookie(
