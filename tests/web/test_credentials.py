@@ -407,3 +407,23 @@ def test_the_interactive_api_docs_are_off_unless_asked_for(world: World) -> None
     world.rt.settings.api_docs = True
     on = TestClient(create_app(world.rt))
     assert on.get("/docs").status_code == 200
+
+
+def test_the_administrators_reset_and_unlock_through_the_api(world: World) -> None:
+    admin = world.login(world.admin)
+    url = f"/api/v1/users/{world.operator.id}/password-reset"
+    assert world.login(world.dpo).post(url, json={}).status_code == 403  # administrators only
+    r = admin.post(url, json={"new_authenticator": True})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["emailed"] is False  # no SMTP server here: the CLI prints the link instead
+    assert out["totp_uri"].startswith("otpauth://totp/")
+    with world.rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        user = s.get(User, world.operator.id)
+        assert user is not None and not user.mfa_enabled
+        tokens = list(s.scalars(select(AuthToken).where(AuthToken.user_id == user.id)))
+    assert [t.purpose for t in tokens] == ["reset"]
+    client_url = f"/api/v1/users/{world.client_plumber.id}/password-reset"
+    assert admin.post(client_url, json={}).status_code == 403
+    assert admin.post(f"/api/v1/users/{uuid.uuid4()}/unlock").status_code == 404
+    assert admin.post(f"/api/v1/users/{world.client_plumber.id}/unlock").status_code == 204

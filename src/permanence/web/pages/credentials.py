@@ -14,7 +14,7 @@ import secrets
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import Response
 
 from permanence.context import STAFF_ROLES, AccessContext, Role
@@ -259,17 +259,19 @@ def forgotten_page(request: Request) -> Response:
 def forgotten(
     request: Request,
     rt: CurrentRuntime,
+    background: BackgroundTasks,
     email: Annotated[str, Form(max_length=254)],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    """Send a reset link; the answer is the same whether the address has an account."""
+    """Send a reset link; the answer is the same whether the address has an account (and the
+    e-mail leaves after it, so its time tells nothing either)."""
     expected = request.cookies.get(SIGNIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected.encode(), csrf_token.encode()):
         return _forgotten_form(request, status_code=403, problem="expired")
     with rt.db.session(AccessContext.system("auth:reset_request")) as s:
         link = credentials.request_reset(s, email)
     if link is not None:
-        mails.send_link(rt.settings, "reset", link)
+        background.add_task(mails.send_link, rt.settings, "reset", link)
     return render(request, "account/forgotten.html", sent=True, problem="")
 
 

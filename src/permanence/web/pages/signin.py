@@ -6,7 +6,7 @@ import hmac
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import Response
 
 from permanence.context import AccessContext
@@ -76,6 +76,7 @@ def signin_page(request: Request) -> Response:
 def signin(
     request: Request,
     rt: CurrentRuntime,
+    background: BackgroundTasks,
     email: Annotated[str, Form(max_length=254)],
     password: Annotated[str, Form(max_length=200)],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
@@ -106,7 +107,7 @@ def signin(
     if signed is None or role is None:
         from permanence.web.credentials_api import lock_after_refusal
 
-        lock_after_refusal(rt, email)
+        lock_after_refusal(rt, email, background)
         return _signin_form(request, status_code=401, problem="refused", email=email)
     response = redirect(safe_next(suite, home_of(role)))
     response.set_cookie(
