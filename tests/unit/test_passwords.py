@@ -23,6 +23,7 @@ ME = ("camille.martin@exemple.fr", "Camille Martin")
         ("zxcvbnm,./", "keyboard"),
         ("01/02/2020", "date"),
         ("camille.martin99", "personal"),
+        ("martincamille", "personal"),
         ("Permanence2026", "product"),
     ],
 )
@@ -47,3 +48,12 @@ def test_weak_passwords_are_refused_with_their_reason(candidate: str, reason: st
 def test_strong_passwords_pass(candidate: str) -> None:
     check_policy(candidate, ME)
     assert hash_password(candidate, ME).startswith("$argon2id$")
+
+
+def test_a_phrase_that_contains_part_of_the_address_is_not_refused_for_it() -> None:
+    """The person's words weigh in zxcvbn's estimate; a substring alone does not refuse."""
+    admin = ("admin@permanence.example", "Administrateur")
+    check_policy("Mot de passe de l'administrateur 2026", admin)
+    with pytest.raises(WeakPassword) as refused:
+        check_policy("admin@permanence.example", admin)
+    assert refused.value.reason == "personal"

@@ -378,7 +378,7 @@ def test_the_administrator_cannot_create_a_user_with_a_weak_password(world: Worl
     r = admin.post("/admin/utilisateurs", data=form)
     assert r.status_code == 422
     assert "répète les mêmes caractères" in r.text
-    form["mot_de_passe"] = "nouvelle.permanence"
+    form["mot_de_passe"] = "nouvelle2026"
     assert "adresse e-mail ou votre nom" in admin.post("/admin/utilisateurs", data=form).text
     with world.rt.db.session(AccessContext.system("test"), readonly=True) as s:
         assert s.scalars(select(User).where(User.email == form["email"])).first() is None

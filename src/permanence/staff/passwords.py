@@ -88,8 +88,10 @@ def check_policy(password: str, user_inputs: Iterable[str] = ()) -> None:
     if lowered in _common():
         raise WeakPassword("common")
     personal = _personal_words(user_inputs)
-    if any(word in lowered for word in personal):
+    if lowered in personal:
         raise WeakPassword("personal")
+    # Otherwise the person's words count as zxcvbn dictionary words: "camille.martin99" is
+    # weak, a long phrase that happens to contain "admin" is not.
     result = zxcvbn(password, user_inputs=[*personal, *_PRODUCT_WORDS])
     if result["score"] >= MIN_SCORE:
         return
