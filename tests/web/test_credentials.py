@@ -14,6 +14,7 @@ from sqlalchemy import delete, select
 
 from permanence.audit.model import AuditEntry
 from permanence.context import AccessContext
+from permanence.db import utcnow
 from permanence.staff import auth, credentials
 from permanence.staff.credentials_model import AuthToken, RecoveryCode
 from permanence.staff.model import ApiKey, AuthFailure, User
@@ -231,6 +232,12 @@ def test_the_command_line_resets_and_unlocks(world: World) -> None:
     assert proc.returncode != 0 and "no user" in proc.stderr
     proc = run_cli(env, "staff", "unlock", "--email", world.dpo.email)
     assert proc.returncode == 0 and "was not locked" in proc.stdout
+    with world.rt.db.session(AccessContext.system("test")) as s:
+        s.add(AuthFailure(key_hash=auth.email_key(world.dpo.email), count=10, locked_at=utcnow()))
+    assert login(world, world.dpo) == 423
+    proc = run_cli(env, "staff", "unlock", "--email", world.dpo.email.upper())
+    assert proc.returncode == 0 and proc.stdout.strip() == "unlocked"
+    assert login(world, world.dpo, NEW_PASSWORD) == 200
 
 
 # -- the per-account lock --------------------------------------------------------------------
