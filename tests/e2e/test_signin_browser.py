@@ -58,6 +58,7 @@ def test_password_change_reset_by_e_mail_and_a_recovery_code(
     page.get_by_label("Nouveau mot de passe, une seconde fois").fill(CHANGED)
     page.get_by_role("button", name="Changer le mot de passe").click()
     expect(page.get_by_role("status")).to_contain_text("Vos autres sessions ont été fermées")
+    assert "votre mot de passe a été changé" in smtp.bodies()[0]  # she is told by e-mail
     # The other browser is signed out at its next page.
     home.page.goto("/portail/messages")
     expect(home.page.get_by_role("heading", name="Connexion")).to_be_visible()
@@ -72,8 +73,8 @@ def test_password_change_reset_by_e_mail_and_a_recovery_code(
     p.get_by_role("button", name="Envoyer le lien").click()
     expect(p.get_by_role("status")).to_contain_text("un lien pour choisir un nouveau mot de passe")
     home.check()
-    assert len(smtp.messages) == 1 and smtp.messages[0][1] == [who.email]
-    link = re.search(r"http://\S+/connexion/reinitialiser/\S+", smtp.bodies()[0])
+    assert len(smtp.messages) == 2 and smtp.messages[1][1] == [who.email]
+    link = re.search(r"http://\S+/connexion/reinitialiser/\S+", smtp.bodies()[1])
     assert link
     p.goto(link.group(0))
     p.get_by_label("Nouveau mot de passe", exact=True).fill(RESET)

@@ -140,6 +140,9 @@ def test_a_forgotten_password_is_reset_once_from_the_e_mailed_link(
     again = c.post(link, data={"nouveau": NEW_PASSWORD, "confirmation": NEW_PASSWORD})
     assert again.status_code == 404 and "Ce lien ne fonctionne pas" in again.text
     assert signed_in.get("/api/v1/me").status_code == 401  # every session closed
+    notice = smtp.bodies()[-1]  # the owner is told, with nothing to follow
+    assert "votre mot de passe a été changé" in notice and "http" not in notice
+    assert smtp.messages[-1][1] == [who.email]
     assert login(world, who, NEW_PASSWORD) == 200
     assert {"auth.password_reset_requested", "auth.password_reset"} <= set(actions(world))
 

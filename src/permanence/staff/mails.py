@@ -48,6 +48,41 @@ _TEXTS = {
 }
 
 
+# After a change of credentials, the owner is told (OWASP ASVS 5.0 6.3.7): no link to follow.
+_NOTICES = {
+    "password_changed": (
+        "Permanence : votre mot de passe a été changé",
+        "Bonjour,\n\n"
+        "Le mot de passe de votre compte Permanence vient d'être changé, et vos autres sessions "
+        "ont été fermées.\n\n"
+        "Si ce n'était pas vous, utilisez tout de suite « Mot de passe oublié ? » sur la page de "
+        "connexion et prévenez votre administrateur.\n",
+    ),
+    "second_factor_changed": (
+        "Permanence : votre double authentification a changé",
+        "Bonjour,\n\n"
+        "L'application d'authentification ou les codes de secours de votre compte Permanence "
+        "viennent d'être remplacés, et vos autres sessions ont été fermées.\n\n"
+        "Si ce n'était pas vous, prévenez tout de suite votre administrateur.\n",
+    ),
+}
+
+
+def send_notice(settings: Settings, kind: str, email: str) -> bool:
+    """Tell the owner that a credential changed (``password_changed``,
+    ``second_factor_changed``). False when it could not be sent (logged without the address)."""
+    mailer = mailer_for(settings)
+    if mailer is None:
+        return False
+    subject, text = _NOTICES[kind]
+    try:
+        mailer.send(Mail(to=email, subject=subject, text=text))
+    except (OSError, ValidationFailed) as exc:
+        log.warning("sign-in notice (%s) not sent: %s", kind, type(exc).__name__)
+        return False
+    return True
+
+
 def link_url(settings: Settings, kind: str, token: str) -> str:
     path = UNLOCK_PATH if kind == "unlock" else RESET_PATH
     return f"{settings.public_base_url.rstrip('/')}{path}{token}"

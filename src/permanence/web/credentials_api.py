@@ -86,8 +86,11 @@ def _signed_in_user(p: Principal) -> tuple[uuid.UUID, str]:
 
 
 @router.post("/auth/password", status_code=204, responses=ERRORS, tags=["auth"])
-def change_password(body: PasswordChangeIn, p: CurrentPrincipal, rt: CurrentRuntime) -> None:
-    """Change your password, giving the current one; your other sessions are closed."""
+def change_password(
+    body: PasswordChangeIn, p: CurrentPrincipal, rt: CurrentRuntime, background: BackgroundTasks
+) -> None:
+    """Change your password, giving the current one; your other sessions are closed and you
+    are told by e-mail."""
     user_id, token = _signed_in_user(p)
     with rt.db.session(p.context("auth:password_change")) as s:
         user = s.get(User, user_id)
@@ -95,9 +98,11 @@ def change_password(body: PasswordChangeIn, p: CurrentPrincipal, rt: CurrentRunt
         ok = credentials.change_own_password(
             s, user, current=body.current_password, new=body.new_password, keep_token=token
         )
+        email = user.email
     if not ok:
         raise NotAuthenticated("current password not recognised")
     forget_user(user_id)
+    background.add_task(mails.send_notice, rt.settings, "password_changed", email)
 
 
 @router.post("/auth/password/forgotten", status_code=202, responses=ERRORS, tags=["auth"])
@@ -114,13 +119,14 @@ def forgotten_password(
 
 
 @router.post("/auth/password/reset", status_code=204, responses=ERRORS, tags=["auth"])
-def reset_password(body: ResetIn, rt: CurrentRuntime) -> None:
+def reset_password(body: ResetIn, rt: CurrentRuntime, background: BackgroundTasks) -> None:
     """Choose a new password with the token of an e-mailed link (single use); every session
     of the account is closed."""
     with rt.db.session(AccessContext.system("auth:reset")) as s:
         user = credentials.reset_password(s, body.token, body.new_password)
-        user_id = user.id
+        user_id, email = user.id, user.email
     forget_user(user_id)
+    background.add_task(mails.send_notice, rt.settings, "password_changed", email)
 
 
 @router.post("/auth/unlock", status_code=204, responses=ERRORS, tags=["auth"])
@@ -137,7 +143,9 @@ def unlock(body: UnlockIn, rt: CurrentRuntime) -> None:
     responses=ERRORS,
     tags=["auth"],
 )
-def recovery_codes(p: CurrentPrincipal, rt: CurrentRuntime) -> RecoveryCodesOut:
+def recovery_codes(
+    p: CurrentPrincipal, rt: CurrentRuntime, background: BackgroundTasks
+) -> RecoveryCodesOut:
     """A new set of ten single-use recovery codes (the old ones stop working), after a recent
     re-authentication; your other sessions are closed."""
     user_id, token = _signed_in_user(p)
@@ -146,7 +154,9 @@ def recovery_codes(p: CurrentPrincipal, rt: CurrentRuntime) -> RecoveryCodesOut:
         user = s.get(User, user_id)
         assert user is not None
         codes = credentials.generate_recovery_codes(s, user, keep_token=token)
+        email = user.email
     forget_user(user_id)
+    background.add_task(mails.send_notice, rt.settings, "second_factor_changed", email)
     return RecoveryCodesOut(codes=codes)
 
 

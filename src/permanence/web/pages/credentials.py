@@ -110,6 +110,7 @@ def change_password(
     request: Request,
     viewer: FormViewer,
     rt: CurrentRuntime,
+    background: BackgroundTasks,
     actuel: Annotated[str, Form(max_length=200)],
     nouveau: Annotated[str, Form(max_length=200)],
     confirmation: Annotated[str, Form(max_length=200)],
@@ -128,6 +129,7 @@ def change_password(
             ok = credentials.change_own_password(
                 s, user, current=actuel, new=nouveau, keep_token=viewer.principal.session_token
             )
+            email = user.email
     except TooManyAttempts as exc:
         return again(429, f"wait:{exc.retry_after}")
     except WeakPassword as exc:
@@ -137,11 +139,14 @@ def change_password(
     if not ok:
         return again(401, "refused")
     forget_user(viewer.user_id)
+    background.add_task(mails.send_notice, rt.settings, "password_changed", email)
     return redirect("/compte/securite?fait=mot-de-passe")
 
 
 @router.post("/compte/codes-de-secours")
-def new_recovery_codes(request: Request, viewer: FormViewer, rt: CurrentRuntime) -> Response:
+def new_recovery_codes(
+    request: Request, viewer: FormViewer, rt: CurrentRuntime, background: BackgroundTasks
+) -> Response:
     """A new set of recovery codes, shown once (after a recent re-authentication)."""
     try:
         auth.require_recent_auth(session_of(rt, viewer.principal))
@@ -153,7 +158,9 @@ def new_recovery_codes(request: Request, viewer: FormViewer, rt: CurrentRuntime)
         codes = credentials.generate_recovery_codes(
             s, user, keep_token=viewer.principal.session_token
         )
+        email = user.email
     forget_user(viewer.user_id)
+    background.add_task(mails.send_notice, rt.settings, "second_factor_changed", email)
     return _security_page(request, viewer, rt, codes=codes)
 
 
@@ -201,6 +208,7 @@ def enrol(
     request: Request,
     viewer: FormViewer,
     rt: CurrentRuntime,
+    background: BackgroundTasks,
     en_attente: Annotated[str, Form(max_length=500)],
     code: Annotated[str, Form(max_length=12)],
 ) -> Response:
@@ -219,9 +227,11 @@ def enrol(
             code=code,
             keep_token=viewer.principal.session_token,
         )
+        email = user.email
     if not ok:
         return _enrolment_page(request, viewer, rt, sealed=en_attente, problem="refused")
     forget_user(viewer.user_id)
+    background.add_task(mails.send_notice, rt.settings, "second_factor_changed", email)
     return redirect("/compte/securite?fait=authentificateur")
 
 
@@ -298,6 +308,7 @@ def reset(
     token: str,
     request: Request,
     rt: CurrentRuntime,
+    background: BackgroundTasks,
     nouveau: Annotated[str, Form(max_length=200)],
     confirmation: Annotated[str, Form(max_length=200)],
 ) -> Response:
@@ -321,12 +332,14 @@ def reset(
         )
     try:
         with rt.db.session(AccessContext.system("auth:reset")) as s:
-            user_id = credentials.reset_password(s, token, nouveau).id
+            user = credentials.reset_password(s, token, nouveau)
+            user_id, email = user.id, user.email
     except WeakPassword as exc:
         return again(exc.reason)
     except NotFound:
         return _link_result(request, "invalid", 404)
     forget_user(user_id)
+    background.add_task(mails.send_notice, rt.settings, "password_changed", email)
     return _link_result(request, "reset")
 
 
