@@ -84,7 +84,7 @@ def init(
     password = admin_password or os.environ.get("PERMANENCE_ADMIN_PASSWORD")
     if not password:
         fail("give --admin-password or set PERMANENCE_ADMIN_PASSWORD")
-    check_policy(password)
+    check_policy(password, (admin_email, admin_name))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
     key_file = settings.effective_master_key_file
@@ -718,6 +718,56 @@ def staff_train(
     for line in lines:
         typer.echo(line)
     typer.echo(f"{len(lines)} training record(s) written")
+
+
+@staff_app.command("reset-password")
+def staff_reset_password(
+    email: Annotated[str, typer.Option(help="The staff member's e-mail")],
+    new_authenticator: Annotated[
+        bool, typer.Option("--new-authenticator", help="Also replace their TOTP authenticator")
+    ] = False,
+) -> None:
+    """Reset a staff member's password (docs/adr/0014): the old one stops working, every
+    session is closed, the API keys they created are revoked, and a single-use link (24 h) is
+    e-mailed to them; without an SMTP server the link is printed, to hand over in person."""
+    import permanence.models  # noqa: F401  (every table: the foreign keys resolve)
+    from permanence.context import AccessContext
+    from permanence.staff import credentials, mails
+
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:staff-reset-password")) as s:
+            user_id = credentials.user_id_by_email(s, email)
+            done = credentials.admin_reset(
+                s, rt.keyring, user_id, new_authenticator=new_authenticator
+            )
+        emailed = mails.send_link(rt.settings, "admin_reset", done.link)
+    finally:
+        rt.close()
+    typer.echo(f"password reset; sessions closed; {done.keys_revoked} API key(s) revoked")
+    if emailed:
+        typer.echo("a link to choose a new password was e-mailed (valid 24 hours)")
+    else:
+        typer.echo("no e-mail sent: hand over this link (valid 24 hours, single use):")
+        typer.echo(mails.link_url(rt.settings, "admin_reset", done.link.token))
+    if done.totp_uri:
+        typer.echo(f"new TOTP enrolment URI (scan it now): {done.totp_uri}")
+
+
+@staff_app.command("unlock")
+def staff_unlock(email: Annotated[str, typer.Option(help="The user's e-mail")]) -> None:
+    """Lift the lock put on an account after repeated failed sign-ins."""
+    import permanence.models  # noqa: F401  (every table: the foreign keys resolve)
+    from permanence.context import AccessContext
+    from permanence.staff import credentials
+
+    rt = _runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:staff-unlock")) as s:
+            was_locked = credentials.admin_unlock(s, credentials.user_id_by_email(s, email))
+    finally:
+        rt.close()
+    typer.echo("unlocked" if was_locked else "was not locked (failure count cleared)")
 
 
 @deliveries_app.command("run")

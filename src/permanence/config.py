@@ -135,6 +135,18 @@ class Settings(BaseSettings):
         le=400,
         description="Days per-operator statistics are kept (CNIL: aggregates, not monitoring).",
     )
+    signin_lock_threshold: int = Field(
+        default=10,
+        ge=3,
+        le=1000,
+        description="Failed sign-ins on one e-mail before the account is locked until the "
+        "e-mailed link or an administrator lifts it (docs/adr/0014).",
+    )
+    api_docs: bool = Field(
+        default=False,
+        description="Serve the interactive API documentation at /docs and /redoc (its page "
+        "loads scripts from a CDN, outside the content security policy): off by default.",
+    )
 
     @field_validator("default_region")
     @classmethod

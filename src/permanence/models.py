@@ -25,6 +25,7 @@ from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.retention.model import LegalHold
 from permanence.rights.model import Download, ErasureJournal, Rectification, RightsRequest
+from permanence.staff.credentials_model import AuthToken, RecoveryCode
 from permanence.staff.model import (
     ApiKey,
     AuthFailure,
@@ -47,6 +48,7 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "AuthFailure",
+    "AuthToken",
     "Base",
     "Breach",
     "BreachAccount",
@@ -71,6 +73,7 @@ __all__ = [
     "OperatorDailyStats",
     "OperatorPresence",
     "Recording",
+    "RecoveryCode",
     "Rectification",
     "RightsRequest",
     "SubProcessor",

@@ -2,10 +2,16 @@
 
 - Failed attempts are counted per e-mail and per client address (both hashed) and throttled
   *before* any password is hashed: after a few failures each further attempt must wait,
-  doubling up to a ceiling — slowed, never locked out by someone else (no malicious lockout).
-- Staff must give a TOTP code; a code's time step is accepted once (no replay).
+  doubling up to a ceiling. After PERMANENCE_SIGNIN_LOCK_THRESHOLD failures on one e-mail the
+  account is locked until the link e-mailed to its owner (or an administrator) lifts it; an
+  unknown e-mail is "locked" the same way, so the answer tells nothing (docs/adr/0014).
+- Staff must give a TOTP code (or one of their single-use recovery codes); a code's time step
+  is accepted once (no replay).
+- Re-authentication before a sensitive action is throttled on a key of its own: failing it
+  never slows or locks the user's sign-in.
 - Sessions: 256-bit random tokens, only their hash stored, a new one at each sign-in
-  (no fixation), idle and absolute timeouts, revoked on password or MFA change.
+  (no fixation), idle and absolute timeouts; a password or MFA change revokes the user's
+  other sessions (staff/credentials.py).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from permanence.crypto.keyring import Keyring
 from permanence.db import utcnow
 from permanence.errors import NotAuthenticated, PermanenceError, ValidationFailed
 from permanence.staff.model import ApiKey, AuthFailure, User, WebSession
-from permanence.staff.passwords import hash_password, needs_rehash, verify_password
+from permanence.staff.passwords import hash_password, hash_secret, needs_rehash, verify_password
 from permanence.staff.service import open_totp
 
 IDLE_TIMEOUT = dt.timedelta(minutes=30)
@@ -49,10 +55,21 @@ SCOPES = frozenset(
     }
 )
 # A dummy hash so that an unknown e-mail costs the same time as a wrong password.
-_DUMMY_HASH = hash_password("timing-equaliser-not-a-password")
+_DUMMY_HASH = hash_secret("timing-equaliser-not-a-password")
 
 
 REFUSED = "e-mail, password or code not recognised"
+
+
+class AccountLocked(PermanenceError):
+    status_code = 423
+    code = "account_locked"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this account is locked after repeated failed sign-ins: follow the link sent to "
+            "its e-mail address, or ask an administrator"
+        )
 
 
 class TooManyAttempts(PermanenceError):
@@ -68,8 +85,17 @@ def _h(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def email_key(email: str) -> str:
+    """The throttle (and lock) key of an e-mail address."""
+    return _h(f"email:{email.strip().lower()}")
+
+
+def _reauth_key(user_id: uuid.UUID) -> str:
+    return _h(f"reauth:{user_id}")
+
+
 def _throttle_keys(email: str, client: str | None) -> list[str]:
-    keys = [_h(f"email:{email.strip().lower()}")]
+    keys = [email_key(email)]
     if client:
         keys.append(_h(f"client:{client}"))
     return keys
@@ -86,6 +112,8 @@ def _wait_needed(row: AuthFailure, now: dt.datetime) -> int:
 def _check_throttle(session: Session, keys: list[str], now: dt.datetime) -> None:
     for key in keys:
         row = session.get(AuthFailure, key)
+        if row is not None and row.locked_at is not None:
+            raise AccountLocked()
         if row is not None and (wait := _wait_needed(row, now)):
             raise TooManyAttempts(wait)
 
@@ -123,6 +151,19 @@ def check_totp(
     return False
 
 
+def _second_factor(
+    session: Session, keyring: Keyring, user: User, code: str | None, now: dt.datetime
+) -> bool:
+    """A TOTP code, or else one of the user's single-use recovery codes."""
+    if check_totp(session, keyring, user, code, now):
+        return True
+    if code and not code.strip().isdigit():
+        from permanence.staff.credentials import use_recovery_code
+
+        return use_recovery_code(session, user, code, now)
+    return False
+
+
 @dataclass(frozen=True)
 class SignedIn:
     user: User
@@ -152,17 +193,17 @@ def sign_in(
     user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if ok and user is not None and user.active and user.role in STAFF_ROLES:
-        ok = check_totp(session, keyring, user, totp_code, now)
+        ok = _second_factor(session, keyring, user, totp_code, now)
     if not ok or user is None or not user.active:
         _record_failure(session, keys, now)
         audit.record(session, "auth.sign_in_failed", "user", user.id if user else None)
         return None
     for key in keys:
         failure = session.get(AuthFailure, key)
-        if failure is not None:
+        if failure is not None and failure.locked_at is None:
             session.delete(failure)
     if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+        user.password_hash = hash_secret(password)  # the same password: no policy check
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     session.add(
         WebSession(
@@ -239,11 +280,11 @@ def reauthenticate(
 
     Returns False when refused (the failure is recorded and must commit; see sign_in)."""
     now = now or utcnow()
-    keys = _throttle_keys(user.email, None)
+    keys = [_reauth_key(user.id)]  # never the sign-in's keys: see the module's docstring
     _check_throttle(session, keys, now)
     ok = verify_password(user.password_hash, password)
     if ok and user.role in STAFF_ROLES:
-        ok = check_totp(session, keyring, user, totp_code, now)
+        ok = _second_factor(session, keyring, user, totp_code, now)
     if not ok:
         _record_failure(session, keys, now)
         return False
@@ -260,12 +301,43 @@ def require_recent_auth(ws: WebSession | None, now: dt.datetime | None = None) -
         raise PermissionDenied("confirm your password (and code) before this action")
 
 
-def change_password(session: Session, user: User, new_password: str) -> None:
-    """New password; every session of the user is closed (they sign in again)."""
-    user.password_hash = hash_password(new_password)
+def check_current_password(
+    session: Session, user: User, password: str, now: dt.datetime | None = None
+) -> bool:
+    """The current password, before changing it: throttled like a re-authentication (on a
+    key of its own, so failures never slow the user's sign-in). False must commit."""
+    now = now or utcnow()
+    keys = [_reauth_key(user.id)]
+    _check_throttle(session, keys, now)
+    if verify_password(user.password_hash, password):
+        return True
+    _record_failure(session, keys, now)
+    return False
+
+
+def revoke_sessions(session: Session, user_id: uuid.UUID, keep_token: str | None = None) -> int:
+    """Close every session of the user but ``keep_token``'s (the one making the change).
+    Other processes stop honouring them within deps.RECHECK_SECONDS (docs/adr/0006)."""
+    query = delete(WebSession).where(WebSession.user_id == user_id)
+    if keep_token is not None:
+        query = query.where(WebSession.token_hash != _h(keep_token))
+    return int(getattr(session.execute(query), "rowcount", 0) or 0)
+
+
+def change_password(
+    session: Session,
+    user: User,
+    new_password: str,
+    *,
+    keep_token: str | None = None,
+    action: str = "auth.password_changed",
+) -> None:
+    """New password (checked against the policy); every session of the user but
+    ``keep_token``'s is closed (they sign in again)."""
+    user.password_hash = hash_password(new_password, (user.email, user.display_name))
     user.password_changed_at = utcnow()
-    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
-    audit.record(session, "auth.password_changed", "user", user.id)
+    revoke_sessions(session, user.id, keep_token)
+    audit.record(session, action, "user", user.id)
 
 
 # -- API keys ---------------------------------------------------------------------------------

@@ -133,6 +133,9 @@ class AuthFailure(Base):
     count: Mapped[int] = mapped_column(default=0)
     first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set on an e-mail's key after PERMANENCE_SIGNIN_LOCK_THRESHOLD failures: sign-in is
+    # refused until the e-mailed link or an administrator lifts it (docs/adr/0014).
+    locked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiKey(Base):
@@ -151,6 +154,6 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     scopes: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by: Mapped[uuid.UUID | None]
+    created_by: Mapped[uuid.UUID | None] = mapped_column(index=True)  # revoked with its user
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -69,7 +69,7 @@ def create_user(
         display_name=display_name.strip(),
         role=role,
         account_id=account_id,
-        password_hash=hash_password(password),
+        password_hash=hash_password(password, (email_n, display_name)),
     )
     uri = None
     if role in STAFF_ROLES:

@@ -10,8 +10,8 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from permanence.accounts import service as accounts
 from permanence.accounts.model import Account
@@ -69,8 +69,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 # -- authentication ------------------------------------------------------------------------
 
 
-@router.post("/auth/login", response_model=S.Me, responses=ERRORS, tags=["auth"])
-def login(body: S.LoginIn, request: Request, response: Response, rt: CurrentRuntime) -> S.Me:
+@router.post(
+    "/auth/login",
+    response_model=S.Me,
+    responses={**ERRORS, 423: {"model": S.Problem}},
+    tags=["auth"],
+)
+def login(
+    body: S.LoginIn,
+    request: Request,
+    response: Response,
+    rt: CurrentRuntime,
+    background: BackgroundTasks,
+) -> S.Me | Response:
     """Sign in (staff give their TOTP code too); sets the session cookie, returns the CSRF
     token to send back in X-CSRF-Token on every state-changing request."""
     client = request.client.host if request.client else None
@@ -85,7 +96,14 @@ def login(body: S.LoginIn, request: Request, response: Response, rt: CurrentRunt
         )
         me = _me(signed.user, signed.csrf_token) if signed else None
     if signed is None or me is None:
-        raise NotAuthenticated(auth.REFUSED)
+        from permanence.web.credentials_api import lock_after_refusal
+
+        lock_after_refusal(rt, body.email, background)
+        # Answered, not raised: the unlock e-mail (if any) leaves after this answer.
+        refused = NotAuthenticated(auth.REFUSED)
+        return JSONResponse(
+            {"error": refused.code, "message": refused.message}, status_code=refused.status_code
+        )
     response.set_cookie(
         SESSION_COOKIE,
         signed.token,

@@ -66,6 +66,10 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
         version=__version__,
         description="GDPR-compliant telephone answering service API.",
         lifespan=lifespan,
+        # FastAPI's documentation pages load Swagger UI from a CDN with an inline script: off
+        # unless the deployment asks (docs/web.md); the schema itself stays at /openapi.json.
+        docs_url="/docs" if rt.settings.api_docs else None,
+        redoc_url="/redoc" if rt.settings.api_docs else None,
     )
     app.state.rt = rt
 
@@ -75,6 +79,14 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        answer = _http_error_answer(request, exc)
+        if exc.status_code == 405:
+            # RFC 9110 15.5.6: a 405 names the methods the resource has (every route of the
+            # path, not only the first one Starlette tried).
+            answer.headers["Allow"] = allowed_methods(app, request)
+        return answer
+
+    def _http_error_answer(request: Request, exc: StarletteHTTPException) -> Response:
         if pages.is_page(request):
             return pages.http_error_page(request, exc.status_code)
         if _is_opendsr(request):
@@ -106,6 +118,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
         return error_response(request, ValidationFailed(message, problems))
 
     app.include_router(api.router)
+    from permanence.web.credentials_api import router as credentials_router
+
+    app.include_router(credentials_router)
     from permanence.telephony.api import router as telephony_router
 
     app.include_router(telephony_router)
@@ -138,6 +153,25 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def allowed_methods(app: FastAPI, request: Request) -> str:
+    """The methods some route of this path answers, for a 405's Allow header."""
+    from starlette.routing import Match
+
+    # Asked of the router itself (included routers keep their routes' methods to themselves):
+    # the methods for which some route of this path is a full match.
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in app.router.routes
+        )
+    )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def _is_opendsr(request: Request) -> bool:

@@ -22,12 +22,16 @@ class Problem(BaseModel):
 class LoginIn(Body):
     email: str = Field(max_length=254)
     password: str = Field(max_length=128)
-    totp: str | None = Field(default=None, max_length=10, description="6-digit code (staff)")
+    totp: str | None = Field(
+        default=None,
+        max_length=16,
+        description="6-digit code (staff), or one of their single-use recovery codes",
+    )
 
 
 class ReauthIn(Body):
     password: str = Field(max_length=128)
-    totp: str | None = Field(default=None, max_length=10)
+    totp: str | None = Field(default=None, max_length=16)
 
 
 class Me(BaseModel):

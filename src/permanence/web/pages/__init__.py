@@ -10,12 +10,21 @@ from fastapi.responses import Response
 
 from permanence.errors import NotAuthenticated, PermanenceError
 from permanence.staff.training import TrainingRequired
-from permanence.web.pages import admin, breaches, console, dpo, portal, signin, training
+from permanence.web.pages import (
+    admin,
+    breaches,
+    console,
+    credentials,
+    dpo,
+    portal,
+    signin,
+    training,
+)
 from permanence.web.pages.render import SignInNeeded, redirect, render, signin_redirect
 from permanence.web.security import NOT_PAGES
 
 router = APIRouter(include_in_schema=False)
-for module in (signin, console, portal, dpo, training, breaches, admin):
+for module in (signin, credentials, console, portal, dpo, training, breaches, admin):
     router.include_router(module.router)
 
 

@@ -17,7 +17,9 @@ from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFa
 from permanence.mandates.schema import diff_mandates, dump_mandate
 from permanence.staff import auth
 from permanence.staff import service as staff
+from permanence.staff.passwords import WeakPassword
 from permanence.web.deps import CurrentRuntime, session_of, unit_of_work
+from permanence.web.pages.credentials import PASSWORD_MESSAGES
 from permanence.web.pages.render import Viewer, reauth_redirect, redirect, render, roles
 
 router = APIRouter(prefix="/admin")
@@ -297,6 +299,9 @@ def create_user(
                 account_id=account_id,
             )
             created = (new.user.email, new.totp_uri)
+    except WeakPassword as exc:  # said in the reader's language
+        problem = PASSWORD_MESSAGES[exc.reason]
+        return _users_page(request, viewer, rt, status_code=422, problems=[problem])
     except (ValidationFailed, Conflict) as exc:
         return _users_page(
             request,

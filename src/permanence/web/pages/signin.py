@@ -7,13 +7,13 @@ import secrets
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import Response
 
 from permanence.context import STAFF_ROLES, AccessContext
 from permanence.errors import NotAuthenticated
 from permanence.staff import auth, training
-from permanence.staff.auth import TooManyAttempts
+from permanence.staff.auth import AccountLocked, TooManyAttempts
 from permanence.web.deps import SESSION_COOKIE, CurrentRuntime, forget_session, secure_cookies
 from permanence.web.pages.render import (
     LANG_COOKIE,
@@ -77,6 +77,7 @@ def signin_page(request: Request) -> Response:
 def signin(
     request: Request,
     rt: CurrentRuntime,
+    background: BackgroundTasks,
     email: Annotated[str, Form(max_length=254)],
     password: Annotated[str, Form(max_length=200)],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
@@ -108,7 +109,12 @@ def signin(
         return _signin_form(
             request, status_code=429, problem=f"wait:{exc.retry_after}", email=email
         )
+    except AccountLocked:
+        return _signin_form(request, status_code=423, problem="locked", email=email)
     if signed is None or role is None:
+        from permanence.web.credentials_api import lock_after_refusal
+
+        lock_after_refusal(rt, email, background)
         return _signin_form(request, status_code=401, problem="refused", email=email)
     target = safe_next(suite, home_of(role))
     if unsigned:
