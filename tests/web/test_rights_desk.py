@@ -174,6 +174,10 @@ def test_preview_then_erasure_only_once_confirmed(world: World) -> None:
     base = _base(world, request_id)
     early = dpo.post(base + "/apercu", data={"csrf_token": csrf})
     assert early.status_code == 422 and "Vérifiez l&#39;identité du demandeur" in early.text
+    unverified = dpo.post(base + "/executer", data={"csrf_token": csrf, "confirme": "oui"})
+    assert unverified.status_code == 409 and "Vérifiez l&#39;identité" in unverified.text
+    unconfirmed = dpo.post(base + "/executer", data={"csrf_token": csrf})
+    assert unconfirmed.status_code == 422 and "Confirmez l&#39;effacement" in unconfirmed.text
     dpo.post(
         base + "/verification", data={"csrf_token": csrf, "motif": "callback", "confirme": "oui"}
     )
@@ -183,6 +187,7 @@ def test_preview_then_erasure_only_once_confirmed(world: World) -> None:
     assert "Destinataires à informer (art. 19)" in preview.text
     refused = dpo.post(base + "/executer", data={"csrf_token": csrf})
     assert refused.status_code == 422 and "Confirmez l&#39;effacement" in refused.text
+    assert "appels : 1" in refused.text  # the preview is shown again with the question
     with world.rt.db.session(AccessContext.system("test", world.plumber.id)) as s:
         assert s.get(Caller, caller_id) is not None
     done = dpo.post(base + "/executer", data={"csrf_token": csrf, "confirme": "oui"})

@@ -54,7 +54,8 @@ PUBLIC_KINDS = (
 CODE_TTL = dt.timedelta(minutes=15)
 MAX_ATTEMPTS = 5
 WINDOW = dt.timedelta(hours=1)
-PER_ADDRESS = 10  # codes asked for, and confirmations tried, per client address and hour
+PER_ADDRESS = 10  # codes asked for per client address and hour
+PER_ADDRESS_CONFIRM = 30  # codes tried per client address and hour (5 per code besides)
 PER_IDENTIFIER = 3  # codes asked for per phone number or e-mail address and hour
 
 
@@ -89,10 +90,16 @@ def _count(session: Session, key: str, limit: int, now: dt.datetime) -> None:
 
 
 def throttle_address(
-    session: Session, keyring: Keyring, client: str | None, now: dt.datetime
+    session: Session,
+    keyring: Keyring,
+    client: str | None,
+    now: dt.datetime,
+    *,
+    what: str = "ask",
 ) -> None:
     if client:
-        _count(session, _keyed(keyring, "throttle", "address:" + client), PER_ADDRESS, now)
+        limit = PER_ADDRESS if what == "ask" else PER_ADDRESS_CONFIRM
+        _count(session, _keyed(keyring, "throttle", f"address-{what}:{client}"), limit, now)
 
 
 @dataclass(frozen=True)
@@ -187,7 +194,7 @@ def confirm(
     asked). Returns None on a wrong code *after* counting the attempt (let it commit)."""
     account_id = ctx_of(session).require_account()
     now = now or utcnow()
-    throttle_address(session, keyring, client, now)
+    throttle_address(session, keyring, client, now, what="confirm")
     row = session.get(CallerCode, hashlib.sha256(token.encode()).hexdigest())
     if row is None or row.account_id != account_id or row.used_at is not None:
         raise CodeRefused("this code can no longer be used: ask for a new one")

@@ -632,6 +632,7 @@ def execute(
 ) -> Response:
     """Carry the request out (an erasure needs the explicit confirmation); files it frees are
     deleted after the commit."""
+    kind = ""
     try:
         reason = "dpo:rights_execute"
         with unit_of_work(rt, viewer.principal, account_id, reason, readonly=True) as s:
@@ -642,6 +643,13 @@ def execute(
         ctx = viewer.principal.context("dpo:rights_execute", account_id)
         done = rights.run_execute(rt, _outbox(request, rt), ctx, request_id)
     except PermanenceError as exc:
+        seen = None
+        if kind == Kind.ERASURE.value:  # the preview again, with the confirmation asked for
+            try:
+                with unit_of_work(rt, viewer.principal, account_id, "dpo:rights_preview") as s:
+                    seen = desk.preview(s, request_id)
+            except PermanenceError:
+                seen = None  # not verified: the page says so
         return _detail(
             request,
             viewer,
@@ -650,6 +658,7 @@ def execute(
             request_id,
             problems=_problems(request, exc),
             form="executer",
+            preview=seen,
             status_code=exc.status_code if exc.status_code >= 400 else 422,
         )
     return redirect(

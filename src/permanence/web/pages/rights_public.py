@@ -52,7 +52,8 @@ def _page(
     **context: Any,
 ) -> Response:
     _account_row, controller, contact = _account(rt, slug)
-    token = secrets.token_urlsafe(24)
+    # One token per visit (the back button keeps working), a new one when none is set.
+    token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
     response = render(
         request,
         template,
