@@ -313,3 +313,17 @@ def test_only_the_dpo_works_requests_and_forms_need_the_token(world: World) -> N
     assert admin.get("/dpo/droits").status_code == 200  # reads the register
     assert admin.post(base + "/apercu", data={"csrf_token": admin_csrf}).status_code == 403
     assert _get(world, request_id).extended_at is None
+
+
+def test_the_dpo_extends_through_the_api_too_an_operator_does_not(world: World) -> None:
+    """The same decision from the JSON API (ADR 0011): the DPO may, an operator may not."""
+    _caller(world)
+    dpo, csrf = page_login(world, world.dpo)
+    today = dt.datetime.now(clock.PARIS).strftime("%Y-%m-%dT%H:%M")
+    request_id = _intake(world, dpo, csrf, kind="access", recu_le=today)
+    url = f"/api/v1/accounts/{world.plumber.id}/rights/requests/{request_id}/extend"
+    operator = world.login(world.operator)
+    assert operator.post(url, json={"reason": "complexity"}).status_code == 403
+    r = world.login(world.dpo).post(url, json={"reason": "complexity"})
+    assert r.status_code == 200, r.text
+    assert "complexité" in r.json()["letter_fr"]

@@ -178,3 +178,17 @@ def test_the_page_speaks_english_when_asked(world: World) -> None:
     c = _browser(world)
     page = c.get(PAGE, headers={"accept-language": "en"})
     assert "Your rights over your data" in page.text and "Receive a code" in page.text
+
+
+def test_the_daily_sweep_deletes_expired_codes(world: World, smtp: SmtpSink) -> None:
+    from permanence.rights import public
+
+    make_caller(world.rt, world.plumber.id, first="B", last="L", phone=PHONE, email=EMAIL)
+    _ask(_browser(world), droit="access", email=EMAIL)
+    _ask(_browser(world), droit="erasure", telephone="0600000002")  # a stranger's row too
+    ctx = AccessContext.system("rights:sweep", world.plumber.id)
+    with world.rt.db.session(ctx) as s:
+        assert public.sweep(s, dt.datetime.now(dt.UTC)) == 0  # still valid
+        later = dt.datetime.now(dt.UTC) + public.CODE_TTL + dt.timedelta(seconds=1)
+        assert public.sweep(s, later) == 2
+        assert s.scalar(select(func.count()).select_from(CallerCode)) == 0
