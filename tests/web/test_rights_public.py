@@ -192,3 +192,15 @@ def test_the_daily_sweep_deletes_expired_codes(world: World, smtp: SmtpSink) -> 
         later = dt.datetime.now(dt.UTC) + public.CODE_TTL + dt.timedelta(seconds=1)
         assert public.sweep(s, later) == 2
         assert s.scalar(select(func.count()).select_from(CallerCode)) == 0
+
+
+def test_the_rights_sweep_command_deletes_expired_codes(world: World, smtp: SmtpSink) -> None:
+    from tests.conftest import cli_env, run_cli
+
+    _ask(_browser(world), droit="erasure", telephone="0600000003")
+    with world.rt.db.session(AccessContext.system("test", world.plumber.id)) as s:
+        s.execute(update(CallerCode).values(expires_at=dt.datetime.now(dt.UTC)))
+    done = run_cli(cli_env(world.rt.settings), "rights", "sweep")
+    assert done.returncode == 0, done.stderr
+    with world.rt.db.session(AccessContext.system("test", world.plumber.id), readonly=True) as s:
+        assert s.scalar(select(func.count()).select_from(CallerCode)) == 0
