@@ -327,3 +327,22 @@ def test_the_dpo_extends_through_the_api_too_an_operator_does_not(world: World) 
     r = world.login(world.dpo).post(url, json={"reason": "complexity"})
     assert r.status_code == 200, r.text
     assert "complexité" in r.json()["letter_fr"]
+
+
+def test_an_ambiguous_request_is_matched_again_with_more_information(world: World) -> None:
+    from tests.factories import make_caller
+
+    first = make_caller(world.rt, world.plumber.id, first="Jean", last="Roux", phone=PHONE)
+    make_caller(world.rt, world.plumber.id, first="Jean", last="Roux", phone="0672999999")
+    dpo, csrf = page_login(world, world.dpo)
+    request_id = _intake(world, dpo, csrf, kind="access", telephone="", nom="Jean Roux")
+    assert _get(world, request_id).state == "waiting_info"
+    base = _base(world, request_id)
+    assert "plusieurs appelants correspondent" in dpo.get(base).text
+    empty = dpo.post(base + "/informations", data={"csrf_token": csrf})
+    assert empty.status_code == 422 and "Indiquez le numéro de téléphone" in empty.text
+    r = dpo.post(base + "/informations", data={"csrf_token": csrf, "telephone": PHONE})
+    assert r.status_code == 303
+    req = _get(world, request_id)
+    assert req.subject_id == first and req.state == "received"
+    assert "Informations complétées" in dpo.get(base).text

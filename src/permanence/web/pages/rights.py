@@ -32,7 +32,12 @@ KINDS = {
     "objection": "opposition",
     "portability": "portabilité",
 }
-SOURCES = {"client": "le client", "staff": "au téléphone", "opendsr": "système du client"}
+SOURCES = {
+    "client": "le client",
+    "staff": "au téléphone",
+    "opendsr": "système du client",
+    "caller": "l'appelant, en ligne",
+}
 STATES = {
     "received": "reçue",
     "verifying": "vérification",

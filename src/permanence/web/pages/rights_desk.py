@@ -453,6 +453,39 @@ def _act(
     return redirect(f"/dpo/droits/{account_id}/{request_id}?fait={done}{query}#resultat")
 
 
+@router.post("/{account_id}/{request_id}/informations", response_class=HTMLResponse)
+def add_information(
+    request: Request,
+    account_id: uuid.UUID,
+    request_id: uuid.UUID,
+    viewer: DeskForm,
+    rt: CurrentRuntime,
+    telephone: Annotated[str, Form(max_length=64)] = "",
+    email: Annotated[str, Form(max_length=320)] = "",
+    nom: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """More identifiers from the requester (several callers matched, or none): match again."""
+
+    def action(s: Session) -> None:
+        given = rights.Requester(phone=telephone or None, email=email or None, name=nom or None)
+        if not given.given():
+            raise ValidationFailed("give the requester's phone number, e-mail address or name")
+        rights.add_information(s, rt.keyring, request_id, given)
+
+    return _act(
+        request,
+        viewer,
+        rt,
+        account_id,
+        request_id,
+        reason="dpo:rights_information",
+        form="informations",
+        done="informations",
+        action=action,
+        values={"telephone": telephone, "email": email, "nom": nom},
+    )
+
+
 @router.post("/{account_id}/{request_id}/code", response_class=HTMLResponse)
 def send_code(
     request: Request,
