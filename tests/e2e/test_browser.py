@@ -377,6 +377,7 @@ def test_a_caller_asks_for_access_and_downloads_the_package(
     at the e-mail on file (a real SMTP server); they confirm and get a reference; once the
     client grants the request, the link e-mailed to them downloads the package."""
     import io
+    import time
     import zipfile
 
     from playwright.sync_api import expect
@@ -398,6 +399,9 @@ def test_a_caller_asks_for_access_and_downloads_the_package(
     page.get_by_role("button", name="Recevoir un code").click()
     expect(page.get_by_role("heading", name="Saisissez votre code")).to_be_visible()
     caller.check()
+    deadline = time.monotonic() + 10  # the code is sent after the answer
+    while not smtp.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
     [(_from, to, _raw)] = smtp.messages
     assert to == [email]
     code = re.search(r"\b(\d{6})\b", smtp.bodies()[0])

@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete
@@ -104,7 +105,12 @@ def throttle_address(
 
 @dataclass(frozen=True)
 class Asked:
-    token: str  # goes back to the caller in the form (never in a URL); only its hash is kept
+    """``token`` goes back to the caller in the form (never in a URL; only its hash is kept).
+    ``send`` sends the code, when there is one to send: call it after the commit, and after
+    the answer (a known caller's answer must not take longer than a stranger's)."""
+
+    token: str
+    send: Callable[[], None] | None = None
 
 
 def ask_code(
@@ -142,16 +148,16 @@ def ask_code(
     channel: str | None = None
     code = f"{secrets.randbelow(10**6):06d}"
     subject_id = None
+    send: Callable[[], None] | None = None
     if len(matches) == 1:
         on_email, on_phone = rights.contact_on_file(session, keyring, matches[0])
-        if on_email and outbox.mailer is not None:
-            outbox.mailer.send(
-                Mail(to=on_email, subject=texts.CODE_SUBJECT, text=texts.code_text(code))
-            )
-            channel = "email"
-        elif on_phone and outbox.sms is not None:
-            outbox.sms.send(on_phone, texts.code_text(code))
-            channel = "sms"
+        mailer, sms = outbox.mailer, outbox.sms
+        if on_email and mailer is not None:
+            mail = Mail(to=on_email, subject=texts.CODE_SUBJECT, text=texts.code_text(code))
+            channel, send = "email", lambda: mailer.send(mail)
+        elif on_phone and sms is not None:
+            number, text = on_phone, texts.code_text(code)
+            channel, send = "sms", lambda: sms.send(number, text)
         if channel is not None:
             subject_id = matches[0].id
     token = secrets.token_urlsafe(32)
@@ -178,7 +184,7 @@ def ask_code(
         subject_id=subject_id,
         details={"kind": kind, "channel": channel or "none"},
     )
-    return Asked(token)
+    return Asked(token, send)
 
 
 def confirm(

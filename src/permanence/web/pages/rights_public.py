@@ -10,10 +10,12 @@ of the code step goes in the form, never in a URL.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from permanence.accounts import service as accounts
@@ -26,6 +28,7 @@ from permanence.web.deps import CurrentRuntime, secure_cookies
 from permanence.web.pages.render import language, render
 from permanence.web.pages.render import translations as catalog
 
+log = logging.getLogger("permanence.rights")
 router = APIRouter(prefix="/droits")
 CSRF_COOKIE = "permanence_droits"
 Slug = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -125,6 +128,7 @@ def ask(
     request: Request,
     slug: Slug,
     rt: CurrentRuntime,
+    tasks: BackgroundTasks,
     droit: Annotated[str, Form(max_length=32)] = "",
     telephone: Annotated[str, Form(max_length=64)] = "",
     email: Annotated[str, Form(max_length=320)] = "",
@@ -157,7 +161,16 @@ def ask(
             problems=_reasons(request, exc),
             status_code=exc.status_code if exc.status_code >= 400 else 422,
         )
+    if asked.send is not None:  # after the answer: the same time for a stranger
+        tasks.add_task(_send_code, asked.send)
     return _page(request, rt, slug, "public/rights_code.html", token=asked.token, problems=[])
+
+
+def _send_code(send: Callable[[], None]) -> None:
+    try:
+        send()
+    except Exception as exc:  # the caller asks again; nothing personal in the log
+        log.warning("rights: a one-time code could not be sent (%s)", type(exc).__name__)
 
 
 @router.post("/{slug}/confirmer", response_class=HTMLResponse)
