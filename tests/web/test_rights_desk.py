@@ -346,3 +346,20 @@ def test_an_ambiguous_request_is_matched_again_with_more_information(world: Worl
     req = _get(world, request_id)
     assert req.subject_id == first and req.state == "received"
     assert "Informations complétées" in dpo.get(base).text
+
+
+def test_the_desk_speaks_english_when_asked(world: World) -> None:
+    _caller(world)
+    dpo, csrf = page_login(world, world.dpo)
+    request_id = _intake(world, dpo, csrf, kind="access")
+    english = {"accept-language": "en"}
+    register = dpo.get("/dpo/droits", headers=english)
+    assert "Register of rights requests" in register.text and "Access (Art. 15)" in register.text
+    page = dpo.get(_base(world, request_id), headers=english)
+    assert "Request received" in page.text and "by phone" in page.text
+    refused = dpo.post(
+        _base(world, request_id) + "/prolonger",
+        data={"csrf_token": csrf, "motif": ""},
+        headers=english,
+    )
+    assert refused.status_code == 422 and "reason: choose why more time is needed" in refused.text

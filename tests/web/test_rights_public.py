@@ -204,3 +204,30 @@ def test_the_rights_sweep_command_deletes_expired_codes(world: World, smtp: Smtp
     assert done.returncode == 0, done.stderr
     with world.rt.db.session(AccessContext.system("test", world.plumber.id), readonly=True) as s:
         assert s.scalar(select(func.count()).select_from(CallerCode)) == 0
+
+
+def test_with_an_sms_gateway_a_caller_without_email_gets_the_code_by_sms(world: World) -> None:
+    from urllib.parse import parse_qs
+
+    from tests.servers import HttpSink
+
+    sink = HttpSink(default=201).start()
+    try:
+        world.rt.settings.sms_gateway_url = sink.url("/2010-04-01/Accounts/AC1/Messages.json")
+        world.rt.settings.sms_from = "+33100000000"
+        make_caller(world.rt, world.plumber.id, first="C", last="M", phone=PHONE, email=None)
+        c = _browser(world)
+        assert "appelez le numéro que vous composez" not in c.get(PAGE).text
+        # Typed in another national form: matched by the blind index, sent to the number on
+        # file (E.164), not to what was typed.
+        _s, html = _ask(c, droit="restriction", telephone="+33 6 73 44 55 66")
+        [sms] = sink.received
+        form = {k: v[0] for k, v in parse_qs(sms.body.decode()).items()}
+        assert form["To"] == "+33673445566" and "0673445566" not in form["Body"]
+        code = re.search(r"\b(\d{6})\b", form["Body"])
+        assert code
+        assert _confirm(c, html, code.group(1))[0] == 200
+        [req] = _requests(world)
+        assert req.verification_method == "sms_code" and req.kind == "restriction"
+    finally:
+        sink.stop()
