@@ -363,3 +363,40 @@ def test_the_desk_speaks_english_when_asked(world: World) -> None:
         headers=english,
     )
     assert refused.status_code == 422 and "reason: choose why more time is needed" in refused.text
+
+
+def test_the_link_goes_to_the_channel_the_requester_proved(world: World, smtp: SmtpSink) -> None:
+    """Verified by a code sent by SMS: the access package's link goes by SMS to the number on
+    file, though an e-mail address is on file too."""
+    from urllib.parse import parse_qs
+
+    from tests.servers import HttpSink
+
+    sink = HttpSink(default=201).start()
+    try:
+        world.rt.settings.sms_gateway_url = sink.url("/2010-04-01/Accounts/AC1/Messages.json")
+        world.rt.settings.sms_from = "+33100000000"
+        _caller(world)
+        dpo, csrf = page_login(world, world.dpo)
+        request_id = _intake(world, dpo, csrf, kind="access")
+        base = _base(world, request_id)
+        assert (
+            dpo.post(base + "/code", data={"csrf_token": csrf, "methode": "sms_code"}).status_code
+            == 303
+        )
+        sent = {k: v[0] for k, v in parse_qs(sink.received[0].body.decode()).items()}
+        code = re.search(r"\b(\d{6})\b", sent["Body"])
+        assert code and sent["To"] == "+33672112233"
+        assert (
+            dpo.post(
+                base + "/verifier", data={"csrf_token": csrf, "code": code.group(1)}
+            ).status_code
+            == 303
+        )
+        done = dpo.post(base + "/executer", data={"csrf_token": csrf})
+        assert done.status_code == 303 and "canal=sms" in done.headers["location"]
+        link = {k: v[0] for k, v in parse_qs(sink.received[-1].body.decode()).items()}["Body"]
+        assert "/api/v1/rights/downloads/" in link
+        assert smtp.messages == []  # nothing by e-mail
+    finally:
+        sink.stop()

@@ -464,8 +464,9 @@ def tell_requester(
     """Send ``text`` to the requester; returns the channel used (a code).
 
     OpenDSR requests are answered to the controller's system (status callback, sent after
-    the commit). Otherwise by e-mail, else SMS, to the contact on file; when neither is
-    possible the letter is returned to the client user, who sends it ("letter").
+    the commit). Otherwise to the contact on file: by SMS when the requester was verified by a
+    code sent by SMS, else by e-mail, else SMS; when neither is possible the letter is returned
+    to the client user, who sends it ("letter").
     """
     channel = "letter"
     if req.source == Source.OPENDSR.value:
@@ -476,7 +477,12 @@ def tell_requester(
             contact = _contact(session, keyring, caller)
         if contact is not None:
             email, phone = contact
-            if email and outbox.mailer is not None:
+            # The channel the requester proved they hold comes first (a code by SMS: SMS).
+            sms_first = req.verification_method == "sms_code" and bool(phone)
+            if sms_first and outbox.sms is not None:
+                outbox.sms.send(phone or "", text)
+                channel = "sms"
+            elif email and outbox.mailer is not None:
                 outbox.mailer.send(Mail(to=email, subject=texts.REQUESTER_SUBJECT, text=text))
                 channel = "email"
             elif phone and outbox.sms is not None:
