@@ -165,6 +165,9 @@ def test_verification_another_way_needs_its_reason_and_a_confirmation(world: Wor
     assert r.status_code == 303
     req = _get(world, request_id)
     assert req.verified_at is not None and req.verification_method == "id_seen"
+    history = dpo.get(base).text.split('id="historique"')[1]
+    assert "Identité vérifiée" in history and "pièce d'identité vue" in history
+    assert "method" not in history  # said in words, not codes
 
 
 def test_preview_then_erasure_only_once_confirmed(world: World) -> None:
