@@ -24,7 +24,14 @@ from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, Webho
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.retention.model import LegalHold
-from permanence.rights.model import Download, ErasureJournal, Rectification, RightsRequest
+from permanence.rights.model import (
+    CallerCode,
+    CallerThrottle,
+    Download,
+    ErasureJournal,
+    Rectification,
+    RightsRequest,
+)
 from permanence.staff.credentials_model import AuthToken, RecoveryCode
 from permanence.staff.model import (
     ApiKey,
@@ -57,6 +64,8 @@ __all__ = [
     "BreachSupplement",
     "Call",
     "Caller",
+    "CallerCode",
+    "CallerThrottle",
     "ConfidentialityUndertaking",
     "Consent",
     "Contract",

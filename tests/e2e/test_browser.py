@@ -305,3 +305,129 @@ def test_the_dpo_works_a_breach_from_the_desk(world: World, server: str, browser
     assert not dpo.csp_errors
     assert not any(CALLER_PHONE in u or "06%2012" in u for u in dpo.urls)
     dpo.close()
+
+
+def test_the_dpo_takes_a_phone_request_and_erases_it(
+    world: World, server: str, browser: Any
+) -> None:
+    """A caller asks on the phone to be erased: the DPO takes the request in (the caller found
+    by phone number), verifies by calling back the number on file, previews, confirms and
+    executes the erasure, then finds the request closed in the register."""
+    from playwright.sync_api import expect
+
+    from tests.factories import caller_with_records
+
+    caller_with_records(
+        world.rt,
+        world.plumber.id,
+        first="Odile",
+        last=CALLER_NAME,
+        phone=CALLER_PHONE,
+        email="odile.ldm@exemple.fr",
+    )
+    dpo = Browser(browser, server)
+    dpo.sign_in(world.dpo)
+    page = dpo.page
+    page.get_by_role("link", name="Demandes de droits").click()
+    page.get_by_role("link", name="Enregistrer une demande").click()
+    expect(page.get_by_role("heading", name="Enregistrer une demande d'exercice de droits"))
+    page.get_by_label("Client", exact=True).select_option(label="Plomberie Durand")
+    page.get_by_label("Droit exercé").select_option(label="Effacement (art. 17)")
+    expect(page.get_by_label("par téléphone")).to_be_checked()
+    page.get_by_label("Numéro de téléphone").fill(CALLER_PHONE)
+    page.get_by_role("button", name="Rechercher l'appelant").click()
+    expect(page.locator("#resultats")).to_contain_text(CALLER_NAME)
+    dpo.check()
+    page.get_by_role("button", name="Enregistrer la demande").click()
+    expect(page.get_by_role("status")).to_contain_text("La demande est enregistrée")
+    reference = page.get_by_role("heading", level=1).inner_text().split()[-1]
+    dpo.check()
+    page.get_by_role("button", name="Afficher le numéro enregistré pour le rappel").click()
+    expect(page.get_by_role("status")).to_contain_text("+33612345678")
+    page.get_by_label("rappel au numéro enregistré").check()
+    page.get_by_label("Je confirme que la vérification a réussi").check()
+    page.get_by_role("button", name="Enregistrer la vérification").click()
+    expect(page.get_by_role("status")).to_contain_text("L'identité du demandeur est vérifiée.")
+    page.get_by_role("button", name="Aperçu de ce qui sera fait").click()
+    expect(page.locator("#apercu")).to_contain_text("appels : 1")
+    expect(page.locator("#apercu")).to_contain_text("Destinataires à informer (art. 19)")
+    dpo.check("dpo-rights-request")
+    page.get_by_role("button", name="Exécuter").click()
+    expect(page.get_by_role("alert")).to_contain_text("Confirmez l'effacement")
+    page.get_by_label(re.compile("Je confirme l'effacement")).check()
+    page.get_by_role("button", name="Exécuter").click()
+    expect(page.get_by_role("status")).to_contain_text("La demande est traitée.")
+    expect(page.locator("#historique")).to_contain_text("Données effacées, clé détruite")
+    page.get_by_role("link", name="Retour au registre").click()
+    page.get_by_label("État").select_option(label="traitée")
+    page.get_by_role("button", name="Filtrer").click()
+    row = page.get_by_role("row").filter(has_text=reference)
+    expect(row).to_contain_text("Effacement (art. 17)")
+    expect(row).to_contain_text("traitée")
+    dpo.check("dpo-rights-register")
+    assert not dpo.csp_errors
+    assert not any("0612" in u or "%2B33" in u for u in dpo.urls)
+    dpo.close()
+
+
+def test_a_caller_asks_for_access_and_downloads_the_package(
+    world: World, server: str, browser: Any, smtp: Any
+) -> None:
+    """On the public page a caller asks for access with their phone number; the code arrives
+    at the e-mail on file (a real SMTP server); they confirm and get a reference; once the
+    client grants the request, the link e-mailed to them downloads the package."""
+    import io
+    import time
+    import zipfile
+
+    from playwright.sync_api import expect
+
+    from tests.factories import make_caller
+
+    email = "odile.ldm@exemple.fr"
+    make_caller(
+        world.rt, world.plumber.id, first="Odile", last=CALLER_NAME, phone=CALLER_PHONE, email=email
+    )
+    world.rt.settings.public_base_url = server
+    caller = Browser(browser, server)
+    page = caller.page
+    page.goto("/droits/plomberie-durand")
+    expect(page.get_by_role("heading", name="Vos droits sur vos données")).to_be_visible()
+    caller.check()
+    page.get_by_label("Consulter les données me concernant (accès)").check()
+    page.get_by_label("Votre numéro de téléphone").fill(CALLER_PHONE)
+    page.get_by_role("button", name="Recevoir un code").click()
+    expect(page.get_by_role("heading", name="Saisissez votre code")).to_be_visible()
+    caller.check()
+    deadline = time.monotonic() + 10  # the code is sent after the answer
+    while not smtp.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [(_from, to, _raw)] = smtp.messages
+    assert to == [email]
+    code = re.search(r"\b(\d{6})\b", smtp.bodies()[0])
+    assert code
+    page.get_by_label("Code reçu").fill(code.group(1))
+    page.get_by_role("button", name="Confirmer ma demande").click()
+    expect(page.get_by_role("status")).to_contain_text("Référence : DR-")
+    expect(page.get_by_role("status")).to_contain_text("au plus tard le")
+    caller.check("caller-rights-page")
+    # The client (the controller) grants it from its desk, through the API.
+    client = world.login(world.client_plumber)
+    listed = client.get(f"/api/v1/accounts/{world.plumber.id}/rights/requests").json()
+    [request] = listed
+    assert request["verified"] and request["source"] == "caller"
+    done = client.post(
+        f"/api/v1/accounts/{world.plumber.id}/rights/requests/{request['id']}/execute"
+    )
+    assert done.status_code == 200, done.text
+    link = re.search(r"(http://\S+/api/v1/rights/downloads/\S+)", smtp.bodies()[-1])
+    assert link and smtp.messages[-1][1] == [email]
+    got = page.request.get(link.group(1))
+    assert got.status == 200
+    with zipfile.ZipFile(io.BytesIO(got.body())) as z:
+        assert "donnees.json" in z.namelist()
+        assert CALLER_NAME in z.read("donnees.json").decode()
+    assert page.request.get(link.group(1)).status == 409  # single use: already downloaded
+    assert not caller.csp_errors
+    assert not any(CALLER_PHONE.replace(" ", "") in u for u in caller.urls)
+    caller.close()

@@ -146,7 +146,13 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
 
 def _rights_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID, now: dt.datetime) -> None:
     """One row in each rights table (requests, rectifications, downloads, erasure journal)."""
-    from permanence.rights.model import Download, ErasureJournal, Rectification, RightsRequest
+    from permanence.rights.model import (
+        CallerCode,
+        Download,
+        ErasureJournal,
+        Rectification,
+        RightsRequest,
+    )
 
     req = RightsRequest(
         id=uuid.uuid4(),
@@ -180,6 +186,13 @@ def _rights_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID, now: d
                 expires_at=now,
             ),
             ErasureJournal(account_id=account_id, subject_id=uuid.uuid4(), request_id=req.id),
+            CallerCode(
+                token_hash=uuid.uuid4().hex,
+                account_id=account_id,
+                kind="access",
+                code_hash="x",
+                expires_at=now,
+            ),
         ]
     )
 

@@ -152,7 +152,7 @@ class ExecutedOut(LetterOut):
 
 
 class VerificationIn(_In):
-    method: Literal["email_code", "sms_code", "callback"]
+    method: Literal["email_code", "sms_code", "callback", "id_seen"]
 
 
 class VerifyIn(_In):
@@ -347,7 +347,7 @@ def extend(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
     body: ExtendIn,
-    p: Controller,
+    p: Executor,
     request: Request,
     rt: CurrentRuntime,
     tasks: BackgroundTasks,
@@ -391,7 +391,7 @@ def refuse(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
     body: RefuseIn,
-    p: Controller,
+    p: Executor,
     request: Request,
     rt: CurrentRuntime,
     tasks: BackgroundTasks,

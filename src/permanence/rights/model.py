@@ -38,6 +38,7 @@ class Source(enum.StrEnum):
     CLIENT = "client"  # the controller's user, in the portal
     STAFF = "staff"  # the provider's staff, when a caller asks on the phone (Art. 28(3)(e))
     OPENDSR = "opendsr"  # the controller's own systems
+    CALLER = "caller"  # the data subject, on the public page /droits/{account}
 
 
 class State(enum.StrEnum):
@@ -103,6 +104,8 @@ class RightsRequest(Base):
     # OpenDSR: where to POST status changes (https URLs given by the controller's system).
     callback_urls: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[uuid.UUID | None]
+    # How the request reached us (phone, email, letter, in_person, web, api): for the register.
+    received_via: Mapped[str | None] = mapped_column(String(16))
 
 
 class Rectification(Base):
@@ -178,3 +181,37 @@ class ErasureJournal(Base):
     subject_id: Mapped[uuid.UUID | None]
     request_id: Mapped[uuid.UUID | None]
     erased_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CallerCode(Base):
+    """A one-time code asked for on the public page (/droits/{account}). The row exists
+    whether or not the caller is known (no enumeration): an unknown caller's row has no
+    subject and no code can match it. Only hashes are stored; single-use; expires."""
+
+    __tablename__ = "rights_caller_codes"
+    __table_args__ = (Index("ix_rights_caller_codes_expiry", "account_id", "expires_at"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str | None] = mapped_column(String(64))
+    subject_id: Mapped[uuid.UUID | None]
+    channel: Mapped[str | None] = mapped_column(String(8))  # email | sms; None: nothing sent
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    request_id: Mapped[uuid.UUID | None]
+
+
+class CallerThrottle(Base):
+    """Codes asked for on the public page per client address and per identifier (keyed
+    hashes, never the values), counted per fixed window."""
+
+    __tablename__ = "rights_caller_throttle"
+    __table_args__ = ({"info": {"shared_registry": True}},)
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -5,7 +5,8 @@ request does when executed. Every function takes a session opened by ``Database.
 Who may do what: anyone serving the account may take a request in (client users; operators,
 supervisors and the DPO when a caller asks on the phone, Art. 28(3)(e)) and verify the
 requester. The client (the controller) decides: extends, refuses, executes. The provider's DPO
-may execute on the client's instruction (the processor supplies the tools).
+may execute, extend and refuse on the client's instruction from the DPO desk (the processor
+supplies the tools, ADR 0011); the client sees every step in its portal and the audit log.
 """
 
 from __future__ import annotations
@@ -74,7 +75,11 @@ DOWNLOAD_TTL = dt.timedelta(days=7)
 REPEAT_WINDOW = dt.timedelta(days=90)
 MIN_JUSTIFICATION = 20
 MAX_TEXT = 2000
-VERIFICATION_METHODS = ("email_code", "sms_code", "callback")
+VERIFICATION_METHODS = ("email_code", "sms_code", "callback", "id_seen")
+# Verified by a person rather than a code: a call-back to the number on file, or an identity
+# document seen (in person, or a copy with a letter); the staff member confirms it.
+CONFIRMED_METHODS = ("callback", "id_seen")
+RECEIVED_VIA = ("phone", "email", "letter", "in_person", "web", "api")
 IDENTITY_FIELDS = ("first_name", "last_name", "phone", "email")
 
 
@@ -136,6 +141,12 @@ def _details(keyring: Keyring, req: RightsRequest) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def details_of(keyring: Keyring, req: RightsRequest) -> dict[str, Any]:
+    """What was given with the request or decided on it (changes, statement, the refusal's
+    explanation), opened; empty once an erasure wiped it."""
+    return _details(keyring, req)
+
+
 def _set_details(keyring: Keyring, req: RightsRequest, **changes: Any) -> None:
     current = _details(keyring, req)
     current.update(changes)
@@ -174,6 +185,7 @@ class Intake:
     external_id: str | None = None
     callback_urls: tuple[str, ...] = ()
     received_at: dt.datetime | None = None
+    received_via: str | None = None  # one of RECEIVED_VIA
 
 
 def _check_role(session: Session, allowed: frozenset[Role], what: str) -> None:
@@ -202,6 +214,8 @@ def _validate_intake(session: Session, intake: Intake) -> None:
     for url in intake.callback_urls:
         if not url.startswith("https://"):
             problems.append("status_callback_urls: only https:// URLs are accepted")
+    if intake.received_via is not None and intake.received_via not in RECEIVED_VIA:
+        problems.append("received_via: one of " + ", ".join(RECEIVED_VIA))
     if problems:
         raise ValidationFailed("the request is not complete", problems)
     if intake.scope and intake.scope != "recording":
@@ -296,6 +310,7 @@ def submit(
         scope=intake.scope,
         callback_urls=json.dumps(list(intake.callback_urls)) if intake.callback_urls else None,
         created_by=ctx.actor_id,
+        received_via=intake.received_via,
         verification_attempts=0,
         possibly_excessive=False,
         match_count=0,
@@ -430,6 +445,13 @@ def _contact(session: Session, keyring: Keyring, caller: Caller) -> tuple[str | 
     return email, phone
 
 
+def contact_on_file(
+    session: Session, keyring: Keyring, caller: Caller
+) -> tuple[str | None, str | None]:
+    """The e-mail and phone on file of ``caller`` (audited read): where codes may be sent."""
+    return _contact(session, keyring, caller)
+
+
 def tell_requester(
     session: Session,
     keyring: Keyring,
@@ -442,8 +464,9 @@ def tell_requester(
     """Send ``text`` to the requester; returns the channel used (a code).
 
     OpenDSR requests are answered to the controller's system (status callback, sent after
-    the commit). Otherwise by e-mail, else SMS, to the contact on file; when neither is
-    possible the letter is returned to the client user, who sends it ("letter").
+    the commit). Otherwise to the contact on file: by SMS when the requester was verified by a
+    code sent by SMS, else by e-mail, else SMS; when neither is possible the letter is returned
+    to the client user, who sends it ("letter").
     """
     channel = "letter"
     if req.source == Source.OPENDSR.value:
@@ -454,7 +477,12 @@ def tell_requester(
             contact = _contact(session, keyring, caller)
         if contact is not None:
             email, phone = contact
-            if email and outbox.mailer is not None:
+            # The channel the requester proved they hold comes first (a code by SMS: SMS).
+            sms_first = req.verification_method == "sms_code" and bool(phone)
+            if sms_first and outbox.sms is not None:
+                outbox.sms.send(phone or "", text)
+                channel = "sms"
+            elif email and outbox.mailer is not None:
                 outbox.mailer.send(Mail(to=email, subject=texts.REQUESTER_SUBJECT, text=text))
                 channel = "email"
             elif phone and outbox.sms is not None:
@@ -517,7 +545,7 @@ def start_verification(
         code = f"{secrets.randbelow(10**6):06d}"
         outbox.sms.send(phone, texts.code_text(code))
     else:
-        if not phone:
+        if method == "callback" and not phone:
             raise Conflict("no phone number on file for this data subject")
         code = ""
     if code:
@@ -558,7 +586,7 @@ def verify(
     now = now or utcnow()
     if req.state != State.VERIFYING.value or req.verification_method is None:
         raise Conflict("start the verification first")
-    if req.verification_method == "callback":
+    if req.verification_method in CONFIRMED_METHODS:
         if not callback_confirmed:
             raise ValidationFailed("confirm that the callback to the number on file succeeded")
         ok = True
@@ -629,7 +657,7 @@ def extend(
 ) -> tuple[RightsRequest, str, str]:
     """Extend by two further months (Art. 12(3)): once, before the first due date, with a
     reason sent to the requester. Returns the request, the letter and the channel used."""
-    _check_role(session, CONTROLLER, "extend the time to answer")
+    _check_role(session, EXECUTORS, "extend the time to answer")
     req = _open_request(session, request_id)
     if reason not in texts.EXTENSION_REASONS_FR:
         raise ValidationFailed(
@@ -871,7 +899,7 @@ def refuse(
     """Refuse (Art. 12(4)): the reasons, the right to complain to the CNIL and the right to a
     judicial remedy are all required. Refusing as unfounded or excessive (Art. 12(5)) needs a
     written justification: the burden of proof is on the controller."""
-    _check_role(session, CONTROLLER, "refuse a rights request")
+    _check_role(session, EXECUTORS, "refuse a rights request")
     req = _open_request(session, request_id)
     _refuse(session, keyring, req, refusal)
     return _close_refused(session, keyring, outbox, req, refusal, now)
@@ -1040,6 +1068,11 @@ def run_execute(rt: Any, outbox: Outbox, ctx: Any, request_id: uuid.UUID) -> Exe
     for store, key in done.files_to_delete:
         (outbox.recordings if store == "recordings" else outbox.files).delete(key)
     return done
+
+
+def holds_on(session: Session, caller: Caller) -> int:
+    """Active legal holds covering the subject (what would stop an erasure)."""
+    return _holds(session, caller)
 
 
 def _holds(session: Session, caller: Caller) -> int:

@@ -1,5 +1,6 @@
-"""Rights requests in the pages: the client's own (portal) and every account's (DPO desk),
-each with its countdown to the due date (Art. 12(3)); overdue ones first and marked."""
+"""Rights requests in the pages: the client's own (portal), with its countdown to the due
+date (Art. 12(3)); overdue ones first and marked. The DPO's desk is `rights_desk.py`, the
+callers' public page `rights_public.py`."""
 
 from __future__ import annotations
 
@@ -8,18 +9,20 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from permanence.accounts import service as accounts
 from permanence.context import Role
 from permanence.db import utcnow
 from permanence.rights import clock
 from permanence.rights import service as rights
 from permanence.rights.model import RightsRequest
 from permanence.web.deps import CurrentRuntime, unit_of_work
+from permanence.web.pages import rights_desk, rights_public
 from permanence.web.pages.render import Viewer, render, roles
 
 router = APIRouter(include_in_schema=False)
+# The DPO's desk (register, intake, working a request) and the callers' public page.
+router.include_router(rights_desk.router)
+router.include_router(rights_public.router)
 Client = Annotated[Viewer, roles(Role.CLIENT)]
-Desk = Annotated[Viewer, roles(Role.DPO, Role.ADMIN)]
 
 KINDS = {
     "access": "accès",
@@ -29,7 +32,12 @@ KINDS = {
     "objection": "opposition",
     "portability": "portabilité",
 }
-SOURCES = {"client": "le client", "staff": "au téléphone", "opendsr": "système du client"}
+SOURCES = {
+    "client": "le client",
+    "staff": "au téléphone",
+    "opendsr": "système du client",
+    "caller": "l'appelant, en ligne",
+}
 STATES = {
     "received": "reçue",
     "verifying": "vérification",
@@ -69,15 +77,3 @@ def portal_rights(request: Request, viewer: Client, rt: CurrentRuntime) -> Respo
     with unit_of_work(rt, viewer.principal, account_id, "portal:rights", readonly=True) as s:
         rows = _rows(rights.list_requests(s), None)
     return _page(request, viewer, "portal/rights.html", rows, show_account=False)
-
-
-@router.get("/dpo/droits", response_class=HTMLResponse)
-def desk_rights(request: Request, viewer: Desk, rt: CurrentRuntime) -> Response:
-    with rt.db.session(viewer.context("dpo:rights"), readonly=True) as s:
-        every = [(a.id, a.name) for a in accounts.list_accounts(s)]
-    rows: list[Row] = []
-    for account_id, name in every:
-        with unit_of_work(rt, viewer.principal, account_id, "dpo:rights", readonly=True) as s:
-            rows += _rows(rights.list_requests(s, open_only=True), name)
-    rows.sort(key=lambda row: (row[3], row[2]))  # open first, then the least time left
-    return _page(request, viewer, "dpo/rights.html", rows, show_account=True)
