@@ -222,7 +222,10 @@ def test_status_callbacks_build_the_call_record(client: TestClient, rt: Runtime)
     assert late.status_code == 204
     call = the_call(rt, sid)
     assert (call.status, call.duration_s, call.ended_reason) == ("completed", 95, "completed")
-    assert call.answered_at is not None and call.ended_at is not None
+    # "in-progress" is the provider answering to run our TwiML, not an operator: nobody
+    # took this call (no <Dial> action said so), so the caller abandoned it.
+    assert call.answered_at is None and call.ended_at is not None
+    assert call.outcome == "abandoned"
 
 
 def test_nobody_answers_so_the_caller_gets_voicemail(client: TestClient, rt: Runtime) -> None:
@@ -233,7 +236,8 @@ def test_nobody_answers_so_the_caller_gets_voicemail(client: TestClient, rt: Run
     assert [el.tag for el in reply] == ["Say", "Record"]
     assert reply[1].get("maxLength") == "120"
     call = the_call(rt, sid)
-    assert call.voicemail and call.ended_reason == "no-answer"
+    # Offered, not yet left: only audio makes a voicemail (tests/integration/test_call_outcomes.py).
+    assert not call.voicemail and call.ended_reason == "no-answer" and call.outcome is None
 
 
 def _recorded_call(client: TestClient, rt: Runtime) -> tuple[str, str]:

@@ -333,7 +333,8 @@ def _audit(session: Session, row: Delivery, action: str, error: str | None = Non
 
 
 class DeliveryLoop:
-    """Runs ``run_due`` every ``interval`` seconds in a daemon thread, until ``stop``."""
+    """Runs ``run_due`` every ``interval`` seconds in a daemon thread, until ``stop``; and
+    with it the telephony housekeeping (stale calls, recording downloads: issue 15)."""
 
     def __init__(self, rt: Runtime, interval: float) -> None:
         self.rt = rt
@@ -357,4 +358,15 @@ class DeliveryLoop:
                     log.info("delivery pass: %s", counts)
             except Exception as exc:  # keep the loop alive; the next pass retries
                 log.error("delivery pass failed: %s", exc.__class__.__name__)
+            self._telephony()
             self._stop.wait(self.interval)
+
+    def _telephony(self) -> None:
+        from permanence.telephony.stale import resolve_stale
+
+        try:
+            counts = resolve_stale(self.rt)
+            if any(counts.values()):
+                log.info("stale calls: %s", counts)
+        except Exception as exc:
+            log.error("stale calls pass failed: %s", exc.__class__.__name__)

@@ -15,6 +15,7 @@ row-level security.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import uuid
@@ -27,8 +28,9 @@ from sqlalchemy.orm import Session
 
 from permanence.accounts.service import account_for_did, mandate_by_id
 from permanence.audit import service as audit
+from permanence.calls import outcome as outcomes
 from permanence.calls import service as calls
-from permanence.calls.model import TERMINAL_STATUSES, Call
+from permanence.calls.model import EXPIRED_STATUS, TERMINAL_STATUSES, Call
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.crypto import normalize
@@ -213,22 +215,42 @@ def gather(session: Session, settings: Settings, hook: Webhook) -> str:
 
 
 def dial_done(session: Session, settings: Settings, hook: Webhook) -> str:
-    """The operators' leg ended: hang up if it was answered, otherwise voicemail."""
+    """The operators' leg ended (the ``<Dial>`` action), or the voicemail ``<Record>`` did.
+
+    Which one is told by our own URL (``step=voicemail``), never by ``RecordingUrl``: a
+    recorded ``<Dial>`` reports its recording on the same action (docs/telephony.md).
+    """
     call = _call_from_query(session, hook)
     reply = twiml.Response()
-    if hook.get("RecordingSid") is not None or hook.query.get("step") == "voicemail":
-        reply.hangup()  # the voicemail <Record> finished
-        return reply.xml()
-    outcome = hook.get("DialCallStatus") or "failed"
-    if outcome in ("completed", "answered"):
-        call.talk_s = hook.seconds("DialCallDuration")
-        if call.answered_at is None:
-            call.answered_at = utcnow()
+    if hook.query.get("step") == "voicemail":
+        # The <Record> action: audio was left only if it has a URL and a length.
+        if hook.get("RecordingUrl") is not None and (hook.seconds("RecordingDuration") or 0) > 0:
+            voicemail_left(session, call)
         reply.hangup()
         return reply.xml()
-    call.voicemail = True
-    call.ended_reason = outcome if outcome in CALL_STATUSES else "failed"
-    audit.record(session, "call.voicemail", "call", call.id, details={"dial": call.ended_reason})
+    dialled = hook.get("DialCallStatus") or "failed"
+    if dialled in ("completed", "answered"):
+        talk = hook.seconds("DialCallDuration")
+        call.talk_s = talk
+        if call.answered_at is None:  # the action comes when the operator's leg ends
+            call.answered_at = utcnow() - dt.timedelta(seconds=talk or 0)
+        outcomes.settle(call)
+        audit.record(session, "call.answered", "call", call.id, details={"talk_s": talk})
+        reply.hangup()
+        return reply.xml()
+    call.ended_reason = dialled if dialled in CALL_STATUSES else "failed"
+    caller_status = hook.get("CallStatus")
+    if caller_status in TERMINAL_STATUSES:
+        # The caller hung up while the operators' phones rang: no voicemail to offer.
+        _final_status(call, caller_status, None)
+        audit.record(
+            session, "call.abandoned", "call", call.id, details={"dial": call.ended_reason}
+        )
+        reply.hangup()
+        return reply.xml()
+    audit.record(
+        session, "call.voicemail_offered", "call", call.id, details={"dial": call.ended_reason}
+    )
     ids = {"a": str(call.account_id), "c": str(call.id)}
     reply.say(UNAVAILABLE_FR)
     reply.record(
@@ -239,10 +261,32 @@ def dial_done(session: Session, settings: Settings, hook: Webhook) -> str:
     return reply.xml()
 
 
+def voicemail_left(session: Session, call: Call) -> None:
+    """The caller left audio: the call's outcome is ``voicemail`` (once)."""
+    if call.voicemail:
+        return
+    call.voicemail = True
+    outcomes.settle(call)
+    audit.record(session, "call.voicemail", "call", call.id)
+
+
+def _final_status(call: Call, new: str, duration: int | None) -> None:
+    call.status = new
+    call.ended_at = call.ended_at or utcnow()
+    if duration is not None:
+        call.duration_s = duration
+    call.ended_reason = call.ended_reason or new
+    if call.recording_state == "offered":  # hung up during the notice: nothing recorded
+        call.recording_state = "off"
+    outcomes.settle(call)
+
+
 def status(session: Session, keyring: Keyring, hook: Webhook) -> None:
     """Status callback: ringing → in-progress → a terminal status, with durations (the CDR).
 
     Statuses only move forward: a late 'ringing' after 'completed' changes nothing.
+    ``in-progress`` means the provider answered the call to run our TwiML, not that an
+    operator did: only the ``<Dial>`` action (or the console) records an answer.
     """
     call_sid = hook.sid("CallSid")
     new = hook.require("CallStatus")
@@ -256,19 +300,23 @@ def status(session: Session, keyring: Keyring, hook: Webhook) -> None:
     call = _by_sid(session, account.id, call_sid)
     if call is None:
         raise NotFound("no such call")
+    apply_status(session, call, new, hook.seconds("CallDuration"))
+
+
+def apply_status(session: Session, call: Call, new: str, duration: int | None) -> bool:
+    """One status of the provider's (callback or REST answer); False if it changed nothing."""
     if call.status in TERMINAL_STATUSES:
-        return
-    now = utcnow()
-    if new == "in-progress" and call.answered_at is None:
-        call.answered_at = now
-    call.status = new
+        return False
     if new in TERMINAL_STATUSES:
-        call.ended_at = now
-        call.duration_s = hook.seconds("CallDuration")
-        call.ended_reason = call.ended_reason or new
-        if call.recording_state == "offered":  # hung up during the notice: nothing recorded
-            call.recording_state = "off"
-    audit.record(session, "call.status", "call", call.id, details={"status": new})
+        _final_status(call, new, duration)
+    elif call.status == EXPIRED_STATUS:
+        return False  # a stale, non-final status does not reopen an expired call
+    else:
+        call.status = new
+    audit.record(
+        session, "call.status", "call", call.id, details={"status": new, "outcome": call.outcome}
+    )
+    return True
 
 
 # -- recordings -----------------------------------------------------------------------------
@@ -369,6 +417,8 @@ def recording_callback(
                 )
                 if kind == "call":
                     call.recording_state = "stored"
+                else:
+                    voicemail_left(s, call)
                 s.flush()
                 audit.record(
                     s,
