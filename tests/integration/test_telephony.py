@@ -19,7 +19,7 @@ from permanence.audit.model import AuditEntry
 from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
 from permanence.recordings import service as recordings
-from permanence.recordings.model import Recording
+from permanence.recordings.model import Recording, RecordingDownload
 from permanence.recordings.storage import LocalStore
 from permanence.runtime import Runtime
 from permanence.telephony import service as telephony
@@ -351,8 +351,10 @@ def test_recording_url_outside_the_provider_api_is_not_fetched(
         "RecordingStatus": "completed",
     }
     resp = post(client, callback, params)
-    assert resp.status_code == 502
-    assert count(rt, Recording) == 0
+    assert resp.status_code == 422  # refused before anything is queued
+    assert "not on the configured provider API" in resp.json()["message"]
+    assert count(rt, Recording) == 0 and count(rt, RecordingDownload) == 0
+    assert not provider.requests
     assert not any(rt.settings.recordings_dir.rglob("*.pmr"))
 
 

@@ -30,3 +30,17 @@ def resolve_stale_command() -> None:
     finally:
         rt.close()
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@telephony_app.command("recordings")
+def recordings_command() -> None:
+    """Fetch the recordings the provider announced (retrying failures with backoff), then
+    delete them at the provider."""
+    from permanence.recordings.downloads import run_due
+
+    rt = _runtime()
+    try:
+        counts = run_due(rt)
+    finally:
+        rt.close()
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))

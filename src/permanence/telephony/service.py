@@ -20,7 +20,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from sqlalchemy import select
@@ -35,12 +35,9 @@ from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.crypto import normalize
 from permanence.crypto.keyring import Keyring
-from permanence.crypto.stream import encrypt_stream
 from permanence.db import ctx_of, switch_account, utcnow
-from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.errors import NotFound, PermissionDenied, ValidationFailed
 from permanence.recordings import service as recordings
-from permanence.recordings.model import Recording
-from permanence.recordings.storage import RecordingStore, storage_key
 from permanence.runtime import Runtime
 from permanence.telephony import twiml
 from permanence.telephony.ports import TelephonyApi
@@ -322,125 +319,61 @@ def apply_status(session: Session, call: Call, new: str, duration: int | None) -
 # -- recordings -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Plan:
-    action: str  # store | discard | ignore
-    recording_id: uuid.UUID
-    account_id: uuid.UUID
-    call_id: uuid.UUID
-    caller_id: uuid.UUID | None
-    mandate_id: uuid.UUID
-    dek: bytes = b""
-    ad: bytes = b""
-    provider_delete_pending: bool = True
+def queue_recording(session: Session, settings: Settings, hook: Webhook) -> uuid.UUID | None:
+    """The provider has a recording: queue its download (``recordings.downloads``) and
+    answer at once. Returns the job to try right away, or None (nothing to do now).
 
+    A retried callback queues nothing twice; a recording of an objected call is queued for
+    deletion at the provider without ever being fetched; a recording the provider did not
+    make (``absent``) is only noted.
+    """
+    from permanence.recordings.model import RecordingDownload
 
-def _plan_recording(session: Session, keyring: Keyring, hook: Webhook) -> _Plan:
     call = _call_from_query(session, hook)
     kind = hook.query.get("k", "call")
     if kind not in ("call", "voicemail"):
         raise ValidationFailed("the callback URL has an unknown recording kind")
     sid = hook.sid("RecordingSid")
     existing = session.scalars(
-        select(Recording).where(
-            Recording.account_id == call.account_id, Recording.provider_sid == sid
+        select(RecordingDownload).where(
+            RecordingDownload.account_id == call.account_id,
+            RecordingDownload.provider_sid == sid,
         )
     ).first()
-    base = _Plan("ignore", uuid.uuid4(), call.account_id, call.id, call.caller_id, call.mandate_id)
-    if existing is not None:  # a retried callback: only the provider deletion may remain
-        pending = existing.provider_deleted_at is None
-        return replace(base, recording_id=existing.id, provider_delete_pending=pending)
+    if existing is not None:
+        return None
     if hook.get("RecordingStatus") not in (None, "completed"):
         audit.record(session, "recording.absent", "call", call.id, details={"kind": kind})
-        return replace(base, provider_delete_pending=False)
+        return None
+    state = "pending"
     if kind == "call" and call.recording_state != "recording":
         # The caller objected (keypress or the operator's stop button): the audio is
         # discarded unheard, here and at the provider.
         audit.record(
             session, "recording.discard", "call", call.id, details={"state": call.recording_state}
         )
-        return replace(base, action="discard")
-    if call.caller_id is None:
-        raise Conflict("the call has no data subject to seal the recording for")
-    cipher = keyring.cipher(session, call.account_id, call.caller_id)
-    return replace(
-        base,
-        action="store",
-        dek=cipher.dek,
-        ad=cipher.ad("recordings", "audio", base.recording_id),
+        state = "discard"
+    url = hook.require("RecordingUrl") if state == "pending" else ""
+    base = settings.twilio_api_base_url.rstrip("/") + "/"
+    if state == "pending" and not url.startswith(base):
+        # Our credentials only ever go to the configured API (SSRF): refused before queuing.
+        raise ValidationFailed("the recording URL is not on the configured provider API")
+    job = RecordingDownload(
+        id=uuid.uuid4(),
+        account_id=call.account_id,
+        call_id=call.id,
+        kind=kind,
+        provider_sid=sid,
+        url=url,
+        duration_s=hook.seconds("RecordingDuration"),
+        state=state,
+        attempts=0,
+        next_attempt_at=utcnow(),
     )
-
-
-def recording_callback(
-    rt: Runtime, api: TelephonyApi, store: RecordingStore, hook: Webhook
-) -> None:
-    """The provider has a recording: fetch it, encrypt it as it streams, delete it there.
-
-    Three short transactions around the network and file work (an open transaction would
-    hold SQLite's write lock while the audio downloads): plan, then record the stored file
-    (its audit entry in the same transaction), then note the deletion at the provider.
-    A failure before the row is written leaves no file; the provider's copy is deleted only
-    once ours is committed.
-    """
-    ctx = webhook_context(hook.provider)
-    with rt.db.session(ctx) as s:
-        plan = _plan_recording(s, rt.keyring, hook)
-    sid = hook.sid("RecordingSid")
-    kind = hook.query.get("k", "call")
-    if plan.action == "store":
-        key = storage_key(plan.account_id, plan.recording_id)
-        url = hook.require("RecordingUrl")
-
-        def write(sink: object) -> int:
-            with api.fetch_recording(url) as chunks:
-                return encrypt_stream(plan.dek, plan.ad, chunks, sink)  # type: ignore[arg-type]
-
-        size = store.put(key, write)
-        try:
-            with rt.db.session(ctx) as s:
-                switch_account(s, plan.account_id)
-                call = s.get(Call, plan.call_id)
-                assert call is not None and plan.caller_id is not None
-                s.add(
-                    Recording(
-                        id=plan.recording_id,
-                        account_id=plan.account_id,
-                        call_id=plan.call_id,
-                        caller_id=plan.caller_id,
-                        mandate_id=plan.mandate_id,
-                        kind=kind,
-                        provider_sid=sid,
-                        storage_key=key,
-                        size_bytes=size,
-                        duration_s=hook.seconds("RecordingDuration"),
-                    )
-                )
-                if kind == "call":
-                    call.recording_state = "stored"
-                else:
-                    voicemail_left(s, call)
-                s.flush()
-                audit.record(
-                    s,
-                    "recording.store",
-                    "recording",
-                    plan.recording_id,
-                    subject_id=plan.caller_id,
-                    details={"call": plan.call_id, "kind": kind, "bytes": size},
-                )
-        except BaseException:
-            store.delete(key)
-            raise
-    if plan.action in ("store", "discard") or plan.provider_delete_pending:
-        api.delete_recording(sid)
-        with rt.db.session(ctx) as s:
-            switch_account(s, plan.account_id)
-            rec = s.get(Recording, plan.recording_id)
-            if rec is not None:
-                rec.provider_deleted_at = utcnow()
-            audit.record(
-                s, "recording.provider_delete", "call", plan.call_id, details={"kind": kind}
-            )
+    session.add(job)
+    session.flush()
+    audit.record(session, "recording.queued", "call", call.id, details={"kind": kind})
+    return job.id
 
 
 def object_to_recording(session: Session, call_id: uuid.UUID) -> str | None:

@@ -125,6 +125,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.stats.pages import router as stats_pages
 
     app.include_router(stats_router)
+    from permanence.recordings.api import router as voicemails_router
+
+    app.include_router(voicemails_router)
     app.include_router(stats_pages)
     from permanence.rights.api import opendsr_router
 
