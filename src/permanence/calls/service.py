@@ -214,6 +214,11 @@ class QueuedCall:
     number_shown: bool
 
 
+def each_active_account(session: Session) -> list[Account]:
+    """The active accounts (the console's per-account views)."""
+    return _each_account(session)
+
+
 def _each_account(session: Session) -> list[Account]:
     from permanence.accounts.service import list_accounts
 

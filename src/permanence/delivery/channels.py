@@ -27,7 +27,7 @@ def portal_link(base_url: str, message_id: uuid.UUID) -> str:
 
 
 def voicemail_link(base_url: str) -> str:
-    return f"{base_url.rstrip('/')}/portal/messagerie-vocale"
+    return f"{base_url.rstrip('/')}/portail/messagerie-vocale"
 
 
 @dataclass(frozen=True)

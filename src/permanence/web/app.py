@@ -128,6 +128,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.recordings.api import router as voicemails_router
 
     app.include_router(voicemails_router)
+    from permanence.web.pages.voicemails import router as voicemail_pages
+
+    app.include_router(voicemail_pages)
     app.include_router(stats_pages)
     from permanence.rights.api import opendsr_router
 
