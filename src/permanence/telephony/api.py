@@ -149,15 +149,19 @@ async def recording(request: Request, hook: Hook, background: BackgroundTasks) -
     """Queue the download and answer at once; the download is tried right after the answer
     and then by the worker, with retries (``recordings.downloads``)."""
     rt = _rt(request)
+    # A malformed callback is the sender's fault (422), whatever the provider API's
+    # configuration; only a well-formed one needs the API (a missing account SID is ours: 500).
+    hook.sid("RecordingSid")
+    api = telephony_api(rt)
 
     def run() -> uuid.UUID | None:
         with rt.db.session(service.webhook_context(hook.provider)) as s:
             return service.queue_recording(s, rt.settings, hook)
 
     job = await run_in_threadpool(run)
-    if job is not None and rt.settings.twilio_account_sid and rt.settings.twilio_auth_token:
+    if job is not None:
         from permanence.recordings.downloads import run_in_background
 
         account = hook.query_uuid("a")
-        background.add_task(run_in_background, rt, lambda: telephony_api(rt), account, job)
+        background.add_task(run_in_background, rt, lambda: api, account, job)
     return Response(status_code=204)
