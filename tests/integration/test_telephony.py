@@ -149,6 +149,43 @@ def test_pressing_the_objection_key_dials_without_recording(
     assert the_call(rt, sid).recording_state == "objected"
 
 
+def test_other_keys_cannot_skip_the_recording_notice(client: TestClient, rt: Runtime) -> None:
+    sid = plumber_sid(rt, recorded=True)
+    action = incoming(client, sid)[0].get("action", "")
+    # Another key during the notice dials nothing: the recording notice is said again, whole.
+    again = follow(client, action, sid, Digits="5")
+    assert [el.tag for el in again] == ["Gather", "Redirect"]
+    assert not list(again.iter("Dial"))
+    said = [el.text or "" for el in again.iter("Say")]
+    assert len(said) == 1 and "appuyez sur la touche 9" in said[0]
+    assert the_call(rt, sid).recording_state == "offered"
+    # Heard whole this time (no key): the call is offered, recorded.
+    dial = follow(client, again[0].get("action", ""), sid).find("Dial")
+    assert dial is not None and dial.get("record") == "record-from-answer-dual"
+    assert the_call(rt, sid).recording_state == "recording"
+
+
+def test_the_objection_key_still_acts_on_a_repeated_notice(client: TestClient, rt: Runtime) -> None:
+    sid = plumber_sid(rt, recorded=True)
+    action = incoming(client, sid)[0].get("action", "")
+    again = follow(client, action, sid, Digits="#")[0].get("action", "")
+    dial = follow(client, again, sid, Digits="9").find("Dial")
+    assert dial is not None and dial.get("record") is None
+    assert the_call(rt, sid).recording_state == "objected"
+
+
+def test_a_caller_who_keeps_pressing_keys_is_not_recorded(client: TestClient, rt: Runtime) -> None:
+    sid = plumber_sid(rt, recorded=True)
+    action = incoming(client, sid)[0].get("action", "")
+    for _ in range(telephony.NOTICE_REPEATS):
+        reply = follow(client, action, sid, Digits="1")
+        assert not list(reply.iter("Dial"))
+        action = reply[0].get("action", "")
+    dial = follow(client, action, sid, Digits="1").find("Dial")
+    assert dial is not None and dial.get("record") is None  # never heard whole: not recorded
+    assert the_call(rt, sid).recording_state == "off"
+
+
 def test_call_outside_the_sample_is_dialled_after_the_notice_without_recording(
     client: TestClient, rt: Runtime
 ) -> None:

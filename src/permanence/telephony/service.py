@@ -47,6 +47,9 @@ log = logging.getLogger("permanence.telephony")
 _SID = re.compile(r"^[A-Za-z0-9:_\-]{2,64}$")
 CALL_STATUSES = frozenset({"queued", "ringing", "in-progress", *TERMINAL_STATUSES})
 PROVIDERS = ("twilio", "telnyx")
+# How many times the recording notice is said again to a caller pressing keys other than the
+# objection key; after that the notice was never heard whole and the call is not recorded.
+NOTICE_REPEATS = 2
 
 NOT_ASSIGNED_FR = "Ce numéro n'est pas attribué. Au revoir."
 UNAVAILABLE_FR = (
@@ -192,21 +195,35 @@ def _dial(
 
 
 def gather(session: Session, settings: Settings, hook: Webhook) -> str:
-    """After the notice: the objection key means no recording; otherwise record (if offered)."""
+    """After the notice: the objection key means no recording; no key means the notice was
+    heard whole, so record (if offered). Any other key is ignored: the recording notice is
+    said again, whole (``n`` counts the repeats); a caller who keeps pressing other keys
+    never heard it, so is not recorded."""
     call = _call_from_query(session, hook)
     _row, mandate = mandate_by_id(session, call.mandate_id)
     digits = hook.get("Digits")
+    ids = {"a": str(call.account_id), "c": str(call.id)}
+    reply = twiml.Response()
     if call.recording_state == "offered":
         if digits == mandate.recording.objection_key:
             call.recording_state = "objected"
             audit.record(
                 session, "call.recording_objected", "call", call.id, details={"by": "keypress"}
             )
+        elif digits:
+            repeats = hook.query.get("n", "0")
+            done = int(repeats) if repeats.isdigit() and len(repeats) < 3 else NOTICE_REPEATS
+            if done < NOTICE_REPEATS:
+                again = _url(settings, hook, "gather", **ids, n=str(done + 1))
+                g = reply.gather(action=again, num_digits=1)
+                reply.say(mandate.notice.recording_fr or "", parent=g)
+                reply.redirect(again)
+                return reply.xml()
+            call.recording_state = "off"
+            audit.record(session, "call.recording_notice_unheard", "call", call.id)
         else:
             call.recording_state = "recording"
             audit.record(session, "call.recording_started", "call", call.id)
-    ids = {"a": str(call.account_id), "c": str(call.id)}
-    reply = twiml.Response()
     _dial(reply, settings, hook, ids, record=call.recording_state == "recording")
     return reply.xml()
 
