@@ -20,7 +20,7 @@ from permanence.runtime import Runtime
 from permanence.web.deps import CurrentRuntime, unit_of_work
 from permanence.web.pages.render import Viewer, redirect, render, roles
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 
 Operator = Annotated[Viewer, roles(Role.OPERATOR, Role.SUPERVISOR)]
 OperatorForm = Annotated[Viewer, roles(Role.OPERATOR, Role.SUPERVISOR, form=True)]
