@@ -6,7 +6,9 @@ into a message in one step and treated; another account sees none of it."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import uuid
 
 from sqlalchemy import select
@@ -19,6 +21,7 @@ from permanence.delivery.worker import run_due as run_deliveries
 from permanence.messages.model import Message
 from permanence.recordings import downloads
 from permanence.recordings.model import Recording, RecordingDownload
+from permanence.render import PARIS
 from permanence.telephony.ports import TwilioRestApi
 from tests.conftest import SmtpSink
 from tests.provider_server import ACCOUNT_SID, AUTH_TOKEN, ProviderServer
@@ -92,12 +95,18 @@ def test_failed_then_successful_download_and_the_inbox_journey(
     done = job(world)
     assert done.state == "stored" and done.provider_deleted_at is not None
     assert provider.deleted == [REC_SID]
-    assert all(
-        ok
-        for result in run_checks(rt)
-        if result.code == "recordings.at_provider"
-        for ok in [result.passed]
-    )
+    assert next(r for r in run_checks(rt) if r.code == "recordings.at_provider").passed
+    # The call's outcome, on the board, in the statistics and in the month's usage CSV.
+    board = world.login(world.supervisor).get("/api/v1/board").json()
+    row = next(a for a in board["accounts"] if a["slug"] == "plomberie-durand")
+    assert (row["answered_last_hour"], row["missed_last_hour"], row["waiting"]) == (0, 1, 0)
+    st = client.get(f"/api/v1/accounts/{world.plumber.id}/stats").json()
+    assert (st["calls"]["received"], st["calls"]["voicemail"]) == (1, 1)
+    assert st["recordings"] == {"count": 1, "seconds": 12}
+    month = utcnow().astimezone(PARIS).strftime("%Y-%m")
+    usage_csv = client.get(f"/api/v1/accounts/{world.plumber.id}/usage/{month}.csv").text
+    usage_row = next(csv.DictReader(io.StringIO(usage_csv)))
+    assert (usage_row["calls_voicemail"], usage_row["recordings"]) == ("1", "1")
 
     # The account's recipients are told, with no personal data in the e-mail.
     counts = run_deliveries(rt)
