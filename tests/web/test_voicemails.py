@@ -183,3 +183,39 @@ def test_a_recording_still_at_the_provider_fails_the_compliance_check(
     old = utcnow() + dt.timedelta(hours=rt.settings.recording_download_max_hours, minutes=1)
     check = next(r for r in run_checks(rt, now=old) if r.code == "recordings.at_provider")
     assert not check.passed
+
+
+def test_console_pages_count_and_refuse_writing_down_a_treated_voicemail(
+    world: World, provider: ProviderServer
+) -> None:
+    from tests.web.pages_helpers import page_login
+    from tests.web.test_pages import INTERVENTION
+
+    leave_voicemail(world, provider, fail=[])
+    op, csrf = page_login(world, world.operator)
+    console = op.get("/console").text
+    assert "1 nouveau message vocal" in console
+    page = op.get(f"/console/messagerie-vocale/{world.plumber.id}").text
+    assert "Nouveaux messages vocaux pour Plomberie Durand" in page
+    assert "<audio" not in page  # nothing plays before a reason is chosen
+    with world.rt.db.session(AccessContext.system("test", world.plumber.id)) as s:
+        rec = s.scalars(select(Recording)).one()
+        vm_id, call_id = rec.id, rec.call_id
+    heard = op.get(
+        f"/console/messagerie-vocale/{world.plumber.id}?ecouter={vm_id}&raison=rappel"
+    ).text
+    audio = f"/api/v1/accounts/{world.plumber.id}/voicemails/{vm_id}/audio?reason=rappel"
+    assert f'src="{audio}"' in heard
+    # The client treats it meanwhile: the operator's write-down is refused, clearly.
+    client, client_csrf = page_login(world, world.client_plumber)
+    done = client.post(
+        f"/portail/messagerie-vocale/{vm_id}/traiter", data={"csrf_token": client_csrf}
+    )
+    assert done.status_code == 303
+    url = f"/console/appels/{world.plumber.id}/{call_id}"
+    r = op.post(
+        f"{url}/enregistrer", data={**INTERVENTION, "messagerie": str(vm_id), "csrf_token": csrf}
+    )
+    assert r.status_code == 409
+    assert "Ce message vocal a déjà été traité par quelqu" in r.text
+    assert "aucun nouveau message vocal" in op.get("/console").text.lower()

@@ -382,7 +382,8 @@ async def save(
     except SlotMissing:
         return await run_in_threadpool(redo, problems=["slot_missing"], status_code=422)
     except Conflict:
-        return await run_in_threadpool(redo, problems=["slot_taken"], status_code=409)
+        taken = "voicemail_treated" if voicemail_id is not None else "slot_taken"
+        return await run_in_threadpool(redo, problems=[taken], status_code=409)
     except ValidationFailed as exc:
         return await run_in_threadpool(redo, problems=exc.problems, status_code=exc.status_code)
     if kind == "messagerie":
