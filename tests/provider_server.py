@@ -4,8 +4,10 @@ audio (behind HTTP basic auth), deleting a recording, stopping a recording in pr
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -17,7 +19,12 @@ class ProviderServer:
         self.recordings: dict[str, bytes] = {}
         self.deleted: list[str] = []
         self.stopped: list[str] = []
+        # CallSid -> (status, duration) as GET .../Calls/SID.json answers it.
+        self.calls: dict[str, tuple[str, int | None]] = {}
+        # Failures to play before answering GETs of recordings: HTTP codes, 0 = hang (timeout).
+        self.fail_next: list[int] = []
         self.requests: list[tuple[str, str, bool]] = []  # method, path, authorised
+        self.hang_seconds = 2.0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,6 +42,34 @@ class ProviderServer:
 
             def do_GET(self) -> None:
                 if not self._authorised():
+                    return
+                c = re.fullmatch(r"/2010-04-01/Accounts/\w+/Calls/(\w+)\.json", self.path)
+                if c:
+                    known = server.calls.get(c.group(1))
+                    if known is None:
+                        self.send_response(404)
+                        self.end_headers()
+                        return
+                    body = json.dumps(
+                        {
+                            "sid": c.group(1),
+                            "status": known[0],
+                            "duration": (None if known[1] is None else str(known[1])),
+                        }
+                    ).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if server.fail_next:
+                    code = server.fail_next.pop(0)
+                    if code == 0:  # never answers in time
+                        time.sleep(server.hang_seconds)
+                        code = 504
+                    self.send_response(code)
+                    self.end_headers()
                     return
                 m = re.fullmatch(r"/2010-04-01/Accounts/\w+/Recordings/(\w+)", self.path)
                 audio = server.recordings.get(m.group(1)) if m else None

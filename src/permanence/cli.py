@@ -13,6 +13,7 @@ import typer
 
 from permanence.config import Settings, get_settings
 from permanence.errors import PermanenceError, ValidationFailed
+from permanence.telephony.cli import telephony_app
 
 if TYPE_CHECKING:
     from permanence.context import AccessContext
@@ -50,6 +51,7 @@ webhook_app = typer.Typer(no_args_is_help=True, help="Webhooks to clients' syste
 stats_app = typer.Typer(no_args_is_help=True, help="Statistics and usage reports.")
 app.add_typer(stats_app, name="stats")
 app.add_typer(webhook_app, name="webhook")
+app.add_typer(telephony_app, name="telephony")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -122,6 +122,25 @@ class Settings(BaseSettings):
     )
     telephony_ring_seconds: int = Field(default=25, ge=5, le=600)
     telephony_voicemail_seconds: int = Field(default=120, ge=10, le=600)
+    telephony_stale_minutes: int = Field(
+        default=180,
+        ge=10,
+        le=7 * 24 * 60,
+        description="A call with no final status after this long is resolved: asked of the "
+        "provider's REST API when configured, else marked expired.",
+    )
+    recording_download_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=50,
+        description="Attempts to fetch a recording before giving up (with backoff).",
+    )
+    recording_download_max_hours: int = Field(
+        default=24,
+        ge=1,
+        le=24 * 30,
+        description="A recording still at the provider after this long fails the compliance check.",
+    )
     recordings_backend: str = Field(
         default="local", description="Where encrypted recordings are stored: local (data dir)."
     )

@@ -22,7 +22,7 @@ from permanence.crypto.model import AccountKey, SubjectKey
 from permanence.db import Base
 from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
 from permanence.messages.model import Appointment, Message
-from permanence.recordings.model import Recording
+from permanence.recordings.model import Recording, RecordingDownload
 from permanence.retention.model import LegalHold
 from permanence.rights.model import (
     CallerCode,
@@ -82,6 +82,7 @@ __all__ = [
     "OperatorDailyStats",
     "OperatorPresence",
     "Recording",
+    "RecordingDownload",
     "RecoveryCode",
     "Rectification",
     "RightsRequest",

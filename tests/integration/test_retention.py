@@ -70,7 +70,11 @@ class World:
             else:
                 call_id = uuid.uuid4()
                 self.carriers.add(call_id)
-                s.execute(insert(Call).values(**{**base, "id": call_id}, started_at=NOW))
+                s.execute(
+                    insert(Call).values(
+                        **{**base, "id": call_id}, started_at=NOW, recording_state="stored"
+                    )
+                )
                 key = storage_key(self.account.id, rid)
                 s.execute(
                     insert(Recording).values(
@@ -138,6 +142,19 @@ def test_due_records_are_deleted_and_others_kept(world: World) -> None:
     assert not any(world.rt.settings.recordings_dir.rglob("*.pmr"))
     again = retention.sweep(world.rt.db, world.store, now=NOW)
     assert again.total == 0  # idempotent
+
+
+def test_a_call_whose_recording_retention_deleted_says_so(world: World) -> None:
+    world.add("recordings", dt.timedelta(days=190), 1)  # P6M: due
+    kept = world.add("recordings", dt.timedelta(days=10), 1)
+    retention.sweep(world.rt.db, world.store, now=NOW)
+    with world.rt.db.session(world.ctx()) as s:
+        states = {
+            c.id: c.recording_state for c in s.scalars(select(Call)) if c.id in world.carriers
+        }
+        kept_call = s.scalars(select(Recording.call_id).where(Recording.id == kept)).one()
+    assert states.pop(kept_call) == "stored"
+    assert list(states.values()) == ["deleted"]
 
 
 def test_dry_run_counts_and_deletes_nothing(world: World) -> None:

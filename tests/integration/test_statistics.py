@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
+from permanence.calls import outcome as outcomes
 from permanence.calls import service as calls
 from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
@@ -115,6 +116,7 @@ def _unanswered(
         call.ended_at = started + dt.timedelta(seconds=after_s)
         call.ended_reason = status
         call.voicemail = voicemail
+        outcomes.settle(call)
     return call_id
 
 
@@ -215,6 +217,8 @@ def test_calls_received_answered_abandoned_voicemail_and_failed(rt: Runtime, day
         "abandoned": 3,  # 00:30 (20 s), 11:00 (8 s), 11:15 (45 s)
         "voicemail": 2,
         "failed": 1,
+        "expired": 0,
+        "transferred": 0,
     }
     assert st.in_progress == 0
     assert st.answer_rate == pytest.approx(5 / 11)
@@ -258,6 +262,8 @@ def test_calls_by_paris_hour_and_day(rt: Runtime, day: Day) -> None:
         "abandoned": 0,
         "voicemail": 0,
         "failed": 0,
+        "expired": 0,
+        "transferred": 0,
     }
     assert per_hour[10]["answered"] == 2
     assert per_hour[11]["abandoned"] == 2
@@ -293,6 +299,8 @@ def test_usage_report_for_the_month(rt: Runtime, day: Day) -> None:
         "appointments": 1,
         "recordings": 1,
         "recording_seconds": 30,
+        "calls_failed": 1,
+        "calls_expired": 0,
     }
     csv_text = usage.to_csv(u)
     assert csv_text.splitlines()[1].startswith("plomberie-durand,2026-03,14,6,2,5,1105,19,")

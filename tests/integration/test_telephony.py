@@ -19,7 +19,7 @@ from permanence.audit.model import AuditEntry
 from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
 from permanence.recordings import service as recordings
-from permanence.recordings.model import Recording
+from permanence.recordings.model import Recording, RecordingDownload
 from permanence.recordings.storage import LocalStore
 from permanence.runtime import Runtime
 from permanence.telephony import service as telephony
@@ -149,6 +149,43 @@ def test_pressing_the_objection_key_dials_without_recording(
     assert the_call(rt, sid).recording_state == "objected"
 
 
+def test_other_keys_cannot_skip_the_recording_notice(client: TestClient, rt: Runtime) -> None:
+    sid = plumber_sid(rt, recorded=True)
+    action = incoming(client, sid)[0].get("action", "")
+    # Another key during the notice dials nothing: the recording notice is said again, whole.
+    again = follow(client, action, sid, Digits="5")
+    assert [el.tag for el in again] == ["Gather", "Redirect"]
+    assert not list(again.iter("Dial"))
+    said = [el.text or "" for el in again.iter("Say")]
+    assert len(said) == 1 and "appuyez sur la touche 9" in said[0]
+    assert the_call(rt, sid).recording_state == "offered"
+    # Heard whole this time (no key): the call is offered, recorded.
+    dial = follow(client, again[0].get("action", ""), sid).find("Dial")
+    assert dial is not None and dial.get("record") == "record-from-answer-dual"
+    assert the_call(rt, sid).recording_state == "recording"
+
+
+def test_the_objection_key_still_acts_on_a_repeated_notice(client: TestClient, rt: Runtime) -> None:
+    sid = plumber_sid(rt, recorded=True)
+    action = incoming(client, sid)[0].get("action", "")
+    again = follow(client, action, sid, Digits="#")[0].get("action", "")
+    dial = follow(client, again, sid, Digits="9").find("Dial")
+    assert dial is not None and dial.get("record") is None
+    assert the_call(rt, sid).recording_state == "objected"
+
+
+def test_a_caller_who_keeps_pressing_keys_is_not_recorded(client: TestClient, rt: Runtime) -> None:
+    sid = plumber_sid(rt, recorded=True)
+    action = incoming(client, sid)[0].get("action", "")
+    for _ in range(telephony.NOTICE_REPEATS):
+        reply = follow(client, action, sid, Digits="1")
+        assert not list(reply.iter("Dial"))
+        action = reply[0].get("action", "")
+    dial = follow(client, action, sid, Digits="1").find("Dial")
+    assert dial is not None and dial.get("record") is None  # never heard whole: not recorded
+    assert the_call(rt, sid).recording_state == "off"
+
+
 def test_call_outside_the_sample_is_dialled_after_the_notice_without_recording(
     client: TestClient, rt: Runtime
 ) -> None:
@@ -222,7 +259,10 @@ def test_status_callbacks_build_the_call_record(client: TestClient, rt: Runtime)
     assert late.status_code == 204
     call = the_call(rt, sid)
     assert (call.status, call.duration_s, call.ended_reason) == ("completed", 95, "completed")
-    assert call.answered_at is not None and call.ended_at is not None
+    # "in-progress" is the provider answering to run our TwiML, not an operator: nobody
+    # took this call (no <Dial> action said so), so the caller abandoned it.
+    assert call.answered_at is None and call.ended_at is not None
+    assert call.outcome == "abandoned"
 
 
 def test_nobody_answers_so_the_caller_gets_voicemail(client: TestClient, rt: Runtime) -> None:
@@ -233,7 +273,8 @@ def test_nobody_answers_so_the_caller_gets_voicemail(client: TestClient, rt: Run
     assert [el.tag for el in reply] == ["Say", "Record"]
     assert reply[1].get("maxLength") == "120"
     call = the_call(rt, sid)
-    assert call.voicemail and call.ended_reason == "no-answer"
+    # Offered, not yet left: only audio makes a voicemail (tests/integration/test_call_outcomes.py).
+    assert not call.voicemail and call.ended_reason == "no-answer" and call.outcome is None
 
 
 def _recorded_call(client: TestClient, rt: Runtime) -> tuple[str, str]:
@@ -347,8 +388,10 @@ def test_recording_url_outside_the_provider_api_is_not_fetched(
         "RecordingStatus": "completed",
     }
     resp = post(client, callback, params)
-    assert resp.status_code == 502
-    assert count(rt, Recording) == 0
+    assert resp.status_code == 422  # refused before anything is queued
+    assert "not on the configured provider API" in resp.json()["message"]
+    assert count(rt, Recording) == 0 and count(rt, RecordingDownload) == 0
+    assert not provider.requests
     assert not any(rt.settings.recordings_dir.rglob("*.pmr"))
 
 

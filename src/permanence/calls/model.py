@@ -10,11 +10,15 @@ from permanence.db import Base, UTCDateTime, new_id, utcnow
 
 # Provider call statuses (Twilio's vocabulary, shared by SignalWire and Telnyx TeXML).
 TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+# Our own status for a call whose final status never came (calls.outcome.expire): not the
+# provider's vocabulary, and not terminal for it (a late, real final status still applies).
+EXPIRED_STATUS = "expired"
 
 # recording_state: "off" (policy says no), "offered" (notice said, caller may still object),
 # "objected" (caller pressed the key or the operator stopped it: the audio is discarded),
-# "recording" (the provider records), "stored" (encrypted here, deleted at the provider).
-RECORDING_STATES = ("off", "offered", "objected", "recording", "stored")
+# "recording" (the provider records), "stored" (encrypted here, deleted at the provider),
+# "deleted" (retention or an erasure removed the audio).
+RECORDING_STATES = ("off", "offered", "objected", "recording", "stored", "deleted")
 
 
 class Call(Base):
@@ -25,6 +29,8 @@ class Call(Base):
     __table_args__ = (
         Index("ix_calls_account_started", "account_id", "started_at"),
         Index("ix_calls_caller", "caller_id"),
+        # Calls without a final status, oldest first (telephony.stale): a handful per account.
+        Index("ix_calls_open", "account_id", "status", "started_at"),
         # Covers every column the statistics read, so a year of an account's calls is an
         # index-only range scan (docs/statistics.md); calls are written at human speed.
         Index(
@@ -32,7 +38,7 @@ class Call(Base):
             "account_id",
             "started_at",
             "status",
-            "voicemail",
+            "outcome",
             "answered_at",
             "ended_at",
             "talk_s",
@@ -61,5 +67,8 @@ class Call(Base):
     duration_s: Mapped[int | None] = mapped_column(Integer)
     talk_s: Mapped[int | None] = mapped_column(Integer)
     ended_reason: Mapped[str | None] = mapped_column(String(32))
+    # The caller left audio on voicemail (a fact; the outcome is derived from the facts).
     voicemail: Mapped[bool] = mapped_column(default=False)
+    # The terminal outcome (calls.outcome.OUTCOMES), None while the call goes on.
+    outcome: Mapped[str | None] = mapped_column(String(16))
     recording_state: Mapped[str] = mapped_column(String(16), default="off")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from permanence.accounts.model import Account
 from permanence.accounts.service import account_for_did, mandate_version
 from permanence.audit import service as audit
+from permanence.calls import outcome as outcomes
 from permanence.calls.model import Call
 from permanence.crypto import normalize
 from permanence.crypto.keyring import Keyring
@@ -101,6 +102,7 @@ def answer(session: Session, call: Call, *, at: dt.datetime | None = None) -> No
     call.status = "in-progress"
     call.answered_at = at or utcnow()
     call.operator_id = ctx.actor_id
+    outcomes.settle(call)
     audit.record(session, "call.answer", "call", call.id, subject_id=call.caller_id)
     presence.call_answered(session, call, call.answered_at)
 
@@ -116,6 +118,7 @@ def mark_notice_read(session: Session, call: Call, *, at: dt.datetime | None = N
 def complete(session: Session, call: Call, *, at: dt.datetime | None = None) -> None:
     call.status = "completed"
     call.ended_at = at or utcnow()
+    outcomes.settle(call)
     audit.record(session, "call.complete", "call", call.id)
     presence.call_completed(session, call, call.ended_at)
 
@@ -140,7 +143,11 @@ def ringing(session: Session) -> list[Call]:
     return list(
         session.scalars(
             select(Call)
-            .where(Call.account_id == account_id, Call.status == "ringing")
+            .where(
+                Call.account_id == account_id,
+                Call.status == "ringing",
+                Call.outcome.is_(None),
+            )
             .order_by(Call.started_at)
         )
     )
@@ -205,6 +212,11 @@ class QueuedCall:
     account_name: str
     started_at: dt.datetime
     number_shown: bool
+
+
+def each_active_account(session: Session) -> list[Account]:
+    """The active accounts (the console's per-account views)."""
+    return _each_account(session)
 
 
 def _each_account(session: Session) -> list[Account]:

@@ -26,6 +26,10 @@ def portal_link(base_url: str, message_id: uuid.UUID) -> str:
     return f"{base_url.rstrip('/')}/portal/messages/{message_id}"
 
 
+def voicemail_link(base_url: str) -> str:
+    return f"{base_url.rstrip('/')}/portail/messagerie-vocale"
+
+
 @dataclass(frozen=True)
 class Text:
     subject: str
@@ -64,6 +68,22 @@ def message_email(account_name: str, link: str, *, urgent: bool) -> Text:
         f"Consulter le message : {link}\n\n" + _FOOTER_FR + "\n"
     )
     return Text(subject, body)
+
+
+def voicemail_email(account_name: str, link: str) -> Text:
+    body = (
+        "Bonjour,\n\n"
+        "Un message vocal vous attend sur votre portail Permanence.\n\n"
+        f"L'écouter : {link}\n\n" + _FOOTER_FR + "\n"
+    )
+    return Text(f"Nouveau message vocal pour {account_name}", body)
+
+
+def webhook_event(event: Event) -> str:
+    """The event name a webhook receiver sees."""
+    if event is Event.VOICEMAIL:
+        return "voicemail.created"
+    return "message.created" if event is Event.NEW else f"message.{event.value}"
 
 
 def change_email(account_name: str, link: str, change: Event) -> Text:
@@ -108,13 +128,15 @@ def webhook_body(
 ) -> bytes:
     """Ids and metadata only. ``event`` is ``message.created`` or ``message.<change>``."""
     data: dict[str, object] = {
-        "event": "message.created" if event is Event.NEW else f"message.{event.value}",
+        "event": webhook_event(event),
         "delivery_id": str(delivery_id),
         "message_id": str(message_id),
         "account": account_slug,
         "portal_url": link,
     }
-    if event is Event.NEW:
+    if event is Event.VOICEMAIL:
+        data["created_at"] = created_at.isoformat() if created_at else None
+    elif event is Event.NEW:
         data["purpose"] = purpose
         data["created_at"] = created_at.isoformat() if created_at else None
         data["urgent"] = bool(urgent)

@@ -36,7 +36,12 @@ class Event(enum.StrEnum):
     RECTIFIED = "rectified"
     ERASED = "erased"
     RESTRICTED = "restricted"
+    # A new voicemail (issue 15): ``message_id`` then holds the voicemail's recording id.
+    VOICEMAIL = "voicemail"
 
+
+# Events announcing something new to the recipient (not a change to what they have).
+ARRIVALS = frozenset({Event.NEW, Event.VOICEMAIL})
 
 CHANGES = frozenset({Event.RECTIFIED, Event.ERASED, Event.RESTRICTED})
 

@@ -15,6 +15,7 @@ import secrets as secrets_module
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -122,8 +123,56 @@ def retry_delay(failed_attempts: int, rng: random.Random | None = None) -> dt.ti
 # -- scheduling -------------------------------------------------------------------------------
 
 
+class Notifiable(Protocol):
+    """What the ledger reads of the thing it announces: a message, or a voicemail."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def account_id(self) -> uuid.UUID: ...
+    @property
+    def caller_id(self) -> uuid.UUID: ...
+    @property
+    def acknowledged_at(self) -> dt.datetime | None: ...
+    @property
+    def urgent(self) -> bool: ...
+    @property
+    def purpose(self) -> str | None: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+
+
+@dataclass(frozen=True)
+class VoicemailNotice:
+    """A voicemail as the ledger sees it: "acknowledged" is "treated" in the inbox."""
+
+    id: uuid.UUID
+    account_id: uuid.UUID
+    caller_id: uuid.UUID
+    created_at: dt.datetime
+    acknowledged_at: dt.datetime | None
+    urgent: bool = False
+    purpose: str | None = None
+
+
+def voicemail_notice(session: Session, recording_id: uuid.UUID) -> VoicemailNotice | None:
+    from permanence.recordings.model import Recording
+
+    rec = session.get(Recording, recording_id)
+    if rec is None or rec.kind != "voicemail":
+        return None
+    return VoicemailNotice(rec.id, rec.account_id, rec.caller_id, rec.created_at, rec.treated_at)
+
+
+def target_of(session: Session, event: str, target_id: uuid.UUID) -> Notifiable | None:
+    """The message (or, for ``voicemail`` rows, the voicemail) a ledger row announces."""
+    if event == Event.VOICEMAIL:
+        return voicemail_notice(session, target_id)
+    return session.get(Message, target_id)
+
+
 def _new_delivery(
-    message: Message,
+    message: Notifiable,
     mandate_id: uuid.UUID,
     channel: Channel,
     index: int,
@@ -165,12 +214,31 @@ def schedule(session: Session, message: Message, mandate: Mandate | None = None)
     """
     if mandate is None:
         _, mandate = mandate_by_id(session, message.mandate_id)
+    return _schedule(session, message, message.mandate_id, mandate, Event.NEW)
+
+
+def schedule_voicemail(
+    session: Session, notice: VoicemailNotice, mandate_id: uuid.UUID
+) -> list[Delivery]:
+    """A new voicemail: the same recipients, channels, retries and escalation as a message
+    (the e-mail only says a voicemail is waiting)."""
+    _, mandate = mandate_by_id(session, mandate_id)
+    return _schedule(session, notice, mandate_id, mandate, Event.VOICEMAIL)
+
+
+def _schedule(
+    session: Session,
+    message: Notifiable,
+    mandate_id: uuid.UUID,
+    mandate: Mandate,
+    event: Event,
+) -> list[Delivery]:
     now = utcnow()
     rows: list[Delivery] = []
     for index, recipient in enumerate(mandate.recipients):
         rows.append(
             _new_delivery(
-                message, message.mandate_id, _RECIPIENT_CHANNEL[type(recipient)], index, now
+                message, mandate_id, _RECIPIENT_CHANNEL[type(recipient)], index, now, event=event
             )
         )
     session.add_all(rows)
@@ -190,7 +258,7 @@ def schedule(session: Session, message: Message, mandate: Mandate | None = None)
             Escalation(
                 account_id=message.account_id,
                 message_id=message.id,
-                mandate_id=message.mandate_id,
+                mandate_id=mandate_id,
                 next_at=mandate.on_call.escalation_after.add_to(start),
                 created_at=now,
             )
@@ -198,7 +266,7 @@ def schedule(session: Session, message: Message, mandate: Mandate | None = None)
     audit.record(
         session,
         "delivery.schedule",
-        "message",
+        "voicemail" if event is Event.VOICEMAIL else "message",
         message.id,
         subject_id=message.caller_id,
         details={"recipients": len(rows), "escalation": mandate.on_call is not None},
@@ -206,7 +274,12 @@ def schedule(session: Session, message: Message, mandate: Mandate | None = None)
     return rows
 
 
-def is_restricted(session: Session, message: Message) -> bool:
+def event_kind(event: Event | str) -> str:
+    """What a ledger row is about: ``voicemail`` or ``message``."""
+    return "voicemail" if event == Event.VOICEMAIL else "message"
+
+
+def is_restricted(session: Session, message: Notifiable) -> bool:
     """Whether the message's caller is under an Art. 18 restriction: kept, not delivered."""
     from permanence.subjects.model import Caller
 
@@ -275,6 +348,21 @@ def mark_acknowledged(session: Session, message_id: uuid.UUID) -> Message:
             transition(session, row, Status.CANCELLED, at, error="acknowledged")
     _stop_escalation(session, msg.id, at, "acknowledged")
     return msg
+
+
+def voicemail_treated(session: Session, recording_id: uuid.UUID, at: dt.datetime) -> None:
+    """A voicemail was treated: its portal row is acknowledged, alerts not yet sent are
+    cancelled, and the escalation stops (as for an acknowledged message)."""
+    for row in _deliveries(session, recording_id):
+        if row.event != Event.VOICEMAIL:
+            continue
+        if row.channel == Channel.PORTAL and row.status != Status.ACKNOWLEDGED:
+            if row.viewed_at is None:
+                row.viewed_at = at
+            transition(session, row, Status.ACKNOWLEDGED, at)
+        elif row.channel in ESCALATION_CHANNELS and row.status == Status.PENDING:
+            transition(session, row, Status.CANCELLED, at, error="acknowledged")
+    _stop_escalation(session, recording_id, at, "acknowledged")
 
 
 def _stop_escalation(session: Session, message_id: uuid.UUID, now: dt.datetime, why: str) -> None:
@@ -605,7 +693,10 @@ def escalate_due(session: Session, now: dt.datetime, limit: int = 100) -> list[D
     ).all()
     created: list[Delivery] = []
     for esc in clocks:
-        msg = session.get(Message, esc.message_id)
+        msg: Notifiable | None = session.get(Message, esc.message_id)
+        event = Event.NEW
+        if msg is None and (vm := voicemail_notice(session, esc.message_id)) is not None:
+            msg, event = vm, Event.VOICEMAIL
         if msg is None or msg.acknowledged_at is not None:
             reason = "message_gone" if msg is None else "acknowledged"
             esc.state, esc.next_at, esc.ended_at, esc.end_reason = "stopped", None, now, reason
@@ -628,7 +719,8 @@ def escalate_due(session: Session, now: dt.datetime, limit: int = 100) -> list[D
         if contacts[index].email:
             channels.insert(0, Channel.ESCALATION_EMAIL)
         rows = [
-            _new_delivery(msg, esc.mandate_id, ch, index, now, step=esc.step) for ch in channels
+            _new_delivery(msg, esc.mandate_id, ch, index, now, event=event, step=esc.step)
+            for ch in channels
         ]
         session.add_all(rows)
         session.flush()
@@ -645,8 +737,8 @@ def escalate_due(session: Session, now: dt.datetime, limit: int = 100) -> list[D
             esc.next_at = mandate.on_call.escalation_after.add_to(now)
         audit.record(
             session,
-            "message.escalate",
-            "message",
+            f"{event_kind(event)}.escalate",
+            event_kind(event),
             msg.id,
             subject_id=msg.caller_id,
             details={"step": esc.step, "contact": index},

@@ -32,7 +32,7 @@ from permanence.config import Settings
 from permanence.context import AccessContext
 from permanence.db import ctx_of, utcnow
 from permanence.delivery import channels as content
-from permanence.delivery.model import Channel, Delivery, Event, Status
+from permanence.delivery.model import ARRIVALS, Channel, Delivery, Event, Status
 from permanence.delivery.ports import (
     HttpWebhookSender,
     SendFailed,
@@ -42,16 +42,17 @@ from permanence.delivery.ports import (
     sms_gateway_for,
 )
 from permanence.delivery.service import (
+    Notifiable,
     escalate_due,
     is_restricted,
     retry_delay,
     signing_secrets,
+    target_of,
     transition,
 )
 from permanence.errors import ValidationFailed
 from permanence.mail import Mail, Mailer, mailer_for
 from permanence.mandates.schema import EmailNotificationRecipient, Mandate, WebhookRecipient
-from permanence.messages.model import Message
 from permanence.runtime import Runtime
 
 log = logging.getLogger("permanence.delivery")
@@ -162,15 +163,15 @@ def _claim(
     prepared = _Prepared(get_account(session, rows[0].account_id), rt.settings.public_base_url)
     jobs: list[_Job] = []
     for row in rows:
-        msg = session.get(Message, row.message_id)
+        msg = target_of(session, row.event, row.message_id)
         channel = Channel(row.channel)
-        if msg is not None and row.event == Event.NEW and is_restricted(session, msg):
+        if msg is not None and row.event in ARRIVALS and is_restricted(session, msg):
             row.next_attempt_at = None  # held until the restriction is lifted (Art. 18)
             continue
         if channel is Channel.PORTAL:  # the portal has it as soon as it exists
             transition(session, row, Status.DELIVERED, now)
             continue
-        if row.event == Event.NEW and msg is None:
+        if row.event in ARRIVALS and msg is None:
             transition(session, row, Status.CANCELLED, now, error="message_gone")
             counts["cancelled"] += 1
             continue
@@ -192,23 +193,29 @@ def _prepare(
     rt: Runtime,
     prepared: _Prepared,
     row: Delivery,
-    msg: Message | None,
+    msg: Notifiable | None,
     now: dt.datetime,
 ) -> _Job:
     channel, event = Channel(row.channel), Event(row.event)
     mandate = prepared.mandate(session, row.mandate_id)
     account = prepared.account
-    link = content.portal_link(prepared.base_url, row.message_id)
+    voicemail = event is Event.VOICEMAIL
+    link = (
+        content.voicemail_link(prepared.base_url)
+        if voicemail
+        else content.portal_link(prepared.base_url, row.message_id)
+    )
     urgent = bool(msg and msg.urgent)
     job = _Job(delivery_id=row.id, attempt=row.attempts, channel=channel)
     if channel is Channel.EMAIL:
         recipient = mandate.recipients[row.recipient_index]
         assert isinstance(recipient, EmailNotificationRecipient)
-        text = (
-            content.message_email(account.name, link, urgent=urgent)
-            if event is Event.NEW
-            else content.change_email(account.name, link, event)
-        )
+        if voicemail:
+            text = content.voicemail_email(account.name, link)
+        elif event is Event.NEW:
+            text = content.message_email(account.name, link, urgent=urgent)
+        else:
+            text = content.change_email(account.name, link, event)
         return _with(job, mail=Mail(to=recipient.to, subject=text.subject, text=text.body))
     if channel is Channel.WEBHOOK:
         recipient = mandate.recipients[row.recipient_index]
@@ -231,7 +238,7 @@ def _prepare(
             "Content-Type": "application/json",
             "User-Agent": f"Permanence/{__version__}",
             "X-Permanence-Delivery": str(row.id),
-            "X-Permanence-Event": "message.created" if event is Event.NEW else f"message.{event}",
+            "X-Permanence-Event": content.webhook_event(event),
             content.SIGNATURE_HEADER: content.signature(secrets, body, int(now.timestamp())),
         }
         return _with(job, webhook=WebhookRequest(recipient.url, body, headers))
@@ -333,7 +340,8 @@ def _audit(session: Session, row: Delivery, action: str, error: str | None = Non
 
 
 class DeliveryLoop:
-    """Runs ``run_due`` every ``interval`` seconds in a daemon thread, until ``stop``."""
+    """Runs ``run_due`` every ``interval`` seconds in a daemon thread, until ``stop``; and
+    with it the telephony housekeeping (stale calls, recording downloads: issue 15)."""
 
     def __init__(self, rt: Runtime, interval: float) -> None:
         self.rt = rt
@@ -357,4 +365,17 @@ class DeliveryLoop:
                     log.info("delivery pass: %s", counts)
             except Exception as exc:  # keep the loop alive; the next pass retries
                 log.error("delivery pass failed: %s", exc.__class__.__name__)
+            self._telephony()
             self._stop.wait(self.interval)
+
+    def _telephony(self) -> None:
+        from permanence.recordings.downloads import run_due as run_downloads
+        from permanence.telephony.stale import resolve_stale
+
+        for name, step in (("stale calls", resolve_stale), ("recording downloads", run_downloads)):
+            try:
+                counts = step(self.rt)
+                if any(counts.values()):
+                    log.info("%s: %s", name, counts)
+            except Exception as exc:  # keep the loop alive; the next pass retries
+                log.error("%s pass failed: %s", name, exc.__class__.__name__)

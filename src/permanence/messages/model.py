@@ -7,6 +7,7 @@ from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from permanence.db import Base, UTCDateTime, new_id, utcnow
+from permanence.recordings import model as _recordings  # noqa: F401 - voicemail_id's table
 
 
 class Message(Base):
@@ -39,6 +40,10 @@ class Message(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[uuid.UUID | None]
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The voicemail this message was written from (the inbox's "turn into a message").
+    voicemail_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("recordings.id", ondelete="SET NULL"), index=True
+    )
 
 
 class Appointment(Base):

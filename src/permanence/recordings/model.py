@@ -39,3 +39,42 @@ class Recording(Base):
     duration_s: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     provider_deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The voicemail inbox (kind "voicemail"): new until someone of the account or the desk
+    # marks it treated (who and when kept).
+    treated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    treated_by: Mapped[uuid.UUID | None]
+
+
+class RecordingDownload(Base):
+    """A recording the provider announced, to fetch, store and delete there (a job).
+
+    The recording callback only writes this row and answers the provider; the worker
+    (``recordings.downloads.run_due``) fetches with retries and backoff. ``url`` and
+    ``provider_sid`` are the provider's identifiers, not personal data. ``state``: pending
+    (to fetch), stored (ours is committed), discarded (objected: never fetched), absent (the
+    provider made none), failed (gave up fetching). ``provider_deleted_at`` stays empty
+    while the provider still holds a copy: the compliance check looks for those.
+    """
+
+    __tablename__ = "recording_downloads"
+    __table_args__ = (
+        Index("ix_recording_downloads_due", "account_id", "state", "next_attempt_at"),
+        Index("ix_recording_downloads_at_provider", "provider_deleted_at", "created_at"),
+        Index("ix_recording_downloads_call", "call_id"),
+        UniqueConstraint("account_id", "provider_sid"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # call | voicemail
+    provider_sid: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(500))
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(64))
+    recording_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    provider_deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

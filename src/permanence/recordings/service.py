@@ -74,12 +74,17 @@ def open_playback(
     iterator only reads the encrypted file, so it can outlive the session.
     """
     ctx = ctx_of(session)
-    if ctx.role not in LISTENERS:
+    if ctx.role not in LISTENERS and ctx.role is not Role.OPERATOR:
         raise PermissionDenied(
             "listening to recordings is reserved to supervisors, the DPO and the client"
         )
     require_trained(session, ctx)
     rec = get_recording(session, recording_id)
+    if ctx.role is Role.OPERATOR and rec.kind != "voicemail":
+        # Operators hear voicemails (to call back, to write them down), never conversations.
+        raise PermissionDenied(
+            "listening to call recordings is reserved to supervisors, the DPO and the client"
+        )
     cipher = keyring.cipher(session, rec.account_id, rec.caller_id)
     ad = cipher.ad("recordings", "audio", rec.id)
     audit.record(

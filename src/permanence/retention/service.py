@@ -23,7 +23,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, delete, func, not_, or_, select, text, true
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    delete,
+    func,
+    not_,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account, MandateVersion
@@ -89,6 +101,8 @@ class RecordKind:
     files: Callable[[Session, list[uuid.UUID]], list[str]] | None = None
     # Rows held because a hold names another record (a recording's call).
     extra_holds: Callable[[uuid.UUID], ColumnElement[bool]] | None = None
+    # What else changes when these rows go, in the same transaction (a call's recording state).
+    before_delete: Callable[[Session, list[uuid.UUID]], None] | None = None
 
 
 REGISTRY: dict[str, RecordKind] = {}
@@ -107,6 +121,17 @@ def _by_purpose(model: Any, kind: RetentionKind) -> Callable[..., Any]:
             yield model.purpose == p.code, mandate.retention(kind, p.code)
 
     return groups
+
+
+def _recordings_deleted(session: Session, ids: list[uuid.UUID]) -> None:
+    """The calls whose recording goes say so: ``recording_state = deleted``."""
+    calls = select(Recording.call_id).where(Recording.id.in_(ids), Recording.kind == "call")
+    session.execute(
+        update(Call)
+        .where(Call.id.in_(calls), Call.recording_state == "stored")
+        .values(recording_state="deleted")
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _recording_files(session: Session, ids: list[uuid.UUID]) -> list[str]:
@@ -161,6 +186,7 @@ register(
             (Recording.kind == "voicemail", m.retention(RetentionKind.MESSAGE)),
         ],
         files=_recording_files,
+        before_delete=_recordings_deleted,
         extra_holds=lambda account_id: Recording.call_id.in_(_held_ids(account_id, "calls")),
     )
 )
@@ -375,6 +401,8 @@ def _sweep_kind(
             since = rows[-1][1]
             if kind.files is not None:
                 files = kind.files(s, ids)
+            if kind.before_delete is not None:
+                kind.before_delete(s, ids)
             s.execute(
                 delete(kind.model)
                 .where(kind.model.id.in_(ids))

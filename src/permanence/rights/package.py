@@ -282,6 +282,7 @@ def _access(
                 "fin": _iso(c.ended_at),
                 "duree_s": c.duration_s,
                 "statut": c.status,
+                "issue": c.outcome,
                 "version_information": c.notice_version,
                 "enregistrement": c.recording_state,
                 "numero_appelant": cipher.open_text("calls", "from", c.id, c.from_sealed)

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account
+from permanence.calls import outcome as outcomes
 from permanence.calls.model import Call
 from permanence.context import Role
 from permanence.db import acting_for, ctx_of, utcnow
@@ -65,9 +66,6 @@ ANSWER_EDGES = (10, 20, 30, 60)
 ABANDON_EDGES = (10, 30, 60)
 # A call still "ringing" after this long lost its status callback: it is not waiting.
 STALE_WAIT = dt.timedelta(hours=1)
-
-ABANDONED_STATUSES = ("completed", "no-answer", "canceled")
-FAILED_STATUSES = ("busy", "failed")
 
 
 # -- periods ---------------------------------------------------------------------------------
@@ -143,13 +141,15 @@ def sum_if(cond: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnElemen
     return func.coalesce(func.sum(case((cond, value), else_=None)), 0)
 
 
-ANSWERED = and_(Call.answered_at.is_not(None), Call.voicemail.is_(False))
-VOICEMAIL = Call.voicemail.is_(True)
-ABANDONED = and_(
-    Call.status.in_(ABANDONED_STATUSES), Call.answered_at.is_(None), Call.voicemail.is_(False)
-)
-FAILED = and_(
-    Call.status.in_(FAILED_STATUSES), Call.answered_at.is_(None), Call.voicemail.is_(False)
+# One condition per terminal outcome (calls.outcome): every figure counts the same codes.
+ANSWERED = Call.outcome == outcomes.ANSWERED
+VOICEMAIL = Call.outcome == outcomes.VOICEMAIL
+ABANDONED = Call.outcome == outcomes.ABANDONED
+FAILED = Call.outcome == outcomes.FAILED
+EXPIRED = Call.outcome == outcomes.EXPIRED
+TRANSFERRED = Call.outcome == outcomes.TRANSFERRED
+MISSED = Call.outcome.in_(
+    (outcomes.VOICEMAIL, outcomes.ABANDONED, outcomes.FAILED, outcomes.EXPIRED)
 )
 
 
@@ -198,6 +198,8 @@ class Counts:
     abandoned: int = 0
     voicemail: int = 0
     failed: int = 0
+    expired: int = 0
+    transferred: int = 0
 
     def add(self, other: Counts) -> None:
         self.received += other.received
@@ -205,6 +207,8 @@ class Counts:
         self.abandoned += other.abandoned
         self.voicemail += other.voicemail
         self.failed += other.failed
+        self.expired += other.expired
+        self.transferred += other.transferred
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -213,6 +217,8 @@ class Counts:
             "abandoned": self.abandoned,
             "voicemail": self.voicemail,
             "failed": self.failed,
+            "expired": self.expired,
+            "transferred": self.transferred,
         }
 
 
@@ -241,7 +247,8 @@ class AccountStats:
     @property
     def in_progress(self) -> int:
         c = self.calls
-        return c.received - c.answered - c.abandoned - c.voicemail - c.failed
+        ended = c.answered + c.abandoned + c.voicemail + c.failed + c.expired + c.transferred
+        return c.received - ended
 
     @property
     def answer_rate(self) -> float | None:
@@ -316,6 +323,8 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
         count_if(ABANDONED),
         count_if(VOICEMAIL),
         count_if(FAILED),
+        count_if(EXPIRED),
+        count_if(TRANSFERRED),
         sum_if(ANSWERED, ans),
         sum_if(talked, talk),
         count_if(talked),
@@ -336,17 +345,17 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
     by_day = {d: Counts() for d in period.days}
     by_month: dict[str, Counts] = {}
     for row in rows:
-        bucket = Counts(*(int(v) for v in row[1:6]))
+        bucket = Counts(*(int(v) for v in row[1:8]))
         calls.add(bucket)
-        answer_sum += float(row[6])
-        talk_sum += float(row[7])
-        talk_n += int(row[8])
-        waited_sum += float(row[9])
-        waited_n += int(row[10])
+        answer_sum += float(row[8])
+        talk_sum += float(row[9])
+        talk_n += int(row[10])
+        waited_sum += float(row[11])
+        waited_n += int(row[12])
         for i in range(n_ans_hist):
-            answer_hist[i] += int(row[11 + i])
+            answer_hist[i] += int(row[13 + i])
         for i in range(len(abandon_hist)):
-            abandon_hist[i] += int(row[11 + n_ans_hist + i])
+            abandon_hist[i] += int(row[13 + n_ans_hist + i])
         h = row[0]  # "YYYY-MM-DD HH" in UTC; strptime would cost more than the query
         local = dt.datetime(
             int(h[0:4]), int(h[5:7]), int(h[8:10]), int(h[11:13]), tzinfo=dt.UTC
@@ -621,12 +630,9 @@ def board(session: Session, *, now: dt.datetime | None = None) -> Board:
     hour_ago = now - dt.timedelta(hours=1)
     waiting_c = and_(
         Call.status.in_(("queued", "ringing")),
-        Call.answered_at.is_(None),
-        Call.ended_at.is_(None),
-        Call.voicemail.is_(False),
+        Call.outcome.is_(None),
         Call.started_at >= now - STALE_WAIT,
     )
-    missed = and_(Call.answered_at.is_(None) | Call.voicemail.is_(True), Call.ended_at.is_not(None))
     accounts = session.execute(
         select(Account.id, Account.slug, Account.name).order_by(Account.slug)
     ).all()
@@ -642,7 +648,7 @@ def board(session: Session, *, now: dt.datetime | None = None) -> Board:
                 select(Call.started_at).where(recent, waiting_c).order_by(Call.started_at)
             ).all()
             answered, lost = session.execute(
-                select(count_if(ANSWERED), count_if(missed)).where(recent)
+                select(count_if(ANSWERED), count_if(MISSED)).where(recent)
             ).one()
         out.append(
             AccountBoard(

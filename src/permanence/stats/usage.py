@@ -26,6 +26,8 @@ from permanence.render import paris
 from permanence.stats.service import (
     ABANDONED,
     ANSWERED,
+    EXPIRED,
+    FAILED,
     VOICEMAIL,
     Period,
     _require_account_reader,
@@ -61,6 +63,8 @@ class Usage:
     calls_answered: int
     calls_voicemail: int
     calls_abandoned: int
+    calls_failed: int
+    calls_expired: int
     talk_seconds: int
     billed_minutes: int
     messages: int
@@ -80,6 +84,9 @@ class Usage:
         ("appointments", "Rendez-vous pris"),
         ("recordings", "Enregistrements conservés"),
         ("recording_seconds", "Durée des enregistrements (secondes)"),
+        # Added later: at the end, so existing CSV readers keep their columns.
+        ("calls_failed", "Appels échoués ou occupés"),
+        ("calls_expired", "Appels sans fin connue"),
     )
 
     def as_dict(self) -> dict[str, Any]:
@@ -109,6 +116,8 @@ def usage_report(session: Session, account_id: uuid.UUID, month: str) -> Usage:
             count_if(ABANDONED),
             sum_if(talked, func.round(talk)),
             sum_if(talked, billed_minutes(session)),
+            count_if(FAILED),
+            count_if(EXPIRED),
         ).where(in_period(account_id, period))
     ).one()
 
@@ -135,6 +144,8 @@ def usage_report(session: Session, account_id: uuid.UUID, month: str) -> Usage:
         calls_answered=int(calls[1]),
         calls_voicemail=int(calls[2]),
         calls_abandoned=int(calls[3]),
+        calls_failed=int(calls[6]),
+        calls_expired=int(calls[7]),
         talk_seconds=int(calls[4]),
         billed_minutes=int(calls[5]),
         messages=count(Message),

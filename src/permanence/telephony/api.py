@@ -7,10 +7,11 @@ Authenticated by the provider's signature only: an unsigned or wrongly signed re
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from permanence.errors import (
@@ -19,7 +20,6 @@ from permanence.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from permanence.recordings.storage import store_from_settings
 from permanence.runtime import Runtime
 from permanence.telephony import service
 from permanence.telephony.ports import TelephonyApi, TwilioRestApi
@@ -145,12 +145,23 @@ async def status(request: Request, hook: Hook) -> Response:
 
 
 @router.post("/{provider}/recording", status_code=204)
-async def recording(request: Request, hook: Hook) -> Response:
+async def recording(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
+    """Queue the download and answer at once; the download is tried right after the answer
+    and then by the worker, with retries (``recordings.downloads``)."""
     rt = _rt(request)
     # A malformed callback is the sender's fault (422), whatever the provider API's
     # configuration; only a well-formed one needs the API (a missing account SID is ours: 500).
     hook.sid("RecordingSid")
     api = telephony_api(rt)
-    store = store_from_settings(rt.settings)
-    await run_in_threadpool(service.recording_callback, rt, api, store, hook)
+
+    def run() -> uuid.UUID | None:
+        with rt.db.session(service.webhook_context(hook.provider)) as s:
+            return service.queue_recording(s, rt.settings, hook)
+
+    job = await run_in_threadpool(run)
+    if job is not None:
+        from permanence.recordings.downloads import run_in_background
+
+        account = hook.query_uuid("a")
+        background.add_task(run_in_background, rt, lambda: api, account, job)
     return Response(status_code=204)

@@ -31,6 +31,10 @@ class TelephonyApi(Protocol):
 
     def stop_recording(self, call_sid: str) -> None: ...
 
+    def call_status(self, call_sid: str) -> tuple[str, int | None]:
+        """The provider's status of a call and its duration in seconds (if over)."""
+        ...
+
 
 class TwilioRestApi:
     """Twilio's REST API (HTTP basic auth: account SID and auth token)."""
@@ -82,3 +86,17 @@ class TwilioRestApi:
         resp = httpx.post(url, auth=self._auth, data={"Status": "stopped"}, timeout=self._timeout)
         if resp.status_code not in (200, 201):
             raise ProviderFailed(f"stopping the recording failed (HTTP {resp.status_code})")
+
+    def call_status(self, call_sid: str) -> tuple[str, int | None]:
+        url = self._account_url(f"Calls/{call_sid}.json")
+        resp = httpx.get(url, auth=self._auth, timeout=self._timeout)
+        if resp.status_code != 200:
+            raise ProviderFailed(f"reading the call failed (HTTP {resp.status_code})")
+        try:
+            body = resp.json()
+            status = str(body["status"])
+            raw = body.get("duration")
+            duration = int(raw) if raw not in (None, "") else None
+        except (ValueError, KeyError, TypeError):
+            raise ProviderFailed("the provider's call record is not readable") from None
+        return status, duration

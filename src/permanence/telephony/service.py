@@ -15,11 +15,12 @@ row-level security.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from sqlalchemy import select
@@ -27,18 +28,16 @@ from sqlalchemy.orm import Session
 
 from permanence.accounts.service import account_for_did, mandate_by_id
 from permanence.audit import service as audit
+from permanence.calls import outcome as outcomes
 from permanence.calls import service as calls
-from permanence.calls.model import TERMINAL_STATUSES, Call
+from permanence.calls.model import EXPIRED_STATUS, TERMINAL_STATUSES, Call
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.crypto import normalize
 from permanence.crypto.keyring import Keyring
-from permanence.crypto.stream import encrypt_stream
 from permanence.db import ctx_of, switch_account, utcnow
-from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.errors import NotFound, PermissionDenied, ValidationFailed
 from permanence.recordings import service as recordings
-from permanence.recordings.model import Recording
-from permanence.recordings.storage import RecordingStore, storage_key
 from permanence.runtime import Runtime
 from permanence.telephony import twiml
 from permanence.telephony.ports import TelephonyApi
@@ -48,6 +47,9 @@ log = logging.getLogger("permanence.telephony")
 _SID = re.compile(r"^[A-Za-z0-9:_\-]{2,64}$")
 CALL_STATUSES = frozenset({"queued", "ringing", "in-progress", *TERMINAL_STATUSES})
 PROVIDERS = ("twilio", "telnyx")
+# How many times the recording notice is said again to a caller pressing keys other than the
+# objection key; after that the notice was never heard whole and the call is not recorded.
+NOTICE_REPEATS = 2
 
 NOT_ASSIGNED_FR = "Ce numéro n'est pas attribué. Au revoir."
 UNAVAILABLE_FR = (
@@ -193,42 +195,76 @@ def _dial(
 
 
 def gather(session: Session, settings: Settings, hook: Webhook) -> str:
-    """After the notice: the objection key means no recording; otherwise record (if offered)."""
+    """After the notice: the objection key means no recording; no key means the notice was
+    heard whole, so record (if offered). Any other key is ignored: the recording notice is
+    said again, whole (``n`` counts the repeats); a caller who keeps pressing other keys
+    never heard it, so is not recorded."""
     call = _call_from_query(session, hook)
     _row, mandate = mandate_by_id(session, call.mandate_id)
     digits = hook.get("Digits")
+    ids = {"a": str(call.account_id), "c": str(call.id)}
+    reply = twiml.Response()
     if call.recording_state == "offered":
         if digits == mandate.recording.objection_key:
             call.recording_state = "objected"
             audit.record(
                 session, "call.recording_objected", "call", call.id, details={"by": "keypress"}
             )
+        elif digits:
+            repeats = hook.query.get("n", "0")
+            done = int(repeats) if repeats.isdigit() and len(repeats) < 3 else NOTICE_REPEATS
+            if done < NOTICE_REPEATS:
+                again = _url(settings, hook, "gather", **ids, n=str(done + 1))
+                g = reply.gather(action=again, num_digits=1)
+                reply.say(mandate.notice.recording_fr or "", parent=g)
+                reply.redirect(again)
+                return reply.xml()
+            call.recording_state = "off"
+            audit.record(session, "call.recording_notice_unheard", "call", call.id)
         else:
             call.recording_state = "recording"
             audit.record(session, "call.recording_started", "call", call.id)
-    ids = {"a": str(call.account_id), "c": str(call.id)}
-    reply = twiml.Response()
     _dial(reply, settings, hook, ids, record=call.recording_state == "recording")
     return reply.xml()
 
 
 def dial_done(session: Session, settings: Settings, hook: Webhook) -> str:
-    """The operators' leg ended: hang up if it was answered, otherwise voicemail."""
+    """The operators' leg ended (the ``<Dial>`` action), or the voicemail ``<Record>`` did.
+
+    Which one is told by our own URL (``step=voicemail``), never by ``RecordingUrl``: a
+    recorded ``<Dial>`` reports its recording on the same action (docs/telephony.md).
+    """
     call = _call_from_query(session, hook)
     reply = twiml.Response()
-    if hook.get("RecordingSid") is not None or hook.query.get("step") == "voicemail":
-        reply.hangup()  # the voicemail <Record> finished
-        return reply.xml()
-    outcome = hook.get("DialCallStatus") or "failed"
-    if outcome in ("completed", "answered"):
-        call.talk_s = hook.seconds("DialCallDuration")
-        if call.answered_at is None:
-            call.answered_at = utcnow()
+    if hook.query.get("step") == "voicemail":
+        # The <Record> action: audio was left only if it has a URL and a length.
+        if hook.get("RecordingUrl") is not None and (hook.seconds("RecordingDuration") or 0) > 0:
+            voicemail_left(session, call)
         reply.hangup()
         return reply.xml()
-    call.voicemail = True
-    call.ended_reason = outcome if outcome in CALL_STATUSES else "failed"
-    audit.record(session, "call.voicemail", "call", call.id, details={"dial": call.ended_reason})
+    dialled = hook.get("DialCallStatus") or "failed"
+    if dialled in ("completed", "answered"):
+        talk = hook.seconds("DialCallDuration")
+        call.talk_s = talk
+        if call.answered_at is None:  # the action comes when the operator's leg ends
+            call.answered_at = utcnow() - dt.timedelta(seconds=talk or 0)
+        outcomes.settle(call)
+        audit.record(session, "call.answered", "call", call.id, details={"talk_s": talk})
+        reply.hangup()
+        return reply.xml()
+    call.ended_reason = dialled if dialled in CALL_STATUSES else "failed"
+    caller_status = hook.get("CallStatus")
+    if caller_status in TERMINAL_STATUSES:
+        # The caller hung up while the operators' phones rang: no voicemail to offer.
+        _final_status(call, caller_status, None)
+        audit.record(
+            session, "call.abandoned", "call", call.id, details={"dial": call.ended_reason}
+        )
+        reply.hangup()
+        return reply.xml()
+    audit.record(
+        session, "call.voicemail_offered", "call", call.id, details={"dial": call.ended_reason}
+    )
     ids = {"a": str(call.account_id), "c": str(call.id)}
     reply.say(UNAVAILABLE_FR)
     reply.record(
@@ -239,10 +275,32 @@ def dial_done(session: Session, settings: Settings, hook: Webhook) -> str:
     return reply.xml()
 
 
+def voicemail_left(session: Session, call: Call) -> None:
+    """The caller left audio: the call's outcome is ``voicemail`` (once)."""
+    if call.voicemail:
+        return
+    call.voicemail = True
+    outcomes.settle(call)
+    audit.record(session, "call.voicemail", "call", call.id)
+
+
+def _final_status(call: Call, new: str, duration: int | None) -> None:
+    call.status = new
+    call.ended_at = call.ended_at or utcnow()
+    if duration is not None:
+        call.duration_s = duration
+    call.ended_reason = call.ended_reason or new
+    if call.recording_state == "offered":  # hung up during the notice: nothing recorded
+        call.recording_state = "off"
+    outcomes.settle(call)
+
+
 def status(session: Session, keyring: Keyring, hook: Webhook) -> None:
     """Status callback: ringing → in-progress → a terminal status, with durations (the CDR).
 
     Statuses only move forward: a late 'ringing' after 'completed' changes nothing.
+    ``in-progress`` means the provider answered the call to run our TwiML, not that an
+    operator did: only the ``<Dial>`` action (or the console) records an answer.
     """
     call_sid = hook.sid("CallSid")
     new = hook.require("CallStatus")
@@ -256,141 +314,83 @@ def status(session: Session, keyring: Keyring, hook: Webhook) -> None:
     call = _by_sid(session, account.id, call_sid)
     if call is None:
         raise NotFound("no such call")
+    apply_status(session, call, new, hook.seconds("CallDuration"))
+
+
+def apply_status(session: Session, call: Call, new: str, duration: int | None) -> bool:
+    """One status of the provider's (callback or REST answer); False if it changed nothing."""
     if call.status in TERMINAL_STATUSES:
-        return
-    now = utcnow()
-    if new == "in-progress" and call.answered_at is None:
-        call.answered_at = now
-    call.status = new
+        return False
     if new in TERMINAL_STATUSES:
-        call.ended_at = now
-        call.duration_s = hook.seconds("CallDuration")
-        call.ended_reason = call.ended_reason or new
-        if call.recording_state == "offered":  # hung up during the notice: nothing recorded
-            call.recording_state = "off"
-    audit.record(session, "call.status", "call", call.id, details={"status": new})
+        _final_status(call, new, duration)
+    elif call.status == EXPIRED_STATUS:
+        return False  # a stale, non-final status does not reopen an expired call
+    else:
+        call.status = new
+    audit.record(
+        session, "call.status", "call", call.id, details={"status": new, "outcome": call.outcome}
+    )
+    return True
 
 
 # -- recordings -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Plan:
-    action: str  # store | discard | ignore
-    recording_id: uuid.UUID
-    account_id: uuid.UUID
-    call_id: uuid.UUID
-    caller_id: uuid.UUID | None
-    mandate_id: uuid.UUID
-    dek: bytes = b""
-    ad: bytes = b""
-    provider_delete_pending: bool = True
+def queue_recording(session: Session, settings: Settings, hook: Webhook) -> uuid.UUID | None:
+    """The provider has a recording: queue its download (``recordings.downloads``) and
+    answer at once. Returns the job to try right away, or None (nothing to do now).
 
+    A retried callback queues nothing twice; a recording of an objected call is queued for
+    deletion at the provider without ever being fetched; a recording the provider did not
+    make (``absent``) is only noted.
+    """
+    from permanence.recordings.model import RecordingDownload
 
-def _plan_recording(session: Session, keyring: Keyring, hook: Webhook) -> _Plan:
     call = _call_from_query(session, hook)
     kind = hook.query.get("k", "call")
     if kind not in ("call", "voicemail"):
         raise ValidationFailed("the callback URL has an unknown recording kind")
     sid = hook.sid("RecordingSid")
     existing = session.scalars(
-        select(Recording).where(
-            Recording.account_id == call.account_id, Recording.provider_sid == sid
+        select(RecordingDownload).where(
+            RecordingDownload.account_id == call.account_id,
+            RecordingDownload.provider_sid == sid,
         )
     ).first()
-    base = _Plan("ignore", uuid.uuid4(), call.account_id, call.id, call.caller_id, call.mandate_id)
-    if existing is not None:  # a retried callback: only the provider deletion may remain
-        pending = existing.provider_deleted_at is None
-        return replace(base, recording_id=existing.id, provider_delete_pending=pending)
+    if existing is not None:
+        return None
     if hook.get("RecordingStatus") not in (None, "completed"):
         audit.record(session, "recording.absent", "call", call.id, details={"kind": kind})
-        return replace(base, provider_delete_pending=False)
+        return None
+    state = "pending"
     if kind == "call" and call.recording_state != "recording":
         # The caller objected (keypress or the operator's stop button): the audio is
         # discarded unheard, here and at the provider.
         audit.record(
             session, "recording.discard", "call", call.id, details={"state": call.recording_state}
         )
-        return replace(base, action="discard")
-    if call.caller_id is None:
-        raise Conflict("the call has no data subject to seal the recording for")
-    cipher = keyring.cipher(session, call.account_id, call.caller_id)
-    return replace(
-        base,
-        action="store",
-        dek=cipher.dek,
-        ad=cipher.ad("recordings", "audio", base.recording_id),
+        state = "discard"
+    url = hook.require("RecordingUrl") if state == "pending" else ""
+    base = settings.twilio_api_base_url.rstrip("/") + "/"
+    if state == "pending" and not url.startswith(base):
+        # Our credentials only ever go to the configured API (SSRF): refused before queuing.
+        raise ValidationFailed("the recording URL is not on the configured provider API")
+    job = RecordingDownload(
+        id=uuid.uuid4(),
+        account_id=call.account_id,
+        call_id=call.id,
+        kind=kind,
+        provider_sid=sid,
+        url=url,
+        duration_s=hook.seconds("RecordingDuration"),
+        state=state,
+        attempts=0,
+        next_attempt_at=utcnow(),
     )
-
-
-def recording_callback(
-    rt: Runtime, api: TelephonyApi, store: RecordingStore, hook: Webhook
-) -> None:
-    """The provider has a recording: fetch it, encrypt it as it streams, delete it there.
-
-    Three short transactions around the network and file work (an open transaction would
-    hold SQLite's write lock while the audio downloads): plan, then record the stored file
-    (its audit entry in the same transaction), then note the deletion at the provider.
-    A failure before the row is written leaves no file; the provider's copy is deleted only
-    once ours is committed.
-    """
-    ctx = webhook_context(hook.provider)
-    with rt.db.session(ctx) as s:
-        plan = _plan_recording(s, rt.keyring, hook)
-    sid = hook.sid("RecordingSid")
-    kind = hook.query.get("k", "call")
-    if plan.action == "store":
-        key = storage_key(plan.account_id, plan.recording_id)
-        url = hook.require("RecordingUrl")
-
-        def write(sink: object) -> int:
-            with api.fetch_recording(url) as chunks:
-                return encrypt_stream(plan.dek, plan.ad, chunks, sink)  # type: ignore[arg-type]
-
-        size = store.put(key, write)
-        try:
-            with rt.db.session(ctx) as s:
-                switch_account(s, plan.account_id)
-                call = s.get(Call, plan.call_id)
-                assert call is not None and plan.caller_id is not None
-                s.add(
-                    Recording(
-                        id=plan.recording_id,
-                        account_id=plan.account_id,
-                        call_id=plan.call_id,
-                        caller_id=plan.caller_id,
-                        mandate_id=plan.mandate_id,
-                        kind=kind,
-                        provider_sid=sid,
-                        storage_key=key,
-                        size_bytes=size,
-                        duration_s=hook.seconds("RecordingDuration"),
-                    )
-                )
-                if kind == "call":
-                    call.recording_state = "stored"
-                s.flush()
-                audit.record(
-                    s,
-                    "recording.store",
-                    "recording",
-                    plan.recording_id,
-                    subject_id=plan.caller_id,
-                    details={"call": plan.call_id, "kind": kind, "bytes": size},
-                )
-        except BaseException:
-            store.delete(key)
-            raise
-    if plan.action in ("store", "discard") or plan.provider_delete_pending:
-        api.delete_recording(sid)
-        with rt.db.session(ctx) as s:
-            switch_account(s, plan.account_id)
-            rec = s.get(Recording, plan.recording_id)
-            if rec is not None:
-                rec.provider_deleted_at = utcnow()
-            audit.record(
-                s, "recording.provider_delete", "call", plan.call_id, details={"kind": kind}
-            )
+    session.add(job)
+    session.flush()
+    audit.record(session, "recording.queued", "call", call.id, details={"kind": kind})
+    return job.id
 
 
 def object_to_recording(session: Session, call_id: uuid.UUID) -> str | None:

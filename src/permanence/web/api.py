@@ -243,6 +243,8 @@ def _call_out(c: Call, known: bool | None = None) -> S.CallOut:
         notice_version=c.notice_version,
         notice_read_at=c.notice_read_at,
         known_caller=known,
+        outcome=c.outcome,
+        talk_s=c.talk_s,
     )
 
 

@@ -140,6 +140,12 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.stats.pages import router as stats_pages
 
     app.include_router(stats_router)
+    from permanence.recordings.api import router as voicemails_router
+
+    app.include_router(voicemails_router)
+    from permanence.web.pages.voicemails import router as voicemail_pages
+
+    app.include_router(voicemail_pages)
     app.include_router(stats_pages)
     from permanence.staff.api import router as staff_router
 

@@ -88,6 +88,9 @@ class CallOut(BaseModel):
     notice_version: str | None
     notice_read_at: dt.datetime | None
     known_caller: bool | None = None
+    # The terminal outcome (calls.outcome.OUTCOMES); null while the call goes on.
+    outcome: str | None = None
+    talk_s: int | None = None
 
 
 class ScreenPop(BaseModel):

@@ -69,6 +69,8 @@ def console(request: Request, viewer: Operator, rt: CurrentRuntime) -> Response:
     queue = _queue(rt, viewer)
     with rt.db.session(viewer.context("console:recent"), readonly=True) as s:
         mine = calls.handled_by(s, viewer.user_id)
+    from permanence.web.pages.voicemails import new_per_account
+
     return render(
         request,
         "console/index.html",
@@ -76,6 +78,7 @@ def console(request: Request, viewer: Operator, rt: CurrentRuntime) -> Response:
         queue_html=_queue_html(request, queue, viewer),
         queue_size=len(queue),
         mine=mine,
+        voicemails=new_per_account(rt, viewer),
         problem=request.query_params.get("probleme"),
     )
 
@@ -172,6 +175,7 @@ def _screen(
     problems: list[str] | None = None,
     confirm_needed: bool = False,
     status_code: int = 200,
+    voicemail_id: uuid.UUID | None = None,
 ) -> Response:
     with unit_of_work(rt, viewer.principal, account_id, f"call:{call_id}") as s:
         call = calls.get_call(s, call_id)
@@ -202,6 +206,7 @@ def _screen(
         confirm_needed=confirm_needed,
         saved=request.query_params.get("enregistre"),
         call_url=_call_url(account_id, call_id),
+        voicemail_id=voicemail_id,
     )
 
 
@@ -213,9 +218,11 @@ def screen_pop(
     viewer: Operator,
     rt: CurrentRuntime,
     motif: str | None = None,
+    messagerie: uuid.UUID | None = None,
 ) -> Response:
-    """The screen pop; with ``motif``, the form of that purpose."""
-    return _screen(request, viewer, rt, account_id, call_id, motif)
+    """The screen pop; with ``motif``, the form of that purpose; with ``messagerie``, the
+    form writes that voicemail down (the message keeps the link, the voicemail is treated)."""
+    return _screen(request, viewer, rt, account_id, call_id, motif, voicemail_id=messagerie)
 
 
 @router.post("/appels/{account_id}/{call_id}/mention-lue")
@@ -300,6 +307,10 @@ async def save(
     urgent = form.get("urgent") == "oui"
     confirm = form.get("confirmer") == "oui"
     slot = str(form.get("creneau", ""))
+    try:
+        voicemail_id = uuid.UUID(str(form["messagerie"])) if form.get("messagerie") else None
+    except ValueError:
+        raise ValidationFailed("messagerie must be a voicemail id") from None
 
     def store() -> str:
         with unit_of_work(rt, viewer.principal, account_id, f"call:{call_id}") as s:
@@ -321,6 +332,19 @@ async def save(
                     confirm_undeclared=confirm,
                 )
                 return "rendez-vous"
+            if voicemail_id is not None:
+                from permanence.recordings import voicemails
+
+                voicemails.to_message(
+                    s,
+                    rt.keyring,
+                    voicemail_id,
+                    purpose=purpose,
+                    values=values,
+                    urgent=urgent,
+                    confirm_undeclared=confirm,
+                )
+                return "messagerie"
             messages.take_message(
                 s,
                 rt.keyring,
@@ -334,7 +358,15 @@ async def save(
             return "message"
 
     redo = functools.partial(
-        _screen, request, viewer, rt, account_id, call_id, purpose, values=values
+        _screen,
+        request,
+        viewer,
+        rt,
+        account_id,
+        call_id,
+        purpose,
+        values=values,
+        voicemail_id=voicemail_id,
     )
     try:
         kind = await run_in_threadpool(store)
@@ -350,9 +382,12 @@ async def save(
     except SlotMissing:
         return await run_in_threadpool(redo, problems=["slot_missing"], status_code=422)
     except Conflict:
-        return await run_in_threadpool(redo, problems=["slot_taken"], status_code=409)
+        taken = "voicemail_treated" if voicemail_id is not None else "slot_taken"
+        return await run_in_threadpool(redo, problems=[taken], status_code=409)
     except ValidationFailed as exc:
         return await run_in_threadpool(redo, problems=exc.problems, status_code=exc.status_code)
+    if kind == "messagerie":
+        return redirect(f"/console/messagerie-vocale/{account_id}?enregistre=message")
     return redirect(f"/console/appels/{account_id}/{call_id}?enregistre={kind}")
 
 
