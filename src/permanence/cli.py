@@ -133,7 +133,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
 ) -> None:
-    """Run the web service (with the delivery worker and the retention sweep). Forwarded
+    """Run the web service (with the delivery worker, the retention sweep and the audit
+    checkpoints, PERMANENCE_AUDIT_CHECKPOINT_MINUTES). Forwarded
     headers are trusted only from PERMANENCE_FORWARDED_ALLOW_IPS. On SQLite one process
     serves a database: a second 'serve' on the same file is refused (replicas need
     PostgreSQL, docs/deployment.md)."""
@@ -158,6 +159,12 @@ def serve(
             settings.staff_stats_retention_days,
         )
         scheduler.start()
+    checkpointer = None
+    if settings.audit_checkpoint_minutes:
+        from permanence.audit.publish import Checkpointer
+
+        checkpointer = Checkpointer(rt, settings.audit_checkpoint_minutes * 60.0)
+        checkpointer.start()
     try:
         # log_config=None: uvicorn's records go through our (redacting) root handler.
         uvicorn.run(
@@ -171,6 +178,8 @@ def serve(
     finally:
         if scheduler is not None:
             scheduler.stop()
+        if checkpointer is not None:
+            checkpointer.stop()
         if lock is not None:
             lock.close()
 
@@ -259,20 +268,27 @@ def keys_rotate(
 @audit_app.command("verify")
 def audit_verify(
     checkpoint: Annotated[
-        Path | None, typer.Option(help="Exported checkpoint file(s) to check against")
+        Path | None,
+        typer.Option(help="Another exported checkpoint file to check against (JSON or JSON lines)"),
     ] = None,
 ) -> None:
-    """Recompute the hash chain; exit 1 naming the first broken entry."""
+    """Recompute the hash chain; exit 1 naming the first broken entry (and column). Checks
+    against every checkpoint of PERMANENCE_AUDIT_CHECKPOINT_FILE too."""
+    from permanence.audit import publish
     from permanence.audit import service as audit
     from permanence.context import AccessContext
 
+    settings = get_settings()
+    files = [settings.effective_audit_checkpoint_file]
+    files += [checkpoint] if checkpoint is not None else []
     external: list[dict[str, object]] = []
-    if checkpoint is not None:
+    for path in files:
+        if path == settings.effective_audit_checkpoint_file and not path.exists():
+            continue
         try:
-            data = json.loads(checkpoint.read_text())
+            external += publish.read(path)
         except (OSError, ValueError) as exc:
-            fail(f"cannot read checkpoint file {checkpoint}: {exc.__class__.__name__}")
-        external = data if isinstance(data, list) else [data]
+            fail(f"cannot read checkpoint file {path}: {exc}")
     rt = _runtime()
     try:
         with rt.db.session(AccessContext.system("cli:audit-verify"), readonly=True) as s:
@@ -288,7 +304,9 @@ def audit_verify(
 def audit_checkpoint(
     out: Annotated[Path | None, typer.Option(help="Also write the signed checkpoint here")] = None,
 ) -> None:
-    """Sign the current head of the chain (Ed25519); keep the export away from the database."""
+    """Sign the current head of the chain (Ed25519) and append it to
+    PERMANENCE_AUDIT_CHECKPOINT_FILE; keep that file away from the database."""
+    from permanence.audit import publish
     from permanence.audit import service as audit
     from permanence.context import AccessContext
 
@@ -296,6 +314,7 @@ def audit_checkpoint(
     try:
         with rt.db.session(AccessContext.system("cli:audit-checkpoint")) as s:
             cp = audit.create_checkpoint(s, rt.keyring)
+        publish.append(rt.settings.effective_audit_checkpoint_file, cp)
     except ValueError as exc:
         fail(str(exc))
     finally:
