@@ -63,6 +63,7 @@ def test_a_deleted_last_entry_is_found(rt: Runtime) -> None:
     assert not _verify(rt).ok
 
 
+@pytest.mark.gdpr("Art. 5(2)")
 def test_rewritten_chain_is_caught_by_an_exported_checkpoint(rt: Runtime) -> None:
     account = make_account(rt)
     make_caller(rt, account.id)
@@ -139,6 +140,7 @@ def test_every_column_of_the_log_is_covered_by_verify() -> None:
     assert set(AuditEntry.__table__.columns.keys()) == set(audit.COVERED_COLUMNS)
 
 
+@pytest.mark.gdpr("Art. 5(2)")
 @pytest.mark.parametrize(
     ("column", "sql"),
     [
@@ -178,6 +180,7 @@ def test_an_altered_column_is_named_with_its_entry(rt: Runtime, column: str, sql
     assert f"entry {target.seq}" in result.line() and f"column {column}" in result.line()
 
 
+@pytest.mark.gdpr("Art. 5(2)")
 def test_a_cut_tail_is_found_against_the_published_checkpoints(
     rt: Runtime, settings: Settings
 ) -> None:

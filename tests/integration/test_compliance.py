@@ -45,6 +45,7 @@ def test_expired_training_fails_with_the_staff_member_named_by_id(rt: Runtime) -
     ]
 
 
+@pytest.mark.gdpr("CSP L.1111-8")
 def test_health_account_without_hds_hosting_fails(rt: Runtime) -> None:
     make_account(rt)
     rt.settings.hds_hosting = False

@@ -38,6 +38,7 @@ def _key(world: World, who: Any, scopes: list[str], account: Any = None) -> Any:
     )
 
 
+@pytest.mark.gdpr("Art. 25")
 @pytest.mark.parametrize("scope", sorted(PERSONAL_DATA_SCOPES))
 def test_only_the_accounts_own_users_mint_a_key_that_reads_personal_data(
     world: World, scope: str
@@ -58,6 +59,7 @@ def test_only_the_accounts_own_users_mint_a_key_that_reads_personal_data(
         assert [k.scopes for k in s.scalars(select(ApiKey))] == [scope]
 
 
+@pytest.mark.gdpr("Art. 25")
 def test_no_role_reaches_personal_data_through_another_roles_tools(world: World) -> None:
     """The matrix: every account route, through every tool a role other than the data's
     readers holds (an administrator's key with every scope they may grant, a user of another
@@ -90,6 +92,7 @@ def test_no_role_reaches_personal_data_through_another_roles_tools(world: World)
     assert "Martin" in page
 
 
+@pytest.mark.gdpr("Art. 5(2)")
 def test_reads_through_a_key_are_audited_under_the_key(world: World) -> None:
     o = _setup(world)  # (its helpers also write rows directly, under test contexts)
     with world.rt.db.session(AccessContext.system("test"), readonly=True) as s:
@@ -141,6 +144,7 @@ def _as_app_role(sql: str, settings: dict[str, str] | None = None, **params: obj
         engine.dispose()
 
 
+@pytest.mark.gdpr("Art. 25")
 @pytest.mark.skipif(not (PG_URL and PG_APP_ROLE), reason="row-level security: PostgreSQL")
 def test_api_keys_are_under_row_level_security(world: World) -> None:
     mine = _key(world, world.client_plumber, ["messages:read"]).json()
@@ -197,3 +201,15 @@ def test_the_application_role_moves_the_audit_head_only_by_appending(world: Worl
             conn.execute(text("UPDATE audit_head SET seq = seq - 1"))
     finally:
         engine.dispose()
+
+
+def test_the_evidence_pack_is_for_the_dpo_desk_only(world: World) -> None:
+    from tests.web.pages_helpers import page_login
+
+    for who in (world.operator, world.supervisor, world.client_plumber):
+        c, _ = page_login(world, who)
+        assert c.get("/dpo/dossier-de-preuves.zip").status_code == 403
+    dpo, _ = page_login(world, world.dpo)
+    r = dpo.get("/dpo/dossier-de-preuves.zip")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert "attachment" in r.headers["content-disposition"]
