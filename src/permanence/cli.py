@@ -969,6 +969,10 @@ def stats_usage(
 rights_app = typer.Typer(no_args_is_help=True, help="Data-subject requests (Art. 12-22).")
 app.add_typer(rights_app, name="rights")
 
+from permanence.audits.cli import audits_app  # noqa: E402  (its commands live beside the service)
+
+app.add_typer(audits_app, name="audits")
+
 
 @rights_app.command("list")
 def rights_list(

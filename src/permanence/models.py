@@ -2,6 +2,7 @@
 
 from permanence.accounts.model import Account, Did, MandateVersion
 from permanence.audit.model import AuditCheckpoint, AuditEntry, AuditHead
+from permanence.audits.model import AuditAction, PracticeAudit
 from permanence.breaches.model import (
     Breach,
     BreachAccount,
@@ -42,6 +43,7 @@ __all__ = [
     "AccountKey",
     "ApiKey",
     "Appointment",
+    "AuditAction",
     "AuditCheckpoint",
     "AuditEntry",
     "AuditHead",
@@ -69,6 +71,7 @@ __all__ = [
     "OffboardingCertificate",
     "OperatorDailyStats",
     "OperatorPresence",
+    "PracticeAudit",
     "Recording",
     "Rectification",
     "RightsRequest",

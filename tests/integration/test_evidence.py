@@ -29,6 +29,8 @@ EXPECTED = {
     "subprocessors.csv",
     "contracts.csv",
     "requirements-matrix.csv",
+    "audits.csv",
+    "audit-actions.csv",
     "SHA256SUMS",
     "SHA256SUMS.sig",
     "public-key.pem",

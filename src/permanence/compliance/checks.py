@@ -78,7 +78,11 @@ class RegisteredCheck:
 
 _REGISTRY: dict[str, RegisteredCheck] = {}
 # Modules that register checks; other features append theirs (import path strings).
-CHECK_MODULES: list[str] = ["permanence.compliance.checks", "permanence.rights.checks"]
+CHECK_MODULES: list[str] = [
+    "permanence.compliance.checks",
+    "permanence.rights.checks",
+    "permanence.audits.checks",
+]
 
 
 def check(code: str, title: str) -> Callable[[CheckFn], CheckFn]:

@@ -59,6 +59,8 @@ Files
   subprocessors.csv          sub-processors, location and safeguards
   contracts.csv              processing contracts (Art. 28(3)) per client account
   requirements-matrix.csv    each duty -> where implemented -> tests that prove it
+  audits.csv                 audits of the service and of sub-processors, next due dates
+  audit-actions.csv          their follow-up actions: owner (role:id), due date, state
 
 No personal data is in this pack: staff and requests appear by identifier only.
 
@@ -269,6 +271,46 @@ def _contracts(rt: Runtime, ctx: AccessContext, now: dt.datetime) -> bytes:
     return _csv(header, rows)
 
 
+def _audits(rt: Runtime, ctx: AccessContext, now: dt.datetime) -> tuple[bytes, bytes]:
+    from permanence.audits import service as audits
+
+    today = now.date()
+    with rt.db.session(ctx, readonly=True) as s:
+        views = audits.history(s)
+    done = _csv(
+        ["audit_id", "target", "performed_on", "scope", "findings", "next_due_on", "overdue"],
+        [
+            [
+                v.audit.id,
+                v.target,
+                v.audit.performed_on,
+                v.audit.scope,
+                v.audit.findings,
+                v.audit.next_due_on,
+                v.overdue(today),
+            ]
+            for v in views
+        ],
+    )
+    actions = _csv(
+        ["action_id", "audit_id", "action", "owner", "due_on", "done_at", "state"],
+        [
+            [
+                a.action.id,
+                v.audit.id,
+                a.action.action,
+                a.owner,
+                a.action.due_on,
+                a.action.done_at,
+                a.state(today),
+            ]
+            for v in views
+            for a in v.actions
+        ],
+    )
+    return done, actions
+
+
 def _matrix() -> bytes:
     from permanence.compliance.matrix import rows
 
@@ -321,6 +363,7 @@ def build(rt: Runtime, ctx: AccessContext, now: dt.datetime | None = None) -> Pa
     files["subprocessors.csv"] = _subprocessors(rt, ctx)
     files["contracts.csv"] = _contracts(rt, ctx, now)
     files["requirements-matrix.csv"] = _matrix()
+    files["audits.csv"], files["audit-actions.csv"] = _audits(rt, ctx, now)
     files["README.txt"] = README.format(
         format=FORMAT, deployment=rt.settings.public_base_url, generated_at=now.isoformat()
     ).encode()

@@ -1,4 +1,4 @@
-"""api keys under row-level security; the audit head follows the log
+"""api keys under row-level security; the audit head follows the log; practice audits
 
 Revision ID: 0074
 Revises: 0070
@@ -11,12 +11,16 @@ Create Date: 2026-12-06 07:20:00
   trigger checks it at commit, so rewinding the head to hide a cut tail is refused, for
   the owner too; the application role may not INSERT, DELETE or TRUNCATE it (grants in
   ``permanence.schema``). See docs/adr/0013.
+- ``practice_audits`` and ``practice_audit_actions``: audits of the service and of its
+  sub-processors, with follow-up actions (provider-level records, no account: outside RLS).
 """
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
+import permanence.db
 from permanence.schema import enable_tenant_isolation
 
 revision: str = "0074"
@@ -53,6 +57,55 @@ $$
 
 
 def upgrade() -> None:
+    op.create_table(
+        "practice_audits",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("subprocessor_id", sa.Uuid(), nullable=True),
+        sa.Column("performed_on", sa.Date(), nullable=False),
+        sa.Column("scope", sa.Text(), nullable=False),
+        sa.Column("findings", sa.Text(), nullable=False),
+        sa.Column("next_due_on", sa.Date(), nullable=False),
+        sa.Column("recorded_by", sa.Uuid(), nullable=True),
+        sa.Column("created_at", permanence.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["subprocessor_id"],
+            ["subprocessors.id"],
+            name=op.f("fk_practice_audits_subprocessor_id_subprocessors"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_practice_audits")),
+    )
+    with op.batch_alter_table("practice_audits", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_practice_audits_subprocessor_id"), ["subprocessor_id"], unique=False
+        )
+    op.create_table(
+        "practice_audit_actions",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("audit_id", sa.Uuid(), nullable=False),
+        sa.Column("action", sa.String(length=500), nullable=False),
+        sa.Column("owner_id", sa.Uuid(), nullable=False),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("done_at", permanence.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("done_by", sa.Uuid(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["audit_id"],
+            ["practice_audits.id"],
+            name=op.f("fk_practice_audit_actions_audit_id_practice_audits"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["owner_id"],
+            ["users.id"],
+            name=op.f("fk_practice_audit_actions_owner_id_users"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_practice_audit_actions")),
+    )
+    with op.batch_alter_table("practice_audit_actions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_practice_audit_actions_audit_id"), ["audit_id"], unique=False
+        )
     conn = op.get_bind()
     for table in TENANT_TABLES:
         enable_tenant_isolation(conn, table)
@@ -70,6 +123,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("practice_audit_actions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_practice_audit_actions_audit_id"))
+    op.drop_table("practice_audit_actions")
+    with op.batch_alter_table("practice_audits", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_practice_audits_subprocessor_id"))
+    op.drop_table("practice_audits")
     conn = op.get_bind()
     if conn.dialect.name != "postgresql":
         return
