@@ -213,3 +213,41 @@ def test_the_evidence_pack_is_for_the_dpo_desk_only(world: World) -> None:
     r = dpo.get("/dpo/dossier-de-preuves.zip")
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     assert "attachment" in r.headers["content-disposition"]
+
+
+def test_the_dpo_records_an_audit_and_closes_its_action_from_the_page(world: World) -> None:
+    import datetime as dt
+
+    from tests.web.pages_helpers import csrf_of, page_login
+
+    today = dt.datetime.now(dt.UTC).date()
+    op, _ = page_login(world, world.operator)
+    assert op.get("/dpo/audits").status_code == 403
+    dpo, _ = page_login(world, world.dpo)
+    page = dpo.get("/dpo/audits").text
+    assert "Aucun audit enregistré" in page
+    form = {
+        "csrf_token": csrf_of(page),
+        "cible": "service",
+        "date": (today - dt.timedelta(days=400)).isoformat(),
+        "perimetre": "Revue des accès",
+        "constats": "Appel de Camille Martin au 06 12 34 56 78",
+        "prochain": (today - dt.timedelta(days=30)).isoformat(),
+        "action": "Désactiver les comptes inactifs",
+        "responsable": world.dpo.email,
+        "echeance": (today - dt.timedelta(days=1)).isoformat(),
+    }
+    refused = dpo.post("/dpo/audits", data=form)
+    assert refused.status_code == 422
+    assert "Les constats contiennent des données personnelles" in refused.text
+    assert "Revue des accès" in refused.text  # what was typed is kept
+    form["constats"] = "Comptes inactifs non désactivés"
+    assert dpo.post("/dpo/audits", data=form).status_code == 303
+    page = dpo.get("/dpo/audits?fait=audit").text
+    assert "Audit enregistré." in page and "prochain audit en retard" in page
+    assert "Désactiver les comptes inactifs" in page and "en retard" in page
+    action = page.split('action="/dpo/audits/actions/')[1].split("/")[0]
+    done = dpo.post(f"/dpo/audits/actions/{action}/fait", data={"csrf_token": csrf_of(page)})
+    assert done.status_code == 303
+    page = dpo.get("/dpo/audits?fait=action").text
+    assert "Action marquée comme faite." in page and "Marquer comme faite" not in page

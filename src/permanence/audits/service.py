@@ -34,14 +34,17 @@ def _desk(session: Session) -> uuid.UUID | None:
 def _text(name: str, value: str, limit: int) -> str:
     value = value.strip()
     if not value:
-        raise ValidationFailed(f"{name} is required", problems=[name])
+        raise ValidationFailed(f"{name} is required", problems=[f"{name}:required"])
     if len(value) > limit:
-        raise ValidationFailed(f"{name} is longer than {limit} characters", problems=[name])
+        raise ValidationFailed(
+            f"{name} is longer than {limit} characters", problems=[f"{name}:too_long"]
+        )
     found = detect(value, STRUCTURED_TYPES)
     if found:
         types = ", ".join(sorted({e.type for e in found}))
         raise ValidationFailed(
-            f"{name} contains personal data ({types}): describe, do not quote", problems=[name]
+            f"{name} contains personal data ({types}): describe, do not quote",
+            problems=[f"{name}:personal_data"],
         )
     return value
 
@@ -57,7 +60,7 @@ def _owner(session: Session, email: str) -> uuid.UUID:
     user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
     if user is None or user.role not in STAFF_ROLES or not user.active:
         raise ValidationFailed(
-            "the owner of an action must be an active staff member", problems=["owner"]
+            "the owner of an action must be an active staff member", problems=["owner:not_staff"]
         )
     return user.id
 
@@ -69,7 +72,7 @@ def _target(session: Session, target: str) -> uuid.UUID | None:
     if sp is None:
         raise ValidationFailed(
             f"unknown audit target {target!r}: '{SERVICE}' or a sub-processor code",
-            problems=["target"],
+            problems=["target:unknown"],
         )
     return sp.id
 
@@ -88,10 +91,10 @@ def record_audit(
     actor = _desk(session)
     today = utcnow().date()
     if performed_on > today:
-        raise ValidationFailed("the audit date is in the future", problems=["performed_on"])
+        raise ValidationFailed("the audit date is in the future", problems=["performed_on:future"])
     if next_due_on <= performed_on:
         raise ValidationFailed(
-            "the next audit must be due after this one", problems=["next_due_on"]
+            "the next audit must be due after this one", problems=["next_due_on:before"]
         )
     row = PracticeAudit(
         subprocessor_id=_target(session, target),

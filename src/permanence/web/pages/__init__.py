@@ -7,12 +7,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from permanence.errors import NotAuthenticated, PermanenceError
-from permanence.web.pages import admin, breaches, console, dpo, portal, signin
+from permanence.web.pages import admin, audits, breaches, console, dpo, portal, signin
 from permanence.web.pages.render import SignInNeeded, render, signin_redirect
 from permanence.web.security import NOT_PAGES
 
 router = APIRouter(include_in_schema=False)
-for module in (signin, console, portal, dpo, breaches, admin):
+for module in (signin, console, portal, dpo, breaches, admin, audits):
     router.include_router(module.router)
 
 
