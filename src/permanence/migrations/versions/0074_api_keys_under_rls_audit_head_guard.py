@@ -32,7 +32,7 @@ depends_on: str | Sequence[str] | None = None
 TENANT_TABLES: list[str] = ["api_keys"]
 
 _HEAD_CHECK = """
-CREATE FUNCTION audit_head_follows_log() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION audit_head_follows_log() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     head_seq bigint;
     head_hash varchar;
@@ -115,6 +115,8 @@ def upgrade() -> None:
         "CREATE POLICY api_key_lookup ON api_keys FOR SELECT "
         "USING (id = NULLIF(current_setting('app.api_key_id', true), '')::uuid)"
     )
+    # OR REPLACE: a restore at another revision drops the tables (and so the trigger), not the
+    # function.
     op.execute(_HEAD_CHECK)
     op.execute(
         "CREATE CONSTRAINT TRIGGER audit_head_follows_log AFTER UPDATE ON audit_head "
