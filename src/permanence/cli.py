@@ -135,7 +135,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
 ) -> None:
-    """Run the web service (with the delivery worker and the retention sweep). Forwarded
+    """Run the web service (with the delivery worker, the retention sweep and the audit
+    checkpoints, PERMANENCE_AUDIT_CHECKPOINT_MINUTES). Forwarded
     headers are trusted only from PERMANENCE_FORWARDED_ALLOW_IPS. On SQLite one process
     serves a database: a second 'serve' on the same file is refused (replicas need
     PostgreSQL, docs/deployment.md)."""
@@ -160,6 +161,12 @@ def serve(
             settings.staff_stats_retention_days,
         )
         scheduler.start()
+    checkpointer = None
+    if settings.audit_checkpoint_minutes:
+        from permanence.audit.publish import Checkpointer
+
+        checkpointer = Checkpointer(rt, settings.audit_checkpoint_minutes * 60.0)
+        checkpointer.start()
     try:
         # log_config=None: uvicorn's records go through our (redacting) root handler.
         uvicorn.run(
@@ -173,6 +180,8 @@ def serve(
     finally:
         if scheduler is not None:
             scheduler.stop()
+        if checkpointer is not None:
+            checkpointer.stop()
         if lock is not None:
             lock.close()
 
@@ -261,20 +270,27 @@ def keys_rotate(
 @audit_app.command("verify")
 def audit_verify(
     checkpoint: Annotated[
-        Path | None, typer.Option(help="Exported checkpoint file(s) to check against")
+        Path | None,
+        typer.Option(help="Another exported checkpoint file to check against (JSON or JSON lines)"),
     ] = None,
 ) -> None:
-    """Recompute the hash chain; exit 1 naming the first broken entry."""
+    """Recompute the hash chain; exit 1 naming the first broken entry (and column). Checks
+    against every checkpoint of PERMANENCE_AUDIT_CHECKPOINT_FILE too."""
+    from permanence.audit import publish
     from permanence.audit import service as audit
     from permanence.context import AccessContext
 
+    settings = get_settings()
+    files = [settings.effective_audit_checkpoint_file]
+    files += [checkpoint] if checkpoint is not None else []
     external: list[dict[str, object]] = []
-    if checkpoint is not None:
+    for path in files:
+        if path == settings.effective_audit_checkpoint_file and not path.exists():
+            continue
         try:
-            data = json.loads(checkpoint.read_text())
+            external += publish.read(path)
         except (OSError, ValueError) as exc:
-            fail(f"cannot read checkpoint file {checkpoint}: {exc.__class__.__name__}")
-        external = data if isinstance(data, list) else [data]
+            fail(f"cannot read checkpoint file {path}: {exc}")
     rt = _runtime()
     try:
         with rt.db.session(AccessContext.system("cli:audit-verify"), readonly=True) as s:
@@ -290,7 +306,9 @@ def audit_verify(
 def audit_checkpoint(
     out: Annotated[Path | None, typer.Option(help="Also write the signed checkpoint here")] = None,
 ) -> None:
-    """Sign the current head of the chain (Ed25519); keep the export away from the database."""
+    """Sign the current head of the chain (Ed25519) and append it to
+    PERMANENCE_AUDIT_CHECKPOINT_FILE; keep that file away from the database."""
+    from permanence.audit import publish
     from permanence.audit import service as audit
     from permanence.context import AccessContext
 
@@ -298,6 +316,7 @@ def audit_checkpoint(
     try:
         with rt.db.session(AccessContext.system("cli:audit-checkpoint")) as s:
             cp = audit.create_checkpoint(s, rt.keyring)
+        publish.append(rt.settings.effective_audit_checkpoint_file, cp)
     except ValueError as exc:
         fail(str(exc))
     finally:
@@ -412,6 +431,59 @@ def compliance_check(
     failed = [r for r in results if not r.passed]
     if failed:
         fail(f"{len(failed)} compliance check(s) failed: {', '.join(r.code for r in failed)}")
+
+
+@compliance_app.command("evidence")
+def compliance_evidence(
+    out: Annotated[Path, typer.Option(help="Where to write the signed evidence pack (.zip)")],
+) -> None:
+    """The auditor's evidence pack: Art. 30 records, checks, audit chain, training, rights
+    and breach registers, sub-processors, contracts, requirements matrix; signed."""
+    from permanence.compliance import evidence
+    from permanence.context import AccessContext
+
+    if out.exists():
+        fail(f"{out} exists: give a new file name")
+    rt = _runtime()
+    try:
+        pack = evidence.build(rt, AccessContext.system("cli:evidence"))
+    finally:
+        rt.close()
+    out.write_bytes(pack.data)
+    typer.echo(f"evidence pack written to {out} ({len(pack.data)} bytes)")
+    failed = pack.summary["checks_failed"]
+    typer.echo(f"compliance checks failed: {', '.join(failed) if failed else 'none'}")
+    typer.echo(f"audit chain intact: {'yes' if pack.summary['audit_chain_ok'] else 'NO'}")
+
+
+@compliance_app.command("verify-evidence")
+def compliance_verify_evidence(
+    pack: Path,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="The provider's public key (PEM); default: the one in the pack"),
+    ] = None,
+) -> None:
+    """Check that an evidence pack is whole and signed; exit 1 naming what is wrong."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from permanence.compliance import evidence
+
+    key = None
+    try:
+        data = pack.read_bytes()
+        if public_key is not None:
+            loaded = load_pem_public_key(public_key.read_bytes())
+            if not isinstance(loaded, Ed25519PublicKey):
+                fail(f"{public_key} is not an Ed25519 public key")
+            key = loaded
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {exc.__class__.__name__}: {pack if key is None else public_key}")
+    problems = evidence.verify_pack(data, key)
+    if problems:
+        fail("evidence pack NOT valid: " + "; ".join(problems))
+    typer.echo("evidence pack valid: every file matches its signed SHA-256")
 
 
 def _parse_when(value: str, name: str) -> object:
@@ -1005,6 +1077,10 @@ def stats_usage(
 
 rights_app = typer.Typer(no_args_is_help=True, help="Data-subject requests (Art. 12-22).")
 app.add_typer(rights_app, name="rights")
+
+from permanence.audits.cli import audits_app  # noqa: E402  (its commands live beside the service)
+
+app.add_typer(audits_app, name="audits")
 
 
 @rights_app.command("list")

@@ -53,6 +53,17 @@ class Settings(BaseSettings):
         description="Append-only copy of the erasure journal, replayed after a restore. "
         "Default: data_dir/erasure-journal.jsonl; better on another volume.",
     )
+    audit_checkpoint_file: Path | None = Field(
+        default=None,
+        description="Append-only file of signed audit checkpoints ('serve' adds one every "
+        "audit_checkpoint_minutes when the log grew; 'audit verify' checks against every line). "
+        "Default: data_dir/audit-checkpoints.jsonl; better on another volume or host.",
+    )
+    audit_checkpoint_minutes: int = Field(
+        default=5,
+        ge=0,
+        description="How often 'serve' signs and exports a checkpoint when the log grew; 0: never.",
+    )
     default_region: str = Field(default="FR", description="Region for parsing national numbers")
     public_base_url: str = Field(default="http://127.0.0.1:8000")
     hds_hosting: bool = Field(
@@ -233,6 +244,10 @@ class Settings(BaseSettings):
     @property
     def effective_erasure_journal_file(self) -> Path:
         return self.erasure_journal_file or self.data_dir / "erasure-journal.jsonl"
+
+    @property
+    def effective_audit_checkpoint_file(self) -> Path:
+        return self.audit_checkpoint_file or self.data_dir / "audit-checkpoints.jsonl"
 
     @property
     def recordings_dir(self) -> Path:

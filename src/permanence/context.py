@@ -29,6 +29,10 @@ class AccessContext:
     reason: str
     actor_id: uuid.UUID | None = None
     account_id: uuid.UUID | None = None
+    # Set when an API key acts (actor_id is then None: no person): the audit log names the
+    # key by its id and name (docs/adr/0013).
+    api_key_id: uuid.UUID | None = None
+    api_key_name: str | None = None
 
     def for_account(self, account_id: uuid.UUID) -> AccessContext:
         """The same actor acting on one account (a staff member serves many accounts)."""

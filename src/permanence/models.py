@@ -2,6 +2,7 @@
 
 from permanence.accounts.model import Account, Did, MandateVersion
 from permanence.audit.model import AuditCheckpoint, AuditEntry, AuditHead
+from permanence.audits.model import AuditAction, PracticeAudit
 from permanence.breaches.model import (
     Breach,
     BreachAccount,
@@ -51,6 +52,7 @@ __all__ = [
     "AccountKey",
     "ApiKey",
     "Appointment",
+    "AuditAction",
     "AuditCheckpoint",
     "AuditEntry",
     "AuditHead",
@@ -81,6 +83,7 @@ __all__ = [
     "OffboardingCertificate",
     "OperatorDailyStats",
     "OperatorPresence",
+    "PracticeAudit",
     "Recording",
     "RecordingDownload",
     "RecoveryCode",

@@ -88,6 +88,9 @@ def grant_app_role(conn: Connection, role: str) -> None:
     conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {r}"))
     for table in APPEND_ONLY:
         conn.execute(text(f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM {r}"))
+    # The chain head: moved forward by the append path only (UPDATE, checked at commit by the
+    # trigger audit_head_follows_log, migration 0074); never inserted, deleted or emptied.
+    conn.execute(text(f"REVOKE INSERT, DELETE, TRUNCATE ON audit_head FROM {r}"))
     conn.execute(text(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {r}"))
 
 

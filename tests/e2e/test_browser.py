@@ -218,6 +218,24 @@ def test_dpo_verifies_the_audit_chain_and_admin_edits_a_mandate(
     page.get_by_role("button", name="Lancer les contrôles").click()
     expect(page.locator("#resultat")).to_contain_text("contrôle(s) en échec sur")
     dpo.check()
+    # The evidence pack for an auditor: downloaded, whole and signed.
+    from pathlib import Path
+
+    from permanence.compliance.evidence import verify_pack
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Télécharger le dossier de preuves pour un auditeur").click()
+    assert download.value.suggested_filename.startswith("dossier-de-preuves-")
+    assert verify_pack(Path(download.value.path()).read_bytes()) == []
+    # Audits of the service and of sub-processors: one recorded from the page.
+    page.get_by_role("link", name="Audits du service et des sous-traitants").click()
+    page.get_by_label("Date de l'audit").fill("2026-11-02")
+    page.get_by_label("Périmètre").fill("Revue des accès")
+    page.get_by_label("Constats").fill("Comptes inactifs non désactivés")
+    page.get_by_label("Prochain audit prévu le").fill("2027-11-02")
+    page.get_by_role("button", name="Enregistrer l'audit").click()
+    expect(page.get_by_role("status")).to_contain_text("Audit enregistré.")
+    dpo.check()
     assert not dpo.csp_errors
     dpo.close()
 

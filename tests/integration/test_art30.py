@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 import yaml
 
 from permanence.accounts.service import import_mandate
@@ -14,6 +15,7 @@ from permanence.runtime import Runtime
 from tests.factories import demo_mandate_text, make_account
 
 
+@pytest.mark.gdpr("Art. 30")
 def test_the_record_regenerates_after_a_mandate_change(rt: Runtime) -> None:
     account = make_account(rt, "plomberie-durand")
     system = AccessContext.system("art30")
@@ -48,6 +50,7 @@ def test_the_record_regenerates_after_a_mandate_change(rt: Runtime) -> None:
     assert "Relance commerciale" in html and "article 30(2)" in html
 
 
+@pytest.mark.gdpr("Art. 9(2)")
 def test_health_data_shows_as_sensitive_with_its_art_9_basis(rt: Runtime) -> None:
     make_account(rt)
     with rt.db.session(AccessContext(role=Role.DPO, reason="art30")) as s:

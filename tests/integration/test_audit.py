@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, pool, select, text
 
 from permanence.audit import service as audit
 from permanence.audit.model import AuditEntry
+from permanence.config import Settings
 from permanence.context import AccessContext
 from permanence.runtime import Runtime
 from tests.conftest import PG_OWNER_URL
@@ -62,6 +63,7 @@ def test_a_deleted_last_entry_is_found(rt: Runtime) -> None:
     assert not _verify(rt).ok
 
 
+@pytest.mark.gdpr("Art. 5(2)")
 def test_rewritten_chain_is_caught_by_an_exported_checkpoint(rt: Runtime) -> None:
     account = make_account(rt)
     make_caller(rt, account.id)
@@ -132,3 +134,104 @@ def test_indexed_columns_must_agree_with_the_hashed_body(rt: Runtime) -> None:
     _raw(rt, "UPDATE audit_log SET subject_id = NULL WHERE seq = :s", s=entry.seq)
     result = _verify(rt)
     assert not result.ok and result.broken_seq == entry.seq
+
+
+def test_every_column_of_the_log_is_covered_by_verify() -> None:
+    assert set(AuditEntry.__table__.columns.keys()) == set(audit.COVERED_COLUMNS)
+
+
+@pytest.mark.gdpr("Art. 5(2)")
+@pytest.mark.parametrize(
+    ("column", "sql"),
+    [
+        ("ts", "UPDATE audit_log SET ts = :t WHERE seq = :s"),
+        ("action", "UPDATE audit_log SET action = 'subject.export' WHERE seq = :s"),
+        ("actor_id", "UPDATE audit_log SET actor_id = NULL WHERE seq = :s"),
+        ("subject_id", "UPDATE audit_log SET subject_id = NULL WHERE seq = :s"),
+        ("prev_hash", "UPDATE audit_log SET prev_hash = :h WHERE seq = :s"),
+        ("body", "UPDATE audit_log SET body = replace(body, 'caller', 'callee') WHERE seq = :s"),
+    ],
+)
+def test_an_altered_column_is_named_with_its_entry(rt: Runtime, column: str, sql: str) -> None:
+    """Breach scoping and the DPO's date filters read ts: moving an entry in time is found."""
+    import datetime as dt
+
+    account = make_account(rt)
+    make_caller(rt, account.id)
+    ctx = AccessContext(
+        role=ctx_for(account.id).role, reason="test", actor_id=account.id, account_id=account.id
+    )
+    with rt.db.session(ctx) as s:
+        audit.record(s, "caller.read", "caller", "x", subject_id=account.id)
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        target = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).one()
+        assert target.actor_id and target.subject_id
+        more = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(2)).all()
+    assert _verify(rt).ok
+    earlier = target.ts - dt.timedelta(days=3)
+    params = {"s": target.seq, "t": earlier, "h": more[1].hash[::-1]}
+    if rt.db.is_postgres is False and column == "ts":
+        params["t"] = earlier.replace(tzinfo=None).isoformat(sep=" ")
+    _raw(rt, sql, **{k: v for k, v in params.items() if f":{k}" in sql})
+    result = _verify(rt)
+    assert not result.ok
+    assert result.broken_seq == target.seq
+    assert result.column == column
+    assert f"entry {target.seq}" in result.line() and f"column {column}" in result.line()
+
+
+@pytest.mark.gdpr("Art. 5(2)")
+def test_a_cut_tail_is_found_against_the_published_checkpoints(
+    rt: Runtime, settings: Settings
+) -> None:
+    """The owner deletes the last entries and rewinds the head consistently: the chain is
+    internally sound, but the checkpoint 'serve' published a few minutes ago says more."""
+    from permanence.audit import publish
+    from tests.conftest import cli_env, run_cli
+
+    env = cli_env(settings)
+
+    account = make_account(rt)
+    make_caller(rt, account.id)
+    assert publish.checkpoint_if_grown(rt) is not None
+    assert publish.checkpoint_if_grown(rt) is None  # nothing new: nothing signed
+    make_caller(rt, account.id, first="Autre")
+    cp = publish.checkpoint_if_grown(rt)
+    assert cp is not None
+    lines = publish.read(rt.settings.effective_audit_checkpoint_file)
+    assert [c["seq"] for c in lines] == [lines[0]["seq"], cp["seq"]]
+    assert run_cli(env, "audit", "verify").returncode == 0
+    keep = int(lines[0]["seq"])
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        kept_hash = s.scalar(select(AuditEntry.hash).where(AuditEntry.seq == keep))
+    _raw(rt, "DELETE FROM audit_checkpoints WHERE seq > :k", k=keep)
+    _raw(rt, "DELETE FROM audit_log WHERE seq > :k", k=keep)
+    _raw(rt, "UPDATE audit_head SET seq = :k, hash = :h", k=keep, h=kept_hash)
+    assert _verify(rt).ok  # inside the database, nothing shows
+    done = run_cli(env, "audit", "verify")
+    assert done.returncode == 1
+    assert f"checkpoint at {cp['seq']} is beyond the chain head" in done.stderr + done.stdout
+
+
+def test_serve_publishes_checkpoints_on_its_own(rt: Runtime) -> None:
+    import time
+
+    from permanence.audit.publish import Checkpointer, read
+
+    account = make_account(rt)
+    worker = Checkpointer(rt, 0.05)
+    worker.start()
+    try:
+        path = rt.settings.effective_audit_checkpoint_file
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        make_caller(rt, account.id)
+        while len(read(path)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    published = read(path)
+    assert len(published) == 2
+    assert _verify(rt, published).checkpoints >= 2
+    assert oct(path.stat().st_mode & 0o777) == "0o600"

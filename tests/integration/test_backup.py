@@ -194,6 +194,7 @@ def count(rt: Runtime, account: uuid.UUID, model: type) -> int:
 # -- (1) consistent while writers are active ------------------------------------------------
 
 
+@pytest.mark.gdpr("Art. 32")
 def test_backup_while_a_writer_takes_messages_restores_a_consistent_database(
     rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -282,6 +283,7 @@ def test_backup_while_a_writer_takes_messages_restores_a_consistent_database(
 # -- (2) an erasure made after the backup stays made ----------------------------------------
 
 
+@pytest.mark.gdpr("Art. 17")
 @pytest.mark.parametrize("source", ["target database", "mirror file", "journal export"])
 def test_erasure_after_the_backup_is_replayed_on_restore(
     rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path, source: str

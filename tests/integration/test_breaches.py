@@ -104,6 +104,7 @@ def test_scope_of_a_compromised_operator_is_exactly_whose_data_they_read(rt: Run
         assert [r.subject_id for r in breaches.affected_subjects(s, b.id)] == [a1]
 
 
+@pytest.mark.gdpr("Art. 33(3)")
 def test_notification_needs_the_art_33_3_contents(rt: Runtime) -> None:
     account = make_account(rt)
     with rt.db.session(DPO) as s:
@@ -157,6 +158,7 @@ def test_phased_notification_sends_the_supplement_as_phase_two(
     assert all("/portail/violations/" in body and "Compte bloqué" not in body for body in bodies)
 
 
+@pytest.mark.gdpr("Art. 33(5)")
 def test_unnotified_breach_needs_a_reason_and_then_has_no_clock(rt: Runtime) -> None:
     make_account(rt)
     long_ago = utcnow() - dt.timedelta(days=10)

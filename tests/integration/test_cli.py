@@ -139,8 +139,9 @@ def test_audit_verify_names_the_changed_entry(
 def test_checkpoint_export_and_verify(initialised: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "cp.json"
     run(initialised, "audit", "checkpoint", "--out", str(out))
-    # the stored checkpoint and the exported copy both match the chain
-    assert "2 checkpoint(s)" in run(initialised, "audit", "verify", "--checkpoint", str(out)).stdout
+    # the stored checkpoint, its line in PERMANENCE_AUDIT_CHECKPOINT_FILE and the exported
+    # copy all match the chain
+    assert "3 checkpoint(s)" in run(initialised, "audit", "verify", "--checkpoint", str(out)).stdout
 
 
 def test_keys_rotate_then_everything_still_opens(initialised: dict[str, str]) -> None:

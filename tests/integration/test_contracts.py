@@ -42,6 +42,7 @@ def test_a_contract_is_signed_only_with_every_clause(rt: Runtime) -> None:
         assert [c.section for c in status.clauses] == list(ALL.values())
 
 
+@pytest.mark.gdpr("Art. 28(2)")
 def test_a_new_subprocessor_is_announced_and_objections_close_with_the_window(
     rt: Runtime, smtp: SmtpSink
 ) -> None:

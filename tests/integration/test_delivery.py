@@ -477,6 +477,7 @@ def test_no_contact_on_call_waits_for_the_next_window(rt: Runtime, sms_sink: Htt
 # -- Art. 19: change notices ------------------------------------------------------------------
 
 
+@pytest.mark.gdpr("Art. 19")
 def test_change_notice_goes_to_exactly_the_recipients_that_received_the_message(
     rt: Runtime, smtp: SmtpSink, webhook_sink: HttpSink
 ) -> None:

@@ -133,7 +133,7 @@ def test_the_service_is_hardened(tmp_path: Path, unit: str) -> None:
 def test_every_command_the_units_run_exists() -> None:
     runner = CliRunner()
     commands = [line for _unit, line in unit_lines("ExecStart")]
-    assert len(commands) == 6
+    assert len(commands) == 7
     for command in commands:
         argv = shlex.split(command)
         assert argv[0] == INSTALLED

@@ -53,6 +53,7 @@ def test_message_is_sealed_and_reads_back(rt: Runtime) -> None:
     assert fields["phone"] == "+33199001234"
 
 
+@pytest.mark.gdpr("Art. 5(1)(c)")
 def test_field_outside_the_purpose_is_refused_and_nothing_stored(rt: Runtime) -> None:
     account = make_account(rt, "plomberie-durand")
     caller = make_caller(rt, account.id)
@@ -87,6 +88,7 @@ def test_health_detail_in_a_plumbers_note_must_be_removed(rt: Runtime) -> None:
     assert _count(rt, account.id) == 0
 
 
+@pytest.mark.gdpr("NIR")
 def test_nir_is_refused_even_for_a_medical_account(rt: Runtime) -> None:
     account = make_account(rt, "cabinet-lefevre")
     caller = make_caller(rt, account.id)

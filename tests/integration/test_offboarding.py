@@ -36,6 +36,7 @@ def _activity(rt: Runtime, account_id: object) -> None:
         )
 
 
+@pytest.mark.gdpr("Art. 28(3)(g)")
 def test_offboarding_leaves_no_readable_data_and_certifies_the_counts(
     rt: Runtime, tmp_path: Path
 ) -> None:

@@ -121,6 +121,7 @@ def world(rt: Runtime) -> Iterator[World]:
     yield World(rt)
 
 
+@pytest.mark.gdpr("Art. 5(1)(e)")
 def test_due_records_are_deleted_and_others_kept(world: World) -> None:
     old = world.add("messages", dt.timedelta(days=200), 0)  # P6M: due
     young = world.add("messages", dt.timedelta(days=150), 0)  # not yet
@@ -210,6 +211,7 @@ record = st.tuples(
 )
 
 
+@pytest.mark.gdpr("Art. 5(1)(e)")
 @settings(
     max_examples=15,
     deadline=None,

@@ -74,6 +74,7 @@ def test_blind_index_collisions_are_resolved_by_decryption(rt: Runtime) -> None:
         assert [c.id for c in found] == [shared[1]]
 
 
+@pytest.mark.gdpr("Art. 5(2)")
 def test_identity_round_trips_and_the_read_is_audited(rt: Runtime) -> None:
     from permanence.audit.model import AuditEntry
 
@@ -102,6 +103,7 @@ def test_another_accounts_caller_is_not_found(rt: Runtime) -> None:
         assert subjects.find(s, rt.keyring, phone="06 39 98 12 34") == []
 
 
+@pytest.mark.gdpr("Art. 32")
 def test_destroyed_key_makes_every_sealed_value_unreadable(rt: Runtime) -> None:
     account = make_account(rt)
     cid = make_caller(rt, account.id)

@@ -113,6 +113,7 @@ def the_call(rt: Runtime, sid: str) -> Call:
         return call
 
 
+@pytest.mark.gdpr("CNIL recording")
 def test_notice_is_said_before_any_recording_and_the_objection_key_is_offered(
     client: TestClient, rt: Runtime
 ) -> None:
@@ -137,6 +138,7 @@ def test_notice_is_said_before_any_recording_and_the_objection_key_is_offered(
     assert the_call(rt, sid).recording_state == "recording"
 
 
+@pytest.mark.gdpr("CNIL recording")
 def test_pressing_the_objection_key_dials_without_recording(
     client: TestClient, rt: Runtime
 ) -> None:
@@ -195,6 +197,7 @@ def test_call_outside_the_sample_is_dialled_after_the_notice_without_recording(
     assert reply[1].get("record") is None
 
 
+@pytest.mark.gdpr("Art. 25")
 def test_medical_line_never_records(client: TestClient, rt: Runtime) -> None:
     reply = incoming(client, "CA" + "7" * 32, to="+33478000001")
     assert [el.tag for el in reply] == ["Say", "Dial"]

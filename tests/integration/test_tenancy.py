@@ -25,6 +25,12 @@ def _populate(rt: Runtime, slug: str, phone: str) -> str:
 
     account = make_account(rt, slug)
     make_caller(rt, account.id, phone=phone)
+    from permanence.context import AccessContext, Role
+    from permanence.staff.auth import create_api_key
+
+    client = AccessContext(Role.CLIENT, "test", actor_id=account.id, account_id=account.id)
+    with rt.db.session(client) as s:  # api_keys is account-owned too (migration 0074)
+        create_api_key(s, account.id, name="crm", scopes=["messages:read"])
     dids = {"cabinet-lefevre": "+33478000001", "plomberie-durand": "+33240000001"}
     with rt.db.session(ctx_for(account.id)) as s:
         opened = calls.open_call(s, rt.keyring, dialled=dids[slug], caller_number=phone)

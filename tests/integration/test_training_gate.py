@@ -32,6 +32,7 @@ def _new_operator(rt: Runtime) -> uuid.UUID:
     return uid
 
 
+@pytest.mark.gdpr("Art. 28(3)(b)")
 def test_expired_training_is_refused_and_renewal_lets_them_in(rt: Runtime) -> None:
     account = make_account(rt)
     caller = make_caller(rt, account.id)
@@ -51,6 +52,7 @@ def test_expired_training_is_refused_and_renewal_lets_them_in(rt: Runtime) -> No
         assert opened.known_caller is False
 
 
+@pytest.mark.gdpr("Art. 28(3)(b)")
 def test_unsigned_undertaking_is_named(rt: Runtime) -> None:
     account = make_account(rt)
     op = _new_operator(rt)

@@ -19,6 +19,7 @@ from permanence.errors import IntegrityFailure, ValidationFailed
 A, S = "00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-0000000000c1"
 
 
+@pytest.mark.gdpr("Art. 32")
 def test_sealed_value_opens_only_with_its_associated_data() -> None:
     aead = AESGCM(new_key())
     blob = seal(aead, b"Marie Dupont", b"v1|a|callers|name|r1|s1")

@@ -126,6 +126,7 @@ def test_email_domain_is_lower_cased_and_dates_accept_date_objects() -> None:
     assert "first_name" not in cleaned  # blank optional fields are left out
 
 
+@pytest.mark.gdpr("Art. 5(1)(c)")
 def test_field_outside_purpose_is_rejected(lefevre: Mandate) -> None:
     errors = errors_of(
         lefevre, "message", {"last_name": "M", "phone": "+33612345678", "note": "x",
@@ -207,6 +208,7 @@ def single_purpose_mandate(basis: SpecialCategoryBasis | None, validate: bool = 
     return parse_mandate(doc)
 
 
+@pytest.mark.gdpr("Art. 9(2)")
 def test_explicit_consent_is_required_for_art9_2_a() -> None:
     mandate = single_purpose_mandate(SpecialCategoryBasis.ART9_2_A)
     values = {"last_name": "M", "symptoms": "migraines"}
@@ -219,6 +221,7 @@ def test_explicit_consent_is_required_for_art9_2_a() -> None:
     assert validate_submission(mandate, "wellbeing", {"last_name": "M"}) == {"last_name": "M"}
 
 
+@pytest.mark.gdpr("Art. 9(2)")
 def test_health_data_without_art9_basis_is_rejected_even_if_the_mandate_skipped_validation() -> (
     None
 ):

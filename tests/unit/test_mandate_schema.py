@@ -158,6 +158,7 @@ def test_yaml_duplicate_key_and_syntax_errors_are_problems() -> None:
 # -- each validation rule ------------------------------------------------------------------
 
 
+@pytest.mark.gdpr("Art. 6(1)")
 def test_missing_legal_basis_is_named() -> None:
     doc = mandate_doc()
     del doc["purposes"][0]["legal_basis"]
@@ -168,6 +169,7 @@ def test_missing_legal_basis_is_named() -> None:
     )
 
 
+@pytest.mark.gdpr("Art. 6(1)")
 def test_unknown_legal_basis_is_rejected() -> None:
     doc = mandate_doc()
     doc["purposes"][0]["legal_basis"] = "because"

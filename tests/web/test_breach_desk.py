@@ -9,6 +9,7 @@ import re
 import uuid
 from zoneinfo import ZoneInfo
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -73,6 +74,7 @@ def operator_reads(world: World, account_id: uuid.UUID, caller: uuid.UUID) -> No
         subjects.identity(s, world.rt.keyring, subjects.get(s, caller))
 
 
+@pytest.mark.gdpr("Art. 33(2)")
 def test_open_scope_describe_decide_notify_and_the_client_reads_the_notice(
     world: World, smtp: SmtpSink
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
 from sqlalchemy import func, select
 
 from permanence.context import AccessContext, Role
@@ -108,6 +109,7 @@ def test_each_bad_submission_is_refused_naming_it_and_nothing_is_stored(world: W
     assert _count(world, Message, world.plumber.id) == 0
 
 
+@pytest.mark.gdpr("Art. 7(1)")
 def test_consent_purpose_needs_recorded_consent_and_withdrawal_stops_it(world: World) -> None:
     op = world.login(world.operator)
     call = _open(op, PLUMBER_DID)

@@ -284,6 +284,7 @@ def test_every_account_route_has_a_row() -> None:
     assert len(cases) == len(routes)
 
 
+@pytest.mark.gdpr("Art. 25")
 def test_owner_other_account_and_anonymous(world: World) -> None:
     o = _setup(world)
     people: dict[str, Person] = {"client": world.client_plumber, "operator": world.operator}

@@ -239,6 +239,7 @@ def _code(smtp: SmtpSink) -> str:
     return found.group(1)
 
 
+@pytest.mark.gdpr("Art. 12(6)", "Art. 15")
 def test_staff_intake_code_verification_and_access_package(world: World, smtp: SmtpSink) -> None:
     _caller, _msg, rec_id = subject_with_records(world)
     client, base = _desk(world, smtp)
@@ -280,6 +281,7 @@ def test_staff_intake_code_verification_and_access_package(world: World, smtp: S
     assert world.client().get("/api/v1/rights/downloads/nope").status_code == 404
 
 
+@pytest.mark.gdpr("Art. 12(6)")
 def test_code_attempts_are_limited(world: World, smtp: SmtpSink) -> None:
     subject_with_records(world)
     client, base = _desk(world, smtp)
@@ -292,6 +294,7 @@ def test_code_attempts_are_limited(world: World, smtp: SmtpSink) -> None:
     assert client.post(f"{base}/{req['id']}/verify", json={"code": code}).status_code == 429
 
 
+@pytest.mark.gdpr("Art. 12(4)")
 def test_refusal_needs_reasons_cnil_and_judicial_remedy(world: World, smtp: SmtpSink) -> None:
     subject_with_records(world)
     client, base = _desk(world, smtp)
@@ -322,6 +325,7 @@ def test_refusal_needs_reasons_cnil_and_judicial_remedy(world: World, smtp: Smtp
     assert "CNIL" in letter and "recours juridictionnel" in letter and "17(3)(e)" in letter
 
 
+@pytest.mark.gdpr("Art. 12(5)")
 def test_repeated_request_is_flagged_and_refusing_it_as_excessive_needs_justification(
     world: World, smtp: SmtpSink
 ) -> None:
@@ -341,6 +345,7 @@ def test_repeated_request_is_flagged_and_refusing_it_as_excessive_needs_justific
     assert client.post(f"{base}/{second['id']}/refuse", json=refusal).status_code == 200
 
 
+@pytest.mark.gdpr("Art. 12(3)")
 def test_extension_once_with_reason_sent_to_requester(world: World, smtp: SmtpSink) -> None:
     subject_with_records(world)
     client, base = _desk(world, smtp)
@@ -371,6 +376,7 @@ def test_operator_cannot_vouch_or_decide(world: World) -> None:
     assert op.post(f"{base}/{req['id']}/extend", json={"reason": "complexity"}).status_code == 403
 
 
+@pytest.mark.gdpr("Art. 17")
 def test_erasure_under_legal_hold_is_refused_with_the_reason(world: World) -> None:
     from permanence.retention.service import place_hold
 
@@ -396,6 +402,7 @@ def _files(root: Path) -> Iterator[Path]:
             yield p
 
 
+@pytest.mark.gdpr("Art. 17")
 def test_after_erasure_the_subject_is_nowhere_in_clear(
     world: World, smtp: SmtpSink, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:

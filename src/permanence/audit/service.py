@@ -72,10 +72,20 @@ def record(
         else:
             clean[key] = value
     now = utcnow()
+    # Who acted: a person (actor = user id) or an API key (actor = key id, with its name);
+    # neither for the system's own work (role "system").
+    actor = ctx.actor_id if ctx.actor_id is not None else ctx.api_key_id
+    who: dict[str, str] = {}
+    if ctx.actor_id is not None:
+        who["actor_kind"] = "user"
+    elif ctx.api_key_id is not None:
+        who["actor_kind"] = "api_key"
+        who["key_name"] = key_label(ctx.api_key_name or "")
     body = canonical(
         {
+            **who,
             "ts": now.isoformat(),
-            "actor": str(ctx.actor_id) if ctx.actor_id else None,
+            "actor": str(actor) if actor else None,
             "role": ctx.role.value,
             "account": str(ctx.account_id) if ctx.account_id else None,
             "reason": ctx.reason,
@@ -92,7 +102,7 @@ def record(
         seq=seq,
         ts=now,
         action=action,
-        actor_id=ctx.actor_id,
+        actor_id=actor,
         subject_id=subject_id,
         body=body,
         prev_hash=head.hash,
@@ -103,6 +113,11 @@ def record(
     # Written with the transaction's next flush (at the latest its commit): the change and
     # its entries commit together or not at all.
     return entry
+
+
+def key_label(name: str) -> str:
+    """An API key's name as the audit log keeps it: a code (other characters become "_")."""
+    return re.sub(r"[^A-Za-z0-9_.:/+\-]", "_", name)[:100]
 
 
 def _locked_head(session: Session) -> AuditHead:
@@ -121,6 +136,21 @@ def _locked_head(session: Session) -> AuditHead:
     return found
 
 
+# Every column of audit_log and how verify() covers it. seq, prev_hash and body are inputs
+# of the hash; hash is recomputed; the others are indexed copies of hashed body fields and
+# must equal them. A column added without a line here fails tests/integration/test_audit.py.
+COVERED_COLUMNS = {
+    "seq": "hash input",
+    "prev_hash": "hash input (link to the previous entry)",
+    "body": "hash input",
+    "hash": "recomputed",
+    "ts": "copy of body.ts",
+    "action": "copy of body.action",
+    "actor_id": "copy of body.actor",
+    "subject_id": "copy of body.subject",
+}
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     ok: bool
@@ -129,6 +159,7 @@ class VerifyResult:
     broken_seq: int | None = None
     problem: str | None = None
     checkpoints: int = 0
+    column: str | None = None  # the column found altered, when one is
 
     def line(self) -> str:
         if self.ok:
@@ -162,6 +193,7 @@ def verify(
                 AuditEntry.action,
                 AuditEntry.actor_id,
                 AuditEntry.subject_id,
+                AuditEntry.ts,
             )
             .where(AuditEntry.seq > last)
             .order_by(AuditEntry.seq)
@@ -169,17 +201,44 @@ def verify(
         ).all()
         if not rows:
             break
-        for seq, body, prev_hash, digest, action, actor, subject in rows:
+        for seq, body, prev_hash, digest, action, actor, subject, ts in rows:
             if seq != expected_seq:
                 return VerifyResult(
-                    False, count, last, expected_seq, "entry missing (gap in sequence)"
+                    False,
+                    count,
+                    last,
+                    expected_seq,
+                    "entry missing (gap in sequence)",
+                    column="seq",
                 )
             if prev_hash != prev:
-                return VerifyResult(False, count, last, seq, "previous-hash link does not match")
+                return VerifyResult(
+                    False,
+                    count,
+                    last,
+                    seq,
+                    "column prev_hash: previous-hash link does not match",
+                    column="prev_hash",
+                )
             if entry_hash(prev, seq, body) != digest:
-                return VerifyResult(False, count, last, seq, "content does not match its hash")
-            if not _columns_match(body, action, actor, subject):
-                return VerifyResult(False, count, last, seq, "indexed columns differ from the body")
+                return VerifyResult(
+                    False,
+                    count,
+                    last,
+                    seq,
+                    "column body or hash: content does not match its hash",
+                    column="body",
+                )
+            differs = _column_differing(body, ts, action, actor, subject)
+            if differs is not None:
+                return VerifyResult(
+                    False,
+                    count,
+                    last,
+                    seq,
+                    f"column {differs} differs from the hashed body",
+                    column=differs,
+                )
             if seq in wanted:
                 hashes_at[seq] = digest
             prev, expected_seq, last, count = digest, seq + 1, seq, count + 1
@@ -213,18 +272,28 @@ def verify(
     return VerifyResult(True, count, last, checkpoints=matched)
 
 
-def _columns_match(
-    body: str, action: str, actor: uuid.UUID | None, subject: uuid.UUID | None
-) -> bool:
+def _column_differing(
+    body: str,
+    ts: dt.datetime,
+    action: str,
+    actor: uuid.UUID | None,
+    subject: uuid.UUID | None,
+) -> str | None:
+    """The first indexed column that is not the copy of its hashed body field, or None."""
     try:
         data = json.loads(body)
-    except ValueError:
-        return False
-    return bool(
-        data.get("action") == action
-        and data.get("actor") == (str(actor) if actor else None)
-        and data.get("subject") == (str(subject) if subject else None)
-    )
+        hashed_ts = dt.datetime.fromisoformat(str(data.get("ts")))
+    except (ValueError, TypeError):
+        return "body"
+    if hashed_ts.tzinfo is None or hashed_ts != ts:
+        return "ts"
+    if data.get("action") != action:
+        return "action"
+    if data.get("actor") != (str(actor) if actor else None):
+        return "actor_id"
+    if data.get("subject") != (str(subject) if subject else None):
+        return "subject_id"
+    return None
 
 
 def _message(seq: int, head_hash: str, created_at: str) -> bytes:

@@ -420,8 +420,12 @@ def scope_to_actor(
     """
     _require_desk(session)
     breach = get_breach(session, breach_id)
-    if session.get(User, actor_id) is None:
-        raise BreachRefused("unknown_actor", "no such user", field="actor")
+    # A staff account, or an API key (the audit log names a key's reads by its id).
+    if session.get(User, actor_id) is None and (
+        session.scalar(select(AuditEntry.seq).where(AuditEntry.actor_id == actor_id).limit(1))
+        is None
+    ):
+        raise BreachRefused("unknown_actor", "no such user or API key", field="actor")
     scope = reads_by_actor(session, actor_id, start, end)
     breach.scope_actor_id, breach.scope_from, breach.scope_to = actor_id, scope.start, scope.end
     by_account: dict[uuid.UUID, list[ScopedSubject]] = {}

@@ -82,6 +82,7 @@ CHECK_MODULES: list[str] = [
     "permanence.compliance.checks",
     "permanence.rights.checks",
     "permanence.recordings.downloads",
+    "permanence.audits.checks",
 ]
 
 

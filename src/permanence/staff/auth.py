@@ -25,14 +25,19 @@ import uuid
 from dataclasses import dataclass
 
 import pyotp
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from permanence.audit import service as audit
-from permanence.context import STAFF_ROLES
+from permanence.context import STAFF_ROLES, Role
 from permanence.crypto.keyring import Keyring
 from permanence.db import utcnow
-from permanence.errors import NotAuthenticated, PermanenceError, ValidationFailed
+from permanence.errors import (
+    NotAuthenticated,
+    PermanenceError,
+    PermissionDenied,
+    ValidationFailed,
+)
 from permanence.staff.model import ApiKey, AuthFailure, User, WebSession
 from permanence.staff.passwords import hash_password, hash_secret, needs_rehash, verify_password
 from permanence.staff.service import open_totp
@@ -53,6 +58,14 @@ SCOPES = frozenset(
         "calendar:read",
         "rights:manage",  # data-subject requests, incl. the OpenDSR API
     }
+)
+# Scopes whose routes answer with personal data (decrypted message and appointment fields,
+# callers' names in the calendar feed, requesters and recipients of rights requests). A key
+# holding one of them is created only by a user of the account itself: staff who may not
+# read the data must not be able to mint a way to it (docs/adr/0013). messages:write and
+# appointments:write answer with status and times only.
+PERSONAL_DATA_SCOPES = frozenset(
+    {"messages:read", "appointments:read", "calendar:read", "rights:manage"}
 )
 # A dummy hash so that an unknown e-mail costs the same time as a wrong password.
 _DUMMY_HASH = hash_secret("timing-equaliser-not-a-password")
@@ -294,8 +307,6 @@ def reauthenticate(
 
 
 def require_recent_auth(ws: WebSession | None, now: dt.datetime | None = None) -> None:
-    from permanence.errors import PermissionDenied
-
     now = now or utcnow()
     if ws is None or now - ws.reauth_at > REAUTH_WINDOW:
         raise PermissionDenied("confirm your password (and code) before this action")
@@ -362,12 +373,24 @@ def create_api_key(
         raise ValidationFailed("name must be 1 to 100 characters")
     from permanence.db import ctx_of
 
+    ctx = ctx_of(session)
+    reading = sorted(set(scopes) & PERSONAL_DATA_SCOPES)
+    if reading and not (
+        ctx.role == Role.CLIENT
+        and ctx.actor_id is not None
+        and ctx.api_key_id is None
+        and ctx.account_id == account_id
+    ):
+        raise PermissionDenied(
+            "only a user of the client's own account may create a key that reads personal "
+            f"data ({', '.join(reading)})"
+        )
     key = ApiKey(
         id=uuid.uuid4(),
         account_id=account_id,
         name=name.strip(),
         scopes=" ".join(sorted(set(scopes))),
-        created_by=ctx_of(session).actor_id,
+        created_by=ctx.actor_id,
         secret_hash="",
     )
     secret = secrets.token_urlsafe(32)
@@ -392,6 +415,10 @@ def resolve_api_key(session: Session, presented: str) -> ApiKey:
         key_id = uuid.UUID(hex=parts[1])
     except ValueError:
         raise NotAuthenticated("API key not recognised") from None
+    if session.get_bind().dialect.name == "postgresql":
+        # api_keys is under row-level security; before its account is known, a transaction
+        # may read the one key it names (policy api_key_lookup, migration 0074).
+        session.execute(text("SELECT set_config('app.api_key_id', :k, true)"), {"k": str(key_id)})
     key = session.get(ApiKey, key_id)
     if (
         key is None

@@ -140,11 +140,11 @@ class AuthFailure(Base):
 
 class ApiKey(Base):
     """A scoped key for a client's integrations, bound to one account. The secret is stored
-    as SHA-256 only (it is long and random, so a slow hash adds nothing). Outside RLS: a key
-    is resolved before its account is known."""
+    as SHA-256 only (it is long and random, so a slow hash adds nothing). Under row-level
+    security; a key is resolved before its account is known, through a policy that reads
+    only the key the request names (migration 0074)."""
 
     __tablename__ = "api_keys"
-    __table_args__ = ({"info": {"shared_registry": True}},)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     account_id: Mapped[uuid.UUID] = mapped_column(

@@ -47,6 +47,8 @@ class Principal:
     scopes: frozenset[str] | None  # None: a person (role decides); set: an API key
     session_token: str | None = None
     csrf_token: str | None = None
+    key_id: uuid.UUID | None = None  # an API key: its id and name, for the audit log
+    key_name: str | None = None
 
     @property
     def is_staff(self) -> bool:
@@ -54,7 +56,12 @@ class Principal:
 
     def context(self, reason: str, account_id: uuid.UUID | None = None) -> AccessContext:
         return AccessContext(
-            role=self.role, reason=reason, actor_id=self.user_id, account_id=account_id
+            role=self.role,
+            reason=reason,
+            actor_id=self.user_id,
+            account_id=account_id,
+            api_key_id=self.key_id,
+            api_key_name=self.key_name,
         )
 
 
@@ -69,6 +76,8 @@ def principal(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Pri
                 role=Role.CLIENT,
                 account_id=key.account_id,
                 scopes=frozenset(key.scopes.split()),
+                key_id=key.id,
+                key_name=key.name,
             )
     token = request.cookies.get(SESSION_COOKIE)
     if not token:

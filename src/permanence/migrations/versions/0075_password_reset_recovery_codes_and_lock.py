@@ -1,7 +1,7 @@
 """sign-in: e-mailed single-use links, MFA recovery codes, per-account lock
 
 Revision ID: 0075
-Revises: 0073
+Revises: 0074
 Create Date: 2026-12-06 07:20:00
 
 ``auth_tokens`` holds the SHA-256 of password-reset and unlock links (single use, expiring);
@@ -20,7 +20,7 @@ from permanence.db import UTCDateTime
 from permanence.schema import enable_tenant_isolation
 
 revision: str = "0075"
-down_revision: str | None = "0073"
+down_revision: str | None = "0074"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -12,6 +12,7 @@ from permanence.errors import NotAuthenticated, PermanenceError
 from permanence.staff.training import TrainingRequired
 from permanence.web.pages import (
     admin,
+    audits,
     breaches,
     console,
     credentials,
@@ -24,7 +25,7 @@ from permanence.web.pages.render import SignInNeeded, redirect, render, signin_r
 from permanence.web.security import NOT_PAGES
 
 router = APIRouter(include_in_schema=False)
-for module in (signin, credentials, console, portal, dpo, training, breaches, admin):
+for module in (signin, credentials, console, portal, dpo, training, breaches, admin, audits):
     router.include_router(module.router)
 
 

@@ -206,3 +206,22 @@ def compliance_report(viewer: Desk, rt: CurrentRuntime) -> Response:
             "Content-Disposition": f'attachment; filename="conformite-{at.strftime("%Y%m%d")}.html"'
         },
     )
+
+
+@router.get("/dossier-de-preuves.zip")
+def evidence_pack(viewer: Desk, rt: CurrentRuntime) -> Response:
+    """The auditor's evidence pack (signed ZIP, no personal data): see compliance/evidence.py."""
+    from permanence.compliance import evidence
+
+    at = utcnow()
+    pack = evidence.build(rt, viewer.context("dpo:evidence"), at)
+    return Response(
+        pack.data,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="dossier-de-preuves-{at.strftime("%Y%m%d")}.zip"'
+            ),
+            "Cache-Control": "no-store",
+        },
+    )
