@@ -148,6 +148,7 @@ def serve(
     configure_logging(settings.log_level)
     lock = None if settings.is_postgres else _lock_sqlite_database(settings)
     rt = _runtime()
+    _refuse_unexpected_schema(rt)
     scheduler = None
     if settings.retention_interval_minutes:
         scheduler = Scheduler(
@@ -173,6 +174,30 @@ def serve(
             scheduler.stop()
         if lock is not None:
             lock.close()
+
+
+def _refuse_unexpected_schema(rt: Runtime) -> None:
+    """New code never runs on a schema it was not written for (an upgrade whose migration did
+    not run, or a rollback below a newer release's migration). A database that cannot be
+    reached yet does not stop the start: /readyz answers 503 until it can."""
+    import logging
+
+    from permanence import health, infra
+
+    try:
+        revision = health.database_revision(rt.db.engine)
+    except Exception as exc:
+        if infra.classify(exc) is None:
+            raise
+        logging.getLogger("permanence.serve").warning(
+            "database not reachable at start (%s): /readyz answers 503 until it is",
+            infra.describe(exc),
+        )
+        return
+    problem = health.schema_problem(revision)
+    if problem is not None:
+        rt.close()
+        fail(f"refusing to serve: {problem.message}", 3)
 
 
 def _lock_sqlite_database(settings: Settings) -> IO[bytes] | None:
