@@ -693,11 +693,16 @@ def deliveries_run(
     limit: Annotated[int, typer.Option(help="At most this many sends per account")] = 500,
 ) -> None:
     """One pass: send what is due, retry what failed, escalate unacknowledged messages."""
-    from permanence.delivery.worker import run_due
+    from permanence.delivery.worker import OutcomesNotRecorded, run_due
 
     rt = _runtime()
     try:
         counts = run_due(rt, limit=limit)
+    except OutcomesNotRecorded as exc:
+        fail(
+            f"{exc}: sent, but the database did not take the outcome; those deliveries are "
+            "attempted again after their 10-minute lease"
+        )
     finally:
         rt.close()
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
