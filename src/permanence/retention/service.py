@@ -336,6 +336,10 @@ def sweep(
                 report.staff_stats = count_staff_stats_due(s, staff_stats_days, now=now)
             else:
                 report.staff_stats = purge_staff_stats(s, staff_stats_days, now=now)
+    if not dry_run:
+        # When the sweep last ran and what it deleted: /metrics reads it (any replica).
+        with db.session(AccessContext.system("retention")) as s:
+            audit.record(s, "retention.sweep", "retention", details={"deleted": report.total})
     return report
 
 
