@@ -11,6 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from permanence.cli_output import FORMAT_OPTION, Format, emit, progress
 from permanence.config import Settings, get_settings
 from permanence.errors import PermanenceError, ValidationFailed
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from permanence.runtime import Runtime
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Permanence: a GDPR-compliant telephone answering service.",
@@ -265,7 +266,7 @@ def keys_rotate(
         with rt.db.session(AccessContext.system("cli:keys-rotate"), readonly=True) as s:
             accounts = [account_by_slug(s, account)] if account else list_accounts(s)
             targets = [(a.id, a.slug) for a in accounts]
-        for account_id, slug in targets:
+        for account_id, slug in progress(targets, len(targets), "key rotation"):
             ctx = AccessContext.system("cli:keys-rotate", account_id=account_id)
             with rt.db.session(ctx) as s:
                 version, count = rt.keyring.rotate_account(s, account_id)
@@ -286,6 +287,7 @@ def audit_verify(
     checkpoint: Annotated[
         Path | None, typer.Option(help="Exported checkpoint file(s) to check against")
     ] = None,
+    fmt: Annotated[Format, FORMAT_OPTION] = Format.text,
 ) -> None:
     """Recompute the hash chain; exit 1 naming the first broken entry."""
     from permanence.audit import service as audit
@@ -304,6 +306,20 @@ def audit_verify(
             result = audit.verify(s, rt.keyring.checkpoint_signing_key().public_key(), external)
     finally:
         rt.close()
+    if fmt is Format.json:
+        emit(
+            {
+                "ok": result.ok,
+                "entries": result.entries,
+                "head_seq": result.head_seq,
+                "checkpoints_matched": result.checkpoints,
+                "broken_seq": result.broken_seq,
+                "problem": result.problem,
+            }
+        )
+        if not result.ok:
+            raise typer.Exit(1)
+        return
     if not result.ok:
         fail(result.line())
     typer.echo(result.line())
@@ -412,6 +428,7 @@ def pii_scan(
 @compliance_app.command("check")
 def compliance_check(
     report: Annotated[Path | None, typer.Option(help="Also write a dated HTML report")] = None,
+    fmt: Annotated[Format, FORMAT_OPTION] = Format.text,
 ) -> None:
     """Run every compliance check; one line each; exit 1 if any fails (for cron)."""
     from permanence.compliance.checks import run_checks
@@ -424,13 +441,34 @@ def compliance_check(
         results = run_checks(rt, at)
     finally:
         rt.close()
+    if report is not None:
+        report.write_text(report_html(results, at=at, deployment=rt.settings.provider_name))
+    if fmt is Format.json:
+        emit(
+            {
+                "at": at,
+                "passed": all(r.passed for r in results),
+                "checks": [
+                    {
+                        "code": r.code,
+                        "title": r.title,
+                        "passed": r.passed,
+                        "summary": r.summary,
+                        "evidence": r.evidence,
+                    }
+                    for r in results
+                ],
+            }
+        )
+        if not all(r.passed for r in results):
+            raise typer.Exit(1)
+        return
     for r in results:
         typer.echo(r.line())
         if not r.passed:
             for e in r.evidence:
                 typer.echo(f"  - {e}")
     if report is not None:
-        report.write_text(report_html(results, at=at, deployment=rt.settings.provider_name))
         typer.echo(f"report written to {report}")
     failed = [r for r in results if not r.passed]
     if failed:
@@ -523,7 +561,7 @@ def breach_notify(reference: str) -> None:
 
 
 @breach_app.command("list")
-def breach_list() -> None:
+def breach_list(fmt: Annotated[Format, FORMAT_OPTION] = Format.text) -> None:
     """The register: one line per breach with its clocks."""
     from permanence.breaches import service as breaches
     from permanence.context import AccessContext
@@ -535,6 +573,28 @@ def breach_list() -> None:
             views = breaches.register(s)
     finally:
         rt.close()
+    if fmt is Format.json:
+        emit(
+            [
+                {
+                    "reference": v.reference,
+                    "aware_at": v.breach.aware_at,
+                    "status": v.breach.status,
+                    "decision": v.breach.decision,
+                    "phase": v.breach.phase,
+                    "accounts": len(v.accounts),
+                    "controller_clock": {
+                        "state": v.controller_clock.state(v.now),
+                        "due_at": v.controller_clock.due_at,
+                        "met_at": v.controller_clock.met_at,
+                    },
+                    "cnil_due_at": v.cnil_clock.due_at,
+                    "overdue": v.overdue,
+                }
+                for v in views
+            ]
+        )
+        return
     if not views:
         typer.echo("no breach registered")
     for v in views:
@@ -691,6 +751,7 @@ def staff_reminders(
 @deliveries_app.command("run")
 def deliveries_run(
     limit: Annotated[int, typer.Option(help="At most this many sends per account")] = 500,
+    fmt: Annotated[Format, FORMAT_OPTION] = Format.text,
 ) -> None:
     """One pass: send what is due, retry what failed, escalate unacknowledged messages."""
     from permanence.delivery.worker import OutcomesNotRecorded, run_due
@@ -705,6 +766,9 @@ def deliveries_run(
         )
     finally:
         rt.close()
+    if fmt is Format.json:
+        emit(counts)
+        return
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
 
 
@@ -741,6 +805,7 @@ def _read(path: Path) -> str:
 @retention_app.command("run")
 def retention_run(
     dry_run: Annotated[bool, typer.Option(help="Count what is due; delete nothing")] = False,
+    fmt: Annotated[Format, FORMAT_OPTION] = Format.text,
 ) -> None:
     """Delete every record past its retention period (not under legal hold); print counts."""
     from permanence.recordings.storage import store_from_settings
@@ -754,9 +819,25 @@ def retention_run(
             dry_run=dry_run,
             batch=rt.settings.retention_batch_size,
             staff_stats_days=rt.settings.staff_stats_retention_days,
+            progress=lambda accounts: progress(accounts, len(accounts), "retention sweep"),
         )
     finally:
         rt.close()
+    if fmt is Format.json:
+        emit(
+            {
+                "dry_run": report.dry_run,
+                "skipped": report.skipped,
+                "counts": [
+                    {"account": slug, "kind": kind, "rows": n}
+                    for (slug, kind), n in sorted(report.counts.items())
+                ],
+                "held_accounts": report.held_accounts,
+                "staff_stats": report.staff_stats,
+                "total": report.total,
+            }
+        )
+        return
     for line in report.lines():
         typer.echo(line)
 
@@ -889,7 +970,7 @@ def stats_purge(
 def stats_usage(
     account: Annotated[str, typer.Option(help="Slug of the account")],
     month: Annotated[str, typer.Option(help="Month, YYYY-MM")],
-    fmt: Annotated[str, typer.Option("--format", help="csv or pdf")] = "csv",
+    fmt: Annotated[str, typer.Option("--format", help="csv, json or pdf")] = "csv",
     out: Annotated[
         Path | None, typer.Option(help="Write here (default: standard output, CSV)")
     ] = None,
@@ -899,8 +980,8 @@ def stats_usage(
     from permanence.context import AccessContext
     from permanence.stats import usage
 
-    if fmt not in ("csv", "pdf"):
-        fail("--format must be csv or pdf")
+    if fmt not in ("csv", "json", "pdf"):
+        fail("--format must be csv, json or pdf")
     if fmt == "pdf" and out is None:
         fail("a PDF needs --out FILE")
     rt = _runtime()
@@ -913,7 +994,11 @@ def stats_usage(
         fail(exc.message)
     finally:
         rt.close()
-    if fmt == "pdf":
+    if fmt == "json":
+        if out is not None:
+            fail("--format json writes to standard output: leave out --out")
+        emit(report.as_dict())
+    elif fmt == "pdf":
         assert out is not None
         out.write_bytes(usage.to_pdf(report, rt.settings.provider_name))
         typer.echo(f"usage report written to {out}")
@@ -932,6 +1017,7 @@ app.add_typer(rights_app, name="rights")
 def rights_list(
     account: Annotated[str, typer.Option(help="Slug of the account")],
     open_only: Annotated[bool, typer.Option("--open", help="Only requests still open")] = False,
+    fmt: Annotated[Format, FORMAT_OPTION] = Format.text,
 ) -> None:
     """The account's requests, overdue and soonest due first: one line each (no names)."""
     from permanence.db import utcnow
@@ -943,6 +1029,25 @@ def rights_list(
     try:
         with rt.db.session(_account_ctx(rt, account, "rights:list"), readonly=True) as s:
             rows = rights.list_requests(s, open_only=open_only)
+            if fmt is Format.json:
+                emit(
+                    {
+                        "account": account,
+                        "requests": [
+                            {
+                                "id": r.id,
+                                "kind": r.kind,
+                                "state": r.state,
+                                "received_at": r.received_at,
+                                "due_at": r.due_at,
+                                "days_left": clock.days_left(r.due_at, now),
+                                "overdue": not rights.is_closed(r) and now > r.due_at,
+                            }
+                            for r in rows
+                        ],
+                    }
+                )
+                rows = []
             for r in rows:
                 late = " OVERDUE" if not rights.is_closed(r) and now > r.due_at else ""
                 typer.echo(
@@ -978,7 +1083,7 @@ def rights_sweep(
                 (a.id, a.slug)
                 for a in s.scalars(select(Account).where(Account.status == AccountStatus.ACTIVE))
             ]
-        for account_id, slug in accounts:
+        for account_id, slug in progress(accounts, len(accounts), "rights sweep"):
             with rt.db.session(AccessContext.system("rights:sweep", account_id)) as s:
                 due = rights.send_reminders(s, outbox, now, send=send)
                 purged = package.purge(s, outbox.files, now)

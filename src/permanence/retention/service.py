@@ -307,6 +307,8 @@ def sweep(
     batch: int = 5000,
     kinds: Iterable[str] | None = None,
     staff_stats_days: int = 90,
+    progress: Callable[[list[tuple[uuid.UUID, str]]], Iterable[tuple[uuid.UUID, str]]]
+    | None = None,
 ) -> SweepReport:
     """Delete every due record that is not under hold, account by account, kind by kind;
     then the per-operator statistics older than ``staff_stats_days`` (provider staff data,
@@ -320,7 +322,7 @@ def sweep(
     # Recordings before calls: a call's deletion would otherwise take its recordings along.
     order = ["recordings", *[k for k in REGISTRY if k != "recordings"]]
     wanted = [REGISTRY[k] for k in order if kinds is None or k in set(kinds)]
-    for account_id, slug in accounts:
+    for account_id, slug in progress(accounts) if progress else accounts:
         ctx = AccessContext.system("retention", account_id)
         with db.session(ctx, readonly=True) as s:
             if _account_held(s, account_id):
