@@ -16,6 +16,8 @@ from permanence.config import Settings, get_settings
 from permanence.errors import PermanenceError, ValidationFailed
 
 if TYPE_CHECKING:
+    import uuid
+
     from permanence.context import AccessContext
     from permanence.runtime import Runtime
 
@@ -83,8 +85,13 @@ def init(
 
     settings = get_settings()
     password = admin_password or os.environ.get("PERMANENCE_ADMIN_PASSWORD")
+    if not password and sys.stdin.isatty():
+        # Typed, not on the command line: nothing for 'ps' to show.
+        password = typer.prompt(
+            "Administrator's password", hide_input=True, confirmation_prompt=True
+        )
     if not password:
-        fail("give --admin-password or set PERMANENCE_ADMIN_PASSWORD")
+        fail("set PERMANENCE_ADMIN_PASSWORD (or type the password at the prompt on a terminal)")
     check_policy(password)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
@@ -723,6 +730,77 @@ def offboard(
     )
 
 
+def _staff_member(rt: Runtime, email: str) -> tuple[uuid.UUID, str]:
+    from sqlalchemy import select
+
+    from permanence.context import STAFF_ROLES, AccessContext
+    from permanence.staff.model import User
+
+    with rt.db.session(AccessContext.system("cli:staff"), readonly=True) as s:
+        user = s.scalars(select(User).where(User.email == email.strip().lower())).first()
+    if user is None or user.role not in STAFF_ROLES:
+        fail("no staff member with this e-mail address")
+    return user.id, user.role.value
+
+
+@staff_app.command("record-training")
+def staff_record_training(
+    email: Annotated[str, typer.Option(help="The staff member's sign-in e-mail")],
+    completed_on: Annotated[
+        str | None, typer.Option(help="Day the training was completed, YYYY-MM-DD (default today)")
+    ] = None,
+) -> None:
+    """Record that a staff member completed the data-protection training (valid one year);
+    the first administrator's is one of an installation's first steps (docs/deployment.md)."""
+    import datetime as dt
+
+    from permanence.context import AccessContext
+    from permanence.staff.training import record_training
+
+    when = None
+    if completed_on is not None:
+        try:
+            day = dt.date.fromisoformat(completed_on)
+        except ValueError:
+            fail("--completed-on must be a day such as 2026-12-01")
+        when = dt.datetime.combine(day, dt.time(12), dt.UTC)
+        if when > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+            fail("--completed-on is in the future")
+    rt = _runtime()
+    try:
+        user_id, role = _staff_member(rt, email)
+        with rt.db.session(AccessContext.system("cli:staff")) as s:
+            row = record_training(s, user_id, completed_at=when)
+    finally:
+        rt.close()
+    typer.echo(
+        f"training recorded for user {user_id} ({role}), valid until {row.expires_at:%Y-%m-%d}"
+    )
+
+
+@staff_app.command("sign-undertaking")
+def staff_sign_undertaking(
+    email: Annotated[str, typer.Option(help="The staff member's sign-in e-mail")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: this person has signed the undertaking")
+    ] = False,
+) -> None:
+    """Record the staff member's signed confidentiality undertaking (current version)."""
+    from permanence.context import AccessContext
+    from permanence.staff.training import sign_undertaking
+
+    if not yes:
+        fail("confirm with --yes that this person has read and signed the undertaking")
+    rt = _runtime()
+    try:
+        user_id, role = _staff_member(rt, email)
+        with rt.db.session(AccessContext.system("cli:staff")) as s:
+            row = sign_undertaking(s, user_id)
+    finally:
+        rt.close()
+    typer.echo(f"undertaking version {row.version} recorded for user {user_id} ({role})")
+
+
 @staff_app.command("reminders")
 def staff_reminders(
     days: Annotated[int, typer.Option(help="Training expiring within this many days")] = 30,
@@ -1106,7 +1184,13 @@ def _account_ctx(rt: Runtime, slug: str, reason: str) -> AccessContext:
 
 @app.command()
 def backup(
-    out: Annotated[Path, typer.Argument(help="Archive to write (refuses to overwrite a file)")],
+    out: Annotated[
+        Path,
+        typer.Argument(
+            help="Archive to write (refuses to overwrite a file); a directory: a dated "
+            "permanence-YYYYMMDDTHHMMSSZ.pmbk in it (the backup timer)"
+        ),
+    ],
 ) -> None:
     """A consistent, encrypted backup of the database and its files, while the service runs.
 
@@ -1115,6 +1199,7 @@ def backup(
     from permanence.backup import archive
     from permanence.backup import service as backups
 
+    out = _dated(out, "permanence", ".pmbk")
     settings = get_settings()
     try:
         key = archive.load_backup_key(settings)
@@ -1122,6 +1207,15 @@ def backup(
     except PermanenceError as exc:
         fail(exc.message)
     typer.echo(summary.line())
+
+
+def _dated(path: Path, stem: str, suffix: str) -> Path:
+    """``path`` itself, or for a directory a new dated file in it (scheduled jobs)."""
+    import datetime as dt
+
+    if not path.is_dir():
+        return path
+    return path / f"{stem}-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}{suffix}"
 
 
 @app.command()
@@ -1179,7 +1273,13 @@ def keys_backup_key(
 
 @rights_app.command("journal-export")
 def rights_journal_export(
-    out: Annotated[Path, typer.Option(help="File to write (refuses to overwrite one)")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="File to write (refuses to overwrite one); a directory: a dated "
+            "erasures-YYYYMMDDTHHMMSSZ.jsonl in it"
+        ),
+    ],
 ) -> None:
     """Write the erasure journal (pseudonymous ids and times, each line authenticated) for
     'permanence restore --journal': keep it with the backups, it is what keeps an erased
@@ -1188,6 +1288,8 @@ def rights_journal_export(
 
     from permanence.backup import journal as ejournal
     from permanence.crypto.keyring import Keyring
+
+    out = _dated(out, "erasures", ".jsonl")
 
     settings = get_settings()
     try:

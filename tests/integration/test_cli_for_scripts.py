@@ -181,3 +181,24 @@ def test_shell_completion_installs_and_completes(tmp_path: Path, settings: Setti
         check=False,
     )
     assert "retention" in completing.stdout.split()
+
+
+def test_the_backup_units_commands_write_dated_files_into_a_directory(
+    tmp_path: Path, settings: Settings, rt: Runtime
+) -> None:
+    """deploy/permanence-backup.service gives a directory: each run adds a dated file."""
+    make_account(rt, SLUG)
+    env = cli_env(settings)
+    key = tmp_path / "backup.key"
+    assert run_cli(env, "keys", "backup-key", str(key)).returncode == 0
+    env["PERMANENCE_BACKUP_KEY_FILE"] = str(key)
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    made = run_cli(env, "backup", str(backups))
+    assert made.returncode == 0, made.stderr
+    journal = run_cli(env, "rights", "journal-export", "--out", str(backups))
+    assert journal.returncode == 0, journal.stderr
+    [archive] = backups.glob("permanence-*.pmbk")
+    assert len(list(backups.glob("erasures-*.jsonl"))) == 1
+    checked = run_cli(env, "restore", str(archive), "--check")
+    assert checked.returncode == 0 and "archive intact" in checked.stdout
