@@ -209,4 +209,18 @@ def from_environment() -> FastAPI:
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    return create_app(Runtime.from_settings(settings), deliveries=True)
+    rt = Runtime.from_settings(settings)
+    from permanence import health
+
+    try:
+        problem = health.schema_problem(health.database_revision(rt.db.engine))
+    except Exception as exc:
+        from permanence import infra
+
+        if infra.classify(exc) is None:
+            raise
+        problem = None  # not reachable yet: /readyz answers 503 until it is
+    if problem is not None:
+        rt.close()
+        raise SystemExit(f"refusing to serve: {problem.message}")
+    return create_app(rt, deliveries=True)
