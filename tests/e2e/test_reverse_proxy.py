@@ -431,6 +431,9 @@ def test_a_rolling_restart_fails_no_request(two: Stack) -> None:
             stop(two.proxy.procs[index])  # systemctl restart: SIGTERM, then start again
             two.proxy.procs[index] = spawn_replica(settings_of(two), port)
             wait_until_ready(two.proxy.procs[index], port)
+            # nginx took the replica out after its failures (max_fails=3): it takes it back
+            # after fail_timeout. Stopping the other one before that leaves no live upstream.
+            time.sleep(NGINX_FAIL_TIMEOUT)
         time.sleep(1)
     finally:
         done.set()
@@ -439,6 +442,9 @@ def test_a_rolling_restart_fails_no_request(two: Stack) -> None:
     failed = [o for o in outcomes if not o.endswith(" 200")]
     assert len(outcomes) > 100
     assert failed == [], f"{len(failed)} of {len(outcomes)} failed: {sorted(set(failed))}"
+
+
+NGINX_FAIL_TIMEOUT = 10  # deploy/nginx.conf: fail_timeout=10s
 
 
 def settings_of(stack: Stack) -> Settings:
