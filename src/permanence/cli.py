@@ -11,16 +11,19 @@ from typing import IO, TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from permanence.cli_output import FORMAT_OPTION, Format, emit, progress
 from permanence.config import Settings, get_settings
 from permanence.errors import PermanenceError, ValidationFailed
 from permanence.telephony.cli import telephony_app
 
 if TYPE_CHECKING:
+    import uuid
+
     from permanence.context import AccessContext
     from permanence.runtime import Runtime
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Permanence: a GDPR-compliant telephone answering service.",
@@ -84,8 +87,13 @@ def init(
 
     settings = get_settings()
     password = admin_password or os.environ.get("PERMANENCE_ADMIN_PASSWORD")
+    if not password and sys.stdin.isatty():
+        # Typed, not on the command line: nothing for 'ps' to show.
+        password = typer.prompt(
+            "Administrator's password", hide_input=True, confirmation_prompt=True
+        )
     if not password:
-        fail("give --admin-password or set PERMANENCE_ADMIN_PASSWORD")
+        fail("set PERMANENCE_ADMIN_PASSWORD (or type the password at the prompt on a terminal)")
     check_policy(password, (admin_email, admin_name))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
@@ -151,6 +159,7 @@ def serve(
     configure_logging(settings.log_level)
     lock = None if settings.is_postgres else _lock_sqlite_database(settings)
     rt = _runtime()
+    _refuse_unexpected_schema(rt)
     scheduler = None
     if settings.retention_interval_minutes:
         scheduler = Scheduler(
@@ -184,6 +193,30 @@ def serve(
             checkpointer.stop()
         if lock is not None:
             lock.close()
+
+
+def _refuse_unexpected_schema(rt: Runtime) -> None:
+    """New code never runs on a schema it was not written for (an upgrade whose migration did
+    not run, or a rollback below a newer release's migration). A database that cannot be
+    reached yet does not stop the start: /readyz answers 503 until it can."""
+    import logging
+
+    from permanence import health, infra
+
+    try:
+        revision = health.database_revision(rt.db.engine)
+    except Exception as exc:
+        if infra.classify(exc) is None:
+            raise
+        logging.getLogger("permanence.serve").warning(
+            "database not reachable at start (%s): /readyz answers 503 until it is",
+            infra.describe(exc),
+        )
+        return
+    problem = health.schema_problem(revision)
+    if problem is not None:
+        rt.close()
+        fail(f"refusing to serve: {problem.message}", 3)
 
 
 def _lock_sqlite_database(settings: Settings) -> IO[bytes] | None:
@@ -251,7 +284,7 @@ def keys_rotate(
         with rt.db.session(AccessContext.system("cli:keys-rotate"), readonly=True) as s:
             accounts = [account_by_slug(s, account)] if account else list_accounts(s)
             targets = [(a.id, a.slug) for a in accounts]
-        for account_id, slug in targets:
+        for account_id, slug in progress(targets, len(targets), "key rotation"):
             ctx = AccessContext.system("cli:keys-rotate", account_id=account_id)
             with rt.db.session(ctx) as s:
                 version, count = rt.keyring.rotate_account(s, account_id)
@@ -273,6 +306,7 @@ def audit_verify(
         Path | None,
         typer.Option(help="Another exported checkpoint file to check against (JSON or JSON lines)"),
     ] = None,
+    fmt: Annotated[Format, FORMAT_OPTION] = Format.text,
 ) -> None:
     """Recompute the hash chain; exit 1 naming the first broken entry (and column). Checks
     against every checkpoint of PERMANENCE_AUDIT_CHECKPOINT_FILE too."""
@@ -297,6 +331,20 @@ def audit_verify(
             result = audit.verify(s, rt.keyring.checkpoint_signing_key().public_key(), external)
     finally:
         rt.close()
+    if fmt is Format.json:
+        emit(
+            {
+                "ok": result.ok,
+                "entries": result.entries,
+                "head_seq": result.head_seq,
+                "checkpoints_matched": result.checkpoints,
+                "broken_seq": result.broken_seq,
+                "problem": result.problem,
+            }
+        )
+        if not result.ok:
+            raise typer.Exit(1)
+        return
     if not result.ok:
         fail(result.line())
     typer.echo(result.line())
@@ -408,6 +456,7 @@ def pii_scan(
 @compliance_app.command("check")
 def compliance_check(
     report: Annotated[Path | None, typer.Option(help="Also write a dated HTML report")] = None,
+    fmt: Annotated[Format, FORMAT_OPTION] = Format.text,
 ) -> None:
     """Run every compliance check; one line each; exit 1 if any fails (for cron)."""
     from permanence.compliance.checks import run_checks
@@ -420,13 +469,34 @@ def compliance_check(
         results = run_checks(rt, at)
     finally:
         rt.close()
+    if report is not None:
+        report.write_text(report_html(results, at=at, deployment=rt.settings.provider_name))
+    if fmt is Format.json:
+        emit(
+            {
+                "at": at,
+                "passed": all(r.passed for r in results),
+                "checks": [
+                    {
+                        "code": r.code,
+                        "title": r.title,
+                        "passed": r.passed,
+                        "summary": r.summary,
+                        "evidence": r.evidence,
+                    }
+                    for r in results
+                ],
+            }
+        )
+        if not all(r.passed for r in results):
+            raise typer.Exit(1)
+        return
     for r in results:
         typer.echo(r.line())
         if not r.passed:
             for e in r.evidence:
                 typer.echo(f"  - {e}")
     if report is not None:
-        report.write_text(report_html(results, at=at, deployment=rt.settings.provider_name))
         typer.echo(f"report written to {report}")
     failed = [r for r in results if not r.passed]
     if failed:
@@ -572,7 +642,7 @@ def breach_notify(reference: str) -> None:
 
 
 @breach_app.command("list")
-def breach_list() -> None:
+def breach_list(fmt: Annotated[Format, FORMAT_OPTION] = Format.text) -> None:
     """The register: one line per breach with its clocks."""
     from permanence.breaches import service as breaches
     from permanence.context import AccessContext
@@ -584,6 +654,28 @@ def breach_list() -> None:
             views = breaches.register(s)
     finally:
         rt.close()
+    if fmt is Format.json:
+        emit(
+            [
+                {
+                    "reference": v.reference,
+                    "aware_at": v.breach.aware_at,
+                    "status": v.breach.status,
+                    "decision": v.breach.decision,
+                    "phase": v.breach.phase,
+                    "accounts": len(v.accounts),
+                    "controller_clock": {
+                        "state": v.controller_clock.state(v.now),
+                        "due_at": v.controller_clock.due_at,
+                        "met_at": v.controller_clock.met_at,
+                    },
+                    "cnil_due_at": v.cnil_clock.due_at,
+                    "overdue": v.overdue,
+                }
+                for v in views
+            ]
+        )
+        return
     if not views:
         typer.echo("no breach registered")
     for v in views:
@@ -710,6 +802,42 @@ def offboard(
         f"{account}: {keys['subject_keys']} subject key(s) and {keys['account_keys']} account "
         f"key(s) destroyed, {deleted} row(s) deleted; certificate {base}.json / .html"
     )
+
+
+def _staff_member(rt: Runtime, email: str) -> tuple[uuid.UUID, str]:
+    from sqlalchemy import select
+
+    from permanence.context import STAFF_ROLES, AccessContext
+    from permanence.staff.model import User
+
+    with rt.db.session(AccessContext.system("cli:staff"), readonly=True) as s:
+        user = s.scalars(select(User).where(User.email == email.strip().lower())).first()
+    if user is None or user.role not in STAFF_ROLES:
+        fail("no staff member with this e-mail address")
+    return user.id, user.role.value
+
+
+@staff_app.command("sign-undertaking")
+def staff_sign_undertaking(
+    email: Annotated[str, typer.Option(help="The staff member's sign-in e-mail")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: this person has signed the undertaking")
+    ] = False,
+) -> None:
+    """Record the staff member's signed confidentiality undertaking (current version)."""
+    from permanence.context import AccessContext
+    from permanence.staff.training import sign_undertaking
+
+    if not yes:
+        fail("confirm with --yes that this person has read and signed the undertaking")
+    rt = _runtime()
+    try:
+        user_id, role = _staff_member(rt, email)
+        with rt.db.session(AccessContext.system("cli:staff")) as s:
+            row = sign_undertaking(s, user_id)
+    finally:
+        rt.close()
+    typer.echo(f"undertaking version {row.version} recorded for user {user_id} ({role})")
 
 
 @staff_app.command("reminders")
@@ -847,15 +975,24 @@ def staff_unlock(email: Annotated[str, typer.Option(help="The user's e-mail")]) 
 @deliveries_app.command("run")
 def deliveries_run(
     limit: Annotated[int, typer.Option(help="At most this many sends per account")] = 500,
+    fmt: Annotated[Format, FORMAT_OPTION] = Format.text,
 ) -> None:
     """One pass: send what is due, retry what failed, escalate unacknowledged messages."""
-    from permanence.delivery.worker import run_due
+    from permanence.delivery.worker import OutcomesNotRecorded, run_due
 
     rt = _runtime()
     try:
         counts = run_due(rt, limit=limit)
+    except OutcomesNotRecorded as exc:
+        fail(
+            f"{exc}: sent, but the database did not take the outcome; those deliveries are "
+            "attempted again after their 10-minute lease"
+        )
     finally:
         rt.close()
+    if fmt is Format.json:
+        emit(counts)
+        return
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
 
 
@@ -892,6 +1029,7 @@ def _read(path: Path) -> str:
 @retention_app.command("run")
 def retention_run(
     dry_run: Annotated[bool, typer.Option(help="Count what is due; delete nothing")] = False,
+    fmt: Annotated[Format, FORMAT_OPTION] = Format.text,
 ) -> None:
     """Delete every record past its retention period (not under legal hold); print counts."""
     from permanence.recordings.storage import store_from_settings
@@ -905,9 +1043,25 @@ def retention_run(
             dry_run=dry_run,
             batch=rt.settings.retention_batch_size,
             staff_stats_days=rt.settings.staff_stats_retention_days,
+            progress=lambda accounts: progress(accounts, len(accounts), "retention sweep"),
         )
     finally:
         rt.close()
+    if fmt is Format.json:
+        emit(
+            {
+                "dry_run": report.dry_run,
+                "skipped": report.skipped,
+                "counts": [
+                    {"account": slug, "kind": kind, "rows": n}
+                    for (slug, kind), n in sorted(report.counts.items())
+                ],
+                "held_accounts": report.held_accounts,
+                "staff_stats": report.staff_stats,
+                "total": report.total,
+            }
+        )
+        return
     for line in report.lines():
         typer.echo(line)
 
@@ -1040,7 +1194,7 @@ def stats_purge(
 def stats_usage(
     account: Annotated[str, typer.Option(help="Slug of the account")],
     month: Annotated[str, typer.Option(help="Month, YYYY-MM")],
-    fmt: Annotated[str, typer.Option("--format", help="csv or pdf")] = "csv",
+    fmt: Annotated[str, typer.Option("--format", help="csv, json or pdf")] = "csv",
     out: Annotated[
         Path | None, typer.Option(help="Write here (default: standard output, CSV)")
     ] = None,
@@ -1050,8 +1204,8 @@ def stats_usage(
     from permanence.context import AccessContext
     from permanence.stats import usage
 
-    if fmt not in ("csv", "pdf"):
-        fail("--format must be csv or pdf")
+    if fmt not in ("csv", "json", "pdf"):
+        fail("--format must be csv, json or pdf")
     if fmt == "pdf" and out is None:
         fail("a PDF needs --out FILE")
     rt = _runtime()
@@ -1064,7 +1218,11 @@ def stats_usage(
         fail(exc.message)
     finally:
         rt.close()
-    if fmt == "pdf":
+    if fmt == "json":
+        if out is not None:
+            fail("--format json writes to standard output: leave out --out")
+        emit(report.as_dict())
+    elif fmt == "pdf":
         assert out is not None
         out.write_bytes(usage.to_pdf(report, rt.settings.provider_name))
         typer.echo(f"usage report written to {out}")
@@ -1087,6 +1245,7 @@ app.add_typer(audits_app, name="audits")
 def rights_list(
     account: Annotated[str, typer.Option(help="Slug of the account")],
     open_only: Annotated[bool, typer.Option("--open", help="Only requests still open")] = False,
+    fmt: Annotated[Format, FORMAT_OPTION] = Format.text,
 ) -> None:
     """The account's requests, overdue and soonest due first: one line each (no names)."""
     from permanence.db import utcnow
@@ -1098,6 +1257,25 @@ def rights_list(
     try:
         with rt.db.session(_account_ctx(rt, account, "rights:list"), readonly=True) as s:
             rows = rights.list_requests(s, open_only=open_only)
+            if fmt is Format.json:
+                emit(
+                    {
+                        "account": account,
+                        "requests": [
+                            {
+                                "id": r.id,
+                                "kind": r.kind,
+                                "state": r.state,
+                                "received_at": r.received_at,
+                                "due_at": r.due_at,
+                                "days_left": clock.days_left(r.due_at, now),
+                                "overdue": not rights.is_closed(r) and now > r.due_at,
+                            }
+                            for r in rows
+                        ],
+                    }
+                )
+                rows = []
             for r in rows:
                 late = " OVERDUE" if not rights.is_closed(r) and now > r.due_at else ""
                 typer.echo(
@@ -1133,7 +1311,7 @@ def rights_sweep(
                 (a.id, a.slug)
                 for a in s.scalars(select(Account).where(Account.status == AccountStatus.ACTIVE))
             ]
-        for account_id, slug in accounts:
+        for account_id, slug in progress(accounts, len(accounts), "rights sweep"):
             with rt.db.session(AccessContext.system("rights:sweep", account_id)) as s:
                 due = rights.send_reminders(s, outbox, now, send=send)
                 purged = package.purge(s, outbox.files, now)
@@ -1157,7 +1335,13 @@ def _account_ctx(rt: Runtime, slug: str, reason: str) -> AccessContext:
 
 @app.command()
 def backup(
-    out: Annotated[Path, typer.Argument(help="Archive to write (refuses to overwrite a file)")],
+    out: Annotated[
+        Path,
+        typer.Argument(
+            help="Archive to write (refuses to overwrite a file); a directory: a dated "
+            "permanence-YYYYMMDDTHHMMSSZ.pmbk in it (the backup timer)"
+        ),
+    ],
 ) -> None:
     """A consistent, encrypted backup of the database and its files, while the service runs.
 
@@ -1166,6 +1350,7 @@ def backup(
     from permanence.backup import archive
     from permanence.backup import service as backups
 
+    out = _dated(out, "permanence", ".pmbk")
     settings = get_settings()
     try:
         key = archive.load_backup_key(settings)
@@ -1173,6 +1358,15 @@ def backup(
     except PermanenceError as exc:
         fail(exc.message)
     typer.echo(summary.line())
+
+
+def _dated(path: Path, stem: str, suffix: str) -> Path:
+    """``path`` itself, or for a directory a new dated file in it (scheduled jobs)."""
+    import datetime as dt
+
+    if not path.is_dir():
+        return path
+    return path / f"{stem}-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}{suffix}"
 
 
 @app.command()
@@ -1230,7 +1424,13 @@ def keys_backup_key(
 
 @rights_app.command("journal-export")
 def rights_journal_export(
-    out: Annotated[Path, typer.Option(help="File to write (refuses to overwrite one)")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="File to write (refuses to overwrite one); a directory: a dated "
+            "erasures-YYYYMMDDTHHMMSSZ.jsonl in it"
+        ),
+    ],
 ) -> None:
     """Write the erasure journal (pseudonymous ids and times, each line authenticated) for
     'permanence restore --journal': keep it with the backups, it is what keeps an erased
@@ -1239,6 +1439,8 @@ def rights_journal_export(
 
     from permanence.backup import journal as ejournal
     from permanence.crypto.keyring import Keyring
+
+    out = _dated(out, "erasures", ".jsonl")
 
     settings = get_settings()
     try:

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
         description="Largest request body accepted, in bytes (413 beyond); routes with a "
         "smaller limit of their own keep it.",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description="Bearer token that GET /metrics requires (Prometheus' "
+        "authorization.credentials); unset: /metrics answers 404.",
+    )
     twilio_auth_token: str | None = Field(
         default=None,
         description="Auth token that signs Twilio/SignalWire webhooks (X-Twilio-Signature) "

@@ -80,3 +80,10 @@ class IntegrityFailure(PermanenceError):
 
     status_code = 500
     code = "integrity"
+
+
+class InternalError(PermanenceError):
+    """A bug: what the client is told (the traceback goes to the log, not to them)."""
+
+    status_code = 500
+    code = "internal"

@@ -26,6 +26,10 @@ class Mail:
     subject: str
     text: str
     html: str | None = None
+    # The delivery this mail carries out: gives it a stable Message-ID and an
+    # X-Permanence-Delivery header, the same at every attempt, so that a receiver can drop a
+    # copy sent twice (docs/delivery.md).
+    delivery_id: str | None = None
 
 
 class Mailer(Protocol):
@@ -67,6 +71,10 @@ class SmtpMailer:
         msg["From"] = self.sender
         msg["To"] = mail.to
         msg["Subject"] = mail.subject
+        if mail.delivery_id:
+            domain = self.sender.rpartition("@")[2] or "permanence.invalid"
+            msg["Message-ID"] = f"<{mail.delivery_id}@{domain}>"
+            msg["X-Permanence-Delivery"] = mail.delivery_id
         msg.set_content(mail.text)
         if mail.html:
             msg.add_alternative(mail.html, subtype="html")

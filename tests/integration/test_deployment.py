@@ -78,9 +78,11 @@ def installed_copies(tmp_path: Path) -> list[Path]:
 
 def test_the_deploy_folder_has_the_documented_units() -> None:
     assert [u.name for u in UNITS] == [
+        "permanence-backup.service",
         "permanence-daily.service",
         "permanence-migrate.service",
         "permanence.service",
+        "permanence-backup.timer",
         "permanence-daily.timer",
     ]
     assert [e.name for e in ENV_FILES] == ["migrate.env", "permanence.env"]
@@ -105,7 +107,7 @@ def test_systemd_verifies_the_units_without_a_warning(tmp_path: Path) -> None:
 def test_systemd_would_reject_a_broken_unit(tmp_path: Path) -> None:
     """The check above can fail: a misspelt hardening key is reported."""
     assert SYSTEMD_ANALYZE is not None
-    service = installed_copies(tmp_path)[2]
+    service = next(c for c in installed_copies(tmp_path) if c.name == "permanence.service")
     service.write_text(service.read_text().replace("NoNewPrivileges=", "NoNewPrivilege="))
     done = subprocess.run(
         [SYSTEMD_ANALYZE, "verify", str(service)], capture_output=True, text=True, check=False
@@ -133,7 +135,7 @@ def test_the_service_is_hardened(tmp_path: Path, unit: str) -> None:
 def test_every_command_the_units_run_exists() -> None:
     runner = CliRunner()
     commands = [line for _unit, line in unit_lines("ExecStart")]
-    assert len(commands) == 7
+    assert len(commands) == 9
     for command in commands:
         argv = shlex.split(command)
         assert argv[0] == INSTALLED

@@ -255,3 +255,53 @@ def test_the_roles_block_gives_an_application_role_under_row_level_security() ->
             capture_output=True,
             timeout=60,
         )
+
+
+def test_the_first_steps_make_the_daily_jobs_pass(settings: Settings, tmp_path: Path) -> None:
+    """A fresh installation (section 3's init), its documented first steps, then every command
+    of the daily unit, through the documented wrapper: all succeed (issue 25: the daily unit
+    failed from the first day)."""
+    etc, home, sbin = tmp_path / "etc", tmp_path / "root", tmp_path / "sbin"
+    home.mkdir()
+    sbin.mkdir()
+    install_env_files(etc, settings)
+    if not PG_URL:
+        (settings.data_dir / "permanence.db").unlink()
+    init = block_run_by("test_the_first_run_block_initialises_the_deployment")
+    sh(localised(init, etc, home, settings.data_dir), shell_env(), tmp_path)
+    wrapper = sbin / "permanence-admin"
+    steps = localised(
+        block_run_by("test_the_first_steps_make_the_daily_jobs_pass"), etc, home, settings.data_dir
+    )
+    steps = steps.replace("deploy/permanence-admin", str(ROOT / "deploy" / "permanence-admin"))
+    steps = steps.replace("/usr/local/sbin/permanence-admin", str(wrapper))
+    steps = re.sub(r"^permanence-admin ", f"{wrapper} ", steps, flags=re.MULTILINE)
+    env = {
+        **shell_env(),
+        "PERMANENCE_ETC": str(etc),
+        "PERMANENCE_RUN_AS": "root",  # the test runs as root; a host has its 'permanence' user
+        "PERMANENCE_PROGRAM": str(Path(sys.executable).parent / "permanence"),
+    }
+    done = sh(steps, env, tmp_path)
+    assert "1 training record(s) written" in done.stdout and "undertaking version" in done.stdout
+    assert "FAIL" not in done.stdout
+    # The daily unit's commands, in its order, as it runs them.
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    unit = (ROOT / "deploy" / "permanence-daily.service").read_text()
+    commands = [
+        line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")
+    ]
+    assert len(commands) == 5
+    for command in commands:
+        argv = command.replace("/var/lib/permanence-checkpoints", str(checkpoints)).split()
+        assert argv[0] == INSTALLED
+        ran = subprocess.run(
+            [str(wrapper), *argv[1:]], env=env, capture_output=True, text=True, check=False
+        )
+        assert ran.returncode == 0, (command, ran.stdout, ran.stderr)
+    # permanence.env's checkpoint file, moved under the test's data directory's parent.
+    published = Path(f"{settings.data_dir}-checkpoints") / "audit-checkpoints.jsonl"
+    assert published.read_text().count("\n") >= 1
+    # Nothing the wrapper copied is left behind.
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("tmp.*/master.key"))

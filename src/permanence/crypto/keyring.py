@@ -39,7 +39,7 @@ from permanence.crypto.primitives import (
     seal,
 )
 from permanence.db import utcnow
-from permanence.errors import ConfigurationError, Conflict, KeyUnavailable
+from permanence.errors import ConfigurationError, Conflict, IntegrityFailure, KeyUnavailable
 
 INDEX_EPOCH = 1
 
@@ -54,8 +54,10 @@ def load_master_key(settings: Settings) -> bytes:
     path = settings.effective_master_key_file
     if not path.exists():
         raise ConfigurationError(
-            f"no master key: {path} does not exist (run 'permanence init' "
-            "or set PERMANENCE_MASTER_KEY)"
+            f"no master key: {path} does not exist. On an installed host, run commands as "
+            "docs/deployment.md says (section 'Running commands by hand') so that "
+            "PERMANENCE_MASTER_KEY_FILE names the key; only a new installation runs "
+            "'permanence init'"
         )
     return decode_key(path.read_text().strip(), str(path))
 
@@ -205,6 +207,16 @@ class Keyring:
         session.add(row)
         session.flush()
         return row
+
+    def opens(self, row: AccountKey) -> bool:
+        """Whether this master key unwraps ``row`` (readiness: the key matches the data)."""
+        try:
+            open_sealed(
+                self._master, row.wrapped_kek, self._kek_ad(row.account_id, row.version, "kek")
+            )
+        except IntegrityFailure:
+            return False
+        return True
 
     def _active_key_row(self, session: Session, account_id: uuid.UUID) -> AccountKey:
         row = session.scalars(

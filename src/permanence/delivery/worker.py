@@ -5,9 +5,16 @@ One pass (``run_due``) walks the active accounts; for each, under that account's
 deliveries in batches. Claiming takes a lease (the row's next attempt is pushed forward and
 its attempt counted) in a short transaction — ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
 several workers share the load; SQLite serialises write transactions anyway — then sends
-outside any transaction and records each outcome in another. A worker that dies mid-send
-leaves rows that fall due again when the lease ends: delivery is at least once, and webhook
-receivers de-duplicate on ``X-Permanence-Delivery``.
+outside any transaction and records each outcome in another.
+
+The claim's commit is the record of the attempt, made before anything is sent. Recording the
+outcome is retried while the database is briefly unreachable (a connection reset, a
+restart); if it stays unreachable, the outcomes wait in the worker's memory (``Backlog``) and
+the next pass records them before it claims anything, so a database blip never makes the
+worker send again what it sent. Only a worker that dies between the send and the record
+leaves rows that fall due again when the lease ends: delivery is at least once, and every
+mail and webhook carries its delivery's id (``X-Permanence-Delivery``, and a stable
+``Message-ID``) so that receivers can drop the copy.
 """
 
 from __future__ import annotations
@@ -17,14 +24,16 @@ import logging
 import random
 import smtplib
 import threading
+import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from permanence import __version__
+from permanence import __version__, infra
 from permanence.accounts.model import Account, AccountStatus
 from permanence.accounts.service import get_account, mandate_by_id
 from permanence.audit import service as audit
@@ -61,6 +70,8 @@ REASON = "delivery:worker"
 # How long a claimed delivery is reserved for the worker that claimed it.
 LEASE = dt.timedelta(minutes=10)
 BATCH = 50
+# Waits between tries of recording outcomes (about 15 s in all, far below the lease).
+RECORD_RETRIES: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass
@@ -105,21 +116,57 @@ class _Prepared:
         return self.mandates[mandate_id]
 
 
+@dataclass
+class _Outcome:
+    account_id: uuid.UUID
+    job: _Job
+    failure: SendFailed | None
+    at: dt.datetime
+
+
+@dataclass
+class Backlog:
+    """Outcomes of attempts made but not yet recorded (the database was unreachable). Kept by
+    the worker loop from one pass to the next; recorded first thing in the next pass."""
+
+    outcomes: list[_Outcome] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+
+class OutcomesNotRecorded(Exception):
+    """Sent, but the outcome could not be written: kept in the backlog (if any)."""
+
+    def __init__(self, count: int, cause: BaseException) -> None:
+        super().__init__(f"{count} outcome(s) not recorded: {infra.describe(cause)}")
+        self.count = count
+        self.cause = cause
+
+
 def run_due(
     rt: Runtime,
     now: dt.datetime | None = None,
     limit: int = 500,
     channels: Channels | None = None,
     rng: random.Random | None = None,
+    backlog: Backlog | None = None,
+    retries: Sequence[float] = RECORD_RETRIES,
 ) -> dict[str, int]:
     """One pass over every active account; at most ``limit`` deliveries attempted per account.
 
     Returns counts: ``escalated`` (alerts created), ``sent``, ``delivered``, ``retrying``,
-    ``failed``, ``cancelled``.
+    ``failed``, ``cancelled``. Outcomes that cannot be recorded after ``retries`` go to
+    ``backlog`` and the pass stops with ``OutcomesNotRecorded``; a later pass given the same
+    backlog records them before anything else.
     """
     now = now or utcnow()
     channels = channels or Channels.from_settings(rt.settings)
     counts: Counter[str] = Counter()
+    backlog = backlog if backlog is not None else Backlog()
+    if backlog.outcomes:
+        waiting, backlog.outcomes = backlog.outcomes, []
+        _record_all(rt, waiting, rng, counts, backlog, retries)
     with rt.db.session(AccessContext.system(REASON), readonly=True) as s:
         accounts = s.scalars(
             select(Account.id).where(Account.status == AccountStatus.ACTIVE).order_by(Account.id)
@@ -134,14 +181,54 @@ def run_due(
                 jobs = _claim(s, rt, now, min(BATCH, limit - attempted), counts)
             if not jobs:
                 break
-            outcomes = [(job, _send(job, channels)) for job in jobs]
-            with rt.db.session(ctx) as s:
-                for job, failure in outcomes:
-                    _record(s, job, failure, now, rng, counts)
+            outcomes = [_Outcome(account_id, job, _send(job, channels), now) for job in jobs]
+            _record_all(rt, outcomes, rng, counts, backlog, retries)
             attempted += len(jobs)
     return {
         k: counts[k] for k in ("escalated", "sent", "delivered", "retrying", "failed", "cancelled")
     }
+
+
+def _record_all(
+    rt: Runtime,
+    outcomes: list[_Outcome],
+    rng: random.Random | None,
+    counts: Counter[str],
+    backlog: Backlog,
+    retries: Sequence[float],
+) -> None:
+    """Record ``outcomes`` (one transaction per account), retrying while the database is
+    unreachable; what still cannot be recorded goes to ``backlog``."""
+    by_account: dict[uuid.UUID, list[_Outcome]] = {}
+    for o in outcomes:
+        by_account.setdefault(o.account_id, []).append(o)
+    for n, (account_id, group) in enumerate(by_account.items()):
+        ctx = AccessContext.system(REASON, account_id)
+        waits = iter(retries)
+        while True:
+            tried: Counter[str] = Counter()
+            try:
+                with rt.db.session(ctx) as s:
+                    for o in group:
+                        _record(s, o.job, o.failure, o.at, rng, tried)
+            except Exception as exc:
+                if infra.classify(exc) is None:
+                    raise
+                wait = next(waits, None)
+                if wait is None:
+                    rest = [o for _, g in list(by_account.items())[n:] for o in g]
+                    backlog.outcomes.extend(rest)
+                    raise OutcomesNotRecorded(len(rest), exc) from exc
+                log.warning(
+                    "recording %d delivery outcome(s) failed (%s); retrying in %.2g s",
+                    len(group),
+                    infra.describe(exc),
+                    wait,
+                )
+                time.sleep(wait)
+                continue
+            counts.update(tried)
+            break
 
 
 def _claim(
@@ -216,7 +303,8 @@ def _prepare(
             text = content.message_email(account.name, link, urgent=urgent)
         else:
             text = content.change_email(account.name, link, event)
-        return _with(job, mail=Mail(to=recipient.to, subject=text.subject, text=text.body))
+        mail = Mail(recipient.to, text.subject, text.body, delivery_id=str(row.id))
+        return _with(job, mail=mail)
     if channel is Channel.WEBHOOK:
         recipient = mandate.recipients[row.recipient_index]
         assert isinstance(recipient, WebhookRecipient)
@@ -247,7 +335,8 @@ def _prepare(
     if channel is Channel.ESCALATION_EMAIL:
         assert contact.email is not None
         text = content.escalation_email(account.name, link, urgent=urgent)
-        return _with(job, mail=Mail(to=contact.email, subject=text.subject, text=text.body))
+        mail = Mail(contact.email, text.subject, text.body, delivery_id=str(row.id))
+        return _with(job, mail=mail)
     return _with(job, sms=(contact.phone, content.escalation_sms(account.name, urgent=urgent)))
 
 
@@ -302,10 +391,13 @@ def _record(
         return
     if failure is None:
         status = Status.DELIVERED if job.channel is Channel.WEBHOOK else Status.SENT
+        if row.status not in {Status.PENDING, Status.CANCELLED} and row.attempts == job.attempt:
+            return  # already recorded (a commit that went through before its answer was lost)
         # Even if it was cancelled meanwhile (acknowledged during the send), it went: the
         # ledger must say so, it is the list of who received what.
         if row.status in {Status.PENDING, Status.CANCELLED}:
             transition(session, row, status, now)
+        row.last_error = None  # an earlier attempt's error no longer describes it
         counts[status.value] += 1
         log.info("delivery %s %s (%s)", row.id, status.value, row.channel)
         _audit(session, row, f"delivery.{status.value}")
@@ -348,6 +440,7 @@ class DeliveryLoop:
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="permanence-delivery", daemon=True)
+        self.backlog = Backlog()
 
     def start(self) -> None:
         self._thread.start()
@@ -360,11 +453,15 @@ class DeliveryLoop:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                counts = run_due(self.rt)
+                counts = run_due(self.rt, backlog=self.backlog)
                 if any(counts.values()):
                     log.info("delivery pass: %s", counts)
+            except OutcomesNotRecorded as exc:
+                log.error(
+                    "delivery pass stopped: %s; kept to record at the next pass, not resent", exc
+                )
             except Exception as exc:  # keep the loop alive; the next pass retries
-                log.error("delivery pass failed: %s", exc.__class__.__name__)
+                log.error("delivery pass failed: %s", infra.describe(exc))
             self._telephony()
             self._stop.wait(self.interval)
 
@@ -378,4 +475,4 @@ class DeliveryLoop:
                 if any(counts.values()):
                     log.info("%s: %s", name, counts)
             except Exception as exc:  # keep the loop alive; the next pass retries
-                log.error("%s pass failed: %s", name, exc.__class__.__name__)
+                log.error("%s pass failed: %s", name, infra.describe(exc))

@@ -333,6 +333,8 @@ def sweep(
     batch: int = 5000,
     kinds: Iterable[str] | None = None,
     staff_stats_days: int = 90,
+    progress: Callable[[list[tuple[uuid.UUID, str]]], Iterable[tuple[uuid.UUID, str]]]
+    | None = None,
 ) -> SweepReport:
     """Delete every due record that is not under hold, account by account, kind by kind;
     then the per-operator statistics older than ``staff_stats_days`` (provider staff data,
@@ -346,7 +348,7 @@ def sweep(
     # Recordings before calls: a call's deletion would otherwise take its recordings along.
     order = ["recordings", *[k for k in REGISTRY if k != "recordings"]]
     wanted = [REGISTRY[k] for k in order if kinds is None or k in set(kinds)]
-    for account_id, slug in accounts:
+    for account_id, slug in progress(accounts) if progress else accounts:
         ctx = AccessContext.system("retention", account_id)
         with db.session(ctx, readonly=True) as s:
             if _account_held(s, account_id):
@@ -362,6 +364,10 @@ def sweep(
                 report.staff_stats = count_staff_stats_due(s, staff_stats_days, now=now)
             else:
                 report.staff_stats = purge_staff_stats(s, staff_stats_days, now=now)
+    if not dry_run:
+        # When the sweep last ran and what it deleted: /metrics reads it (any replica).
+        with db.session(AccessContext.system("retention")) as s:
+            audit.record(s, "retention.sweep", "retention", details={"deleted": report.total})
     return report
 
 

@@ -15,11 +15,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from permanence import __version__
 from permanence.errors import (
     BadRequest,
+    InternalError,
     PayloadTooLarge,
     PermanenceError,
     UnsupportedMediaType,
     ValidationFailed,
 )
+from permanence.infra import ServiceUnavailable
 from permanence.runtime import Runtime
 from permanence.staff.auth import TooManyAttempts
 from permanence.web import api, pages
@@ -156,7 +158,18 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
+        """Liveness only: the process answers. Readiness (database, schema, key) is /readyz."""
         return {"status": "ok", "version": __version__}
+
+    from permanence.web import ops
+
+    app.include_router(ops.router)
+    ops.install(app)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # A bug: Starlette logs the traceback; the client still gets our shape, not text/plain.
+        return error_response(request, InternalError("an unexpected error occurred"))
 
     return app
 
@@ -205,14 +218,16 @@ def opendsr_error(status: int, reason: str, message: str, problems: list[str]) -
 def error_response(request: Request, exc: PermanenceError) -> Response:
     """A domain error as the caller reads it: a page for people, OpenDSR's error object for
     the OpenDSR API, the JSON problem for the rest of the API."""
+    headers = {}
+    if isinstance(exc, TooManyAttempts | ServiceUnavailable):
+        headers["Retry-After"] = str(exc.retry_after)
     if pages.is_page(request):
-        return pages.error_page(request, exc)
-    if exc.status_code >= 500:
+        page = pages.error_page(request, exc)
+        page.headers.update(headers)
+        return page
+    if exc.status_code >= 500 and not isinstance(exc, ServiceUnavailable | InternalError):
         log.error("server error %s", exc.code)
     problems = exc.problems if isinstance(exc, ValidationFailed) else [exc.message]
-    headers = {}
-    if isinstance(exc, TooManyAttempts):
-        headers["Retry-After"] = str(exc.retry_after)
     if _is_opendsr(request):
         answer = opendsr_error(exc.status_code, exc.code, exc.message, problems)
         answer.headers.update(headers)
@@ -237,4 +252,18 @@ def from_environment() -> FastAPI:
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    return create_app(Runtime.from_settings(settings), deliveries=True)
+    rt = Runtime.from_settings(settings)
+    from permanence import health
+
+    try:
+        problem = health.schema_problem(health.database_revision(rt.db.engine))
+    except Exception as exc:
+        from permanence import infra
+
+        if infra.classify(exc) is None:
+            raise
+        problem = None  # not reachable yet: /readyz answers 503 until it is
+    if problem is not None:
+        rt.close()
+        raise SystemExit(f"refusing to serve: {problem.message}")
+    return create_app(rt, deliveries=True)

@@ -35,6 +35,8 @@ NOT_PAGES = (
     "/telephony/",
     "/static/",
     "/healthz",
+    "/readyz",
+    "/metrics",
     "/docs",
     "/redoc",
     "/openapi.json",

@@ -1,0 +1,132 @@
+"""Readiness: can this process serve? The database answers, its schema is the one this code
+was written for, the master key opens the data, the data directory has room.
+
+``/healthz`` is liveness only (the process runs); ``/readyz`` runs these checks, for load
+balancers and monitoring; ``permanence serve`` refuses to start on a schema it does not expect.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, select
+
+from permanence import infra
+from permanence.context import AccessContext
+from permanence.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+
+
+@dataclass
+class Readiness:
+    problems: list[Problem] = field(default_factory=list)
+    revision: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return not self.problems
+
+
+@functools.cache
+def expected_revision() -> str:
+    """The schema revision this code expects: the head of its own migrations."""
+    from permanence.schema import alembic_config
+
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations have {len(heads)} heads: {', '.join(heads)}")
+    return heads[0]
+
+
+def database_revision(engine: Engine) -> str | None:
+    """The revision the database's schema is at (None: no schema at all)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def schema_problem(revision: str | None) -> Problem | None:
+    """None when ``revision`` is the expected one; otherwise what to do about it."""
+    expected = expected_revision()
+    if revision == expected:
+        return None
+    if revision is None:
+        return Problem(
+            "schema_missing",
+            f"the database has no schema; this release expects revision {expected}: "
+            "run 'permanence db upgrade' as the schema owner",
+        )
+    from permanence.schema import alembic_config
+
+    known = {
+        s.revision
+        for s in ScriptDirectory.from_config(alembic_config("sqlite://")).walk_revisions()
+    }
+    if revision in known:
+        return Problem(
+            "schema_behind",
+            f"the database schema is at revision {revision}, this release expects {expected}: "
+            "run 'permanence db upgrade' as the schema owner (docs/deployment.md, Upgrade)",
+        )
+    return Problem(
+        "schema_unknown",
+        f"the database schema is at revision {revision}, unknown to this release (which "
+        f"expects {expected}): a newer release migrated it; run that release "
+        "(docs/deployment.md, Rollback)",
+    )
+
+
+def check(rt: Runtime) -> Readiness:
+    """Every readiness check; each failure is a code and a message without personal data."""
+    from permanence.accounts.model import Account
+    from permanence.crypto.model import AccountKey
+    from permanence.db import acting_for
+
+    result = Readiness()
+    try:
+        result.revision = database_revision(rt.db.engine)
+    except Exception as exc:
+        failure = infra.classify(exc)
+        if failure is None:
+            raise
+        result.problems.append(Problem(failure.code, f"{failure.message} ({infra.describe(exc)})"))
+        return result
+    schema = schema_problem(result.revision)
+    if schema is not None:
+        result.problems.append(schema)
+        return result
+    try:
+        with rt.db.session(AccessContext.system("health:ready"), readonly=True) as s:
+            account_id = s.scalar(select(Account.id).order_by(Account.created_at).limit(1))
+            row = None
+            if account_id is not None:
+                with acting_for(s, account_id):
+                    row = s.scalars(
+                        select(AccountKey).where(AccountKey.account_id == account_id).limit(1)
+                    ).first()
+    except Exception as exc:
+        failure = infra.classify(exc)
+        if failure is None:
+            raise
+        result.problems.append(Problem(failure.code, f"{failure.message} ({infra.describe(exc)})"))
+        return result
+    if row is not None and not rt.keyring.opens(row):
+        result.problems.append(
+            Problem(
+                "master_key_mismatch",
+                "the master key does not open this database's keys: wrong key file or "
+                "PERMANENCE_MASTER_KEY_COMMAND for this database",
+            )
+        )
+    if infra.disk_full(rt.settings.data_dir):
+        result.problems.append(
+            Problem(infra.STORAGE_FULL.code, "the data directory's disk is (almost) full")
+        )
+    return result
