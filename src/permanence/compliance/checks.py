@@ -256,6 +256,37 @@ def _breaches(run: CheckRun) -> tuple[bool, str, list[str]]:
     return True, f"{len(views)} breach(es) registered, {open_} open, none past target", []
 
 
+@check("breaches.notified", "Every client affected by a breach was notified (Art. 33(2))")
+def _breaches_notified(run: CheckRun) -> tuple[bool, str, list[str]]:
+    """A processor tells each controller of every breach affecting it, with no risk threshold:
+    a closed breach must have sent its latest phase to every affected client, and no breach
+    affecting a client may be documented as "not notified"."""
+    from permanence.breaches.service import register
+
+    ctx = AccessContext.system("compliance:check")
+    with run.rt.db.session(ctx, readonly=True) as s:
+        views = register(s, run.now)
+    bad = []
+    affected = 0
+    for v in views:
+        affected += len(v.accounts)
+        if v.accounts and v.breach.decision == "not_notified":
+            slugs = ", ".join(a.slug for a in v.accounts)
+            bad.append(f"{v.reference}: documented as not notified, yet affects {slugs}")
+        elif v.breach.status == "closed" and v.unnotified:
+            slugs = ", ".join(a.slug for a in v.unnotified)
+            bad.append(f"{v.reference}: closed without notifying phase {v.breach.phase} to {slugs}")
+    if bad:
+        return False, f"{len(bad)} breach(es) kept from a client concerned", bad
+    closed = sum(1 for v in views if v.breach.status == "closed")
+    return (
+        True,
+        f"{len(views)} breach(es) registered ({closed} closed), {affected} client(s) "
+        "concerned: every closed breach was notified to each of them",
+        [],
+    )
+
+
 @check("subprocessors.transfers", "Sub-processors outside the EEA have a transfer safeguard")
 def _transfers(run: CheckRun) -> tuple[bool, str, list[str]]:
     from permanence.contracts.service import EEA, registry
