@@ -52,6 +52,15 @@ app.add_typer(stats_app, name="stats")
 app.add_typer(webhook_app, name="webhook")
 
 
+def _add_subprocessor_app() -> None:
+    from permanence.compliance.cli_subprocessors import app as subprocessor_app
+
+    app.add_typer(subprocessor_app, name="subprocessor")
+
+
+_add_subprocessor_app()
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)

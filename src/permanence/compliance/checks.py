@@ -24,7 +24,13 @@ from permanence.accounts.service import mandate_version
 from permanence.calls.model import Call
 from permanence.context import STAFF_ROLES, AccessContext
 from permanence.errors import NotFound
-from permanence.mandates.schema import FieldCategory, IsoDuration, Mandate, parse_mandate
+from permanence.mandates.schema import (
+    FieldCategory,
+    IsoDuration,
+    Mandate,
+    SpecialCategoryBasis,
+    parse_mandate,
+)
 from permanence.messages.model import Appointment, Message
 from permanence.runtime import Runtime
 from permanence.staff.model import User
@@ -194,6 +200,8 @@ def _handles_health_data(account: Account, mandate: Mandate | None) -> bool:
         return True
     if mandate is None:
         return False
+    if any(p.special_category_basis is SpecialCategoryBasis.ART9_2_H for p in mandate.purposes):
+        return True  # care under a health professional: health data (recital 35)
     return mandate.controller.health_data or any(
         f.category == FieldCategory.HEALTH or f.special_category
         for p in mandate.purposes
@@ -303,6 +311,31 @@ def _transfers(run: CheckRun) -> tuple[bool, str, list[str]]:
     if bad:
         return False, f"{len(bad)} sub-processor(s) without safeguard", bad
     return True, f"{len(subs)} sub-processor(s), transfers covered", []
+
+
+@check(
+    "subprocessors.configured",
+    "Every outside service the configuration uses is a sub-processor in effect",
+)
+def _configured(run: CheckRun) -> tuple[bool, str, list[str]]:
+    """The telephony provider, SMS gateway, SMTP relay and backup storage the settings send
+    data to must each be in the sub-processor register, in effect (Art. 28(2): a change is
+    announced to the clients before it takes effect), with its country and transfer tool."""
+    from permanence.compliance.services import configured_services
+
+    with run.session() as s:
+        services = configured_services(s, run.rt.settings)
+    bad = []
+    for c in services:
+        if c.entry is None:
+            bad.append(f"{c.kind} ({c.host}): not in the sub-processor register")
+        elif c.entry.status != "active":
+            bad.append(
+                f"{c.kind} ({c.host}): sub-processor '{c.entry.code}' announced, not in effect"
+            )
+    if bad:
+        return False, f"{len(bad)} configured service(s) not covered by the register", bad
+    return True, f"{len(services)} outside service(s) configured, each a sub-processor", []
 
 
 # Retention: messages (from acknowledgement, else from when they were taken), appointments
