@@ -317,6 +317,29 @@ def audit_checkpoint(
         typer.echo(text)
 
 
+@audit_app.command("prune")
+def audit_prune(
+    months: Annotated[int, typer.Option(help="Keep this many months (6 to 12)")] = 12,
+    dry_run: Annotated[bool, typer.Option(help="Only count what would be pruned")] = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the signed anchor here")] = None,
+) -> None:
+    """Prune entries older than the retention period behind a signed anchor (CNIL logging
+    recommendation); runs as the schema owner (PERMANENCE_DATABASE_MIGRATION_URL)."""
+    from permanence.audit.retention import prune_with_owner
+    from permanence.crypto.keyring import Keyring
+
+    settings = get_settings()
+    result = prune_with_owner(
+        settings, Keyring.from_settings(settings), months=months, dry_run=dry_run
+    )
+    if dry_run:
+        typer.echo(f"audit log: {result.entries} entries older than {months} months")
+        return
+    if out is not None and result.anchor is not None:
+        out.write_text(json.dumps(result.anchor, indent=2) + "\n")
+    typer.echo(result.line())
+
+
 @mandate_app.command("validate")
 def mandate_validate(path: Path) -> None:
     """Check a mandate file; print every problem."""

@@ -241,6 +241,21 @@ def _audit(run: CheckRun) -> tuple[bool, str, list[str]]:
     return result.ok, result.line(), [] if result.ok else [result.line()]
 
 
+@check("audit.retention", "No audit entry kept past 12 months (CNIL logging recommendation)")
+def _audit_retention(run: CheckRun) -> tuple[bool, str, list[str]]:
+    from permanence.audit.retention import DEFAULT_MONTHS, overdue_entries
+
+    with run.session() as s:
+        late = overdue_entries(s, run.now, DEFAULT_MONTHS)
+    if late:
+        return (
+            False,
+            f"{late} audit entries older than {DEFAULT_MONTHS} months",
+            [f"{late} entries: run 'permanence audit prune' as the schema owner"],
+        )
+    return True, f"no audit entry older than {DEFAULT_MONTHS} months", []
+
+
 @check("breaches.clocks", "No breach past its notification target")
 def _breaches(run: CheckRun) -> tuple[bool, str, list[str]]:
     from permanence.breaches.service import register
