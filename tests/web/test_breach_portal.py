@@ -101,3 +101,15 @@ def test_a_client_not_notified_sees_nothing_of_the_breach(world: World) -> None:
     assert r.status_code == 404
     staff, _csrf = page_login(world, world.operator)
     assert staff.get(f"/portail/violations/{reference}/cnil").status_code == 403
+
+
+def test_art33_5_the_register_page_says_the_missing_items_and_the_notice_in_french(
+    world: World,
+) -> None:
+    reference = _notified(world)  # nature only: a first, incomplete notice
+    dpo, _ = page_login(world, world.dpo)
+    page = dpo.get("/dpo/violations").text
+    section = page.split(f">{reference}</a>")[1].split("</section>")[0]
+    assert "Point de contact" in section and "Mesures prises ou envisagées" in section
+    assert "contact point" not in section and "(d) measures" not in section
+    assert "envoyée aux clients concernés" in section

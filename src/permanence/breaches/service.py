@@ -1031,6 +1031,11 @@ class BreachView:
         return cnil_clock(self.breach.aware_at, None)
 
     @property
+    def missing_names(self) -> list[str]:
+        """The Art. 33(3) items still to come, as field names (pages say them in words)."""
+        return missing_fields(self.breach)
+
+    @property
     def unnotified(self) -> list[AccountImpact]:
         """Affected clients that do not have the current phase of the notice."""
         return [a for a in self.accounts if not a.phase_sent]
