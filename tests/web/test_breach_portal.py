@@ -113,3 +113,23 @@ def test_art33_5_the_register_page_says_the_missing_items_and_the_notice_in_fren
     assert "Point de contact" in section and "Mesures prises ou envisagées" in section
     assert "contact point" not in section and "(d) measures" not in section
     assert "envoyée aux clients concernés" in section
+
+
+def test_art28_the_client_reads_the_subprocessor_register_in_french(world: World) -> None:
+    from permanence.contracts import service as contracts
+
+    with world.rt.db.session(DPO) as s:
+        contracts.register_initial(
+            s,
+            code="twilio",
+            name="Twilio Inc.",
+            service="téléphonie",
+            country="US",
+            safeguard="standard_contractual_clauses",
+            host="twilio.com",
+        )
+    client, _ = page_login(world, world.client_plumber)
+    page = client.get("/portail/contrat").text
+    row = page.split("Twilio Inc.")[1].split("</tr>")[0]
+    assert "clauses contractuelles types (art. 46(2)(c))" in row and "en vigueur" in row
+    assert "standard_contractual_clauses" not in page and ">active<" not in page
