@@ -57,6 +57,15 @@ app.add_typer(webhook_app, name="webhook")
 app.add_typer(telephony_app, name="telephony")
 
 
+def _add_subprocessor_app() -> None:
+    from permanence.compliance.cli_subprocessors import app as subprocessor_app
+
+    app.add_typer(subprocessor_app, name="subprocessor")
+
+
+_add_subprocessor_app()
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -375,6 +384,29 @@ def audit_checkpoint(
         typer.echo(f"checkpoint at entry {cp['seq']} written to {out}")
     else:
         typer.echo(text)
+
+
+@audit_app.command("prune")
+def audit_prune(
+    months: Annotated[int, typer.Option(help="Keep this many months (6 to 12)")] = 12,
+    dry_run: Annotated[bool, typer.Option(help="Only count what would be pruned")] = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the signed anchor here")] = None,
+) -> None:
+    """Prune entries older than the retention period behind a signed anchor (CNIL logging
+    recommendation); runs as the schema owner (PERMANENCE_DATABASE_MIGRATION_URL)."""
+    from permanence.audit.retention import prune_with_owner
+    from permanence.crypto.keyring import Keyring
+
+    settings = get_settings()
+    result = prune_with_owner(
+        settings, Keyring.from_settings(settings), months=months, dry_run=dry_run
+    )
+    if dry_run:
+        typer.echo(f"audit log: {result.entries} entries older than {months} months")
+        return
+    if out is not None and result.anchor is not None:
+        out.write_text(json.dumps(result.anchor, indent=2) + "\n")
+    typer.echo(result.line())
 
 
 @mandate_app.command("validate")

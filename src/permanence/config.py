@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     backup_key_file: Path | None = Field(
         default=None, description="File holding the backup key ('permanence keys backup-key')."
     )
+    backup_storage: str | None = Field(
+        default=None,
+        description="Where the encrypted backups are kept off the machine (URL or host name "
+        "of the storage provider): named as a sub-processor in the Art. 30 records.",
+    )
     erasure_journal_file: Path | None = Field(
         default=None,
         description="Append-only copy of the erasure journal, replayed after a restore. "

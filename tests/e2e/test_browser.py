@@ -273,7 +273,10 @@ def test_the_interface_speaks_english_when_asked(world: World, server: str, brow
 
 def test_the_dpo_works_a_breach_from_the_desk(world: World, server: str, browser: Any) -> None:
     """Open (a nature quoting a phone number is refused, then fixed), add the client, describe,
-    decide, preview the notice, notify: with the keyboard-reachable forms, axe on each state."""
+    preview the notice, notify: with the keyboard-reachable forms, axe on each state. Then the
+    client, on its portal, follows the notice to the breach, takes its own Art. 34 decision
+    (the "encrypted" exception is not offered for a stolen, signed-in laptop) and reads its
+    pre-filled CNIL notification."""
     from playwright.sync_api import expect
 
     dpo = Browser(browser, server)
@@ -307,9 +310,6 @@ def test_the_dpo_works_a_breach_from_the_desk(world: World, server: str, browser
     page.get_by_label("Mesures prises ou envisagées").fill("Sessions fermées, poste effacé")
     page.get_by_role("button", name="Enregistrer le contenu").click()
     expect(page.locator("#etat").locator("..")).to_contain_text("Le contenu est complet.")
-    page.get_by_label("à notifier : les clients sont prévenus").check()
-    page.get_by_role("button", name="Enregistrer la décision").first.click()
-    expect(page.get_by_role("status")).to_contain_text("Décision enregistrée")
     dpo.check("dpo-breach")
 
     page.get_by_role("link", name="Aperçu de l’avis à Plomberie Durand").click()
@@ -323,6 +323,36 @@ def test_the_dpo_works_a_breach_from_the_desk(world: World, server: str, browser
     assert not dpo.csp_errors
     assert not any(CALLER_PHONE in u or "06%2012" in u for u in dpo.urls)
     dpo.close()
+
+    client = Browser(browser, server)
+    client.sign_in(world.client_plumber)
+    page = client.page
+    page.goto("/portail/violations")
+    page.get_by_role("link", name=re.compile("Vos décisions et la notification CNIL")).click()
+    expect(
+        page.get_by_role("heading", name="Vos décisions de responsable du traitement")
+    ).to_be_visible()
+    assert "données chiffrées" not in page.get_by_label("Motif (si non requise)").inner_text()
+    page.get_by_label("Pas nécessaire, pour ce motif").check()
+    page.get_by_role("button", name="Enregistrer ma décision").click()
+    expect(page.get_by_role("alert")).to_contain_text("Choisissez le motif")
+    client.check()
+    page.get_by_label("Motif (si non requise)").select_option(
+        label="pas de risque élevé pour les personnes (art. 34(1))"
+    )
+    page.get_by_role("button", name="Enregistrer ma décision").click()
+    expect(page.get_by_role("status")).to_contain_text("Votre décision")
+    expect(page.locator("#decision-art34")).to_contain_text("pas de risque élevé")
+    client.check("portal-breach")
+    page.get_by_role("link", name="La notification à la CNIL, pré-remplie").click()
+    expect(
+        page.get_by_role("heading", name="Votre notification à la CNIL, pré-remplie")
+    ).to_be_visible()
+    expect(page.locator("body")).to_contain_text("Plomberie Durand")
+    expect(page.locator("body")).to_contain_text("non : pas de risque élevé pour les personnes")
+    client.check()
+    assert not client.csp_errors
+    client.close()
 
 
 def test_the_dpo_takes_a_phone_request_and_erases_it(

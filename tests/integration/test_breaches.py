@@ -104,19 +104,6 @@ def test_scope_of_a_compromised_operator_is_exactly_whose_data_they_read(rt: Run
         assert [r.subject_id for r in breaches.affected_subjects(s, b.id)] == [a1]
 
 
-@pytest.mark.gdpr("Art. 33(3)")
-def test_notification_needs_the_art_33_3_contents(rt: Runtime) -> None:
-    account = make_account(rt)
-    with rt.db.session(DPO) as s:
-        b = breaches.open_breach(s, aware_at=utcnow(), nature="Perte d'un ordinateur portable")
-        breaches.add_account(s, b.id, account.id, subjects=12, records=30)
-        with pytest.raises(ValidationFailed) as exc:
-            breaches.notify_controllers(s, b.id, mailer=None, portal_url="https://p.example")
-    assert "(b) contact point" in exc.value.problems
-    assert "(d) measures taken or proposed" in exc.value.problems
-    assert not any("nature" in p for p in exc.value.problems)
-
-
 def test_phased_notification_sends_the_supplement_as_phase_two(
     rt: Runtime, settings: object, smtp: SmtpSink
 ) -> None:

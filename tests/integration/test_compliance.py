@@ -185,3 +185,37 @@ def test_compliance_check_passes_on_the_demo_and_fails_after_expiring_training(
     ) in proc.stdout
     assert proc.stderr.strip() == "error: 1 compliance check(s) failed: staff.training"
     assert "operateur@permanence.example" not in proc.stdout  # ids, not e-mail addresses
+
+
+def test_art33_2_breach_check_passes_on_the_demo_and_fails_on_a_breach_closed_unnotified(
+    demo_env: dict[str, str], settings: Settings
+) -> None:
+    """The demo ships a breach worked to its end: the check passes. A client added to that
+    closed breach without a notice (what the service refuses: done here behind its back)
+    makes it fail, naming the breach and the client, never a person."""
+    from permanence.accounts.model import Account
+    from permanence.breaches.model import Breach, BreachAccount
+    from permanence.db import acting_for
+
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS breaches.notified: 1 breach(es) registered (1 closed), 1 client(s)" in proc.stdout
+    settings.master_key_file = settings.data_dir / "master.key"
+    settings.master_key = None
+    rt = Runtime.from_settings(settings)
+    try:
+        with rt.db.session(AccessContext.system("test")) as s:
+            breach = s.query(Breach).one()
+            assert breach.status == "closed"
+            medical = s.query(Account).filter_by(slug="cabinet-lefevre").one()
+            with acting_for(s, medical.id):
+                s.add(BreachAccount(breach_id=breach.id, account_id=medical.id, subjects=4))
+            reference = breach.reference
+    finally:
+        rt.close()
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 1
+    assert (
+        "FAIL breaches.notified: 1 breach(es) kept from a client concerned\n"
+        f"  - {reference}: closed without notifying phase 1 to cabinet-lefevre"
+    ) in proc.stdout

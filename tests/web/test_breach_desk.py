@@ -248,16 +248,15 @@ def test_refusals_on_a_breach_are_said_in_french_and_write_nothing(world: World)
     assert r.status_code == 422 and "saisissez un nombre entier" in alert(r.text)
     r = dpo.post(f"{base}/contenu", data={**CONTENTS, "nb_personnes": "9" * 30, "csrf_token": csrf})
     assert r.status_code == 422 and "ce nombre est trop grand" in alert(r.text)
-    # Notifying with nothing described: the missing Art. 33(3) items are named.
+    # Notifying with no client named yet.
     r = dpo.post(f"{base}/notifier", data={"csrf_token": csrf})
     assert r.status_code == 422
-    said = alert(r.text)
-    assert "Point de contact" in said and "Mesures prises ou envisagées" in said
-    # Not notifiable needs its reason; closing needs a decision.
+    assert "Aucun client n’est encore concerné" in alert(r.text)
+    # Not notifiable needs its reason; closing needs clients notified or the incident documented.
     r = dpo.post(f"{base}/decision", data={"decision": "not_notified", "csrf_token": csrf})
     assert r.status_code == 422 and "Choisissez le motif" in alert(r.text)
     r = dpo.post(f"{base}/cloture", data={"csrf_token": csrf})
-    assert r.status_code == 409 and "Décidez si la violation est à notifier" in alert(r.text)
+    assert r.status_code == 409 and "Nommez les clients concernés et notifiez-les" in alert(r.text)
 
     [breach] = stored(world)
     assert breach.nature == NATURE and breach.consequences == "" and breach.scope_actor_id is None

@@ -160,12 +160,20 @@ class VerifyResult:
     problem: str | None = None
     checkpoints: int = 0
     column: str | None = None  # the column found altered, when one is
+    # Entries up to here were pruned by the retention policy, behind a signed anchor.
+    pruned_through: int = 0
 
     def line(self) -> str:
         if self.ok:
+            pruned = (
+                f" (from the signed anchor at {self.pruned_through}: earlier entries pruned "
+                "by the retention policy)"
+                if self.pruned_through
+                else ""
+            )
             return (
                 f"audit chain intact: {self.entries} entries, head at {self.head_seq}, "
-                f"{self.checkpoints} checkpoint(s) matched"
+                f"{self.checkpoints} checkpoint(s) matched{pruned}"
             )
         return f"audit chain BROKEN at entry {self.broken_seq}: {self.problem}"
 
@@ -176,13 +184,23 @@ def verify(
     external_checkpoints: Iterable[Mapping[str, Any]] = (),
     batch: int = 5000,
 ) -> VerifyResult:
-    """Recompute the chain from the start; name the first entry that does not hold."""
+    """Recompute the chain from the start (or from the signed anchor the retention policy
+    pruned it behind, audit/retention.py); name the first entry that does not hold."""
+    from permanence.audit.retention import anchor_of
+
     prev, expected_seq, count = GENESIS_HASH, 1, 0
+    anchor = anchor_of(session, public_key)
+    if isinstance(anchor, str):
+        return VerifyResult(False, 0, 0, 1, anchor)
+    anchored = 0
+    if anchor is not None:
+        anchored, prev = anchor
+        expected_seq = anchored + 1
     hashes_at: dict[int, str] = {}
     wanted = {int(c["seq"]) for c in external_checkpoints if "seq" in c}
     stored = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)).all()
     wanted |= {c.seq for c in stored}
-    last = 0
+    last = anchored
     while True:
         rows = session.execute(
             select(
@@ -260,6 +278,15 @@ def verify(
         seq = int(cp["seq"])
         if not _signature_ok(public_key, cp):
             return VerifyResult(False, count, last, seq, "checkpoint signature is not valid")
+        if seq < anchored:
+            continue  # its entries were pruned: the anchor vouches for what followed
+        if seq == anchored:
+            if cp["head_hash"] != prev_at_anchor(anchor):
+                return VerifyResult(
+                    False, count, last, seq, "chain differs from a signed checkpoint (rewritten)"
+                )
+            matched += 1
+            continue
         if seq > last:
             return VerifyResult(
                 False, count, last, last + 1, f"checkpoint at {seq} is beyond the chain head"
@@ -269,7 +296,11 @@ def verify(
                 False, count, last, seq, "chain differs from a signed checkpoint (rewritten)"
             )
         matched += 1
-    return VerifyResult(True, count, last, checkpoints=matched)
+    return VerifyResult(True, count, last, checkpoints=matched, pruned_through=anchored)
+
+
+def prev_at_anchor(anchor: tuple[int, str] | None) -> str | None:
+    return anchor[1] if anchor is not None else None
 
 
 def _column_differing(

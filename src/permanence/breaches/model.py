@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from permanence.db import Base, UTCDateTime, new_id, utcnow
@@ -40,12 +40,19 @@ class Breach(Base):
     scope_actor_id: Mapped[uuid.UUID | None]
     scope_from: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     scope_to: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    # pending | notify | not_notified (with a reason code)
+    # pending | notify | not_notified (with a reason code). A breach that affects a client's
+    # data is always notified to it (Art. 33(2)): ``not_notified`` documents an incident that
+    # turned out to concern no personal data of any client.
     decision: Mapped[str] = mapped_column(String(16), default="pending")
     not_notified_reason: Mapped[str | None] = mapped_column(String(32))
-    # Art. 34: pending | communicate | not_required (with a reason code)
+    # Art. 34 is each controller's decision (``BreachAccount.subjects_decision``); these two
+    # columns of the provider-wide decision are kept for the rows written before, never set.
     subjects_decision: Mapped[str] = mapped_column(String(16), default="pending")
     subjects_reason: Mapped[str | None] = mapped_column(String(32))
+    # Art. 34(3)(a): the data that left was encrypted and the key stayed safe, so it was
+    # unintelligible to whoever had it. Never true for a compromised staff account (it saw
+    # the data decrypted). Only then may a controller invoke the "encrypted" exception.
+    unintelligible: Mapped[bool] = mapped_column(default=False, server_default=false())
     phase: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -83,10 +90,21 @@ class BreachAccount(Base):
     added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # First notice to the controller: the controller's own 72 hours run from here.
     notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Art. 34: the controller's own decision, recorded by its client user from the portal:
+    # pending | communicate | not_required (with a reason code), never by the provider.
+    subjects_decision: Mapped[str] = mapped_column(
+        String(16), default="pending", server_default="pending"
+    )
+    subjects_reason: Mapped[str | None] = mapped_column(String(32))
+    subjects_decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    subjects_decided_by: Mapped[uuid.UUID | None]
 
 
 class BreachSubject(Base):
-    """A caller whose data the breach reached (pseudonymous id; found in the audit log)."""
+    """A caller whose data the breach reached (pseudonymous id; found in the audit log).
+
+    ``reads`` counts every action of the scoped account on this caller's data in the window
+    (reads, writes, calls handled), not only reads: the column kept its first name."""
 
     __tablename__ = "breach_subjects"
     __table_args__ = (

@@ -39,6 +39,7 @@ from permanence.mail import Mail, Mailer
 from permanence.pii import STRUCTURED_TYPES, detect
 from permanence.render import paris, render
 from permanence.staff.model import User
+from permanence.subjects.model import Caller
 
 DATA_CATEGORIES = {
     "identity": "identité (nom, prénom)",
@@ -59,13 +60,20 @@ SUBJECT_CATEGORIES = {
     "client_users": "utilisateurs des comptes clients",
     "staff": "personnel du prestataire",
 }
-# Why a breach was documented without notification (Art. 33(5) asks for the reason).
+# Why an incident was documented without notification (Art. 33(5) asks for the reason).
+# Only when no client's data is concerned: a processor tells its controller of *every*
+# breach affecting it (Art. 33(2) has no risk threshold; judging the risk is the
+# controller's). There is no "unlikely risk" reason on the processor's side.
 NOT_NOTIFIED_REASONS = {
-    "unlikely_risk": "violation peu susceptible d'engendrer un risque (art. 33(1))",
     "no_personal_data": "aucune donnée à caractère personnel n'est concernée",
     "false_alarm": "l'incident n'a pas entraîné de violation",
 }
-# Why callers are not told (Art. 34(3)).
+# Labels of reasons no longer offered, for the rows written with them.
+FORMER_NOT_NOTIFIED_REASONS = {
+    "unlikely_risk": "violation jugée peu susceptible d'engendrer un risque (motif retiré : "
+    "le sous-traitant notifie toute violation à son client, art. 33(2))",
+}
+# Why a controller does not tell its callers (Art. 34(1), 34(3)): its own decision.
 SUBJECTS_REASONS = {
     "no_high_risk": "pas de risque élevé pour les personnes (art. 34(1))",
     "encrypted": "données chiffrées et inintelligibles (art. 34(3)(a))",
@@ -94,6 +102,32 @@ _REQUIRED_LABELS = {
     "measures": "(d) measures taken or proposed",
 }
 DESK_ROLES = frozenset({Role.DPO, Role.ADMIN, Role.SYSTEM})
+# What a controller learns from the register, in French (no codes in what people read).
+STATUS_FR = {"open": "ouverte", "closed": "close"}
+DECISION_FR = {
+    "pending": "pas encore notifiée aux clients",
+    "notify": "notifiée aux clients concernés (art. 33(2))",
+    "not_notified": "documentée sans notification",
+}
+SUBJECTS_DECISION_FR = {
+    "pending": "décision du client attendue",
+    "communicate": "le client informe les personnes concernées",
+    "not_required": "le client n'informe pas les personnes",
+}
+CLOCK_STATE_FR = {
+    "running": "en cours",
+    "overdue": "dépassée",
+    "met": "respectée",
+    "met_late": "respectée en retard",
+}
+# Audit actions that show an account's personal data without naming one caller: a list view,
+# an export, a lookup. Each maps to the detail holding how many records it showed.
+BULK_ACTIONS = {
+    "agenda.viewed": "events",
+    "agenda.feed_read": "events",
+    "account.export": "records",
+    "subject.lookup": "found",
+}
 # pg_advisory_xact_lock key taken while numbering a new breach ("permbrch").
 REFERENCE_LOCK_KEY = int.from_bytes(b"permbrch", "big") >> 1
 
@@ -237,8 +271,13 @@ def update_contents(
     measures: str | None = None,
     occurred_from: dt.datetime | None = None,
     occurred_to: dt.datetime | None = None,
+    unintelligible: bool | None = None,
 ) -> list[str]:
     """Set Art. 33(3) contents. Once a notice went out, a change opens the next phase (33(4)).
+
+    ``unintelligible``: the data that left was encrypted with a key that stayed safe (what
+    opens the Art. 34(3)(a) exception to the controllers); refused for a breach scoped to a
+    compromised staff account, which saw the data decrypted.
 
     Returns the names of the fields that changed.
     """
@@ -270,6 +309,14 @@ def update_contents(
         new["occurred_from"] = _aware(occurred_from, "occurred_from")
     if occurred_to is not None:
         new["occurred_to"] = _aware(occurred_to, "occurred_to")
+    if unintelligible is not None:
+        if unintelligible and breach.scope_actor_id is not None:
+            raise BreachRefused(
+                "not_unintelligible",
+                "a compromised staff account saw the data decrypted: it was not unintelligible",
+                field="unintelligible",
+            )
+        new["unintelligible"] = unintelligible
     changed = [k for k, v in new.items() if getattr(breach, k) != v]
     if not changed:
         return []
@@ -304,6 +351,11 @@ def missing_fields(breach: Breach) -> list[str]:
         if value is None or value == "" or value == "[]":
             out.append(name)
     return out
+
+
+def missing_fr(breach: Breach) -> list[str]:
+    """The Art. 33(3) items still to come, in French (the notices and the register)."""
+    return [_FIELD_FR[name] for name in missing_fields(breach)]
 
 
 def missing_contents(breach: Breach) -> list[str]:
@@ -357,52 +409,74 @@ class Scope:
     end: dt.datetime
     subjects: list[ScopedSubject]
     records_by_account: dict[uuid.UUID, int]
+    # List views, exports and lookups: people shown without being named one by one in the
+    # log, per account (the number of records each showed).
+    shown_by_account: dict[uuid.UUID, int] = field(default_factory=dict)
+    # Exports of a whole account: every caller of that account is concerned.
+    exported_accounts: frozenset[uuid.UUID] = frozenset()
 
     @property
     def accounts(self) -> list[uuid.UUID]:
-        return sorted({s.account_id for s in self.subjects}, key=str)
+        named = {s.account_id for s in self.subjects}
+        return sorted(named | set(self.shown_by_account) | self.exported_accounts, key=str)
 
 
 def reads_by_actor(
     session: Session, actor_id: uuid.UUID, start: dt.datetime, end: dt.datetime
 ) -> Scope:
-    """Whose data did this actor read between ``start`` and ``end``? From the audit log.
+    """Whose data did this actor touch between ``start`` and ``end``? From the audit log.
 
-    Reads are entries whose action ends in ``.read`` and that name a subject (a lookup names
-    none; what it found is read next, and that read is logged). One query on the indexed
-    ``actor_id`` and ``ts`` columns; the account of each entry comes from its hashed body.
+    Every action on personal data counts, not only reads: an entry that names a caller
+    (a read, a message written, a call answered, an appointment moved…) makes that caller
+    concerned; a list view, an export or a lookup (``BULK_ACTIONS``) makes its account
+    concerned with the number of records it showed. Entries of the provider's own governance
+    (sign-ins, contracts, the breach register) name no caller and no account data: they do not
+    count. One query on the indexed ``actor_id`` and ``ts`` columns; the account of each entry
+    comes from its hashed body. Nothing is decrypted.
     """
     start, end = _aware(start, "start"), _aware(end, "end")
     if end <= start:
         raise BreachRefused("window", "the end of the window must be after its start", field="end")
     rows = session.execute(
-        select(AuditEntry.subject_id, AuditEntry.ts, AuditEntry.body)
+        select(AuditEntry.subject_id, AuditEntry.ts, AuditEntry.action, AuditEntry.body)
         .where(
             AuditEntry.actor_id == actor_id,
             AuditEntry.ts >= start,
             AuditEntry.ts <= end,
-            AuditEntry.subject_id.is_not(None),
-            AuditEntry.action.like("%.read"),
         )
         .order_by(AuditEntry.seq)
     ).all()
     per_subject: dict[uuid.UUID, list[dt.datetime]] = {}
     account_of: dict[uuid.UUID, uuid.UUID] = {}
     objects: dict[uuid.UUID, set[str]] = {}
-    for subject_id, ts, body in rows:
+    shown: dict[uuid.UUID, int] = {}
+    exported: set[uuid.UUID] = set()
+    for subject_id, ts, action, body in rows:
         data = json.loads(body)
-        if not data.get("account") or subject_id is None:
+        if not data.get("account"):
             continue
         account = uuid.UUID(data["account"])
-        per_subject.setdefault(subject_id, []).append(ts)
-        account_of[subject_id] = account
-        objects.setdefault(account, set()).add(str(data.get("object")))
+        if subject_id is not None:
+            per_subject.setdefault(subject_id, []).append(ts)
+            account_of[subject_id] = account
+            objects.setdefault(account, set()).add(str(data.get("object")))
+        elif action in BULK_ACTIONS:
+            count = data.get("details", {}).get(BULK_ACTIONS[action])
+            number = count if isinstance(count, int) and count > 0 else 0
+            if action == "account.export":
+                exported.add(account)
+            elif not number:
+                continue  # a lookup that found no one, an empty agenda: nothing shown
+            shown[account] = shown.get(account, 0) + number
     subjects = [
         ScopedSubject(account_of[s], s, len(times), min(times), max(times))
         for s, times in per_subject.items()
     ]
     subjects.sort(key=lambda s: (str(s.account_id), s.first_read_at))
-    return Scope(actor_id, start, end, subjects, {a: len(o) for a, o in objects.items()})
+    records = {a: len(o) for a, o in objects.items()}
+    for account, number in shown.items():
+        records[account] = records.get(account, 0) + number
+    return Scope(actor_id, start, end, subjects, records, shown, frozenset(exported))
 
 
 def scope_to_actor(
@@ -415,8 +489,9 @@ def scope_to_actor(
 ) -> Scope:
     """Scope a breach to "this staff account was compromised between start and end".
 
-    Records every caller read in the window as affected, per account, with counts; the
-    breach's approximate numbers are set from them.
+    Records every caller whose data the account touched in the window as affected, per
+    account, with counts (``reads_by_actor``); the breach's approximate numbers are set from
+    them. The data was seen decrypted: the breach is no longer "unintelligible" (34(3)(a)).
     """
     _require_desk(session)
     breach = get_breach(session, breach_id)
@@ -428,9 +503,12 @@ def scope_to_actor(
         raise BreachRefused("unknown_actor", "no such user or API key", field="actor")
     scope = reads_by_actor(session, actor_id, start, end)
     breach.scope_actor_id, breach.scope_from, breach.scope_to = actor_id, scope.start, scope.end
-    by_account: dict[uuid.UUID, list[ScopedSubject]] = {}
+    if breach.unintelligible:
+        # A signed-in account saw the data decrypted: it was not unintelligible (34(3)(a)).
+        update_contents(session, breach.id, unintelligible=False)
+    by_account: dict[uuid.UUID, list[ScopedSubject]] = {a: [] for a in scope.accounts}
     for s in scope.subjects:
-        by_account.setdefault(s.account_id, []).append(s)
+        by_account[s.account_id].append(s)
     for account_id, found in by_account.items():
         with acting_for(session, account_id):
             known = {
@@ -459,11 +537,8 @@ def scope_to_actor(
                     row.reads = s.reads
                     row.first_read_at, row.last_read_at = s.first_read_at, s.last_read_at
             session.flush()
-            _set_account_counts(
-                session,
-                breach,
-                account_id,
-                subjects=session.scalar(
+            named = (
+                session.scalar(
                     select(func.count())
                     .select_from(BreachSubject)
                     .where(
@@ -471,7 +546,27 @@ def scope_to_actor(
                         BreachSubject.account_id == account_id,
                     )
                 )
-                or 0,
+                or 0
+            )
+            if account_id in scope.exported_accounts:
+                # The whole account was exported: every caller it holds is concerned.
+                people = (
+                    session.scalar(
+                        select(func.count())
+                        .select_from(Caller)
+                        .where(Caller.account_id == account_id)
+                    )
+                    or 0
+                )
+            else:
+                # People shown in list views and lookups are not named in the log: counted
+                # on top of the named ones (an approximation from above, Art. 33(3)(a)).
+                people = named + scope.shown_by_account.get(account_id, 0)
+            _set_account_counts(
+                session,
+                breach,
+                account_id,
+                subjects=max(named, people),
                 records=scope.records_by_account.get(account_id, 0),
             )
     impacts = _impacts(session, breach)
@@ -488,7 +583,7 @@ def scope_to_actor(
         breach.id,
         details={
             "actor": actor_id,
-            "accounts": len(by_account),
+            "accounts": len(scope.accounts),
             "subjects": len(scope.subjects),
         },
     )
@@ -563,9 +658,15 @@ def _impacts(session: Session, breach: Breach) -> dict[uuid.UUID, BreachAccount]
 def decide(
     session: Session, breach_id: uuid.UUID, decision: str, reason: str | None = None
 ) -> None:
-    """``notify`` the controllers, or ``not_notified`` with a reason code (Art. 33(5))."""
+    """``notify`` the controllers, or ``not_notified`` with a reason code (Art. 33(5)).
+
+    ``not_notified`` is only for an incident that concerns no client's personal data: a
+    breach affecting a client is notified to it whatever the risk (Art. 33(2)).
+    """
     _require_desk(session)
     breach = get_breach(session, breach_id)
+    if breach.status == "closed":
+        raise BreachConflict("closed", "this breach is closed")
     if decision == "notify":
         if reason:
             raise BreachRefused("reason_not_taken", "a decision to notify takes no reason")
@@ -580,6 +681,12 @@ def decide(
             raise BreachConflict(
                 "already_notified", "controllers were already notified of this breach"
             )
+        if _impacts(session, breach):
+            raise BreachConflict(
+                "clients_affected",
+                "this breach affects clients' data: each is notified (Art. 33(2)); the risk "
+                "is theirs to judge",
+            )
     else:
         raise BreachRefused("bad_decision", "decision must be notify or not_notified")
     breach.decision, breach.not_notified_reason = decision, reason
@@ -588,36 +695,59 @@ def decide(
     )
 
 
-def decide_subjects(
-    session: Session, breach_id: uuid.UUID, decision: str, reason: str | None = None
-) -> None:
-    """Art. 34: ``communicate`` to the callers, or ``not_required`` with a reason code."""
-    _require_desk(session)
-    breach = get_breach(session, breach_id)
-    if decision == "not_required" and reason not in SUBJECTS_REASONS:
-        raise BreachRefused(
-            "reason_needed",
-            "give the reason: one of " + ", ".join(SUBJECTS_REASONS),
-            field="subjects_reason",
-        )
-    if decision not in {"communicate", "not_required"}:
-        raise BreachRefused("bad_decision", "decision must be communicate or not_required")
-    breach.subjects_decision = decision
-    breach.subjects_reason = reason if decision == "not_required" else None
-    audit.record(
-        session,
-        "breach.decide_subjects",
-        "breach",
-        breach.id,
-        details={"decision": decision, "why": reason},
-    )
+def unnotified_accounts(session: Session, breach: Breach) -> list[uuid.UUID]:
+    """The affected accounts that have not received the current phase of the notice."""
+    out = []
+    for account_id, _impact in _impacts(session, breach).items():
+        with acting_for(session, account_id):
+            sent = session.scalars(
+                select(BreachNotice.id).where(
+                    BreachNotice.breach_id == breach.id,
+                    BreachNotice.account_id == account_id,
+                    BreachNotice.phase == breach.phase,
+                )
+            ).first()
+        if sent is None:
+            out.append(account_id)
+    return out
 
 
 def close(session: Session, breach_id: uuid.UUID) -> None:
+    """Close the breach. Refused while an affected client has not received the current phase
+    (Art. 33(2)) or while the Art. 33(3) contents are incomplete; an incident concerning no
+    client is closed once documented (``decide(…, "not_notified", reason)``)."""
     _require_desk(session)
     breach = get_breach(session, breach_id)
-    if breach.decision == "pending":
-        raise BreachConflict("decide_first", "decide whether to notify before closing the breach")
+    if breach.status == "closed":
+        raise BreachConflict("closed", "this breach is closed")
+    impacts = _impacts(session, breach)
+    if not impacts:
+        if breach.decision != "not_notified":
+            raise BreachConflict(
+                "decide_first",
+                "name the clients concerned and notify them, or document that no client's "
+                "data is concerned, before closing the breach",
+            )
+    else:
+        waiting = unnotified_accounts(session, breach)
+        if waiting:
+            slugs = sorted(
+                a.slug for a in session.scalars(select(Account).where(Account.id.in_(waiting)))
+            )
+            raise BreachRefused(
+                "clients_not_notified",
+                f"{len(waiting)} client(s) concerned have not received the current notice",
+                problems=slugs,
+                fields=slugs,
+            )
+        missing = missing_fields(breach)
+        if missing:
+            raise BreachRefused(
+                "contents_missing",
+                "the breach cannot be closed: Art. 33(3) contents are missing",
+                problems=[_REQUIRED_LABELS[name] for name in missing],
+                fields=missing,
+            )
     breach.status, breach.closed_at = "closed", utcnow()
     audit.record(session, "breach.close", "breach", breach.id)
 
@@ -679,6 +809,7 @@ def controller_notice_draft(session: Session, breach_id: uuid.UUID, account_id: 
         cnil_due=cnil.due_at,
         supplement=next((s for s in supplements if s.phase == breach.phase), None),
         changed_labels=_changed_labels(supplements, breach.phase),
+        missing=missing_fr(breach),
     )
     phase = f", phase {breach.phase}" if breach.phase > 1 else ""
     return Draft(f"Violation de données personnelles - réf. {breach.reference}{phase}", text)
@@ -695,6 +826,7 @@ _FIELD_FR = {
     "measures": "mesures prises ou envisagées",
     "occurred_from": "début de l'incident",
     "occurred_to": "fin de l'incident",
+    "unintelligible": "caractère inintelligible des données (art. 34(3)(a))",
 }
 
 
@@ -743,19 +875,20 @@ def notify_controllers(
 
     The full notice is put on the client's portal; the e-mail (to the controller's contact and
     the account's client users) says only that a notification is waiting, with the link.
-    Refused while Art. 33(3) contents are missing.
+    A first notice may go out incomplete (Art. 33(4): information in phases): it needs the
+    nature of the breach, names what is still to come, and later notices complete it.
     """
     actor = _require_desk(session)
     breach = get_breach(session, breach_id)
+    if breach.status == "closed":
+        raise BreachConflict("closed", "this breach is closed")
     if breach.decision == "not_notified":
         raise BreachConflict("not_to_notify", "this breach was documented as not to be notified")
-    missing = missing_fields(breach)
-    if missing:
+    if not breach.nature.strip():
         raise BreachRefused(
-            "contents_missing",
-            "the notification cannot go out: Art. 33(3) contents are missing",
-            problems=[_REQUIRED_LABELS[name] for name in missing],
-            fields=missing,
+            "nature_needed",
+            "the first notice needs at least the nature of the breach (Art. 33(4))",
+            field="nature",
         )
     impacts = _impacts(session, breach)
     if not impacts:
@@ -828,6 +961,15 @@ def notices_for_account(session: Session, reference: str | None = None) -> list[
     return list(session.scalars(query.order_by(BreachNotice.sent_at.desc())))
 
 
+def notice_references(session: Session, notices: Sequence[BreachNotice]) -> dict[uuid.UUID, str]:
+    """The reference of each notice's breach (the portal links each notice to its page)."""
+    ids = {n.breach_id for n in notices}
+    if not ids:
+        return {}
+    rows = session.execute(select(Breach.id, Breach.reference).where(Breach.id.in_(ids)))
+    return {breach_id: reference for breach_id, reference in rows}
+
+
 def affected_subjects(session: Session, breach_id: uuid.UUID) -> list[BreachSubject]:
     """The callers of the context's account affected by a breach (ids; open them audited)."""
     account_id = ctx_of(session).require_account()
@@ -856,6 +998,18 @@ class AccountImpact:
     notices: int
     # The notices sent to this controller, one per phase, oldest first.
     sent: tuple[BreachNotice, ...] = ()
+    # Art. 34: the controller's own decision, as its client user recorded it.
+    subjects_decision: str = "pending"
+    subjects_reason: str | None = None
+    subjects_decided_at: dt.datetime | None = None
+    phase_sent: bool = False  # this controller has the current phase
+
+    @property
+    def subjects_decision_fr(self) -> str:
+        text = SUBJECTS_DECISION_FR.get(self.subjects_decision, self.subjects_decision)
+        if self.subjects_reason:
+            text += " : " + SUBJECTS_REASONS.get(self.subjects_reason, self.subjects_reason)
+        return text
 
 
 @dataclass(frozen=True)
@@ -879,6 +1033,32 @@ class BreachView:
     @property
     def cnil_clock(self) -> Clock:
         return cnil_clock(self.breach.aware_at, None)
+
+    @property
+    def missing_names(self) -> list[str]:
+        """The Art. 33(3) items still to come, as field names (pages say them in words)."""
+        return missing_fields(self.breach)
+
+    @property
+    def unnotified(self) -> list[AccountImpact]:
+        """Affected clients that do not have the current phase of the notice."""
+        return [a for a in self.accounts if not a.phase_sent]
+
+    @property
+    def status_fr(self) -> str:
+        return STATUS_FR.get(self.breach.status, self.breach.status)
+
+    @property
+    def decision_fr(self) -> str:
+        b = self.breach
+        text = DECISION_FR.get(b.decision, b.decision)
+        if b.not_notified_reason:
+            reasons = {**NOT_NOTIFIED_REASONS, **FORMER_NOT_NOTIFIED_REASONS}
+            text += " : " + reasons.get(b.not_notified_reason, b.not_notified_reason)
+        return text
+
+    def changed_fr(self, supplement: BreachSupplement) -> str:
+        return ", ".join(_FIELD_FR.get(n, n) for n in json.loads(supplement.changed))
 
     @property
     def overdue(self) -> bool:
@@ -926,6 +1106,10 @@ def _view(session: Session, breach: Breach, now: dt.datetime) -> BreachView:
                 cnil_clock(breach.aware_at, row.notified_at),
                 len(sent),
                 sent,
+                row.subjects_decision,
+                row.subjects_reason,
+                row.subjects_decided_at,
+                any(n.phase == breach.phase for n in sent),
             )
         )
     impacts.sort(key=lambda i: i.slug)
@@ -968,8 +1152,8 @@ def export_html(session: Session, breach_ids: Sequence[uuid.UUID] | None = None)
         "register.html",
         views=views,
         now=utcnow(),
-        reasons=NOT_NOTIFIED_REASONS,
-        subjects_reasons=SUBJECTS_REASONS,
+        clock_fr=CLOCK_STATE_FR,
+        missing_fr=missing_fr,
         paris=paris,
     )
 

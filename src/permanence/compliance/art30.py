@@ -24,9 +24,15 @@ from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account, AccountStatus
 from permanence.accounts.service import mandate_version
+from permanence.compliance.services import (
+    SAFEGUARD_FR,
+    ConfiguredService,
+    configured_services,
+)
 from permanence.config import Settings
 from permanence.context import Role
 from permanence.contracts.model import SubProcessor
+from permanence.contracts.service import EEA
 from permanence.db import acting_for, utcnow
 from permanence.errors import NotFound
 from permanence.mandates.schema import (
@@ -63,6 +69,22 @@ SUBJECTS_FR = {
     MandateKind.MEDICAL: "patients et autres appelants du cabinet",
     MandateKind.LEGAL: "clients, prospects et autres appelants du cabinet",
     MandateKind.SUPPORT: "utilisateurs appelant le support du client",
+}
+# The event each retention period runs from, as the retention sweep applies it
+# (retention/service.py); kinds no sweep deletes yet are said so.
+RETENTION_START_FR = {
+    "message": "à compter de la prise du message",
+    "appointment": "à compter du début du rendez-vous",
+    "call_log": "à compter du début de l'appel",
+    "recording": "à compter de l'enregistrement",
+    "consent": "durée déclarée au mandat, sans purge automatique dans cette version",
+    "evaluation": "durée déclarée au mandat, sans purge automatique dans cette version",
+    "rights_request": "durée déclarée au mandat, sans purge automatique dans cette version",
+}
+SPECIAL_BASIS_FR = {
+    "art9_2_a": "art. 9(2)(a), consentement explicite",
+    "art9_2_h": "art. 9(2)(h), soins sous la responsabilité d'un professionnel de santé "
+    "soumis au secret",
 }
 KIND_FR = {
     "message": "messages",
@@ -159,6 +181,35 @@ def _provider(settings: Settings) -> str:
     return ", ".join(p for p in (settings.provider_name, settings.provider_address) if p)
 
 
+def provider_identity(settings: Settings) -> str:
+    """Art. 30(2)(a): the processor's name and contact details, from the settings."""
+    text = _provider(settings)
+    if settings.provider_contact_email:
+        text += f" ; contact : {settings.provider_contact_email}"
+    return text
+
+
+def retention_fr(kind: str, d: IsoDuration) -> str:
+    """One retention period with the event it runs from."""
+    start = RETENTION_START_FR.get(kind, "")
+    return f"{KIND_FR.get(kind, kind)} : {duration_fr(d)}" + (f" ({start})" if start else "")
+
+
+def sensitive_fr(mandate: Mandate, purpose: Purpose) -> str:
+    """Art. 9: a purpose with an Art. 9 basis is sensitive whatever its fields' categories
+    (recital 35: booking care reveals health); so is one whose fields hold health data."""
+    fields = purpose.resolved_fields
+    health_fields = any(f.special_category or f.category == FieldCategory.HEALTH for f in fields)
+    basis = purpose.special_category_basis
+    if basis is None and not health_fields:
+        return "non"
+    health = health_fields or mandate.kind == MandateKind.MEDICAL or mandate.controller.health_data
+    what = "données de santé" if health else "catégorie particulière de données (art. 9)"
+    if basis is None:
+        return f"oui : {what} (base de l'article 9 non déclarée)"
+    return f"oui : {what} ({SPECIAL_BASIS_FR.get(basis.value, basis.value)})"
+
+
 def _provider_dpo(session: Session, settings: Settings) -> str:
     dpos = session.scalars(
         select(User).where(User.role == Role.DPO, User.active.is_(True)).order_by(User.email)
@@ -174,6 +225,43 @@ def _subprocessors(session: Session) -> list[SubProcessor]:
             select(SubProcessor).where(SubProcessor.status == "active").order_by(SubProcessor.name)
         )
     )
+
+
+def _unregistered(
+    subprocessors: list[SubProcessor], services: list[ConfiguredService]
+) -> list[ConfiguredService]:
+    """Configured services that no active register entry covers (still named: the records
+    say what the deployment does, registered or not)."""
+    active = {sp.id for sp in subprocessors}
+    return [c for c in services if c.entry is None or c.entry.id not in active]
+
+
+def _subprocessors_fr(subprocessors: list[SubProcessor], services: list[ConfiguredService]) -> str:
+    used = {c.entry.id: c for c in services if c.entry is not None}
+    items = []
+    for sp in subprocessors:
+        text = f"{sp.name} ({sp.service}, {sp.country})"
+        if sp.id in used:
+            text += f" : {used[sp.id].service_fr}, configuré ({used[sp.id].host})"
+        items.append(text)
+    items += [c.describe_fr() for c in _unregistered(subprocessors, services)]
+    return " ; ".join(items) or "aucun"
+
+
+def _subprocessor_transfers(
+    subprocessors: list[SubProcessor], services: list[ConfiguredService]
+) -> tuple[list[str], list[str]]:
+    """Transfers outside the EEA through sub-processors, with their Chapter V tool."""
+    transfers, safeguards = [], []
+    for sp in subprocessors:
+        if sp.country not in EEA:
+            transfers.append(f"{sp.country} ({sp.name}, {sp.service})")
+            safeguards.append(f"{sp.name} : {SAFEGUARD_FR.get(sp.safeguard, sp.safeguard)}")
+    for c in _unregistered(subprocessors, services):
+        if c.transfer:
+            transfers.append(f"{c.country or 'pays non déclaré'} ({c.name}, {c.service_fr})")
+            safeguards.append(f"{c.name} : {c.safeguard_fr}")
+    return transfers, safeguards
 
 
 def _recipients_fr(mandate: Mandate) -> str:
@@ -197,24 +285,22 @@ def _purpose_record(
     purpose: Purpose,
     subprocessors: list[SubProcessor],
     provider_dpo: str,
+    services: list[ConfiguredService],
 ) -> ProcessingRecord:
     fields = purpose.resolved_fields
     categories = sorted({CATEGORY_FR[f.category] for f in fields})
-    sensitive = [f for f in fields if f.special_category or f.category == FieldCategory.HEALTH]
-    if sensitive:
-        basis9 = purpose.special_category_basis.value if purpose.special_category_basis else "?"
-        sensitive_text = f"oui : données de santé ({basis9.replace('art9_2_', 'art. 9(2)(')}))"
-    else:
-        sensitive_text = "non"
+    sensitive_text = sensitive_fr(mandate, purpose)
     basis = BASIS_FR[purpose.legal_basis]
     if purpose.legitimate_interest:
         basis += f" : {purpose.legitimate_interest}"
     transfers = [f"{t.country} ({t.recipient or 'destinataire'})" for t in mandate.transfers]
-    safeguards = [t.safeguard.value for t in mandate.transfers]
-    for sp in subprocessors:
-        if sp.safeguard != "eea":
-            transfers.append(f"{sp.country} ({sp.name})")
-            safeguards.append(sp.safeguard)
+    safeguards = [
+        f"{t.country} : {SAFEGUARD_FR.get(t.safeguard.value, t.safeguard.value)}"
+        for t in mandate.transfers
+    ]
+    more_transfers, more_safeguards = _subprocessor_transfers(subprocessors, services)
+    transfers += more_transfers
+    safeguards += more_safeguards
     c = mandate.controller
     dpo = f"{c.dpo.name} <{c.dpo.email}>" if c.dpo else "aucun désigné"
     return ProcessingRecord(
@@ -224,19 +310,15 @@ def _purpose_record(
         controller=c.name,
         controller_contact=f"{c.address} ; {c.contact_email}",
         dpo=f"responsable : {dpo} ; sous-traitant : {provider_dpo}",
-        processor=_provider(settings),
+        processor=provider_identity(settings),
         purposes=purpose.label_fr,
         legal_basis=basis,
         subject_categories=SUBJECTS_FR.get(mandate.kind, "clients, prospects et autres appelants"),
         data_categories=", ".join(categories),
         sensitive_data=sensitive_text,
-        retention=" ; ".join(
-            f"{KIND_FR.get(k.value, k.value)} : {duration_fr(d)}"
-            for k, d in purpose.retention.items()
-        ),
+        retention=" ; ".join(retention_fr(k.value, d) for k, d in purpose.retention.items()),
         recipients=_recipients_fr(mandate),
-        subprocessors=" ; ".join(f"{s.name} ({s.service}, {s.country})" for s in subprocessors)
-        or "aucun",
+        subprocessors=_subprocessors_fr(subprocessors, services),
         transfers=" ; ".join(transfers) or "aucun",
         safeguards=" ; ".join(safeguards) or "sans objet",
         security_measures=security_measures(settings),
@@ -250,6 +332,7 @@ def processor_record(
 ) -> list[ProcessingRecord]:
     """30(2): per controller (active accounts), one record per purpose of the current mandate."""
     subprocessors = _subprocessors(session)
+    services = configured_services(session, settings)
     provider_dpo = _provider_dpo(session, settings)
     q = select(Account).where(Account.status == AccountStatus.ACTIVE).order_by(Account.slug)
     if account_ids is not None:
@@ -272,6 +355,7 @@ def processor_record(
                     purpose,
                     subprocessors,
                     provider_dpo,
+                    services,
                 )
             )
     return out
@@ -283,7 +367,9 @@ def controller_record(session: Session, settings: Settings) -> list[ProcessingRe
     dpo = _provider_dpo(session, settings)
     measures = security_measures(settings)
     subprocessors = _subprocessors(session)
-    sub_text = " ; ".join(f"{s.name} ({s.service}, {s.country})" for s in subprocessors) or "aucun"
+    services = configured_services(session, settings)
+    sub_text = _subprocessors_fr(subprocessors, services)
+    transfers, safeguards = _subprocessor_transfers(subprocessors, services)
     today = utcnow().date().isoformat()
 
     def rec(
@@ -294,7 +380,9 @@ def controller_record(session: Session, settings: Settings) -> list[ProcessingRe
             account_slug=None,
             name=name,
             controller=provider,
-            controller_contact=settings.provider_contact_email,
+            controller_contact=" ; ".join(
+                p for p in (settings.provider_address, settings.provider_contact_email) if p
+            ),
             dpo=dpo,
             processor="",
             purposes=name,
@@ -305,8 +393,8 @@ def controller_record(session: Session, settings: Settings) -> list[ProcessingRe
             retention=retention,
             recipients=recipients,
             subprocessors=sub_text,
-            transfers="aucun",
-            safeguards="sans objet",
+            transfers=" ; ".join(transfers) or "aucun",
+            safeguards=" ; ".join(safeguards) or "sans objet",
             security_measures=measures,
             mandate_version="",
             updated_at=today,
@@ -362,7 +450,7 @@ def to_html(
     return render(
         "permanence.compliance",
         "art30.html",
-        provider=_provider(settings),
+        provider=provider_identity(settings),
         by_controller=by_controller,
         controller=controller,
         columns=CSV_COLUMNS,

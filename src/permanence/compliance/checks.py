@@ -24,7 +24,13 @@ from permanence.accounts.service import mandate_version
 from permanence.calls.model import Call
 from permanence.context import STAFF_ROLES, AccessContext
 from permanence.errors import NotFound
-from permanence.mandates.schema import FieldCategory, IsoDuration, Mandate, parse_mandate
+from permanence.mandates.schema import (
+    FieldCategory,
+    IsoDuration,
+    Mandate,
+    SpecialCategoryBasis,
+    parse_mandate,
+)
 from permanence.messages.model import Appointment, Message
 from permanence.runtime import Runtime
 from permanence.staff.model import User
@@ -199,6 +205,8 @@ def _handles_health_data(account: Account, mandate: Mandate | None) -> bool:
         return True
     if mandate is None:
         return False
+    if any(p.special_category_basis is SpecialCategoryBasis.ART9_2_H for p in mandate.purposes):
+        return True  # care under a health professional: health data (recital 35)
     return mandate.controller.health_data or any(
         f.category == FieldCategory.HEALTH or f.special_category
         for p in mandate.purposes
@@ -238,6 +246,21 @@ def _audit(run: CheckRun) -> tuple[bool, str, list[str]]:
     return result.ok, result.line(), [] if result.ok else [result.line()]
 
 
+@check("audit.retention", "No audit entry kept past 12 months (CNIL logging recommendation)")
+def _audit_retention(run: CheckRun) -> tuple[bool, str, list[str]]:
+    from permanence.audit.retention import DEFAULT_MONTHS, overdue_entries
+
+    with run.session() as s:
+        late = overdue_entries(s, run.now, DEFAULT_MONTHS)
+    if late:
+        return (
+            False,
+            f"{late} audit entries older than {DEFAULT_MONTHS} months",
+            [f"{late} entries: run 'permanence audit prune' as the schema owner"],
+        )
+    return True, f"no audit entry older than {DEFAULT_MONTHS} months", []
+
+
 @check("breaches.clocks", "No breach past its notification target")
 def _breaches(run: CheckRun) -> tuple[bool, str, list[str]]:
     from permanence.breaches.service import register
@@ -261,6 +284,37 @@ def _breaches(run: CheckRun) -> tuple[bool, str, list[str]]:
     return True, f"{len(views)} breach(es) registered, {open_} open, none past target", []
 
 
+@check("breaches.notified", "Every client affected by a breach was notified (Art. 33(2))")
+def _breaches_notified(run: CheckRun) -> tuple[bool, str, list[str]]:
+    """A processor tells each controller of every breach affecting it, with no risk threshold:
+    a closed breach must have sent its latest phase to every affected client, and no breach
+    affecting a client may be documented as "not notified"."""
+    from permanence.breaches.service import register
+
+    ctx = AccessContext.system("compliance:check")
+    with run.rt.db.session(ctx, readonly=True) as s:
+        views = register(s, run.now)
+    bad = []
+    affected = 0
+    for v in views:
+        affected += len(v.accounts)
+        if v.accounts and v.breach.decision == "not_notified":
+            slugs = ", ".join(a.slug for a in v.accounts)
+            bad.append(f"{v.reference}: documented as not notified, yet affects {slugs}")
+        elif v.breach.status == "closed" and v.unnotified:
+            slugs = ", ".join(a.slug for a in v.unnotified)
+            bad.append(f"{v.reference}: closed without notifying phase {v.breach.phase} to {slugs}")
+    if bad:
+        return False, f"{len(bad)} breach(es) kept from a client concerned", bad
+    closed = sum(1 for v in views if v.breach.status == "closed")
+    return (
+        True,
+        f"{len(views)} breach(es) registered ({closed} closed), {affected} client(s) "
+        "concerned: every closed breach was notified to each of them",
+        [],
+    )
+
+
 @check("subprocessors.transfers", "Sub-processors outside the EEA have a transfer safeguard")
 def _transfers(run: CheckRun) -> tuple[bool, str, list[str]]:
     from permanence.contracts.service import EEA, registry
@@ -277,6 +331,31 @@ def _transfers(run: CheckRun) -> tuple[bool, str, list[str]]:
     if bad:
         return False, f"{len(bad)} sub-processor(s) without safeguard", bad
     return True, f"{len(subs)} sub-processor(s), transfers covered", []
+
+
+@check(
+    "subprocessors.configured",
+    "Every outside service the configuration uses is a sub-processor in effect",
+)
+def _configured(run: CheckRun) -> tuple[bool, str, list[str]]:
+    """The telephony provider, SMS gateway, SMTP relay and backup storage the settings send
+    data to must each be in the sub-processor register, in effect (Art. 28(2): a change is
+    announced to the clients before it takes effect), with its country and transfer tool."""
+    from permanence.compliance.services import configured_services
+
+    with run.session() as s:
+        services = configured_services(s, run.rt.settings)
+    bad = []
+    for c in services:
+        if c.entry is None:
+            bad.append(f"{c.kind} ({c.host}): not in the sub-processor register")
+        elif c.entry.status != "active":
+            bad.append(
+                f"{c.kind} ({c.host}): sub-processor '{c.entry.code}' announced, not in effect"
+            )
+    if bad:
+        return False, f"{len(bad)} configured service(s) not covered by the register", bad
+    return True, f"{len(services)} outside service(s) configured, each a sub-processor", []
 
 
 # Retention: messages (from acknowledgement, else from when they were taken), appointments

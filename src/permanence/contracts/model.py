@@ -57,6 +57,10 @@ class SubProcessor(Base):
     # "eea" when the data stays in the EEA, else a Chapter V safeguard code.
     safeguard: Mapped[str] = mapped_column(String(40))
     hds_certified: Mapped[bool] = mapped_column(default=False)
+    # The host name (or domain) of the endpoint this sub-processor serves when the deployment
+    # is configured to use it (api.twilio.com, smtp-relay.brevo.com…): how a configured
+    # service is matched to its entry (compliance/subprocessors.py).
+    host: Mapped[str | None] = mapped_column(String(200))
     # proposed (notice given, objection window open) | active | removed
     status: Mapped[str] = mapped_column(String(16), default="proposed")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

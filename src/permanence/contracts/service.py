@@ -293,9 +293,16 @@ def _new_subprocessor(
     hds_certified: bool,
     *,
     status: str,
+    host: str | None = None,
 ) -> SubProcessor:
     _desk(session)
     country, safeguard = _check_location(country, safeguard)
+    if host is not None:
+        host = host.strip().lower().strip(".")
+        if not host or any(c in host for c in "/:@ ") or "." not in host:
+            raise ValidationFailed(
+                "host must be a host name or domain such as api.twilio.com (no scheme, no port)"
+            )
     if session.scalars(select(SubProcessor.id).where(SubProcessor.code == code)).first():
         raise Conflict(f"sub-processor '{code}' already exists")
     sp = SubProcessor(
@@ -306,6 +313,7 @@ def _new_subprocessor(
         safeguard=safeguard,
         hds_certified=hds_certified,
         status=status,
+        host=host or None,
     )
     session.add(sp)
     session.flush()
@@ -321,10 +329,13 @@ def register_initial(
     country: str,
     safeguard: str = "eea",
     hds_certified: bool = False,
+    host: str | None = None,
 ) -> SubProcessor:
-    """A sub-processor in place before any client signed (authorised by the contract itself)."""
+    """A sub-processor in place before any client signed (authorised by the contract itself).
+
+    ``host``: the endpoint a configured service uses it through (compliance/services.py)."""
     sp = _new_subprocessor(
-        session, code, name, service, country, safeguard, hds_certified, status="active"
+        session, code, name, service, country, safeguard, hds_certified, status="active", host=host
     )
     audit.record(session, "subprocessor.register", "subprocessor", sp.id, details={"code": code})
     return sp
@@ -418,6 +429,7 @@ def propose_subprocessor(
     country: str,
     safeguard: str = "eea",
     hds_certified: bool = False,
+    host: str | None = None,
     mailer: Mailer | None,
     portal_url: str,
     now: dt.datetime | None = None,
@@ -425,7 +437,15 @@ def propose_subprocessor(
 ) -> SubProcessorChange:
     """A new sub-processor: every client is told and may object before it takes effect."""
     sp = _new_subprocessor(
-        session, code, name, service, country, safeguard, hds_certified, status="proposed"
+        session,
+        code,
+        name,
+        service,
+        country,
+        safeguard,
+        hds_certified,
+        status="proposed",
+        host=host,
     )
     return _announce(
         session, sp, "add", mailer=mailer, portal_url=portal_url, now=now or utcnow(), window=window

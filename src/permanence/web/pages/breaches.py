@@ -206,7 +206,6 @@ def _detail(
         chosen_subjects=set(json.loads(view.breach.subject_categories)),
         missing=breaches.missing_fields(view.breach),
         not_notified_reasons=list(breaches.NOT_NOTIFIED_REASONS),
-        subjects_reasons=list(breaches.SUBJECTS_REASONS),
         problems=problems or [],
         bad={p.field for p in problems or []},
         form=form,
@@ -290,6 +289,7 @@ def describe(
     mesures: Annotated[str, Form(max_length=TEXT)] = "",
     debut: Annotated[str, Form(max_length=SHORT)] = "",
     fin: Annotated[str, Form(max_length=SHORT)] = "",
+    inintelligible: Annotated[str, Form(max_length=SHORT)] = "",
 ) -> Response:
     """The Art. 33(3) contents. After a notice, a change opens the next phase (Art. 33(4))."""
 
@@ -307,6 +307,7 @@ def describe(
             measures=mesures,
             occurred_from=_when(debut, "occurred_from"),
             occurred_to=_when(fin, "occurred_to"),
+            unintelligible=inintelligible == "oui",
         )
         return {"champs": len(changed)}
 
@@ -321,6 +322,7 @@ def describe(
         "mesures": mesures,
         "debut": debut,
         "fin": fin,
+        "inintelligible": inintelligible,
     }
     return _act(
         request,
@@ -414,7 +416,8 @@ def decide(
     decision: Annotated[str, Form(max_length=SHORT)] = "",
     motif: Annotated[str, Form(max_length=SHORT)] = "",
 ) -> Response:
-    """Notifiable, or not notifiable with the reason (Art. 33(5))."""
+    """Document an incident that concerns no client's personal data, with the reason
+    (Art. 33(5)); refused once a client is concerned (Art. 33(2))."""
 
     def action(s: Session, breach: Breach) -> None:
         reason = (motif or None) if decision == "not_notified" else None
@@ -428,34 +431,6 @@ def decide(
         reason="dpo:breach_decide",
         form="decision",
         done="decision",
-        action=action,
-        values={"decision": decision, "motif": motif},
-    )
-
-
-@router.post("/{reference}/personnes", response_class=HTMLResponse)
-def decide_subjects(
-    request: Request,
-    reference: Ref,
-    viewer: DeskForm,
-    rt: CurrentRuntime,
-    decision: Annotated[str, Form(max_length=SHORT)] = "",
-    motif: Annotated[str, Form(max_length=SHORT)] = "",
-) -> Response:
-    """Art. 34: the callers are told, or why they need not be (34(3))."""
-
-    def action(s: Session, breach: Breach) -> None:
-        reason = (motif or None) if decision == "not_required" else None
-        breaches.decide_subjects(s, breach.id, decision, reason)
-
-    return _act(
-        request,
-        viewer,
-        rt,
-        reference,
-        reason="dpo:breach_decide",
-        form="personnes",
-        done="personnes",
         action=action,
         values={"decision": decision, "motif": motif},
     )

@@ -16,11 +16,12 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from permanence.accounts import service as accounts
+from permanence.breaches import controller as breach_controller
 from permanence.breaches import service as breaches
 from permanence.calls import service as calls
 from permanence.context import Role
 from permanence.contracts import service as contracts
-from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.errors import Conflict, PermissionDenied, ValidationFailed
 from permanence.mandates.forms import form_for
 from permanence.messages import agenda, export
 from permanence.messages import service as messages
@@ -261,25 +262,104 @@ def breach_notices(request: Request, viewer: Client, rt: CurrentRuntime) -> Resp
         rt, viewer.principal, _account(viewer), "portal:breaches", readonly=True
     ) as s:
         notices = breaches.notices_for_account(s)
-    return render(request, "portal/breaches.html", viewer, notices=notices, reference=None)
+        references = breaches.notice_references(s, notices)
+    return render(
+        request,
+        "portal/breaches.html",
+        viewer,
+        notices=notices,
+        references=references,
+        reference=None,
+    )
+
+
+BreachRef = Annotated[str, Path(pattern=r"^V-\d{4}-\d{3,6}$")]
+
+
+def _breach_page(
+    request: Request,
+    viewer: Viewer,
+    rt: CurrentRuntime,
+    reference: str,
+    *,
+    problem: breaches.BreachRefused | breaches.BreachConflict | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    with unit_of_work(
+        rt, viewer.principal, _account(viewer), "portal:breaches", readonly=True
+    ) as s:
+        found = breach_controller.notified_breach(s, reference)
+        draft = breach_controller.subjects_draft(s, reference)
+    return render(
+        request,
+        "portal/breach.html",
+        viewer,
+        status_code=status_code,
+        found=found,
+        b=found.breach,
+        impact=found.impact,
+        notices=found.notices,
+        draft=draft,
+        reasons=list(breaches.SUBJECTS_REASONS),
+        problem=problem,
+        values=values or {},
+        done=request.query_params.get("fait", ""),
+        now=dt.datetime.now(dt.UTC),
+    )
 
 
 @router.get("/violations/{reference}", response_class=HTMLResponse)
 def breach_notices_of_one(
-    request: Request,
-    reference: Annotated[str, Path(pattern=r"^V-\d{4}-\d{3,6}$")],
-    viewer: Client,
-    rt: CurrentRuntime,
+    request: Request, reference: BreachRef, viewer: Client, rt: CurrentRuntime
 ) -> Response:
-    """The notices of one breach (the link the notification e-mail carries); 404 when none was
-    sent to this client."""
+    """One breach notified to this client (the link the notification e-mail carries): the
+    notices, its own Art. 34 decision with the draft to its callers, and the link to the
+    pre-filled CNIL notification; 404 when none was sent to this client."""
+    return _breach_page(request, viewer, rt, reference)
+
+
+@router.post("/violations/{reference}/personnes", response_class=HTMLResponse)
+def breach_subjects_decision(
+    request: Request,
+    reference: BreachRef,
+    viewer: ClientForm,
+    rt: CurrentRuntime,
+    decision: Annotated[str, Form(max_length=32)] = "",
+    motif: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    """Art. 34: the client's own decision on telling its callers (never the provider's)."""
+    reason = (motif or None) if decision == "not_required" else None
+    try:
+        with unit_of_work(rt, viewer.principal, _account(viewer), f"breach:{reference}") as s:
+            breach_controller.record_subjects_decision(s, reference, decision, reason)
+    except (breaches.BreachRefused, breaches.BreachConflict) as exc:
+        return _breach_page(
+            request,
+            viewer,
+            rt,
+            reference,
+            problem=exc,
+            values={"decision": decision, "motif": motif},
+            status_code=409 if isinstance(exc, Conflict) else 422,
+        )
+    return redirect(f"/portail/violations/{reference}?fait=personnes#art34")
+
+
+@router.get("/violations/{reference}/cnil", response_class=HTMLResponse)
+def breach_cnil_form(
+    request: Request, reference: BreachRef, viewer: Client, rt: CurrentRuntime
+) -> Response:
+    """The notification to the CNIL, pre-filled under the headings of its online form, for
+    the client to file within its own 72 hours."""
     with unit_of_work(
         rt, viewer.principal, _account(viewer), "portal:breaches", readonly=True
     ) as s:
-        notices = breaches.notices_for_account(s, reference)
-    if not notices:
-        raise NotFound("no notice of this breach for this account")
-    return render(request, "portal/breaches.html", viewer, notices=notices, reference=reference)
+        found = breach_controller.notified_breach(s, reference)
+        sections = breach_controller.cnil_form(s, rt.settings, reference)
+    return render(
+        request, "portal/breach_cnil.html", viewer, b=found.breach, found=found, sections=sections
+    )
 
 
 @router.get("/contrat", response_class=HTMLResponse)
