@@ -25,11 +25,12 @@ import pyotp
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from permanence.accounts.model import Account
 from permanence.audit import service as audit
 from permanence.context import STAFF_ROLES
 from permanence.crypto.keyring import Keyring
 from permanence.crypto.primitives import open_sealed, seal
-from permanence.db import utcnow
+from permanence.db import acting_for, utcnow
 from permanence.errors import IntegrityFailure, NotFound, PermissionDenied, ValidationFailed
 from permanence.staff import auth
 from permanence.staff.credentials_model import AuthToken, RecoveryCode
@@ -183,13 +184,20 @@ def admin_reset(
     user.password_hash = hash_secret(secrets.token_urlsafe(32))  # nobody knows it
     user.password_changed_at = utcnow()
     auth.revoke_sessions(session, user.id)
-    keys = list(
-        session.scalars(
-            select(ApiKey).where(ApiKey.created_by == user.id, ApiKey.revoked_at.is_(None))
-        )
-    )
-    for key in keys:
-        auth.revoke_api_key(session, key.account_id, key.id)
+    keys: list[ApiKey] = []
+    # API keys are under row-level security (ADR 0013): visit each account the user may have
+    # minted keys for, acting for it, so PostgreSQL shows its keys (SQLite shows them anyway).
+    for account_id in list(session.scalars(select(Account.id))):
+        with acting_for(session, account_id):
+            for key in session.scalars(
+                select(ApiKey).where(
+                    ApiKey.account_id == account_id,
+                    ApiKey.created_by == user.id,
+                    ApiKey.revoked_at.is_(None),
+                )
+            ).all():
+                auth.revoke_api_key(session, key.account_id, key.id)
+                keys.append(key)
     uri = None
     if new_authenticator:
         secret = pyotp.random_base32()
