@@ -164,7 +164,7 @@ def test_new_message_mail_arrives_with_a_portal_link_and_no_caller_data(
     assert to == ["contact@plomberie-durand.example"]
     body = smtp.bodies()[0]
     assert "Nouveau message pour Plomberie Durand" in body
-    assert f"http://127.0.0.1:8000/portal/messages/{msg.id}" in body
+    assert f"http://127.0.0.1:8000/portail/messages/{msg.id}" in body
     _assert_no_leak(body)
     _assert_no_leak(raw.decode("utf-8", "replace"))
     rows = _ledger(rt, account_id, msg.id)
@@ -267,7 +267,7 @@ def test_webhook_is_signed_and_carries_only_ids_and_metadata(
         "delivery_id": request.headers["X-Permanence-Delivery"],
         "message_id": str(msg.id),
         "account": SLUG,
-        "portal_url": f"http://127.0.0.1:8000/portal/messages/{msg.id}",
+        "portal_url": f"http://127.0.0.1:8000/portail/messages/{msg.id}",
         "purpose": "intervention",
         "created_at": msg.created_at.isoformat(),
         "urgent": True,

@@ -102,7 +102,7 @@ def test_two_delivery_workers_send_each_message_exactly_once(
     assert all(n > 0 for n in per_replica), f"one replica did all the work: {per_replica}"
     # What the SMTP server received: one mail per message, none twice.
     links = Counter(
-        str(mid) for body in smtp.bodies() for mid in taken if f"/portal/messages/{mid}" in body
+        str(mid) for body in smtp.bodies() for mid in taken if f"/portail/messages/{mid}" in body
     )
     assert len(smtp.messages) == 60
     assert set(links) == {str(m) for m in taken} and set(links.values()) == {1}

@@ -90,7 +90,7 @@ def test_nobody_on_call_waits_for_the_earliest_window_to_open() -> None:
 @pytest.mark.parametrize("urgent", [True, False])
 def test_texts_pass_the_mailers_personal_data_guard(urgent: bool) -> None:
     link = channels.portal_link("https://permanence.example/", MESSAGE_ID)
-    assert link == f"https://permanence.example/portal/messages/{MESSAGE_ID}"
+    assert link == f"https://permanence.example/portail/messages/{MESSAGE_ID}"
     texts = [
         channels.message_email("Plomberie Durand", link, urgent=urgent),
         channels.escalation_email("Plomberie Durand", link, urgent=urgent),
@@ -110,7 +110,7 @@ def test_change_notice_webhook_names_the_change_and_no_content() -> None:
         event=Event.ERASED,
         message_id=MESSAGE_ID,
         account_slug="plomberie-durand",
-        link="https://x.example/portal/messages/1",
+        link="https://x.example/portail/messages/1",
         changed_at=NOW,
     )
     data = json.loads(body)

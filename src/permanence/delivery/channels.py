@@ -23,7 +23,7 @@ SIGNATURE_TOLERANCE = dt.timedelta(minutes=5)
 
 
 def portal_link(base_url: str, message_id: uuid.UUID) -> str:
-    return f"{base_url.rstrip('/')}/portal/messages/{message_id}"
+    return f"{base_url.rstrip('/')}/portail/messages/{message_id}"
 
 
 def voicemail_link(base_url: str) -> str:
