@@ -106,6 +106,17 @@ def _populate(rt: Runtime, slug: str, phone: str) -> str:
             )
         )
         s.add(LegalHold(account_id=account.id, caller_id=opened.caller.id, reason="litigation"))
+        from permanence.recordings.model import RecordingDownload
+
+        s.add(
+            RecordingDownload(
+                account_id=account.id,
+                call_id=opened.call.id,
+                kind="call",
+                provider_sid=f"RE{uuid.uuid4().hex}",
+                url="https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE0",
+            )
+        )
         delivery.set_webhook_secret(s, rt.keyring, "env:CLIENT_WEBHOOK_SECRET")
     return str(account.id)
 
