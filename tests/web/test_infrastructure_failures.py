@@ -331,9 +331,6 @@ def test_the_console_s_message_form_keeps_what_was_typed_when_the_database_is_do
     """An operator saves a message while the database is down: the French page says nothing
     was saved and shows what was typed in a form that sends it again, to the same address;
     once the database is back, that form saves the message as typed."""
-    import html
-    import re
-
     from tests.web.pages_helpers import page_login
 
     with world.rt.db.session(AccessContext.system("test:telephony")) as s:
@@ -364,17 +361,53 @@ def test_the_console_s_message_form_keeps_what_was_typed_when_the_database_is_do
     assert "Le service est momentanément indisponible" in r.text
     assert "Ce que vous aviez saisi est repris ci-dessous" in r.text
     assert r.headers["cache-control"] == "no-store"  # what was typed stays out of caches
-    form = re.search(r'<form method="post" action="([^"]+)"[^>]*>(.*?)</form>', r.text, re.S)
-    assert form is not None and form.group(1) == f"{url}/enregistrer"
-    shown = {
+    action, shown = _resend_form(r.text)
+    assert action == f"{url}/enregistrer"
+    assert shown == typed
+    assert _messages(world) == before
+    # The database is back: the page's own form sends what was typed, and it is saved.
+    again = op.post(action, data=shown)
+    assert again.status_code == 303, again.text
+    assert _messages(world) == before + 1
+
+
+def _resend_form(page: str) -> tuple[str, dict[str, str]]:
+    """The error page's form that sends again what was typed: its address and its values."""
+    import html
+    import re
+
+    form = re.search(r'<form method="post" action="([^"]+)"[^>]*>(.*?)</form>', page, re.S)
+    assert form is not None, page
+    values = {
         m.group(1): html.unescape(m.group(2) if m.group(2) is not None else m.group(3))
         for m in re.finditer(
             r'name="([^"]+)"(?: value="([^"]*)"|[^>]*>([^<]*)</textarea>)', form.group(2)
         )
     }
-    assert shown == typed
-    assert _messages(world) == before
-    # The database is back: the page's own form sends what was typed, and it is saved.
-    again = op.post(form.group(1), data=shown)
+    return html.unescape(form.group(1)), values
+
+
+def test_the_dpo_desk_s_breach_form_keeps_what_was_typed_when_the_database_is_down(
+    world: World,
+) -> None:
+    """The same on the DPO desk, whose form the route has already read when the failure
+    comes: the breach's description is shown back, and sending it again opens the breach."""
+    from permanence.breaches.model import Breach
+    from tests.web.pages_helpers import page_login
+
+    dpo, csrf = page_login(world, world.dpo)
+    typed = {
+        "csrf_token": csrf,
+        "prise": "2026-12-01T09:30",
+        "nature": "Ordinateur portable volé dans le train <avec> les exports du jour",
+    }
+    with database_refused(world):
+        r = dpo.post("/dpo/violations/nouvelle", data=typed, headers={"Accept-Language": "fr"})
+    assert r.status_code == 503, r.text
+    assert "Ce que vous aviez saisi est repris ci-dessous" in r.text
+    action, shown = _resend_form(r.text)
+    assert (action, shown) == ("/dpo/violations/nouvelle", typed)
+    again = dpo.post(action, data=shown)
     assert again.status_code == 303, again.text
-    assert _messages(world) == before + 1
+    with world.rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        assert s.scalar(select(func.count()).select_from(Breach)) == 1
