@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from permanence.cli_output import FORMAT_OPTION, Format, emit, progress
+from permanence.cli_output import FORMAT_OPTION, Format, emit, progress, progress_report
 from permanence.config import Settings, get_settings
 from permanence.errors import PermanenceError, ValidationFailed
 from permanence.telephony.cli import telephony_app
@@ -82,7 +82,12 @@ def init(
     admin_email: Annotated[str, typer.Option(help="E-mail of the first administrator")],
     admin_password: Annotated[
         str | None,
-        typer.Option(help="Password (or set PERMANENCE_ADMIN_PASSWORD)", show_default=False),
+        # Hidden: a password on a command line is shown by 'ps' to every user of the host.
+        # Kept for throwaway development databases (dev.py); production uses the variable
+        # or the prompt (docs/deployment.md).
+        typer.Option(
+            help="Password (or set PERMANENCE_ADMIN_PASSWORD)", show_default=False, hidden=True
+        ),
     ] = None,
     admin_name: Annotated[str, typer.Option(help="Display name")] = "Administrateur",
 ) -> None:
@@ -1386,7 +1391,8 @@ def backup(
     settings = get_settings()
     try:
         key = archive.load_backup_key(settings)
-        summary = backups.make_backup(settings, out, key)
+        with progress_report() as report:
+            summary = backups.make_backup(settings, out, key, report)
     except PermanenceError as exc:
         fail(exc.message)
     typer.echo(summary.line())
@@ -1433,7 +1439,10 @@ def restore(
                 f"rows, {len(manifest['entries'])} entries"
             )
             return
-        summary = backups.restore(settings, source, key, force=force, journal_files=journal)
+        with progress_report() as report:
+            summary = backups.restore(
+                settings, source, key, force=force, journal_files=journal, report=report
+            )
     except PermanenceError as exc:
         fail(exc.message)
     typer.echo(summary.line())
@@ -1508,7 +1517,10 @@ def rights_journal_replay(
     from permanence.backup import service as backups
 
     try:
-        sources, total, replayed, absent = backups.replay_journal(get_settings(), journal)
+        with progress_report() as report:
+            sources, total, replayed, absent = backups.replay_journal(
+                get_settings(), journal, report
+            )
     except PermanenceError as exc:
         fail(exc.message)
     listed = ", ".join(f"{n} from {where}" for where, n in sources.items())

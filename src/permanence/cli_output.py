@@ -11,7 +11,8 @@ import datetime as dt
 import enum
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import typer
@@ -56,6 +57,27 @@ def progress(items: Iterable[T], total: int, what: str) -> Iterator[T]:
         for item in items:
             yield item
             bar.advance(task)
+
+
+@contextmanager
+def progress_report() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A ``report(what, done, total)`` for work that counts its own steps (backup, restore,
+    journal replay): a bar per ``what`` on standard error when it is a terminal, nothing
+    otherwise. ``total`` is None while unknown."""
+    if not on_terminal():
+        yield lambda _what, _done, _total: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=_console()) as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(what: str, done: int, total: int | None) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        yield report
 
 
 def _console() -> Any:

@@ -454,6 +454,42 @@ def test_restore_refuses_a_target_with_data_without_force(
         again.close()
 
 
+def test_restore_refuses_to_delete_files_the_service_did_not_write(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Someone's own files in the stores (a note, a copied document) are named and kept:
+    the restore refuses before touching anything; a write the service left cut short
+    (``.part``) is its own and goes."""
+    account, _kept, archive = backed_up(rt, env, tmp_path)
+    later = subject(rt, account, ERASED)
+    note = settings.recordings_dir / "notes-de-l-admin.txt"
+    document = settings.data_dir / "training" / "scans" / "attestation.pdf"
+    cut_short = settings.recordings_dir / f"{account}" / f"{uuid.uuid4()}.part"
+    for f in (note, document, cut_short):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"not the service's")
+    rt.close()
+    refused = run(env, "restore", str(archive), "--force", ok=False)
+    assert "2 file(s) this service did not write" in refused.stderr
+    assert str(note) in refused.stderr and str(document) in refused.stderr
+    assert str(cut_short) not in refused.stderr
+    assert "nothing was changed" in refused.stderr
+    assert note.exists() and document.exists() and cut_short.exists()
+    again = Runtime.from_settings(settings)
+    try:
+        assert count(again, account, Caller) == 2  # the database untouched too
+    finally:
+        again.close()
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    note.rename(aside / note.name)
+    document.rename(aside / document.name)
+    out = run(env, "restore", str(archive), "--force").stdout
+    assert "restored the backup" in out
+    assert not cut_short.exists()
+    assert not LocalStore(settings.recordings_dir).exists(later.recording_key)
+
+
 def test_backup_refuses_to_overwrite_and_key_file_is_private(
     settings: Settings, env: dict[str, str], tmp_path: Path
 ) -> None:

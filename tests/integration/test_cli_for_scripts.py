@@ -155,6 +155,33 @@ def test_long_commands_show_progress_on_a_terminal_only(scripted: dict[str, str]
     assert "\x1b[" not in piped.stderr + piped.stdout
 
 
+def test_backup_restore_and_journal_replay_show_progress_on_a_terminal_only(
+    rt: Runtime, scripted: dict[str, str], tmp_path: Path
+) -> None:
+    import base64
+
+    key = base64.b64encode(b"b" * 32).decode()
+    env = {**scripted, "COLUMNS": "100", "TERM": "xterm", "PERMANENCE_BACKUP_KEY": key}
+    rt.close()  # the service is stopped for a restore
+    shown = _in_a_terminal(env, "backup", str(tmp_path / "one.pmbk"))
+    assert "backing up" in shown
+    shown = _in_a_terminal(env, "restore", str(tmp_path / "one.pmbk"), "--force")
+    for bar in ("checking the archive", "restoring files", "erasure journal replay"):
+        assert bar in shown, shown
+    assert "erasure journal replay" in _in_a_terminal(env, "rights", "journal-replay")
+    piped = [
+        run_cli(env, "backup", str(tmp_path / "two.pmbk")),
+        run_cli(env, "restore", str(tmp_path / "two.pmbk"), "--force"),
+        run_cli(env, "rights", "journal-replay"),
+    ]
+    for proc in piped:
+        assert proc.returncode == 0, proc.stderr
+        out = proc.stdout + proc.stderr
+        for bar in ("backing up", "checking the archive", "restoring files", "journal replay"):
+            assert bar not in out
+        assert "\x1b[" not in out
+
+
 def test_shell_completion_installs_and_completes(tmp_path: Path, settings: Settings) -> None:
     permanence = str(Path(sys.executable).with_name("permanence"))
     env = {**cli_env(settings), "HOME": str(tmp_path), "SHELL": "/bin/bash"}

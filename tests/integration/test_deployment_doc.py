@@ -154,33 +154,66 @@ def test_the_first_run_block_initialises_the_deployment(settings: Settings, tmp_
 
 
 def test_the_kms_block_wraps_and_unwraps_the_master_key(tmp_path: Path) -> None:
+    """The block, run as root: only the wrapped key stays; the service's group (here the
+    ``postgres`` user's, standing in for ``permanence``) can run the unwrap command, another
+    user cannot read either file."""
     if shutil.which("openssl") is None or shutil.which("shred") is None:
         pytest.skip("openssl or shred is not installed")
-    etc = tmp_path / "etc"
-    etc.mkdir()
-    key_text = subprocess.run(
-        ["openssl", "rand", "-base64", "32"], capture_output=True, text=True, check=True
-    ).stdout
-    (etc / "master.key").write_text(key_text)
-    (etc / "permanence.env").write_text((ROOT / "deploy" / "permanence.env").read_text())
-    script = localised(
-        block_run_by("test_the_kms_block_wraps_and_unwraps_the_master_key"),
-        etc,
-        tmp_path,
-        tmp_path / "data",
-    )
-    sh(script, shell_env(), tmp_path)
-    assert not (etc / "master.key").exists()  # only the wrapped key stays on the host
-    assert key_text.strip().encode() not in (etc / "master.key.enc").read_bytes()
-    # The environment file, read as systemd and the shell read it, gives the command...
-    line = (etc / "permanence.env").read_text().splitlines()[-1]
-    name, _, value = line.partition("=")
-    assert name == "PERMANENCE_MASTER_KEY_COMMAND"
-    read = sh(f"set -a; . {etc / 'permanence.env'}; set +a; printenv {name}", {}, tmp_path)
-    assert read.stdout.strip() == value.strip('"')
-    # ...and the keyring gets the very key that was wrapped.
-    settings = Settings(master_key_command=read.stdout.strip())
-    assert load_master_key(settings) == base64.b64decode(key_text)
+    import grp
+    import pwd
+    import tempfile
+
+    service_user = "postgres"
+    try:
+        group = grp.getgrgid(pwd.getpwnam(service_user).pw_gid).gr_name
+    except KeyError:
+        pytest.skip("no 'postgres' user to play the service's user")
+    # Not under tmp_path (mode 0700): the service's user must reach the files.
+    etc = Path(tempfile.mkdtemp(prefix="permanence-etc-"))
+    etc.chmod(0o755)
+    try:
+        key_text = subprocess.run(
+            ["openssl", "rand", "-base64", "32"], capture_output=True, text=True, check=True
+        ).stdout
+        (etc / "master.key").write_text(key_text)
+        (etc / "permanence.env").write_text((ROOT / "deploy" / "permanence.env").read_text())
+        block = block_run_by("test_the_kms_block_wraps_and_unwraps_the_master_key")
+        assert "chgrp permanence " in block
+        script = localised(block, etc, tmp_path, tmp_path / "data")
+        sh(script.replace("chgrp permanence ", f"chgrp {group} "), shell_env(), tmp_path)
+        assert not (etc / "master.key").exists()  # only the wrapped key stays on the host
+        assert key_text.strip().encode() not in (etc / "master.key.enc").read_bytes()
+        for name in ("kek", "master.key.enc"):
+            st = (etc / name).stat()
+            assert stat.S_IMODE(st.st_mode) == 0o640, name
+            assert grp.getgrgid(st.st_gid).gr_name == group, name
+        # The environment file, read as systemd and the shell read it, gives the command...
+        line = (etc / "permanence.env").read_text().splitlines()[-1]
+        name, _, value = line.partition("=")
+        assert name == "PERMANENCE_MASTER_KEY_COMMAND"
+        read = sh(f"set -a; . {etc / 'permanence.env'}; set +a; printenv {name}", {}, tmp_path)
+        assert read.stdout.strip() == value.strip('"')
+        # ...and the keyring gets the very key that was wrapped.
+        settings = Settings(master_key_command=read.stdout.strip())
+        assert load_master_key(settings) == base64.b64decode(key_text)
+        if os.geteuid() == 0 and shutil.which("runuser"):
+            as_service = subprocess.run(
+                ["runuser", "-u", service_user, "--", *read.stdout.split()],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert as_service.returncode == 0, as_service.stderr
+            assert base64.b64decode(as_service.stdout) == base64.b64decode(key_text)
+            for target in ("kek", "master.key.enc"):
+                other = subprocess.run(
+                    ["runuser", "-u", "nobody", "--", "cat", str(etc / target)],
+                    capture_output=True,
+                    check=False,
+                )
+                assert other.returncode != 0 and not other.stdout, target
+    finally:
+        shutil.rmtree(etc, ignore_errors=True)
 
 
 def _superuser_url() -> str | None:

@@ -273,3 +273,141 @@ def _app_role() -> str:
 
     assert PG_URL
     return f'"{make_url(PG_URL).username}"'
+
+
+@contextmanager
+def database_refused(world: World) -> Iterator[None]:
+    """The database stops answering the application: on PostgreSQL its connections are
+    terminated and new ones refused; on SQLite its file is swapped for one that is not a
+    database. Put back on leaving, without restarting anything."""
+    engine = world.rt.db.engine
+    if PG_URL is None:
+        path = Path(str(engine.url.database))
+        files = [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm")]
+        engine.dispose()
+        for f in files:
+            if f.exists():
+                f.rename(f.with_name(f.name + ".away"))
+        path.write_bytes(b"this is not a database\n" * 400)
+        try:
+            yield
+        finally:
+            engine.dispose()
+            path.unlink()
+            for f in files:
+                away = f.with_name(f.name + ".away")
+                if away.exists():
+                    away.rename(f)
+        return
+    assert PG_OWNER_URL
+    owner = create_engine(PG_OWNER_URL, poolclass=pool.NullPool)
+    app_role = create_engine(PG_URL, poolclass=pool.NullPool)
+    database = owner.url.database
+    try:
+        with app_role.connect() as killer:
+            with owner.begin() as conn:
+                conn.execute(text(f'REVOKE CONNECT ON DATABASE "{database}" FROM PUBLIC'))
+                conn.execute(text(f'REVOKE CONNECT ON DATABASE "{database}" FROM {_app_role()}'))
+            killer.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND usename = current_user "
+                    "AND pid <> pg_backend_pid()"
+                )
+            )
+            killer.commit()
+        yield
+    finally:
+        with owner.begin() as conn:
+            conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO PUBLIC'))
+            conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {_app_role()}'))
+        owner.dispose()
+        app_role.dispose()
+
+
+def test_the_console_s_message_form_keeps_what_was_typed_when_the_database_is_down(
+    world: World,
+) -> None:
+    """An operator saves a message while the database is down: the French page says nothing
+    was saved and shows what was typed in a form that sends it again, to the same address;
+    once the database is back, that form saves the message as typed."""
+    from tests.web.pages_helpers import page_login
+
+    with world.rt.db.session(AccessContext.system("test:telephony")) as s:
+        from permanence.calls import service as calls
+
+        opened = calls.open_call(
+            s, world.rt.keyring, dialled=PLUMBER_DID, caller_number="0612345678"
+        )
+        account_id, call_id = opened.account.id, opened.call.id
+    op, csrf = page_login(world, world.operator)
+    url = f"/console/appels/{account_id}/{call_id}"
+    assert op.post(f"{url}/prendre", data={"csrf_token": csrf}).status_code == 303
+    typed = {
+        "csrf_token": csrf,
+        "motif": "intervention",
+        "f_last_name": "Lemoine-Château",
+        "f_phone": "06 12 34 56 78",
+        "f_address": "12 rue des Acacias, 44000 Nantes",
+        "f_urgency": "à planifier",
+        "f_description": "Fuite d'eau sous l'évier \"depuis ce matin\" & plancher mouillé",
+    }
+    before = _messages(world)
+    with database_refused(world):
+        r = op.post(f"{url}/enregistrer", data=typed, headers={"Accept-Language": "fr"})
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["Retry-After"] == "5"
+    assert "Le service est momentanément indisponible" in r.text
+    assert "Ce que vous aviez saisi est repris ci-dessous" in r.text
+    assert r.headers["cache-control"] == "no-store"  # what was typed stays out of caches
+    action, shown = _resend_form(r.text)
+    assert action == f"{url}/enregistrer"
+    assert shown == typed
+    assert _messages(world) == before
+    # The database is back: the page's own form sends what was typed, and it is saved.
+    again = op.post(action, data=shown)
+    assert again.status_code == 303, again.text
+    assert _messages(world) == before + 1
+
+
+def _resend_form(page: str) -> tuple[str, dict[str, str]]:
+    """The error page's form that sends again what was typed: its address and its values."""
+    import html
+    import re
+
+    form = re.search(r'<form method="post" action="([^"]+)"[^>]*>(.*?)</form>', page, re.S)
+    assert form is not None, page
+    values = {
+        m.group(1): html.unescape(m.group(2) if m.group(2) is not None else m.group(3))
+        for m in re.finditer(
+            r'name="([^"]+)"(?: value="([^"]*)"|[^>]*>([^<]*)</textarea>)', form.group(2)
+        )
+    }
+    return html.unescape(form.group(1)), values
+
+
+def test_the_dpo_desk_s_breach_form_keeps_what_was_typed_when_the_database_is_down(
+    world: World,
+) -> None:
+    """The same on the DPO desk, whose form the route has already read when the failure
+    comes: the breach's description is shown back, and sending it again opens the breach."""
+    from permanence.breaches.model import Breach
+    from tests.web.pages_helpers import page_login
+
+    dpo, csrf = page_login(world, world.dpo)
+    typed = {
+        "csrf_token": csrf,
+        "prise": "2026-12-01T09:30",
+        "nature": "Ordinateur portable volé dans le train <avec> les exports du jour",
+    }
+    with database_refused(world):
+        r = dpo.post("/dpo/violations/nouvelle", data=typed, headers={"Accept-Language": "fr"})
+    assert r.status_code == 503, r.text
+    assert "Ce que vous aviez saisi est repris ci-dessous" in r.text
+    action, shown = _resend_form(r.text)
+    assert (action, shown) == ("/dpo/violations/nouvelle", typed)
+    again = dpo.post(action, data=shown)
+    assert again.status_code == 303, again.text
+    with world.rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        assert s.scalar(select(func.count()).select_from(Breach)) == 1

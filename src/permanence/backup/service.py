@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -53,6 +53,17 @@ VERSION = 1
 FILE_STORES = ("recordings", "rights", "training")
 _PG_ENTRY = re.compile(r"^pg/([a-z_][a-z0-9_]*)(?:/([0-9a-f-]{36}))?$")
 _FILE_ENTRY = re.compile(r"^files/(recordings|rights|training)/([0-9a-f-]{36}/[0-9a-f-]{36}\.pmr)$")
+# What the service writes in its file stores: a file, or one whose write was cut short.
+_OWN_FILE = re.compile(r"^[0-9a-f-]{36}/[0-9a-f-]{36}\.(?:pmr|part)$")
+# How long work tells its progress (a bar on a terminal): report(what, done, total), total
+# None while unknown.
+Report = Callable[[str, int, int | None], None]
+
+
+def _quiet(_what: str, _done: int, _total: int | None) -> None:
+    return None
+
+
 _NOT_DATA = ("alembic_version", "audit_head")  # present in a freshly migrated, empty database
 
 
@@ -114,7 +125,9 @@ class _Snapshot:
     journal_entries: int = 0
 
 
-def make_backup(settings: Settings, out: Path, key: bytes) -> BackupSummary:
+def make_backup(
+    settings: Settings, out: Path, key: bytes, report: Report = _quiet
+) -> BackupSummary:
     """Write a consistent, encrypted backup of the database and its files to ``out``."""
     t0 = time.perf_counter()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -131,8 +144,12 @@ def make_backup(settings: Settings, out: Path, key: bytes) -> BackupSummary:
             db_entries = _sqlite_entries(settings, writer, snap, staging)
 
         def container() -> Iterator[bytes]:
+            report("backing up", 0, None)
             yield from db_entries
-            for store, key_ in snap.files:
+            steps = 1 + len(snap.files)  # the database, then each file
+            report("backing up", 1, steps)
+            for done, (store, key_) in enumerate(snap.files, start=2):
+                report("backing up", done, steps)
                 if not _FILE_ENTRY.match(f"files/{store}/{key_}"):
                     missing[0] += 1  # not a storage key of ours: nothing to read under it
                     continue
@@ -374,7 +391,7 @@ def check_archive(settings: Settings, source: Path, key: bytes) -> dict[str, Any
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def stage(source: Path, key: bytes, staging: Path) -> Staged:
+def stage(source: Path, key: bytes, staging: Path, report: Report = _quiet) -> Staged:
     """Decrypt ``source`` into ``staging`` and check it all: every byte authenticated, every
     entry as the manifest says. Raises before anything outside ``staging`` is touched."""
     found: dict[str, dict[str, int | str]] = {}
@@ -384,8 +401,10 @@ def stage(source: Path, key: bytes, staging: Path) -> Staged:
         fh = source.open("rb")
     except OSError:
         raise ValidationFailed(f"cannot read the archive {source}") from None
+    size = os.fstat(fh.fileno()).st_size
     with fh:
         for name, blocks in archive.open_archive(fh, key):
+            report("checking the archive", min(fh.tell(), size), size)
             if manifest_raw is not None:
                 raise ValidationFailed("the archive's content is malformed (entry after manifest)")
             if name == archive.MANIFEST:
@@ -439,6 +458,35 @@ def _known_revision(url: str, revision: str) -> str:
     return head
 
 
+def unrecognised_files(settings: Settings) -> list[Path]:
+    """Files in the stores the restore replaces that the service did not write (a
+    ``<uuid>/<uuid>.pmr`` file, or ``.part`` for a write cut short): someone else's."""
+    found: list[Path] = []
+    for store in FILE_STORES:
+        root = _store_dir(settings, store)
+        if root.exists():
+            found += sorted(
+                p
+                for p in root.rglob("*")
+                if not p.is_dir() and not _OWN_FILE.match(p.relative_to(root).as_posix())
+            )
+    return found
+
+
+def _refuse_unrecognised_files(settings: Settings, shown: int = 10) -> None:
+    """A restore replaces the stores' files with the backup's: it deletes only files it
+    knows are the service's, and refuses, before touching anything, when others are there."""
+    found = unrecognised_files(settings)
+    if found:
+        names = ", ".join(str(p) for p in found[:shown])
+        more = f" and {len(found) - shown} more" if len(found) > shown else ""
+        raise Conflict(
+            f"the data directory holds {len(found)} file(s) this service did not write, which "
+            f"a restore would delete: {names}{more}. Move them out of the data directory, "
+            "then restore again (nothing was changed)"
+        )
+
+
 def _target(settings: Settings) -> tuple[bool, list[JournalEntry]]:
     """Whether the target holds data (database rows or files), and its erasure journal."""
     has_data = any(
@@ -469,6 +517,7 @@ def restore(
     *,
     force: bool = False,
     journal_files: list[Path] | None = None,
+    report: Report = _quiet,
 ) -> RestoreSummary:
     """Restore ``source`` into the configured database and data directory, then replay the
     erasure journal. Stop the service first: the database is replaced."""
@@ -479,7 +528,7 @@ def restore(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=settings.data_dir))
     try:
-        staged = stage(source, key, staging)
+        staged = stage(source, key, staging, report)
         manifest = staged.manifest
         backend, revision = manifest["backend"], str(manifest["revision"])
         if backend != _backend(settings):
@@ -488,6 +537,7 @@ def restore(
                 f"{_backend(settings)}: restore it into a {backend} database"
             )
         head = _known_revision(settings.effective_migration_url, revision)
+        _refuse_unrecognised_files(settings)
         has_data, live = _target(settings)
         if has_data and not force:
             raise Conflict(
@@ -506,7 +556,7 @@ def restore(
         else:
             _load_sqlite(settings, staged)
         schema.upgrade(settings.effective_migration_url, settings.database_app_role)
-        files = _place_files(settings, staged)
+        files = _place_files(settings, staged, report)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     replayed, absent = replay(
@@ -520,6 +570,7 @@ def restore(
             "rows": sum(int(t["rows"]) for t in manifest["tables"].values()),
             "journal_entries": len(entries),
         },
+        report=report,
     )
     known = {e.id for e in mirror.entries()}
     mirror.append(e for e in entries if e.id not in known)
@@ -609,11 +660,12 @@ def _load_pg(settings: Settings, staged: Staged, revision: str) -> None:
         engine.dispose()
 
 
-def _place_files(settings: Settings, staged: Staged) -> int:
+def _place_files(settings: Settings, staged: Staged, report: Report = _quiet) -> int:
     """Each store becomes what the backup holds: files put in place atomically, files the
     restored database does not reference removed."""
     wanted: dict[str, set[str]] = {s: set() for s in FILE_STORES}
-    for name, path in staged.entries:
+    for done, (name, path) in enumerate(staged.entries, start=1):
+        report("restoring files", done, len(staged.entries))
         m = _FILE_ENTRY.match(name)
         if not m:
             continue
@@ -633,7 +685,7 @@ def _place_files(settings: Settings, staged: Staged) -> int:
 
 
 def replay_journal(
-    settings: Settings, journal_files: list[Path] | None = None
+    settings: Settings, journal_files: list[Path] | None = None, report: Report = _quiet
 ) -> tuple[dict[str, int], int, int, int]:
     """Replay the journal (the database's own, the mirror file, exports) on the database as it
     is: after a restore made by other means (PostgreSQL point-in-time recovery, a disk
@@ -651,6 +703,7 @@ def replay_journal(
         entries,
         action="rights.journal_replay",
         details={"journal_entries": len(entries)},
+        report=report,
     )
     known = {e.id for e in mirror.entries()}
     mirror.append(e for e in entries if e.id not in known)
@@ -664,6 +717,7 @@ def replay(
     *,
     action: str,
     details: dict[str, str | int],
+    report: Report = _quiet,
 ) -> tuple[int, int]:
     """Record the restore (``action``) in the audit log, then replay every journalled erasure
     and off-boarding in time order, one transaction per account; files are deleted after each
@@ -695,10 +749,14 @@ def replay(
             else:
                 absent += 1
         replayed = 0
+        steps, step = sum(len(b) for b in by_account.values()), 0
+        report("erasure journal replay", 0, steps)
         for account_id, batch in by_account.items():
             files: list[tuple[str, str]] = []
             with rt.db.session(AccessContext.system("backup:restore", account_id)) as s:
                 for e in batch:
+                    step += 1
+                    report("erasure journal replay", step, steps)
                     if e.is_account:
                         changed, freed = replay_offboarding(s, keyring, e)
                         replayed += changed

@@ -106,6 +106,7 @@ def route_of(request: Request) -> str:
 def install(app: FastAPI) -> None:
     """Metrics, and clean answers to infrastructure failures, whichever route or dependency
     they come from."""
+    from permanence.web import pages
     from permanence.web.app import error_response
 
     app.state.metrics = Metrics(app.state.rt)
@@ -123,6 +124,7 @@ def install(app: FastAPI) -> None:
             failure.code,
             infra.describe(exc),
         )
+        await pages.keep_typed(request)
         return error_response(request, failure.error())
 
     for kind in (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError):

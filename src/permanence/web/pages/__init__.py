@@ -3,6 +3,7 @@ administration. Each page parses, calls the same services as the JSON API, rende
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
@@ -54,7 +55,33 @@ def http_error_page(request: Request, status: int, code: str = "") -> Response:
     if request.headers.get("hx-request"):
         # An htmx request that fails: a short fragment the page can show.
         return render(request, "_error_fragment.html", status_code=status, status=status, code=code)
-    return render(request, "error.html", status_code=status, status=status, code=code)
+    typed = getattr(request.state, "typed", None) if status in (503, 507) else None
+    return render(request, "error.html", status_code=status, status=status, code=code, typed=typed)
+
+
+# A form's body larger than this is not shown back (forms here are a few kilobytes).
+_MAX_TYPED = 64 * 1024
+
+
+async def keep_typed(request: Request) -> None:
+    """Before a page's POST is answered 503/507 (the database or its disk failed): the form's
+    text values, so the error page shows them in a form that sends them again - an operator
+    never retypes a message. Files cannot be sent back and are left out. The values go back
+    only to the browser that sent them, on a page that is never cached."""
+    if request.method != "POST" or not is_page(request) or request.headers.get("hx-request"):
+        return
+    kind = request.headers.get("content-type", "")
+    if not kind.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return
+    if int(request.headers.get("content-length") or 0) > _MAX_TYPED:
+        return
+    try:
+        # Read by the route already (cached), else read now; a body some other reader took
+        # is not waited for.
+        form = await asyncio.wait_for(request.form(), timeout=1.0)
+    except Exception:  # nothing to show back is the fallback
+        return
+    request.state.typed = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
 
 
 def _local_path(target: str) -> str:
