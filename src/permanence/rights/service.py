@@ -45,6 +45,10 @@ from permanence.errors import (
     ValidationFailed,
 )
 from permanence.mail import Mail, Mailer, mailer_for
+from permanence.mandates.forms import SubmissionInvalid, validate_fields
+from permanence.mandates.schema import Field as MandateField
+from permanence.mandates.schema import FieldCategory, FieldType
+from permanence.messages import service as messages
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.recordings.storage import LocalStore, RecordingStore, store_from_settings
@@ -81,6 +85,17 @@ VERIFICATION_METHODS = ("email_code", "sms_code", "callback", "id_seen")
 CONFIRMED_METHODS = ("callback", "id_seen")
 RECEIVED_VIA = ("phone", "email", "letter", "in_person", "web", "api")
 IDENTITY_FIELDS = ("first_name", "last_name", "phone", "email")
+# The caller's identity checked like a form's fields (mandates.forms): a rectified phone is a
+# phone number, a name is one line of text of at most 100 characters.
+_IDENTITY = FieldCategory.IDENTITY
+IDENTITY_SPEC = (
+    MandateField(name="first_name", type=FieldType.TEXT, category=_IDENTITY, max_length=100),
+    MandateField(name="last_name", type=FieldType.TEXT, category=_IDENTITY, max_length=100),
+    MandateField(name="phone", type=FieldType.PHONE, category=FieldCategory.CONTACT),
+    MandateField(
+        name="email", type=FieldType.EMAIL, category=FieldCategory.CONTACT, max_length=320
+    ),
+)
 
 
 class TooManyCodeAttempts(PermanenceError):
@@ -253,6 +268,79 @@ def _changes_problems(changes: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _checked_identity(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The identity changes cleaned like a form's fields; a blank value clears that part."""
+    try:
+        cleaned = validate_fields(
+            IDENTITY_SPEC, changes, owner="the caller's identity", code="identity"
+        )
+    except SubmissionInvalid as exc:
+        raise ValidationFailed(
+            "changes.identity: the rectified identity is not valid",
+            [f"changes.identity.{e.field}: {e.message}" for e in exc.errors],
+        ) from None
+    return {k: cleaned.get(k) for k in changes}
+
+
+def _record_of(
+    session: Session, kind: str, rid: uuid.UUID, account_id: uuid.UUID
+) -> Message | Appointment | None:
+    rec: Message | Appointment | None = (
+        session.get(Message, rid) if kind == "message" else session.get(Appointment, rid)
+    )
+    if rec is None or rec.account_id != account_id:
+        return None
+    return rec
+
+
+def _checked_record(
+    session: Session,
+    keyring: Keyring,
+    index: int,
+    rec: Message | Appointment,
+    fields: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, object]]:
+    """The record's payload before, and after the change as a new record would be stored.
+
+    The record's fields after the change pass the very check a new record of the same purpose
+    passes (messages.validate_record: types, lengths, required fields, formats, consent, and
+    the screening of free text, the subject having asked for what they wrote to be there)."""
+    table = "messages" if isinstance(rec, Message) else "appointments"
+    _row, mandate = mandate_by_id(session, rec.mandate_id)
+    allowed = set(mandate.purpose(rec.purpose).field_names)
+    outside = sorted(set(fields) - allowed)
+    if outside:
+        raise ValidationFailed(
+            "these fields are not part of the record's purpose: " + ", ".join(outside)
+        )
+    cipher = keyring.cipher(session, rec.account_id, rec.caller_id)
+    payload: dict[str, Any] = cipher.open_json(table, "payload", rec.id, rec.payload_sealed)
+    merged = {**payload, **fields}
+    try:
+        cleaned = messages.validate_record(
+            session, rec.caller_id, mandate, rec.purpose, merged, confirm_undeclared=True
+        )
+    except ValidationFailed as exc:
+        raise ValidationFailed(
+            f"changes.records[{index}]: the rectified record does not fit its purpose",
+            list(exc.problems),
+        ) from None
+    return payload, cleaned
+
+
+def _check_rectification(
+    session: Session, keyring: Keyring, changes: Mapping[str, Any], caller: Caller | None
+) -> None:
+    """At intake: refuse what could never be applied, before anything is written."""
+    if changes.get("identity"):
+        _checked_identity(changes["identity"])
+    account_id = ctx_of(session).require_account()
+    for i, item in enumerate(changes.get("records") or []):
+        rec = _record_of(session, item["kind"], uuid.UUID(str(item["id"])), account_id)
+        if rec is not None:  # whose record it is is checked once the subject is known
+            _checked_record(session, keyring, i, rec, item["fields"])
+
+
 def _current_mandate(session: Session) -> Any:
     from permanence.accounts.service import mandate_version
 
@@ -282,6 +370,8 @@ def submit(
     ctx = ctx_of(session)
     account_id = ctx.require_account()
     _validate_intake(session, intake)
+    if intake.kind is Kind.RECTIFICATION and intake.changes:
+        _check_rectification(session, keyring, intake.changes, None)
     if intake.verified_by_controller and ctx.role is not Role.CLIENT:
         raise PermissionDenied("only the controller may vouch for the requester's identity")
     source = intake.source or (Source.CLIENT if ctx.role is Role.CLIENT else Source.STAFF)
@@ -1116,7 +1206,7 @@ def _rectify(
     if ident_changes:
         before = subjects.identity(session, keyring, caller)
         old = {k: getattr(before, k) for k in IDENTITY_FIELDS}
-        new = {**old, **{k: (v or None) for k, v in ident_changes.items()}}
+        new = {**old, **_checked_identity(ident_changes)}
         subjects.update_identity(session, keyring, caller, subjects.Identity(**new))
         changed = {k for k in IDENTITY_FIELDS if old[k] != new[k]}
         history.append(
@@ -1137,28 +1227,18 @@ def _rectify(
                 )
             )
         )
-    for item in changes.get("records") or []:
+    for i, item in enumerate(changes.get("records") or []):
         is_message = item["kind"] == "message"
         table = "messages" if is_message else "appointments"
-        rid = uuid.UUID(str(item["id"]))
-        rec: Message | Appointment | None = (
-            session.get(Message, rid) if is_message else session.get(Appointment, rid)
-        )
-        if rec is None or rec.account_id != caller.account_id or rec.caller_id != caller.id:
+        rec = _record_of(session, item["kind"], uuid.UUID(str(item["id"])), caller.account_id)
+        if rec is None or rec.caller_id != caller.id:
             raise NotFound(f"no such {item['kind']} of this data subject")
-        _row, mandate = mandate_by_id(session, rec.mandate_id)
-        allowed = set(mandate.purpose(rec.purpose).field_names)
         fields: dict[str, Any] = item["fields"]
-        outside = sorted(set(fields) - allowed)
-        if outside:
-            raise ValidationFailed(
-                "these fields are not part of the record's purpose: " + ", ".join(outside)
-            )
-        payload = cipher.open_json(table, "payload", rec.id, rec.payload_sealed)
+        payload, cleaned = _checked_record(session, keyring, i, rec, fields)
         previous = {k: payload.get(k) for k in sorted(fields)}
-        payload.update(fields)
-        rec.payload_sealed = cipher.seal_json(table, "payload", rec.id, payload)
-        history.append((item["kind"], rec.id, {"before": previous, "after": dict(fields)}))
+        rec.payload_sealed = cipher.seal_json(table, "payload", rec.id, cleaned)
+        after = {k: cleaned.get(k) for k in sorted(fields)}
+        history.append((item["kind"], rec.id, {"before": previous, "after": after}))
         if is_message:
             notify.add(rec.id)
     if statement:

@@ -1,0 +1,99 @@
+"""Rectification is validated like a new record of the same purpose (mandates.forms): what
+does not fit is refused with a 422 naming the field, and nothing is written."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from permanence.messages.model import Message
+from permanence.rights.model import RightsRequest
+from tests.conftest import SmtpSink
+from tests.factories import caller_with_records, ctx_for
+from tests.web.conftest import World
+
+FIRST, LAST = "Zéphyrine", "Quenouille"
+PHONE, EMAIL = "06 71 23 45 89", "zephyrine.quenouille@exemple.fr"
+
+
+def _payload(world: World, message_id: uuid.UUID) -> dict[str, Any]:
+    with world.rt.db.session(ctx_for(world.plumber.id)) as s:
+        msg = s.get(Message, message_id)
+        assert msg is not None
+        cipher = world.rt.keyring.cipher(s, msg.account_id, msg.caller_id)
+        out: dict[str, Any] = cipher.open_json("messages", "payload", msg.id, msg.payload_sealed)
+        return out
+
+
+def _requests(world: World) -> int:
+    with world.rt.db.session(ctx_for(world.plumber.id)) as s:
+        return s.scalar(select(func.count()).select_from(RightsRequest)) or 0
+
+
+def _record_change(message_id: uuid.UUID, **fields: Any) -> dict[str, Any]:
+    return {
+        "kind": "rectification",
+        "requester": {"phone": PHONE},
+        "verified_by_controller": True,
+        "changes": {"records": [{"kind": "message", "id": str(message_id), "fields": fields}]},
+    }
+
+
+@pytest.mark.gdpr("Art. 16", "Art. 5(1)(d)")
+def test_rectification_is_checked_like_a_new_record(world: World, smtp: SmtpSink) -> None:
+    made = caller_with_records(
+        world.rt, world.plumber.id, first=FIRST, last=LAST, phone=PHONE, email=EMAIL
+    )
+    client = world.login(world.client_plumber)
+    base = f"/api/v1/accounts/{world.plumber.id}/rights/requests"
+    before = _payload(world, made.message_id)
+
+    bad: list[tuple[dict[str, Any], str, str]] = [
+        ({"phone": "pas un numéro"}, "phone", "pas un num"),
+        ({"last_name": "N" * 5000}, "last_name", "100 characters"),
+        ({"last_name": 42}, "last_name", "must be text"),
+        ({"description": None}, "description", "required"),
+        ({"urgency": "demain"}, "urgency", "declared choices"),
+    ]
+    for fields, name, said in bad:
+        r = client.post(base, json=_record_change(made.message_id, **fields))
+        assert r.status_code == 422, (fields, r.text)
+        problems = " ".join(r.json()["problems"])
+        assert f"'{name}'" in problems, problems
+        if name != "phone":
+            assert said in problems, problems
+        else:  # the value is never echoed back: it may be personal data
+            assert said not in r.text
+    bad_identity: list[tuple[dict[str, Any], str]] = [
+        ({"phone": "pas un numéro"}, "phone"),
+        ({"email": "pas une adresse"}, "email"),
+        ({"first_name": "Zé\nphyrine"}, "first_name"),
+    ]
+    for ident, name in bad_identity:
+        body = {
+            "kind": "rectification",
+            "requester": {"phone": PHONE},
+            "verified_by_controller": True,
+            "changes": {"identity": ident},
+        }
+        r = client.post(base, json=body)
+        assert r.status_code == 422, (ident, r.text)
+        assert f"changes.identity.{name}" in " ".join(r.json()["problems"])
+    # Nothing was written: no request, the record unchanged.
+    assert _requests(world) == 0
+    assert _payload(world, made.message_id) == before
+
+    # What fits is stored as a new record would be: the phone in E.164, the text stripped.
+    r = client.post(
+        base,
+        json=_record_change(made.message_id, phone="06 12 34 56 78", last_name="  Martin "),
+    )
+    assert r.status_code == 201, r.text
+    done = client.post(f"{base}/{r.json()['id']}/execute")
+    assert done.status_code == 200, done.text
+    after = _payload(world, made.message_id)
+    assert after["phone"] == "+33612345678" and after["last_name"] == "Martin"
+    assert after["description"] == before["description"]
