@@ -97,3 +97,51 @@ def test_rectification_is_checked_like_a_new_record(world: World, smtp: SmtpSink
     after = _payload(world, made.message_id)
     assert after["phone"] == "+33612345678" and after["last_name"] == "Martin"
     assert after["description"] == before["description"]
+
+
+@pytest.mark.gdpr("Art. 12(3)", "Art. 15(3)")
+def test_the_requester_and_the_client_each_have_their_own_link(
+    world: World, smtp: SmtpSink
+) -> None:
+    import io
+    import json
+    import re
+    import zipfile
+
+    from permanence.audit.model import AuditEntry
+    from permanence.rights.service import Outbox
+
+    world.app.state.rights_outbox = Outbox.from_settings(world.rt.settings)  # type: ignore[attr-defined]
+    made = caller_with_records(
+        world.rt, world.plumber.id, first=FIRST, last=LAST, phone=PHONE, email=EMAIL
+    )
+    client = world.login(world.client_plumber)
+    base = f"/api/v1/accounts/{world.plumber.id}/rights/requests"
+    body = {"kind": "access", "requester": {"email": EMAIL}, "verified_by_controller": True}
+    req = client.post(base, json=body)
+    assert req.status_code == 201, req.text
+    done = client.post(f"{base}/{req.json()['id']}/execute")
+    assert done.status_code == 200, done.text
+    clients_token = done.json()["download_url"].rsplit("/", 1)[1]
+    letter = smtp.bodies()[-1]
+    found = re.search(r"/api/v1/rights/downloads/([A-Za-z0-9_.-]+)", letter)
+    assert found, letter
+    callers_token = found.group(1)
+    assert callers_token != clients_token
+
+    # The client opens theirs first: the caller's link still works, once.
+    anonymous = world.client()
+    for token in (clients_token, callers_token):
+        got = anonymous.get(f"/api/v1/rights/downloads/{token}")
+        assert got.status_code == 200, got.text
+        data = zipfile.ZipFile(io.BytesIO(got.content)).read("donnees.json").decode()
+        assert LAST in data
+        assert anonymous.get(f"/api/v1/rights/downloads/{token}").status_code == 409
+    with world.rt.db.session(ctx_for(world.plumber.id)) as s:
+        entries = s.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "rights.download", AuditEntry.subject_id == made.caller_id
+            )
+        ).all()
+        recipients = sorted(json.loads(e.body)["details"]["recipient"] for e in entries)
+    assert recipients == ["controller", "requester"]

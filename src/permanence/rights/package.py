@@ -11,9 +11,11 @@ The ZIP is encrypted under the subject's key as it is stored; only the token's h
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 import secrets
@@ -104,10 +106,11 @@ def duration_fr(d: IsoDuration | None) -> str:
 
 @dataclass(frozen=True)
 class Built:
-    token: str
+    token: str  # the requester's link (the letter, by e-mail or SMS)
     expires_at: dt.datetime
     download_id: uuid.UUID
     counts: dict[str, Any]
+    controller_token: str = ""  # the client's own link (API, OpenDSR results_url)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -218,13 +221,90 @@ def build(
         for name, content in files.items():
             zf.writestr(name, content)
     payload = buf.getvalue()
+    purpose = "portability" if portability else "access_package"
+    # One link per recipient, each its own copy of the file (deleted once that link is used):
+    # the client opening its link leaves the requester's untouched, and each use is audited.
+    rows = {
+        "requester": _store(
+            session, outbox, cipher, req, caller, purpose, payload, now, _random_token(caller)
+        ),
+        "controller": _store(
+            session,
+            outbox,
+            cipher,
+            req,
+            caller,
+            purpose,
+            payload,
+            now,
+            controller_token(keyring, req.account_id, req.id),
+        ),
+    }
+    download = rows["requester"][0]
+    token = rows["requester"][1]
+    session.flush()
+    audit.record(
+        session,
+        "rights.package",
+        "rights_request",
+        req.id,
+        subject_id=caller.id,
+        details={"purpose": purpose, "links": len(rows), **counts},
+    )
+    return Built(
+        token,
+        download.expires_at,
+        download.id,
+        {**counts, "bytes": len(payload)},
+        controller_token=rows["controller"][1],
+    )
+
+
+def _random_token(caller: Caller) -> str:
+    return f"{caller.account_id}.{secrets.token_urlsafe(32)}"
+
+
+def controller_token(keyring: Keyring, account_id: uuid.UUID, request_id: uuid.UUID) -> str:
+    """The client's link to a request's results, derived from the master key and the request.
+
+    Derived, not stored: status polling (OpenDSR ``results_url``) gives it again while it is
+    unused, and the row is found by its hash, the primary key (no scan). Only the hash is in
+    the database, as for every link; the master key is needed to compute it."""
+    mac = hmac.new(
+        keyring.derived_secret("rights-controller-link"), request_id.bytes, hashlib.sha256
+    ).digest()
+    return f"{account_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def controller_link(
+    session: Session, keyring: Keyring, req: RightsRequest, now: dt.datetime
+) -> Download | None:
+    """The client's download row for the request while it can still be used, else None."""
+    row = session.get(Download, token_hash(controller_token(keyring, req.account_id, req.id)))
+    if row is None or row.request_id != req.id or row.used_at is not None or now >= row.expires_at:
+        return None
+    return row
+
+
+def _store(
+    session: Session,
+    outbox: Outbox,
+    cipher: SubjectCipher,
+    req: RightsRequest,
+    caller: Caller,
+    purpose: str,
+    payload: bytes,
+    now: dt.datetime,
+    token: str,
+) -> tuple[Download, str]:
+    stem = "portabilite" if purpose == "portability" else "acces"
     download = Download(
         id=uuid.uuid4(),
         account_id=caller.account_id,
         request_id=req.id,
         subject_id=caller.id,
-        purpose="portability" if portability else "access_package",
-        filename=("portabilite" if portability else "acces") + f"-{req.id.hex[:8]}.zip",
+        purpose=purpose,
+        filename=f"{stem}-{req.id.hex[:8]}.zip",
         created_at=now,
         expires_at=now + _ttl(),
     )
@@ -234,19 +314,9 @@ def build(
     download.size_bytes = outbox.files.put(
         download.storage_key, lambda fh: encrypt_stream(dek, ad, [payload], fh)
     )
-    token = f"{caller.account_id}.{secrets.token_urlsafe(32)}"
     download.token_hash = token_hash(token)
     session.add(download)
-    session.flush()
-    audit.record(
-        session,
-        "rights.package",
-        "rights_request",
-        req.id,
-        subject_id=caller.id,
-        details={"purpose": download.purpose, **counts},
-    )
-    return Built(token, download.expires_at, download.id, {**counts, "bytes": len(payload)})
+    return download, token
 
 
 def _ttl() -> dt.timedelta:
@@ -479,7 +549,16 @@ def claim(
         "rights_request",
         row.request_id,
         subject_id=row.subject_id,
-        details={"purpose": row.purpose},
+        details={
+            "purpose": row.purpose,
+            "recipient": (
+                "controller"
+                if hmac.compare_digest(
+                    token, controller_token(keyring, row.account_id, row.request_id)
+                )
+                else "requester"
+            ),
+        },
     )
     return Claimed(row.filename, row.storage_key, cipher.dek, file_ad(row))
 

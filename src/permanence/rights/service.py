@@ -1066,7 +1066,8 @@ class Executed:
     letter: str
     channel: str
     outcome: dict[str, Any]
-    download_token: str | None = None
+    download_token: str | None = None  # the requester's link (in the letter)
+    controller_token: str | None = None  # the client's own link (API, OpenDSR)
     download_expires_at: dt.datetime | None = None
     certificate: dict[str, Any] | None = None
     files_to_delete: list[tuple[str, str]] = field(default_factory=list)  # (store, key)
@@ -1101,6 +1102,7 @@ def execute(
         )
         result.outcome = built.counts
         result.download_token, result.download_expires_at = built.token, built.expires_at
+        result.controller_token = built.controller_token
     elif kind is Kind.RECTIFICATION:
         result.outcome = _rectify(session, keyring, req, caller, now)
     elif kind is Kind.RESTRICTION:
