@@ -145,3 +145,50 @@ def test_the_requester_and_the_client_each_have_their_own_link(
         ).all()
         recipients = sorted(json.loads(e.body)["details"]["recipient"] for e in entries)
     assert recipients == ["controller", "requester"]
+
+
+@pytest.mark.gdpr("Art. 17", "Art. 19")
+def test_erasure_closes_the_other_requests_and_unlinks_the_ledger(
+    world: World, smtp: SmtpSink
+) -> None:
+    from permanence.delivery.model import Delivery
+    from permanence.rights.service import Outbox
+
+    world.app.state.rights_outbox = Outbox.from_settings(world.rt.settings)  # type: ignore[attr-defined]
+    made = caller_with_records(
+        world.rt, world.plumber.id, first=FIRST, last=LAST, phone=PHONE, email=EMAIL
+    )
+    client = world.login(world.client_plumber)
+    base = f"/api/v1/accounts/{world.plumber.id}/rights/requests"
+    # An access request waiting for the code, and a restriction vouched for, still open.
+    pending = client.post(base, json={"kind": "access", "requester": {"email": EMAIL}}).json()
+    assert client.post(f"{base}/{pending['id']}/verification", json={"method": "email_code"})
+    vouched = client.post(
+        base,
+        json={"kind": "restriction", "requester": {"phone": PHONE}, "verified_by_controller": True},
+    ).json()
+    with world.rt.db.session(ctx_for(world.plumber.id)) as s:
+        linked = s.scalars(select(Delivery).where(Delivery.message_id == made.message_id)).all()
+        assert linked and all(d.subject_id == made.caller_id for d in linked)
+    erasure = client.post(
+        base,
+        json={"kind": "erasure", "requester": {"phone": PHONE}, "verified_by_controller": True},
+    ).json()
+    done = client.post(f"{base}/{erasure['id']}/execute")
+    assert done.status_code == 200, done.text
+    cert = done.json()["certificate"]["certificate"]
+    assert cert["other_requests_closed"] == 2 and cert["ledger_rows_unlinked"] >= len(linked)
+
+    for other in (pending, vouched):
+        got = client.get(f"{base}/{other['id']}").json()
+        assert got["state"] == "cancelled", got
+        assert client.post(f"{base}/{other['id']}/execute").status_code == 409
+    with world.rt.db.session(ctx_for(world.plumber.id)) as s:
+        closed = s.get(RightsRequest, uuid.UUID(pending["id"]))
+        assert closed is not None and closed.outcome is not None
+        assert '"closed": "subject_erased"' in closed.outcome and closed.code_hash is None
+        # The erasure notices are queued for the recipients, and no ledger row says about whom.
+        rows = s.scalars(select(Delivery).where(Delivery.message_id == made.message_id)).all()
+        assert any(d.event == "erased" for d in rows)
+        assert all(d.subject_id is None for d in rows)
+        assert not s.scalars(select(Delivery).where(Delivery.subject_id == made.caller_id)).first()

@@ -1425,16 +1425,29 @@ class SubjectErased:
     files: list[tuple[str, str]]
     key_destroyed: bool
     caller_deleted: bool
+    ledger_unlinked: int = 0  # delivery rows no longer carrying the subject's id
+    requests_closed: int = 0  # the subject's other open requests, closed
 
     @property
     def changed(self) -> bool:
         return bool(
-            any(self.counts.values()) or self.notices or self.key_destroyed or self.caller_deleted
+            any(self.counts.values())
+            or self.notices
+            or self.key_destroyed
+            or self.caller_deleted
+            or self.ledger_unlinked
+            or self.requests_closed
         )
 
 
 def erase_subject(
-    session: Session, keyring: Keyring, account_id: uuid.UUID, subject_id: uuid.UUID
+    session: Session,
+    keyring: Keyring,
+    account_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    *,
+    request_id: uuid.UUID | None = None,
+    now: dt.datetime | None = None,
 ) -> SubjectErased:
     """Delete every record of one subject and destroy their key: the one code path of an
     erasure, used by the request (``_erase``) and by the replay of the journal after a
@@ -1492,13 +1505,67 @@ def erase_subject(
         )
         .values(requester_sealed=None, details_sealed=None)
     )
+    # The delivery ledger keeps what was sent where (and the erasure notices still to send),
+    # but no longer says about whom: no row links the erased messages to the subject's id.
+    unlinked = session.execute(
+        update(Delivery)
+        .where(Delivery.account_id == a, Delivery.subject_id == c)
+        .values(subject_id=None)
+    )
+    closed = _close_other_requests(session, a, c, request_id, now or utcnow())
     key_destroyed = keyring.destroy_subject_key(session, a, c)
     caller = session.get(Caller, c)
     caller_deleted = caller is not None and caller.account_id == a
     if caller_deleted:
         session.delete(caller)
     session.flush()
-    return SubjectErased(counts, notices, files, key_destroyed, caller_deleted)
+    return SubjectErased(
+        counts,
+        notices,
+        files,
+        key_destroyed,
+        caller_deleted,
+        ledger_unlinked=int(getattr(unlinked, "rowcount", 0) or 0),
+        requests_closed=closed,
+    )
+
+
+def _close_other_requests(
+    session: Session,
+    account_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    erasure_request: uuid.UUID | None,
+    now: dt.datetime,
+) -> int:
+    """Close the subject's other open requests: there is nothing left to give, rectify or
+    restrict. Each is cancelled with the reason (``outcome.closed = subject_erased``), audited."""
+    others = session.scalars(
+        select(RightsRequest).where(
+            RightsRequest.account_id == account_id,
+            RightsRequest.subject_id == subject_id,
+            RightsRequest.state.in_([st.value for st in OPEN_STATES]),
+        )
+    ).all()
+    closed = 0
+    for other in others:
+        if other.id == erasure_request:
+            continue
+        other.state, other.cancelled_at = State.CANCELLED.value, now
+        other.code_hash = None
+        other.outcome = json.dumps(
+            {"closed": "subject_erased", "erasure_request": str(erasure_request or "")},
+            sort_keys=True,
+        )
+        audit.record(
+            session,
+            "rights.close",
+            "rights_request",
+            other.id,
+            subject_id=subject_id,
+            details={"reason": "subject_erased"},
+        )
+        closed += 1
+    return closed
 
 
 def _erase(
@@ -1511,7 +1578,7 @@ def _erase(
 
     subjects.check_account(session, caller.account_id)
     a, c = caller.account_id, caller.id
-    erased = erase_subject(session, keyring, a, c)
+    erased = erase_subject(session, keyring, a, c, request_id=req.id, now=now)
     counts, notices, files = erased.counts, erased.notices, erased.files
     entry = journal.record(
         session,
@@ -1531,6 +1598,8 @@ def _erase(
         "subject_key_destroyed": erased.key_destroyed,
         "files_deleted": len(files),
         "recipients_notified": notices,
+        "ledger_rows_unlinked": erased.ledger_unlinked,
+        "other_requests_closed": erased.requests_closed,
         "journal_entry": str(entry.id),
     }
     signature, public_key = sign_document(keyring, document)
@@ -1544,7 +1613,12 @@ def _erase(
         subject_id=c,
         details={**counts, "notices": notices, "key_destroyed": erased.key_destroyed},
     )
-    outcome: dict[str, Any] = {**counts, "notices": notices}
+    outcome: dict[str, Any] = {
+        **counts,
+        "notices": notices,
+        "ledger_unlinked": erased.ledger_unlinked,
+        "requests_closed": erased.requests_closed,
+    }
     return outcome, files, certificate
 
 
@@ -1557,7 +1631,14 @@ def replay_erasure(session: Session, keyring: Keyring, entry: Any) -> tuple[Subj
 
     if entry.subject_id is None:  # an off-boarding: backup.service.replay_offboarding
         raise Conflict("this journal entry is not the erasure of a subject")
-    erased = erase_subject(session, keyring, entry.account_id, entry.subject_id)
+    erased = erase_subject(
+        session,
+        keyring,
+        entry.account_id,
+        entry.subject_id,
+        request_id=entry.request_id,
+        now=entry.erased_at,
+    )
     req = session.get(RightsRequest, entry.request_id) if entry.request_id else None
     closed = False
     if req is not None and req.account_id == entry.account_id and req.state in OPEN_STATES:
