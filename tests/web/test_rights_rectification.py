@@ -3,6 +3,7 @@ does not fit is refused with a 422 naming the field, and nothing is written."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -192,3 +193,52 @@ def test_erasure_closes_the_other_requests_and_unlinks_the_ledger(
         assert any(d.event == "erased" for d in rows)
         assert all(d.subject_id is None for d in rows)
         assert not s.scalars(select(Delivery).where(Delivery.subject_id == made.caller_id)).first()
+
+
+@pytest.mark.gdpr("Art. 12(1)", "Art. 15")
+def test_the_callers_report_reads_in_french(world: World, smtp: SmtpSink) -> None:
+    import datetime as dt
+    import html
+    import io
+    import re
+    import zipfile
+
+    from permanence.calls import service as calls
+    from permanence.calls.model import Call
+    from permanence.rights.service import Outbox
+
+    world.app.state.rights_outbox = Outbox.from_settings(world.rt.settings)  # type: ignore[attr-defined]
+    made = caller_with_records(
+        world.rt, world.plumber.id, first=FIRST, last=LAST, phone=PHONE, email=EMAIL
+    )
+    # The call rang at 22:49:40 UTC on 31 December, was answered 20 s later and lasted
+    # 2 min 05 s: in Paris it is 23 h 49 (UTC+1 in winter).
+    answered = dt.datetime(2026, 12, 31, 22, 50, tzinfo=dt.UTC)
+    with world.rt.db.session(ctx_for(world.plumber.id)) as s:
+        call = s.get(Call, made.call_id)
+        assert call is not None
+        call.started_at = answered - dt.timedelta(seconds=20)
+        calls.answer(s, call, at=answered)
+        calls.complete(s, call, at=answered + dt.timedelta(seconds=125))
+    client = world.login(world.client_plumber)
+    base = f"/api/v1/accounts/{world.plumber.id}/rights/requests"
+    req = client.post(
+        base, json={"kind": "access", "requester": {"email": EMAIL}, "verified_by_controller": True}
+    )
+    done = client.post(f"{base}/{req.json()['id']}/execute")
+    assert done.status_code == 200, done.text
+    got = world.client().get(done.json()["download_url"].split("testserver", 1)[-1])
+    assert got.status_code == 200, got.text
+    z = zipfile.ZipFile(io.BytesIO(got.content))
+    report = z.read("rapport.html").decode()
+    text = re.sub(r"<[^>]+>", " ", report)
+    text = re.sub(r"\s+", " ", html.unescape(text))
+    # The call: Paris time in French words, its length, its state in French, recorded.
+    assert "31 décembre 2026 à 23 h 49 2 min 05 s terminé oui" in text, text
+    # The message: the mandate's French labels, not the field codes.
+    assert "Nom " + LAST in text and "Adresse de l'intervention 3 rue des Ormes" in text
+    assert "last_name" not in text and "completed" not in text
+    assert "Demande d'intervention (nouveau)" in text
+    assert "terminée (la présente réponse)" in text
+    data = json.loads(z.read("donnees.json"))
+    assert data["appels"][0]["duree_s"] == 125 and data["appels"][0]["enregistre"] is True

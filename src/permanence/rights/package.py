@@ -34,9 +34,10 @@ from permanence.db import utcnow
 from permanence.delivery import service as delivery
 from permanence.mandates.schema import IsoDuration, LegalBasis, Mandate, RetentionKind
 from permanence.recordings.storage import RecordingStore
-from permanence.render import render
+from permanence.render import PARIS, render
 from permanence.rights import texts
 from permanence.rights.model import Download, RightsRequest
+from permanence.stats.usage import MONTHS_FR
 from permanence.subjects import service as subjects
 from permanence.subjects.model import Caller
 
@@ -205,7 +206,16 @@ def build(
         files["donnees.json"] = json.dumps(data, ensure_ascii=False, indent=2).encode()
         account = get_account(session, caller.account_id)
         files["rapport.html"] = render(
-            "permanence.rights", "rapport.html", d=data, account=account.name, now=now
+            "permanence.rights",
+            "rapport.html",
+            d=data,
+            account=account.name,
+            now=now,
+            date_fr=date_fr,
+            duration=duration_text,
+            status_fr=status_fr,
+            labels=_field_labels(recs, mandate_of),
+            kinds=KIND_FR,
         ).encode()
         files.update(audio)
         counts = {
@@ -258,6 +268,104 @@ def build(
         {**counts, "bytes": len(payload)},
         controller_token=rows["controller"][1],
     )
+
+
+# The report speaks French (docs/rights.md): states, not codes.
+STATUS_FR: dict[str, dict[str, str]] = {
+    "call": {
+        "ringing": "en cours",
+        "in-progress": "en cours",
+        "completed": "terminé",
+        "busy": "occupé",
+        "failed": "échoué",
+        "no-answer": "sans réponse",
+        "canceled": "annulé",
+        "expired": "terminé (fin non reçue)",
+    },
+    "message": {
+        "new": "nouveau",
+        "acknowledged": "pris en compte",
+    },
+    "appointment": {"booked": "réservé", "cancelled": "annulé", "done": "honoré"},
+    "recording": {
+        "off": "non",
+        "offered": "proposé",
+        "objected": "refusé par vous",
+        "recording": "en cours",
+        "stored": "conservé",
+        "deleted": "supprimé",
+    },
+    "request": {
+        "received": "reçue",
+        "verifying": "vérification en cours",
+        "waiting_info": "en attente d'informations",
+        "verified": "vérifiée",
+        "completed": "terminée",
+        "refused": "refusée",
+        "cancelled": "annulée",
+    },
+}
+
+
+KIND_FR = {
+    "access": "accès",
+    "portability": "portabilité",
+    "rectification": "rectification",
+    "erasure": "effacement",
+    "restriction": "limitation",
+    "objection": "opposition",
+}
+
+
+def status_fr(kind: str, code: str | None) -> str:
+    if not code:
+        return "—"
+    return STATUS_FR.get(kind, {}).get(code, code)
+
+
+def date_fr(value: str | dt.datetime | None, with_time: bool = True) -> str:
+    """An ISO date-time (UTC) as French words in Paris time: "6 décembre 2026 à 09 h 21"."""
+    if not value:
+        return "—"
+    when = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    local = when.astimezone(PARIS)
+    day = f"{local.day} {MONTHS_FR[local.month - 1]} {local.year}"
+    return f"{day} à {local:%H} h {local:%M}" if with_time else day
+
+
+def call_seconds(call: Any) -> int | None:
+    """The call's length: the provider's figure, or from when it was answered (else started)
+    to when it ended."""
+    if call.duration_s is not None:
+        return int(call.duration_s)
+    start = call.answered_at or call.started_at
+    if start is None or call.ended_at is None:
+        return None
+    return max(0, int((call.ended_at - start).total_seconds()))
+
+
+def duration_text(seconds: int | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def _field_labels(recs: Any, mandate_of: Any) -> dict[str, dict[str, str]]:
+    """For each message and appointment (by id): field name -> the mandate's French label,
+    and "" -> the purpose's French label."""
+    out: dict[str, dict[str, str]] = {}
+    for rec in [*recs.messages, *recs.appointments]:
+        try:
+            purpose = mandate_of(rec.mandate_id).purpose(rec.purpose)
+        except LookupError:
+            continue
+        labels = {f.name: f.display_label_fr for f in purpose.resolved_fields}
+        labels[""] = purpose.label_fr
+        out[str(rec.id)] = labels
+    return out
 
 
 def _random_token(caller: Caller) -> str:
@@ -343,6 +451,8 @@ def _access(
     now: dt.datetime,
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     calls = []
+    recorded_states = ("recording", "stored")
+    recorded_calls = {r.call_id for r in recs.recordings}
     for c in recs.calls:
         calls.append(
             {
@@ -350,11 +460,13 @@ def _access(
                 "debut": _iso(c.started_at),
                 "decroche": _iso(c.answered_at),
                 "fin": _iso(c.ended_at),
-                "duree_s": c.duration_s,
+                "duree_s": call_seconds(c),
                 "statut": c.status,
                 "issue": c.outcome,
                 "version_information": c.notice_version,
                 "enregistrement": c.recording_state,
+                # Whether a recording of this call is held (and is in this package).
+                "enregistre": c.id in recorded_calls or c.recording_state in recorded_states,
                 "numero_appelant": cipher.open_text("calls", "from", c.id, c.from_sealed)
                 if c.from_sealed
                 else None,
