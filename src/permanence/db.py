@@ -80,6 +80,9 @@ def account_owned_tables() -> list[str]:
 
 def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL", **kw: Any) -> Engine:
     if url.startswith("sqlite"):
+        from permanence.fsmodes import private_sqlite
+
+        private_sqlite(url)  # 0600 before SQLite creates it (fsmodes)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
