@@ -242,3 +242,52 @@ def test_the_callers_report_reads_in_french(world: World, smtp: SmtpSink) -> Non
     assert "terminée (la présente réponse)" in text
     data = json.loads(z.read("donnees.json"))
     assert data["appels"][0]["duree_s"] == 125 and data["appels"][0]["enregistre"] is True
+
+
+@pytest.mark.gdpr("Art. 17")
+def test_the_destroyed_key_is_not_in_the_sqlite_files(world: World, smtp: SmtpSink) -> None:
+    from permanence.crypto.model import SubjectKey
+    from permanence.fsmodes import sqlite_file
+    from permanence.rights.service import Outbox
+
+    db_file = sqlite_file(world.rt.settings.effective_database_url)
+    if db_file is None:
+        pytest.skip("SQLite only: PostgreSQL's dead tuples and WAL are open work (docs/rights.md)")
+    world.app.state.rights_outbox = Outbox.from_settings(world.rt.settings)  # type: ignore[attr-defined]
+    from tests.factories import make_caller
+
+    # Neighbours on the same page before and after: a deleted cell between live ones is
+    # what SQLite would otherwise leave in a free block.
+    for i in range(3):
+        make_caller(world.rt, world.plumber.id, first="A", last=f"B{i}", phone=None, email=None)
+    made = caller_with_records(
+        world.rt, world.plumber.id, first=FIRST, last=LAST, phone=PHONE, email=EMAIL
+    )
+    for i in range(3):
+        make_caller(world.rt, world.plumber.id, first="C", last=f"D{i}", phone=None, email=None)
+    with world.rt.db.session(ctx_for(world.plumber.id)) as s:
+        key = s.get(SubjectKey, made.caller_id)
+        assert key is not None
+        wrapped = bytes(key.wrapped_dek)
+
+    def carve() -> int:
+        found = 0
+        for path in (db_file, db_file.with_name(db_file.name + "-wal")):
+            if path.exists():
+                found += path.read_bytes().count(wrapped)
+        return found
+
+    # Before: the carving finds the key (in the WAL or the main file).
+    assert carve() >= 1
+    client = world.login(world.client_plumber)
+    base = f"/api/v1/accounts/{world.plumber.id}/rights/requests"
+    req = client.post(
+        base,
+        json={"kind": "erasure", "requester": {"phone": PHONE}, "verified_by_controller": True},
+    )
+    done = client.post(f"{base}/{req.json()['id']}/execute")
+    assert done.status_code == 200, done.text
+    # After: not a copy left in the database's own files, right after the answer.
+    assert carve() == 0
+    wal = db_file.with_name(db_file.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0

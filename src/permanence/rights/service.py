@@ -1157,6 +1157,8 @@ def run_execute(rt: Any, outbox: Outbox, ctx: Any, request_id: uuid.UUID) -> Exe
     commit: a rollback must not leave rows whose files are gone)."""
     with rt.db.session(ctx) as s:
         done = execute(s, rt.keyring, outbox, request_id)
+    if done.certificate is not None:  # an erasure: no copy of the destroyed key left behind
+        rt.db.shred_residue()
     for store, key in done.files_to_delete:
         (outbox.recordings if store == "recordings" else outbox.files).delete(key)
     return done
