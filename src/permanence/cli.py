@@ -109,8 +109,9 @@ def init(
     if not password:
         fail("set PERMANENCE_ADMIN_PASSWORD (or type the password at the prompt on a terminal)")
     check_policy(password, (admin_email, admin_name))
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.data_dir, 0o700)
+    from permanence.fsmodes import private_dir
+
+    private_dir(settings.data_dir)
     key_file = settings.effective_master_key_file
     if settings.master_key:
         typer.echo("master key: from PERMANENCE_MASTER_KEY")
@@ -263,9 +264,11 @@ def _lock_sqlite_database(settings: Settings) -> IO[bytes] | None:
 def db_upgrade() -> None:
     """Apply the migrations (and, on PostgreSQL, the application role's grants)."""
     from permanence import schema
+    from permanence.fsmodes import private_dir, private_sqlite
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
+    private_sqlite(settings.effective_migration_url)
     schema.upgrade(settings.effective_migration_url, settings.database_app_role)
     typer.echo(f"schema at revision {schema.current_revision(settings.effective_migration_url)}")
 

@@ -10,7 +10,9 @@ statement (see docs/adr/0003-row-level-security.md).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +24,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from permanence.context import AccessContext
+
+log = logging.getLogger("permanence.db")
 
 if TYPE_CHECKING:
     from permanence.backup.journal import ErasureMirror
@@ -80,6 +84,9 @@ def account_owned_tables() -> list[str]:
 
 def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL", **kw: Any) -> Engine:
     if url.startswith("sqlite"):
+        from permanence.fsmodes import private_sqlite
+
+        private_sqlite(url)  # 0600 before SQLite creates it (fsmodes)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -100,6 +107,10 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA synchronous={synchronous}")  # validated in config, not user input
         cur.execute("PRAGMA busy_timeout=30000")
+        # Deleted content is overwritten with zeros, not left in free pages: with the
+        # checkpoint after an erasure (Database.shred_residue), a destroyed subject key leaves
+        # no bytes in the database's files (docs/rights.md).
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -131,6 +142,30 @@ class Database:
         self._write_lock = threading.Lock() if not self.is_postgres else None
         # Where erasures are also journalled outside the database (set by the Runtime).
         self.erasure_mirror: ErasureMirror | None = None
+
+    def shred_residue(self, attempts: int = 20) -> bool:
+        """SQLite: after an erasure committed, copy the WAL into the main file and truncate it.
+
+        With ``secure_delete`` the deleted rows' pages were rewritten with zeros in the WAL; the
+        checkpoint writes them over the main file's old pages, and TRUNCATE empties the WAL,
+        whose older frames still held the deleted bytes. A reader holding an old snapshot
+        blocks a full checkpoint: retried for about a second, then left to the next erasure's
+        (returns False; logged). PostgreSQL: nothing here (docs/rights.md, open work)."""
+        if self.is_postgres:
+            return True
+        for attempt in range(attempts):
+            raw = self.engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                busy, _frames, _done = cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                cur.close()
+            finally:
+                raw.close()
+            if not busy:
+                return True
+            time.sleep(0.05 * (attempt + 1) / attempts)
+        log.warning("the WAL could not be truncated after an erasure: a reader held it")
+        return False
 
     @contextmanager
     def session(self, ctx: AccessContext, *, readonly: bool = False) -> Iterator[Session]:

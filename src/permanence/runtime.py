@@ -18,8 +18,10 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Runtime:
+        from permanence.fsmodes import private_dir
+
         settings = settings or get_settings()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         db = Database(
             settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )

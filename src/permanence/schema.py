@@ -28,6 +28,9 @@ def upgrade(url: str, app_role: str | None = None) -> None:
     On PostgreSQL the transaction first takes an advisory lock, so that replicas starting
     together (each host's ``permanence-migrate`` unit) migrate one after the other: the
     first brings the schema to head, the others find it there."""
+    from permanence.fsmodes import private_sqlite
+
+    private_sqlite(url)  # a new SQLite file is created 0600 (fsmodes)
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
         with engine.begin() as conn:

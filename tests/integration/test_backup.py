@@ -879,3 +879,59 @@ def test_migration_0070_keeps_older_journal_rows_as_subject_erasures(
         schema.upgrade(url, settings.database_app_role)
     finally:
         engine.dispose()
+
+
+# -- files are private ---------------------------------------------------------------------
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="the SQLite file's mode (PostgreSQL keeps its own)")
+def test_restore_and_start_make_private_files(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    import stat
+
+    _account, _kept, archive = backed_up(rt, env, tmp_path)
+    rt.close()
+    fresh = tmp_path / "fresh" / "data"  # neither it nor its parent exists yet
+    db = fresh / "permanence.db"
+    target_env = {
+        **env,
+        "PERMANENCE_DATA_DIR": str(fresh),
+        "PERMANENCE_DATABASE_URL": f"sqlite:///{db}",
+    }
+    old = os.umask(0o022)  # the usual umask: files 0644 unless made private
+    try:
+        assert "restored the backup" in run(target_env, "restore", str(archive)).stdout
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600
+        # The service starting on an install made before (0755/0644) tightens them.
+        os.chmod(fresh, 0o755)  # noqa: S103 -- an older install's modes, on purpose
+        os.chmod(db, 0o644)
+        started = Runtime.from_settings(
+            settings.model_copy(update={"data_dir": fresh, "database_url": f"sqlite:///{db}"})
+        )
+        try:
+            with started.db.engine.begin() as conn:
+                conn.execute(text("SELECT 1"))
+            assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+            for path in (db, db.with_name(db.name + "-wal")):
+                if path.exists():
+                    assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        finally:
+            started.close()
+        # A new database (db upgrade on an empty directory) is created private too.
+        other = tmp_path / "other"
+        new_db = other / "new.db"
+        run(
+            {
+                **env,
+                "PERMANENCE_DATA_DIR": str(other),
+                "PERMANENCE_DATABASE_URL": f"sqlite:///{new_db}",
+            },
+            "db",
+            "upgrade",
+        )
+        assert stat.S_IMODE(other.stat().st_mode) == 0o700
+        assert stat.S_IMODE(new_db.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

@@ -140,10 +140,16 @@ def test_opendsr_request_end_to_end_with_signed_receipt_and_callback(
         assert form.encode() not in cb.body
 
     if kind in ("access", "portability"):
-        assert doc["results_url"]
+        assert doc["results_url"] and doc["results_count"] == 1
+        # The results are retrievable by polling too, until the client's link is used.
+        polled = c.get(f"/opendsr/requests/{body['subject_request_id']}", headers=api_key(world))
+        assert polled.json()["results_url"] == doc["results_url"]
+        assert polled.json()["results_count"] == 1
         token = doc["results_url"].rsplit("/", 1)[1]
         got = c.get(f"/api/v1/rights/downloads/{token}")
         assert got.status_code == 200
+        polled = c.get(f"/opendsr/requests/{body['subject_request_id']}", headers=api_key(world))
+        assert polled.json()["results_url"] is None and polled.json()["results_count"] == 0
         names = zipfile.ZipFile(io.BytesIO(got.content)).namelist()
         if kind == "access":
             assert {"donnees.json", "rapport.html"} <= set(names)
@@ -275,9 +281,9 @@ def test_staff_intake_code_verification_and_access_package(world: World, smtp: S
     for needed in ("https://www.cnil.fr/fr/plaintes", "vous-même, lors de vos appels", "Demande"):
         assert needed.lower() in report.lower()
     assert z.read(f"enregistrements/{rec_id}.wav") == b"RIFF-audio-" + LAST.encode()
-    # single use, and the file is gone
+    # single use, and its file is gone: only the requester's own copy is left
     assert world.client().get(f"/api/v1/rights/downloads/{token}").status_code == 409
-    assert not any((world.rt.settings.data_dir / "rights").rglob("*.pmr"))
+    assert len(list((world.rt.settings.data_dir / "rights").rglob("*.pmr"))) == 1
     assert world.client().get("/api/v1/rights/downloads/nope").status_code == 404
 
 

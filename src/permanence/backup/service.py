@@ -47,6 +47,7 @@ from permanence.config import Settings
 from permanence.crypto.keyring import Keyring
 from permanence.db import utcnow
 from permanence.errors import Conflict, IntegrityFailure, ValidationFailed
+from permanence.fsmodes import private_dir, private_file
 
 FORMAT = "permanence-backup"
 VERSION = 1
@@ -525,7 +526,7 @@ def restore(
     # The master key is needed after the restore: fail now, before anything is touched.
     keyring = Keyring.from_settings(settings)
     mirror = ejournal.ErasureMirror.from_settings(settings, keyring)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=settings.data_dir))
     try:
         staged = stage(source, key, staging, report)
@@ -594,7 +595,7 @@ def _load_sqlite(settings: Settings, staged: Staged) -> None:
     if len(paths) != 1:
         raise ValidationFailed("the archive holds no SQLite database")
     target = _sqlite_path(settings.effective_migration_url)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_file(target)  # 0600 before SQLite writes a page into it
     src = sqlite3.connect(paths[0])
     dst = sqlite3.connect(target, timeout=30)
     try:

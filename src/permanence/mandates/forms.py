@@ -6,7 +6,7 @@ values: those may be personal data, and messages end up in logs and on screens.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -25,6 +25,7 @@ __all__ = [
     "FormField",
     "SubmissionInvalid",
     "form_for",
+    "validate_fields",
     "validate_submission",
 ]
 
@@ -120,7 +121,33 @@ def validate_submission(
     Raises `PurposeNotInMandate` for an unknown purpose.
     """
     purpose = mandate.purpose(purpose_code)
-    fields = {f.name: f for f in purpose.resolved_fields}
+    return validate_fields(
+        purpose.resolved_fields,
+        values,
+        owner=f"purpose '{purpose.code}'",
+        code=purpose.code,
+        purpose=purpose,
+        explicit_consent=explicit_consent,
+    )
+
+
+def validate_fields(
+    declared: Sequence[Field],
+    values: Mapping[str, object],
+    *,
+    owner: str,
+    code: str,
+    purpose: Purpose | None = None,
+    explicit_consent: bool = False,
+) -> dict[str, object]:
+    """The check behind `validate_submission`, for any set of declared fields.
+
+    `owner` names what declares the fields in the messages ("purpose 'x'", "the caller's
+    identity"); `code` is what `SubmissionInvalid.purpose_code` carries. A rights request
+    rectifying the caller's identity is checked with it against the identity's own fields,
+    a record's fields with `validate_submission` against the record's purpose.
+    """
+    fields = {f.name: f for f in declared}
     errors: list[FieldError] = []
     cleaned: dict[str, object] = {}
 
@@ -133,7 +160,7 @@ def validate_submission(
                 FieldError(
                     str(key) if shown != "(unnamed)" else "",
                     "not_in_purpose",
-                    f"field {shown} is not declared by purpose '{purpose.code}'",
+                    f"field {shown} is not declared by {owner}",
                 )
             )
 
@@ -141,16 +168,14 @@ def validate_submission(
         raw = values.get(name)
         if _is_blank(raw):
             if field.required:
-                errors.append(
-                    FieldError(
-                        name, "required", f"field '{name}' is required by purpose '{purpose.code}'"
-                    )
-                )
+                message = f"field '{name}' is required by {owner}"
+                errors.append(FieldError(name, "required", message))
             continue
-        art9 = _special_category_error(purpose, field, explicit_consent=explicit_consent)
-        if art9 is not None:
-            errors.append(art9)
-            continue
+        if purpose is not None:
+            art9 = _special_category_error(purpose, field, explicit_consent=explicit_consent)
+            if art9 is not None:
+                errors.append(art9)
+                continue
         try:
             cleaned[name] = _clean(field, raw)
         except _TooLong:
@@ -158,17 +183,14 @@ def validate_submission(
                 FieldError(
                     name,
                     "too_long",
-                    f"field '{name}' of purpose '{purpose.code}' is longer than "
-                    f"{field.max_length} characters",
+                    f"field '{name}' of {owner} is longer than {field.max_length} characters",
                 )
             )
         except ValueError as exc:
-            errors.append(
-                FieldError(name, "invalid", f"field '{name}' of purpose '{purpose.code}': {exc}")
-            )
+            errors.append(FieldError(name, "invalid", f"field '{name}' of {owner}: {exc}"))
 
     if errors:
-        raise SubmissionInvalid(purpose.code, errors)
+        raise SubmissionInvalid(code, errors)
     return cleaned
 
 

@@ -111,6 +111,23 @@ def _validated(
     return cleaned
 
 
+def validate_record(
+    session: Session,
+    caller_id: uuid.UUID,
+    mandate: Mandate,
+    purpose: str,
+    values: Mapping[str, object],
+    *,
+    confirm_undeclared: bool = False,
+) -> dict[str, object]:
+    """The check a new message or appointment passes, for other services storing record fields.
+
+    A rectification (rights) validates the record's fields after the change with it, so that
+    what is rectified fits the purpose exactly as a new record would (`SubmissionRefused`,
+    `ConsentMissing`, `UndeclaredDataInText`)."""
+    return _validated(session, caller_id, mandate, purpose, values, confirm_undeclared)
+
+
 def take_message(
     session: Session,
     keyring: Keyring,

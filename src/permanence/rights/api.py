@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from permanence.accounts.model import Account
 from permanence.context import AccessContext, Role
 from permanence.crypto.stream import decrypt_stream
+from permanence.db import utcnow
 from permanence.delivery.ports import HttpWebhookSender, WebhookSender
 from permanence.errors import NotAuthenticated, NotFound, PermanenceError, PermissionDenied
 from permanence.rights import clock, opendsr, package
@@ -424,7 +425,7 @@ def execute(
     with unit_of_work(rt, p, account_id, "rights:execute", readonly=True):
         pass  # 404 for an account the principal may not act on
     done = rights.run_execute(rt, outbox, ctx, request_id)
-    link = _link(outbox, done.download_token)
+    link = _link(outbox, done.controller_token)  # the client's own; the requester has theirs
     _callbacks(tasks, request, rt, account_id, request_id, done.channel, link)
     return ExecutedOut(
         request=_out(done.request),
@@ -717,7 +718,7 @@ def _process(
     link = None
     try:
         done = rights.run_execute(rt, outbox, ctx, request_id)
-        link = _link(outbox, done.download_token)
+        link = _link(outbox, done.controller_token)
     except PermanenceError as exc:
         log.info("OpenDSR request left for the client: %s", exc.code)
     opendsr.send_callbacks(rt, sender, ctx.account_id, request_id, results_url=link)
@@ -732,7 +733,11 @@ def opendsr_status(
         req = rights.by_external_id(s, str(subject_request_id))
         account = s.get(Account, account_id)
         assert account is not None
-        doc = opendsr.status_document(req, account)
+        # Access and portability results stay retrievable by polling while the client's
+        # own link is unused and unexpired (the requester has a link of their own).
+        row = package.controller_link(s, rt.keyring, req, utcnow())
+        token = package.controller_token(rt.keyring, account_id, req.id) if row else None
+        doc = opendsr.status_document(req, account, _link(_outbox(request, rt), token))
     return _signed(request, rt, doc)
 
 

@@ -5,6 +5,8 @@
   The key is derived from the master key (purpose ``opendsr-receipt``).
 - Status callbacks: POSTed to the ``status_callback_urls`` given at submission (https only),
   signed the same way. Tried once each (the specification's MUST); failures are audited.
+- Results: a completed access or portability request carries ``results_url`` (the client's
+  own single-use link, also given by status polling while it is unused) and ``results_count``.
 - Extensions: request types ``rectification``, ``restriction``, ``objection``; identity types
   ``phone_number`` and ``name``; their parameters in ``extensions.permanence``.
 """
@@ -121,6 +123,7 @@ def status_document(
         "request_status": status(req),
         "api_version": API_VERSION,
         "results_url": results_url,
+        "results_count": 1 if results_url else 0,
         "extensions": {"permanence": ext},
     }
 

@@ -11,9 +11,11 @@ The ZIP is encrypted under the subject's key as it is stored; only the token's h
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 import secrets
@@ -32,9 +34,10 @@ from permanence.db import utcnow
 from permanence.delivery import service as delivery
 from permanence.mandates.schema import IsoDuration, LegalBasis, Mandate, RetentionKind
 from permanence.recordings.storage import RecordingStore
-from permanence.render import render
+from permanence.render import PARIS, render
 from permanence.rights import texts
 from permanence.rights.model import Download, RightsRequest
+from permanence.stats.usage import MONTHS_FR
 from permanence.subjects import service as subjects
 from permanence.subjects.model import Caller
 
@@ -104,10 +107,11 @@ def duration_fr(d: IsoDuration | None) -> str:
 
 @dataclass(frozen=True)
 class Built:
-    token: str
+    token: str  # the requester's link (the letter, by e-mail or SMS)
     expires_at: dt.datetime
     download_id: uuid.UUID
     counts: dict[str, Any]
+    controller_token: str = ""  # the client's own link (API, OpenDSR results_url)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -202,7 +206,16 @@ def build(
         files["donnees.json"] = json.dumps(data, ensure_ascii=False, indent=2).encode()
         account = get_account(session, caller.account_id)
         files["rapport.html"] = render(
-            "permanence.rights", "rapport.html", d=data, account=account.name, now=now
+            "permanence.rights",
+            "rapport.html",
+            d=data,
+            account=account.name,
+            now=now,
+            date_fr=date_fr,
+            duration=duration_text,
+            status_fr=status_fr,
+            labels=_field_labels(recs, mandate_of),
+            kinds=KIND_FR,
         ).encode()
         files.update(audio)
         counts = {
@@ -218,13 +231,188 @@ def build(
         for name, content in files.items():
             zf.writestr(name, content)
     payload = buf.getvalue()
+    purpose = "portability" if portability else "access_package"
+    # One link per recipient, each its own copy of the file (deleted once that link is used):
+    # the client opening its link leaves the requester's untouched, and each use is audited.
+    rows = {
+        "requester": _store(
+            session, outbox, cipher, req, caller, purpose, payload, now, _random_token(caller)
+        ),
+        "controller": _store(
+            session,
+            outbox,
+            cipher,
+            req,
+            caller,
+            purpose,
+            payload,
+            now,
+            controller_token(keyring, req.account_id, req.id),
+        ),
+    }
+    download = rows["requester"][0]
+    token = rows["requester"][1]
+    session.flush()
+    audit.record(
+        session,
+        "rights.package",
+        "rights_request",
+        req.id,
+        subject_id=caller.id,
+        details={"purpose": purpose, "links": len(rows), **counts},
+    )
+    return Built(
+        token,
+        download.expires_at,
+        download.id,
+        {**counts, "bytes": len(payload)},
+        controller_token=rows["controller"][1],
+    )
+
+
+# The report speaks French (docs/rights.md): states, not codes.
+STATUS_FR: dict[str, dict[str, str]] = {
+    "call": {
+        "ringing": "en cours",
+        "in-progress": "en cours",
+        "completed": "terminé",
+        "busy": "occupé",
+        "failed": "échoué",
+        "no-answer": "sans réponse",
+        "canceled": "annulé",
+        "expired": "terminé (fin non reçue)",
+    },
+    "message": {
+        "new": "nouveau",
+        "acknowledged": "pris en compte",
+    },
+    "appointment": {"booked": "réservé", "cancelled": "annulé", "done": "honoré"},
+    "recording": {
+        "off": "non",
+        "offered": "proposé",
+        "objected": "refusé par vous",
+        "recording": "en cours",
+        "stored": "conservé",
+        "deleted": "supprimé",
+    },
+    "request": {
+        "received": "reçue",
+        "verifying": "vérification en cours",
+        "waiting_info": "en attente d'informations",
+        "verified": "vérifiée",
+        "completed": "terminée",
+        "refused": "refusée",
+        "cancelled": "annulée",
+    },
+}
+
+
+KIND_FR = {
+    "access": "accès",
+    "portability": "portabilité",
+    "rectification": "rectification",
+    "erasure": "effacement",
+    "restriction": "limitation",
+    "objection": "opposition",
+}
+
+
+def status_fr(kind: str, code: str | None) -> str:
+    if not code:
+        return "—"
+    return STATUS_FR.get(kind, {}).get(code, code)
+
+
+def date_fr(value: str | dt.datetime | None, with_time: bool = True) -> str:
+    """An ISO date-time (UTC) as French words in Paris time: "6 décembre 2026 à 09 h 21"."""
+    if not value:
+        return "—"
+    when = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    local = when.astimezone(PARIS)
+    day = f"{local.day} {MONTHS_FR[local.month - 1]} {local.year}"
+    return f"{day} à {local:%H} h {local:%M}" if with_time else day
+
+
+def call_seconds(call: Any) -> int | None:
+    """The call's length: the provider's figure, or from when it was answered (else started)
+    to when it ended."""
+    if call.duration_s is not None:
+        return int(call.duration_s)
+    start = call.answered_at or call.started_at
+    if start is None or call.ended_at is None:
+        return None
+    return max(0, int((call.ended_at - start).total_seconds()))
+
+
+def duration_text(seconds: int | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def _field_labels(recs: Any, mandate_of: Any) -> dict[str, dict[str, str]]:
+    """For each message and appointment (by id): field name -> the mandate's French label,
+    and "" -> the purpose's French label."""
+    out: dict[str, dict[str, str]] = {}
+    for rec in [*recs.messages, *recs.appointments]:
+        try:
+            purpose = mandate_of(rec.mandate_id).purpose(rec.purpose)
+        except LookupError:
+            continue
+        labels = {f.name: f.display_label_fr for f in purpose.resolved_fields}
+        labels[""] = purpose.label_fr
+        out[str(rec.id)] = labels
+    return out
+
+
+def _random_token(caller: Caller) -> str:
+    return f"{caller.account_id}.{secrets.token_urlsafe(32)}"
+
+
+def controller_token(keyring: Keyring, account_id: uuid.UUID, request_id: uuid.UUID) -> str:
+    """The client's link to a request's results, derived from the master key and the request.
+
+    Derived, not stored: status polling (OpenDSR ``results_url``) gives it again while it is
+    unused, and the row is found by its hash, the primary key (no scan). Only the hash is in
+    the database, as for every link; the master key is needed to compute it."""
+    mac = hmac.new(
+        keyring.derived_secret("rights-controller-link"), request_id.bytes, hashlib.sha256
+    ).digest()
+    return f"{account_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def controller_link(
+    session: Session, keyring: Keyring, req: RightsRequest, now: dt.datetime
+) -> Download | None:
+    """The client's download row for the request while it can still be used, else None."""
+    row = session.get(Download, token_hash(controller_token(keyring, req.account_id, req.id)))
+    if row is None or row.request_id != req.id or row.used_at is not None or now >= row.expires_at:
+        return None
+    return row
+
+
+def _store(
+    session: Session,
+    outbox: Outbox,
+    cipher: SubjectCipher,
+    req: RightsRequest,
+    caller: Caller,
+    purpose: str,
+    payload: bytes,
+    now: dt.datetime,
+    token: str,
+) -> tuple[Download, str]:
+    stem = "portabilite" if purpose == "portability" else "acces"
     download = Download(
         id=uuid.uuid4(),
         account_id=caller.account_id,
         request_id=req.id,
         subject_id=caller.id,
-        purpose="portability" if portability else "access_package",
-        filename=("portabilite" if portability else "acces") + f"-{req.id.hex[:8]}.zip",
+        purpose=purpose,
+        filename=f"{stem}-{req.id.hex[:8]}.zip",
         created_at=now,
         expires_at=now + _ttl(),
     )
@@ -234,19 +422,9 @@ def build(
     download.size_bytes = outbox.files.put(
         download.storage_key, lambda fh: encrypt_stream(dek, ad, [payload], fh)
     )
-    token = f"{caller.account_id}.{secrets.token_urlsafe(32)}"
     download.token_hash = token_hash(token)
     session.add(download)
-    session.flush()
-    audit.record(
-        session,
-        "rights.package",
-        "rights_request",
-        req.id,
-        subject_id=caller.id,
-        details={"purpose": download.purpose, **counts},
-    )
-    return Built(token, download.expires_at, download.id, {**counts, "bytes": len(payload)})
+    return download, token
 
 
 def _ttl() -> dt.timedelta:
@@ -273,6 +451,8 @@ def _access(
     now: dt.datetime,
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     calls = []
+    recorded_states = ("recording", "stored")
+    recorded_calls = {r.call_id for r in recs.recordings}
     for c in recs.calls:
         calls.append(
             {
@@ -280,11 +460,13 @@ def _access(
                 "debut": _iso(c.started_at),
                 "decroche": _iso(c.answered_at),
                 "fin": _iso(c.ended_at),
-                "duree_s": c.duration_s,
+                "duree_s": call_seconds(c),
                 "statut": c.status,
                 "issue": c.outcome,
                 "version_information": c.notice_version,
                 "enregistrement": c.recording_state,
+                # Whether a recording of this call is held (and is in this package).
+                "enregistre": c.id in recorded_calls or c.recording_state in recorded_states,
                 "numero_appelant": cipher.open_text("calls", "from", c.id, c.from_sealed)
                 if c.from_sealed
                 else None,
@@ -479,7 +661,16 @@ def claim(
         "rights_request",
         row.request_id,
         subject_id=row.subject_id,
-        details={"purpose": row.purpose},
+        details={
+            "purpose": row.purpose,
+            "recipient": (
+                "controller"
+                if hmac.compare_digest(
+                    token, controller_token(keyring, row.account_id, row.request_id)
+                )
+                else "requester"
+            ),
+        },
     )
     return Claimed(row.filename, row.storage_key, cipher.dek, file_ad(row))
 

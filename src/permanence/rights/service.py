@@ -45,6 +45,10 @@ from permanence.errors import (
     ValidationFailed,
 )
 from permanence.mail import Mail, Mailer, mailer_for
+from permanence.mandates.forms import SubmissionInvalid, validate_fields
+from permanence.mandates.schema import Field as MandateField
+from permanence.mandates.schema import FieldCategory, FieldType
+from permanence.messages import service as messages
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.recordings.storage import LocalStore, RecordingStore, store_from_settings
@@ -81,6 +85,17 @@ VERIFICATION_METHODS = ("email_code", "sms_code", "callback", "id_seen")
 CONFIRMED_METHODS = ("callback", "id_seen")
 RECEIVED_VIA = ("phone", "email", "letter", "in_person", "web", "api")
 IDENTITY_FIELDS = ("first_name", "last_name", "phone", "email")
+# The caller's identity checked like a form's fields (mandates.forms): a rectified phone is a
+# phone number, a name is one line of text of at most 100 characters.
+_IDENTITY = FieldCategory.IDENTITY
+IDENTITY_SPEC = (
+    MandateField(name="first_name", type=FieldType.TEXT, category=_IDENTITY, max_length=100),
+    MandateField(name="last_name", type=FieldType.TEXT, category=_IDENTITY, max_length=100),
+    MandateField(name="phone", type=FieldType.PHONE, category=FieldCategory.CONTACT),
+    MandateField(
+        name="email", type=FieldType.EMAIL, category=FieldCategory.CONTACT, max_length=320
+    ),
+)
 
 
 class TooManyCodeAttempts(PermanenceError):
@@ -253,6 +268,79 @@ def _changes_problems(changes: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _checked_identity(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The identity changes cleaned like a form's fields; a blank value clears that part."""
+    try:
+        cleaned = validate_fields(
+            IDENTITY_SPEC, changes, owner="the caller's identity", code="identity"
+        )
+    except SubmissionInvalid as exc:
+        raise ValidationFailed(
+            "changes.identity: the rectified identity is not valid",
+            [f"changes.identity.{e.field}: {e.message}" for e in exc.errors],
+        ) from None
+    return {k: cleaned.get(k) for k in changes}
+
+
+def _record_of(
+    session: Session, kind: str, rid: uuid.UUID, account_id: uuid.UUID
+) -> Message | Appointment | None:
+    rec: Message | Appointment | None = (
+        session.get(Message, rid) if kind == "message" else session.get(Appointment, rid)
+    )
+    if rec is None or rec.account_id != account_id:
+        return None
+    return rec
+
+
+def _checked_record(
+    session: Session,
+    keyring: Keyring,
+    index: int,
+    rec: Message | Appointment,
+    fields: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, object]]:
+    """The record's payload before, and after the change as a new record would be stored.
+
+    The record's fields after the change pass the very check a new record of the same purpose
+    passes (messages.validate_record: types, lengths, required fields, formats, consent, and
+    the screening of free text, the subject having asked for what they wrote to be there)."""
+    table = "messages" if isinstance(rec, Message) else "appointments"
+    _row, mandate = mandate_by_id(session, rec.mandate_id)
+    allowed = set(mandate.purpose(rec.purpose).field_names)
+    outside = sorted(set(fields) - allowed)
+    if outside:
+        raise ValidationFailed(
+            "these fields are not part of the record's purpose: " + ", ".join(outside)
+        )
+    cipher = keyring.cipher(session, rec.account_id, rec.caller_id)
+    payload: dict[str, Any] = cipher.open_json(table, "payload", rec.id, rec.payload_sealed)
+    merged = {**payload, **fields}
+    try:
+        cleaned = messages.validate_record(
+            session, rec.caller_id, mandate, rec.purpose, merged, confirm_undeclared=True
+        )
+    except ValidationFailed as exc:
+        raise ValidationFailed(
+            f"changes.records[{index}]: the rectified record does not fit its purpose",
+            list(exc.problems),
+        ) from None
+    return payload, cleaned
+
+
+def _check_rectification(
+    session: Session, keyring: Keyring, changes: Mapping[str, Any], caller: Caller | None
+) -> None:
+    """At intake: refuse what could never be applied, before anything is written."""
+    if changes.get("identity"):
+        _checked_identity(changes["identity"])
+    account_id = ctx_of(session).require_account()
+    for i, item in enumerate(changes.get("records") or []):
+        rec = _record_of(session, item["kind"], uuid.UUID(str(item["id"])), account_id)
+        if rec is not None:  # whose record it is is checked once the subject is known
+            _checked_record(session, keyring, i, rec, item["fields"])
+
+
 def _current_mandate(session: Session) -> Any:
     from permanence.accounts.service import mandate_version
 
@@ -282,6 +370,8 @@ def submit(
     ctx = ctx_of(session)
     account_id = ctx.require_account()
     _validate_intake(session, intake)
+    if intake.kind is Kind.RECTIFICATION and intake.changes:
+        _check_rectification(session, keyring, intake.changes, None)
     if intake.verified_by_controller and ctx.role is not Role.CLIENT:
         raise PermissionDenied("only the controller may vouch for the requester's identity")
     source = intake.source or (Source.CLIENT if ctx.role is Role.CLIENT else Source.STAFF)
@@ -976,7 +1066,8 @@ class Executed:
     letter: str
     channel: str
     outcome: dict[str, Any]
-    download_token: str | None = None
+    download_token: str | None = None  # the requester's link (in the letter)
+    controller_token: str | None = None  # the client's own link (API, OpenDSR)
     download_expires_at: dt.datetime | None = None
     certificate: dict[str, Any] | None = None
     files_to_delete: list[tuple[str, str]] = field(default_factory=list)  # (store, key)
@@ -1011,6 +1102,7 @@ def execute(
         )
         result.outcome = built.counts
         result.download_token, result.download_expires_at = built.token, built.expires_at
+        result.controller_token = built.controller_token
     elif kind is Kind.RECTIFICATION:
         result.outcome = _rectify(session, keyring, req, caller, now)
     elif kind is Kind.RESTRICTION:
@@ -1065,6 +1157,8 @@ def run_execute(rt: Any, outbox: Outbox, ctx: Any, request_id: uuid.UUID) -> Exe
     commit: a rollback must not leave rows whose files are gone)."""
     with rt.db.session(ctx) as s:
         done = execute(s, rt.keyring, outbox, request_id)
+    if done.certificate is not None:  # an erasure: no copy of the destroyed key left behind
+        rt.db.shred_residue()
     for store, key in done.files_to_delete:
         (outbox.recordings if store == "recordings" else outbox.files).delete(key)
     return done
@@ -1116,7 +1210,7 @@ def _rectify(
     if ident_changes:
         before = subjects.identity(session, keyring, caller)
         old = {k: getattr(before, k) for k in IDENTITY_FIELDS}
-        new = {**old, **{k: (v or None) for k, v in ident_changes.items()}}
+        new = {**old, **_checked_identity(ident_changes)}
         subjects.update_identity(session, keyring, caller, subjects.Identity(**new))
         changed = {k for k in IDENTITY_FIELDS if old[k] != new[k]}
         history.append(
@@ -1137,28 +1231,18 @@ def _rectify(
                 )
             )
         )
-    for item in changes.get("records") or []:
+    for i, item in enumerate(changes.get("records") or []):
         is_message = item["kind"] == "message"
         table = "messages" if is_message else "appointments"
-        rid = uuid.UUID(str(item["id"]))
-        rec: Message | Appointment | None = (
-            session.get(Message, rid) if is_message else session.get(Appointment, rid)
-        )
-        if rec is None or rec.account_id != caller.account_id or rec.caller_id != caller.id:
+        rec = _record_of(session, item["kind"], uuid.UUID(str(item["id"])), caller.account_id)
+        if rec is None or rec.caller_id != caller.id:
             raise NotFound(f"no such {item['kind']} of this data subject")
-        _row, mandate = mandate_by_id(session, rec.mandate_id)
-        allowed = set(mandate.purpose(rec.purpose).field_names)
         fields: dict[str, Any] = item["fields"]
-        outside = sorted(set(fields) - allowed)
-        if outside:
-            raise ValidationFailed(
-                "these fields are not part of the record's purpose: " + ", ".join(outside)
-            )
-        payload = cipher.open_json(table, "payload", rec.id, rec.payload_sealed)
+        payload, cleaned = _checked_record(session, keyring, i, rec, fields)
         previous = {k: payload.get(k) for k in sorted(fields)}
-        payload.update(fields)
-        rec.payload_sealed = cipher.seal_json(table, "payload", rec.id, payload)
-        history.append((item["kind"], rec.id, {"before": previous, "after": dict(fields)}))
+        rec.payload_sealed = cipher.seal_json(table, "payload", rec.id, cleaned)
+        after = {k: cleaned.get(k) for k in sorted(fields)}
+        history.append((item["kind"], rec.id, {"before": previous, "after": after}))
         if is_message:
             notify.add(rec.id)
     if statement:
@@ -1343,16 +1427,29 @@ class SubjectErased:
     files: list[tuple[str, str]]
     key_destroyed: bool
     caller_deleted: bool
+    ledger_unlinked: int = 0  # delivery rows no longer carrying the subject's id
+    requests_closed: int = 0  # the subject's other open requests, closed
 
     @property
     def changed(self) -> bool:
         return bool(
-            any(self.counts.values()) or self.notices or self.key_destroyed or self.caller_deleted
+            any(self.counts.values())
+            or self.notices
+            or self.key_destroyed
+            or self.caller_deleted
+            or self.ledger_unlinked
+            or self.requests_closed
         )
 
 
 def erase_subject(
-    session: Session, keyring: Keyring, account_id: uuid.UUID, subject_id: uuid.UUID
+    session: Session,
+    keyring: Keyring,
+    account_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    *,
+    request_id: uuid.UUID | None = None,
+    now: dt.datetime | None = None,
 ) -> SubjectErased:
     """Delete every record of one subject and destroy their key: the one code path of an
     erasure, used by the request (``_erase``) and by the replay of the journal after a
@@ -1410,13 +1507,67 @@ def erase_subject(
         )
         .values(requester_sealed=None, details_sealed=None)
     )
+    # The delivery ledger keeps what was sent where (and the erasure notices still to send),
+    # but no longer says about whom: no row links the erased messages to the subject's id.
+    unlinked = session.execute(
+        update(Delivery)
+        .where(Delivery.account_id == a, Delivery.subject_id == c)
+        .values(subject_id=None)
+    )
+    closed = _close_other_requests(session, a, c, request_id, now or utcnow())
     key_destroyed = keyring.destroy_subject_key(session, a, c)
     caller = session.get(Caller, c)
     caller_deleted = caller is not None and caller.account_id == a
     if caller_deleted:
         session.delete(caller)
     session.flush()
-    return SubjectErased(counts, notices, files, key_destroyed, caller_deleted)
+    return SubjectErased(
+        counts,
+        notices,
+        files,
+        key_destroyed,
+        caller_deleted,
+        ledger_unlinked=int(getattr(unlinked, "rowcount", 0) or 0),
+        requests_closed=closed,
+    )
+
+
+def _close_other_requests(
+    session: Session,
+    account_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    erasure_request: uuid.UUID | None,
+    now: dt.datetime,
+) -> int:
+    """Close the subject's other open requests: there is nothing left to give, rectify or
+    restrict. Each is cancelled with the reason (``outcome.closed = subject_erased``), audited."""
+    others = session.scalars(
+        select(RightsRequest).where(
+            RightsRequest.account_id == account_id,
+            RightsRequest.subject_id == subject_id,
+            RightsRequest.state.in_([st.value for st in OPEN_STATES]),
+        )
+    ).all()
+    closed = 0
+    for other in others:
+        if other.id == erasure_request:
+            continue
+        other.state, other.cancelled_at = State.CANCELLED.value, now
+        other.code_hash = None
+        other.outcome = json.dumps(
+            {"closed": "subject_erased", "erasure_request": str(erasure_request or "")},
+            sort_keys=True,
+        )
+        audit.record(
+            session,
+            "rights.close",
+            "rights_request",
+            other.id,
+            subject_id=subject_id,
+            details={"reason": "subject_erased"},
+        )
+        closed += 1
+    return closed
 
 
 def _erase(
@@ -1429,7 +1580,7 @@ def _erase(
 
     subjects.check_account(session, caller.account_id)
     a, c = caller.account_id, caller.id
-    erased = erase_subject(session, keyring, a, c)
+    erased = erase_subject(session, keyring, a, c, request_id=req.id, now=now)
     counts, notices, files = erased.counts, erased.notices, erased.files
     entry = journal.record(
         session,
@@ -1449,6 +1600,8 @@ def _erase(
         "subject_key_destroyed": erased.key_destroyed,
         "files_deleted": len(files),
         "recipients_notified": notices,
+        "ledger_rows_unlinked": erased.ledger_unlinked,
+        "other_requests_closed": erased.requests_closed,
         "journal_entry": str(entry.id),
     }
     signature, public_key = sign_document(keyring, document)
@@ -1462,7 +1615,12 @@ def _erase(
         subject_id=c,
         details={**counts, "notices": notices, "key_destroyed": erased.key_destroyed},
     )
-    outcome: dict[str, Any] = {**counts, "notices": notices}
+    outcome: dict[str, Any] = {
+        **counts,
+        "notices": notices,
+        "ledger_unlinked": erased.ledger_unlinked,
+        "requests_closed": erased.requests_closed,
+    }
     return outcome, files, certificate
 
 
@@ -1475,7 +1633,14 @@ def replay_erasure(session: Session, keyring: Keyring, entry: Any) -> tuple[Subj
 
     if entry.subject_id is None:  # an off-boarding: backup.service.replay_offboarding
         raise Conflict("this journal entry is not the erasure of a subject")
-    erased = erase_subject(session, keyring, entry.account_id, entry.subject_id)
+    erased = erase_subject(
+        session,
+        keyring,
+        entry.account_id,
+        entry.subject_id,
+        request_id=entry.request_id,
+        now=entry.erased_at,
+    )
     req = session.get(RightsRequest, entry.request_id) if entry.request_id else None
     closed = False
     if req is not None and req.account_id == entry.account_id and req.state in OPEN_STATES:
