@@ -439,7 +439,15 @@ def test_a_caller_asks_for_access_and_downloads_the_package(
     world.rt.settings.public_base_url = server
     caller = Browser(browser, server)
     page = caller.page
-    page.goto("/droits/plomberie-durand")
+    # The caller first reads the notice sent by SMS (the second layer, both languages, axe-clean)
+    # and follows its link to the rights page.
+    page.goto("/n/plomberie-durand/1?lang=en")
+    expect(page.get_by_role("heading", name="Your rights and how to exercise them")).to_be_visible()
+    caller.check()
+    page.goto("/n/plomberie-durand/1")
+    expect(page.get_by_role("heading", name="Vos droits et comment les exercer")).to_be_visible()
+    caller.check("caller-notice")
+    page.get_by_role("link", name="Vos droits sur vos données").click()
     expect(page.get_by_role("heading", name="Vos droits sur vos données")).to_be_visible()
     caller.check()
     page.get_by_label("Consulter les données me concernant (accès)").check()
