@@ -8,6 +8,8 @@ from what the answering service actually does.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -274,3 +276,61 @@ def second_layer(mandate: Mandate, version: int, lang: str, _: Translate) -> Sec
         else mandate.notice.layer1_fr,
         hosting=f"{hosting.provider} ({hosting.country})" if hosting else None,
     )
+
+
+# What the CNIL expects the spoken first layer to say (layered information, WP260 and the
+# CNIL's guidance on telephone calls): who collects, why, that the caller has rights, and
+# where the rest is. Checked on the words, in each language the mandate declares.
+_FIRST_LAYER_CUES: dict[str, dict[str, tuple[str, ...]]] = {
+    "why": {
+        "fr": ("servent", "sert a", "pour ", "afin", "utilis", "finalit", "transmis", "trait"),
+        "en": ("used", "use ", "for ", "so that", "purpose", "passed", "to "),
+    },
+    "rights": {
+        "fr": ("droit", "acceder", "acces", "rectifi", "effac", "opposer", "opposition"),
+        "en": ("right", "access", "correct", "rectif", "erase", "object"),
+    },
+    "rest": {
+        "fr": ("le detail", "sms", "site", "envoy", "en savoir plus", "informations complete"),
+        "en": ("full details", "more details", "text message", "sms", "website", "sent to you"),
+    },
+}
+_WHAT = {
+    "why": "why the data is collected (the purpose)",
+    "rights": "that the caller has rights over the data (access, rectification, erasure...)",
+    "rest": "where to find the full information (e.g. 'le détail vous est envoyé par SMS')",
+}
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _controller_words(mandate: Mandate) -> list[str]:
+    """The distinctive words of the controller's name (e.g. 'lefevre', 'plomberie')."""
+    common = {"cabinet", "societe", "sarl", "associes", "avocats", "docteur", "medecin"}
+    words = re.findall(r"[a-z0-9]{4,}", _fold(mandate.controller.name))
+    return [w for w in words if w not in common] or words
+
+
+def first_layer_problems(mandate: Mandate) -> list[str]:
+    """What the spoken first layer (notice.layer1_fr, and layer1_en when given) fails to say,
+    one sentence per gap; empty when it says all the CNIL expects."""
+    problems = []
+    names = _controller_words(mandate)
+    texts = {"fr": mandate.notice.layer1_fr, "en": mandate.notice.layer1_en}
+    for lang, text in texts.items():
+        if text is None:
+            continue
+        folded = _fold(text)
+        where = f"notice.layer1_{lang}"
+        if names and not any(w in folded for w in names):
+            problems.append(
+                f"{where} does not say who collects the data: name the controller "
+                f"('{mandate.controller.name}')"
+            )
+        for gap, cues in _FIRST_LAYER_CUES.items():
+            if not any(c in folded for c in cues[lang]):
+                problems.append(f"{where} does not say {_WHAT[gap]}")
+    return problems
