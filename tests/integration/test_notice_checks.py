@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import func, select
 
 from permanence.accounts.model import MandateVersion
@@ -17,7 +18,7 @@ from permanence.config import Settings
 from permanence.context import AccessContext
 from permanence.errors import ValidationFailed
 from permanence.mandates.layer2 import first_layer_problems
-from permanence.mandates.schema import parse_mandate
+from permanence.mandates.schema import MandateInvalid, parse_mandate
 from permanence.runtime import Runtime
 from tests.conftest import cli_env, run_cli
 from tests.factories import demo_mandate_text, make_account
@@ -122,3 +123,41 @@ def test_the_command_refuses_an_incomplete_notice_and_warns_of_an_outside_page(
     generated.write_text(demo_mandate_text("plomberie-durand"))
     proc = run_cli(env, "mandate", "validate", str(generated))
     assert proc.returncode == 0 and "warning" not in proc.stderr
+
+
+def test_the_keys_a_mandate_names_are_distinct_and_announced() -> None:
+    def problems(notice_extra: str, text: str | None = None) -> list[str]:
+        source = (text or demo_mandate_text("plomberie-durand")).replace(
+            'version: "2025-02"', 'version: "2025-02"\n' + notice_extra, 1
+        )
+        try:
+            parse_mandate(source)
+        except MandateInvalid as exc:
+            return exc.problems
+        return []
+
+    said = (
+        demo_mandate_text("plomberie-durand")
+        .replace("si vous le souhaitez.", "si vous le souhaitez : appuyez sur 1.", 1)
+        .replace("by text message.", "by text message: press 1.", 1)
+    )
+    assert problems('  sms_key: "1"\n  english_key: "2"', said) == []
+    assert problems('  sms_key: "9"', said.replace("appuyez sur 1", "appuyez sur 9")) == [
+        "notice.sms_key and recording.objection_key are the same key (9)",
+        "notice.layer1_en does not tell callers to press 9 (notice.sms_key) to receive the full "
+        "notice by SMS",
+    ]
+    assert problems('  sms_key: "1"') == [
+        "notice.layer1_fr does not tell callers to press 1 (notice.sms_key) to receive the full "
+        "notice by SMS",
+        "notice.layer1_en does not tell callers to press 1 (notice.sms_key) to receive the full "
+        "notice by SMS",
+    ]
+    doc = yaml.safe_load(demo_mandate_text("cabinet-lefevre"))
+    del doc["notice"]["layer1_en"]
+    doc["notice"]["english_key"] = "2"
+    with pytest.raises(MandateInvalid) as caught:
+        parse_mandate(doc)
+    assert caught.value.problems == [
+        "notice.english_key offers English but notice.layer1_en is missing"
+    ]

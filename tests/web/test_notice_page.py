@@ -155,3 +155,34 @@ def test_durations_in_words() -> None:
     assert duration_words(IsoDuration.parse("P1Y2M"), "fr") == "1 an et 2 mois"
     assert duration_words(IsoDuration.parse("P2W3D"), "en") == "2 weeks and 3 days"
     assert duration_words(IsoDuration.parse("P1M2DT4H"), "en") == "1 month, 2 days and 4 hours"
+
+
+def test_the_screen_pop_without_a_gateway_says_to_read_the_address_and_shows_the_language(
+    world: World,
+) -> None:
+    from permanence.calls.model import Call
+    from tests.web.pages_helpers import page_login
+    from tests.web.test_pages import ring
+
+    world.rt.settings.sms_gateway_url = None
+    account_id, call_id = ring(world)
+    op, csrf = page_login(world, world.operator)
+    op.post(f"/console/appels/{account_id}/{call_id}/prendre", data={"csrf_token": csrf})
+    pop = _text(op.get(f"/console/appels/{account_id}/{call_id}").text)
+    assert "L'envoi par SMS n'est pas configuré : lisez l'adresse à l'appelant." in pop
+    assert "/n/plomberie-durand/1" in pop and "Envoyer la notice complète" not in pop
+    assert "Langue de l'appel : français" in pop
+    # Posting anyway is refused with a 409 saying why; nothing is recorded on the call.
+    r = op.post(
+        f"/console/appels/{account_id}/{call_id}/notice-sms",
+        data={"csrf_token": csrf},
+    )
+    assert r.status_code == 409
+    # A caller who chose English: the operator sees it and the English first layer.
+    with world.rt.db.session(AccessContext.system("test", account_id)) as s:
+        call = s.get(Call, call_id)
+        assert call is not None and call.notice_sms_at is None
+        call.language = "en"
+    pop = _text(op.get(f"/console/appels/{account_id}/{call_id}").text)
+    assert "Langue de l'appel : anglais (choisi par l'appelant)" in pop
+    assert "Plomberie Durand, good morning" in pop

@@ -1082,6 +1082,13 @@ class Mandate(_Model):
             for other, key2 in used[i + 1 :]:
                 if key == key2:
                     problems.append(f"{name} and {other} are the same key ({key})")
+        if notice.sms_key is not None:
+            for lang, text in (("fr", notice.layer1_fr), ("en", notice.layer1_en)):
+                if text is not None and notice.sms_key not in text:
+                    problems.append(
+                        f"notice.layer1_{lang} does not tell callers to press {notice.sms_key} "
+                        "(notice.sms_key) to receive the full notice by SMS"
+                    )
         if notice.english_key is not None:
             if notice.layer1_en is None:
                 problems.append("notice.english_key offers English but notice.layer1_en is missing")
