@@ -1,5 +1,6 @@
 """A local HTTP server playing a Twilio-compatible provider's REST API: the recording's
-audio (behind HTTP basic auth), deleting a recording, stopping a recording in progress."""
+audio (behind HTTP basic auth), deleting a recording, stopping a recording in progress, and
+sending an SMS (the Messages API: a form POST of To, From and Body)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-auth-token-0123456789"
@@ -25,6 +27,9 @@ class ProviderServer:
         self.fail_next: list[int] = []
         self.requests: list[tuple[str, str, bool]] = []  # method, path, authorised
         self.hang_seconds = 2.0
+        # SMS accepted by the Messages API: (To, From, Body); failures to play first (HTTP codes).
+        self.sms: list[tuple[str, str, str]] = []
+        self.sms_fail_next: list[int] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,6 +104,18 @@ class ProviderServer:
                     return
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                if re.fullmatch(r"/2010-04-01/Accounts/\w+/Messages\.json", self.path):
+                    if server.sms_fail_next:
+                        self.send_response(server.sms_fail_next.pop(0))
+                        self.end_headers()
+                        return
+                    form = parse_qs(body.decode())
+                    server.sms.append((form["To"][0], form["From"][0], form["Body"][0]))
+                    self.send_response(201)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b'{"status": "queued"}')
+                    return
                 m = re.fullmatch(
                     r"/2010-04-01/Accounts/\w+/Calls/(\w+)/Recordings/Twilio\.CURRENT\.json",
                     self.path,
@@ -116,6 +133,9 @@ class ProviderServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def sms_url(self) -> str:
+        return f"{self.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 
     def recording_url(self, sid: str) -> str:
         return f"{self.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{sid}"

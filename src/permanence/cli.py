@@ -420,14 +420,23 @@ def audit_prune(
 @mandate_app.command("validate")
 def mandate_validate(path: Path) -> None:
     """Check a mandate file; print every problem."""
+    from permanence.mandates.layer2 import external_layer2, first_layer_problems
     from permanence.mandates.schema import MandateInvalid, parse_mandate
 
     try:
         m = parse_mandate(_read(path))
+        if problems := first_layer_problems(m):
+            raise MandateInvalid(problems)
     except MandateInvalid as exc:
         for p in exc.problems:
             typer.echo(f"- {p}", err=True)
         fail(f"{path}: {len(exc.problems)} problem(s)")
+    if external_layer2(m, get_settings().public_base_url):
+        typer.echo(
+            f"warning: notice.layer2_url points outside this service ({m.notice.layer2_url}): "
+            "the product cannot check that page; leave it out to use the generated notice",
+            err=True,
+        )
     typer.echo(f"{path}: valid mandate for '{m.account}' with {len(m.purposes)} purpose(s)")
 
 

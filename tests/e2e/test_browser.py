@@ -90,9 +90,17 @@ class Browser:
 
 
 def test_operator_takes_a_call_and_the_client_acknowledges_the_message(
-    world: World, server: str, browser: Any
+    world: World, server: str, browser: Any, provider: Any
 ) -> None:
     from playwright.sync_api import expect
+
+    from permanence.delivery.worker import Channels, run_due
+    from tests.provider_server import ACCOUNT_SID, AUTH_TOKEN
+
+    # The SMS gateway is the fake provider's Messages API (the one on-call alerts use).
+    world.rt.settings.sms_gateway_url = provider.sms_url()
+    world.rt.settings.sms_from = "+33700000099"
+    world.rt.settings.sms_user, world.rt.settings.sms_password = ACCOUNT_SID, AUTH_TOKEN
 
     # -- the operator signs in with TOTP and waits at the console
     op = Browser(browser, server)
@@ -114,6 +122,17 @@ def test_operator_takes_a_call_and_the_client_acknowledges_the_message(
     expect(page.get_by_role("heading", name="Appel pour Plomberie Durand")).to_be_visible()
     expect(page.get_by_text("Plomberie Durand, bonjour")).to_be_visible()
     expect(page.locator("#enregistrement")).to_contain_text("Enregistrement prévu par le mandat")
+    expect(page.locator("#langue-appel")).to_contain_text("français")
+
+    # -- the caller asks for the full notice: one click sends it by SMS, through the ledger
+    page.get_by_role("button", name="Envoyer la notice complète par SMS").click()
+    expect(page.get_by_text(re.compile(r"Envoyée par SMS à \d\d:\d\d"))).to_be_visible()
+    expect(page.get_by_role("button", name="Envoyer la notice complète par SMS")).to_have_count(0)
+    op.check()
+    run_due(world.rt, channels=Channels.from_settings(world.rt.settings))
+    [(to, _sender, body)] = provider.sms
+    assert to.endswith(CALLER_PHONE.replace(" ", "")[1:])
+    assert body == "Plomberie Durand : https://permanence.example/n/plomberie-durand/1"
 
     # -- Alt+1 picks the first purpose; the form derived from the mandate appears
     page.keyboard.press("Alt+1")
@@ -439,7 +458,15 @@ def test_a_caller_asks_for_access_and_downloads_the_package(
     world.rt.settings.public_base_url = server
     caller = Browser(browser, server)
     page = caller.page
-    page.goto("/droits/plomberie-durand")
+    # The caller first reads the notice sent by SMS (the second layer, both languages, axe-clean)
+    # and follows its link to the rights page.
+    page.goto("/n/plomberie-durand/1?lang=en")
+    expect(page.get_by_role("heading", name="Your rights and how to exercise them")).to_be_visible()
+    caller.check()
+    page.goto("/n/plomberie-durand/1")
+    expect(page.get_by_role("heading", name="Vos droits et comment les exercer")).to_be_visible()
+    caller.check("caller-notice")
+    page.get_by_role("link", name="Vos droits sur vos données").click()
     expect(page.get_by_role("heading", name="Vos droits sur vos données")).to_be_visible()
     caller.check()
     page.get_by_label("Consulter les données me concernant (accès)").check()

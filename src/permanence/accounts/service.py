@@ -21,6 +21,7 @@ from permanence.audit import service as audit
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, switch_account
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.mandates.layer2 import first_layer_problems
 from permanence.mandates.schema import (
     Mandate,
     MandateInvalid,
@@ -93,6 +94,14 @@ def _canonical_json(mandate: Mandate) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+def _check_first_layer(mandate: Mandate) -> None:
+    """A new version must tell callers what the CNIL expects in the spoken first layer (stored
+    versions are not re-checked on reading: the compliance check lists those that fail)."""
+    problems = first_layer_problems(mandate)
+    if problems:
+        raise ValidationFailed("the mandate's spoken notice is incomplete", problems=problems)
+
+
 def import_mandate(
     session: Session, source: str | bytes | Mapping[str, Any], *, account_id: uuid.UUID
 ) -> MandateVersion:
@@ -108,6 +117,7 @@ def import_mandate(
         mandate = parse_mandate(source)
     except MandateInvalid as exc:
         raise ValidationFailed("the mandate is not valid", problems=list(exc.problems)) from None
+    _check_first_layer(mandate)
     if mandate.account != account.slug:
         raise ValidationFailed(
             f"the mandate is for account '{mandate.account}', not '{account.slug}'"
@@ -244,6 +254,7 @@ def preview_mandate(session: Session, source: str, *, account_id: uuid.UUID) -> 
         draft = parse_mandate(source)
     except MandateInvalid as exc:
         raise ValidationFailed("the mandate is not valid", problems=list(exc.problems)) from None
+    _check_first_layer(draft)
     if draft.account != account.slug:
         raise ValidationFailed(
             f"the mandate is for account '{draft.account}', not '{account.slug}'"

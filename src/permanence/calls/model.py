@@ -72,3 +72,9 @@ class Call(Base):
     # The terminal outcome (calls.outcome.OUTCOMES), None while the call goes on.
     outcome: Mapped[str | None] = mapped_column(String(16))
     recording_state: Mapped[str] = mapped_column(String(16), default="off")
+    # The second-layer notice sent to the caller by SMS: when, and under which mandate version
+    # (the delivery ledger row, keyed by the call's id, holds the attempts).
+    notice_sms_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    notice_sms_version: Mapped[int | None] = mapped_column(Integer)
+    # The language the call is conducted in (the caller's choice at the start): "fr" or "en".
+    language: Mapped[str] = mapped_column(String(8), default="fr", server_default="fr")

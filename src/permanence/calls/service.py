@@ -189,6 +189,11 @@ def screen_pop(session: Session, keyring: Keyring, call: Call) -> dict[str, obje
             "layer1_en": mandate.notice.layer1_en,
             "recording_fr": mandate.notice.recording_fr if mandate.recording.enabled else None,
             "read_at": call.notice_read_at.isoformat() if call.notice_read_at else None,
+            # The language the caller chose (the IVR's English key), and the full notice sent
+            # by SMS: when, and which mandate version's.
+            "language": call.language,
+            "sms_sent_at": call.notice_sms_at.isoformat() if call.notice_sms_at else None,
+            "sms_version": call.notice_sms_version,
         },
         "recording": {
             "enabled": mandate.recording.enabled,

@@ -24,6 +24,7 @@ from permanence.accounts.service import mandate_version
 from permanence.calls.model import Call
 from permanence.context import STAFF_ROLES, AccessContext
 from permanence.errors import NotFound
+from permanence.mandates.layer2 import first_layer_problems
 from permanence.mandates.schema import (
     FieldCategory,
     IsoDuration,
@@ -186,7 +187,10 @@ def _mandates(run: CheckRun) -> Iterator[tuple[Account, Mandate | None, int | No
                 yield a, None, None
 
 
-@check("mandates.notice", "Every active client has a mandate with a notice version")
+@check(
+    "mandates.notice",
+    "Every active client has a mandate with a notice version and a complete spoken first layer",
+)
 def _notice(run: CheckRun) -> tuple[bool, str, list[str]]:
     bad, n = [], 0
     for a, mandate, _v in _mandates(run):
@@ -195,9 +199,11 @@ def _notice(run: CheckRun) -> tuple[bool, str, list[str]]:
             bad.append(f"{a.slug}: no mandate")
         elif not mandate.notice.version.strip():
             bad.append(f"{a.slug}: the mandate has no notice version")
+        elif gaps := first_layer_problems(mandate):
+            bad.append(f"{a.slug}: " + "; ".join(gaps))
     if bad:
-        return False, f"{len(bad)} account(s) without a notice version", bad
-    return True, f"{n} account(s) with a versioned notice", []
+        return False, f"{len(bad)} account(s) whose notice is missing or incomplete", bad
+    return True, f"{n} account(s) with a versioned, complete notice", []
 
 
 def _handles_health_data(account: Account, mandate: Mandate | None) -> bool:

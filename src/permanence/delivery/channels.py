@@ -79,6 +79,11 @@ def voicemail_email(account_name: str, link: str) -> Text:
     return Text(f"Nouveau message vocal pour {account_name}", body)
 
 
+def notice_sms(account_name: str, link: str) -> str:
+    """The second layer sent to a caller: the client's name and the link, nothing else."""
+    return f"{account_name} : {link}"
+
+
 def webhook_event(event: Event) -> str:
     """The event name a webhook receiver sees."""
     if event is Event.VOICEMAIL:

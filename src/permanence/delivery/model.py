@@ -24,6 +24,9 @@ class Channel(enum.StrEnum):
     WEBHOOK = "webhook"
     ESCALATION_EMAIL = "escalation_email"
     ESCALATION_SMS = "escalation_sms"
+    # The second layer of the callers' notice, sent to the caller at their request:
+    # ``message_id`` then holds the call's id, ``subject_id`` the caller.
+    NOTICE_SMS = "notice_sms"
 
 
 ESCALATION_CHANNELS = frozenset({Channel.ESCALATION_EMAIL, Channel.ESCALATION_SMS})
@@ -38,6 +41,8 @@ class Event(enum.StrEnum):
     RESTRICTED = "restricted"
     # A new voicemail (issue 15): ``message_id`` then holds the voicemail's recording id.
     VOICEMAIL = "voicemail"
+    # The callers' notice sent by SMS (channel ``notice_sms``).
+    NOTICE = "notice"
 
 
 # Events announcing something new to the recipient (not a change to what they have).

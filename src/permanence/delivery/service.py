@@ -555,6 +555,8 @@ def recipients_of(session: Session, message_id: uuid.UUID) -> list[Recipient]:
 
 
 def describe(mandate: Mandate, row: Delivery) -> str:
+    if row.channel == Channel.NOTICE_SMS:
+        return "l'appelant (notice d'information)"
     if row.channel in ESCALATION_CHANNELS:
         contact = mandate.on_call.contacts[row.recipient_index] if mandate.on_call else None
         if contact is None:

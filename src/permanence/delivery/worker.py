@@ -37,6 +37,7 @@ from permanence import __version__, infra
 from permanence.accounts.model import Account, AccountStatus
 from permanence.accounts.service import get_account, mandate_by_id
 from permanence.audit import service as audit
+from permanence.calls.model import Call
 from permanence.config import Settings
 from permanence.context import AccessContext
 from permanence.db import ctx_of, utcnow
@@ -286,6 +287,8 @@ def _prepare(
     channel, event = Channel(row.channel), Event(row.event)
     mandate = prepared.mandate(session, row.mandate_id)
     account = prepared.account
+    if channel is Channel.NOTICE_SMS:
+        return _prepare_notice(session, rt, prepared, row, mandate)
     voicemail = event is Event.VOICEMAIL
     link = (
         content.voicemail_link(prepared.base_url)
@@ -338,6 +341,22 @@ def _prepare(
         mail = Mail(contact.email, text.subject, text.body, delivery_id=str(row.id))
         return _with(job, mail=mail)
     return _with(job, sms=(contact.phone, content.escalation_sms(account.name, urgent=urgent)))
+
+
+def _prepare_notice(
+    session: Session, rt: Runtime, prepared: _Prepared, row: Delivery, mandate: Mandate
+) -> _Job:
+    """The callers' notice by SMS: the number is opened from the call only now, to send."""
+    from permanence.calls.notice_sms import notice_link
+
+    job = _Job(delivery_id=row.id, attempt=row.attempts, channel=Channel.NOTICE_SMS)
+    call = session.get(Call, row.message_id)
+    if call is None or call.from_sealed is None or call.caller_id is None:
+        return _with(job, error=SendFailed("call_gone", retry=False))
+    cipher = rt.keyring.cipher(session, call.account_id, call.caller_id)
+    number = cipher.open_text("calls", "from", call.id, call.from_sealed)
+    link = notice_link(mandate, prepared.base_url, call)
+    return _with(job, sms=(number, content.notice_sms(prepared.account.name, link)))
 
 
 def _with(job: _Job, **changes: object) -> _Job:

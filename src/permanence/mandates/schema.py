@@ -761,6 +761,16 @@ class Notice(_Model):
     layer2_url: HttpsUrl | None = None
     recording_fr: Text | None = None
     recording_en: Text | None = None
+    # Keys the caller may press while the first layer is spoken (docs/telephony.md): the full
+    # notice by SMS, and English (the first layer, recording notice and prompts in English).
+    sms_key: (
+        Annotated[str, _check(re.compile(r"[0-9*#]"), "must be one telephone key: 0-9, * or #")]
+        | None
+    ) = None
+    english_key: (
+        Annotated[str, _check(re.compile(r"[0-9*#]"), "must be one telephone key: 0-9, * or #")]
+        | None
+    ) = None
 
     @model_validator(mode="before")
     @classmethod
@@ -1058,6 +1068,33 @@ class Mandate(_Model):
                     "recording: calls to a mandate with health data may carry health data; "
                     "recording them needs explicit consent (Art. 9(2)(a)), which a recording "
                     "policy cannot collect; keep recording disabled"
+                )
+        problems += self._key_problems()
+        return problems
+
+    def _key_problems(self) -> list[str]:
+        notice, problems = self.notice, []
+        keys = {"notice.sms_key": notice.sms_key, "notice.english_key": notice.english_key}
+        if self.recording.enabled:
+            keys["recording.objection_key"] = self.recording.objection_key
+        used = [(name, key) for name, key in keys.items() if key is not None]
+        for i, (name, key) in enumerate(used):
+            for other, key2 in used[i + 1 :]:
+                if key == key2:
+                    problems.append(f"{name} and {other} are the same key ({key})")
+        if notice.sms_key is not None:
+            for lang, text in (("fr", notice.layer1_fr), ("en", notice.layer1_en)):
+                if text is not None and notice.sms_key not in text:
+                    problems.append(
+                        f"notice.layer1_{lang} does not tell callers to press {notice.sms_key} "
+                        "(notice.sms_key) to receive the full notice by SMS"
+                    )
+        if notice.english_key is not None:
+            if notice.layer1_en is None:
+                problems.append("notice.english_key offers English but notice.layer1_en is missing")
+            if self.recording.enabled and notice.recording_en is None:
+                problems.append(
+                    "notice.english_key offers English but notice.recording_en is missing"
                 )
         return problems
 

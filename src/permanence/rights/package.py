@@ -86,6 +86,7 @@ CHANNEL_FR = {
     "webhook": "système informatique du responsable",
     "escalation_email": "personne d'astreinte (courriel)",
     "escalation_sms": "personne d'astreinte (SMS)",
+    "notice_sms": "vous-même (notice d'information, SMS)",
 }
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from permanence.accounts.service import account_for_did, mandate_by_id
 from permanence.audit import service as audit
+from permanence.calls import notice_sms
 from permanence.calls import outcome as outcomes
 from permanence.calls import service as calls
 from permanence.calls.model import EXPIRED_STATUS, TERMINAL_STATUSES, Call
@@ -36,7 +37,8 @@ from permanence.context import AccessContext, Role
 from permanence.crypto import normalize
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, switch_account, utcnow
-from permanence.errors import NotFound, PermissionDenied, ValidationFailed
+from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.mandates.schema import Mandate
 from permanence.recordings import service as recordings
 from permanence.runtime import Runtime
 from permanence.telephony import twiml
@@ -56,6 +58,25 @@ UNAVAILABLE_FR = (
     "Nos opératrices et opérateurs sont tous occupés. Laissez votre message après le bip, "
     "nous vous rappellerons."
 )
+# Prompts in each language a mandate may offer (``notice.english_key``), and the voice's tag.
+PROMPTS = {
+    "fr": {
+        "voice": "fr-FR",
+        "unavailable": UNAVAILABLE_FR,
+        "sms_sent": "Le détail vous est envoyé par SMS.",
+        "sms_unavailable": "L'envoi par SMS n'est pas possible pour cet appel ; "
+        "demandez l'adresse à votre interlocuteur.",
+    },
+    "en": {
+        "voice": "en-GB",
+        "unavailable": "All our operators are busy. Please leave a message after the tone and "
+        "we will call you back.",
+        "sms_sent": "The full details are being sent to you by text message.",
+        "sms_unavailable": "We cannot send a text message for this call; ask the person you "
+        "speak to for the address.",
+        "choose": "For English, press {key}.",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -170,16 +191,44 @@ def incoming(session: Session, keyring: Keyring, settings: Settings, hook: Webho
     else:
         _row, mandate = mandate_by_id(session, call.mandate_id)
     ids = {"a": str(call.account_id), "c": str(call.id)}
-    if call.recording_state == "offered":
-        # The notice, then the recording notice with the objection key, before any recording.
-        gather = reply.gather(action=_url(settings, hook, "gather", **ids), num_digits=1)
-        reply.say(mandate.notice.layer1_fr, parent=gather)
-        reply.say(mandate.notice.recording_fr or "", parent=gather)
-        reply.redirect(_url(settings, hook, "gather", **ids))
+    keys = mandate.notice.sms_key or mandate.notice.english_key
+    if call.recording_state == "offered" or keys:
+        # The notice (and the recording notice with the objection key, before any recording)
+        # inside a <Gather>: the caller may press a key the mandate names while it is said.
+        _notice_gather(reply, settings, hook, ids, call, mandate, first_layer=True)
     else:
         reply.say(mandate.notice.layer1_fr)
         _dial(reply, settings, hook, ids, record=False)
     return reply.xml()
+
+
+def _notice_gather(
+    reply: twiml.Response,
+    settings: Settings,
+    hook: Webhook,
+    ids: dict[str, str],
+    call: Call,
+    mandate: Mandate,
+    *,
+    first_layer: bool,
+    **query: str,
+) -> None:
+    """Say the notice in the call's language inside a <Gather>; no key: on to ``gather``."""
+    lang = call.language
+    voice = PROMPTS[lang]["voice"]
+    action = _url(settings, hook, "gather", **ids, **query)
+    g = reply.gather(action=action, num_digits=1)
+    notice = mandate.notice
+    if first_layer:
+        if lang == "fr" and notice.english_key:
+            choose = PROMPTS["en"]["choose"].format(key=notice.english_key)
+            reply.say(choose, language="en-GB", parent=g)
+        layer1 = notice.layer1_en if lang == "en" and notice.layer1_en else notice.layer1_fr
+        reply.say(layer1, language=voice, parent=g)
+    if call.recording_state == "offered":
+        recording = notice.recording_en if lang == "en" else notice.recording_fr
+        reply.say(recording or notice.recording_fr or "", language=voice, parent=g)
+    reply.redirect(action)
 
 
 def _dial(
@@ -204,6 +253,31 @@ def gather(session: Session, settings: Settings, hook: Webhook) -> str:
     digits = hook.get("Digits")
     ids = {"a": str(call.account_id), "c": str(call.id)}
     reply = twiml.Response()
+    notice = mandate.notice
+    repeat = {"n": hook.query["n"]} if "n" in hook.query else {}
+    if digits and digits == notice.english_key and call.language != "en":
+        # The caller chose English: the first layer (and recording notice) again, in English.
+        call.language = "en"
+        audit.record(session, "call.language", "call", call.id, details={"language": "en"})
+        _notice_gather(reply, settings, hook, ids, call, mandate, first_layer=True, **repeat)
+        return reply.xml()
+    if digits and digits == notice.sms_key:
+        prompts = PROMPTS[call.language]
+        if call.notice_sms_at is None:
+            try:
+                notice_sms.send_notice(session, settings, call, via="keypress")
+            except Conflict:
+                reply.say(prompts["sms_unavailable"], language=prompts["voice"])
+            else:
+                reply.say(prompts["sms_sent"], language=prompts["voice"])
+        else:
+            reply.say(prompts["sms_sent"], language=prompts["voice"])
+        if call.recording_state == "offered":
+            # The recording notice must still be heard whole before anything is recorded.
+            _notice_gather(reply, settings, hook, ids, call, mandate, first_layer=False, **repeat)
+            return reply.xml()
+        _dial(reply, settings, hook, ids, record=False)
+        return reply.xml()
     if call.recording_state == "offered":
         if digits == mandate.recording.objection_key:
             call.recording_state = "objected"
@@ -214,10 +288,9 @@ def gather(session: Session, settings: Settings, hook: Webhook) -> str:
             repeats = hook.query.get("n", "0")
             done = int(repeats) if repeats.isdigit() and len(repeats) < 3 else NOTICE_REPEATS
             if done < NOTICE_REPEATS:
-                again = _url(settings, hook, "gather", **ids, n=str(done + 1))
-                g = reply.gather(action=again, num_digits=1)
-                reply.say(mandate.notice.recording_fr or "", parent=g)
-                reply.redirect(again)
+                _notice_gather(
+                    reply, settings, hook, ids, call, mandate, first_layer=False, n=str(done + 1)
+                )
                 return reply.xml()
             call.recording_state = "off"
             audit.record(session, "call.recording_notice_unheard", "call", call.id)
@@ -266,7 +339,8 @@ def dial_done(session: Session, settings: Settings, hook: Webhook) -> str:
         session, "call.voicemail_offered", "call", call.id, details={"dial": call.ended_reason}
     )
     ids = {"a": str(call.account_id), "c": str(call.id)}
-    reply.say(UNAVAILABLE_FR)
+    prompts = PROMPTS[call.language if call.language in PROMPTS else "fr"]
+    reply.say(prompts["unavailable"], language=prompts["voice"])
     reply.record(
         max_length=settings.telephony_voicemail_seconds,
         recording_callback=_url(settings, hook, "recording", **ids, k="voicemail"),

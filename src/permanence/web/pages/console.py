@@ -20,7 +20,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from permanence.accounts.service import mandate_by_id
 from permanence.calls import service as calls
+from permanence.calls.notice_sms import notice_link, send_notice, sms_configured
 from permanence.consents import service as consents
 from permanence.context import AccessContext, Role
 from permanence.errors import Conflict, NotAuthenticated, ValidationFailed
@@ -180,6 +182,7 @@ def _screen(
     with unit_of_work(rt, viewer.principal, account_id, f"call:{call_id}") as s:
         call = calls.get_call(s, call_id)
         pop = calls.screen_pop(s, rt.keyring, call)
+        mandate = mandate_by_id(s, call.mandate_id)[1]
         form = messages.form_for_call(s, call_id, purpose) if purpose else None
         slots: list[tuple[dt.datetime, dt.datetime]] = []
         if form is not None and form.books_appointment:
@@ -207,6 +210,9 @@ def _screen(
         saved=request.query_params.get("enregistre"),
         call_url=_call_url(account_id, call_id),
         voicemail_id=voicemail_id,
+        notice_link=notice_link(mandate, rt.settings.public_base_url, call),
+        sms_ready=sms_configured(rt.settings),
+        number_known=call.from_sealed is not None,
     )
 
 
@@ -404,6 +410,22 @@ def _slot(value: str) -> tuple[dt.datetime, dt.datetime]:
     if starts.tzinfo is None or ends.tzinfo is None:
         raise SlotMissing("choose a slot for the appointment")
     return starts, ends
+
+
+@router.post("/appels/{account_id}/{call_id}/notice-sms")
+def send_notice_sms(
+    account_id: uuid.UUID,
+    call_id: uuid.UUID,
+    viewer: OperatorForm,
+    rt: CurrentRuntime,
+    motif: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """The caller asks for the full notice: sent by SMS to the call's number (the ledger)."""
+    with unit_of_work(rt, viewer.principal, account_id, f"call:{call_id}") as s:
+        call = calls.get_call(s, call_id)
+        if call.notice_sms_at is None:  # a second click sends nothing more
+            send_notice(s, rt.settings, call, via="operator")
+    return redirect(_call_url(account_id, call_id, motif or None))
 
 
 @router.post("/appels/{account_id}/{call_id}/enregistrement/arreter")
