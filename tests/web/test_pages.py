@@ -318,7 +318,7 @@ def test_the_export_needs_a_fresh_password_then_gives_the_csv(world: World) -> N
     assert ok.headers["location"] == "/portail/export"
     r = client.get("/portail/export.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    assert NAME in r.text and r.text.startswith("kind,id,purpose")
+    assert NAME in r.text and r.text.startswith("\ufeffType;Identifiant;Motif")
     assert "account.export" in audit_actions(world)
 
 
