@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     )
     sqlite_synchronous: str = Field(default="NORMAL")
     blind_index_bits: int = Field(default=16, ge=8, le=32)
-    smtp_host: str | None = Field(default=None, description="SMTP server; unset: mail is not sent")
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server; unset: mail goes to a Maildir, DATA_DIR/outbox/"
+    )
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_starttls: bool = Field(default=False)
     smtp_user: str | None = Field(default=None)

@@ -4,20 +4,30 @@ Mail leaves the storage boundary in clear and cannot be erased once sent, so by 
 product's e-mails carry no personal data: they say that something is waiting and link to the
 portal. ``send`` refuses a body in which the detector finds structured personal data (phone,
 e-mail other than the recipient's, NIR, IBAN, card) — a last guard, tested.
+
+With no SMTP server configured, mail is not lost: it is written to a Maildir under the data
+directory (``DATA_DIR/outbox/``), readable with any mail client or Python's ``mailbox`` module
+(docs/adr/0019). The same guard applies there.
 """
 
 from __future__ import annotations
 
+import logging
+import mailbox
+import os
 import re
 import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Protocol
 
 from permanence.config import Settings
 from permanence.errors import ConfigurationError, ValidationFailed
 from permanence.pii import STRUCTURED_TYPES, detect
+
+log = logging.getLogger("permanence.mail")
 
 
 @dataclass(frozen=True)
@@ -67,17 +77,7 @@ class SmtpMailer:
 
     def send(self, mail: Mail) -> None:
         check_no_personal_data(mail)
-        msg = EmailMessage()
-        msg["From"] = self.sender
-        msg["To"] = mail.to
-        msg["Subject"] = mail.subject
-        if mail.delivery_id:
-            domain = self.sender.rpartition("@")[2] or "permanence.invalid"
-            msg["Message-ID"] = f"<{mail.delivery_id}@{domain}>"
-            msg["X-Permanence-Delivery"] = mail.delivery_id
-        msg.set_content(mail.text)
-        if mail.html:
-            msg.add_alternative(mail.html, subtype="html")
+        msg = _message(self.sender, mail)
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             if self.starttls:
                 smtp.starttls(context=ssl.create_default_context())
@@ -86,6 +86,50 @@ class SmtpMailer:
             smtp.send_message(msg)
 
 
-def mailer_for(settings: Settings) -> Mailer | None:
-    """The configured mailer, or None when no SMTP server is configured."""
-    return SmtpMailer(settings) if settings.smtp_host else None
+class MaildirMailer:
+    """Writes each mail to a Maildir (``DATA_DIR/outbox/`` by default) instead of sending it:
+    the mailer when no SMTP server is configured, so that a fresh installation and the demo
+    keep their e-mails (reset links, notifications) where the operator of the machine can
+    read them, rather than failing every delivery."""
+
+    def __init__(self, settings: Settings, path: os.PathLike[str] | None = None) -> None:
+        self.path = os.fspath(path) if path is not None else os.fspath(outbox_dir(settings))
+        self.sender = settings.mail_from
+
+    def send(self, mail: Mail) -> None:
+        check_no_personal_data(mail)
+        msg = _message(self.sender, mail)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        box = mailbox.Maildir(self.path, create=True)  # its folders: owner only (0700)
+        try:
+            box.add(msg)
+        finally:
+            box.close()
+        log.info("mail written to the local outbox (no SMTP server configured)")
+
+
+def outbox_dir(settings: Settings) -> Path:
+    """Where mail goes when no SMTP server is configured."""
+    return settings.data_dir / "outbox"
+
+
+def _message(sender: str, mail: Mail) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = mail.to
+    msg["Subject"] = mail.subject
+    if mail.delivery_id:
+        domain = sender.rpartition("@")[2] or "permanence.invalid"
+        msg["Message-ID"] = f"<{mail.delivery_id}@{domain}>"
+        msg["X-Permanence-Delivery"] = mail.delivery_id
+    msg.set_content(mail.text)
+    if mail.html:
+        msg.add_alternative(mail.html, subtype="html")
+    return msg
+
+
+def mailer_for(settings: Settings) -> Mailer:
+    """The SMTP mailer when a server is configured, else the local Maildir outbox."""
+    if settings.smtp_host:
+        return SmtpMailer(settings)
+    return MaildirMailer(settings)

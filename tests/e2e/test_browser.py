@@ -173,6 +173,7 @@ def test_operator_takes_a_call_and_the_client_acknowledges_the_message(
     cp = client.page
     expect(cp.get_by_role("heading", name="Messages")).to_be_visible()
     expect(cp.get_by_text("Demande d'intervention")).to_be_visible()
+    expect(cp.locator("tbody tr").first).to_contain_text(CALLER_NAME)  # read from the list
     client.check("portal-messages")
     cp.locator("table a").first.click()
     expect(cp.get_by_text(CALLER_NAME)).to_be_visible()

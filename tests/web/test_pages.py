@@ -283,7 +283,8 @@ def test_the_client_reads_and_acknowledges_a_message_other_accounts_get_404(worl
     msg_id = message_for_plumber(world)
     client, csrf = page_login(world, world.client_plumber)
     listing = client.get("/portail/messages").text
-    assert f"/portail/messages/{msg_id}" in listing and NAME not in listing
+    # The list shows who called (one audited read for the page, tests/web/test_portal_inbox.py).
+    assert f"/portail/messages/{msg_id}" in listing and NAME in listing
     page = client.get(f"/portail/messages/{msg_id}")
     assert NAME in page.text and "Adresse de l&#39;intervention" in page.text
     assert NAME not in re.search(r"<title>(.*?)</title>", page.text).group(1)  # type: ignore[union-attr]
@@ -318,7 +319,7 @@ def test_the_export_needs_a_fresh_password_then_gives_the_csv(world: World) -> N
     assert ok.headers["location"] == "/portail/export"
     r = client.get("/portail/export.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    assert NAME in r.text and r.text.startswith("kind,id,purpose")
+    assert NAME in r.text and r.text.startswith("\ufeffType;Identifiant;Motif")
     assert "account.export" in audit_actions(world)
 
 

@@ -22,8 +22,9 @@ from permanence.calls import service as calls
 from permanence.context import AccessContext, Role
 from permanence.contracts import service as contracts
 from permanence.db import switch_account, utcnow
+from permanence.delivery.service import set_webhook_secret
 from permanence.errors import Conflict
-from permanence.mandates.schema import FieldType, Purpose
+from permanence.mandates.schema import FieldType, Purpose, WebhookRecipient, parse_mandate
 from permanence.messages import service as messages
 from permanence.runtime import Runtime
 from permanence.staff.model import User
@@ -313,6 +314,12 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
                 effective_from=signed,
             )
             contracts.sign_contract(s, contract.id, signed_at=signed)
+            # The mandate names where its webhook's signing secret is kept: the demo creates
+            # it, so that its webhook deliveries are signed rather than refused for want of it.
+            for recipient in parse_mandate(text).recipients:
+                if isinstance(recipient, WebhookRecipient):
+                    secret, _ = set_webhook_secret(s, rt.keyring, recipient.secret_ref)
+                    lines.append(f"account {slug}: webhook secret {recipient.secret_ref} {secret}")
         counts = _load_account_activity(
             rt, account, kind, callers_by_account[slug], rng, now, operator_ids, calls_per_account
         )

@@ -28,6 +28,7 @@ from permanence.errors import ValidationFailed
 from permanence.rights import clock
 from permanence.rights import service as rights
 from permanence.rights.model import CLOSED_STATES, OPEN_STATES, Kind, RightsRequest, State
+from permanence.spreadsheet import safe_cell
 
 REGISTER_LIMIT = 500  # rows per account on one page of the register
 HISTORY_LIMIT = 500
@@ -198,13 +199,6 @@ CSV_COLUMNS = (
     "overdue",
     "outcome",
 )
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
-def safe_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def _iso(value: dt.datetime | None) -> str:

@@ -1,5 +1,6 @@
-"""Server-rendered supervision pages: the live board (refreshes itself, no JavaScript) and an
-account's statistics with its charts and usage reports, on the interface's shared layout."""
+"""Server-rendered supervision pages: the live board (reloaded by app.js; without JavaScript,
+by a meta refresh inside <noscript>) and an account's statistics with its charts and usage
+reports, on the interface's shared layout."""
 
 from __future__ import annotations
 

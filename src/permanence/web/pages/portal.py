@@ -23,7 +23,7 @@ from permanence.context import Role
 from permanence.contracts import service as contracts
 from permanence.errors import Conflict, PermissionDenied, ValidationFailed
 from permanence.mandates.forms import form_for
-from permanence.messages import agenda, export
+from permanence.messages import agenda, export, inbox
 from permanence.messages import service as messages
 from permanence.staff import auth
 from permanence.web.deps import CurrentRuntime, session_of, unit_of_work
@@ -58,15 +58,28 @@ def message_list(
     viewer: Client,
     rt: CurrentRuntime,
     etat: Annotated[str | None, Query(pattern="^(new|acknowledged)$")] = None,
+    urgent: Annotated[bool, Query()] = False,
+    du: Annotated[dt.date | None, Query()] = None,
+    au: Annotated[dt.date | None, Query()] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    acquittes: Annotated[int | None, Query(ge=0, le=inbox.MAX_BULK)] = None,
 ) -> Response:
+    """One page of messages with who called and the first words: one audited read."""
     account_id = _account(viewer)
-    with unit_of_work(rt, viewer.principal, account_id, "portal:messages", readonly=True) as s:
-        rows = messages.list_messages(
-            s, status=etat, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+    filters = inbox.Filters(
+        status=etat,
+        urgent=urgent,
+        since=dt.datetime.combine(du, dt.time(), TIMEZONE) if du else None,
+        until=dt.datetime.combine(au + dt.timedelta(days=1), dt.time(), TIMEZONE) if au else None,
+    )
+    with unit_of_work(rt, viewer.principal, account_id, "portal:messages") as s:
+        rows = inbox.page(
+            s, rt.keyring, filters, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
         )
         _row, mandate = accounts.mandate_version(s, account_id)
     labels = {p.code: (p.label_fr, p.label_en or p.label_fr) for p in mandate.purposes}
+    query = {"etat": etat, "urgent": "1" if urgent else None, "du": du, "au": au}
+    kept = "&".join(f"{k}={v}" for k, v in query.items() if v)
     return render(
         request,
         "portal/messages.html",
@@ -75,8 +88,27 @@ def message_list(
         more=len(rows) > PAGE_SIZE,
         page=page,
         etat=etat,
+        urgent=urgent,
+        du=du,
+        au=au,
+        kept=kept,
+        acknowledged=acquittes,
         labels=labels,
     )
+
+
+@router.post("/messages/acquitter")
+def acknowledge_many(
+    viewer: ClientForm,
+    rt: CurrentRuntime,
+    ids: Annotated[list[uuid.UUID], Form(max_length=inbox.MAX_BULK)] = [],  # noqa: B006
+    retour: Annotated[str, Form(max_length=200, pattern=r"^[a-z0-9=&\-]*$")] = "",
+) -> Response:
+    """Acknowledge the ticked messages at once (the list's bulk action)."""
+    with unit_of_work(rt, viewer.principal, _account(viewer), "portal:messages") as s:
+        count = inbox.acknowledge_many(s, ids)
+    back = "&".join(part for part in (retour, f"acquittes={count}") if part)
+    return redirect(f"/portail/messages?{back}")
 
 
 @router.get("/messages/{message_id}", response_class=HTMLResponse)
@@ -168,6 +200,28 @@ def move(
     except ValidationFailed:
         return redirect(back + ("&" if semaine else "?") + "probleme=date")
     return redirect(f"/portail/agenda?semaine={starts.date().isoformat()}")
+
+
+@router.get("/rendez-vous/{appointment_id}/annuler", response_class=HTMLResponse)
+def cancel_page(
+    request: Request,
+    appointment_id: uuid.UUID,
+    viewer: Client,
+    rt: CurrentRuntime,
+    semaine: Annotated[dt.date | None, Query()] = None,
+) -> Response:
+    """Asks before cancelling: when, and the two choices (cancel, keep it)."""
+    with unit_of_work(
+        rt, viewer.principal, _account(viewer), f"appointment:{appointment_id}", readonly=True
+    ) as s:
+        appt = agenda.get(s, appointment_id)
+    return render(
+        request,
+        "portal/cancel.html",
+        viewer,
+        appt=appt,
+        semaine=(semaine or _week_start(appt.starts_at.astimezone(TIMEZONE).date())).isoformat(),
+    )
 
 
 @router.post("/rendez-vous/{appointment_id}/annuler")

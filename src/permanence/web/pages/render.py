@@ -186,6 +186,12 @@ def _local(value: dt.datetime) -> dt.datetime:
     return value.astimezone(TIMEZONE)
 
 
+def _other_year(value: dt.date) -> bool:
+    """Dates show their year when it is not the current one (Paris time)."""
+    year = _local(value).year if isinstance(value, dt.datetime) else value.year
+    return year != dt.datetime.now(TIMEZONE).year
+
+
 def _duration(value: dt.timedelta) -> str:
     """A clock's distance, "3 h 05 min" (sign dropped: the template says before or after)."""
     minutes = abs(int(value.total_seconds())) // 60
@@ -204,9 +210,17 @@ def environment(lang: str) -> jinja2.Environment:
     )
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["when"] = lambda v: (
-        format_datetime(_local(v), "EEE d MMM, HH:mm", locale=lang) if v else ""
+        format_datetime(
+            _local(v), "EEE d MMM y, HH:mm" if _other_year(v) else "EEE d MMM, HH:mm", locale=lang
+        )
+        if v
+        else ""
     )
-    env.filters["day"] = lambda v: format_date(v, "EEEE d MMMM", locale=lang) if v else ""
+    env.filters["day"] = lambda v: (
+        format_date(v, "EEEE d MMMM y" if _other_year(v) else "EEEE d MMMM", locale=lang)
+        if v
+        else ""
+    )
     env.filters["hour"] = lambda v: format_time(_local(v), "HH:mm", locale=lang) if v else ""
     env.filters["local_iso"] = lambda v: _local(v).strftime("%Y-%m-%dT%H:%M") if v else ""
     env.filters["duration"] = _duration

@@ -26,6 +26,16 @@
     window.addEventListener("pagehide", function () { source.close(); });
   }
 
+  // The live board reloads itself every data-refresh seconds (a meta refresh is flagged by
+  // accessibility checkers; browsers without JavaScript get one inside <noscript>).
+  var board = document.querySelector("[data-refresh]");
+  if (board) {
+    var seconds = parseInt(board.getAttribute("data-refresh"), 10);
+    if (seconds > 0) {
+      window.setTimeout(function () { window.location.reload(); }, seconds * 1000);
+    }
+  }
+
   // Keyboard shortcuts: Alt + a key activates the control that declares it in
   // aria-keyshortcuts (announced by screen readers). The physical key is used, so Alt+1 works
   // on every layout (AZERTY included) and on a Mac, where Alt types special characters.
