@@ -23,6 +23,11 @@ DUTIES: tuple[Duty, ...] = (
         "mandates/forms.py, messages/service.py",
     ),
     Duty(
+        "Art. 5(1)(d)",
+        "Data kept accurate: a rectification meets the same rules as the record it changes",
+        "rights/service.py, mandates/forms.py",
+    ),
+    Duty(
         "Art. 5(1)(e)",
         "Records are deleted at the end of their retention period",
         "retention/service.py (serve's sweep, permanence retention run)",
@@ -49,6 +54,11 @@ DUTIES: tuple[Duty, ...] = (
         "mandates/schema.py, mandates/forms.py",
     ),
     Duty(
+        "Art. 12(1)",
+        "What the subject receives is concise, intelligible and in plain French",
+        "rights/package.py (rapport.html)",
+    ),
+    Duty(
         "Art. 12(3)",
         "Requests answered within a month, extended once with reasons sent",
         "rights/clock.py, rights/service.py",
@@ -69,6 +79,16 @@ DUTIES: tuple[Duty, ...] = (
         "rights/service.py",
     ),
     Duty("Art. 15", "The subject's data and its context are given", "rights/package.py"),
+    Duty(
+        "Art. 15(3)",
+        "A copy of the data is provided, one link per recipient",
+        "rights/package.py",
+    ),
+    Duty(
+        "Art. 16",
+        "Rectification without undue delay, validated against the mandate",
+        "rights/service.py",
+    ),
     Duty(
         "Art. 17",
         "Erasure reaches every copy, backups included, unless a legal hold applies",
