@@ -26,8 +26,8 @@ def private_dir(path: Path) -> Path:
 
 
 def private_file(path: Path) -> Path:
-    """Create ``path`` empty with mode 0600 if it does not exist, else make it 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    """Create ``path`` empty with mode 0600 if it does not exist, else make it 0600 (its
+    folder must exist)."""
     fd = os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE)
     os.close(fd)
     with contextlib.suppress(PermissionError):
@@ -49,5 +49,7 @@ def private_sqlite(url: str) -> None:
     """Make the SQLite database file of ``url`` private before SQLite opens it (SQLite
     creates a new file 0644 under the usual umask, and its WAL and SHM files copy that)."""
     path = sqlite_file(url)
-    if path is not None:
+    # A missing folder is a wrong setting, not ours to create: SQLite then fails to open the
+    # file and the service says the database is unavailable (503, /readyz).
+    if path is not None and path.parent.is_dir():
         private_file(path)

@@ -595,6 +595,7 @@ def _load_sqlite(settings: Settings, staged: Staged) -> None:
     if len(paths) != 1:
         raise ValidationFailed("the archive holds no SQLite database")
     target = _sqlite_path(settings.effective_migration_url)
+    target.parent.mkdir(parents=True, exist_ok=True)
     private_file(target)  # 0600 before SQLite writes a page into it
     src = sqlite3.connect(paths[0])
     dst = sqlite3.connect(target, timeout=30)

@@ -19,7 +19,7 @@ from permanence.web.deps import CurrentRuntime
 from permanence.web.pages.render import LANGUAGES, environment, language
 from permanence.web.pages.render import translations as catalog
 
-router = APIRouter(prefix="/n")
+router = APIRouter(prefix="/n", include_in_schema=False)  # a page, not the API
 Slug = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Version = Annotated[int, Path(ge=1, le=1_000_000)]
 Lang = Annotated[str | None, Query(pattern=r"^(fr|en)$")]
