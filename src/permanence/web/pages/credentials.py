@@ -9,8 +9,6 @@ scanners that follow links spend nothing); the form's POST spends it.
 
 from __future__ import annotations
 
-import hmac
-import secrets
 import uuid
 from typing import Annotated
 
@@ -23,9 +21,8 @@ from permanence.staff import auth, credentials, mails
 from permanence.staff.auth import TooManyAttempts
 from permanence.staff.model import User
 from permanence.staff.passwords import WeakPassword
-from permanence.web.deps import CurrentRuntime, forget_user, secure_cookies, session_of
+from permanence.web.deps import CurrentRuntime, forget_user, session_of
 from permanence.web.pages.render import (
-    SIGNIN_CSRF_COOKIE,
     FormViewer,
     PageViewer,
     Viewer,
@@ -34,6 +31,7 @@ from permanence.web.pages.render import (
     render,
     roles,
 )
+from permanence.web.pages.signin import signed_out_csrf_ok, signed_out_form
 
 router = APIRouter()
 
@@ -239,25 +237,9 @@ def enrol(
 
 
 def _forgotten_form(request: Request, *, status_code: int = 200, problem: str = "") -> Response:
-    token = secrets.token_urlsafe(24)
-    response = render(
-        request,
-        "account/forgotten.html",
-        status_code=status_code,
-        csrf=token,
-        sent=False,
-        problem=problem,
+    return signed_out_form(
+        request, "account/forgotten.html", status_code=status_code, sent=False, problem=problem
     )
-    response.set_cookie(
-        SIGNIN_CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=secure_cookies(request),
-        max_age=3600,
-        path="/connexion",
-    )
-    return response
 
 
 @router.get("/connexion/mot-de-passe-oublie")
@@ -275,8 +257,7 @@ def forgotten(
 ) -> Response:
     """Send a reset link; the answer is the same whether the address has an account (and the
     e-mail leaves after it, so its time tells nothing either)."""
-    expected = request.cookies.get(SIGNIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected.encode(), csrf_token.encode()):
+    if not signed_out_csrf_ok(request, csrf_token):
         return _forgotten_form(request, status_code=403, problem="expired")
     with rt.db.session(AccessContext.system("auth:reset_request")) as s:
         link = credentials.request_reset(s, email)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
@@ -43,19 +43,13 @@ def home(request: Request, rt: CurrentRuntime) -> Response:
     return redirect("/connexion")
 
 
-def _signin_form(
-    request: Request, *, status_code: int = 200, problem: str | None = None, email: str = ""
+def signed_out_form(
+    request: Request, template: str, *, status_code: int = 200, **context: Any
 ) -> Response:
+    """A form for people not signed in (sign-in, forgotten password): a fresh CSRF token, in
+    the page and in a cookie scoped to /connexion (checked by ``signed_out_csrf_ok``)."""
     token = secrets.token_urlsafe(24)
-    response = render(
-        request,
-        "signin.html",
-        status_code=status_code,
-        csrf=token,
-        problem=problem,
-        email=email,
-        suite=safe_next(request.query_params.get("suite"), ""),
-    )
+    response = render(request, template, status_code=status_code, csrf=token, **context)
     response.set_cookie(
         SIGNIN_CSRF_COOKIE,
         token,
@@ -66,6 +60,25 @@ def _signin_form(
         path="/connexion",
     )
     return response
+
+
+def signed_out_csrf_ok(request: Request, sent: str) -> bool:
+    """Whether the form's token is the one ``signed_out_form`` put in the cookie."""
+    expected = request.cookies.get(SIGNIN_CSRF_COOKIE, "")
+    return bool(expected) and hmac.compare_digest(expected.encode(), sent.encode())
+
+
+def _signin_form(
+    request: Request, *, status_code: int = 200, problem: str | None = None, email: str = ""
+) -> Response:
+    return signed_out_form(
+        request,
+        "signin.html",
+        status_code=status_code,
+        problem=problem,
+        email=email,
+        suite=safe_next(request.query_params.get("suite"), ""),
+    )
 
 
 @router.get("/connexion")
@@ -84,8 +97,7 @@ def signin(
     totp: Annotated[str, Form(max_length=12)] = "",
     suite: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    expected = request.cookies.get(SIGNIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected.encode(), csrf_token.encode()):
+    if not signed_out_csrf_ok(request, csrf_token):
         return _signin_form(request, status_code=403, problem="expired", email=email)
     client = request.client.host if request.client else None
     try:
