@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
 import pydantic
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from permanence.mandates.schema import CountryCode, Text, _Model, _reject
 
@@ -203,30 +203,41 @@ class Hours(_Model):
     holidays: HolidayRule | None = None
     exceptions: tuple[HoursException, ...] = ()
 
-    @model_validator(mode="after")
-    def _check_rules(self) -> Self:
-        problems: list[str] = []
+    # Field validators: each part is checked (and reported) even when another is invalid.
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
         try:
-            ZoneInfo(self.timezone)
+            ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            problems.append(
-                f"timezone: unknown time zone '{self.timezone}' (an IANA name, e.g. Europe/Paris)"
-            )
+            _reject([f"unknown time zone '{value}' (an IANA name, e.g. Europe/Paris)"])
+        return value
+
+    @field_validator("weekly")
+    @classmethod
+    def _week_ranges(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        problems: list[str] = []
         week: dict[str, list[Span]] = {}
-        for day, ranges in self.weekly.items():
+        for day, ranges in value.items():
             if day not in WEEKDAYS:
-                problems.append(f"weekly: '{day}' is not a weekday ({', '.join(WEEKDAYS)})")
+                problems.append(f"'{day}' is not a weekday ({', '.join(WEEKDAYS)})")
                 continue
-            week[day], day_problems = _day_problems(f"weekly.{day}", ranges)
+            week[day], day_problems = _day_problems(day, ranges)
             problems += day_problems
         for i, day in enumerate(WEEKDAYS):  # a +1 range must end before the next day opens
             spans, following = week.get(day, []), week.get(WEEKDAYS[(i + 1) % 7], [])
             tail = max((s.end for s in spans if s.next_day), default=0)
             if tail and following and following[0].start < tail:
                 problems.append(
-                    f"weekly.{day}: a range past midnight runs until {_hhmm(tail)} on "
+                    f"{day}: a range past midnight runs until {_hhmm(tail)} on "
                     f"{WEEKDAYS[(i + 1) % 7]}, which opens at {_hhmm(following[0].start)}"
                 )
+        _reject(problems)
+        return value
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Self:
+        problems: list[str] = []
         for i, a in enumerate(self.exceptions):
             for j in range(i):
                 b = self.exceptions[j]
@@ -534,8 +545,11 @@ def on_call_lines(on_call: OnCall, lang: str = "fr") -> list[str]:
             contact.ends.hour * 60 + contact.ends.minute, lang
         )
         if contact.days:
-            idx = [WEEKDAYS.index(d) for d in contact.days]
-            days = _join([_DAY_NAMES[lang][i] for i in sorted(idx)], lang)
+            idx = sorted(WEEKDAYS.index(d) for d in contact.days)
+            if len(idx) >= 3 and idx == list(range(idx[0], idx[-1] + 1)):
+                days = _days_words(idx[0], idx[-1], lang)
+            else:
+                days = _join([_DAY_NAMES[lang][i] for i in idx], lang)
         else:
             days = "tous les jours" if lang == "fr" else "every day"
         line = (
