@@ -563,3 +563,17 @@ def on_call_lines(on_call: OnCall, lang: str = "fr") -> list[str]:
             line += f" (du {a} au {b})" if lang == "fr" else f" ({a} to {b})"
         lines.append(line)
     return lines
+
+
+def opening_hours_view(mandate: Mandate, lang: str = "fr") -> dict[str, Any] | None:
+    """What the mandate pages show of the hours (None when the mandate declares none)."""
+    if mandate.hours is None:
+        return None
+    forward = mandate.after_hours is not None and (
+        mandate.after_hours.action is AfterHoursAction.FORWARD
+    )
+    return {
+        "week": describe(mandate.hours, lang),
+        "after": describe_after_hours(mandate, lang),
+        "on_call": on_call_lines(mandate.on_call, lang) if forward and mandate.on_call else [],
+    }

@@ -41,6 +41,7 @@ from permanence.errors import NotFound, PermissionDenied, ValidationFailed
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.render import PARIS
+from permanence.routing.hours import AFTER_HOURS as AFTER_HOURS_ROUTINGS
 from permanence.staff.auth import IDLE_TIMEOUT
 from permanence.staff.model import User, WebSession
 from permanence.stats.model import OperatorDailyStats, OperatorPresence
@@ -243,6 +244,12 @@ class AccountStats:
     by_hour: list[Counts]  # 24 Paris hours of the day
     by_day: list[tuple[dt.date, Counts]]
     by_month: list[tuple[str, Counts]] = field(default_factory=list)
+    # Calls that arrived out of the mandate's opening hours (calls.routing, routing.hours).
+    after_hours: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def after_hours_total(self) -> int:
+        return sum(self.after_hours.values())
 
     @property
     def in_progress(self) -> int:
@@ -285,6 +292,12 @@ class AccountStats:
                 "cancelled": self.appointments_cancelled,
             },
             "recordings": {"count": self.recordings, "seconds": self.recording_s},
+            "after_hours": {
+                "total": self.after_hours_total,
+                "voicemail": self.after_hours.get("after_hours_voicemail", 0),
+                "forward": self.after_hours.get("after_hours_forward", 0),
+                "answer": self.after_hours.get("after_hours_answer", 0),
+            },
             "by_hour": [{"hour": h, **c.as_dict()} for h, c in enumerate(self.by_hour)],
             "by_day": [{"day": d.isoformat(), **c.as_dict()} for d, c in self.by_day],
             "by_month": [{"month": m, **c.as_dict()} for m, c in self.by_month],
@@ -385,6 +398,16 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
             Recording.created_at < period.upper,
         )
     ).one()
+    # A second, small query: ``routing`` is not in the statistics index, and only the calls
+    # of the period (ix_calls_account_started) are read.
+    after_hours = {
+        str(routing): int(n)
+        for routing, n in session.execute(
+            select(Call.routing, func.count())
+            .where(where, Call.routing.in_(AFTER_HOURS_ROUTINGS))
+            .group_by(Call.routing)
+        ).all()
+    }
     return AccountStats(
         account_id=account_id,
         period=period,
@@ -405,6 +428,7 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
         by_hour=by_hour,
         by_day=sorted(by_day.items()),
         by_month=sorted(by_month.items()),
+        after_hours=after_hours,
     )
 
 

@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from permanence.context import STAFF_ROLES, AccessContext, Role
 from permanence.errors import NotAuthenticated, PermissionDenied
+from permanence.mandates.hours import opening_hours_view
 from permanence.runtime import Runtime
 from permanence.staff import auth
 from permanence.web.deps import SESSION_COOKIE, Principal, runtime
@@ -224,6 +225,7 @@ def environment(lang: str) -> jinja2.Environment:
     env.filters["hour"] = lambda v: format_time(_local(v), "HH:mm", locale=lang) if v else ""
     env.filters["local_iso"] = lambda v: _local(v).strftime("%Y-%m-%dT%H:%M") if v else ""
     env.filters["duration"] = _duration
+    env.filters["opening_hours"] = lambda m: opening_hours_view(m, lang)
     env.globals["lang"] = lang
     env.globals["other_lang"] = "en" if lang == "fr" else "fr"
     env.globals["STAFF_ROLES"] = STAFF_ROLES
