@@ -42,7 +42,12 @@ from permanence.crypto import normalize
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, switch_account, utcnow
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from permanence.mandates.hours import DEFAULT_FORWARD_NOTICE, AfterHours, AfterHoursAction
+from permanence.mandates.hours import (
+    DEFAULT_FORWARD_NOTICE,
+    DEFAULT_GREETING,
+    AfterHours,
+    AfterHoursAction,
+)
 from permanence.mandates.schema import Mandate
 from permanence.recordings import service as recordings
 from permanence.routing import hours as routing
@@ -235,9 +240,9 @@ def _greeting(
     if call.language == "fr" and mandate.notice.english_key is None and after.greeting_en:
         langs.append("en")
     for lang in langs:
-        text = after.greeting(lang)
-        if text:
-            reply.say(text, language=PROMPTS[lang]["voice"], parent=parent)
+        # A forward that found nobody on call falls back to voicemail: the default greeting.
+        text = after.greeting(lang) or DEFAULT_GREETING[lang]
+        reply.say(text, language=PROMPTS[lang]["voice"], parent=parent)
 
 
 def _next_leg(
