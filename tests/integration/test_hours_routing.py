@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from permanence.accounts.service import account_by_slug
+from permanence.accounts.service import account_by_slug, import_mandate
 from permanence.audit.model import AuditEntry
 from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
@@ -23,7 +23,7 @@ from permanence.routing import hours as routing
 from permanence.runtime import Runtime
 from permanence.stats import service as stats
 from permanence.web.app import create_app
-from tests.factories import ctx_for, make_account
+from tests.factories import ctx_for, demo_mandate_text, make_account
 from tests.integration.test_telephony import PUBLIC, follow, incoming, post
 from tests.provider_server import ACCOUNT_SID, ProviderServer
 
@@ -241,3 +241,37 @@ def test_nobody_on_call_means_voicemail_and_after_hours_calls_are_counted(
         ).as_dict()
     assert figures["calls"]["received"] == 3
     assert figures["after_hours"] == {"total": 2, "voicemail": 1, "forward": 1, "answer": 0}
+
+
+def test_out_of_hours_a_caller_choosing_english_hears_the_english_greeting(
+    client: TestClient, rt: Runtime, arrive_at: Arrive
+) -> None:
+    """With the mandate's English key the greeting is said inside the <Gather>, in French,
+    then in English once the caller chose it; no key: voicemail."""
+    text = demo_mandate_text("cabinet-lefevre").replace(
+        'version: "2025-01"', 'version: "2025-01"\n  english_key: "2"', 1
+    )
+    with rt.db.session(AccessContext.system("test")) as s:
+        account = account_by_slug(s, "cabinet-lefevre")
+    with rt.db.session(AccessContext.system("test", account.id)) as s:
+        import_mandate(s, text, account_id=account.id)
+    arrive_at("2026-12-12 10:00")  # Saturday
+    sid = "CA" + "a" * 32
+    reply = incoming(client, sid, to=LEFEVRE_DID)
+    assert [el.tag for el in reply] == ["Gather", "Redirect"]
+    gather = reply[0]
+    said = [says(el) for el in gather]
+    assert [lang for lang, _ in said] == ["fr-FR", "en-GB", "fr-FR"]
+    assert said[0][1].startswith("Le cabinet du docteur Lefèvre est fermé.")
+    assert said[1][1] == "For English, press 2."
+    assert said[2][1].startswith("Cabinet du docteur Lefèvre, bonjour")
+    english = follow(client, gather.get("action", ""), sid, Digits="2")
+    assert [el.tag for el in english] == ["Gather", "Redirect"]
+    said = [says(el) for el in english[0]]
+    assert said[0][0] == "en-GB" and said[0][1].startswith(
+        "Dr Lefèvre's practice is closed. In a medical emergency, hang up and dial 15."
+    )
+    assert said[1][1].startswith("Dr Lefèvre's practice, good morning.")
+    last = follow(client, english[1].text or "", sid)
+    assert [el.tag for el in last] == ["Record"]
+    assert the_call(rt, "cabinet-lefevre", sid).language == "en"
