@@ -42,6 +42,7 @@ class Call(Base):
             "answered_at",
             "ended_at",
             "talk_s",
+            "routing",
         ),
     )
 
