@@ -69,7 +69,11 @@ def test_an_operator_takes_five_calls_in_a_row_with_the_keyboard(
     page.on("framenavigated", lambda f: op.urls.append(f.url) if f == page.main_frame else None)
     page.on(
         "console",
-        lambda m: op.csp_errors.append(m.text) if "Content Security Policy" in m.text else None,
+        lambda m: (
+            op.csp_errors.append(page.url + " " + m.text[:60])
+            if "Content Security Policy" in m.text
+            else None
+        ),
     )
     loads: list[str] = []
     page.on("load", lambda: loads.append(page.url))

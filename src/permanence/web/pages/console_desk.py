@@ -100,7 +100,7 @@ def first_empty(fields: list[Any], values: dict[str, str], books: bool) -> str |
     """The form control that takes the focus when a purpose is picked."""
     for f in fields:
         if not values.get(f.name):
-            return "f_" + f.name
+            return "f_" + str(f.name)
     return "creneau" if books else None
 
 
@@ -126,10 +126,10 @@ class History:
 
 def _kept(mandate: Mandate, purpose: str | None, kind: str, since: dt.datetime) -> bool:
     """Whether a record made at ``since`` is still within the mandate's retention."""
-    durations = [
+    found = [
         p.retention.get(kind) for p in mandate.purposes if purpose is None or p.code == purpose
     ]
-    durations = [d for d in durations if d is not None]
+    durations = [d for d in found if d is not None]
     if not durations:
         return True
     now = dt.datetime.now(dt.UTC)
