@@ -22,7 +22,7 @@ from permanence.messages.model import Appointment, Message
 from permanence.staff.model import WebSession
 from tests.e2e.conftest import CALLER_ADDRESS, CALLER_DESCRIPTION, CALLER_NAME, CALLER_PHONE
 from tests.e2e.test_browser import Browser
-from tests.factories import make_caller
+from tests.factories import ctx_for, make_caller
 from tests.web.conftest import PASSWORD, World
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,7 @@ def expire_sessions(world: World) -> None:
 
 
 def count(world: World, model: Any, account_id: Any) -> int:
-    with world.rt.db.session(AccessContext.system("test"), readonly=True) as s:
+    with world.rt.db.session(ctx_for(account_id), readonly=True) as s:  # row-level security
         return len(list(s.scalars(select(model).where(model.account_id == account_id))))
 
 
