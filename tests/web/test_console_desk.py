@@ -240,3 +240,23 @@ def test_the_slot_is_typed_when_the_agenda_has_no_free_slot(
         "%d %H:%M"
     )  # type: ignore[attr-defined]
     assert (appt.ends_at - appt.starts_at) == dt.timedelta(minutes=30)  # type: ignore[attr-defined]
+
+
+def test_the_instructions_name_the_on_call_contact_in_force_and_group_the_hours() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    import permanence.demo
+    from permanence.mandates.schema import Mandate
+    from permanence.web.pages import console_desk as desk
+    from permanence.web.pages.render import TIMEZONE
+
+    path = Path(permanence.demo.__file__).parent / "mandates" / "cabinet-lefevre.yaml"
+    mandate = Mandate.model_validate(yaml.safe_load(path.read_text()))
+    night = desk.instructions(mandate, dt.datetime(2026, 12, 7, 23, 0, tzinfo=TIMEZONE))
+    assert night.on_call_now is not None and night.on_call_now.starts == "18:00"
+    day = desk.instructions(mandate, dt.datetime(2026, 12, 7, 11, 0, tzinfo=TIMEZONE))
+    assert day.on_call_now is None and day.on_call_declared and len(day.on_call_rota) == 1
+    assert day.opening == [("mon", "fri", ("09:00-12:00", "14:00-18:00"))]
+    assert day.special is None  # the mandate has no special instructions (yet)

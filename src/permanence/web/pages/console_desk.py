@@ -49,7 +49,7 @@ class Instructions:
     on_call_now: OnCallNow | None
     on_call_declared: bool
     on_call_rota: list[OnCallNow]
-    opening: list[tuple[str, tuple[str, ...]]]
+    opening: list[tuple[str, str, tuple[str, ...]]]
     hours: Any = None  # the mandate's own ``hours`` (opening hours) when it declares them
 
 
@@ -69,7 +69,18 @@ def instructions(mandate: Mandate, now: dt.datetime) -> Instructions:
             if c.covers(moment):
                 current = OnCallNow(c.name, c.phone, c.from_, c.to)
                 break
-    opening = [(day, tuple(mandate.agenda.hours.get(day, ()))) for day in _WEEKDAYS]
+    # Consecutive days with the same ranges are grouped: ("mon", "fri", ranges).
+    opening: list[tuple[str, str, tuple[str, ...]]] = []
+    for day in _WEEKDAYS:
+        ranges = tuple(mandate.agenda.hours.get(day, ()))
+        if not ranges:
+            continue
+        last = opening[-1] if opening else None
+        follows = last is not None and _WEEKDAYS.index(last[1]) == _WEEKDAYS.index(day) - 1
+        if last is not None and follows and last[2] == ranges:
+            opening[-1] = (last[0], day, ranges)
+        else:
+            opening.append((day, day, ranges))
     return Instructions(
         special=str(special) if special else None,
         on_call_now=current,
@@ -77,7 +88,7 @@ def instructions(mandate: Mandate, now: dt.datetime) -> Instructions:
         on_call_rota=[OnCallNow(c.name, c.phone, c.from_, c.to) for c in on_call.contacts]
         if on_call is not None
         else [],
-        opening=[(d, r) for d, r in opening if r],
+        opening=opening,
         hours=getattr(mandate, "hours", None),
     )
 
