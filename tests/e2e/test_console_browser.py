@@ -244,4 +244,10 @@ def test_the_console_on_a_narrow_screen_is_one_column(
     assert side and main and main["y"] >= side["y"] + side["height"] - 1  # stacked
     assert page.evaluate("document.documentElement.scrollWidth") <= 420
     op.check("console-narrow")
+    # The optional sound is off by default; the operator's choice is remembered.
+    sound = page.get_by_label("Signal sonore à l’arrivée d’un appel")
+    expect(sound).not_to_be_checked()
+    sound.check()
+    page.reload()
+    expect(page.get_by_label("Signal sonore à l’arrivée d’un appel")).to_be_checked()
     op.close()
