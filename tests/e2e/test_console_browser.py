@@ -218,6 +218,12 @@ def test_an_operator_takes_five_calls_in_a_row_with_the_keyboard(
         )
     assert len(reads) == 1 and "follow_up" in reads[0].body
 
+    # No page with personal data is kept in the browser's storage (htmx's history cache is
+    # off; an operator's workstation is shared).
+    stored = page.evaluate(
+        "JSON.stringify([Object.assign({}, localStorage), Object.assign({}, sessionStorage)])"
+    )
+    assert CALLER_NAME not in stored and "htmx-history-cache" not in stored
     for text in op.urls + op.titles:
         assert CALLER_NAME not in text and "612345678" not in text.replace(" ", "")
     assert not op.csp_errors, op.csp_errors
