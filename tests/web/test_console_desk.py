@@ -260,3 +260,32 @@ def test_the_instructions_name_the_on_call_contact_in_force_and_group_the_hours(
     assert day.on_call_now is None and day.on_call_declared and len(day.on_call_rota) == 1
     assert day.opening == [("mon", "fri", ("09:00-12:00", "14:00-18:00"))]
     assert day.special is None  # the mandate has no special instructions (yet)
+
+
+def test_failed_sign_ins_again_count_toward_the_lock_like_the_sign_in_page(world: World) -> None:
+    from permanence.staff import credentials
+    from permanence.staff.model import User
+
+    world.rt.settings.signin_lock_threshold = 3
+    account_id, call_id = ring(world, MEDICAL_DID)
+    c = TestClient(world.app, follow_redirects=False)  # type: ignore[arg-type]
+    typed = {"motif": "message", "f_last_name": NAME, "f_phone": PHONE, "f_note": NOTE}
+    page = c.post(f"/console/appels/{account_id}/{call_id}/enregistrer", data=typed)
+    answers = []
+    for _ in range(4):
+        page = c.post(
+            f"/console/reprise/{account_id}/{call_id}",
+            data={
+                **typed,
+                "csrf_token": csrf_of(page.text),
+                "email": world.operator.email,
+                "password": "pas le bon",
+            },
+        )
+        answers.append(page.status_code)
+        assert f'value="{NOTE}"' in page.text  # still carried
+    assert answers[-1] == 423, answers
+    with world.rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        user = s.get(User, world.operator.id)
+        assert user is not None and credentials.is_locked(s, user)
+    assert rows(world, Message, account_id) == []

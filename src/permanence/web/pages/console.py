@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -439,6 +439,7 @@ async def resume(
     account_id: uuid.UUID,
     call_id: uuid.UUID,
     rt: CurrentRuntime,
+    background: BackgroundTasks,
 ) -> Response:
     """Sign in again from the page that carries a typed form, then save that form."""
     form = await request.form()
@@ -451,17 +452,19 @@ async def resume(
             request, account_id, call_id, carried, problem="expired", email=email, status_code=403
         )
     client = request.client.host if request.client else None
-    try:
+    password = str(form.get("password", ""))[:200]
+    totp = str(form.get("totp", ""))[:12] or None
+
+    def attempt() -> tuple[auth.SignedIn | None, bool]:
         with rt.db.session(AccessContext.system("auth:login")) as s:
             signed = auth.sign_in(
-                s,
-                rt.keyring,
-                email=email,
-                password=str(form.get("password", ""))[:200],
-                totp_code=str(form.get("totp", ""))[:12] or None,
-                client=client,
+                s, rt.keyring, email=email, password=password, totp_code=totp, client=client
             )
             unsigned = signed is not None and not training.undertaking_signed(s, signed.user.id)
+            return signed, unsigned
+
+    try:
+        signed, unsigned = await run_in_threadpool(attempt)
     except TooManyAttempts as exc:
         return _signin_again(
             request,
@@ -476,6 +479,11 @@ async def resume(
         return _signin_again(
             request, account_id, call_id, carried, problem="locked", email=email, status_code=423
         )
+    if signed is None:
+        from permanence.web.credentials_api import lock_after_refusal
+
+        # As on the sign-in page: repeated failures lock the account and mail the unlock link.
+        await run_in_threadpool(lock_after_refusal, rt, email, background)
     if signed is None or signed.user.role not in OPERATING or unsigned:
         return _signin_again(request, account_id, call_id, carried, problem="refused", email=email)
     viewer = Viewer(
