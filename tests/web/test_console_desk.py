@@ -114,7 +114,14 @@ def test_the_history_is_read_only_with_a_reason_and_is_audited(world: World) -> 
     section = page.split('id="historique"')[1].split("</section>")[0]
     assert "Demande d&#39;intervention" in section and "à traiter" in section
     assert "Fuite" not in section  # metadata only: when, purpose, state
-    [entry] = history_reads(world)
+    op.cookies.set("permanence_lang", "en")
+    english = op.get(f"{url}?historique=follow_up").text
+    section = english.split('id="historique"')[1].split("</section>")[0]
+    assert "Call-out request" in section and "to treat" in section
+    assert "follow-up of a request" in section
+    op.cookies.set("permanence_lang", "fr")
+    first, _second = history_reads(world)
+    entry = first
     assert entry.subject_id == caller
     assert '"reason":"call_back"' in entry.body.replace(" ", "")
     assert NAME not in entry.body and "Fuite" not in entry.body
