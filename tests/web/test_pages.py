@@ -256,6 +256,7 @@ def test_an_appointment_is_booked_in_a_free_slot_from_the_screen_pop(world: Worl
     op, csrf = page_login(world, world.operator)
     url = f"/console/appels/{account_id}/{call_id}"
     page = op.get(f"{url}?motif=appointment").text
+    assert 'name="f_preferred_slot"' not in page  # the slot is asked once
     slot = re.search(r'<option value="([^"]+/[^"]+)">', page).group(1)  # type: ignore[union-attr]
     starts = dt.datetime.fromisoformat(slot.split("/")[0])
     form = {
@@ -263,8 +264,7 @@ def test_an_appointment_is_booked_in_a_free_slot_from_the_screen_pop(world: Worl
         "f_last_name": NAME,
         "f_phone": PHONE,
         "f_address": "5 rue des Lilas",
-        "f_preferred_slot": starts.strftime("%Y-%m-%dT%H:%M"),
-        "creneau": slot,
+        "creneau": slot,  # asked once: it also fills the purpose's preferred_slot
         "csrf_token": csrf,
     }
     r = op.post(f"{url}/enregistrer", data=form)
