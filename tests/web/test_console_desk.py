@@ -296,3 +296,32 @@ def test_failed_sign_ins_again_count_toward_the_lock_like_the_sign_in_page(world
         user = s.get(User, world.operator.id)
         assert user is not None and credentials.is_locked(s, user)
     assert rows(world, Message, account_id) == []
+
+
+def test_the_on_call_contact_in_force_follows_the_rota_days_and_dates_as_routing_does() -> None:
+    """The console names the contact the call routing would forward to: the rota's weekdays
+    and validity dates count, not only the time of day (the plumber's demo rota)."""
+    from pathlib import Path
+
+    import yaml
+
+    import permanence.demo
+    from permanence.mandates.schema import Mandate
+    from permanence.web.pages import console_desk as desk
+    from permanence.web.pages.render import TIMEZONE
+
+    path = Path(permanence.demo.__file__).parent / "mandates" / "plomberie-durand.yaml"
+    mandate = Mandate.model_validate(yaml.safe_load(path.read_text()))
+
+    def in_force(*when: int) -> str | None:
+        now = desk.instructions(mandate, dt.datetime(*when, tzinfo=TIMEZONE)).on_call_now
+        return now.name if now else None
+
+    assert in_force(2026, 12, 12, 10, 0) == "Sophie Durand"  # a Saturday: the weekend line
+    assert in_force(2026, 12, 7, 10, 0) is None  # a Monday in office hours: nobody on call
+    assert in_force(2026, 12, 28, 10, 0) == "Marc Durand"  # a Christmas-week weekday
+    assert in_force(2026, 12, 8, 19, 0) == "Marc Durand"  # a Tuesday evening
+    assert in_force(2026, 12, 13, 19, 0) == "Sophie Durand"  # a Sunday evening
+    shown = desk.instructions(mandate, dt.datetime(2026, 12, 7, 10, 0, tzinfo=TIMEZONE), "fr")
+    assert shown.hours is not None
+    assert any("lundi" in line and "8 h" in line for line in shown.hours["week"]), shown.hours

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from permanence.audit import service as audit
 from permanence.calls.model import Call
+from permanence.mandates.hours import contact_in_force, opening_hours_view
 from permanence.mandates.schema import FieldCategory, Mandate
 from permanence.messages.model import Appointment, Message
 
@@ -50,25 +52,26 @@ class Instructions:
     on_call_declared: bool
     on_call_rota: list[OnCallNow]
     opening: list[tuple[str, str, tuple[str, ...]]]
-    hours: Any = None  # the mandate's own ``hours`` (opening hours) when it declares them
+    # The mandate's own opening hours and out-of-hours handling in words, when it declares them.
+    hours: dict[str, Any] | None = None
 
 
-def instructions(mandate: Mandate, now: dt.datetime) -> Instructions:
-    """Special instructions, the on-call contact in force at ``now`` (Paris time), the hours.
+def instructions(mandate: Mandate, now: dt.datetime, lang: str = "fr") -> Instructions:
+    """Special instructions, the on-call contact in force at ``now`` (the rota's days and
+    validity dates included, as the call routing reads them), the hours in words.
 
-    Fields a later mandate schema may add (``special_instructions``, ``hours``) are read when
-    present; the console never depends on them."""
+    A field a later mandate schema may add (``special_instructions``) is read when present."""
     special = getattr(mandate, "special_instructions", None) or getattr(
         mandate, "instructions", None
     )
     on_call = mandate.on_call
     current = None
     if on_call is not None:
-        moment = now.timetz().replace(tzinfo=None)
-        for c in on_call.contacts:
-            if c.covers(moment):
-                current = OnCallNow(c.name, c.phone, c.from_, c.to)
-                break
+        zone = mandate.hours.zone if mandate.hours is not None else ZoneInfo("Europe/Paris")
+        index = contact_in_force(on_call.contacts, now, zone)
+        if index is not None:
+            c = on_call.contacts[index]
+            current = OnCallNow(c.name, c.phone, c.from_, c.to)
     # Consecutive days with the same ranges are grouped: ("mon", "fri", ranges).
     opening: list[tuple[str, str, tuple[str, ...]]] = []
     for day in _WEEKDAYS:
@@ -89,7 +92,7 @@ def instructions(mandate: Mandate, now: dt.datetime) -> Instructions:
         if on_call is not None
         else [],
         opening=opening,
-        hours=getattr(mandate, "hours", None),
+        hours=opening_hours_view(mandate, lang),
     )
 
 
