@@ -22,6 +22,23 @@ ALWAYS_REFUSED = frozenset({"NIR", "CARD"})
 NEUTRAL = frozenset({"SIREN", "SIRET"})
 
 
+# What each detector type is called when a finding is reported (never the text found).
+# The pages say it in the viewer's language (web/pages/findings.py); this is the API's.
+KIND_EN: dict[str, str] = {
+    "NIR": "a social security number",
+    "CARD": "a payment card number",
+    "IBAN": "a bank account number (IBAN)",
+    "PHONE": "a phone number",
+    "EMAIL": "an e-mail address",
+    "DATE_OF_BIRTH": "a date of birth",
+    "ADDRESS": "a postal address",
+    "PERSON": "a person's name",
+    "HEALTH": "a health detail",
+    "SIREN": "a company number (SIREN)",
+    "SIRET": "an establishment number (SIRET)",
+}
+
+
 @dataclass(frozen=True)
 class Finding:
     field: str
@@ -29,12 +46,21 @@ class Finding:
     start: int
     end: int
     refused: bool
+    # The field's labels from the mandate (its author's words, never the caller's).
+    label_fr: str = ""
+    label_en: str = ""
 
     def message(self, purpose: str) -> str:
-        what = "must be removed" if self.refused else "is not declared by the purpose"
+        """In words, for the API and the logs: what was found where (never the text)."""
+        what = (
+            "it must be removed"
+            if self.refused
+            else f"purpose '{purpose}' does not declare it: remove it, or confirm it is needed"
+        )
+        kind = KIND_EN.get(self.type, "personal data")
+        label = self.label_en or self.field
         return (
-            f"field '{self.field}' of purpose '{purpose}': {self.type} at "
-            f"{self.start}-{self.end} {what}"
+            f"{kind} was found in the field '{label}' (characters {self.start}-{self.end}); {what}"
         )
 
 
@@ -79,6 +105,8 @@ def screen(mandate: Mandate, purpose_code: str, values: Mapping[str, object]) ->
                     start=entity.start,
                     end=entity.end,
                     refused=entity.type in refused_always,
+                    label_fr=field.display_label_fr,
+                    label_en=field.display_label_en,
                 )
             )
     return findings
