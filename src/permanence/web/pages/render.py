@@ -21,12 +21,14 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from babel.dates import format_date, format_datetime, format_time
+from babel.numbers import format_decimal
 from babel.support import Translations
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from permanence.context import STAFF_ROLES, AccessContext, Role
 from permanence.errors import NotAuthenticated, PermissionDenied
+from permanence.render import percent
 from permanence.runtime import Runtime
 from permanence.staff import auth
 from permanence.web.deps import SESSION_COOKIE, Principal, runtime
@@ -224,6 +226,15 @@ def environment(lang: str) -> jinja2.Environment:
     env.filters["hour"] = lambda v: format_time(_local(v), "HH:mm", locale=lang) if v else ""
     env.filters["local_iso"] = lambda v: _local(v).strftime("%Y-%m-%dT%H:%M") if v else ""
     env.filters["duration"] = _duration
+    # Numbers in the page's language: "1 234", "12,5 %" on French pages (babel.numbers).
+    env.filters["number"] = lambda v: format_decimal(v, locale=lang) if v is not None else "–"
+    env.filters["percent"] = lambda v: percent(v, lang)
+    env.filters["short_day"] = lambda v: (
+        format_date(v, "d MMM y" if _other_year(v) else "d MMM", locale=lang) if v else ""
+    )
+    # A wording kept in code in English (a compliance check's title, a contract clause):
+    # its translation when the catalogue has one (escaped like any value, never markup).
+    env.filters["tr"] = lambda v: translations(lang).gettext(v) if v else ""
     env.globals["lang"] = lang
     env.globals["other_lang"] = "en" if lang == "fr" else "fr"
     env.globals["STAFF_ROLES"] = STAFF_ROLES
