@@ -20,99 +20,23 @@ from tests.web.conftest import Person, World
 from tests.web.pages_helpers import csrf_of, page_login
 from tests.web.test_pages import INTERVENTION, message_for_plumber, ring
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Words one language has and the other has not (nor in the demo's names and addresses).
-FRENCH = frozenset(
-    [
-        "les",
-        "des",
-        "du",
-        "une",
-        "est",
-        "pour",
-        "avec",
-        "dans",
-        "sur",
-        "aucun",
-        "aucune",
-        "appels",
-        "appel",
-        "compte",
-        "comptes",
-        "demande",
-        "demandes",
-        "été",
-        "être",
-        "où",
-        "réponse",
-        "afficher",
-        "depuis",
-        "statistiques",
-        "tableau",
-        "enregistrer",
-        "enregistrés",
-        "reçus",
-        "reçue",
-        "décrochés",
-        "abandonnés",
-        "taux",
-        "moyenne",
-        "opérateur",
-        "opérateurs",
-        "connectés",
-        "voir",
-        "journal",
-        "droits",
-        "conformité",
-        "message:",
-        "nouveau",
-        "nouvelle",
-        "jours",
-        "heure",
-        "heures",
-        "semaine",
-        "échéance",
-        "état",
-        "origine",
-    ]
+FRENCH = _words(
+    "les des du une est pour avec dans sur aucun aucune appels appel compte comptes demande "
+    "demandes été être où réponse afficher depuis statistiques tableau enregistrer "
+    "enregistrés reçus reçue décrochés abandonnés taux moyenne opérateur opérateurs connectés "
+    "voir journal droits conformité nouveau nouvelle jours heure heures semaine "
+    "échéance état origine"
 )
-ENGLISH = frozenset(
-    [
-        "the",
-        "and",
-        "with",
-        "of",
-        "calls",
-        "call",
-        "account",
-        "accounts",
-        "request",
-        "requests",
-        "this",
-        "your",
-        "none",
-        "show",
-        "since",
-        "waiting",
-        "statistics",
-        "answered",
-        "abandoned",
-        "rate",
-        "average",
-        "operators",
-        "signed",
-        "see",
-        "rights",
-        "compliance",
-        "state",
-        "received",
-        "new",
-        "days",
-        "hour",
-        "hours",
-        "week",
-        "save",
-        "saved",
-    ]
+ENGLISH = _words(
+    "the and with of calls call account accounts request requests this your none show since "
+    "waiting statistics answered abandoned rate average operators signed see rights "
+    "compliance state received new days hour hours week save saved"
 )
 WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
 
