@@ -117,6 +117,8 @@ def _pages(world: World) -> list[tuple[Person, str, set[str]]]:
         (world.dpo, "/dpo/droits/nouvelle", set()),
         (world.admin, "/admin/utilisateurs", set()),
         (world.operator, "/compte/securite", set()),
+        (world.admin, f"/admin/comptes/{plumber}", set()),
+        (world.operator, "/console/messagerie-vocale/" + plumber, set()),
         (world.supervisor, "/supervision", set()),
         (world.supervisor, f"/supervision/accounts/{plumber}", set()),
         (world.client_plumber, "/portail/messages", set()),
@@ -151,6 +153,19 @@ def test_each_page_speaks_one_language(world: World, lang: str) -> None:
             ran = client.post(path, data={"csrf_token": csrf_of(r.text)}).text
             if foreign := _foreign(ran, lang, data):
                 problems.append(f"{path} after a run ({lang}): {sorted(foreign)}")
+    # The pages of people who are not signed in: sign-in, the callers' rights page.
+    anonymous = world.client()
+    anonymous.cookies.set("permanence_lang", lang)
+    controller = {"cabinet", "du", "dr", "claire", "lefèvre", "médecin", "généraliste"}
+    for path, data in (
+        ("/connexion", set()),
+        ("/connexion/mot-de-passe-oublie", set()),
+        ("/droits/cabinet-lefevre", controller),  # the controller's name, from its mandate
+    ):
+        r = anonymous.get(path)
+        assert r.status_code == 200, (path, r.status_code)
+        if foreign := _foreign(r.text, lang, data):
+            problems.append(f"{path} ({lang}): {sorted(foreign)}")
     assert not problems, "\n".join(problems)
 
 
