@@ -19,6 +19,7 @@ from permanence.web.pages.render import LOCALE_DIR
 from tests.web.conftest import Person, World
 from tests.web.pages_helpers import csrf_of, page_login
 from tests.web.test_pages import INTERVENTION, message_for_plumber, ring
+from tests.web.test_rights_pages import _request
 
 
 def _words(text: str) -> frozenset[str]:
@@ -97,6 +98,7 @@ MESSAGE_WORDS = {w.lower() for v in INTERVENTION.values() for w in WORD.findall(
 def _pages(world: World) -> list[tuple[Person, str, set[str]]]:
     """(who, page, the data words of that page: what the world stores, not the interface)."""
     message = message_for_plumber(world)
+    request = _request(world, world.plumber.id, "access")
     account_id, call_id = ring(world)
     plumber, medical = str(world.plumber.id), str(world.medical.id)
     return [
@@ -127,6 +129,7 @@ def _pages(world: World) -> list[tuple[Person, str, set[str]]]:
         (world.client_plumber, "/portail/appels", set()),
         (world.client_medical, "/portail/agenda", set()),
         (world.dpo, "/dpo/droits", set()),
+        (world.dpo, f"/dpo/droits/{plumber}/{request}", set()),
         (world.dpo, "/dpo/conformite", set()),
         (world.dpo, "/dpo/journal", set()),
         (world.admin, "/admin/comptes", set()),
