@@ -108,3 +108,25 @@ def test_a_call_entered_by_hand_for_a_number_no_account_owns_says_so(world: Worl
     op.cookies.set("permanence_lang", "en")
     r = op.post("/console/appels", data=typed)
     assert r.status_code == 404 and _alert(r.text).startswith("No client account has the number")
+
+
+def test_a_second_phone_number_in_a_note_is_caught_the_callers_own_is_not(world: World) -> None:
+    op, csrf, url, account_id = _taken(world)
+    # The form's phone is 06 12 34 56 78; the note repeats it as +33, and adds another.
+    note = "Joignable au +33 6 12 34 56 78, sinon sa fille au 06.98.76.54.32"
+    r = op.post(
+        f"{url}/enregistrer", data={**INTERVENTION, "f_description": note, "csrf_token": csrf}
+    )
+    assert r.status_code == 422
+    alert = _alert(r.text)
+    assert alert.count("détecté") == 1, alert
+    assert (
+        "Un numéro de téléphone autre que celui de l’appelant a été détecté dans le champ "
+        "« Description du problème »."
+    ) in alert
+    assert "98" not in alert and "76" not in alert
+    assert 'name="confirmer"' in r.text  # someone else's number: kept only if confirmed
+    with world.rt.db.session(ctx_for(account_id), readonly=True) as s:
+        assert messages.list_messages(s) == []
+    only_own = {**INTERVENTION, "f_description": "Joignable au +33 6 12 34 56 78 après 18 h"}
+    assert op.post(f"{url}/enregistrer", data={**only_own, "csrf_token": csrf}).status_code == 303

@@ -35,6 +35,11 @@ FOUND: dict[str, str] = {
     "SIRET": N_("An establishment number (SIRET) was found in the field “%(field)s”."),
 }
 OTHER = N_("Personal data was found in the field “%(field)s”.")
+# A second phone number or e-mail address: someone else's (the form holds the caller's).
+ANOTHER: dict[str, str] = {
+    "PHONE": N_("A phone number other than the caller's was found in the field “%(field)s”."),
+    "EMAIL": N_("An e-mail address other than the caller's was found in the field “%(field)s”."),
+}
 REFUSED = N_("Remove it: it may not be kept.")
 UNDECLARED = N_(
     "The purpose does not declare it: remove it, or tick the confirmation below if the "
@@ -50,7 +55,8 @@ def finding_texts(findings: Iterable[Finding], lang: str) -> list[str]:
     out: list[str] = []
     for f in findings:
         label = (f.label_en if lang == "en" else f.label_fr) or f.field
-        found = gettext(FOUND.get(f.type, OTHER)) % {"field": label}
+        sentence = ANOTHER.get(f.type) if f.another else None
+        found = gettext(sentence or FOUND.get(f.type, OTHER)) % {"field": label}
         out.append(f"{found} {gettext(REFUSED if f.refused else UNDECLARED)}")
     return out
 
