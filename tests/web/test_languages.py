@@ -154,6 +154,9 @@ def test_each_page_speaks_one_language(world: World, lang: str) -> None:
             problems.append(f"{path} ({lang}): {sorted(foreign)}")
         if path == "/dpo/conformite":  # and the checks run, with their results
             ran = client.post(path, data={"csrf_token": csrf_of(r.text)}).text
+            # Every check's summary of this world is worded in the page's language.
+            english = re.findall(r'<p lang="en">([^<]*)</p>', ran)
+            assert lang == "en" or not english, english
             if foreign := _foreign(ran, lang, data):
                 problems.append(f"{path} after a run ({lang}): {sorted(foreign)}")
     # The pages of people who are not signed in: sign-in, the callers' rights page.
@@ -186,3 +189,17 @@ def test_wordings_translated_from_code_have_their_french() -> None:
     wordings = [c.title for c in registered()] + list(CLAUSES.values())
     missing = [w for w in wordings if w not in french]
     assert not missing, f"add to the French catalogue: {missing}"
+
+
+def test_a_checks_summary_is_worded_in_french_with_its_counts() -> None:
+    from permanence.web.pages.render import counted
+
+    assert counted("3 of 5 staff member(s) may not handle data", "fr").text == (
+        "3 membre(s) du personnel sur 5 ne peuvent pas traiter de données"
+    )
+    assert counted("no audit entry older than 12 months", "fr").text == (
+        "aucune entrée du journal d’audit de plus de 12 mois"
+    )
+    unknown = counted("a line the catalogue lacks, 7 times", "fr")
+    assert unknown == type(unknown)("a line the catalogue lacks, 7 times", False)
+    assert counted("2 staff member(s) with MFA", "en").text == "2 staff member(s) with MFA"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import gettext
 import hmac
+import re
 import uuid
 from dataclasses import dataclass
 from functools import cache
@@ -200,6 +201,32 @@ def _duration(value: dt.timedelta) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+_COUNT = re.compile(r"\d+")
+
+
+@dataclass(frozen=True)
+class Worded:
+    """A line kept in code in English, in the page's language when the catalogue has it."""
+
+    text: str
+    translated: bool
+
+
+def counted(text: str, lang: str) -> Worded:
+    """A line with counts in it ("3 of 5 staff member(s) may not handle data"): its numbers
+    become ``%(n1)s``, ``%(n2)s``… and that wording is looked up in the catalogue; a line the
+    catalogue lacks stays English (the page marks it ``lang="en"``)."""
+    if lang == "en":
+        return Worded(text, True)
+    numbers = _COUNT.findall(text)
+    names = iter(range(1, len(numbers) + 1))
+    key = _COUNT.sub(lambda _m: f"%(n{next(names)})s", text.replace("%", "%%"))
+    found = translations(lang).gettext(key)
+    if found == key:
+        return Worded(text, False)
+    return Worded(found % {f"n{i}": n for i, n in enumerate(numbers, start=1)}, True)
+
+
 @cache
 def environment(lang: str) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -235,6 +262,7 @@ def environment(lang: str) -> jinja2.Environment:
     # A wording kept in code in English (a compliance check's title, a contract clause):
     # its translation when the catalogue has one (escaped like any value, never markup).
     env.filters["tr"] = lambda v: translations(lang).gettext(v) if v else ""
+    env.filters["counted"] = lambda v: counted(v, lang)
     env.globals["lang"] = lang
     env.globals["other_lang"] = "en" if lang == "fr" else "fr"
     env.globals["STAFF_ROLES"] = STAFF_ROLES
