@@ -27,7 +27,13 @@ from permanence.calls import service as calls
 from permanence.calls.notice_sms import notice_link, send_notice, sms_configured
 from permanence.consents import service as consents
 from permanence.context import AccessContext, Role
-from permanence.errors import Conflict, NotAuthenticated, PermissionDenied, ValidationFailed
+from permanence.errors import (
+    Conflict,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from permanence.messages import agenda
 from permanence.messages import service as messages
 from permanence.messages.service import (
@@ -48,6 +54,7 @@ from permanence.web.deps import (
     unit_of_work,
 )
 from permanence.web.pages import console_desk as desk
+from permanence.web.pages.findings import finding_texts, undeclared_field_texts
 from permanence.web.pages.render import (
     TIMEZONE,
     SignInNeeded,
@@ -83,6 +90,17 @@ def _queue_html(request: Request, queue: list[calls.QueuedCall], viewer: Viewer)
 
 @router.get("", response_class=HTMLResponse)
 def console(request: Request, viewer: Operator, rt: CurrentRuntime) -> Response:
+    return _console(request, viewer, rt, request.query_params.get("probleme"))
+
+
+def _console(
+    request: Request,
+    viewer: Viewer,
+    rt: Runtime,
+    problem: str | None,
+    status_code: int = 200,
+    typed: dict[str, str] | None = None,
+) -> Response:
     queue = _queue(rt, viewer)
     with rt.db.session(viewer.context("console:recent"), readonly=True) as s:
         mine = calls.handled_by(s, viewer.user_id)
@@ -96,7 +114,9 @@ def console(request: Request, viewer: Operator, rt: CurrentRuntime) -> Response:
         queue_size=len(queue),
         mine=mine,
         voicemails=new_per_account(rt, viewer),
-        problem=request.query_params.get("probleme"),
+        problem=problem,
+        typed=typed or {},
+        status_code=status_code,
     )
 
 
@@ -147,18 +167,27 @@ async def queue_stream(request: Request, viewer: Operator, rt: CurrentRuntime) -
 
 @router.post("/appels")
 def enter_call(
+    request: Request,
     viewer: OperatorForm,
     rt: CurrentRuntime,
     dialled: Annotated[str, Form(max_length=40)],
     caller_number: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    """A call entered by hand (the telephony opens them by itself): opened and answered."""
-    with rt.db.session(viewer.context("console:call_open")) as s:
-        opened = calls.open_call(
-            s, rt.keyring, dialled=dialled, caller_number=caller_number or None
-        )
-        calls.answer(s, opened.call)
-        target = f"/console/appels/{opened.account.id}/{opened.call.id}"
+    """A call entered by hand (the telephony opens them by itself): opened and answered.
+    A number no account owns, or one that is not a phone number, is said on the console,
+    the numbers typed kept in the form (nothing is opened)."""
+    typed = {"dialled": dialled, "caller_number": caller_number}
+    try:
+        with rt.db.session(viewer.context("console:call_open")) as s:
+            opened = calls.open_call(
+                s, rt.keyring, dialled=dialled, caller_number=caller_number or None
+            )
+            calls.answer(s, opened.call)
+            target = f"/console/appels/{opened.account.id}/{opened.call.id}"
+    except NotFound:
+        return _console(request, viewer, rt, "unknown_number", 404, typed)
+    except ValidationFailed:
+        return _console(request, viewer, rt, "invalid_number", 422, typed)
     return redirect(target)
 
 
@@ -606,11 +635,19 @@ async def _save(
     try:
         kind = await run_in_threadpool(store)
     except SubmissionRefused as exc:
-        return await run_in_threadpool(redo, errors=_field_errors(exc), status_code=422)
+        return await run_in_threadpool(
+            redo,
+            errors=_field_errors(exc),
+            problems=undeclared_field_texts(exc.errors, language(request)),
+            status_code=422,
+        )
     except UndeclaredDataInText as exc:
         refused = any(f.refused for f in exc.findings)
         return await run_in_threadpool(
-            redo, problems=exc.problems, confirm_needed=not refused, status_code=422
+            redo,
+            problems=finding_texts(exc.findings, language(request)),
+            confirm_needed=not refused,
+            status_code=422,
         )
     except ConsentMissing:
         return await run_in_threadpool(redo, problems=["consent_required"], status_code=422)
