@@ -77,7 +77,7 @@ def rights_sweep(
     from permanence.accounts.model import Account, AccountStatus
     from permanence.context import AccessContext
     from permanence.db import utcnow
-    from permanence.rights import package, public
+    from permanence.rights import downloads, public
     from permanence.rights import service as rights
 
     rt = runtime()
@@ -92,7 +92,7 @@ def rights_sweep(
         for account_id, slug in progress(accounts, len(accounts), "rights sweep"):
             with rt.db.session(AccessContext.system("rights:sweep", account_id)) as s:
                 due = rights.send_reminders(s, outbox, now, send=send)
-                purged = package.purge(s, outbox.files, now)
+                purged = downloads.purge(s, outbox.files, now)
                 public.sweep(s, now)  # expired one-time codes of the public page
             late = sum(1 for d in due if d.days_left < 0)
             typer.echo(

@@ -155,7 +155,7 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.staff.api import router as staff_router
 
     app.include_router(staff_router)
-    from permanence.rights.api import opendsr_router
+    from permanence.rights.opendsr_api import opendsr_router
 
     app.include_router(opendsr_router)
 
