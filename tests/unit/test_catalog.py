@@ -21,10 +21,19 @@ def _catalog(path: Path) -> list[object]:
         return list(read_mo(f) if path.suffix == ".mo" else read_po(f))
 
 
+# What babel.cfg extracts: the web layer, and the pages each feature owns (ADR 0021).
+METHOD_MAP = [
+    ("web/templates/**.html", "jinja2"),
+    ("web/**.py", "python"),
+    ("**/pages.py", "python"),
+    ("**/*_pages.py", "python"),
+    ("**/pages_*.py", "python"),
+]
+
+
 def _extracted() -> set[str | tuple[str, ...]]:
-    method_map = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
-    options = {"**/templates/**.html": {"trimmed": "true"}}
-    found = extract_from_dir(str(WEB), method_map, options)
+    options = {"web/templates/**.html": {"trimmed": "true"}}
+    found = extract_from_dir(str(WEB.parent), METHOD_MAP, options)
     return {
         msgid if isinstance(msgid, str) else tuple(msgid)
         for _file, _line, msgid, _comments, _context in found

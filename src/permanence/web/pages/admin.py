@@ -17,9 +17,9 @@ from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFa
 from permanence.mandates.schema import diff_mandates, dump_mandate
 from permanence.staff import auth
 from permanence.staff import service as staff
+from permanence.staff.credentials_pages import PASSWORD_MESSAGES
 from permanence.staff.passwords import WeakPassword
 from permanence.web.deps import CurrentRuntime, session_of, unit_of_work
-from permanence.web.pages.credentials import PASSWORD_MESSAGES
 from permanence.web.pages.render import Viewer, reauth_redirect, redirect, render, roles
 
 router = APIRouter(prefix="/admin")
