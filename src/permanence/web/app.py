@@ -167,7 +167,7 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.web import ops
 
     app.include_router(ops.router)
-    ops.install(app)
+    ops.install(app, error_response)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
