@@ -17,7 +17,6 @@ from permanence.web.deps import AnyOne, CurrentRuntime, unit_of_work
 from permanence.web.schemas import ERRORS
 
 router = APIRouter(prefix="/api/v1")
-# -- accounts and mandates -----------------------------------------------------------------
 
 
 def _account_out(a: Account) -> S.AccountOut:

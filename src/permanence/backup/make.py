@@ -34,8 +34,6 @@ from permanence.config import Settings
 from permanence.db import utcnow
 from permanence.errors import Conflict, ValidationFailed
 
-# -- backup -----------------------------------------------------------------------------------
-
 
 @dataclass
 class BackupSummary:

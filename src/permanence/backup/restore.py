@@ -40,8 +40,6 @@ from permanence.crypto.keyring import Keyring
 from permanence.errors import Conflict, IntegrityFailure, ValidationFailed
 from permanence.fsmodes import private_dir, private_file
 
-# -- restore ----------------------------------------------------------------------------------
-
 
 @dataclass
 class Staged:

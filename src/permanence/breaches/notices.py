@@ -39,8 +39,6 @@ from permanence.errors import NotFound
 from permanence.mail import Mail, Mailer
 from permanence.render import render
 
-# -- drafts and notification --------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class Draft:

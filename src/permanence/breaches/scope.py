@@ -32,8 +32,6 @@ from permanence.errors import NotFound
 from permanence.staff.model import User
 from permanence.subjects.model import Caller
 
-# -- scope --------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class StaffMember:

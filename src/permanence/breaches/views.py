@@ -34,8 +34,6 @@ from permanence.breaches.model import Breach, BreachNotice, BreachSupplement
 from permanence.db import acting_for, utcnow
 from permanence.render import paris, render
 
-# -- the register, for pages and exports ---------------------------------------------------
-
 
 @dataclass(frozen=True)
 class AccountImpact:

@@ -19,7 +19,6 @@ from permanence.web.deps import AnyOne, CurrentRuntime, Operator, Principal, uni
 from permanence.web.schemas import ERRORS
 
 router = APIRouter(prefix="/api/v1")
-# -- calls ---------------------------------------------------------------------------------
 
 
 def _call_out(c: Call, known: bool | None = None) -> S.CallOut:

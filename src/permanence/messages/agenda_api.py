@@ -24,7 +24,6 @@ AgendaWriter = Annotated[
     Depends(require(Role.CLIENT, Role.OPERATOR, Role.SUPERVISOR, scope="appointments:write")),
 ]
 CalendarReader = Annotated[Principal, Depends(require(Role.CLIENT, scope="calendar:read"))]
-# -- agenda --------------------------------------------------------------------------------
 
 
 @router.get(

@@ -20,8 +20,6 @@ from permanence.rights.intake import _current_mandate
 from permanence.rights.letters import tell_requester
 from permanence.rights.model import OPEN_STATES, RightsRequest, State
 
-# -- the clock --------------------------------------------------------------------------------
-
 
 def extend(
     session: Session,

@@ -27,8 +27,6 @@ from permanence.rights.base import (
 from permanence.rights.letters import tell_requester
 from permanence.rights.model import OPEN_STATES, RightsRequest, State
 
-# -- decisions --------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class Refusal:

@@ -28,8 +28,6 @@ from permanence.rights.rectification import _rectify
 from permanence.rights.restriction import _object, _restrict
 from permanence.subjects.model import Caller
 
-# -- execution --------------------------------------------------------------------------------
-
 
 @dataclass
 class Executed:

@@ -32,8 +32,6 @@ from permanence.rights.rectification import _changes_problems, _check_rectificat
 from permanence.subjects import service as subjects
 from permanence.subjects.model import Caller
 
-# -- intake -----------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class Requester:

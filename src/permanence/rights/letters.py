@@ -12,8 +12,6 @@ from permanence.rights.base import Outbox, _subject
 from permanence.rights.model import RightsRequest, Source
 from permanence.subjects.model import Caller
 
-# -- telling the requester --------------------------------------------------------------------
-
 
 def _contact(session: Session, keyring: Keyring, caller: Caller) -> tuple[str | None, str | None]:
     """The e-mail and phone on file (never those the requester typed in): audited read."""

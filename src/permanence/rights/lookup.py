@@ -23,8 +23,6 @@ from permanence.rights.model import Rectification, RightsRequest
 from permanence.subjects import service as subjects
 from permanence.subjects.model import Caller
 
-# -- lookup -----------------------------------------------------------------------------------
-
 
 @dataclass
 class SubjectRecords:

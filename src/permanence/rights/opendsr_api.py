@@ -26,9 +26,6 @@ from permanence.web.deps import CurrentRuntime, Principal
 opendsr_router = APIRouter(prefix="/opendsr", tags=["opendsr"])
 
 
-# -- OpenDSR --------------------------------------------------------------------------------
-
-
 class IdentityIn(_In):
     identity_type: Literal["email", "phone_number", "name"]
     identity_value: str = Field(min_length=1, max_length=320)

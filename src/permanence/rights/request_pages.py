@@ -34,9 +34,6 @@ from permanence.web.pages.render import Viewer, redirect, render
 router = APIRouter(prefix="/dpo/droits")
 
 
-# -- one request -------------------------------------------------------------------------------
-
-
 def _letter(rt: CurrentRuntime, req: RightsRequest) -> str | None:
     """The letter sent to the requester for the decision on record (regenerated: the same
     function wrote it)."""

@@ -13,8 +13,6 @@ from permanence.rights import clock
 from permanence.rights import service as rights
 from permanence.rights.model import OPEN_STATES, Kind, RightsRequest
 
-# -- schemas --------------------------------------------------------------------------------
-
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")

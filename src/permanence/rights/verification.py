@@ -35,8 +35,6 @@ from permanence.rights.intake import Requester, _is_repeat, _match
 from permanence.rights.letters import _contact
 from permanence.rights.model import RightsRequest, State
 
-# -- identity verification (Art. 12(6)) -------------------------------------------------------
-
 
 def _code_hash(keyring: Keyring, req: RightsRequest, code: str) -> str:
     key = keyring.derived_secret("rights-code")

@@ -21,7 +21,6 @@ from permanence.web.deps import (
 from permanence.web.schemas import ERRORS
 
 router = APIRouter(prefix="/api/v1")
-# -- authentication ------------------------------------------------------------------------
 
 
 @router.post(

@@ -16,7 +16,6 @@ from permanence.web.schemas import ERRORS
 
 router = APIRouter(prefix="/api/v1")
 KeyManager = Annotated[Principal, Depends(require(Role.CLIENT, Role.ADMIN))]
-# -- API keys ------------------------------------------------------------------------------
 
 
 def _key_out(k: ApiKey, secret: str | None = None) -> S.ApiKeyOut:
