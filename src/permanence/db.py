@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection
@@ -26,9 +26,6 @@ from sqlalchemy.types import TypeDecorator
 from permanence.context import AccessContext
 
 log = logging.getLogger("permanence.db")
-
-if TYPE_CHECKING:
-    from permanence.backup.journal import ErasureMirror
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -140,8 +137,9 @@ class Database:
         # throughput and tail latency steady under concurrency; other processes still meet
         # the busy timeout.
         self._write_lock = threading.Lock() if not self.is_postgres else None
-        # Where erasures are also journalled outside the database (set by the Runtime).
-        self.erasure_mirror: ErasureMirror | None = None
+        # Where erasures are also journalled outside the database: a backup.journal
+        # ErasureMirror, handed down by the Runtime (this bottom layer does not import it).
+        self.erasure_mirror: object | None = None
 
     def shred_residue(self, attempts: int = 20) -> bool:
         """SQLite: after an erasure committed, copy the WAL into the main file and truncate it.

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from permanence.cli import _lock_sqlite_database, app
+from permanence.cli import app
+from permanence.cli.serve import _lock_sqlite_database
 from permanence.config import Settings
 from permanence.crypto.keyring import load_master_key
 from permanence.errors import ConfigurationError

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 from permanence.context import AccessContext, Role
+from permanence.rights import clock
 from permanence.rights import service as rights
 from permanence.rights.model import Kind
 from permanence.runtime import Runtime
 from tests.conftest import SmtpSink
 from tests.factories import ctx_for, make_account, make_caller
 
-PARIS = rights.clock.PARIS
+PARIS = clock.PARIS
 
 
 def test_reminders_start_seven_days_before_the_due_day_and_come_once_a_day(

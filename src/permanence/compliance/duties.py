@@ -133,7 +133,7 @@ DUTIES: tuple[Duty, ...] = (
     Duty(
         "Art. 33(2)",
         "The processor tells each affected controller of a breach without undue delay",
-        "breaches/service.py, web/pages/breaches.py",
+        "breaches/service.py, breaches/pages.py",
     ),
     Duty("Art. 33(3)", "A notification holds the Art. 33(3) contents", "breaches/service.py"),
     Duty(

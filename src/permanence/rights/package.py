@@ -7,103 +7,57 @@ Art. 15(1) information derived from the mandate) and the audio of the subject's 
 the subject provided, for purposes based on consent or a contract, as JSON and CSV.
 
 The ZIP is encrypted under the subject's key as it is stored; only the token's hash is kept.
+
+The French labels of the report are in ``rights.report_fr``; the link, its token and the
+stored file in ``rights.downloads``.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import datetime as dt
-import hashlib
-import hmac
 import io
 import json
-import secrets
 import uuid
 import zipfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from permanence.accounts.service import get_account, mandate_by_id, mandate_version
 from permanence.audit import service as audit
 from permanence.crypto.keyring import Keyring, SubjectCipher
-from permanence.crypto.stream import decrypt_stream, encrypt_stream
+from permanence.crypto.stream import decrypt_stream
 from permanence.db import utcnow
 from permanence.delivery import service as delivery
-from permanence.mandates.schema import IsoDuration, LegalBasis, Mandate, RetentionKind
+from permanence.mandates.schema import LegalBasis, Mandate
 from permanence.recordings.storage import RecordingStore
-from permanence.render import PARIS, render
+from permanence.render import render
 from permanence.rights import texts
-from permanence.rights.model import Download, RightsRequest
-from permanence.stats.usage import MONTHS_FR
+from permanence.rights.base import Outbox
+from permanence.rights.downloads import _random_token, _store, controller_token
+from permanence.rights.lookup import records_of
+from permanence.rights.model import RightsRequest
+from permanence.rights.report_fr import (
+    BASIS_FR,
+    CATEGORY_FR,
+    CHANNEL_FR,
+    KIND_FR,
+    RETENTION_FR,
+    RIGHTS_FR,
+    SOURCE_FR,
+    _field_labels,
+    call_seconds,
+    date_fr,
+    duration_fr,
+    duration_text,
+    status_fr,
+)
 from permanence.subjects import service as subjects
 from permanence.subjects.model import Caller
 
-if TYPE_CHECKING:
-    from permanence.rights.service import Outbox
-
 PORTABLE_BASES = frozenset({LegalBasis.CONSENT, LegalBasis.CONTRACT})
-SOURCE_FR = "vous-même, lors de vos appels"
-
-BASIS_FR = {
-    LegalBasis.CONSENT: "votre consentement (article 6(1)(a) du RGPD)",
-    LegalBasis.CONTRACT: "un contrat ou des mesures précontractuelles (article 6(1)(b))",
-    LegalBasis.LEGAL_OBLIGATION: "une obligation légale (article 6(1)(c))",
-    LegalBasis.VITAL_INTERESTS: "la sauvegarde d'intérêts vitaux (article 6(1)(d))",
-    LegalBasis.PUBLIC_TASK: "une mission d'intérêt public (article 6(1)(e))",
-    LegalBasis.LEGITIMATE_INTEREST: "l'intérêt légitime du responsable (article 6(1)(f))",
-}
-CATEGORY_FR = {
-    "identity": "identité",
-    "contact": "coordonnées",
-    "administrative": "informations administratives",
-    "health": "données de santé",
-    "financial": "informations financières",
-    "free_text": "texte libre",
-    "other": "autres",
-}
-RETENTION_FR = {
-    RetentionKind.MESSAGE: "messages",
-    RetentionKind.APPOINTMENT: "rendez-vous",
-    RetentionKind.CALL_LOG: "journal des appels",
-    RetentionKind.CONSENT: "preuves de consentement",
-    RetentionKind.RECORDING: "enregistrements",
-}
-RIGHTS_FR = [
-    "accès à vos données (article 15)",
-    "rectification (article 16)",
-    "effacement (article 17)",
-    "limitation du traitement (article 18)",
-    "portabilité (article 20)",
-    "opposition (article 21)",
-    "retrait du consentement à tout moment, sans effet sur les traitements antérieurs",
-]
-CHANNEL_FR = {
-    "portal": "espace client du responsable",
-    "email": "courriel",
-    "webhook": "système informatique du responsable",
-    "escalation_email": "personne d'astreinte (courriel)",
-    "escalation_sms": "personne d'astreinte (SMS)",
-    "notice_sms": "vous-même (notice d'information, SMS)",
-}
-
-
-def duration_fr(d: IsoDuration | None) -> str:
-    if d is None:
-        return "non conservé"
-    parts = []
-    for n, one, many in (
-        (d.years, "an", "ans"),
-        (d.months, "mois", "mois"),
-        (d.weeks, "semaine", "semaines"),
-        (d.days, "jour", "jours"),
-        (d.hours, "heure", "heures"),
-    ):
-        if n:
-            parts.append(f"{n} {one if n == 1 else many}")
-    return " ".join(parts) or "0 jour"
 
 
 @dataclass(frozen=True)
@@ -177,8 +131,6 @@ def build(
     portability: bool,
     now: dt.datetime | None = None,
 ) -> Built:
-    from permanence.rights.service import records_of
-
     now = now or utcnow()
     recs = records_of(session, caller)
     cipher = keyring.cipher(session, caller.account_id, caller.id)
@@ -269,177 +221,6 @@ def build(
         {**counts, "bytes": len(payload)},
         controller_token=rows["controller"][1],
     )
-
-
-# The report speaks French (docs/rights.md): states, not codes.
-STATUS_FR: dict[str, dict[str, str]] = {
-    "call": {
-        "ringing": "en cours",
-        "in-progress": "en cours",
-        "completed": "terminé",
-        "busy": "occupé",
-        "failed": "échoué",
-        "no-answer": "sans réponse",
-        "canceled": "annulé",
-        "expired": "terminé (fin non reçue)",
-    },
-    "message": {
-        "new": "nouveau",
-        "acknowledged": "pris en compte",
-    },
-    "appointment": {"booked": "réservé", "cancelled": "annulé", "done": "honoré"},
-    "recording": {
-        "off": "non",
-        "offered": "proposé",
-        "objected": "refusé par vous",
-        "recording": "en cours",
-        "stored": "conservé",
-        "deleted": "supprimé",
-    },
-    "request": {
-        "received": "reçue",
-        "verifying": "vérification en cours",
-        "waiting_info": "en attente d'informations",
-        "verified": "vérifiée",
-        "completed": "terminée",
-        "refused": "refusée",
-        "cancelled": "annulée",
-    },
-}
-
-
-KIND_FR = {
-    "access": "accès",
-    "portability": "portabilité",
-    "rectification": "rectification",
-    "erasure": "effacement",
-    "restriction": "limitation",
-    "objection": "opposition",
-}
-
-
-def status_fr(kind: str, code: str | None) -> str:
-    if not code:
-        return "—"
-    return STATUS_FR.get(kind, {}).get(code, code)
-
-
-def date_fr(value: str | dt.datetime | None, with_time: bool = True) -> str:
-    """An ISO date-time (UTC) as French words in Paris time: "6 décembre 2026 à 09 h 21"."""
-    if not value:
-        return "—"
-    when = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    local = when.astimezone(PARIS)
-    day = f"{local.day} {MONTHS_FR[local.month - 1]} {local.year}"
-    return f"{day} à {local:%H} h {local:%M}" if with_time else day
-
-
-def call_seconds(call: Any) -> int | None:
-    """The call's length: the provider's figure, or from when it was answered (else started)
-    to when it ended."""
-    if call.duration_s is not None:
-        return int(call.duration_s)
-    start = call.answered_at or call.started_at
-    if start is None or call.ended_at is None:
-        return None
-    return max(0, int((call.ended_at - start).total_seconds()))
-
-
-def duration_text(seconds: int | None) -> str:
-    if seconds is None:
-        return "—"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
-def _field_labels(recs: Any, mandate_of: Any) -> dict[str, dict[str, str]]:
-    """For each message and appointment (by id): field name -> the mandate's French label,
-    and "" -> the purpose's French label."""
-    out: dict[str, dict[str, str]] = {}
-    for rec in [*recs.messages, *recs.appointments]:
-        try:
-            purpose = mandate_of(rec.mandate_id).purpose(rec.purpose)
-        except LookupError:
-            continue
-        labels = {f.name: f.display_label_fr for f in purpose.resolved_fields}
-        labels[""] = purpose.label_fr
-        out[str(rec.id)] = labels
-    return out
-
-
-def _random_token(caller: Caller) -> str:
-    return f"{caller.account_id}.{secrets.token_urlsafe(32)}"
-
-
-def controller_token(keyring: Keyring, account_id: uuid.UUID, request_id: uuid.UUID) -> str:
-    """The client's link to a request's results, derived from the master key and the request.
-
-    Derived, not stored: status polling (OpenDSR ``results_url``) gives it again while it is
-    unused, and the row is found by its hash, the primary key (no scan). Only the hash is in
-    the database, as for every link; the master key is needed to compute it."""
-    mac = hmac.new(
-        keyring.derived_secret("rights-controller-link"), request_id.bytes, hashlib.sha256
-    ).digest()
-    return f"{account_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
-
-
-def controller_link(
-    session: Session, keyring: Keyring, req: RightsRequest, now: dt.datetime
-) -> Download | None:
-    """The client's download row for the request while it can still be used, else None."""
-    row = session.get(Download, token_hash(controller_token(keyring, req.account_id, req.id)))
-    if row is None or row.request_id != req.id or row.used_at is not None or now >= row.expires_at:
-        return None
-    return row
-
-
-def _store(
-    session: Session,
-    outbox: Outbox,
-    cipher: SubjectCipher,
-    req: RightsRequest,
-    caller: Caller,
-    purpose: str,
-    payload: bytes,
-    now: dt.datetime,
-    token: str,
-) -> tuple[Download, str]:
-    stem = "portabilite" if purpose == "portability" else "acces"
-    download = Download(
-        id=uuid.uuid4(),
-        account_id=caller.account_id,
-        request_id=req.id,
-        subject_id=caller.id,
-        purpose=purpose,
-        filename=f"{stem}-{req.id.hex[:8]}.zip",
-        created_at=now,
-        expires_at=now + _ttl(),
-    )
-    download.storage_key = f"{caller.account_id}/{download.id}.pmr"
-    ad = file_ad(download)
-    dek = cipher.dek
-    download.size_bytes = outbox.files.put(
-        download.storage_key, lambda fh: encrypt_stream(dek, ad, [payload], fh)
-    )
-    download.token_hash = token_hash(token)
-    session.add(download)
-    return download, token
-
-
-def _ttl() -> dt.timedelta:
-    from permanence.rights.service import DOWNLOAD_TTL
-
-    return DOWNLOAD_TTL
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def file_ad(download: Download) -> bytes:
-    return f"rights-download|{download.account_id}|{download.id}".encode()
 
 
 def _access(
@@ -615,81 +396,3 @@ def _portable_csv(data: dict[str, Any]) -> bytes:
             for name, value in sorted(row["champs"].items()):
                 w.writerow([kind, row["id"], row["date"], row["finalite"], name, value])
     return out.getvalue().encode()
-
-
-@dataclass(frozen=True)
-class Claimed:
-    filename: str
-    storage_key: str
-    dek: bytes
-    ad: bytes
-
-
-def account_of_token(token: str) -> uuid.UUID | None:
-    """The account a download token belongs to (its prefix), or None for a malformed one."""
-    prefix, sep, _rest = token.partition(".")
-    if not sep:
-        return None
-    try:
-        return uuid.UUID(prefix)
-    except ValueError:
-        return None
-
-
-def claim(
-    session: Session, keyring: Keyring, token: str, *, now: dt.datetime | None = None
-) -> Claimed:
-    """Use a download link: once, before it expires. The file is for the caller to stream and
-    then delete (``purge`` removes what expired unused)."""
-    from permanence.db import ctx_of
-    from permanence.errors import Conflict, NotFound
-
-    now = now or utcnow()
-    row = session.get(Download, token_hash(token))
-    if row is None or row.account_id != ctx_of(session).account_id:
-        raise NotFound("no such download")
-    if row.used_at is not None:
-        raise Conflict("this link was already used")
-    if now >= row.expires_at:
-        raise Conflict("this link has expired")
-    row.used_at = now
-    if row.subject_id is None:
-        raise NotFound("no such download")
-    cipher = keyring.cipher(session, row.account_id, row.subject_id)
-    audit.record(
-        session,
-        "rights.download",
-        "rights_request",
-        row.request_id,
-        subject_id=row.subject_id,
-        details={
-            "purpose": row.purpose,
-            "recipient": (
-                "controller"
-                if hmac.compare_digest(
-                    token, controller_token(keyring, row.account_id, row.request_id)
-                )
-                else "requester"
-            ),
-        },
-    )
-    return Claimed(row.filename, row.storage_key, cipher.dek, file_ad(row))
-
-
-def purge(session: Session, store: RecordingStore, now: dt.datetime) -> int:
-    """Delete the files of the context's account that were downloaded or have expired."""
-    from sqlalchemy import or_, select
-
-    from permanence.db import ctx_of
-
-    account_id = ctx_of(session).require_account()
-    rows = session.scalars(
-        select(Download).where(
-            Download.account_id == account_id,
-            or_(Download.used_at.is_not(None), Download.expires_at <= now),
-        )
-    ).all()
-    for row in rows:
-        store.delete(row.storage_key)
-        session.delete(row)
-    return len(rows)

@@ -18,9 +18,8 @@ from permanence.context import STAFF_ROLES, Role
 from permanence.errors import PayloadTooLarge, PermissionDenied, ValidationFailed
 from permanence.staff import attestations, onboarding, training, undertaking
 from permanence.staff.model import TrainingRecord
-from permanence.web.api import ERRORS
 from permanence.web.deps import CurrentRuntime, Principal, require
-from permanence.web.schemas import Body
+from permanence.web.schemas import ERRORS, Body
 
 router = APIRouter(prefix="/api/v1")
 

@@ -16,8 +16,8 @@ from permanence.errors import NotFound
 from permanence.render import PARIS
 from permanence.stats import charts, presence, usage
 from permanence.stats import service as stats
-from permanence.web.api import ERRORS
 from permanence.web.deps import CurrentRuntime, Principal, require, unit_of_work
+from permanence.web.schemas import ERRORS
 
 router = APIRouter(prefix="/api/v1")
 

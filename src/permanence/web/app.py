@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -120,17 +120,17 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
         return error_response(request, ValidationFailed(message, problems))
 
     app.include_router(api.router)
-    from permanence.web.credentials_api import router as credentials_router
+    from permanence.staff.credentials_api import router as credentials_router
 
     app.include_router(credentials_router)
     from permanence.telephony.api import router as telephony_router
 
     app.include_router(telephony_router)
-    app.include_router(pages.router)
-    from permanence.web.pages.rights import router as rights_pages
+    app.include_router(page_router())
+    from permanence.rights.pages import router as rights_pages
 
     app.include_router(rights_pages)
-    from permanence.web.pages.notice_public import router as notice_pages
+    from permanence.mandates.notice_pages import router as notice_pages
 
     app.include_router(notice_pages)
     app.mount("/static", StaticFiles(packages=[("permanence.web", "static")]), name="static")
@@ -148,14 +148,17 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.recordings.api import router as voicemails_router
 
     app.include_router(voicemails_router)
-    from permanence.web.pages.voicemails import router as voicemail_pages
+    from permanence.recordings.pages import router as voicemail_pages
 
     app.include_router(voicemail_pages)
+    from permanence.web.pages.voicemails import router as console_voicemail_pages
+
+    app.include_router(console_voicemail_pages)
     app.include_router(stats_pages)
     from permanence.staff.api import router as staff_router
 
     app.include_router(staff_router)
-    from permanence.rights.api import opendsr_router
+    from permanence.rights.opendsr_api import opendsr_router
 
     app.include_router(opendsr_router)
 
@@ -167,7 +170,7 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.web import ops
 
     app.include_router(ops.router)
-    ops.install(app)
+    ops.install(app, error_response)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -175,6 +178,30 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
         return error_response(request, InternalError("an unexpected error occurred"))
 
     return app
+
+
+def page_router() -> APIRouter:
+    """The pages in one router, kept out of the API schema: the features' own pages and the
+    role surfaces of web/pages (console, portal, DPO desk, administration), in this order."""
+    from permanence.audits import pages as audits
+    from permanence.breaches import pages as breaches
+    from permanence.staff import credentials_pages, signin_pages, training_pages
+    from permanence.web.pages import admin, console, dpo, portal
+
+    router = APIRouter(include_in_schema=False)
+    for module in (
+        signin_pages,
+        credentials_pages,
+        console,
+        portal,
+        dpo,
+        training_pages,
+        breaches,
+        admin,
+        audits,
+    ):
+        router.include_router(module.router)
+    return router
 
 
 def allowed_methods(app: FastAPI, request: Request) -> str:

@@ -177,6 +177,14 @@ def require(
     return check
 
 
+# Who may call, shared by the features' routes.
+OPERATING = (Role.OPERATOR, Role.SUPERVISOR)
+READING = (Role.CLIENT, Role.OPERATOR, Role.SUPERVISOR, Role.DPO)
+EVERYONE = (Role.CLIENT, Role.OPERATOR, Role.SUPERVISOR, Role.DPO, Role.ADMIN)
+Operator = Annotated[Principal, Depends(require(*OPERATING))]
+AnyOne = Annotated[Principal, Depends(require(*EVERYONE))]
+
+
 def account_context(p: Principal, account_id: uuid.UUID, reason: str) -> AccessContext:
     """The context for acting on ``account_id``: 404 unless the principal may see it (staff
     may act on any existing account: checked in the unit of work)."""

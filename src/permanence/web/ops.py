@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Callable
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -18,6 +19,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from permanence import health, infra
+from permanence.errors import PermanenceError
 from permanence.metrics import Metrics
 
 log = logging.getLogger("permanence.web")
@@ -103,11 +105,11 @@ def route_of(request: Request) -> str:
     return str(getattr(route, "path", "")) or "unmatched"
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, error_response: Callable[[Request, PermanenceError], Response]) -> None:
     """Metrics, and clean answers to infrastructure failures, whichever route or dependency
-    they come from."""
+    they come from (answered by ``error_response``, as the routes' errors are: web.app hands
+    it down)."""
     from permanence.web import pages
-    from permanence.web.app import error_response
 
     app.state.metrics = Metrics(app.state.rt)
     app.add_middleware(MeasureLatency, metrics=app.state.metrics)

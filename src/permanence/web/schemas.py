@@ -19,6 +19,13 @@ class Problem(BaseModel):
     problems: list[str] | None = None
 
 
+# The error answers every /api/v1 route may give. 400, 413 and 415 come from the input checks in
+# front of every route (web/inputs.py).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (400, 401, 403, 404, 409, 413, 415, 422, 429)
+}
+
+
 class LoginIn(Body):
     email: str = Field(max_length=254)
     password: str = Field(max_length=128)

@@ -1,33 +1,21 @@
-"""The server-rendered web interface: operator console, client portal, DPO desk and
-administration. Each page parses, calls the same services as the JSON API, renders."""
+"""The server-rendered web interface: what every page shares (the error pages, the form kept
+when the database fails; rendering in ``render``) and the pages that gather several features
+for one role: the operator console, the client portal, the DPO desk, the administration.
+A feature's own pages live beside it (``<feature>/pages.py``, ADR 0021); ``web.app`` puts
+them all in one router. Each page parses, calls the same services as the JSON API, renders."""
 
 from __future__ import annotations
 
 import asyncio
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from permanence.errors import NotAuthenticated, PermanenceError
 from permanence.staff.training import TrainingRequired
-from permanence.web.pages import (
-    admin,
-    audits,
-    breaches,
-    console,
-    credentials,
-    dpo,
-    portal,
-    signin,
-    training,
-)
 from permanence.web.pages.render import SignInNeeded, redirect, render, signin_redirect
 from permanence.web.security import NOT_PAGES
-
-router = APIRouter(include_in_schema=False)
-for module in (signin, credentials, console, portal, dpo, training, breaches, admin, audits):
-    router.include_router(module.router)
 
 
 def is_page(request: Request) -> bool:

@@ -14,13 +14,21 @@ from permanence.accounts import service as accounts
 from permanence.accounts.model import AccountKind
 from permanence.context import Role
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.mandates.hours import opening_hours_view
 from permanence.mandates.schema import Mandate, diff_mandates, dump_mandate
 from permanence.staff import auth
 from permanence.staff import service as staff
+from permanence.staff.credentials_pages import PASSWORD_MESSAGES
 from permanence.staff.passwords import WeakPassword
 from permanence.web.deps import CurrentRuntime, session_of, unit_of_work
-from permanence.web.pages.credentials import PASSWORD_MESSAGES
-from permanence.web.pages.render import Viewer, reauth_redirect, redirect, render, roles
+from permanence.web.pages.render import (
+    Viewer,
+    language,
+    reauth_redirect,
+    redirect,
+    render,
+    roles,
+)
 
 router = APIRouter(prefix="/admin")
 Admin = Annotated[Viewer, roles(Role.ADMIN)]
@@ -127,6 +135,7 @@ def mandate_editor(
         account=account,
         text=text,
         shown=shown,
+        hours_view=opening_hours_view(shown, language(request)) if shown else None,
         diff=None,
         problems=[],
         saved=request.query_params.get("enregistre"),
@@ -185,6 +194,7 @@ async def mandate_submit(
         account=account,
         text=text,
         shown=None if problems else shown,
+        hours_view=opening_hours_view(shown, language(request)) if shown and not problems else None,
         diff=diff,
         problems=problems,
         saved=None,

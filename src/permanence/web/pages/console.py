@@ -27,6 +27,7 @@ from permanence.calls import service as calls
 from permanence.calls.notice_sms import notice_link, send_notice, sms_configured
 from permanence.consents import service as consents
 from permanence.context import AccessContext, Role
+from permanence.db import acting_for
 from permanence.errors import (
     Conflict,
     NotAuthenticated,
@@ -41,6 +42,7 @@ from permanence.messages.service import (
     SubmissionRefused,
     UndeclaredDataInText,
 )
+from permanence.recordings import voicemails as recorded_voicemails
 from permanence.runtime import Runtime
 from permanence.staff import auth, training
 from permanence.staff.auth import AccountLocked, TooManyAttempts
@@ -78,6 +80,18 @@ STREAM_SECONDS = 600  # the browser reconnects by itself; bounds a forgotten tab
 SLOTS_SHOWN = 12
 
 
+def new_per_account(rt: Runtime, viewer: Viewer) -> list[tuple[uuid.UUID, str, int]]:
+    """(account id, name, new voicemails) for each active account that has some."""
+    out = []
+    with rt.db.session(viewer.context("console:voicemails"), readonly=True) as s:
+        for account in calls.each_active_account(s):
+            with acting_for(s, account.id):
+                n = recorded_voicemails.count_new(s)
+            if n:
+                out.append((account.id, account.name, n))
+    return out
+
+
 def _queue(rt: Runtime, viewer: Viewer) -> list[calls.QueuedCall]:
     with rt.db.session(viewer.context("console:queue"), readonly=True) as s:
         return calls.ringing_everywhere(s)
@@ -104,8 +118,6 @@ def _console(
     queue = _queue(rt, viewer)
     with rt.db.session(viewer.context("console:recent"), readonly=True) as s:
         mine = calls.handled_by(s, viewer.user_id)
-    from permanence.web.pages.voicemails import new_per_account
-
     return render(
         request,
         "console/index.html",
@@ -510,7 +522,7 @@ async def resume(
             request, account_id, call_id, carried, problem="locked", email=email, status_code=423
         )
     if signed is None:
-        from permanence.web.credentials_api import lock_after_refusal
+        from permanence.staff.credentials_api import lock_after_refusal
 
         # As on the sign-in page: repeated failures lock the account and mail the unlock link.
         await run_in_threadpool(lock_after_refusal, rt, email, background)

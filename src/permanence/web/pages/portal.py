@@ -23,6 +23,7 @@ from permanence.context import Role
 from permanence.contracts import service as contracts
 from permanence.errors import Conflict, PermissionDenied, ValidationFailed
 from permanence.mandates.forms import form_for
+from permanence.mandates.hours import opening_hours_view
 from permanence.messages import agenda, export, inbox
 from permanence.messages import service as messages
 from permanence.staff import auth
@@ -30,6 +31,7 @@ from permanence.web.deps import CurrentRuntime, session_of, unit_of_work
 from permanence.web.pages.render import (
     TIMEZONE,
     Viewer,
+    language,
     reauth_redirect,
     redirect,
     render,
@@ -266,6 +268,7 @@ def mandate_page(request: Request, viewer: Client, rt: CurrentRuntime) -> Respon
         viewer,
         row=row,
         mandate=mandate,
+        hours_view=opening_hours_view(mandate, language(request)),
         forms={p.code: form_for(mandate, p.code) for p in mandate.purposes},
         topics=accounts.CHANGE_TOPICS,
         sent=request.query_params.get("demande"),

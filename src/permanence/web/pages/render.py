@@ -29,7 +29,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from permanence.context import STAFF_ROLES, AccessContext, Role
 from permanence.errors import NotAuthenticated, PermissionDenied
-from permanence.mandates.hours import opening_hours_view
 from permanence.render import percent
 from permanence.runtime import Runtime
 from permanence.staff import auth
@@ -254,7 +253,6 @@ def environment(lang: str) -> jinja2.Environment:
     env.filters["hour"] = lambda v: format_time(_local(v), "HH:mm", locale=lang) if v else ""
     env.filters["local_iso"] = lambda v: _local(v).strftime("%Y-%m-%dT%H:%M") if v else ""
     env.filters["duration"] = _duration
-    env.filters["opening_hours"] = lambda m: opening_hours_view(m, lang)
     # Numbers in the page's language: "1 234", "12,5 %" on French pages (babel.numbers).
     env.filters["number"] = lambda v: format_decimal(v, locale=lang) if v is not None else "–"
     env.filters["percent"] = lambda v: percent(v, lang)

@@ -1,20 +1,18 @@
-"""Voicemail pages (issue 15): the console's new voicemails per account (operators hear them
-with a reason and write them down as messages) and the client portal's voicemail tab (an
-HTML5 audio player, "treated"). The audio itself streams from the API route
-``/api/v1/accounts/{id}/voicemails/{id}/audio`` (authorised and audited there)."""
+"""The console's voicemail page (issue 15): an account's new voicemails, which operators hear
+with a reason and write down as messages, beside the console's queue. A role surface (ADR 0021):
+the portal's voicemail tab is ``permanence.recordings.pages``. The audio itself streams from
+the API route ``/api/v1/accounts/{id}/voicemails/{id}/audio`` (authorised and audited there)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from permanence.accounts import service as accounts
-from permanence.calls import service as calls
 from permanence.context import Role
-from permanence.db import acting_for
 from permanence.recordings import voicemails
 from permanence.runtime import Runtime
 from permanence.web.deps import CurrentRuntime, unit_of_work
@@ -24,22 +22,8 @@ router = APIRouter(include_in_schema=False)
 
 Operator = Annotated[Viewer, roles(Role.OPERATOR, Role.SUPERVISOR)]
 OperatorForm = Annotated[Viewer, roles(Role.OPERATOR, Role.SUPERVISOR, form=True)]
-Client = Annotated[Viewer, roles(Role.CLIENT)]
-ClientForm = Annotated[Viewer, roles(Role.CLIENT, form=True)]
 # Why an operator listens: kept in the audit entry of the listen.
 REASONS = ("rappel", "prise-de-message")
-
-
-def new_per_account(rt: Runtime, viewer: Viewer) -> list[tuple[uuid.UUID, str, int]]:
-    """(account id, name, new voicemails) for each active account that has some."""
-    out = []
-    with rt.db.session(viewer.context("console:voicemails"), readonly=True) as s:
-        for account in calls.each_active_account(s):
-            with acting_for(s, account.id):
-                n = voicemails.count_new(s)
-            if n:
-                out.append((account.id, account.name, n))
-    return out
 
 
 def queue_html(request: Request, viewer: Viewer, rt: Runtime) -> str:
@@ -83,32 +67,3 @@ def console_treat(
     with unit_of_work(rt, viewer.principal, account_id, f"voicemail:{voicemail_id}") as s:
         voicemails.treat(s, voicemail_id)
     return redirect(f"/console/messagerie-vocale/{account_id}")
-
-
-@router.get("/portail/messagerie-vocale", response_class=HTMLResponse)
-def portal_voicemails(
-    request: Request,
-    viewer: Client,
-    rt: CurrentRuntime,
-    etat: Annotated[str | None, Query(pattern="^(new|treated)$")] = None,
-) -> Response:
-    account_id = viewer.principal.account_id
-    assert account_id is not None
-    with unit_of_work(rt, viewer.principal, account_id, "portal:voicemails") as s:
-        items = voicemails.inbox(s, rt.keyring, state=etat)
-        new = voicemails.count_new(s)
-    return render(request, "portal/voicemails.html", viewer, items=items, new=new, state=etat)
-
-
-@router.post("/portail/messagerie-vocale/{voicemail_id}/traiter")
-def portal_treat(
-    voicemail_id: uuid.UUID,
-    viewer: ClientForm,
-    rt: CurrentRuntime,
-    etat: Annotated[str, Form(max_length=16)] = "",
-) -> Response:
-    account_id = viewer.principal.account_id
-    assert account_id is not None
-    with unit_of_work(rt, viewer.principal, account_id, f"voicemail:{voicemail_id}") as s:
-        voicemails.treat(s, voicemail_id)
-    return redirect("/portail/messagerie-vocale" + (f"?etat={etat}" if etat else ""))

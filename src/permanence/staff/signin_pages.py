@@ -124,7 +124,7 @@ def signin(
     except AccountLocked:
         return _signin_form(request, status_code=423, problem="locked", email=email)
     if signed is None or role is None:
-        from permanence.web.credentials_api import lock_after_refusal
+        from permanence.staff.credentials_api import lock_after_refusal
 
         lock_after_refusal(rt, email, background)
         return _signin_form(request, status_code=401, problem="refused", email=email)

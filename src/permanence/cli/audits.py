@@ -9,10 +9,11 @@ from typing import Annotated
 
 import typer
 
+from permanence.cli.common import runtime
 from permanence.context import AccessContext
 from permanence.errors import ValidationFailed
 
-audits_app = typer.Typer(
+app = typer.Typer(
     no_args_is_help=True, help="Audits of the service and of sub-processors (Art. 28(3)(h))."
 )
 
@@ -33,7 +34,7 @@ def _action(value: str) -> object:
     return NewAction(parts[0], parts[1], _date(parts[2].strip(), "--action due date"))
 
 
-@audits_app.command("record")
+@app.command("record")
 def record(
     target: Annotated[str, typer.Option(help="'service', or the code of a sub-processor")],
     date: Annotated[str, typer.Option("--date", help="When the audit was done (YYYY-MM-DD)")],
@@ -47,10 +48,9 @@ def record(
 ) -> None:
     """Record an audit with its findings, follow-up actions and the next audit's due date."""
     from permanence.audits import service as audits
-    from permanence.cli import _runtime
 
     actions = [_action(a) for a in action or []]
-    rt = _runtime()
+    rt = runtime()
     try:
         with rt.db.session(AccessContext.system("cli:audits")) as s:
             row = audits.record_audit(
@@ -67,13 +67,12 @@ def record(
         rt.close()
 
 
-@audits_app.command("list")
+@app.command("list")
 def list_audits() -> None:
     """Every audit, newest first, with its actions and what is overdue."""
     from permanence.audits import service as audits
-    from permanence.cli import _runtime
 
-    rt = _runtime()
+    rt = runtime()
     today = dt.datetime.now(dt.UTC).date()
     try:
         with rt.db.session(AccessContext.system("cli:audits"), readonly=True) as s:
@@ -95,17 +94,16 @@ def list_audits() -> None:
         typer.echo("no audit recorded")
 
 
-@audits_app.command("done")
+@app.command("done")
 def done(action_id: str) -> None:
     """Mark a follow-up action as done."""
     from permanence.audits import service as audits
-    from permanence.cli import _runtime
 
     try:
         ident = uuid.UUID(action_id)
     except ValueError:
         raise ValidationFailed("ACTION_ID: expected the action's id (see 'audits list')") from None
-    rt = _runtime()
+    rt = runtime()
     try:
         with rt.db.session(AccessContext.system("cli:audits")) as s:
             audits.complete_action(s, ident)

@@ -1,6 +1,6 @@
 """The reasons the rights services and pages give in English, marked here so that
 ``pybabel extract`` keeps their French in the catalogue: the desk and the public page show
-a refusal through ``gettext`` (``rights_desk._problems``), falling back to the English text."""
+a refusal through ``gettext`` (``desk_pages._problems``), falling back to the English text."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from permanence.staff import auth, credentials, mails
 from permanence.staff.auth import TooManyAttempts
 from permanence.staff.model import User
 from permanence.staff.passwords import WeakPassword
+from permanence.staff.signin_pages import signed_out_csrf_ok, signed_out_form
 from permanence.web.deps import CurrentRuntime, forget_user, session_of
 from permanence.web.pages.render import (
     FormViewer,
@@ -31,7 +32,6 @@ from permanence.web.pages.render import (
     render,
     roles,
 )
-from permanence.web.pages.signin import signed_out_csrf_ok, signed_out_form
 
 router = APIRouter()
 

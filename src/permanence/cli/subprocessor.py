@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from permanence.cli.common import runtime
+
 app = typer.Typer(
     no_args_is_help=True,
     help="The sub-processor register (Art. 28(2)/(4)) and the services the configuration uses.",
@@ -17,12 +19,11 @@ app = typer.Typer(
 def list_subprocessors() -> None:
     """The register (status, country, transfer tool, host), then each configured outside
     service and the entry that covers it."""
-    from permanence.cli import _runtime
     from permanence.compliance.services import configured_services
     from permanence.context import AccessContext
     from permanence.contracts.service import registry
 
-    rt = _runtime()
+    rt = runtime()
     try:
         with rt.db.session(AccessContext.system("cli:subprocessors"), readonly=True) as s:
             entries = registry(s)
@@ -60,12 +61,11 @@ def propose(
     effect after the objection window ('subprocessor apply')."""
     import datetime as dt
 
-    from permanence.cli import _runtime
     from permanence.context import AccessContext
     from permanence.contracts import service as contracts
     from permanence.mail import mailer_for
 
-    rt = _runtime()
+    rt = runtime()
     try:
         with rt.db.session(AccessContext.system("cli:subprocessors")) as s:
             change = contracts.propose_subprocessor(
@@ -89,11 +89,10 @@ def propose(
 @app.command("apply")
 def apply_changes() -> None:
     """Make the announced changes whose objection window closed take effect (cron)."""
-    from permanence.cli import _runtime
     from permanence.context import AccessContext
     from permanence.contracts import service as contracts
 
-    rt = _runtime()
+    rt = runtime()
     try:
         with rt.db.session(AccessContext.system("cli:subprocessors")) as s:
             applied = contracts.apply_due_changes(s)

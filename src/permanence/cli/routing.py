@@ -12,7 +12,7 @@ import typer
 if TYPE_CHECKING:
     from permanence.mandates.schema import Mandate
 
-routing_app = typer.Typer(no_args_is_help=True, help="Call routing: opening hours, on call.")
+app = typer.Typer(no_args_is_help=True, help="Call routing: opening hours, on call.")
 
 
 def _moment(text: str | None, zone: dt.tzinfo) -> dt.datetime:
@@ -27,7 +27,7 @@ def _moment(text: str | None, zone: dt.tzinfo) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
-@routing_app.command("check")
+@app.command("check")
 def check_command(
     account: Annotated[str | None, typer.Option(help="Account slug (its current mandate)")] = None,
     file: Annotated[Path | None, typer.Option(help="A mandate file instead (YAML or JSON)")] = None,
