@@ -76,7 +76,8 @@ def main() -> None:
         print(f"{'audit.verify (audit verify), SQLite':<44}{p:>10.3f}{n / p:>12,.0f}")
         print(f"ratio: verify takes {p / f:.2f}x the bare hash chain")
         ok = n / p >= 300_000
-        print(f"audit verify: {n / p:,.0f} entries/s (target >= 300,000/s): {'PASS' if ok else 'FAIL'}")
+        verdict = "PASS" if ok else "FAIL"
+        print(f"audit verify: {n / p:,.0f} entries/s (target >= 300,000/s): {verdict}")
     finally:
         rt.close()
         shutil.rmtree(tmp, ignore_errors=True)
