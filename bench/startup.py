@@ -67,7 +67,7 @@ def main() -> None:
             "PERMANENCE_DATA_DIR": str(tmp / "data"),
             "PERMANENCE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
             "PERMANENCE_RETENTION_INTERVAL_MINUTES": "0",
-            "PYTHONPATH": str(tmp),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp), os.environ.get("PYTHONPATH")])),
         }
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         (tmp / "data").mkdir()
