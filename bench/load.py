@@ -6,7 +6,12 @@ and httpx. Each operator takes a message every ``--operator-interval`` seconds o
 call; each client user alternately lists its messages and opens one every
 ``--client-interval`` seconds. Target: p95 under 100 ms and no error, for both kinds.
 
-    .venv/bin/python -m bench.load [--duration 30]
+Baseline, same run and same server, first: the same users at the same rates on two plain
+endpoints added for the benchmark — operators POST the same body into a plain table (no
+authentication, validation, sealing or audit), client users read that table's last 20 rows.
+``--workers N`` runs N server processes (PostgreSQL only, as ``permanence serve --workers``).
+
+    .venv/bin/python -m bench.load [--duration 30] [--workers 1]
     # PostgreSQL (a disposable database; --reset drops its schema first):
     .venv/bin/python -m bench.load --reset --app-role permanence_app \\
         --database-url postgresql+psycopg://permanence_app@127.0.0.1/permanence_bench \\
@@ -27,12 +32,51 @@ import time
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI, Request
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select, text
 
 from bench.common import free_port, percentile
 from permanence import schema
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.runtime import Runtime
+
+plain_meta = MetaData()
+plain = Table(
+    "bench_plain_messages",
+    plain_meta,
+    Column("id", Integer, primary_key=True),
+    Column("purpose", String(64)),
+    Column("payload", Text),
+)
+
+
+def bench_app() -> FastAPI:
+    """The product's app (``from_environment``) plus the two baseline endpoints."""
+    import json
+
+    from permanence.web.app import from_environment
+
+    app = from_environment()
+    engine = app.state.rt.db.engine
+
+    @app.post("/bench/baseline", status_code=201)
+    async def baseline(request: Request) -> dict[str, int]:
+        body = await request.json()
+        with engine.begin() as conn:
+            result = conn.execute(
+                insert(plain), {"purpose": body["purpose"], "payload": json.dumps(body["values"])}
+            )
+        return {"id": int(result.inserted_primary_key[0])}
+
+    @app.get("/bench/baseline")
+    def baseline_read() -> list[dict[str, object]]:
+        with engine.connect() as conn:
+            rows = conn.execute(select(plain).order_by(plain.c.id.desc()).limit(20)).all()
+        return [dict(r._mapping) for r in rows]
+
+    return app
+
 
 VALUES = {
     "last_name": "Martin",
@@ -118,11 +162,14 @@ async def _run(
     duration: float,
     op_interval: float,
     client_interval: float,
+    baseline: bool = False,
 ) -> dict[str, tuple[list[float], int]]:
     results: dict[str, tuple[list[float], int]] = {
         "take message": ([], 0),
         "read messages": ([], 0),
     }
+    if baseline:
+        ops = [(t, c, "/bench/baseline") for t, c, _ in ops]
     end = time.monotonic() + duration
     limits = httpx.Limits(max_connections=len(ops) + len(users))
 
@@ -159,8 +206,8 @@ async def _run(
     async def reader(client: httpx.AsyncClient, token: str) -> None:
         await asyncio.sleep(client_interval * (hash(token) % 1000) / 1000)
         cookies = {"permanence_session": token}
-        listing = f"/api/v1/accounts/{account_id}/messages"
-        opened = False
+        listing = "/bench/baseline" if baseline else f"/api/v1/accounts/{account_id}/messages"
+        opened = baseline  # the baseline lists only
         while time.monotonic() < end:
             t0 = time.monotonic()
             r = await timed(
@@ -170,7 +217,7 @@ async def _run(
                 await timed(
                     "read messages", client.get(f"{listing}/{r.json()[0]['id']}", cookies=cookies)
                 )
-            opened = not opened
+            opened = baseline or not opened
             await asyncio.sleep(max(0.0, client_interval - (time.monotonic() - t0)))
 
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
@@ -191,6 +238,7 @@ def main() -> None:
     ap.add_argument("--migration-url")
     ap.add_argument("--app-role")
     ap.add_argument("--reset", action="store_true", help="drop the PostgreSQL schema first")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="permanence-load-"))
     url = args.database_url or f"sqlite:///{tmp / 'permanence.db'}"
@@ -198,6 +246,18 @@ def main() -> None:
     if args.reset and url.startswith("postgresql"):
         _reset(owner)
     schema.upgrade(owner, args.app_role)
+    from sqlalchemy import create_engine, pool
+
+    engine = create_engine(owner, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        plain_meta.drop_all(conn)
+        plain_meta.create_all(conn)
+        if args.app_role and url.startswith("postgresql"):
+            conn.execute(text(f"GRANT SELECT, INSERT ON bench_plain_messages TO {args.app_role}"))
+            conn.execute(
+                text(f"GRANT USAGE ON SEQUENCE bench_plain_messages_id_seq TO {args.app_role}")
+            )
+    engine.dispose()
     env = {
         **os.environ,
         "PERMANENCE_DATA_DIR": str(tmp),
@@ -219,13 +279,15 @@ def main() -> None:
                 "-m",
                 "uvicorn",
                 "--factory",
-                "permanence.web.app:from_environment",
+                "bench.load:bench_app",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
                 "--log-level",
                 "warning",
+                "--workers",
+                str(args.workers),
             ],
             env=env,
         )
@@ -236,34 +298,46 @@ def main() -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
-        results = asyncio.run(
-            _run(
-                base,
-                account_id,
-                ops,
-                users,
-                args.duration,
-                args.operator_interval,
-                args.client_interval,
+        phases = {}
+        for phase, is_baseline in (("baseline", True), ("product", False)):
+            phases[phase] = asyncio.run(
+                _run(
+                    base,
+                    account_id,
+                    ops,
+                    users,
+                    args.duration,
+                    args.operator_interval,
+                    args.client_interval,
+                    baseline=is_baseline,
+                )
             )
-        )
         backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
         print(
             f"{backend}: {args.operators} operators (a message every {args.operator_interval:g} s) "
             f"and {args.clients} client users (a read every {args.client_interval:g} s) for "
-            f"{args.duration:g} s; uvicorn 1 worker; load generator on the same 2 cores"
+            f"{args.duration:g} s per phase; uvicorn {args.workers} worker(s); load generator "
+            "on the same 2 cores"
         )
         header = ("count", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors")
-        print(f"{'requests':<16}{header[0]:>7}" + "".join(f"{h:>8}" for h in header[1:]))
+        print(f"{'requests':<26}{header[0]:>7}" + "".join(f"{h:>8}" for h in header[1:]))
         ok = True
-        for kind, (lat, errors) in results.items():
-            p95 = percentile(lat, 95) if lat else float("inf")
-            ok = ok and p95 < 0.1 and errors == 0
-            print(
-                f"{kind:<16}{len(lat):>7}{len(lat) / args.duration:>8.1f}"
-                f"{percentile(lat, 50) * 1000:>8.1f}{p95 * 1000:>8.1f}"
-                f"{percentile(lat, 99) * 1000:>8.1f}{errors:>8}"
-            )
+        p95s: dict[tuple[str, str], float] = {}
+        for phase, results in phases.items():
+            for kind, (lat, errors) in results.items():
+                p95 = percentile(lat, 95) if lat else float("inf")
+                p95s[(phase, kind)] = p95
+                if phase == "product":
+                    ok = ok and p95 < 0.1 and errors == 0
+                label = f"{kind} ({phase})"
+                print(
+                    f"{label:<26}{len(lat):>7}{len(lat) / args.duration:>8.1f}"
+                    f"{percentile(lat, 50) * 1000 if lat else 0:>8.1f}{p95 * 1000:>8.1f}"
+                    f"{percentile(lat, 99) * 1000 if lat else 0:>8.1f}{errors:>8}"
+                )
+        for kind in ("take message", "read messages"):
+            ratio = p95s[("product", kind)] / p95s[("baseline", kind)]
+            print(f"p95 ratio to baseline, {kind}: {ratio:.2f}x")
         print(f"p95 < 100 ms and no error for both: {'PASS' if ok else 'FAIL'}")
     finally:
         if server is not None:

@@ -7,9 +7,11 @@ building an access package for a subject with 50 records.
     PERMANENCE_BENCH_APP_ROLE=app python -m bench.rights_lookup   # a disposable PostgreSQL DB
 
 The callers' identifiers are really sealed and blind-indexed (the lookup opens its candidates
-for real); the records' payloads are dummy bytes (the lookup never opens them). The baseline is
-a full scan that opens every caller's phone number and compares: what a lookup without blind
-indexes would have to do.
+for real); the records' payloads are dummy bytes (the lookup never opens them). The baseline
+(the floor) is the same lookup on a clear column: the phone numbers in a plain table with an
+exact index on (account, phone), then the caller's records by caller id — so the ratio says
+what blind indexing and sealing cost over a service that kept the numbers in clear. A full
+scan that opens every caller's number is shown once, for scale.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Column, Index, MetaData, String, Table, insert, select
 from tests.factories import demo_mandate_text
 
 from bench.common import fresh_runtime
@@ -39,6 +41,16 @@ from permanence.rights import service as rights
 from permanence.rights.model import Kind
 from permanence.runtime import Runtime
 from permanence.subjects.model import Caller
+
+clear_meta = MetaData()
+clear_callers = Table(
+    "bench_clear_callers",
+    clear_meta,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(36)),
+    Column("phone", String(20)),
+    Index("ix_bench_clear_callers_account_phone", "account_id", "phone"),
+)
 
 PER_CALLER = (("calls", 4), ("messages", 4), ("appointments", 1), ("consents", 1))
 
@@ -61,7 +73,9 @@ def build(rt: Runtime, callers: int) -> tuple[uuid.UUID, uuid.UUID]:
     now = utcnow()
     batch = 5000
     dummy = b"\x00" * 48
+    clear_meta.create_all(rt.db.engine)
     for start in range(0, callers, batch):
+        clear_rows: list[dict[str, Any]] = []
         caller_rows: list[dict[str, Any]] = []
         key_rows: list[dict[str, Any]] = []
         recs: dict[str, list[dict[str, Any]]] = {k: [] for k, _ in PER_CALLER}
@@ -71,6 +85,7 @@ def build(rt: Runtime, callers: int) -> tuple[uuid.UUID, uuid.UUID]:
                 cipher, key_row = rt.keyring.new_subject_key(s, account_id, cid)
                 e164, bidx = rt.keyring.phone_index(s, account_id, "callers", phone_of(i))
                 key_rows.append(key_row)
+                clear_rows.append({"id": str(cid), "account_id": str(account_id), "phone": e164})
                 caller_rows.append(
                     {
                         "id": cid,
@@ -114,6 +129,7 @@ def build(rt: Runtime, callers: int) -> tuple[uuid.UUID, uuid.UUID]:
                         "given_at": now,
                     }
                 )
+            s.execute(insert(clear_callers), clear_rows)
             s.execute(insert(SubjectKey), key_rows)
             s.execute(insert(Caller), caller_rows)
             for model, name in ((Call, "calls"), (Message, "messages")):
@@ -121,6 +137,30 @@ def build(rt: Runtime, callers: int) -> tuple[uuid.UUID, uuid.UUID]:
             s.execute(insert(Appointment), recs["appointments"])
             s.execute(insert(Consent), recs["consents"])
     return account_id, mandate_id
+
+
+def clear_lookup(rt: Runtime, account_id: uuid.UUID, phone: str) -> int:
+    """The floor: the caller by an exact index on its number in clear, then its records."""
+    wanted = normalize.phone_e164(phone)
+    with rt.db.session(AccessContext.system("bench", account_id), readonly=True) as s:
+        found = (
+            s.execute(
+                select(clear_callers.c.id).where(
+                    clear_callers.c.account_id == str(account_id), clear_callers.c.phone == wanted
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for cid in found:
+            caller_id = uuid.UUID(cid)
+            for model in (Call, Message, Appointment, Consent):
+                s.scalars(
+                    select(model).where(
+                        model.account_id == account_id, model.caller_id == caller_id
+                    )
+                ).all()
+    return len(found)
 
 
 def full_scan(rt: Runtime, account_id: uuid.UUID, phone: str) -> int:
@@ -233,6 +273,13 @@ def main() -> None:
         timings.append(time.perf_counter() - t)
         assert len(found) == 1 and len(found[0].messages) == 4, len(found)
     median = statistics.median(timings)
+    floor = []
+    for _ in range(args.lookups):
+        i = rng.randrange(args.callers)
+        t = time.perf_counter()
+        assert clear_lookup(rt, account_id, phone_of(i)) == 1
+        floor.append(time.perf_counter() - t)
+    floor_median = statistics.median(floor)
     t = time.perf_counter()
     scanned = full_scan(rt, account_id, phone_of(rng.randrange(args.callers)))
     scan = time.perf_counter() - t
@@ -240,6 +287,11 @@ def main() -> None:
     print(
         f"[{backend}] lookup by phone (blind index + records by caller id): "
         f"median {median * 1000:.1f} ms, max {max(timings) * 1000:.1f} ms over {len(timings)}"
+    )
+    print(
+        f"[{backend}] floor, the same lookup on an exact index of the number in clear: "
+        f"median {floor_median * 1000:.1f} ms; ratio blind index / clear = "
+        f"{median / floor_median:.2f}x"
     )
     print(
         f"[{backend}] full scan opening all {args.callers:,} callers: {scan * 1000:.0f} ms "

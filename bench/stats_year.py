@@ -2,8 +2,10 @@
 
 Fixture: one account (the plumber's demo mandate), 1,000 callers, N calls spread over 2025
 with a realistic mix (about 80 % answered after 2–90 s, 8 % abandoned, 8 % to voicemail,
-2 % busy, the rest failed), 30 % of them with a message and 10 % with an appointment, and
-voicemail recordings — all bulk-inserted with SQLAlchemy Core (dummy sealed payloads).
+2 % busy, the rest failed), each with its terminal outcome set as calls.outcome derives it
+(the figures count outcomes: without it every condition is false at once), 30 % of them
+with a message and 10 % with an appointment, and voicemail recordings — all bulk-inserted
+with SQLAlchemy Core (dummy sealed payloads).
 Measured in the same run, on the same rows, median of several runs:
 - baseline: ``SELECT count(*)`` of the account's calls in the year (same index range);
 - statistics: ``stats.account_statistics`` for the year — every figure of
@@ -101,20 +103,28 @@ def build(n_calls: int) -> tuple[Runtime, uuid.UUID]:
                 "ended_at": answered + dt.timedelta(seconds=talk),
                 "talk_s": talk if rng.random() < 0.5 else None,
                 "operator_id": None,
+                "outcome": "answered",
             }
             if rng.random() < 0.375:
                 msgs.append((row["id"], row["caller_id"], answered))
             elif rng.random() < 0.2:
                 appts.append((row["id"], row["caller_id"], answered))
         elif r < 0.88:
-            row |= {"ended_at": started + dt.timedelta(seconds=rng.randint(1, 120))}
+            row |= {
+                "ended_at": started + dt.timedelta(seconds=rng.randint(1, 120)),
+                "outcome": "abandoned",
+            }
         elif r < 0.96:
-            row |= {"ended_at": started + dt.timedelta(seconds=90), "voicemail": True}
+            row |= {
+                "ended_at": started + dt.timedelta(seconds=90),
+                "voicemail": True,
+                "outcome": "voicemail",
+            }
             recs.append((row["id"], row["caller_id"], started + dt.timedelta(seconds=90)))
         elif r < 0.98:
-            row |= {"status": "busy", "ended_at": started}
+            row |= {"status": "busy", "ended_at": started, "outcome": "failed"}
         else:
-            row |= {"status": "failed", "ended_at": started}
+            row |= {"status": "failed", "ended_at": started, "outcome": "failed"}
         calls.append(row)
     chunk = 20_000
     with rt.db.session(ctx) as s:

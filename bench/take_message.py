@@ -10,6 +10,11 @@ keeps CONCURRENCY requests in flight. Two endpoints are measured in the same run
   caller's key, audit chain append — one transaction.
 
     .venv/bin/python -m bench.take_message [--requests 2000] [--concurrency 4]
+
+With ``--cpu N`` it measures instead, in this process and without HTTP, the CPU time
+(``time.process_time``) of N messages through the product's own unit of work and
+``messages.take_message``, against N plain inserts of the same body: a ratio that other work
+on the machine barely moves (wall-clock throughput does, on a shared machine).
 """
 
 from __future__ import annotations
@@ -133,11 +138,79 @@ async def _load(
     return elapsed, latencies, errors
 
 
+def cpu_per_message(n: int, rounds: int = 3) -> None:
+    """CPU time per message vs per plain insert, in process (best of ``rounds``)."""
+    import json
+    import uuid
+
+    from sqlalchemy import select
+
+    from permanence.calls import service as calls
+    from permanence.messages import service as messages
+    from permanence.staff.model import User
+
+    tmp = Path(tempfile.mkdtemp(prefix="permanence-bench-"))
+    try:
+        _headers, _cookies, url = _prepare(tmp)
+        rt = Runtime.from_settings(Settings())
+        parts = url.split("/")
+        account_id, call_id = uuid.UUID(parts[4]), uuid.UUID(parts[6])
+        with rt.db.session(AccessContext.system("bench")) as s:
+            operator = s.scalars(select(User.id).where(User.email == "op@bench.example")).one()
+        ctx = AccessContext(
+            role=Role.OPERATOR, reason="bench", actor_id=operator, account_id=account_id
+        )
+        body = json.dumps({"purpose": "intervention", "values": VALUES})
+
+        def product() -> None:
+            with rt.db.session(ctx) as s:
+                call = calls.get_call(s, call_id)
+                assert call.caller_id is not None
+                messages.take_message(
+                    s,
+                    rt.keyring,
+                    caller_id=call.caller_id,
+                    purpose="intervention",
+                    values=VALUES,
+                    call_id=call.id,
+                )
+
+        def baseline() -> None:
+            with rt.db.engine.begin() as conn:
+                conn.execute(insert(plain), {"purpose": "intervention", "payload": body})
+
+        for _ in range(50):
+            product()
+            baseline()
+        best: dict[str, float] = {}
+        for _ in range(rounds):
+            for name, fn in (("baseline", baseline), ("product", product)):
+                t0 = time.process_time()
+                for _ in range(n):
+                    fn()
+                per = (time.process_time() - t0) / n
+                best[name] = min(best.get(name, per), per)
+        rt.close()
+        b, p = best["baseline"], best["product"]
+        print(f"CPU time per message, in process, best of {rounds} rounds of {n}")
+        print(f"{'plain insert (baseline)':<34}{b * 1e6:>10.0f} us")
+        print(f"{'take message (unit of work)':<34}{p * 1e6:>10.0f} us")
+        print(
+            f"ratio: a message costs {p / b:.1f}x a plain insert ({1 / p:,.0f} messages/s of CPU)"
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--cpu", type=int, default=0, help="in-process CPU time of N messages")
     args = ap.parse_args()
+    if args.cpu:
+        cpu_per_message(args.cpu)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="permanence-bench-"))
     port = free_port()
     server = None

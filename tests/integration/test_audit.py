@@ -118,6 +118,43 @@ def test_rolled_back_change_leaves_no_entry(rt: Runtime) -> None:
     assert _verify(rt).ok
 
 
+def test_entries_are_written_before_a_query_and_at_commit(rt: Runtime) -> None:
+    """Entries are held until the transaction's next flush, query or commit (one multi-row
+    INSERT), never lost: a query in the same transaction sees them, the chain then verifies."""
+    account = make_account(rt)
+    with rt.db.session(ctx_for(account.id)) as s:
+        audit.record(s, "subject.read", "caller", "one")
+        audit.record(s, "subject.read", "caller", "two")
+        seen = s.scalars(select(AuditEntry.body).where(AuditEntry.action == "subject.read")).all()
+        assert [json.loads(b)["object"] for b in seen] == ["caller:one", "caller:two"]
+        audit.record(s, "subject.read", "caller", "three")
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        stored = s.scalars(select(AuditEntry.body).where(AuditEntry.action == "subject.read")).all()
+    assert [json.loads(b)["object"] for b in stored] == [
+        "caller:one",
+        "caller:two",
+        "caller:three",
+    ]
+    assert _verify(rt).ok
+
+
+def test_an_entry_stamped_on_the_whole_second_verifies(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """isoformat() drops zero microseconds: such a body misses verify's quick text test and is
+    checked field by field, where it holds."""
+    import datetime as dt
+
+    account = make_account(rt)
+    whole = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
+    monkeypatch.setattr(audit, "utcnow", lambda: whole)
+    with rt.db.session(ctx_for(account.id)) as s:
+        audit.record(s, "subject.read", "caller", "x", subject_id=account.id)
+    monkeypatch.undo()
+    result = _verify(rt)
+    assert result.ok, result.line()
+
+
 def test_free_text_is_refused_in_audit_details(rt: Runtime) -> None:
     account = make_account(rt)
     with pytest.raises(ValueError, match="code"), rt.db.session(ctx_for(account.id)) as s:

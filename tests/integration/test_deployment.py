@@ -431,3 +431,66 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
         if f"PERMANENCE_{name.upper()}" not in listed
     ]
     assert missing == [], f"settings without a row in README.md's Configuration: {missing}"
+
+
+# -- several worker processes ----------------------------------------------------------------
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="SQLite only: on PostgreSQL workers are supported")
+def test_several_workers_on_sqlite_are_refused_with_the_reason(settings: Settings) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "permanence", "serve", "--port", "9", "--workers", "2"],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--workers 2" in done.stderr and "PostgreSQL" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(not PG_URL, reason="several workers: PostgreSQL")
+def test_serve_runs_the_workers_asked_for_on_postgresql(settings: Settings) -> None:
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**cli_env(settings), "PERMANENCE_RETENTION_INTERVAL_MINUTES": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "permanence", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        pids: set[int] = set()
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text()
+                    pids = {int(p) for p in children.split()}
+                    cmdlines = [Path(f"/proc/{p}/cmdline").read_bytes() for p in pids]
+                    if sum(b"spawn_main" in c for c in cmdlines) >= 2:
+                        break
+            except (httpx.TransportError, FileNotFoundError):
+                pass
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        workers = [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert len(workers) == 2, pids
+        # Both answer: requests on one port are spread over the processes.
+        for _ in range(20):
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -17,12 +17,16 @@ if TYPE_CHECKING:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes serving requests (more than 1: PostgreSQL)")
+    ] = 1,
 ) -> None:
     """Run the web service (with the delivery worker, the retention sweep and the audit
     checkpoints, PERMANENCE_AUDIT_CHECKPOINT_MINUTES). Forwarded
     headers are trusted only from PERMANENCE_FORWARDED_ALLOW_IPS. On SQLite one process
     serves a database: a second 'serve' on the same file is refused (replicas need
-    PostgreSQL, docs/deployment.md)."""
+    PostgreSQL, docs/deployment.md). --workers N runs N processes on one port (PostgreSQL:
+    each runs a delivery worker, the database shares the work out, ADR 0009)."""
     import uvicorn
 
     from permanence.logs import configure_logging
@@ -31,6 +35,13 @@ def serve(
     from permanence.web.app import create_app
 
     settings = get_settings()
+    if workers > 1 and not settings.is_postgres:
+        fail(
+            f"--workers {workers}: plusieurs processus demandent PostgreSQL ; SQLite n'a qu'un "
+            "écrivain et un seul processus le sert (--workers 1) / several processes need "
+            "PostgreSQL: SQLite has one writer and is served by one process (docs/deployment.md)",
+            code=2,
+        )
     configure_logging(settings.log_level)
     lock = None if settings.is_postgres else _lock_sqlite_database(settings)
     rt = runtime()
@@ -54,7 +65,12 @@ def serve(
     try:
         # log_config=None: uvicorn's records go through our (redacting) root handler.
         uvicorn.run(
-            create_app(rt, deliveries=True),
+            # N processes: each builds its app (web.app:from_environment) on the shared socket.
+            create_app(rt, deliveries=True)
+            if workers == 1
+            else "permanence.web.app:from_environment",
+            factory=workers > 1,
+            workers=workers if workers > 1 else None,
             host=host,
             port=port,
             log_config=None,

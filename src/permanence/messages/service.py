@@ -166,7 +166,8 @@ def take_message(
         subject_id=caller.id,
         details={"purpose": purpose},
     )
-    delivery.schedule(session, msg, mandate)
+    # The caller row is loaded: its restriction (Art. 18) is read from it, not re-queried.
+    delivery.schedule(session, msg, mandate, restricted=caller.restricted_at is not None)
     return msg
 
 
