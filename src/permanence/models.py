@@ -44,6 +44,7 @@ from permanence.staff.model import (
     User,
     WebSession,
 )
+from permanence.routing.model import OperatorLine, QueueEntry
 from permanence.stats.model import OperatorDailyStats, OperatorPresence
 from permanence.subjects.model import Caller
 
@@ -82,11 +83,13 @@ __all__ = [
     "Message",
     "OffboardingCertificate",
     "OperatorDailyStats",
+    "OperatorLine",
     "OperatorPresence",
     "PracticeAudit",
     "Recording",
     "RecordingDownload",
     "RecoveryCode",
+    "QueueEntry",
     "Rectification",
     "RightsRequest",
     "SubProcessor",

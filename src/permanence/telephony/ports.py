@@ -35,6 +35,13 @@ class TelephonyApi(Protocol):
         """The provider's status of a call and its duration in seconds (if over)."""
         ...
 
+    def create_call(
+        self, *, to: str, from_: str, url: str, status_callback: str, timeout: int
+    ) -> str:
+        """Place an outbound call (an operator's device) whose TwiML is at ``url``; returns
+        its call id."""
+        ...
+
 
 class TwilioRestApi:
     """Twilio's REST API (HTTP basic auth: account SID and auth token)."""
@@ -100,3 +107,29 @@ class TwilioRestApi:
         except (ValueError, KeyError, TypeError):
             raise ProviderFailed("the provider's call record is not readable") from None
         return status, duration
+
+    def create_call(
+        self, *, to: str, from_: str, url: str, status_callback: str, timeout: int
+    ) -> str:
+        resp = httpx.post(
+            self._account_url("Calls.json"),
+            auth=self._auth,
+            data={
+                "To": to,
+                "From": from_,
+                "Url": url,
+                "Method": "POST",
+                "StatusCallback": status_callback,
+                "StatusCallbackMethod": "POST",
+                "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
+                "Timeout": str(timeout),
+            },
+            timeout=self._timeout,
+        )
+        if resp.status_code not in (200, 201):
+            raise ProviderFailed(f"placing the call failed (HTTP {resp.status_code})")
+        try:
+            sid = str(resp.json()["sid"])
+        except (ValueError, KeyError, TypeError):
+            raise ProviderFailed("the provider's call record is not readable") from None
+        return sid

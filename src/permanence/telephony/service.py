@@ -198,7 +198,7 @@ def incoming(session: Session, keyring: Keyring, settings: Settings, hook: Webho
         _notice_gather(reply, settings, hook, ids, call, mandate, first_layer=True)
     else:
         reply.say(mandate.notice.layer1_fr)
-        _dial(reply, settings, hook, ids, record=False)
+        _dial(reply, settings, hook, ids, record=False, route=(session, call, mandate))
     return reply.xml()
 
 
@@ -232,8 +232,20 @@ def _notice_gather(
 
 
 def _dial(
-    reply: twiml.Response, settings: Settings, hook: Webhook, ids: dict[str, str], *, record: bool
+    reply: twiml.Response,
+    settings: Settings,
+    hook: Webhook,
+    ids: dict[str, str],
+    *,
+    record: bool,
+    route: tuple[Session, Call, Mandate] | None = None,
 ) -> None:
+    if settings.routing_mode == "queue" and route is not None:
+        # The in-hours leg through the provider's queue (permanence.routing, ADR 0023).
+        from permanence.routing.queue import enqueue
+
+        enqueue(route[0], settings, hook, reply, route[1], route[2])
+        return
     reply.dial(
         settings.telephony_operators,
         action=_url(settings, hook, "dial-done", **ids),
@@ -276,7 +288,7 @@ def gather(session: Session, settings: Settings, hook: Webhook) -> str:
             # The recording notice must still be heard whole before anything is recorded.
             _notice_gather(reply, settings, hook, ids, call, mandate, first_layer=False, **repeat)
             return reply.xml()
-        _dial(reply, settings, hook, ids, record=False)
+        _dial(reply, settings, hook, ids, record=False, route=(session, call, mandate))
         return reply.xml()
     if call.recording_state == "offered":
         if digits == mandate.recording.objection_key:
@@ -297,7 +309,14 @@ def gather(session: Session, settings: Settings, hook: Webhook) -> str:
         else:
             call.recording_state = "recording"
             audit.record(session, "call.recording_started", "call", call.id)
-    _dial(reply, settings, hook, ids, record=call.recording_state == "recording")
+    _dial(
+        reply,
+        settings,
+        hook,
+        ids,
+        record=call.recording_state == "recording",
+        route=(session, call, mandate),
+    )
     return reply.xml()
 
 

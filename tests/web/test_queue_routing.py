@@ -1,0 +1,300 @@
+"""The queue, end to end (issue 16, "done when"): the test acts as Twilio — webhooks signed
+by the ``twilio`` package, in the order the provider sends them — and as its REST API (the
+local ``ProviderServer`` records the calls the dispatcher places). In hours → queued →
+position announced → offered to the longest-idle available operator → answered (whisper,
+``<Dial><Queue>``) → that operator's console state names the call to open; overflow →
+voicemail; a paused operator is never offered a call; an operator who lets it ring out is
+paused and the next one is tried; a priority account is served first; a dead provider
+leaves the call waiting. Each asserts the TwiML returned, the REST calls made and the
+outcome recorded."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import xml.etree.ElementTree as ET
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from permanence.calls.model import Call
+from permanence.context import AccessContext
+from permanence.routing.model import QueueEntry
+from permanence.stats.model import OperatorPresence
+from tests.provider_server import ProviderServer
+from tests.web.conftest import Person, World
+from tests.web.test_call_outcomes import PLUMBER_DID, PUBLIC, Phone, sid_for
+
+DEVICES = {"operator": "client:op-claire", "supervisor": "sip:sup@pbx.permanence.example"}
+
+
+@pytest.fixture
+def queue_world(world: World, provider: ProviderServer) -> World:
+    world.rt.settings.routing_mode = "queue"
+    world.rt.settings.routing_wrap_up_seconds = 30
+    admin = world.login(world.admin)
+    for who in ("operator", "supervisor"):
+        person: Person = getattr(world, who)
+        r = admin.put(f"/api/v1/routing/devices/{person.id}", json={"device": DEVICES[who]})
+        assert r.status_code == 200, r.text
+        assert r.json()["device"] == DEVICES[who]
+    return world
+
+
+def console(world: World, who: Person) -> TestClient:
+    """A signed-in staff member's browser session (cookie and CSRF header)."""
+    return world.login(who)
+
+
+def set_presence(c: TestClient, state: str) -> None:
+    r = c.post(
+        "/console/routage/presence",
+        data={"etat": state},
+        headers={"Accept": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == state
+
+
+def first(reply: ET.Element, tag: str) -> ET.Element:
+    el = reply.find(tag)
+    assert el is not None, ET.tostring(reply)
+    return el
+
+
+def queued(phone: Phone) -> ET.Element:
+    reply = phone.incoming()
+    assert reply.find("Dial") is None
+    enqueue = first(reply, "Enqueue")
+    assert enqueue.text == "permanence-plomberie-durand"
+    return enqueue
+
+
+def wait(phone: Phone, enqueue: ET.Element, position: int = 1, avg: int = 0) -> ET.Element:
+    return phone.twiml(
+        enqueue.get("waitUrl", ""),
+        QueuePosition=str(position),
+        QueueTime="5",
+        AvgQueueTime=str(avg),
+        CurrentQueueSize=str(position),
+    )
+
+
+def entry_of(world: World, sid: str) -> QueueEntry:
+    with world.rt.db.session(AccessContext.system("test")) as s:
+        entry = s.scalars(select(QueueEntry).where(QueueEntry.caller_sid == sid)).one()
+        s.expunge(entry)
+        return entry
+
+
+def call_of(world: World, call_id: uuid.UUID) -> Call:
+    with world.rt.db.session(AccessContext.system("test", world.plumber.id)) as s:
+        call = s.get(Call, call_id)
+        assert call is not None
+        s.expunge(call)
+        return call
+
+
+def state_of(world: World, who: Person) -> str | None:
+    with world.rt.db.session(AccessContext.system("test")) as s:
+        row = s.get(OperatorPresence, who.id)
+        return row.state if row else None
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def test_a_queued_call_goes_to_the_longest_idle_operator_who_gets_the_screen_pop(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    world = queue_world
+    sup = console(world, world.supervisor)
+    op = console(world, world.operator)
+    set_presence(sup, "free")  # the supervisor has been free longer: the longest idle
+    set_presence(op, "free")
+
+    phone = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    enqueue = queued(phone)
+    assert enqueue.get("waitUrl", "").startswith(f"{PUBLIC}/routing/twilio/wait?")
+    assert enqueue.get("action", "").startswith(f"{PUBLIC}/routing/twilio/left?")
+
+    # -- the waiting music: position, hold audio; the dispatcher offers the call meanwhile
+    reply = wait(phone, enqueue)
+    says = [el.text for el in reply.findall("Say")]
+    assert says == ["Vous êtes la première personne en attente."]
+    assert first(reply, "Play").text == f"{PUBLIC}/static/routing/hold.wav"
+    assert len(provider.created_calls) == 1
+    offer = provider.created_calls[0]
+    assert offer["To"] == DEVICES["supervisor"]
+    assert offer["From"] == PLUMBER_DID
+    assert offer["Timeout"] == "25"
+    assert offer["Url"].startswith(f"{PUBLIC}/routing/twilio/operator?")
+    assert query(offer["Url"])["o"] == str(world.supervisor.id)
+    assert offer["StatusCallbackEvent"] == "initiated ringing answered completed"
+    entry = entry_of(world, phone.sid)
+    assert (entry.state, entry.operator_id) == ("offered", world.supervisor.id)
+
+    # A second wait fetch (position 1 again, an average now known) offers nothing more.
+    reply = wait(phone, enqueue, avg=150)
+    assert [el.text for el in reply.findall("Say")][
+        1
+    ] == "Temps d'attente estimé : environ 2 minutes."
+    assert len(provider.created_calls) == 1
+
+    # -- the operator's leg rings, then is answered: whisper, then the queue
+    leg = Phone(world.client(), "twilio", provider.created_sid(0))
+    status_url = offer["StatusCallback"]
+    assert leg.post(status_url, {"CallSid": leg.sid, "CallStatus": "ringing"}).status_code == 204
+    assert entry_of(world, phone.sid).offer_status == "ringing"
+    board = world.login(world.supervisor).get("/api/v1/board").json()
+    assert board  # the board answers while a call rings
+    reply = leg.twiml(offer["Url"], CallStatus="in-progress")
+    assert first(reply, "Say").text == "Appel pour Plomberie Durand."
+    queue_el = first(first(reply, "Dial"), "Queue")
+    assert queue_el.text == "permanence-plomberie-durand"
+    assert first(reply, "Dial").get("record") is None  # not a recorded call
+
+    # -- the provider takes the caller off the queue for that operator
+    reply = phone.twiml(queue_el.get("url", ""), DequeuingCallSid=leg.sid, QueueTime="14")
+    assert first(reply, "Say").text == "Nous vous mettons en relation."
+    entry = entry_of(world, phone.sid)
+    assert (entry.state, entry.operator_id, entry.offer_sid) == (
+        "connected",
+        world.supervisor.id,
+        leg.sid,
+    )
+    call = call_of(world, entry.call_id)
+    assert call.operator_id == world.supervisor.id and call.answered_at is not None
+    assert state_of(world, world.supervisor) == "on_call"
+
+    # -- that operator's console is told which call to open; the other's is not
+    mine = sup.get("/console/routage/etat").json()
+    assert mine["pop"] == f"/console/appels/{world.plumber.id}/{entry.call_id}"
+    assert mine["state"] == "on_call"
+    assert op.get("/console/routage/etat").json()["pop"] is None
+    assert sup.get(mine["pop"]).status_code == 200  # the screen pop opens
+
+    # -- the conversation ends: wrap-up for the operator, the call answered
+    reply = phone.twiml(enqueue.get("action", ""), QueueResult="bridged", QueueTime="14")
+    assert [el.tag for el in reply] == ["Hangup"]
+    assert leg.post(status_url, {"CallSid": leg.sid, "CallStatus": "completed"}).status_code == 204
+    phone.status("completed", 75)
+    assert state_of(world, world.supervisor) == "wrap_up"
+    call = call_of(world, entry.call_id)
+    assert call.outcome == "answered"
+    assert entry_of(world, phone.sid).state == "done"
+
+
+def test_overflow_goes_to_voicemail_and_nobody_is_offered_while_all_are_paused(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    world = queue_world
+    op = console(world, world.operator)
+    set_presence(op, "break")  # paused: never offered
+    phone = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    enqueue = queued(phone)
+    reply = wait(phone, enqueue, position=1)
+    assert reply.find("Leave") is None and provider.created_calls == []
+
+    # The mandate's longest wait passes.
+    call_id = entry_of(world, phone.sid).call_id
+    with world.rt.db.session(AccessContext.system("test")) as s:
+        entry = s.get(QueueEntry, call_id)
+        assert entry is not None
+        entry.deadline_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    reply = wait(phone, enqueue, position=1)
+    assert [el.tag for el in reply] == ["Leave"]
+    reply = phone.twiml(enqueue.get("action", ""), QueueResult="leave", QueueTime="181")
+    assert [el.tag for el in reply] == ["Say", "Record"]
+    record = first(reply, "Record")
+    assert record.get("action", "").startswith(f"{PUBLIC}/telephony/twilio/dial-done?")
+    phone.twiml(
+        record.get("action", ""),
+        RecordingUrl=provider.recording_url("RE" + "1" * 32),
+        RecordingDuration="9",
+        CallStatus="in-progress",
+    )
+    phone.status("completed", 200)
+    entry = entry_of(world, phone.sid)
+    assert (entry.state, entry.result) == ("done", "overflow")
+    assert call_of(world, entry.call_id).outcome == "voicemail"
+    assert provider.created_calls == []  # the paused operator was never rung
+
+
+def test_an_operator_who_lets_it_ring_is_paused_and_the_next_one_is_offered(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    world = queue_world
+    sup = console(world, world.supervisor)
+    op = console(world, world.operator)
+    set_presence(op, "break")
+    set_presence(sup, "free")
+    phone = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    wait(phone, queued(phone))
+    assert [c["To"] for c in provider.created_calls] == [DEVICES["supervisor"]]
+    leg = Phone(world.client(), "twilio", provider.created_sid(0))
+    status_url = provider.created_calls[0]["StatusCallback"]
+    r = leg.post(status_url, {"CallSid": leg.sid, "CallStatus": "no-answer"})
+    assert r.status_code == 204
+    assert state_of(world, world.supervisor) == "break"  # not offered again to an empty chair
+    assert entry_of(world, phone.sid).state == "queued"
+    assert len(provider.created_calls) == 1  # the paused operator is not offered
+
+    set_presence(op, "free")  # becoming available offers the waiting call at once
+    assert [c["To"] for c in provider.created_calls] == [
+        DEVICES["supervisor"],
+        DEVICES["operator"],
+    ]
+    assert entry_of(world, phone.sid).operator_id == world.operator.id
+    # A late answer of the first offer finds nothing to take.
+    reply = leg.twiml(provider.created_calls[0]["Url"], CallStatus="in-progress")
+    assert [el.tag for el in reply] == ["Say", "Hangup"]
+
+
+def test_a_priority_account_is_served_first_and_a_dead_provider_leaves_calls_waiting(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    world = queue_world
+    op = console(world, world.operator)
+    first_caller = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    second_caller = Phone(world.client(), "twilio", sid_for(world, recorded=False, prefix="CB"))
+    wait(first_caller, queued(first_caller))
+    wait(second_caller, queued(second_caller))
+    second_id = entry_of(world, second_caller.sid).call_id
+    with world.rt.db.session(AccessContext.system("test")) as s:
+        later = s.get(QueueEntry, second_id)
+        assert later is not None
+        later.priority = 1  # as a mandate with queue.priority: true queues it
+
+    provider.create_fail_next = [503]
+    set_presence(op, "free")
+    assert provider.created_calls == []  # the provider refused: nothing offered, nobody paused
+    assert entry_of(world, second_caller.sid).state == "queued"
+    assert state_of(world, world.operator) == "free"
+
+    wait(first_caller, queued(first_caller))  # the next wait fetch tries again
+    assert len(provider.created_calls) == 1
+    assert query(provider.created_calls[0]["Url"])["c"] == str(second_id)
+    assert entry_of(world, first_caller.sid).state == "queued"
+
+
+def test_devices_are_validated_from_the_api(queue_world: World) -> None:
+    admin = queue_world.login(queue_world.admin)
+    url = f"/api/v1/routing/devices/{queue_world.operator.id}"
+    for bad in ("06 12 34 56 78", "client:", "sip:nobody", "tel:+33612345678", "client:a b"):
+        r = admin.put(url, json={"device": bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert "client:IDENTITY" in r.text
+    r = admin.put(url, json={"device": "+33 6 12 34 56 78"})
+    assert r.json()["device"] == "+33612345678"
+    r = admin.put(
+        f"/api/v1/routing/devices/{queue_world.client_plumber.id}", json={"device": "client:x"}
+    )
+    assert r.status_code == 404  # only operators and supervisors have lines
+    op = queue_world.login(queue_world.operator)
+    assert op.put(url, json={"device": "client:mine"}).status_code == 403
+    listed = {d["user_id"]: d["device"] for d in admin.get("/api/v1/routing/devices").json()}
+    assert listed[str(queue_world.operator.id)] == "+33612345678"
