@@ -149,8 +149,10 @@ def test_a_queued_call_goes_to_the_longest_idle_operator_who_gets_the_screen_pop
     status_url = offer["StatusCallback"]
     assert leg.post(status_url, {"CallSid": leg.sid, "CallStatus": "ringing"}).status_code == 204
     assert entry_of(world, phone.sid).offer_status == "ringing"
-    board = world.login(world.supervisor).get("/api/v1/board").json()
-    assert board  # the board answers while a call rings
+    calls = sup.get("/api/v1/board").json()["calls"]
+    assert [(c["state"], c["label_en"], c["label_fr"]) for c in calls] == [
+        ("offered", "ringing at sup", "sonne chez sup")
+    ]
     reply = leg.twiml(offer["Url"], CallStatus="in-progress")
     assert first(reply, "Say").text == "Appel pour Plomberie Durand."
     queue_el = first(first(reply, "Dial"), "Queue")
@@ -176,6 +178,10 @@ def test_a_queued_call_goes_to_the_longest_idle_operator_who_gets_the_screen_pop
     assert mine["state"] == "on_call"
     assert op.get("/console/routage/etat").json()["pop"] is None
     assert sup.get(mine["pop"]).status_code == 200  # the screen pop opens
+    board = sup.get("/api/v1/board").json()
+    assert [c["label_en"] for c in board["calls"]] == ["talking to sup"]
+    page = sup.get("/supervision")
+    assert "en conversation avec sup" in page.text
 
     # -- the conversation ends: wrap-up for the operator, the call answered
     reply = phone.twiml(enqueue.get("action", ""), QueueResult="bridged", QueueTime="14")
@@ -183,6 +189,9 @@ def test_a_queued_call_goes_to_the_longest_idle_operator_who_gets_the_screen_pop
     assert leg.post(status_url, {"CallSid": leg.sid, "CallStatus": "completed"}).status_code == 204
     phone.status("completed", 75)
     assert state_of(world, world.supervisor) == "wrap_up"
+    board = sup.get("/api/v1/board").json()
+    assert board["calls"] == []
+    assert {o["display_name"]: o["state"] for o in board["operators"]}["sup"] == "wrap_up"
     call = call_of(world, entry.call_id)
     assert call.outcome == "answered"
     assert entry_of(world, phone.sid).state == "done"
