@@ -307,3 +307,46 @@ def test_devices_are_validated_from_the_api(queue_world: World) -> None:
     assert op.put(url, json={"device": "client:mine"}).status_code == 403
     listed = {d["user_id"]: d["device"] for d in admin.get("/api/v1/routing/devices").json()}
     assert listed[str(queue_world.operator.id)] == "+33612345678"
+
+
+def test_the_demo_operators_have_lines(world: World) -> None:
+    from permanence import schema
+    from permanence.config import Settings
+    from permanence.demo.loader import DEMO_DEVICES, load_demo
+    from permanence.routing.devices import lines
+    from permanence.runtime import Runtime
+    from tests.conftest import PG_URL, TEST_MASTER_KEY
+
+    if PG_URL:
+        pytest.skip("the demo loads into an empty database; covered on SQLite")
+    fresh = world.rt.settings.data_dir / "demo-lines.db"
+    schema.upgrade(f"sqlite:///{fresh}")
+    demo_rt = Runtime.from_settings(
+        Settings(
+            data_dir=world.rt.settings.data_dir,
+            database_url=f"sqlite:///{fresh}",
+            master_key=TEST_MASTER_KEY,
+        )
+    )
+    try:
+        load_demo(demo_rt, calls_per_account=1)
+        with demo_rt.db.session(AccessContext.system("test"), readonly=True) as s:
+            found = {u.email: d for u, d in lines(s)}
+        assert found == DEMO_DEVICES
+    finally:
+        demo_rt.close()
+
+
+def test_the_admin_sets_a_line_from_the_page_and_a_bad_one_is_refused(world: World) -> None:
+    admin = world.login(world.admin)
+    page = admin.get("/admin/lignes")
+    assert page.status_code == 200 and "Lignes des opérateurs" in page.text
+    url = f"/admin/lignes/{world.operator.id}"
+    r = admin.post(url, data={"appareil": "0612345678"}, follow_redirects=False)
+    assert r.status_code == 422
+    assert "Cette ligne n'est pas valide" in r.text and 'aria-invalid="true"' in r.text
+    r = admin.post(url, data={"appareil": "client:claire"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/admin/lignes?enregistre=1"
+    assert 'value="client:claire"' in admin.get("/admin/lignes").text
+    op = world.login(world.operator)
+    assert op.post(url, data={"appareil": "client:me"}).status_code == 403
