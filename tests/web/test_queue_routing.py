@@ -350,3 +350,58 @@ def test_the_admin_sets_a_line_from_the_page_and_a_bad_one_is_refused(world: Wor
     assert 'value="client:claire"' in admin.get("/admin/lignes").text
     op = world.login(world.operator)
     assert op.post(url, data={"appareil": "client:me"}).status_code == 403
+
+
+def test_two_offers_answered_in_the_other_order_follow_the_callers(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    """The provider's <Queue> takes the head of the queue, whichever offer was answered
+    first: each call then names the operator who really has it, and each console pops it."""
+    world = queue_world
+    sup = console(world, world.supervisor)
+    op = console(world, world.operator)
+    set_presence(sup, "free")
+    set_presence(op, "free")
+    one = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    two = Phone(world.client(), "twilio", sid_for(world, recorded=False, prefix="CB"))
+    wait(one, queued(one))
+    wait(two, queued(two), position=2)
+    assert [c["To"] for c in provider.created_calls] == [DEVICES["supervisor"], DEVICES["operator"]]
+    sup_leg = Phone(world.client(), "twilio", provider.created_sid(0))
+    op_leg = Phone(world.client(), "twilio", provider.created_sid(1))
+
+    # The operator answers first: the provider hands them the head of the queue, caller one.
+    reply = op_leg.twiml(provider.created_calls[1]["Url"], CallStatus="in-progress")
+    op_queue = first(first(reply, "Dial"), "Queue").get("url", "")
+    one.twiml(op_queue, DequeuingCallSid=op_leg.sid, QueueTime="20")
+    e1, e2 = entry_of(world, one.sid), entry_of(world, two.sid)
+    assert (e1.state, e1.operator_id) == ("connected", world.operator.id)
+    assert (e2.state, e2.operator_id, e2.offer_sid) == (
+        "offered",
+        world.supervisor.id,
+        sup_leg.sid,
+    )
+
+    # The supervisor's leg (whose URL named caller one) now takes caller two.
+    reply = sup_leg.twiml(provider.created_calls[0]["Url"], CallStatus="in-progress")
+    assert first(reply, "Say").text == "Appel pour Plomberie Durand."
+    sup_queue = first(first(reply, "Dial"), "Queue").get("url", "")
+    two.twiml(sup_queue, DequeuingCallSid=sup_leg.sid, QueueTime="25")
+    assert entry_of(world, two.sid).operator_id == world.supervisor.id
+    assert op.get("/console/routage/etat").json()["pop"].endswith(str(e1.call_id))
+    assert sup.get("/console/routage/etat").json()["pop"].endswith(str(e2.call_id))
+
+
+def test_a_caller_who_hung_up_is_never_offered(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    world = queue_world
+    op = console(world, world.operator)
+    phone = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    wait(phone, queued(phone))
+    phone.status("completed", 30)  # the queue's action (QueueResult=hangup) was lost
+    set_presence(op, "free")
+    assert provider.created_calls == []
+    entry = entry_of(world, phone.sid)
+    assert (entry.state, entry.result) == ("done", "hangup")
+    assert call_of(world, entry.call_id).outcome == "abandoned"

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Did
 from permanence.audit import service as audit
-from permanence.calls.model import Call
+from permanence.calls.model import TERMINAL_STATUSES, Call
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.db import switch_account, utcnow
@@ -137,6 +137,14 @@ def next_offer(session: Session, now: dt.datetime) -> Offer | None:
         chosen = next(((u, d) for u, d in operators if str(u) not in entry.tried), None)
         if chosen is None:
             continue
+        switch_account(session, entry.account_id)
+        call = session.get(Call, entry.call_id)
+        if call is None or call.status in TERMINAL_STATUSES or call.outcome is not None:
+            # The caller is gone and the queue's action never told us: never offer it.
+            entry.state = "done"
+            entry.result = "hangup"
+            entry.left_at = now
+            continue
         operator_id, device = chosen
         entry.state = "offered"
         entry.operator_id = operator_id
@@ -146,9 +154,7 @@ def next_offer(session: Session, now: dt.datetime) -> Offer | None:
         entry.attempts += 1
         entry.tried = [*entry.tried, str(operator_id)]
         session.flush()
-        switch_account(session, entry.account_id)
-        call = session.get(Call, entry.call_id)
-        did = session.get(Did, call.did_id) if call is not None and call.did_id else None
+        did = session.get(Did, call.did_id) if call.did_id else None
         if did is None:
             did = session.scalars(select(Did).where(Did.account_id == entry.account_id)).first()
         audit.record(

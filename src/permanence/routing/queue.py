@@ -229,7 +229,12 @@ def finish(session: Session, entry: QueueEntry, call: Call) -> None:
 
 
 def _offered(session: Session, hook: Webhook) -> tuple[QueueEntry, uuid.UUID]:
-    entry = session.get(QueueEntry, hook.query_uuid("c"))
+    """The entry this operator's leg is for: by the leg's own id first (two offers may have
+    been swapped by ``connect``), else by the call our URL names."""
+    leg = hook.sid("CallSid")
+    entry = session.scalars(select(QueueEntry).where(QueueEntry.offer_sid == leg)).first()
+    if entry is None:
+        entry = session.get(QueueEntry, hook.query_uuid("c"))
     if entry is None:
         raise NotFound("no such queued call")
     return entry, hook.query_uuid("o")
@@ -291,10 +296,13 @@ def connect(session: Session, hook: Webhook) -> str:
     leg = hook.get("DequeuingCallSid")
     if offered is not None and offered is not taken:
         if taken.state == "offered":
-            offered.operator_id, taken.operator_id = taken.operator_id, offered.operator_id
-            offered.offer_sid, taken.offer_sid = taken.offer_sid, offered.offer_sid
-            offered.offer_status, taken.offer_status = taken.offer_status, offered.offer_status
-            offered.offered_at, taken.offered_at = taken.offered_at, offered.offered_at
+            swap = (taken.operator_id, taken.offer_sid, taken.offer_status, taken.offered_at)
+            leg = leg or offered.offer_sid
+            offered.offer_sid = taken.offer_sid = None  # the leg ids are unique: free them first
+            session.flush()
+            (offered.operator_id, offered.offer_sid, offered.offer_status, offered.offered_at) = (
+                swap
+            )
         else:
             leg = leg or offered.offer_sid
             offered.state = "queued"
