@@ -19,13 +19,19 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from permanence.accounts.service import import_mandate, mandate_version
 from permanence.calls.model import Call
-from permanence.context import AccessContext
+from permanence.context import AccessContext, Role
+from permanence.db import switch_account
+from permanence.mandates.queueing import Queueing
+from permanence.mandates.schema import dump_mandate
 from permanence.routing.model import QueueEntry
 from permanence.stats.model import OperatorPresence
 from tests.provider_server import ProviderServer
 from tests.web.conftest import Person, World
-from tests.web.test_call_outcomes import PLUMBER_DID, PUBLIC, Phone, sid_for
+from tests.web.test_call_outcomes import CALLER, PLUMBER_DID, PUBLIC, Phone, sid_for
+
+MEDICAL_DID = "+33478000001"
 
 DEVICES = {"operator": "client:op-claire", "supervisor": "sip:sup@pbx.permanence.example"}
 
@@ -267,27 +273,38 @@ def test_a_priority_account_is_served_first_and_a_dead_provider_leaves_calls_wai
     queue_world: World, provider: ProviderServer
 ) -> None:
     world = queue_world
+    # The medical practice's mandate marks its account as priority (a new version).
+    with world.rt.db.session(AccessContext(role=Role.ADMIN, reason="test")) as s:
+        switch_account(s, world.medical.id)
+        _row, mandate = mandate_version(s, world.medical.id)
+        urgent = mandate.model_copy(update={"queue": Queueing(priority=True), "version": None})
+        import_mandate(s, dump_mandate(urgent), account_id=world.medical.id)
     op = console(world, world.operator)
-    first_caller = Phone(world.client(), "twilio", sid_for(world, recorded=False))
-    second_caller = Phone(world.client(), "twilio", sid_for(world, recorded=False, prefix="CB"))
-    wait(first_caller, queued(first_caller))
-    wait(second_caller, queued(second_caller))
-    second_id = entry_of(world, second_caller.sid).call_id
-    with world.rt.db.session(AccessContext.system("test")) as s:
-        later = s.get(QueueEntry, second_id)
-        assert later is not None
-        later.priority = 1  # as a mandate with queue.priority: true queues it
+    plumber_caller = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    wait(plumber_caller, queued(plumber_caller))
+    patient = Phone(world.client(), "twilio", "CA" + "7" * 32)
+    reply = patient.twiml(
+        f"{PUBLIC}/telephony/twilio/incoming", From=CALLER, To=MEDICAL_DID, CallStatus="ringing"
+    )
+    enqueue = first(reply, "Enqueue")
+    assert enqueue.text == "permanence-cabinet-lefevre"
+    wait(patient, enqueue)
+    patient_entry = entry_of(world, patient.sid)
+    assert patient_entry.priority == 1 and entry_of(world, plumber_caller.sid).priority == 0
 
     provider.create_fail_next = [503]
     set_presence(op, "free")
     assert provider.created_calls == []  # the provider refused: nothing offered, nobody paused
-    assert entry_of(world, second_caller.sid).state == "queued"
+    assert entry_of(world, patient.sid).state == "queued"
     assert state_of(world, world.operator) == "free"
 
-    wait(first_caller, queued(first_caller))  # the next wait fetch tries again
+    wait(plumber_caller, queued(plumber_caller))  # the next wait fetch tries again
     assert len(provider.created_calls) == 1
-    assert query(provider.created_calls[0]["Url"])["c"] == str(second_id)
-    assert entry_of(world, first_caller.sid).state == "queued"
+    offer = provider.created_calls[0]
+    # The later call of the priority account first, from that account's number.
+    assert query(offer["Url"])["c"] == str(patient_entry.call_id)
+    assert offer["From"] == MEDICAL_DID
+    assert entry_of(world, plumber_caller.sid).state == "queued"
 
 
 def test_devices_are_validated_from_the_api(queue_world: World) -> None:
