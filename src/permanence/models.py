@@ -33,6 +33,7 @@ from permanence.rights.model import (
     Rectification,
     RightsRequest,
 )
+from permanence.routing.model import OperatorLine, QueueEntry
 from permanence.staff.credentials_model import AuthToken, RecoveryCode
 from permanence.staff.model import (
     ApiKey,
@@ -44,7 +45,6 @@ from permanence.staff.model import (
     User,
     WebSession,
 )
-from permanence.routing.model import OperatorLine, QueueEntry
 from permanence.stats.model import OperatorDailyStats, OperatorPresence
 from permanence.subjects.model import Caller
 
@@ -86,10 +86,10 @@ __all__ = [
     "OperatorLine",
     "OperatorPresence",
     "PracticeAudit",
+    "QueueEntry",
     "Recording",
     "RecordingDownload",
     "RecoveryCode",
-    "QueueEntry",
     "Rectification",
     "RightsRequest",
     "SubProcessor",
