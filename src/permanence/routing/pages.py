@@ -20,7 +20,7 @@ from permanence.stats import presence
 from permanence.web.deps import CurrentRuntime
 from permanence.web.pages.render import Viewer, redirect, render, roles
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # pages stay out of the API schema
 
 Operator = Annotated[Viewer, roles(Role.OPERATOR, Role.SUPERVISOR)]
 OperatorForm = Annotated[Viewer, roles(Role.OPERATOR, Role.SUPERVISOR, form=True)]
