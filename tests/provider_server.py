@@ -35,6 +35,8 @@ class ProviderServer:
         # failures to play first (HTTP codes).
         self.created_calls: list[dict[str, str]] = []
         self.create_fail_next: list[int] = []
+        # Updates of a call (POST .../Calls/SID.json): (sid, form).
+        self.call_updates: list[tuple[str, dict[str, str]]] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -138,6 +140,15 @@ class ProviderServer:
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
+                    return
+                u = re.fullmatch(r"/2010-04-01/Accounts/\w+/Calls/(\w+)\.json", self.path)
+                if u:
+                    form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                    server.call_updates.append((u.group(1), form))
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(json.dumps({"sid": u.group(1)}).encode())
                     return
                 m = re.fullmatch(
                     r"/2010-04-01/Accounts/\w+/Calls/(\w+)/Recordings/Twilio\.CURRENT\.json",

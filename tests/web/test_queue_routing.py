@@ -422,3 +422,26 @@ def test_a_caller_who_hung_up_is_never_offered(
     entry = entry_of(world, phone.sid)
     assert (entry.state, entry.result) == ("done", "hangup")
     assert call_of(world, entry.call_id).outcome == "abandoned"
+
+
+def test_a_caller_who_hangs_up_while_an_operator_is_rung_stops_that_ring(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    world = queue_world
+    op = console(world, world.operator)
+    set_presence(op, "free")
+    phone = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    enqueue = queued(phone)
+    wait(phone, enqueue)
+    leg_sid = provider.created_sid(0)
+    reply = phone.twiml(enqueue.get("action", ""), QueueResult="hangup", QueueTime="8")
+    assert [el.tag for el in reply] == ["Hangup"]
+    assert provider.call_updates == [(leg_sid, {"Status": "canceled"})]
+    leg = Phone(world.client(), "twilio", leg_sid)
+    status_url = provider.created_calls[0]["StatusCallback"]
+    assert leg.post(status_url, {"CallSid": leg_sid, "CallStatus": "canceled"}).status_code == 204
+    assert state_of(world, world.operator) == "free"  # not paused for a ring we stopped
+    phone.status("completed", 12)
+    entry = entry_of(world, phone.sid)
+    assert (entry.state, entry.result) == ("done", "hangup")
+    assert call_of(world, entry.call_id).outcome == "abandoned"

@@ -9,24 +9,28 @@ recordings pipeline under the caller's call).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
 from permanence.context import Role
-from permanence.errors import NotFound
+from permanence.errors import ConfigurationError, NotFound
 from permanence.routing import devices, dispatch, queue
 from permanence.routing.model import QueueEntry
 from permanence.runtime import Runtime
 from permanence.telephony import service
 from permanence.telephony.api import telephony_api, verified_hook
+from permanence.telephony.ports import ProviderFailed
 from permanence.web.api import ERRORS
 from permanence.web.deps import CurrentRuntime, Principal, require
 from permanence.web.schemas import Body
 
+log = logging.getLogger("permanence.routing")
 router = APIRouter(prefix="/routing", include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1")
 
@@ -69,13 +73,28 @@ async def wait(request: Request, hook: Hook, background: BackgroundTasks) -> Res
 async def left(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
     rt = _rt(request)
 
+    cancel: list[str] = []
+
     def run() -> str:
         with rt.db.session(_context(hook.provider)) as s:
-            return queue.left(s, rt.settings, hook)
+            reply = queue.left(s, rt.settings, hook)
+            if "cancel_offer" in s.info:
+                cancel.append(s.info.pop("cancel_offer"))
+            return reply
 
     reply = await run_in_threadpool(run)
+    for sid in cancel:
+        background.add_task(_cancel_offer, rt, sid)
     _dispatch_later(background, rt)  # an operator may be free again
     return _xml(reply)
+
+
+def _cancel_offer(rt: Runtime, sid: str) -> None:
+    """Best effort: an offer left ringing ends by itself after the ring time anyway."""
+    try:
+        dispatch.rest_api(rt)().cancel_call(sid)
+    except (ProviderFailed, ConfigurationError, httpx.HTTPError) as exc:
+        log.warning("routing: a ringing offer could not be cancelled (%s)", type(exc).__name__)
 
 
 @router.post("/{provider}/operator")

@@ -185,6 +185,10 @@ def left(session: Session, settings: Settings, hook: Webhook) -> str:
         return reply.xml()
     if entry.state == "connected":
         finish(session, entry, call)
+    elif entry.state == "offered" and entry.offer_sid:
+        # An operator's line still rings for a caller who is gone: stop it (after the reply).
+        session.info["cancel_offer"] = entry.offer_sid
+        entry.operator_id = None
     if result == "bridged":
         entry.result = entry.result or "bridged"
     elif result == "hangup":

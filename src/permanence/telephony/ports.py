@@ -42,6 +42,10 @@ class TelephonyApi(Protocol):
         its call id."""
         ...
 
+    def cancel_call(self, call_sid: str) -> None:
+        """Stop a call that is still ringing (an offer nobody needs any more)."""
+        ...
+
 
 class TwilioRestApi:
     """Twilio's REST API (HTTP basic auth: account SID and auth token)."""
@@ -133,3 +137,9 @@ class TwilioRestApi:
         except (ValueError, KeyError, TypeError):
             raise ProviderFailed("the provider's call record is not readable") from None
         return sid
+
+    def cancel_call(self, call_sid: str) -> None:
+        url = self._account_url(f"Calls/{call_sid}.json")
+        resp = httpx.post(url, auth=self._auth, data={"Status": "canceled"}, timeout=self._timeout)
+        if resp.status_code not in (200, 201, 404):  # 404: already over, which is the goal
+            raise ProviderFailed(f"cancelling the call failed (HTTP {resp.status_code})")
