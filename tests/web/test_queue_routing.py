@@ -201,6 +201,11 @@ def test_a_queued_call_goes_to_the_longest_idle_operator_who_gets_the_screen_pop
     call = call_of(world, entry.call_id)
     assert call.outcome == "answered"
     assert entry_of(world, phone.sid).state == "done"
+    wrap = sup.get("/console/routage/etat").json()
+    assert wrap["state"] == "wrap_up" and 0 < wrap["wrap_up_left_s"] <= 30
+    # The automatic wrap-up ends by itself: the operator is available again.
+    world.rt.settings.routing_wrap_up_seconds = 0
+    assert sup.get("/console/routage/etat").json()["state"] == "free"
 
 
 def test_overflow_goes_to_voicemail_and_nobody_is_offered_while_all_are_paused(
