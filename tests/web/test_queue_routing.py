@@ -450,3 +450,27 @@ def test_a_caller_who_hangs_up_while_an_operator_is_rung_stops_that_ring(
     entry = entry_of(world, phone.sid)
     assert (entry.state, entry.result) == ("done", "hangup")
     assert call_of(world, entry.call_id).outcome == "abandoned"
+
+
+def test_bad_queue_webhooks_are_refused_with_a_clear_4xx(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    world = queue_world
+    phone = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    enqueue = queued(phone)
+    wait_url = enqueue.get("waitUrl", "")
+    path = wait_url.removeprefix(PUBLIC)
+    unsigned = world.client().post(path, data={"CallSid": phone.sid})
+    assert unsigned.status_code == 403
+    r = phone.post(wait_url, {"CallSid": phone.sid, "QueuePosition": "first"})
+    assert r.status_code == 422 and "QueuePosition" in r.text
+    r = phone.post(wait_url, {"CallSid": "CA" + "9" * 32, "QueuePosition": "1"})
+    assert r.status_code == 404  # another call's id in our URL
+    other = f"{PUBLIC}/routing/twilio/offer-status?c={uuid.uuid4()}&o=nope"
+    r = phone.post(other, {"CallSid": phone.sid, "CallStatus": "ringing"})
+    assert r.status_code in (404, 422)
+    r = phone.post(
+        f"{PUBLIC}/routing/twilio/connect?o={uuid.uuid4()}", {"CallSid": "CA" + "8" * 32}
+    )
+    assert r.status_code == 404
+    assert entry_of(world, phone.sid).state == "queued"  # nothing half-written
