@@ -2,7 +2,8 @@
 themselves available in the console; a call comes in through webhooks signed by the
 ``twilio`` package, waits in the queue and is offered to their device through the REST API
 (the local provider server); when they answer and the provider connects the caller, their
-console opens that call's screen by itself — no click, no reload."""
+console opens that call's screen by itself — no click, no reload — and from it they pass the
+caller on to a recipient the mandate declares (cold transfer)."""
 
 from __future__ import annotations
 
@@ -57,5 +58,12 @@ def test_the_operators_console_opens_the_call_they_answered_by_itself(
         re.compile(rf"/console/appels/{world.plumber.id}/[0-9a-f-]{{36}}$"), timeout=15_000
     )
     expect(page.get_by_role("heading", name="Appel pour Plomberie Durand")).to_be_visible()
+
+    # From the screen pop, a cold transfer to a recipient the mandate declares.
+    expect(page.get_by_label("Marc Durand")).to_be_checked()
+    op.check()
+    page.get_by_role("button", name="Transférer (à froid)").click()
+    page.wait_for_url(re.compile(r"/console\?transfert=1$"))
+    assert [sid for sid, _form in provider.call_updates] == [phone.sid]
     assert not op.csp_errors, op.csp_errors
     op.close()

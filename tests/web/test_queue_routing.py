@@ -474,3 +474,55 @@ def test_bad_queue_webhooks_are_refused_with_a_clear_4xx(
     )
     assert r.status_code == 404
     assert entry_of(world, phone.sid).state == "queued"  # nothing half-written
+
+
+def connected_call(world: World, provider: ProviderServer, who: Person) -> tuple[Phone, Phone]:
+    """A caller queued, offered to ``who`` (the only one available), answered, connected."""
+    phone = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    wait(phone, queued(phone))
+    n = len(provider.created_calls) - 1
+    leg = Phone(world.client(), "twilio", provider.created_sid(n))
+    reply = leg.twiml(provider.created_calls[n]["Url"], CallStatus="in-progress")
+    queue_url = first(first(reply, "Dial"), "Queue").get("url", "")
+    phone.twiml(queue_url, DequeuingCallSid=leg.sid, QueueTime="7")
+    return phone, leg
+
+
+def test_a_cold_transfer_goes_only_to_a_recipient_the_mandate_declares(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    world = queue_world
+    op = console(world, world.operator)
+    sup = console(world, world.supervisor)
+    set_presence(op, "free")
+    phone, leg = connected_call(world, provider, world.operator)
+    call_id = entry_of(world, phone.sid).call_id
+    base = f"/console/routage/transfert/{world.plumber.id}/{call_id}"
+
+    # The screen pop's control lists the mandate's on-call contacts, nothing to type.
+    form = op.get(base)
+    assert "Marc Durand" in form.text and "Julien Durand" in form.text
+    assert 'type="tel"' not in form.text and "+33600000003" not in form.text
+    assert "Marc Durand" not in sup.get(base).text  # not the supervisor's call
+
+    r = op.post(base, data={"destinataire": "7"}, follow_redirects=False)
+    assert r.status_code == 422 and provider.call_updates == []  # not a declared recipient
+    r = sup.post(base, data={"destinataire": "0"}, follow_redirects=False)
+    assert r.status_code == 409 and provider.call_updates == []  # not the one on the call
+
+    r = op.post(base, data={"destinataire": "0"}, follow_redirects=False)
+    assert r.status_code == 303
+    [(sid, update)] = provider.call_updates
+    assert sid == phone.sid and update["Method"] == "POST"
+    assert update["Url"].startswith(f"{PUBLIC}/routing/twilio/transfer?")
+    reply = phone.twiml(update["Url"])
+    dial = first(reply, "Dial")
+    assert dial.get("callerId") == PLUMBER_DID
+    assert first(dial, "Number").text == "+33600000003"
+
+    # The operator's leg ends: wrap-up; the call's outcome is its own.
+    url = provider.created_calls[0]["StatusCallback"]
+    assert leg.post(url, {"CallSid": leg.sid, "CallStatus": "completed"}).status_code == 204
+    phone.status("completed", 95)
+    assert state_of(world, world.operator) == "wrap_up"
+    assert call_of(world, call_id).outcome == "transferred"

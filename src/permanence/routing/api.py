@@ -20,7 +20,7 @@ from pydantic import Field
 
 from permanence.context import Role
 from permanence.errors import ConfigurationError, NotFound
-from permanence.routing import devices, dispatch, queue
+from permanence.routing import devices, dispatch, queue, transfers
 from permanence.routing.model import QueueEntry
 from permanence.runtime import Runtime
 from permanence.telephony import service
@@ -115,6 +115,18 @@ async def connect(request: Request, hook: Hook) -> Response:
     def run() -> str:
         with rt.db.session(_context(hook.provider)) as s:
             return queue.connect(s, hook)
+
+    return _xml(await run_in_threadpool(run))
+
+
+@router.post("/{provider}/transfer")
+async def transfer(request: Request, hook: Hook) -> Response:
+    """The caller's leg redirected by a cold transfer: dial the mandate's contact."""
+    rt = _rt(request)
+
+    def run() -> str:
+        with rt.db.session(_context(hook.provider)) as s:
+            return transfers.transfer_twiml(s, hook)
 
     return _xml(await run_in_threadpool(run))
 

@@ -14,11 +14,11 @@ from sqlalchemy import select
 from permanence.context import Role
 from permanence.db import utcnow
 from permanence.errors import ValidationFailed
-from permanence.routing import devices, dispatch
+from permanence.routing import devices, dispatch, transfers
 from permanence.routing.model import OperatorLine, QueueEntry
 from permanence.stats import presence
-from permanence.web.deps import CurrentRuntime
-from permanence.web.pages.render import Viewer, redirect, render, roles
+from permanence.web.deps import CurrentRuntime, account_context
+from permanence.web.pages.render import Viewer, fragment, redirect, render, roles
 
 router = APIRouter(include_in_schema=False)  # pages stay out of the API schema
 
@@ -138,3 +138,42 @@ def set_line(
             request, viewer, rt, status_code=422, problem=(str(user_id), devices.DEVICE_HELP)
         )
     return redirect("/admin/lignes?enregistre=1")
+
+
+# -- cold transfer from the screen pop ---------------------------------------------------------
+
+
+@router.get("/console/routage/transfert/{account_id}/{call_id}", response_class=HTMLResponse)
+def transfer_form(
+    request: Request,
+    account_id: uuid.UUID,
+    call_id: uuid.UUID,
+    viewer: Operator,
+    rt: CurrentRuntime,
+) -> Response:
+    """The transfer control (loaded into the screen pop): the mandate's recipients only."""
+    with rt.db.session(account_context(viewer.principal, account_id, "console:transfer")) as s:
+        found = transfers.transferable(s, call_id)
+    html = fragment(
+        request,
+        "routing/_transfer_form.html",
+        targets=found,
+        csrf=viewer.csrf_token,
+        action=f"/console/routage/transfert/{account_id}/{call_id}",
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/console/routage/transfert/{account_id}/{call_id}")
+def transfer(
+    account_id: uuid.UUID,
+    call_id: uuid.UUID,
+    viewer: OperatorForm,
+    rt: CurrentRuntime,
+    destinataire: Annotated[int, Form(ge=0, le=99)],
+) -> Response:
+    """Cold transfer to the mandate's recipient number ``destinataire``: the caller is passed
+    on, the operator's call ends (wrap-up)."""
+    ctx = account_context(viewer.principal, account_id, "console:transfer")
+    transfers.cold_transfer(rt, ctx, call_id, destinataire, dispatch.rest_api(rt))
+    return redirect("/console?transfert=1")

@@ -46,6 +46,10 @@ class TelephonyApi(Protocol):
         """Stop a call that is still ringing (an offer nobody needs any more)."""
         ...
 
+    def redirect_call(self, call_sid: str, url: str) -> None:
+        """Make a call in progress run the TwiML at ``url`` (a transfer)."""
+        ...
+
 
 class TwilioRestApi:
     """Twilio's REST API (HTTP basic auth: account SID and auth token)."""
@@ -143,3 +147,13 @@ class TwilioRestApi:
         resp = httpx.post(url, auth=self._auth, data={"Status": "canceled"}, timeout=self._timeout)
         if resp.status_code not in (200, 201, 404):  # 404: already over, which is the goal
             raise ProviderFailed(f"cancelling the call failed (HTTP {resp.status_code})")
+
+    def redirect_call(self, call_sid: str, url: str) -> None:
+        resp = httpx.post(
+            self._account_url(f"Calls/{call_sid}.json"),
+            auth=self._auth,
+            data={"Url": url, "Method": "POST"},
+            timeout=self._timeout,
+        )
+        if resp.status_code not in (200, 201):
+            raise ProviderFailed(f"redirecting the call failed (HTTP {resp.status_code})")
