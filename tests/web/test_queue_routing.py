@@ -526,3 +526,23 @@ def test_a_cold_transfer_goes_only_to_a_recipient_the_mandate_declares(
     phone.status("completed", 95)
     assert state_of(world, world.operator) == "wrap_up"
     assert call_of(world, call_id).outcome == "transferred"
+
+
+def test_a_caller_who_chose_english_hears_the_queue_in_english(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    world = queue_world
+    phone = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    enqueue = queued(phone)
+    call_id = entry_of(world, phone.sid).call_id
+    with world.rt.db.session(AccessContext.system("test", world.plumber.id)) as s:
+        call = s.get(Call, call_id)
+        assert call is not None
+        call.language = "en"  # as the mandate's English key sets it
+    reply = wait(phone, enqueue, position=3, avg=240)
+    says = reply.findall("Say")
+    assert [el.text for el in says] == [
+        "You are number 3 in the queue.",
+        "The expected wait is about 4 minutes.",
+    ]
+    assert {el.get("language") for el in says} == {"en-GB"}
