@@ -146,6 +146,21 @@ def next_offer(session: Session, now: dt.datetime) -> Offer | None:
             entry.left_at = now
             continue
         operator_id, device = chosen
+        # Two dispatchers (replicas) may have chosen the same operator: lock their presence
+        # row, then look again (PostgreSQL; SQLite writers are serialised already).
+        session.execute(
+            select(OperatorPresence.user_id)
+            .where(OperatorPresence.user_id == operator_id)
+            .with_for_update()
+        )
+        busy_now = session.scalars(
+            select(QueueEntry.call_id).where(
+                QueueEntry.operator_id == operator_id,
+                QueueEntry.state.in_(("offered", "connected")),
+            )
+        ).first()
+        if busy_now is not None:
+            return None  # the next pass chooses again
         entry.state = "offered"
         entry.operator_id = operator_id
         entry.offer_sid = None
