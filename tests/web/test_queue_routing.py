@@ -546,3 +546,17 @@ def test_a_caller_who_chose_english_hears_the_queue_in_english(
         "The expected wait is about 4 minutes.",
     ]
     assert {el.get("language") for el in says} == {"en-GB"}
+
+
+def test_a_queued_call_cannot_be_taken_by_hand_from_the_console(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    world = queue_world
+    op = console(world, world.operator)
+    phone = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    wait(phone, queued(phone))
+    call_id = entry_of(world, phone.sid).call_id
+    r = op.post(f"/console/appels/{world.plumber.id}/{call_id}/prendre", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/console?probleme=taken"
+    assert call_of(world, call_id).answered_at is None
+    assert entry_of(world, phone.sid).state == "queued"
