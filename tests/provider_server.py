@@ -1,6 +1,7 @@
 """A local HTTP server playing a Twilio-compatible provider's REST API: the recording's
 audio (behind HTTP basic auth), deleting a recording, stopping a recording in progress, and
-sending an SMS (the Messages API: a form POST of To, From and Body)."""
+sending an SMS (the Messages API: a form POST of To, From and Body), and placing a call (the
+Calls API: each request's form is recorded, the new call's sid answered)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ class ProviderServer:
         # SMS accepted by the Messages API: (To, From, Body); failures to play first (HTTP codes).
         self.sms: list[tuple[str, str, str]] = []
         self.sms_fail_next: list[int] = []
+        # Calls placed through the Calls API (POST .../Calls.json): each form (first values);
+        # failures to play first (HTTP codes).
+        self.created_calls: list[dict[str, str]] = []
+        self.create_fail_next: list[int] = []
+        # Updates of a call (POST .../Calls/SID.json): (sid, form).
+        self.call_updates: list[tuple[str, dict[str, str]]] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -116,6 +123,33 @@ class ProviderServer:
                     self.end_headers()
                     self.wfile.write(b'{"status": "queued"}')
                     return
+                if re.fullmatch(r"/2010-04-01/Accounts/\w+/Calls\.json", self.path):
+                    if server.create_fail_next:
+                        self.send_response(server.create_fail_next.pop(0))
+                        self.end_headers()
+                        return
+                    form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                    form["StatusCallbackEvent"] = " ".join(
+                        parse_qs(body.decode()).get("StatusCallbackEvent", [])
+                    )
+                    server.created_calls.append(form)
+                    sid = f"CA{len(server.created_calls):032x}"
+                    payload = json.dumps({"sid": sid, "status": "queued"}).encode()
+                    self.send_response(201)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                u = re.fullmatch(r"/2010-04-01/Accounts/\w+/Calls/(\w+)\.json", self.path)
+                if u:
+                    form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                    server.call_updates.append((u.group(1), form))
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(json.dumps({"sid": u.group(1)}).encode())
+                    return
                 m = re.fullmatch(
                     r"/2010-04-01/Accounts/\w+/Calls/(\w+)/Recordings/Twilio\.CURRENT\.json",
                     self.path,
@@ -133,6 +167,10 @@ class ProviderServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def created_sid(self, index: int) -> str:
+        """The sid answered for the ``index``-th call placed (0-based)."""
+        return f"CA{index + 1:032x}"
 
     def sms_url(self) -> str:
         return f"{self.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -144,6 +145,18 @@ class Settings(BaseSettings):
         description="Where calls are offered: client:NAME, sip:URI, or an E.164 number.",
     )
     telephony_ring_seconds: int = Field(default=25, ge=5, le=600)
+    # The in-hours leg (src/permanence/routing, docs/telephony.md "The queue"):
+    routing_mode: Literal["dial", "queue"] = Field(
+        default="dial",
+        description="dial: ring PERMANENCE_TELEPHONY_OPERATORS; queue: the provider's queue, "
+        "each call offered to one available operator's own device.",
+    )
+    routing_queue_scope: Literal["account", "shared"] = Field(
+        default="account", description="One provider queue per client account, or shared."
+    )
+    routing_wrap_up_seconds: int = Field(
+        default=30, ge=0, le=3600, description="Automatic wrap-up after a queued call."
+    )
     telephony_voicemail_seconds: int = Field(default=120, ge=10, le=600)
     telephony_stale_minutes: int = Field(
         default=180,

@@ -33,6 +33,7 @@ from permanence.rights.model import (
     Rectification,
     RightsRequest,
 )
+from permanence.routing.model import OperatorLine, QueueEntry
 from permanence.staff.credentials_model import AuthToken, RecoveryCode
 from permanence.staff.model import (
     ApiKey,
@@ -82,8 +83,10 @@ __all__ = [
     "Message",
     "OffboardingCertificate",
     "OperatorDailyStats",
+    "OperatorLine",
     "OperatorPresence",
     "PracticeAudit",
+    "QueueEntry",
     "Recording",
     "RecordingDownload",
     "RecoveryCode",

@@ -293,5 +293,9 @@ def take_from_queue(session: Session, call_id: uuid.UUID) -> Call:
     session.refresh(call, with_for_update=True)  # two operators clicking at once
     if call.status != "ringing":
         raise Conflict("this call has already been taken")
+    from permanence.routing.model import QueueEntry
+
+    if session.get(QueueEntry, call.id) is not None:  # the queue offers it (routing.dispatch)
+        raise Conflict("this call waits in the queue: it is offered to an available operator")
     answer(session, call)
     return call

@@ -486,9 +486,14 @@ class DeliveryLoop:
 
     def _telephony(self) -> None:
         from permanence.recordings.downloads import run_due as run_downloads
+        from permanence.routing.dispatch import tick as queue_dispatch
         from permanence.telephony.stale import resolve_stale
 
-        for name, step in (("stale calls", resolve_stale), ("recording downloads", run_downloads)):
+        for name, step in (
+            ("stale calls", resolve_stale),
+            ("recording downloads", run_downloads),
+            ("queue dispatch", queue_dispatch),
+        ):
             try:
                 counts = step(self.rt)
                 if any(counts.values()):

@@ -26,6 +26,7 @@ from permanence.delivery.service import set_webhook_secret
 from permanence.errors import Conflict
 from permanence.mandates.schema import FieldType, Purpose, WebhookRecipient, parse_mandate
 from permanence.messages import service as messages
+from permanence.routing.devices import set_device
 from permanence.runtime import Runtime
 from permanence.staff.model import User
 from permanence.staff.service import create_user
@@ -44,6 +45,13 @@ STAFF = [
     ("superviseure@permanence.example", "Nathalie Roux", Role.SUPERVISOR),
     ("dpo@permanence.example", "Julien Garnier", Role.DPO),
 ]
+# Each demo operator's own line (permanence.routing): softphones on the provider's client SDK
+# and a SIP desk phone.
+DEMO_DEVICES = {
+    "operatrice@permanence.example": "client:sophie-bernard",
+    "operateur@permanence.example": "client:karim-haddad",
+    "superviseure@permanence.example": "sip:nathalie.roux@permanence.sip.twilio.com",
+}
 CLIENT_USERS = {
     "cabinet-lefevre": ("secretariat@cabinet-lefevre.example", "Secrétariat Lefèvre"),
     "cabinet-moreau-avocats": ("secretariat@moreau-avocats.example", "Secrétariat Moreau"),
@@ -276,6 +284,8 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
                 duration_minutes=180,
             )
             sign_undertaking(s, new.user.id)
+            if email in DEMO_DEVICES:
+                set_device(s, new.user.id, DEMO_DEVICES[email])
             lines.append(f"staff {role.value:<10} {email}  TOTP: {new.totp_uri}")
     with rt.db.session(admin) as s:
         for code, name, service, country in SUBPROCESSORS:

@@ -39,6 +39,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, core_schema
 
+from permanence.mandates.queueing import Queueing
+
 __all__ = [
     "LEGAL_MAXIMA",
     "ConsentWording",
@@ -1018,6 +1020,7 @@ class Mandate(_Model):
     agenda: Agenda = Agenda()
     transfers: tuple[Transfer, ...] = ()
     hosting: Hosting | None = None
+    queue: Queueing = Queueing()  # permanence.mandates.queueing (routing)
 
     @model_validator(mode="after")
     def _check_rules(self) -> Self:

@@ -69,6 +69,18 @@ def _move(
     return row
 
 
+def move(
+    session: Session,
+    user_id: uuid.UUID,
+    state: str,
+    at: dt.datetime,
+    call_id: uuid.UUID | None = None,
+) -> OperatorPresence:
+    """The queue's hooks (``permanence.routing``): a call offered, taken or let ring out
+    moves its operator, whoever the webhook's context is."""
+    return _move(session, user_id, state, at, call_id)
+
+
 def set_state(session: Session, state: str, *, at: dt.datetime | None = None) -> OperatorPresence:
     """The signed-in operator (or supervisor) says what they are doing."""
     ctx = ctx_of(session)

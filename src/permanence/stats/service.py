@@ -622,6 +622,8 @@ class Board:
     at: dt.datetime
     accounts: list[AccountBoard]
     operators: list[OperatorBoard]
+    # Calls in the provider's queue and where each is (permanence.routing.board).
+    calls: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def waiting(self) -> int:
@@ -639,6 +641,7 @@ class Board:
             "operators_by_state": states,
             "accounts": [a.as_dict() for a in self.accounts],
             "operators": [o.as_dict() for o in self.operators],
+            "calls": self.calls,
         }
 
 
@@ -709,7 +712,9 @@ def board(session: Session, *, now: dt.datetime | None = None) -> Board:
         )
         for uid, name, role, state, since in staff
     ]
-    return Board(now, out, operators)
+    from permanence.routing.board import live_calls
+
+    return Board(now, out, operators, live_calls(session, now))
 
 
 def billed_minutes(session: Session) -> ColumnElement[Any]:

@@ -35,6 +35,21 @@ class TelephonyApi(Protocol):
         """The provider's status of a call and its duration in seconds (if over)."""
         ...
 
+    def create_call(
+        self, *, to: str, from_: str, url: str, status_callback: str, timeout: int
+    ) -> str:
+        """Place an outbound call (an operator's device) whose TwiML is at ``url``; returns
+        its call id."""
+        ...
+
+    def cancel_call(self, call_sid: str) -> None:
+        """Stop a call that is still ringing (an offer nobody needs any more)."""
+        ...
+
+    def redirect_call(self, call_sid: str, url: str) -> None:
+        """Make a call in progress run the TwiML at ``url`` (a transfer)."""
+        ...
+
 
 class TwilioRestApi:
     """Twilio's REST API (HTTP basic auth: account SID and auth token)."""
@@ -100,3 +115,45 @@ class TwilioRestApi:
         except (ValueError, KeyError, TypeError):
             raise ProviderFailed("the provider's call record is not readable") from None
         return status, duration
+
+    def create_call(
+        self, *, to: str, from_: str, url: str, status_callback: str, timeout: int
+    ) -> str:
+        resp = httpx.post(
+            self._account_url("Calls.json"),
+            auth=self._auth,
+            data={
+                "To": to,
+                "From": from_,
+                "Url": url,
+                "Method": "POST",
+                "StatusCallback": status_callback,
+                "StatusCallbackMethod": "POST",
+                "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
+                "Timeout": str(timeout),
+            },
+            timeout=self._timeout,
+        )
+        if resp.status_code not in (200, 201):
+            raise ProviderFailed(f"placing the call failed (HTTP {resp.status_code})")
+        try:
+            sid = str(resp.json()["sid"])
+        except (ValueError, KeyError, TypeError):
+            raise ProviderFailed("the provider's call record is not readable") from None
+        return sid
+
+    def cancel_call(self, call_sid: str) -> None:
+        url = self._account_url(f"Calls/{call_sid}.json")
+        resp = httpx.post(url, auth=self._auth, data={"Status": "canceled"}, timeout=self._timeout)
+        if resp.status_code not in (200, 201, 404):  # 404: already over, which is the goal
+            raise ProviderFailed(f"cancelling the call failed (HTTP {resp.status_code})")
+
+    def redirect_call(self, call_sid: str, url: str) -> None:
+        resp = httpx.post(
+            self._account_url(f"Calls/{call_sid}.json"),
+            auth=self._auth,
+            data={"Url": url, "Method": "POST"},
+            timeout=self._timeout,
+        )
+        if resp.status_code not in (200, 201):
+            raise ProviderFailed(f"redirecting the call failed (HTTP {resp.status_code})")

@@ -280,7 +280,7 @@ def _next_leg(
                 timeout=settings.telephony_ring_seconds,
             )
             return
-    _dial(reply, settings, hook, ids, record=record)
+    _dial(reply, settings, hook, ids, record=record, route=(session, call, mandate))
 
 
 def _notice_gather(
@@ -314,8 +314,20 @@ def _notice_gather(
 
 
 def _dial(
-    reply: twiml.Response, settings: Settings, hook: Webhook, ids: dict[str, str], *, record: bool
+    reply: twiml.Response,
+    settings: Settings,
+    hook: Webhook,
+    ids: dict[str, str],
+    *,
+    record: bool,
+    route: tuple[Session, Call, Mandate] | None = None,
 ) -> None:
+    if settings.routing_mode == "queue" and route is not None:
+        # The in-hours leg through the provider's queue (permanence.routing, ADR 0023).
+        from permanence.routing.queue import enqueue
+
+        enqueue(route[0], settings, hook, reply, route[1], route[2])
+        return
     reply.dial(
         settings.telephony_operators,
         action=_url(settings, hook, "dial-done", **ids),

@@ -126,6 +126,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.telephony.api import router as telephony_router
 
     app.include_router(telephony_router)
+    from permanence.routing.api import mount as mount_routing
+
+    mount_routing(app)  # the queue's webhooks, devices API, presence and lines pages
     app.include_router(page_router())
     from permanence.rights.pages import router as rights_pages
 

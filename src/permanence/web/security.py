@@ -33,6 +33,7 @@ NOT_PAGES = (
     "/api/",
     "/opendsr/",
     "/telephony/",
+    "/routing/",  # the queue's webhooks (permanence.routing)
     "/static/",
     "/healthz",
     "/readyz",

@@ -1,0 +1,209 @@
+"""The queue's webhooks (signed by the provider, like ``/telephony``) and the devices API.
+
+Webhooks under ``/routing/{provider}/``: ``wait`` (the caller's waiting music), ``left`` (the
+``<Enqueue>`` action), ``operator`` (the operator's leg answered: whisper, then the queue),
+``connect`` (the ``<Queue url>``: the caller taken off the queue), ``offer-status`` (the
+operator's leg's status callback) and ``recording`` (a recorded conversation, handed to the
+recordings pipeline under the caller's call).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import Field
+
+from permanence.context import Role
+from permanence.errors import ConfigurationError, NotFound
+from permanence.routing import devices, dispatch, queue, transfers
+from permanence.routing.model import QueueEntry
+from permanence.runtime import Runtime
+from permanence.telephony import service
+from permanence.telephony.api import telephony_api, verified_hook
+from permanence.telephony.ports import ProviderFailed
+from permanence.web.api import ERRORS
+from permanence.web.deps import CurrentRuntime, Principal, require
+from permanence.web.schemas import Body
+
+log = logging.getLogger("permanence.routing")
+router = APIRouter(prefix="/routing", include_in_schema=False)
+api_router = APIRouter(prefix="/api/v1")
+
+Hook = Annotated[service.Webhook, Depends(verified_hook)]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+def _rt(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.rt
+    return rt
+
+
+def _xml(text: str) -> Response:
+    return Response(content=text, media_type="application/xml")
+
+
+def _dispatch_later(background: BackgroundTasks, rt: Runtime) -> None:
+    """Offer what can be offered, after the reply (the provider is not kept waiting)."""
+    background.add_task(dispatch.dispatch, rt, dispatch.rest_api(rt))
+
+
+def _context(provider: str) -> Any:
+    return service.webhook_context(provider)
+
+
+@router.post("/{provider}/wait")
+async def wait(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
+    rt = _rt(request)
+
+    def run() -> str:
+        with rt.db.session(_context(hook.provider)) as s:
+            return queue.wait(s, rt.settings, hook)
+
+    reply = await run_in_threadpool(run)
+    _dispatch_later(background, rt)
+    return _xml(reply)
+
+
+@router.post("/{provider}/left")
+async def left(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
+    rt = _rt(request)
+
+    cancel: list[str] = []
+
+    def run() -> str:
+        with rt.db.session(_context(hook.provider)) as s:
+            reply = queue.left(s, rt.settings, hook)
+            if "cancel_offer" in s.info:
+                cancel.append(s.info.pop("cancel_offer"))
+            return reply
+
+    reply = await run_in_threadpool(run)
+    for sid in cancel:
+        background.add_task(_cancel_offer, rt, sid)
+    _dispatch_later(background, rt)  # an operator may be free again
+    return _xml(reply)
+
+
+def _cancel_offer(rt: Runtime, sid: str) -> None:
+    """Best effort: an offer left ringing ends by itself after the ring time anyway."""
+    try:
+        dispatch.rest_api(rt)().cancel_call(sid)
+    except (ProviderFailed, ConfigurationError, httpx.HTTPError) as exc:
+        log.warning("routing: a ringing offer could not be cancelled (%s)", type(exc).__name__)
+
+
+@router.post("/{provider}/operator")
+async def operator(request: Request, hook: Hook) -> Response:
+    rt = _rt(request)
+
+    def run() -> str:
+        with rt.db.session(_context(hook.provider)) as s:
+            return queue.operator(s, rt.settings, hook)
+
+    return _xml(await run_in_threadpool(run))
+
+
+@router.post("/{provider}/connect")
+async def connect(request: Request, hook: Hook) -> Response:
+    rt = _rt(request)
+
+    def run() -> str:
+        with rt.db.session(_context(hook.provider)) as s:
+            return queue.connect(s, hook)
+
+    return _xml(await run_in_threadpool(run))
+
+
+@router.post("/{provider}/transfer")
+async def transfer(request: Request, hook: Hook) -> Response:
+    """The caller's leg redirected by a cold transfer: dial the mandate's contact."""
+    rt = _rt(request)
+
+    def run() -> str:
+        with rt.db.session(_context(hook.provider)) as s:
+            return transfers.transfer_twiml(s, hook)
+
+    return _xml(await run_in_threadpool(run))
+
+
+@router.post("/{provider}/offer-status", status_code=204)
+async def offer_status(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
+    rt = _rt(request)
+
+    def run() -> bool:
+        with rt.db.session(_context(hook.provider)) as s:
+            return queue.offer_status(s, hook)
+
+    if await run_in_threadpool(run):
+        _dispatch_later(background, rt)
+    return Response(status_code=204)
+
+
+@router.post("/{provider}/recording", status_code=204)
+async def recording(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
+    """The operator's leg recorded the conversation: the recording belongs to the caller's
+    call (the callback names the operator's leg, which must be the one on that call)."""
+    rt = _rt(request)
+    hook.sid("RecordingSid")
+    api = telephony_api(rt)
+
+    def run() -> uuid.UUID | None:
+        with rt.db.session(_context(hook.provider)) as s:
+            entry = s.get(QueueEntry, hook.query_uuid("c"))
+            if entry is None or entry.offer_sid != hook.sid("CallSid"):
+                raise NotFound("no such call")
+            as_caller = service.Webhook(
+                provider=hook.provider,
+                form={**hook.form, "CallSid": entry.caller_sid},
+                query={**hook.query, "k": "call"},
+            )
+            return service.queue_recording(s, rt.settings, as_caller)
+
+    job = await run_in_threadpool(run)
+    if job is not None:
+        from permanence.recordings.downloads import run_in_background
+
+        background.add_task(run_in_background, rt, lambda: api, hook.query_uuid("a"), job)
+    return Response(status_code=204)
+
+
+# -- devices (administrators) ------------------------------------------------------------------
+
+
+class DeviceIn(Body):
+    device: str | None = Field(
+        default=None,
+        max_length=200,
+        description="client:IDENTITY, sip:user@host or an E.164 number; empty or null removes it",
+    )
+
+
+@api_router.get("/routing/devices", responses=ERRORS, tags=["routing"])
+def list_devices(p: Admin, rt: CurrentRuntime) -> list[dict[str, Any]]:
+    """Every operator and supervisor, with the device the queue rings."""
+    with rt.db.session(p.context("api:devices"), readonly=True) as s:
+        return [
+            {"user_id": str(u.id), "name": u.display_name, "role": u.role.value, "device": d}
+            for u, d in devices.lines(s)
+        ]
+
+
+@api_router.put("/routing/devices/{user_id}", responses=ERRORS, tags=["routing"])
+def put_device(user_id: uuid.UUID, body: DeviceIn, p: Admin, rt: CurrentRuntime) -> dict[str, Any]:
+    with rt.db.session(p.context("api:devices")) as s:
+        line = devices.set_device(s, user_id, body.device)
+        return {"user_id": str(user_id), "device": line.device if line else None}
+
+
+def mount(app: FastAPI) -> None:
+    """Everything routing serves: webhooks, the devices API, the console's and admin pages."""
+    from permanence.routing.pages import router as pages_router
+
+    app.include_router(router)
+    app.include_router(api_router)
+    app.include_router(pages_router)
