@@ -61,6 +61,9 @@ def _add_subprocessor_app() -> None:
     from permanence.compliance.cli_subprocessors import app as subprocessor_app
 
     app.add_typer(subprocessor_app, name="subprocessor")
+    from permanence.contracts.cli import app as contract_app
+
+    app.add_typer(contract_app, name="contract")
 
 
 _add_subprocessor_app()

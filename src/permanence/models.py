@@ -14,8 +14,10 @@ from permanence.calls.model import Call
 from permanence.consents.model import Consent
 from permanence.contracts.model import (
     Contract,
+    ContractDocument,
     OffboardingCertificate,
     SubProcessor,
+    SubProcessorAgreement,
     SubProcessorChange,
     SubProcessorNotice,
 )
@@ -71,6 +73,7 @@ __all__ = [
     "ConfidentialityUndertaking",
     "Consent",
     "Contract",
+    "ContractDocument",
     "Delivery",
     "DeliveryEvent",
     "Did",
@@ -90,6 +93,7 @@ __all__ = [
     "Rectification",
     "RightsRequest",
     "SubProcessor",
+    "SubProcessorAgreement",
     "SubProcessorChange",
     "SubProcessorNotice",
     "SubjectKey",

@@ -219,3 +219,41 @@ def test_art33_2_breach_check_passes_on_the_demo_and_fails_on_a_breach_closed_un
         "FAIL breaches.notified: 1 breach(es) kept from a client concerned\n"
         f"  - {reference}: closed without notifying phase 1 to cabinet-lefevre"
     ) in proc.stdout
+
+
+@pytest.mark.gdpr("Art. 28(3)")
+def test_art28_3_contract_check_passes_on_the_demo_and_fails_on_a_placeholder_contract(
+    demo_env: dict[str, str], settings: Settings
+) -> None:
+    """The demo's contracts are generated on the SCC and signed, their PDF stored: the check
+    passes. A later version recorded as section references and signed (the placeholder the
+    product used to ship) replaces it in force: the check fails, naming the account."""
+    from permanence.accounts.model import Account
+    from permanence.contracts import service as contracts
+
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS contracts.signed: 3 account(s) under a signed SCC contract" in proc.stdout
+    assert "PASS subprocessors.flowdown" in proc.stdout
+    settings.master_key_file = settings.data_dir / "master.key"
+    settings.master_key = None
+    rt = Runtime.from_settings(settings)
+    try:
+        with rt.db.session(AccessContext.system("test")) as s:
+            medical = s.query(Account).filter_by(slug="cabinet-lefevre").one().id
+        with rt.db.session(AccessContext(role=Role.DPO, reason="t", account_id=medical)) as s:
+            placeholder = contracts.record_contract(
+                s,
+                reference="DPA-placeholder",
+                clauses={k: f"art. {i}" for i, k in enumerate(contracts.CLAUSES, start=2)},
+                effective_from=utcnow() - dt.timedelta(hours=1),
+            )
+            contracts.sign_contract(s, placeholder.id)
+    finally:
+        rt.close()
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 1
+    assert (
+        "FAIL contracts.signed: 1 account(s) without a signed contract document\n"
+        "  - cabinet-lefevre: contract v2: not generated on the standard contractual clauses"
+    ) in proc.stdout

@@ -126,6 +126,7 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
     from permanence.breaches.model import Breach, BreachAccount, BreachNotice, BreachSubject
     from permanence.contracts.model import (
         Contract,
+        ContractDocument,
         OffboardingCertificate,
         SubProcessor,
         SubProcessorChange,
@@ -142,7 +143,10 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
     change = SubProcessorChange(
         id=uuid.uuid4(), subprocessor_id=sp.id, kind="add", announced_at=now, effective_at=now
     )
-    s.add(change)
+    contract = Contract(
+        id=uuid.uuid4(), account_id=account_id, version=1, reference="R", effective_from=now
+    )
+    s.add_all([change, contract])
     s.flush()
     s.add_all(
         [
@@ -151,7 +155,16 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
             BreachNotice(
                 breach_id=breach.id, account_id=account_id, phase=1, subject_line="x", body="x"
             ),
-            Contract(account_id=account_id, version=1, reference="R", effective_from=now),
+            contract,
+            ContractDocument(
+                account_id=account_id,
+                contract_id=contract.id,
+                pdf=b"%PDF-",
+                sha256="0" * 64,
+                signed_at=now,
+                signatories="[]",
+                source="generated",
+            ),
             SubProcessorNotice(change_id=change.id, account_id=account_id),
             OffboardingCertificate(
                 account_id=account_id, document="{}", signature="x", public_key="x"

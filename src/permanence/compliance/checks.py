@@ -159,9 +159,16 @@ def _mfa(run: CheckRun) -> tuple[bool, str, list[str]]:
     return True, f"{len(staff)} staff member(s) with MFA", []
 
 
-@check("contracts.signed", "Every active client has a signed Art. 28 contract")
+@check(
+    "contracts.signed",
+    "Every active client has a signed Art. 28 contract on the SCC, its signed PDF stored",
+)
 def _contracts(run: CheckRun) -> tuple[bool, str, list[str]]:
-    from permanence.contracts.service import contract_in_force, missing_clauses
+    """The contract in force must be the one generated on Decision (EU) 2021/915, with its
+    signed PDF stored whole (SHA-256 recomputed) and signed for both parties: a contract
+    recorded as a list of section references proves nothing an inspector can read."""
+    from permanence.contracts.scc import document_of, document_problems
+    from permanence.contracts.service import contract_in_force
 
     bad = []
     accounts = run.accounts()
@@ -170,11 +177,51 @@ def _contracts(run: CheckRun) -> tuple[bool, str, list[str]]:
             c = contract_in_force(s, run.now)
             if c is None:
                 bad.append(f"{a.slug}: no signed contract in force")
-            elif missing_clauses(c):
-                bad.append(f"{a.slug}: clause(s) {', '.join(missing_clauses(c))} not covered")
+                continue
+            problems = document_problems(c, document_of(s, c.id))
+            if problems:
+                bad.append(f"{a.slug}: contract v{c.version}: " + "; ".join(problems))
     if bad:
-        return False, f"{len(bad)} account(s) without a complete signed contract", bad
-    return True, f"{len(accounts)} account(s) under a signed contract", []
+        return False, f"{len(bad)} account(s) without a signed contract document", bad
+    return True, f"{len(accounts)} account(s) under a signed SCC contract, PDF stored", []
+
+
+@check("subprocessors.flowdown", "Every sub-processor is bound by a flow-down agreement (28(4))")
+def _flowdown(run: CheckRun) -> tuple[bool, str, list[str]]:
+    from permanence.contracts.scc import flowdown_gaps
+    from permanence.contracts.service import registry
+
+    with run.session() as s:
+        gaps = flowdown_gaps(s)
+        n = sum(1 for sp in registry(s) if sp.status == "active")
+    if gaps:
+        return False, f"{len(gaps)} sub-processor(s) without a complete flow-down agreement", gaps
+    return True, f"{n} sub-processor(s), each under a flow-down agreement", []
+
+
+@check(
+    "subprocessors.objections",
+    "No sub-processor change in effect for a client whose objection is unresolved (cl. 7.7)",
+)
+def _objections(run: CheckRun) -> tuple[bool, str, list[str]]:
+    """Clause 7.7(a) of the SCC: an objection holds the change for that client. Once the
+    change applied, an unresolved objection means that client's data reaches a sub-processor
+    it refused: the provider must resolve it (alternative or termination)."""
+    from permanence.contracts.scc import held_changes
+
+    bad, held = [], 0
+    for a in run.accounts():
+        with run.session(a.id) as s:
+            for change, sp in held_changes(s):
+                held += 1
+                if change.applied_at is not None:
+                    bad.append(
+                        f"{a.slug}: objected to the {change.kind} of {sp.code}, in effect "
+                        "since " + change.applied_at.date().isoformat() + ", unresolved"
+                    )
+    if bad:
+        return False, f"{len(bad)} objection(s) overridden by a change in effect", bad
+    return True, f"{held} objection(s) pending, none overridden", []
 
 
 def _mandates(run: CheckRun) -> Iterator[tuple[Account, Mandate | None, int | None]]:

@@ -110,6 +110,18 @@ DUTIES: tuple[Duty, ...] = (
         "contracts/service.py",
     ),
     Duty(
+        "Art. 28(3)",
+        "The contract is generated on the Commission's SCC (Decision (EU) 2021/915) with its "
+        "annexes from the mandate, the deployment and the register; each signed PDF is stored "
+        "with its hash",
+        "contracts/scc.py (permanence contract), compliance/checks.py (contracts.signed)",
+    ),
+    Duty(
+        "Art. 28(4)",
+        "Each sub-processor is bound by a flow-down agreement with the same obligations",
+        "contracts/scc.py (permanence subprocessor flowdown)",
+    ),
+    Duty(
         "Art. 28(3)(b)",
         "Staff are bound to confidentiality and trained before reaching personal data",
         "staff/training.py",

@@ -53,6 +53,7 @@ from permanence.render import render
 # Why each kept table survives the deletion (shown on the certificate).
 RETAINED = {
     "contracts": "the processing agreement: proof of the instructions and of their end",
+    "contract_documents": "the signed processing agreement (PDF and its hash)",
     "breach_accounts": "breach register: counts of an incident (Art. 33(5))",
     "breach_notices": "breach register: what the controller was told and when",
     "subprocessor_notices": "notices of sub-processor changes given to the controller",

@@ -20,6 +20,7 @@ from permanence.accounts.model import Account, AccountKind, Did
 from permanence.accounts.service import create_account, import_mandate
 from permanence.calls import service as calls
 from permanence.context import AccessContext, Role
+from permanence.contracts import scc
 from permanence.contracts import service as contracts
 from permanence.db import switch_account, utcnow
 from permanence.delivery.service import set_webhook_secret
@@ -277,15 +278,22 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
             )
             sign_undertaking(s, new.user.id)
             lines.append(f"staff {role.value:<10} {email}  TOTP: {new.totp_uri}")
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     with rt.db.session(admin) as s:
         for code, name, service, country in SUBPROCESSORS:
             contracts.register_initial(
                 s, code=code, name=name, service=service, country=country, hds_certified=True
             )
+            # Art. 28(4): each bound by the same obligations, every point of 28(3).
+            scc.record_flowdown(
+                s,
+                code,
+                reference=f"DPA-{code}-2025",
+                signed_at=now - dt.timedelta(days=400),
+            )
     callers_by_account = demo_callers()
     with rt.db.session(system, readonly=True) as s:
         operator_ids = list(s.scalars(select(User.id).where(User.role == Role.OPERATOR)))
-    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     for slug, name, kind in ACCOUNTS:
         with rt.db.session(admin) as s:
             account = create_account(s, rt.keyring, slug=slug, name=name, kind=kind)
@@ -304,16 +312,23 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
                 password=DEMO_PASSWORD,
                 account_id=account.id,
             )
-            # The processing agreement, every Art. 28(3) clause covered, signed a year ago.
+            # The processing agreement generated on the Commission's SCC (Decision (EU)
+            # 2021/915), signed a year ago by both parties; its PDF is stored with its hash.
             signed = now - dt.timedelta(days=365)
             switch_account(s, account.id)
-            contract = contracts.record_contract(
-                s,
-                reference=f"DPA-{slug}-2025",
-                clauses={letter: f"art. {i + 2}" for i, letter in enumerate(contracts.CLAUSES)},
-                effective_from=signed,
+            contract = scc.generate_contract(
+                s, rt.settings, effective_from=signed, reference=f"DPA-{slug}-{signed.year}"
             )
-            contracts.sign_contract(s, contract.id, signed_at=signed)
+            scc.sign_generated(
+                s,
+                rt.settings,
+                contract.id,
+                signatories=[
+                    scc.Signatory("controller", display, "représentant légal"),
+                    scc.Signatory("processor", "Julien Garnier", "délégué à la protection"),
+                ],
+                signed_at=signed,
+            )
             # The mandate names where its webhook's signing secret is kept: the demo creates
             # it, so that its webhook deliveries are signed rather than refused for want of it.
             for recipient in parse_mandate(text).recipients:
