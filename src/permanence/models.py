@@ -24,6 +24,7 @@ from permanence.contracts.model import (
 from permanence.crypto.model import AccountKey, SubjectKey
 from permanence.db import Base
 from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
+from permanence.dpia.model import Dpia
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording, RecordingDownload
 from permanence.retention.model import LegalHold
@@ -78,6 +79,7 @@ __all__ = [
     "DeliveryEvent",
     "Did",
     "Download",
+    "Dpia",
     "ErasureJournal",
     "Escalation",
     "LegalHold",

@@ -257,3 +257,34 @@ def test_art28_3_contract_check_passes_on_the_demo_and_fails_on_a_placeholder_co
         "FAIL contracts.signed: 1 account(s) without a signed contract document\n"
         "  - cabinet-lefevre: contract v2: not generated on the standard contractual clauses"
     ) in proc.stdout
+
+
+@pytest.mark.gdpr("Art. 35")
+def test_art35_dpia_check_passes_on_the_demo_and_fails_for_a_medical_account_without_one(
+    demo_env: dict[str, str], settings: Settings
+) -> None:
+    from sqlalchemy import delete
+
+    from permanence.accounts.model import Account
+    from permanence.db import acting_for
+    from permanence.dpia.model import Dpia
+
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS dpia.current: 2 processing(s) needing a DPIA" in proc.stdout
+    settings.master_key_file = settings.data_dir / "master.key"
+    settings.master_key = None
+    rt = Runtime.from_settings(settings)
+    try:
+        with rt.db.session(AccessContext.system("test")) as s:
+            medical = s.query(Account).filter_by(slug="cabinet-lefevre").one().id
+            with acting_for(s, medical):
+                s.execute(delete(Dpia).where(Dpia.account_id == medical))
+    finally:
+        rt.close()
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 1
+    assert (
+        "FAIL dpia.current: 1 DPIA(s) missing or outdated (Art. 35)\n"
+        "  - cabinet-lefevre (health): no validated DPIA"
+    ) in proc.stdout

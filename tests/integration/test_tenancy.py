@@ -132,6 +132,7 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
         SubProcessorChange,
         SubProcessorNotice,
     )
+    from permanence.dpia.model import Dpia
 
     now = dt.datetime.now(dt.UTC)
     breach = Breach(id=uuid.uuid4(), reference=f"V-T-{account_id.hex[:8]}", aware_at=now)
@@ -168,6 +169,13 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
             SubProcessorNotice(change_id=change.id, account_id=account_id),
             OffboardingCertificate(
                 account_id=account_id, document="{}", signature="x", public_key="x"
+            ),
+            Dpia(
+                account_id=account_id,
+                processing="health",
+                version=1,
+                mandate_version=1,
+                content="{}",
             ),
         ]
     )

@@ -90,6 +90,7 @@ CHECK_MODULES: list[str] = [
     "permanence.rights.checks",
     "permanence.recordings.downloads",
     "permanence.audits.checks",
+    "permanence.dpia.checks",
 ]
 
 

@@ -136,6 +136,12 @@ DUTIES: tuple[Duty, ...] = (
         "The processor makes available what proves compliance and allows audits",
         "compliance/evidence.py (permanence compliance evidence, DPO page)",
     ),
+    Duty(
+        "Art. 35",
+        "A DPIA on the CNIL PIA structure, validated by the DPO, current, for each processing "
+        "that needs one (health data at scale, recording that evaluates staff)",
+        "dpia/service.py, dpia/pages.py (/dpo/aipd, /portail/aipd), dpia/checks.py",
+    ),
     Duty("Art. 30", "Records of processing, as processor and controller", "compliance/art30.py"),
     Duty(
         "Art. 32",

@@ -17,13 +17,14 @@ from typing import Any
 from sqlalchemy import select
 
 from permanence.accounts.model import Account, AccountKind, Did
-from permanence.accounts.service import create_account, import_mandate
+from permanence.accounts.service import create_account, import_mandate, mandate_version
 from permanence.calls import service as calls
 from permanence.context import AccessContext, Role
 from permanence.contracts import scc
 from permanence.contracts import service as contracts
 from permanence.db import switch_account, utcnow
 from permanence.delivery.service import set_webhook_secret
+from permanence.dpia import service as dpias
 from permanence.errors import Conflict
 from permanence.mandates.schema import FieldType, Purpose, WebhookRecipient, parse_mandate
 from permanence.messages import service as messages
@@ -335,6 +336,15 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
                 if isinstance(recipient, WebhookRecipient):
                     secret, _ = set_webhook_secret(s, rt.keyring, recipient.secret_ref)
                     lines.append(f"account {slug}: webhook secret {recipient.secret_ref} {secret}")
+        # The DPIAs its processings need (Art. 35), prefilled and validated by the DPO.
+        with rt.db.session(AccessContext.system("cli:demo", account_id=account.id)) as s:
+            for st in dpias.account_status(s):
+                _row, mandate = mandate_version(s, account.id)
+                draft = dpias.draft_content(rt.settings, mandate, st.processing)
+                version = dpias.save_version(s, st.processing, draft.model_dump())
+                dpias.validate(
+                    s, version.id, "Risques résiduels acceptables ; réexamen à chaque mandat."
+                )
         counts = _load_account_activity(
             rt, account, kind, callers_by_account[slug], rng, now, operator_ids, calls_per_account
         )

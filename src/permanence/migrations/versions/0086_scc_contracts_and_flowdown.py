@@ -1,4 +1,5 @@
-"""contracts on the Commission's SCC: signed documents, clause 7.7 holds, flow-down agreements
+"""contracts on the Commission's SCC: signed documents, clause 7.7 holds, flow-down agreements;
+DPIAs
 
 Revision ID: 0086
 Revises: 0081
@@ -9,6 +10,7 @@ Create Date: 2026-12-06 10:00:00
 - ``subprocessor_notices.resolved_at`` / ``resolution``: an objection holds a change for that
   client until resolved (clause 7.7(a)).
 - ``subprocessor_agreements``: the flow-down contract of each sub-processor (Art. 28(4)).
+- ``dpias``: versioned DPIAs (Art. 35) per account and processing (tenant).
 """
 
 from collections.abc import Sequence
@@ -25,7 +27,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # Tables created here whose rows belong to one account: put under row-level security.
-TENANT_TABLES: list[str] = ["contract_documents"]
+TENANT_TABLES: list[str] = ["contract_documents", "dpias"]
 
 
 def upgrade() -> None:
@@ -89,11 +91,45 @@ def upgrade() -> None:
             ["subprocessor_id"],
             unique=False,
         )
+    op.create_table(
+        "dpias",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("processing", sa.String(length=32), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("mandate_version", sa.Integer(), nullable=False),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.Uuid(), nullable=True),
+        sa.Column("validated_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("validated_by", sa.Uuid(), nullable=True),
+        sa.Column("dpo_opinion", sa.Text(), nullable=True),
+        sa.Column("client_opinion", sa.Text(), nullable=True),
+        sa.Column("client_opinion_at", UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_dpias_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dpias")),
+        sa.UniqueConstraint(
+            "account_id",
+            "processing",
+            "version",
+            name=op.f("uq_dpias_account_id_processing_version"),
+        ),
+    )
+    with op.batch_alter_table("dpias", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_dpias_account_id"), ["account_id"], unique=False)
     for table in TENANT_TABLES:
         enable_tenant_isolation(op.get_bind(), table)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("dpias", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_dpias_account_id"))
+    op.drop_table("dpias")
     with op.batch_alter_table("subprocessor_agreements", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_subprocessor_agreements_subprocessor_id"))
     op.drop_table("subprocessor_agreements")
