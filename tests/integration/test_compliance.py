@@ -288,3 +288,47 @@ def test_art35_dpia_check_passes_on_the_demo_and_fails_for_a_medical_account_wit
         "FAIL dpia.current: 1 DPIA(s) missing or outdated (Art. 35)\n"
         "  - cabinet-lefevre (health): no validated DPIA"
     ) in proc.stdout
+
+
+@pytest.mark.gdpr("Art. 5(1)(e)")
+def test_art5_1_e_retention_check_fails_on_the_demo_with_a_recording_past_six_months(
+    demo_env: dict[str, str], settings: Settings
+) -> None:
+    import uuid
+
+    from permanence.accounts.model import Account
+    from permanence.calls.model import Call
+    from permanence.db import acting_for
+    from permanence.recordings.model import Recording
+
+    proc = run_cli(demo_env, "compliance", "check")
+    assert "PASS retention.records" in proc.stdout
+    settings.master_key_file = settings.data_dir / "master.key"
+    settings.master_key = None
+    rt = Runtime.from_settings(settings)
+    try:
+        with rt.db.session(AccessContext.system("test")) as s:
+            plumber = s.query(Account).filter_by(slug="plomberie-durand").one().id
+            with acting_for(s, plumber):
+                call = (
+                    s.query(Call)
+                    .filter(Call.account_id == plumber, Call.caller_id.is_not(None))
+                    .first()
+                )
+                assert call is not None
+                s.add(
+                    Recording(
+                        account_id=plumber,
+                        call_id=call.id,
+                        caller_id=call.caller_id,
+                        mandate_id=call.mandate_id,
+                        provider_sid=f"RE{uuid.uuid4().hex}",
+                        storage_key="absent",
+                        created_at=utcnow() - dt.timedelta(days=200),
+                    )
+                )
+    finally:
+        rt.close()
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 1
+    assert "  - plomberie-durand: 1 recordings" in proc.stdout
