@@ -64,6 +64,9 @@ def _add_subprocessor_app() -> None:
     from permanence.contracts.cli import app as contract_app
 
     app.add_typer(contract_app, name="contract")
+    from permanence.needtoknow.cli import app as access_app
+
+    app.add_typer(access_app, name="access")
 
 
 _add_subprocessor_app()

@@ -26,6 +26,7 @@ from permanence.db import Base
 from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
 from permanence.dpia.model import Dpia
 from permanence.messages.model import Appointment, Message
+from permanence.needtoknow.model import BreakGlassAccess, OperatorAssignment
 from permanence.recordings.model import Recording, RecordingDownload
 from permanence.retention.model import LegalHold
 from permanence.rights.model import (
@@ -67,6 +68,7 @@ __all__ = [
     "BreachNotice",
     "BreachSubject",
     "BreachSupplement",
+    "BreakGlassAccess",
     "Call",
     "Caller",
     "CallerCode",
@@ -86,6 +88,7 @@ __all__ = [
     "MandateVersion",
     "Message",
     "OffboardingCertificate",
+    "OperatorAssignment",
     "OperatorDailyStats",
     "OperatorPresence",
     "PracticeAudit",

@@ -332,3 +332,26 @@ def test_art5_1_e_retention_check_fails_on_the_demo_with_a_recording_past_six_mo
     proc = run_cli(demo_env, "compliance", "check")
     assert proc.returncode == 1
     assert "  - plomberie-durand: 1 recordings" in proc.stdout
+
+
+@pytest.mark.gdpr("CSP L.1110-4")
+def test_need_to_know_on_the_demo_the_dpo_exports_the_access_list_and_the_check_follows(
+    demo_env: dict[str, str],
+) -> None:
+    proc = run_cli(demo_env, "compliance", "check")
+    assert "PASS access.need_to_know: 1 health-data account(s)" in proc.stdout
+    listed = run_cli(demo_env, "access", "list", "--account", "cabinet-lefevre")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.startswith("user_id,email,name,role,basis,since,until")
+    assert any(",operator,assigned," in r for r in rows)
+    for r in rows:
+        if ",operator,assigned," in r:
+            email = r.split(",")[1]
+            done = run_cli(
+                demo_env, "access", "unassign", "--account", "cabinet-lefevre", "--email", email
+            )
+            assert done.returncode == 0, done.stderr
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 1
+    assert "  - cabinet-lefevre: health data, but no operator assigned" in proc.stdout

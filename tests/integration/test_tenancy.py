@@ -133,6 +133,8 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
         SubProcessorNotice,
     )
     from permanence.dpia.model import Dpia
+    from permanence.needtoknow.model import BreakGlassAccess, OperatorAssignment
+    from tests.factories import OPERATOR_ID
 
     now = dt.datetime.now(dt.UTC)
     breach = Breach(id=uuid.uuid4(), reference=f"V-T-{account_id.hex[:8]}", aware_at=now)
@@ -176,6 +178,10 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
                 version=1,
                 mandate_version=1,
                 content="{}",
+            ),
+            OperatorAssignment(account_id=account_id, user_id=OPERATOR_ID),
+            BreakGlassAccess(
+                account_id=account_id, user_id=OPERATOR_ID, caller_id=caller_id, reason="r"
             ),
         ]
     )

@@ -87,6 +87,7 @@ CHECK_MODULES: list[str] = [
     "permanence.recordings.downloads",
     "permanence.audits.checks",
     "permanence.dpia.checks",
+    "permanence.needtoknow.checks",
 ]
 
 

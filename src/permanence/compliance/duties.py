@@ -169,5 +169,11 @@ DUTIES: tuple[Duty, ...] = (
         "Health data only on a deployment declaring HDS hosting",
         "compliance/checks.py, accounts/service.py",
     ),
+    Duty(
+        "CSP L.1110-4",
+        "Health data on a need-to-know basis: operators assigned per account, a medical message "
+        "opened during a call with that caller or with a break-glass reason; access list export",
+        "needtoknow/service.py (permanence access), messages/service.py, subjects/service.py",
+    ),
     Duty("NIR", "No social security number is stored (décret 2019-341)", "pii/detector.py"),
 )

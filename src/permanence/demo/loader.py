@@ -28,6 +28,7 @@ from permanence.dpia import service as dpias
 from permanence.errors import Conflict
 from permanence.mandates.schema import FieldType, Purpose, WebhookRecipient, parse_mandate
 from permanence.messages import service as messages
+from permanence.needtoknow import service as needtoknow
 from permanence.runtime import Runtime
 from permanence.staff.model import User
 from permanence.staff.service import create_user
@@ -336,8 +337,12 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
                 if isinstance(recipient, WebhookRecipient):
                     secret, _ = set_webhook_secret(s, rt.keyring, recipient.secret_ref)
                     lines.append(f"account {slug}: webhook secret {recipient.secret_ref} {secret}")
-        # The DPIAs its processings need (Art. 35), prefilled and validated by the DPO.
+        # The DPIAs its processings need (Art. 35), prefilled and validated by the DPO; on a
+        # health-data account, the operators who serve it are assigned (need-to-know).
         with rt.db.session(AccessContext.system("cli:demo", account_id=account.id)) as s:
+            if needtoknow.handles_health_data(s, account.id):
+                for operator_id in operator_ids:
+                    needtoknow.assign(s, operator_id)
             for st in dpias.account_status(s):
                 _row, mandate = mandate_version(s, account.id)
                 draft = dpias.draft_content(rt.settings, mandate, st.processing)

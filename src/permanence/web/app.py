@@ -139,6 +139,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.dpia.pages import router as dpia_pages
 
     app.include_router(dpia_pages)
+    from permanence.needtoknow.api import router as needtoknow_api
+
+    app.include_router(needtoknow_api)
     app.mount("/static", StaticFiles(packages=[("permanence.web", "static")]), name="static")
     # Outermost last: the body limit, then the content-type check, then the checks that read
     # the whole (bounded) body. Their refusals are answered as the routes' errors are.

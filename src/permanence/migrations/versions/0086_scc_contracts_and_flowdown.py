@@ -11,6 +11,7 @@ Create Date: 2026-12-06 10:00:00
   client until resolved (clause 7.7(a)).
 - ``subprocessor_agreements``: the flow-down contract of each sub-processor (Art. 28(4)).
 - ``dpias``: versioned DPIAs (Art. 35) per account and processing (tenant).
+- ``operator_assignments`` / ``break_glass_accesses``: need-to-know for health data (tenant).
 """
 
 from collections.abc import Sequence
@@ -27,7 +28,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # Tables created here whose rows belong to one account: put under row-level security.
-TENANT_TABLES: list[str] = ["contract_documents", "dpias"]
+TENANT_TABLES: list[str] = [
+    "contract_documents",
+    "dpias",
+    "operator_assignments",
+    "break_glass_accesses",
+]
 
 
 def upgrade() -> None:
@@ -122,11 +128,78 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("dpias", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_dpias_account_id"), ["account_id"], unique=False)
+    op.create_table(
+        "operator_assignments",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("assigned_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("assigned_by", sa.Uuid(), nullable=True),
+        sa.Column("ended_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ended_by", sa.Uuid(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_operator_assignments_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_operator_assignments_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_operator_assignments")),
+    )
+    op.create_index(
+        "ix_operator_assignments_account_user",
+        "operator_assignments",
+        ["account_id", "user_id"],
+        unique=False,
+    )
+    op.create_table(
+        "break_glass_accesses",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("caller_id", sa.Uuid(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("opened_at", UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_break_glass_accesses_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["caller_id"],
+            ["callers.id"],
+            name=op.f("fk_break_glass_accesses_caller_id_callers"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_break_glass_accesses_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_break_glass_accesses")),
+    )
+    op.create_index(
+        "ix_break_glass_accesses_account_user_caller",
+        "break_glass_accesses",
+        ["account_id", "user_id", "caller_id"],
+        unique=False,
+    )
     for table in TENANT_TABLES:
         enable_tenant_isolation(op.get_bind(), table)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_break_glass_accesses_account_user_caller", table_name="break_glass_accesses")
+    op.drop_table("break_glass_accesses")
+    op.drop_index("ix_operator_assignments_account_user", table_name="operator_assignments")
+    op.drop_table("operator_assignments")
     with op.batch_alter_table("dpias", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_dpias_account_id"))
     op.drop_table("dpias")
