@@ -54,6 +54,12 @@ DUTIES: tuple[Duty, ...] = (
         "mandates/schema.py, mandates/forms.py",
     ),
     Duty(
+        "Art. 10",
+        "Offence data in free text or text fields is refused unless the purpose declares its "
+        "basis (e.g. a lawyer, loi 78-17 art. 46)",
+        "mandates/screening.py, mandates/schema.py (criminal_data_basis)",
+    ),
+    Duty(
         "Art. 12(1)",
         "What the subject receives is concise, intelligible and in plain French",
         "rights/package.py (rapport.html)",
