@@ -88,6 +88,7 @@ CHECK_MODULES: list[str] = [
     "permanence.audits.checks",
     "permanence.dpia.checks",
     "permanence.needtoknow.checks",
+    "permanence.compliance.recording_checks",
 ]
 
 

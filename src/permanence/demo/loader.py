@@ -19,6 +19,7 @@ from sqlalchemy import select
 from permanence.accounts.model import Account, AccountKind, Did
 from permanence.accounts.service import create_account, import_mandate, mandate_version
 from permanence.calls import service as calls
+from permanence.compliance.recording_checks import STAFF_INFORMED_COURSE
 from permanence.context import AccessContext, Role
 from permanence.contracts import scc
 from permanence.contracts import service as contracts
@@ -32,7 +33,7 @@ from permanence.needtoknow import service as needtoknow
 from permanence.runtime import Runtime
 from permanence.staff.model import User
 from permanence.staff.service import create_user
-from permanence.staff.training import missing, record_training, sign_undertaking
+from permanence.staff.training import add_course, missing, record_training, sign_undertaking
 from permanence.subjects import service as subjects
 
 DEMO_PASSWORD = "demo-permanence-2026"
@@ -263,6 +264,12 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
             if missing(s, user_id):
                 record_training(s, user_id)
                 sign_undertaking(s, user_id)
+        add_course(
+            s,
+            code=STAFF_INFORMED_COURSE,
+            title_fr="Information sur l'enregistrement des appels (finalités, écoute, durée)",
+            title_en="Information on call recording (purposes, who listens, retention)",
+        )
         for email, name, role in STAFF:
             new = create_user(
                 s, rt.keyring, email=email, display_name=name, role=role, password=DEMO_PASSWORD
@@ -279,6 +286,11 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
                 duration_minutes=180,
             )
             sign_undertaking(s, new.user.id)
+            if role in (Role.OPERATOR, Role.SUPERVISOR):
+                # Told that calls are recorded, why, who listens (CNIL recording guidance).
+                record_training(
+                    s, new.user.id, course=STAFF_INFORMED_COURSE, completed_at=utcnow() - age
+                )
             lines.append(f"staff {role.value:<10} {email}  TOTP: {new.totp_uri}")
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     with rt.db.session(admin) as s:
