@@ -171,7 +171,10 @@ def test_compliance_check_passes_on_the_demo_and_fails_after_expiring_training(
             operator = s.query(User).filter_by(email="operateur@permanence.example").one()
             s.execute(
                 update(TrainingRecord)
-                .where(TrainingRecord.user_id == operator.id)
+                .where(
+                    TrainingRecord.user_id == operator.id,
+                    TrainingRecord.course == training.REQUIRED_COURSE,
+                )
                 .values(expires_at=utcnow() - dt.timedelta(hours=1))
             )
             operator_id = operator.id
