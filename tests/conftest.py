@@ -6,6 +6,7 @@ security applies to every test); PERMANENCE_TEST_DATABASE_MIGRATION_URL then nam
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import logging
 import os
 import shutil
@@ -263,3 +264,17 @@ def _no_personal_data_in_logs() -> Iterator[None]:
         if needle in line
     ]
     assert leaks == [], "personal data reached the logs"
+
+
+# A Tuesday, 10:00 in Paris, no holiday: every demo mandate is open (mandates/hours.py).
+OFFICE_HOURS = dt.datetime(2026, 12, 8, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _calls_arrive_in_office_hours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls arrive at a fixed moment in the demo mandates' opening hours, so a test of the
+    in-hours flow does not depend on when it runs; tests of the hours pin their own moment
+    (``routing.hours.clock``)."""
+    from permanence.routing import hours as routing_hours
+
+    monkeypatch.setattr(routing_hours, "clock", lambda: OFFICE_HOURS)

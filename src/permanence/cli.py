@@ -14,6 +14,7 @@ import typer
 from permanence.cli_output import FORMAT_OPTION, Format, emit, progress, progress_report
 from permanence.config import Settings, get_settings
 from permanence.errors import PermanenceError, ValidationFailed
+from permanence.routing.cli import routing_app
 from permanence.telephony.cli import telephony_app
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ stats_app = typer.Typer(no_args_is_help=True, help="Statistics and usage reports
 app.add_typer(stats_app, name="stats")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(telephony_app, name="telephony")
+app.add_typer(routing_app, name="routing")
 
 
 def _add_subprocessor_app() -> None:

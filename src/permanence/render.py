@@ -11,6 +11,8 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
+from babel.numbers import format_percent
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -21,6 +23,15 @@ def paris(value: dt.datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
     if value is None:
         return ""
     return value.astimezone(PARIS).strftime(fmt)
+
+
+def percent(value: float | None, lang: str = "fr") -> str:
+    """A rate with one decimal, the language's way (babel.numbers): "12,5 %" (French, with a
+    no-break space), "12.5%" (English); "–" for none."""
+    if value is None:
+        return "–"
+    pattern = Locale.parse(lang).percent_formats[None].pattern.replace("0", "0.0", 1)
+    return format_percent(value, pattern, locale=lang)
 
 
 @cache

@@ -235,7 +235,9 @@ def test_backup_while_a_writer_takes_messages_restores_a_consistent_database(
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        while len(taken) < 5:
+        deadline = time.monotonic() + 30
+        while len(taken) < 5 and not errors:
+            assert time.monotonic() < deadline, "the writer took fewer than 5 messages in 30 s"
             time.sleep(0.01)
         started = time.monotonic()
         out = run(env, "backup", str(tmp_path / "b.pmbk"), process=True).stdout

@@ -98,6 +98,7 @@ def _account(
             {"kind": "webhook", "url": webhook.url("/hooks/permanence"), "secret_ref": SECRET_REF}
         )
     doc.pop("on_call", None)
+    doc.pop("after_hours", None)  # forwarding out of hours needs the on-call list
     if on_call is not None:
         doc["on_call"] = on_call
     with rt.db.session(ctx_for(account.id, Role.ADMIN)) as s:

@@ -358,7 +358,9 @@ def test_outputs_hold_no_personal_data(rt: Runtime, day: Day) -> None:
     ctx = AccessContext(Role.SUPERVISOR, "test", uuid.uuid4(), day.plumber)
     with rt.db.session(ctx, readonly=True) as s:
         u = usage.usage_report(s, day.plumber, "2026-03")
-    outputs = [draw(st).decode() for draw in charts.CHARTS.values()]
+    outputs = [
+        draw(st, lang).decode() for draw in charts.CHARTS.values() for lang in charts.LANGUAGES
+    ]
     outputs += [usage.to_csv(u), str(st.as_dict())]
     for text in outputs:
         for value in PERSONAL:

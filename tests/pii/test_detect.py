@@ -88,6 +88,43 @@ def test_nir_detected_and_wrong_key_ignored() -> None:
     assert found(f"NIR {bad}") == []
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        f"{NIR_SPACED[:-3]} - {NIR[-2:]}",
+        f"{NIR_SPACED[:-3]} / {NIR[-2:]}",
+        f"{NIR_SPACED[:-3]} clé {NIR[-2:]}",
+        f"{NIR_SPACED[:-3]} Clé : {NIR[-2:]}",
+        f"{NIR_SPACED[:-3]} ({NIR[-2:]})",
+        NIR_SPACED.replace(" ", "."),
+        f"{NIR[:13]} {NIR[13:]}",
+    ],
+)
+def test_nir_with_its_key_set_apart_the_usual_ways(written: str) -> None:
+    only(f"Patient, n° de sécu {written}, rappeler.", written, "NIR")
+    head, key, tail = written.rpartition(NIR[-2:])
+    wrong = f"{head}{int(key) % 97 + 1:02d}{tail}"  # the same writing, a wrong key
+    assert [e for e in detect(f"sécu {wrong}") if e.type == "NIR"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "phones"),
+    [
+        ("Tél.06 12 34 56 78", ["06 12 34 56 78"]),
+        ("Tél. 06 12 34 56 78.", ["06 12 34 56 78"]),
+        ("06 12 34 56 78/06 98 76 54 32", ["06 12 34 56 78", "06 98 76 54 32"]),
+        ("le 12/06/2024 au 0612345678", ["0612345678"]),
+        ("tel:+33 6 12 34 56 78", ["+33 6 12 34 56 78"]),
+    ],
+)
+def test_phones_after_an_abbreviation_or_a_slash(text: str, phones: list[str]) -> None:
+    assert [e.text for e in detect(text) if e.type == "PHONE"] == phones
+
+
+def test_a_decimal_is_not_the_start_of_a_phone() -> None:
+    assert [e for e in detect("coef 3,0612345678 et 2.0612345678") if e.type == "PHONE"] == []
+
+
 def test_nir_corsica() -> None:
     nir = nir_with_key("28506" + "2A" + "004012")
     only(f"sécu {nir} ok", nir, "NIR")

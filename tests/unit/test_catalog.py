@@ -22,9 +22,11 @@ def _catalog(path: Path) -> list[object]:
 
 
 def _extracted() -> set[str | tuple[str, ...]]:
-    method_map = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
-    options = {"**/templates/**.html": {"trimmed": "true"}}
-    found = extract_from_dir(str(WEB), method_map, options)
+    """The interface's templates, and every ``_()``/``gettext``/``N_`` string of the package's
+    Python (pages live outside web/ too: stats/pages.py, mandates/layer2.py's wordings)."""
+    method_map = [("web/templates/**.html", "jinja2"), ("**.py", "python")]
+    options = {"web/templates/**.html": {"trimmed": "true"}}
+    found = extract_from_dir(str(WEB.parent), method_map, options)
     return {
         msgid if isinstance(msgid, str) else tuple(msgid)
         for _file, _line, msgid, _comments, _context in found

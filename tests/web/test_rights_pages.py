@@ -33,7 +33,7 @@ def test_client_sees_its_requests_with_the_time_left(world: World) -> None:
     client, _ = page_login(world, world.client_plumber)
     page = client.get("/portail/droits")
     assert page.status_code == 200
-    assert "accès" in page.text and "effacement" not in page.text  # not the other account's
+    assert "Accès (art. 15)" in page.text and "Effacement" not in page.text  # not the other one
     assert " j</td>" in page.text  # days left
     assert "Demandes de droits" in page.text
     assert "0199001234" not in page.text

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from permanence.db import Base, UTCDateTime, new_id, utcnow
@@ -42,6 +42,7 @@ class Call(Base):
             "answered_at",
             "ended_at",
             "talk_s",
+            "routing",
         ),
     )
 
@@ -78,3 +79,8 @@ class Call(Base):
     notice_sms_version: Mapped[int | None] = mapped_column(Integer)
     # The language the call is conducted in (the caller's choice at the start): "fr" or "en".
     language: Mapped[str] = mapped_column(String(8), default="fr", server_default="fr")
+    # The arrival decision (routing.hours): in_hours, after_hours_voicemail,
+    # after_hours_forward or after_hours_answer; empty for calls taken before it existed.
+    routing: Mapped[str | None] = mapped_column(String(24))
+    # When forwarded out of hours: which on_call contact of the call's mandate version.
+    routing_contact: Mapped[int | None] = mapped_column(SmallInteger)

@@ -217,6 +217,13 @@ class QueuedCall:
     account_name: str
     started_at: dt.datetime
     number_shown: bool
+    # A priority account (health: a medical practice's calls may not wait, or an account
+    # flagged ``priority`` where the schema has it): listed first and marked in the queue.
+    priority: bool = False
+
+
+def is_priority(account: Account) -> bool:
+    return account.kind.value == "medical" or bool(getattr(account, "priority", False))
 
 
 def each_active_account(session: Session) -> list[Account]:
@@ -231,7 +238,8 @@ def _each_account(session: Session) -> list[Account]:
 
 
 def ringing_everywhere(session: Session) -> list[QueuedCall]:
-    """The staff queue: ringing calls of every active account, oldest first.
+    """The staff queue: ringing calls of every active account, priority accounts first, then
+    oldest first.
 
     Reads each account under its own context (row-level security on PostgreSQL); the
     session's context is left on the last account, so use a session of its own.
@@ -242,10 +250,15 @@ def ringing_everywhere(session: Session) -> list[QueuedCall]:
         for call in ringing(session):
             queue.append(
                 QueuedCall(
-                    call.id, account.id, account.name, call.started_at, call.from_sealed is not None
+                    call.id,
+                    account.id,
+                    account.name,
+                    call.started_at,
+                    call.from_sealed is not None,
+                    is_priority(account),
                 )
             )
-    return sorted(queue, key=lambda q: q.started_at)
+    return sorted(queue, key=lambda q: (not q.priority, q.started_at))
 
 
 @dataclass(frozen=True)

@@ -654,9 +654,11 @@ def signing_secrets(session: Session, keyring: Keyring, ref: str, now: dt.dateti
 
 
 def covering_contact(contacts: Sequence[OnCallContact], at: dt.datetime) -> int | None:
-    """Index of the first contact whose window covers ``at`` (local time), if any."""
-    moment = at.astimezone(LOCAL_TZ).time()
-    return next((i for i, c in enumerate(contacts) if c.covers(moment)), None)
+    """Index of the first contact in force at ``at``: its window (local time) covers it, on
+    one of its rota ``days``, inside its validity (``mandates.hours.contact_in_force``)."""
+    from permanence.mandates.hours import contact_in_force
+
+    return contact_in_force(contacts, at, LOCAL_TZ)
 
 
 def next_window_start(contacts: Iterable[OnCallContact], at: dt.datetime) -> dt.datetime:

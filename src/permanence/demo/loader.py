@@ -343,8 +343,8 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
                 ],
                 signed_at=signed,
             )
-            # The mandate names where its webhook's signing secret is kept: the demo creates
-            # it, so that its webhook deliveries are signed rather than refused for want of it.
+            # A demo mandate that names a webhook (none does as shipped: see README, "Demo
+            # data") gets its signing secret, so its deliveries are signed, not refused.
             for recipient in parse_mandate(text).recipients:
                 if isinstance(recipient, WebhookRecipient):
                     secret, _ = set_webhook_secret(s, rt.keyring, recipient.secret_ref)

@@ -838,6 +838,11 @@ class OnCallContact(_Model):
     email: Email | None = None
     from_: HhMm = pydantic.Field(alias="from")
     to: HhMm
+    # The weekly rota and validity (mandates/hours.py): the days a window may start on (all
+    # when empty) and the dates it is in force, inclusive.
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = ()
+    valid_from: date | None = None
+    valid_until: date | None = None
 
     @property
     def starts(self) -> time:
@@ -857,12 +862,19 @@ class OnCallContact(_Model):
     def _check_rules(self) -> Self:
         if self.from_ == self.to:
             _reject(["'from' and 'to' are equal; for the whole day write from 00:00 to 23:59"])
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            _reject([f"valid_until ({self.valid_until}) is before valid_from ({self.valid_from})"])
+        if len(set(self.days)) != len(self.days):
+            _reject(["days: a day is listed twice"])
         return self
 
 
 class OnCall(_Model):
     escalation_after: IsoDuration
     contacts: tuple[OnCallContact, ...] = pydantic.Field(min_length=1)
+    # Said to a caller forwarded out of hours (after_hours: forward), before the <Dial>.
+    notice_fr: Text | None = None
+    notice_en: Text | None = None
 
 
 class RecordingPeriod(_Model):
@@ -986,6 +998,10 @@ class Agenda(_Model):
         return out
 
 
+# Opening hours and what happens out of hours (a module of their own; it builds on _Model).
+from permanence.mandates.hours import AfterHours, Hours, mandate_problems  # noqa: E402
+
+
 class Mandate(_Model):
     """A client's documented instructions (Art. 28(3)(a)): one version of them."""
 
@@ -999,6 +1015,8 @@ class Mandate(_Model):
     purposes: tuple[Purpose, ...] = pydantic.Field(min_length=1)
     recipients: tuple[Recipient, ...] = pydantic.Field(min_length=1)
     on_call: OnCall | None = None
+    hours: Hours | None = None  # none: every call is answered as in hours
+    after_hours: AfterHours | None = None  # with hours, voicemail when absent
     recording: Recording = Recording()
     agenda: Agenda = Agenda()
     transfers: tuple[Transfer, ...] = ()
@@ -1073,6 +1091,7 @@ class Mandate(_Model):
                     "policy cannot collect; keep recording disabled"
                 )
         problems += self._key_problems()
+        problems += mandate_problems(self)
         return problems
 
     def _key_problems(self) -> list[str]:

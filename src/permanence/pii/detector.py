@@ -101,8 +101,9 @@ class _Span(NamedTuple):
 
 
 # Maximal runs of digits joined by single separators: national phone numbers, cards,
-# SIREN and SIRET are all read from them.
-_DIGIT_RUN = re.compile(r"(?<![\w,.+\-/])\d+(?:[ .\-\u00a0\u202f]\d+)*(?![\w])")
+# SIREN and SIRET are all read from them. A run may follow a word's full stop ("Tél.06 12
+# 34 56 78"), never a digit's comma or full stop (the decimals of "3,0612345678").
+_DIGIT_RUN = re.compile(r"(?<![\w+\-/])(?<!\d[,.])\d+(?:[ .\-\u00a0\u202f]\d+)*(?![\w])")
 
 
 class _Doc:
@@ -139,6 +140,9 @@ _FR_INTL_PHONE = re.compile(
     rf"(?!\d)"
 )
 _FR_NATIONAL = re.compile(rf"0{_SEP}?[1-9](?:{_SEP}?\d){{8}}")
+# Two numbers written "06 12 34 56 78/06 98 76 54 32": the second follows a slash, which
+# digit runs do not cross (dates); it is read here, whole, or not at all.
+_FR_NATIONAL_AFTER_SLASH = re.compile(rf"(?<=\d/){_FR_NATIONAL.pattern}(?![\w])")
 # Other international numbers: shape here, validity checked with phonenumbers.
 _INTL_PHONE = re.compile(
     rf"(?<![\w+])(?:\+|00)(?!33)[1-9]\d{{0,2}}(?:{_SEP}?\(?\d{{1,5}}\)?){{2,7}}(?!\d)"
@@ -173,6 +177,9 @@ def _national_phones(doc: _Doc) -> Iterator[_Span]:
 def _phones(doc: _Doc) -> Iterator[_Span]:
     text = doc.text
     yield from _national_phones(doc)
+    if "/" in text:
+        for m in _FR_NATIONAL_AFTER_SLASH.finditer(text):
+            yield _Span(PHONE, m.start(), m.end())
     for m in _FR_INTL_PHONE.finditer(text):
         yield _Span(PHONE, m.start(), m.end())
     if "+" not in text and "00" not in text:
@@ -213,16 +220,20 @@ def _emails(doc: _Doc) -> Iterator[_Span]:
 # --------------------------------------------------------------------------- NIR
 
 _NS = r"[ .\-\u00a0]?"
+# The key is often set apart: "… 084 - 91", "… 084 / 91", "… 084 clé 91", "… 084 (91)".
+_NIR_KEY = r"(?:\s*(?:[-/:]|cl[ée]\s*:?)\s*\d{2}|\s*\(\s*\d{2}\s*\)|" + _NS + r"\d" + _NS + r"\d)"
 _NIR = re.compile(
     rf"(?<![\w])[12378](?:{_NS}\d){{4}}{_NS}(?:\d{_NS}\d|2{_NS}[ABab])"
-    rf"(?:{_NS}\d){{6}}{_NS}\d{_NS}\d(?![\w])"
+    rf"(?:{_NS}\d){{6}}{_NIR_KEY}(?![\w])",
+    re.IGNORECASE,
 )
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]")
+_NIR_KEY_WORD = re.compile(r"cl[ée]", re.IGNORECASE)
 
 
 def _nirs(doc: _Doc) -> Iterator[_Span]:
     for m in _NIR.finditer(doc.text):
-        if nir_valid(_NON_ALNUM.sub("", m.group())):
+        if nir_valid(_NON_ALNUM.sub("", _NIR_KEY_WORD.sub("", m.group()))):
             yield _Span(NIR, m.start(), m.end())
 
 

@@ -113,6 +113,9 @@ def chart(
     rt: CurrentRuntime,
     start: Start = None,
     end: End = None,
+    lang: Annotated[
+        Literal["fr", "en"], Query(description="Language of the chart's words (fr, en)")
+    ] = "fr",
 ) -> Response:
     """A chart as SVG: volume-by-hour, volume-by-day, answer-times, abandonment, trend."""
     draw = charts.CHARTS.get(chart)
@@ -124,7 +127,7 @@ def chart(
     period = stats.Period.of(start, end)
     with unit_of_work(rt, p, account_id, "api:stats", readonly=True) as s:
         figures = stats.account_statistics(s, account_id, period)
-    return Response(draw(figures), media_type=SVG, headers=NO_STORE)
+    return Response(draw(figures, lang), media_type=SVG, headers=NO_STORE)
 
 
 # The CSV and PDF routes come before the JSON one: "{month}" alone would also match them.

@@ -6,6 +6,7 @@ is a plain image that an ``<img>`` shows and a strict Content-Security-Policy al
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from xml.etree import ElementTree
@@ -13,6 +14,7 @@ from xml.etree import ElementTree
 import pygal
 from pygal.style import Style
 
+from permanence.render import percent
 from permanence.stats.service import (
     ABANDON_EDGES,
     ANSWER_EDGES,
@@ -67,62 +69,133 @@ def _render(chart: pygal.Graph) -> bytes:
     return body
 
 
-def volume_by_hour(stats: AccountStats) -> bytes:
-    chart = pygal.StackedBar(**_config("Appels par heure de la journée (heure de Paris)"))
-    chart.x_labels = [f"{h} h" for h in range(24)]
-    chart.add("Décrochés", [c.answered for c in stats.by_hour])
-    chart.add("Messagerie", [c.voicemail for c in stats.by_hour])
-    chart.add("Abandonnés", [c.abandoned for c in stats.by_hour])
-    chart.add("Échecs", [c.failed for c in stats.by_hour])
-    return _render(chart)
+# The words of the charts, French then English (the pages ask for their own language).
+WORDS: dict[str, tuple[str, str]] = {
+    "by_hour": (
+        "Appels par heure de la journée (heure de Paris)",
+        "Calls per hour of the day (Paris time)",
+    ),
+    "by_day": ("Appels par jour", "Calls per day"),
+    "answered": ("Décrochés", "Answered"),
+    "voicemail": ("Messagerie", "Voicemail"),
+    "abandoned": ("Abandonnés", "Abandoned"),
+    "failed": ("Échecs", "Failed"),
+    "received": ("Reçus", "Received"),
+    "answer_times": ("Délai de décroché", "Time to answer"),
+    "answer_stats": ("moyenne {avg} s, 90 % sous {p90} s", "average {avg} s, 90% within {p90} s"),
+    "answered_calls": ("Appels décrochés", "Answered calls"),
+    "abandonment": (
+        "Appels abandonnés : au bout de combien de temps",
+        "Abandoned calls: after how long",
+    ),
+    "abandon_rate": ("taux {rate}", "rate {rate}"),
+    "abandoned_calls": ("Appels abandonnés", "Abandoned calls"),
+    "trend": ("Tendance mensuelle", "Monthly trend"),
+}  # fmt: skip
+LANGUAGES = ("fr", "en")
 
 
-def volume_by_day(stats: AccountStats) -> bytes:
-    chart = pygal.StackedBar(
-        **_config("Appels par jour", x_label_rotation=45, show_minor_x_labels=False)
+def _w(key: str, lang: str) -> str:
+    fr, en = WORDS[key]
+    return en if lang == "en" else fr
+
+
+def _counts_axis(*series: list[int], stacked: bool = False) -> dict[str, object]:
+    """A count axis in whole numbers: ticks 0, step, 2·step… up to the highest bar (pygal's
+    own ticks fall on 0.5 for small counts); at most about eight ticks."""
+    top = (
+        max((sum(v) for v in zip(*series, strict=True)), default=0)
+        if stacked
+        else max((max(s, default=0) for s in series), default=0)
     )
+    step = max(1, math.ceil(top / 8))
+    return {"y_labels": list(range(0, top + step + 1, step)), "value_formatter": _whole}
+
+
+def _whole(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
+def volume_by_hour(stats: AccountStats, lang: str = "fr") -> bytes:
+    series = {
+        "answered": [c.answered for c in stats.by_hour],
+        "voicemail": [c.voicemail for c in stats.by_hour],
+        "abandoned": [c.abandoned for c in stats.by_hour],
+        "failed": [c.failed for c in stats.by_hour],
+    }
+    chart = pygal.StackedBar(
+        **_config(_w("by_hour", lang), **_counts_axis(*series.values(), stacked=True))
+    )
+    chart.x_labels = [f"{h} h" for h in range(24)]
+    for key, values in series.items():
+        chart.add(_w(key, lang), values)
+    return _render(chart)
+
+
+def volume_by_day(stats: AccountStats, lang: str = "fr") -> bytes:
     days = stats.by_day
-    chart.x_labels = [d.strftime("%d/%m") for d, _ in days]
+    series = {
+        "answered": [c.answered for _, c in days],
+        "voicemail": [c.voicemail for _, c in days],
+        "abandoned": [c.abandoned for _, c in days],
+        "failed": [c.failed for _, c in days],
+    }
+    chart = pygal.StackedBar(
+        **_config(
+            _w("by_day", lang),
+            x_label_rotation=45,
+            show_minor_x_labels=False,
+            **_counts_axis(*series.values(), stacked=True),
+        )
+    )
+    shown = "%d/%m" if lang == "fr" else "%m/%d"
+    chart.x_labels = [d.strftime(shown) for d, _ in days]
     step = max(1, len(days) // 15)
-    chart.x_labels_major = [d.strftime("%d/%m") for i, (d, _) in enumerate(days) if i % step == 0]
-    chart.add("Décrochés", [c.answered for _, c in days])
-    chart.add("Messagerie", [c.voicemail for _, c in days])
-    chart.add("Abandonnés", [c.abandoned for _, c in days])
-    chart.add("Échecs", [c.failed for _, c in days])
+    chart.x_labels_major = [d.strftime(shown) for i, (d, _) in enumerate(days) if i % step == 0]
+    for key, values in series.items():
+        chart.add(_w(key, lang), values)
     return _render(chart)
 
 
-def answer_times(stats: AccountStats) -> bytes:
-    title = "Délai de décroché"
+def answer_times(stats: AccountStats, lang: str = "fr") -> bytes:
+    title = _w("answer_times", lang)
     if stats.answer_s_avg is not None and stats.answer_s_p90 is not None:
-        title += f" (moyenne {stats.answer_s_avg:.0f} s, 90 % sous {stats.answer_s_p90:.0f} s)"
-    chart = pygal.Bar(**_config(title, show_legend=False))
+        figures = _w("answer_stats", lang).format(
+            avg=f"{stats.answer_s_avg:.0f}", p90=f"{stats.answer_s_p90:.0f}"
+        )
+        title += f" ({figures})"
+    chart = pygal.Bar(**_config(title, show_legend=False, **_counts_axis(stats.answer_hist)))
     chart.x_labels = hist_labels(ANSWER_EDGES)
-    chart.add("Appels décrochés", stats.answer_hist)
+    chart.add(_w("answered_calls", lang), stats.answer_hist)
     return _render(chart)
 
 
-def abandonment(stats: AccountStats) -> bytes:
-    title = "Appels abandonnés : au bout de combien de temps"
+def abandonment(stats: AccountStats, lang: str = "fr") -> bytes:
+    title = _w("abandonment", lang)
     if stats.abandon_rate is not None:
-        title += f" (taux {100 * stats.abandon_rate:.1f} %)"
-    chart = pygal.Bar(**_config(title, show_legend=False))
+        rate = percent(stats.abandon_rate, lang)
+        title += f" ({_w('abandon_rate', lang).format(rate=rate)})"
+    chart = pygal.Bar(**_config(title, show_legend=False, **_counts_axis(stats.abandon_hist)))
     chart.x_labels = hist_labels(ABANDON_EDGES)
-    chart.add("Appels abandonnés", stats.abandon_hist)
+    chart.add(_w("abandoned_calls", lang), stats.abandon_hist)
     return _render(chart)
 
 
-def trend(stats: AccountStats) -> bytes:
-    chart = pygal.Line(**_config("Tendance mensuelle", dots_size=4))
+def trend(stats: AccountStats, lang: str = "fr") -> bytes:
+    series = {
+        "received": [c.received for _, c in stats.by_month],
+        "answered": [c.answered for _, c in stats.by_month],
+        "abandoned": [c.abandoned for _, c in stats.by_month],
+        "voicemail": [c.voicemail for _, c in stats.by_month],
+    }
+    chart = pygal.Line(**_config(_w("trend", lang), dots_size=4, **_counts_axis(*series.values())))
     chart.x_labels = [m for m, _ in stats.by_month]
-    chart.add("Reçus", [c.received for _, c in stats.by_month])
-    chart.add("Décrochés", [c.answered for _, c in stats.by_month])
-    chart.add("Abandonnés", [c.abandoned for _, c in stats.by_month])
-    chart.add("Messagerie", [c.voicemail for _, c in stats.by_month])
+    for key, values in series.items():
+        chart.add(_w(key, lang), values)
     return _render(chart)
 
 
-CHARTS: dict[str, Callable[[AccountStats], bytes]] = {
+CHARTS: dict[str, Callable[[AccountStats, str], bytes]] = {
     "volume-by-hour": volume_by_hour,
     "volume-by-day": volume_by_day,
     "answer-times": answer_times,

@@ -22,13 +22,6 @@ router = APIRouter(include_in_schema=False)
 
 Supervisor = Annotated[Viewer, roles(Role.SUPERVISOR, Role.ADMIN)]
 Reader = Annotated[Viewer, roles(Role.SUPERVISOR, Role.DPO, Role.ADMIN, Role.CLIENT)]
-STATE_FR = {
-    "free": "libre",
-    "on_call": "en appel",
-    "wrap_up": "post-appel",
-    "break": "en pause",
-    "offline": "hors ligne",
-}
 REFRESH_S = 15
 
 
@@ -44,9 +37,7 @@ def duration(seconds: float | None) -> str:
 
 
 def _page(request: Request, viewer: Viewer, template: str, **values: Any) -> HTMLResponse:
-    response = render(
-        request, f"supervision/{template}", viewer, duration=duration, states=STATE_FR, **values
-    )
+    response = render(request, f"supervision/{template}", viewer, duration=duration, **values)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -41,6 +41,7 @@ from permanence.errors import NotFound, PermissionDenied, ValidationFailed
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.render import PARIS
+from permanence.routing.hours import AFTER_HOURS as AFTER_HOURS_ROUTINGS
 from permanence.staff.auth import IDLE_TIMEOUT
 from permanence.staff.model import User, WebSession
 from permanence.stats.model import OperatorDailyStats, OperatorPresence
@@ -243,6 +244,12 @@ class AccountStats:
     by_hour: list[Counts]  # 24 Paris hours of the day
     by_day: list[tuple[dt.date, Counts]]
     by_month: list[tuple[str, Counts]] = field(default_factory=list)
+    # Calls that arrived out of the mandate's opening hours (calls.routing, routing.hours).
+    after_hours: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def after_hours_total(self) -> int:
+        return sum(self.after_hours.values())
 
     @property
     def in_progress(self) -> int:
@@ -285,6 +292,12 @@ class AccountStats:
                 "cancelled": self.appointments_cancelled,
             },
             "recordings": {"count": self.recordings, "seconds": self.recording_s},
+            "after_hours": {
+                "total": self.after_hours_total,
+                "voicemail": self.after_hours.get("after_hours_voicemail", 0),
+                "forward": self.after_hours.get("after_hours_forward", 0),
+                "answer": self.after_hours.get("after_hours_answer", 0),
+            },
             "by_hour": [{"hour": h, **c.as_dict()} for h, c in enumerate(self.by_hour)],
             "by_day": [{"day": d.isoformat(), **c.as_dict()} for d, c in self.by_day],
             "by_month": [{"month": m, **c.as_dict()} for m, c in self.by_month],
@@ -332,6 +345,8 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
         count_if(and_(ABANDONED, Call.ended_at.is_not(None))),
         *_hist(ans, ANSWERED, ANSWER_EDGES),
         *_hist(waited, and_(ABANDONED, Call.ended_at.is_not(None)), ABANDON_EDGES),
+        # Last: calls out of the mandate's hours, by what happened (calls.routing).
+        *(count_if(Call.routing == r) for r in AFTER_HOURS_ROUTINGS),
     ]
     rows = session.execute(select(*cols).where(where).group_by(hour)).all()
 
@@ -344,6 +359,7 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
     by_hour = [Counts() for _ in range(24)]
     by_day = {d: Counts() for d in period.days}
     by_month: dict[str, Counts] = {}
+    after_hours: dict[str, int] = {}
     for row in rows:
         bucket = Counts(*(int(v) for v in row[1:8]))
         calls.add(bucket)
@@ -363,6 +379,10 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
         by_hour[local.hour].add(bucket)
         by_day.setdefault(local.date(), Counts()).add(bucket)
         by_month.setdefault(f"{local.year:04d}-{local.month:02d}", Counts()).add(bucket)
+        for i, routing in enumerate(AFTER_HOURS_ROUTINGS):
+            after_hours[routing] = after_hours.get(routing, 0) + int(
+                row[-len(AFTER_HOURS_ROUTINGS) + i]
+            )
 
     msg = session.execute(
         select(func.count(), count_if(Message.acknowledged_at.is_(None))).where(
@@ -405,6 +425,7 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
         by_hour=by_hour,
         by_day=sorted(by_day.items()),
         by_month=sorted(by_month.items()),
+        after_hours=after_hours,
     )
 
 

@@ -4,7 +4,10 @@ Flow (docs/telephony.md): the incoming call is routed by its dialled number (``T
 client account; the reply says the mandate's layer-1 notice in French and, where the policy
 records this call, the recording notice inside a ``<Gather>`` so the caller can press the
 objection key; then the call is offered to the operators (``<Dial>``, recorded only if the
-caller did not object); when nobody answers, voicemail.
+caller did not object); when nobody answers, voicemail. Before all this the mandate's opening
+hours decide where the call goes (``routing.hours.decide``): out of hours, the after-hours
+greeting then voicemail, or the on-call contact in force (``<Dial>`` to their number after
+the on-call notice), or the operators all the same for a 24/7 client.
 
 Webhooks act with a SYSTEM context (``telephony:<provider>``): they are authenticated by the
 provider's signature (checked by the route), and switch to the call's account once routed.
@@ -19,6 +22,7 @@ import datetime as dt
 import logging
 import re
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -38,8 +42,15 @@ from permanence.crypto import normalize
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, switch_account, utcnow
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.mandates.hours import (
+    DEFAULT_FORWARD_NOTICE,
+    DEFAULT_GREETING,
+    AfterHours,
+    AfterHoursAction,
+)
 from permanence.mandates.schema import Mandate
 from permanence.recordings import service as recordings
+from permanence.routing import hours as routing
 from permanence.runtime import Runtime
 from permanence.telephony import twiml
 from permanence.telephony.ports import TelephonyApi
@@ -181,9 +192,23 @@ def incoming(session: Session, keyring: Keyring, settings: Settings, hook: Webho
         call.provider = hook.provider
         # A caller who objected to recording (Art. 21, a rights request) is never recorded.
         objected = opened.caller.recording_objected_at is not None
+        # Where the call goes (opening hours), decided once and kept on the call.
+        decision = routing.decide(opened.mandate, routing.clock())
+        call.routing = decision.routing
+        call.routing_contact = decision.contact
+        audit.record(
+            session,
+            "call.routed",
+            "call",
+            call.id,
+            details={"routing": decision.routing, "reason": decision.reason},
+        )
+        # Only a call the operators take is ever recorded (never voicemail, never on call).
         call.recording_state = (
             "offered"
-            if not objected and recordings.should_record(opened.mandate, call_sid, utcnow())
+            if decision.in_hours_leg
+            and not objected
+            and recordings.should_record(opened.mandate, call_sid, utcnow())
             else "off"
         )
         calls.mark_notice_read(session, call)
@@ -197,9 +222,65 @@ def incoming(session: Session, keyring: Keyring, settings: Settings, hook: Webho
         # inside a <Gather>: the caller may press a key the mandate names while it is said.
         _notice_gather(reply, settings, hook, ids, call, mandate, first_layer=True)
     else:
+        _greeting(reply, call, mandate)
         reply.say(mandate.notice.layer1_fr)
-        _dial(reply, settings, hook, ids, record=False)
+        _next_leg(reply, session, settings, hook, ids, call, mandate, record=False)
     return reply.xml()
+
+
+def _greeting(
+    reply: twiml.Response, call: Call, mandate: Mandate, parent: ET.Element | None = None
+) -> None:
+    """Out of hours to voicemail: the mandate's after-hours greeting, in the call's language
+    (and in English too when the caller has no key to choose English)."""
+    if call.routing != routing.AFTER_HOURS_VOICEMAIL:
+        return
+    after = mandate.after_hours or AfterHours(action=AfterHoursAction.VOICEMAIL)
+    langs = [call.language]
+    if call.language == "fr" and mandate.notice.english_key is None and after.greeting_en:
+        langs.append("en")
+    for lang in langs:
+        # A forward that found nobody on call falls back to voicemail: the default greeting.
+        text = after.greeting(lang) or DEFAULT_GREETING[lang]
+        reply.say(text, language=PROMPTS[lang]["voice"], parent=parent)
+
+
+def _next_leg(
+    reply: twiml.Response,
+    session: Session,
+    settings: Settings,
+    hook: Webhook,
+    ids: dict[str, str],
+    call: Call,
+    mandate: Mandate,
+    *,
+    record: bool,
+) -> None:
+    """After the notice, the leg the arrival decision chose (``call.routing``): the
+    operators (in hours, or a 24/7 client), voicemail, or the on-call contact."""
+    if call.routing == routing.AFTER_HOURS_VOICEMAIL:
+        audit.record(session, "call.voicemail_offered", "call", call.id, details={"dial": "closed"})
+        reply.record(
+            max_length=settings.telephony_voicemail_seconds,
+            recording_callback=_url(settings, hook, "recording", **ids, k="voicemail"),
+            action=_url(settings, hook, "dial-done", **ids, step="voicemail"),
+        )
+        return
+    if call.routing == routing.AFTER_HOURS_FORWARD:
+        contacts = mandate.on_call.contacts if mandate.on_call else ()
+        index = call.routing_contact
+        if mandate.on_call is not None and index is not None and 0 <= index < len(contacts):
+            lang = call.language if call.language in PROMPTS else "fr"
+            oc = mandate.on_call
+            notice = oc.notice_en if lang == "en" else oc.notice_fr
+            reply.say(notice or DEFAULT_FORWARD_NOTICE[lang], language=PROMPTS[lang]["voice"])
+            reply.dial(
+                contacts[index].phone,
+                action=_url(settings, hook, "dial-done", **ids),
+                timeout=settings.telephony_ring_seconds,
+            )
+            return
+    _dial(reply, settings, hook, ids, record=record)
 
 
 def _notice_gather(
@@ -220,6 +301,7 @@ def _notice_gather(
     g = reply.gather(action=action, num_digits=1)
     notice = mandate.notice
     if first_layer:
+        _greeting(reply, call, mandate, parent=g)
         if lang == "fr" and notice.english_key:
             choose = PROMPTS["en"]["choose"].format(key=notice.english_key)
             reply.say(choose, language="en-GB", parent=g)
@@ -276,7 +358,7 @@ def gather(session: Session, settings: Settings, hook: Webhook) -> str:
             # The recording notice must still be heard whole before anything is recorded.
             _notice_gather(reply, settings, hook, ids, call, mandate, first_layer=False, **repeat)
             return reply.xml()
-        _dial(reply, settings, hook, ids, record=False)
+        _next_leg(reply, session, settings, hook, ids, call, mandate, record=False)
         return reply.xml()
     if call.recording_state == "offered":
         if digits == mandate.recording.objection_key:
@@ -297,7 +379,16 @@ def gather(session: Session, settings: Settings, hook: Webhook) -> str:
         else:
             call.recording_state = "recording"
             audit.record(session, "call.recording_started", "call", call.id)
-    _dial(reply, settings, hook, ids, record=call.recording_state == "recording")
+    _next_leg(
+        reply,
+        session,
+        settings,
+        hook,
+        ids,
+        call,
+        mandate,
+        record=call.recording_state == "recording",
+    )
     return reply.xml()
 
 

@@ -14,7 +14,7 @@ from permanence.accounts import service as accounts
 from permanence.accounts.model import AccountKind
 from permanence.context import Role
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from permanence.mandates.schema import diff_mandates, dump_mandate
+from permanence.mandates.schema import Mandate, diff_mandates, dump_mandate
 from permanence.staff import auth
 from permanence.staff import service as staff
 from permanence.staff.passwords import WeakPassword
@@ -114,8 +114,10 @@ def mandate_editor(
 ) -> Response:
     with unit_of_work(rt, viewer.principal, account_id, "admin:mandate", readonly=True) as s:
         account = accounts.get_account(s, account_id)
+        shown: Mandate | None = None
         try:
             text = accounts.export_mandate(s, account_id, None, "yaml")
+            _row, shown = accounts.mandate_version(s, account_id)
         except NotFound:
             text = f"account: {account.slug}\n"
     return render(
@@ -124,6 +126,7 @@ def mandate_editor(
         viewer,
         account=account,
         text=text,
+        shown=shown,
         diff=None,
         problems=[],
         saved=request.query_params.get("enregistre"),
@@ -157,6 +160,7 @@ async def mandate_submit(
     """Check a draft (problems, or the diff with the current version); save it on confirm."""
     problems: list[str] = []
     diff: str | None = None
+    shown: Mandate | None = None  # the draft, whose opening hours are shown in words
     try:
         text = await _draft(texte, fichier)
     except ValidationFailed as exc:
@@ -166,7 +170,7 @@ async def mandate_submit(
         account = accounts.get_account(s, account_id)
         if not problems:
             try:
-                _draft_mandate, diff = accounts.preview_mandate(s, text, account_id=account_id)
+                shown, diff = accounts.preview_mandate(s, text, account_id=account_id)
                 if action == "enregistrer":
                     row = accounts.import_mandate(s, text, account_id=account_id)
                     return redirect(f"/admin/comptes/{account_id}/mandat?enregistre={row.version}")
@@ -180,6 +184,7 @@ async def mandate_submit(
         status_code=422 if problems else 200,
         account=account,
         text=text,
+        shown=None if problems else shown,
         diff=diff,
         problems=problems,
         saved=None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import gettext
 import hmac
+import re
 import uuid
 from dataclasses import dataclass
 from functools import cache
@@ -21,12 +22,15 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from babel.dates import format_date, format_datetime, format_time
+from babel.numbers import format_decimal
 from babel.support import Translations
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from permanence.context import STAFF_ROLES, AccessContext, Role
 from permanence.errors import NotAuthenticated, PermissionDenied
+from permanence.mandates.hours import opening_hours_view
+from permanence.render import percent
 from permanence.runtime import Runtime
 from permanence.staff import auth
 from permanence.web.deps import SESSION_COOKIE, Principal, runtime
@@ -198,6 +202,32 @@ def _duration(value: dt.timedelta) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+_COUNT = re.compile(r"\d+")
+
+
+@dataclass(frozen=True)
+class Worded:
+    """A line kept in code in English, in the page's language when the catalogue has it."""
+
+    text: str
+    translated: bool
+
+
+def counted(text: str, lang: str) -> Worded:
+    """A line with counts in it ("3 of 5 staff member(s) may not handle data"): its numbers
+    become ``%(n1)s``, ``%(n2)s``… and that wording is looked up in the catalogue; a line the
+    catalogue lacks stays English (the page marks it ``lang="en"``)."""
+    if lang == "en":
+        return Worded(text, True)
+    numbers = _COUNT.findall(text)
+    names = iter(range(1, len(numbers) + 1))
+    key = _COUNT.sub(lambda _m: f"%(n{next(names)})s", text.replace("%", "%%"))
+    found = translations(lang).gettext(key)
+    if found == key:
+        return Worded(text, False)
+    return Worded(found % {f"n{i}": n for i, n in enumerate(numbers, start=1)}, True)
+
+
 @cache
 def environment(lang: str) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -224,6 +254,17 @@ def environment(lang: str) -> jinja2.Environment:
     env.filters["hour"] = lambda v: format_time(_local(v), "HH:mm", locale=lang) if v else ""
     env.filters["local_iso"] = lambda v: _local(v).strftime("%Y-%m-%dT%H:%M") if v else ""
     env.filters["duration"] = _duration
+    env.filters["opening_hours"] = lambda m: opening_hours_view(m, lang)
+    # Numbers in the page's language: "1 234", "12,5 %" on French pages (babel.numbers).
+    env.filters["number"] = lambda v: format_decimal(v, locale=lang) if v is not None else "–"
+    env.filters["percent"] = lambda v: percent(v, lang)
+    env.filters["short_day"] = lambda v: (
+        format_date(v, "d MMM y" if _other_year(v) else "d MMM", locale=lang) if v else ""
+    )
+    # A wording kept in code in English (a compliance check's title, a contract clause):
+    # its translation when the catalogue has one (escaped like any value, never markup).
+    env.filters["tr"] = lambda v: translations(lang).gettext(v) if v else ""
+    env.filters["counted"] = lambda v: counted(v, lang)
     env.globals["lang"] = lang
     env.globals["other_lang"] = "en" if lang == "fr" else "fr"
     env.globals["STAFF_ROLES"] = STAFF_ROLES

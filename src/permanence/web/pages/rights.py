@@ -24,29 +24,6 @@ router.include_router(rights_desk.router)
 router.include_router(rights_public.router)
 Client = Annotated[Viewer, roles(Role.CLIENT)]
 
-KINDS = {
-    "access": "accès",
-    "rectification": "rectification",
-    "erasure": "effacement",
-    "restriction": "limitation",
-    "objection": "opposition",
-    "portability": "portabilité",
-}
-SOURCES = {
-    "client": "le client",
-    "staff": "au téléphone",
-    "opendsr": "système du client",
-    "caller": "l'appelant, en ligne",
-}
-STATES = {
-    "received": "reçue",
-    "verifying": "vérification",
-    "waiting_info": "en attente d'informations",
-    "verified": "vérifiée",
-    "completed": "traitée",
-    "refused": "refusée",
-    "cancelled": "annulée",
-}
 Row = tuple[str | None, RightsRequest, int, bool]
 
 
@@ -63,9 +40,6 @@ def _page(
         template,
         viewer,
         rows=rows,
-        kinds=KINDS,
-        sources=SOURCES,
-        states=STATES,
         show_account=show_account,
     )
 

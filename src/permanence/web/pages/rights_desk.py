@@ -23,12 +23,14 @@ from permanence.accounts import service as accounts
 from permanence.context import Role
 from permanence.db import utcnow
 from permanence.errors import PermanenceError, ValidationFailed
+from permanence.messages.service import UndeclaredDataInText
 from permanence.rights import clock, desk, texts
 from permanence.rights import service as rights
 from permanence.rights.api import _outbox
 from permanence.rights.model import OPEN_STATES, Kind, RightsRequest, State
 from permanence.subjects import service as subjects
 from permanence.web.deps import CurrentRuntime, unit_of_work
+from permanence.web.pages.findings import finding_texts
 from permanence.web.pages.render import TIMEZONE, Viewer, language, redirect, render, roles
 from permanence.web.pages.render import translations as catalog
 
@@ -48,6 +50,8 @@ def _t(request: Request, text: str) -> str:
 
 def _problems(request: Request, exc: PermanenceError) -> list[str]:
     """The service's reasons, in the reader's language (the catalogue holds their French)."""
+    if isinstance(exc, UndeclaredDataInText):  # a rectification's text, screened
+        return finding_texts(exc.findings, language(request))
     found = exc.problems if isinstance(exc, ValidationFailed) and exc.problems else []
     return [_t(request, p) for p in (found or [exc.message])]
 

@@ -42,6 +42,12 @@ def new_per_account(rt: Runtime, viewer: Viewer) -> list[tuple[uuid.UUID, str, i
     return out
 
 
+def queue_html(request: Request, viewer: Viewer, rt: Runtime) -> str:
+    from permanence.web.pages.console import _queue, _queue_html
+
+    return _queue_html(request, _queue(rt, viewer), viewer)
+
+
 @router.get("/console/messagerie-vocale/{account_id}", response_class=HTMLResponse)
 def console_voicemails(
     request: Request,
@@ -66,6 +72,7 @@ def console_voicemails(
         playing=ecouter if raison else None,
         reason=raison,
         reasons=REASONS,
+        queue_html=queue_html(request, viewer, rt),  # the console's side column
     )
 
 

@@ -1,0 +1,1 @@
+"""Routing of incoming calls: the decision taken when a call arrives (``routing.hours``)."""
