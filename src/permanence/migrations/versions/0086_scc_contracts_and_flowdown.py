@@ -2,7 +2,7 @@
 DPIAs
 
 Revision ID: 0086
-Revises: 0081
+Revises: 0082
 Create Date: 2026-12-06 10:00:00
 
 - ``contracts.template``: "scc-2021/915" when generated on Decision (EU) 2021/915.
@@ -23,7 +23,7 @@ from permanence.db import UTCDateTime
 from permanence.schema import enable_tenant_isolation
 
 revision: str = "0086"
-down_revision: str | None = "0081"
+down_revision: str | None = "0082"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
