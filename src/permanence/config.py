@@ -184,6 +184,13 @@ class Settings(BaseSettings):
         default=60, ge=0, description="How often 'serve' runs the retention sweep; 0: never."
     )
     retention_batch_size: int = Field(default=5000, ge=1, le=30000)
+    backup_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=400,
+        description="Days a backup archive is kept before rotation: the off-boarding "
+        "certificate dates the expiry of the last backup holding the account from it.",
+    )
     staff_stats_retention_days: int = Field(
         default=90,
         ge=1,

@@ -14,15 +14,19 @@ from permanence.calls.model import Call
 from permanence.consents.model import Consent
 from permanence.contracts.model import (
     Contract,
+    ContractDocument,
     OffboardingCertificate,
     SubProcessor,
+    SubProcessorAgreement,
     SubProcessorChange,
     SubProcessorNotice,
 )
 from permanence.crypto.model import AccountKey, SubjectKey
 from permanence.db import Base
 from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
+from permanence.dpia.model import Dpia
 from permanence.messages.model import Appointment, Message
+from permanence.needtoknow.model import BreakGlassAccess, OperatorAssignment
 from permanence.recordings.model import Recording, RecordingDownload
 from permanence.retention.model import LegalHold
 from permanence.rights.model import (
@@ -65,6 +69,7 @@ __all__ = [
     "BreachNotice",
     "BreachSubject",
     "BreachSupplement",
+    "BreakGlassAccess",
     "Call",
     "Caller",
     "CallerCode",
@@ -72,16 +77,19 @@ __all__ = [
     "ConfidentialityUndertaking",
     "Consent",
     "Contract",
+    "ContractDocument",
     "Delivery",
     "DeliveryEvent",
     "Did",
     "Download",
+    "Dpia",
     "ErasureJournal",
     "Escalation",
     "LegalHold",
     "MandateVersion",
     "Message",
     "OffboardingCertificate",
+    "OperatorAssignment",
     "OperatorDailyStats",
     "OperatorLine",
     "OperatorPresence",
@@ -93,6 +101,7 @@ __all__ = [
     "Rectification",
     "RightsRequest",
     "SubProcessor",
+    "SubProcessorAgreement",
     "SubProcessorChange",
     "SubProcessorNotice",
     "SubjectKey",

@@ -171,7 +171,10 @@ def test_compliance_check_passes_on_the_demo_and_fails_after_expiring_training(
             operator = s.query(User).filter_by(email="operateur@permanence.example").one()
             s.execute(
                 update(TrainingRecord)
-                .where(TrainingRecord.user_id == operator.id)
+                .where(
+                    TrainingRecord.user_id == operator.id,
+                    TrainingRecord.course == training.REQUIRED_COURSE,
+                )
                 .values(expires_at=utcnow() - dt.timedelta(hours=1))
             )
             operator_id = operator.id
@@ -219,3 +222,139 @@ def test_art33_2_breach_check_passes_on_the_demo_and_fails_on_a_breach_closed_un
         "FAIL breaches.notified: 1 breach(es) kept from a client concerned\n"
         f"  - {reference}: closed without notifying phase 1 to cabinet-lefevre"
     ) in proc.stdout
+
+
+@pytest.mark.gdpr("Art. 28(3)")
+def test_art28_3_contract_check_passes_on_the_demo_and_fails_on_a_placeholder_contract(
+    demo_env: dict[str, str], settings: Settings
+) -> None:
+    """The demo's contracts are generated on the SCC and signed, their PDF stored: the check
+    passes. A later version recorded as section references and signed (the placeholder the
+    product used to ship) replaces it in force: the check fails, naming the account."""
+    from permanence.accounts.model import Account
+    from permanence.contracts import service as contracts
+
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS contracts.signed: 3 account(s) under a signed SCC contract" in proc.stdout
+    assert "PASS subprocessors.flowdown" in proc.stdout
+    settings.master_key_file = settings.data_dir / "master.key"
+    settings.master_key = None
+    rt = Runtime.from_settings(settings)
+    try:
+        with rt.db.session(AccessContext.system("test")) as s:
+            medical = s.query(Account).filter_by(slug="cabinet-lefevre").one().id
+        with rt.db.session(AccessContext(role=Role.DPO, reason="t", account_id=medical)) as s:
+            placeholder = contracts.record_contract(
+                s,
+                reference="DPA-placeholder",
+                clauses={k: f"art. {i}" for i, k in enumerate(contracts.CLAUSES, start=2)},
+                effective_from=utcnow() - dt.timedelta(hours=1),
+            )
+            contracts.sign_contract(s, placeholder.id)
+    finally:
+        rt.close()
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 1
+    assert (
+        "FAIL contracts.signed: 1 account(s) without a signed contract document\n"
+        "  - cabinet-lefevre: contract v2: not generated on the standard contractual clauses"
+    ) in proc.stdout
+
+
+@pytest.mark.gdpr("Art. 35")
+def test_art35_dpia_check_passes_on_the_demo_and_fails_for_a_medical_account_without_one(
+    demo_env: dict[str, str], settings: Settings
+) -> None:
+    from sqlalchemy import delete
+
+    from permanence.accounts.model import Account
+    from permanence.db import acting_for
+    from permanence.dpia.model import Dpia
+
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS dpia.current: 2 processing(s) needing a DPIA" in proc.stdout
+    settings.master_key_file = settings.data_dir / "master.key"
+    settings.master_key = None
+    rt = Runtime.from_settings(settings)
+    try:
+        with rt.db.session(AccessContext.system("test")) as s:
+            medical = s.query(Account).filter_by(slug="cabinet-lefevre").one().id
+            with acting_for(s, medical):
+                s.execute(delete(Dpia).where(Dpia.account_id == medical))
+    finally:
+        rt.close()
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 1
+    assert (
+        "FAIL dpia.current: 1 DPIA(s) missing or outdated (Art. 35)\n"
+        "  - cabinet-lefevre (health): no validated DPIA"
+    ) in proc.stdout
+
+
+@pytest.mark.gdpr("Art. 5(1)(e)")
+def test_art5_1_e_retention_check_fails_on_the_demo_with_a_recording_past_six_months(
+    demo_env: dict[str, str], settings: Settings
+) -> None:
+    import uuid
+
+    from permanence.accounts.model import Account
+    from permanence.calls.model import Call
+    from permanence.db import acting_for
+    from permanence.recordings.model import Recording
+
+    proc = run_cli(demo_env, "compliance", "check")
+    assert "PASS retention.records" in proc.stdout
+    settings.master_key_file = settings.data_dir / "master.key"
+    settings.master_key = None
+    rt = Runtime.from_settings(settings)
+    try:
+        with rt.db.session(AccessContext.system("test")) as s:
+            plumber = s.query(Account).filter_by(slug="plomberie-durand").one().id
+            with acting_for(s, plumber):
+                call = (
+                    s.query(Call)
+                    .filter(Call.account_id == plumber, Call.caller_id.is_not(None))
+                    .first()
+                )
+                assert call is not None
+                s.add(
+                    Recording(
+                        account_id=plumber,
+                        call_id=call.id,
+                        caller_id=call.caller_id,
+                        mandate_id=call.mandate_id,
+                        provider_sid=f"RE{uuid.uuid4().hex}",
+                        storage_key="absent",
+                        created_at=utcnow() - dt.timedelta(days=200),
+                    )
+                )
+    finally:
+        rt.close()
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 1
+    assert "  - plomberie-durand: 1 recordings" in proc.stdout
+
+
+@pytest.mark.gdpr("CSP L.1110-4")
+def test_need_to_know_on_the_demo_the_dpo_exports_the_access_list_and_the_check_follows(
+    demo_env: dict[str, str],
+) -> None:
+    proc = run_cli(demo_env, "compliance", "check")
+    assert "PASS access.need_to_know: 1 health-data account(s)" in proc.stdout
+    listed = run_cli(demo_env, "access", "list", "--account", "cabinet-lefevre")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.startswith("user_id,email,name,role,basis,since,until")
+    assert any(",operator,assigned," in r for r in rows)
+    for r in rows:
+        if ",operator,assigned," in r:
+            email = r.split(",")[1]
+            done = run_cli(
+                demo_env, "access", "unassign", "--account", "cabinet-lefevre", "--email", email
+            )
+            assert done.returncode == 0, done.stderr
+    proc = run_cli(demo_env, "compliance", "check")
+    assert proc.returncode == 1
+    assert "  - cabinet-lefevre: health data, but no operator assigned" in proc.stdout

@@ -28,6 +28,7 @@ EXPECTED = {
     "breaches.csv",
     "subprocessors.csv",
     "contracts.csv",
+    "dpia.csv",
     "requirements-matrix.csv",
     "audits.csv",
     "audit-actions.csv",
@@ -91,7 +92,12 @@ def test_the_pack_holds_every_register_no_personal_data_and_verifies(
     assert done.returncode == 0, done.stderr
     assert "audit chain intact: yes" in done.stdout
     z = zipfile.ZipFile(out)
-    assert set(z.namelist()) == EXPECTED
+    assert {n for n in z.namelist() if not n.startswith("dpia-")} == EXPECTED
+    # Art. 35: the demo's DPIAs, listed and each version in full.
+    assert sorted(n for n in z.namelist() if n.startswith("dpia-")) == [
+        "dpia-cabinet-lefevre-health-v1.json",
+        "dpia-plomberie-durand-recording-v1.json",
+    ]
     text = {n: z.read(n).decode() for n in z.namelist() if n not in {"SHA256SUMS.sig"}}
     # Each register is there, with content.
     assert "Registre des activités de traitement" in text["art30.html"]
@@ -101,6 +107,8 @@ def test_the_pack_holds_every_register_no_personal_data_and_verifies(
     assert len(text["training.csv"].splitlines()) > 2  # the demo's staff
     assert len(text["subprocessors.csv"].splitlines()) > 1
     assert len(text["contracts.csv"].splitlines()) > 1
+    assert ",scc-2021/915," in text["contracts.csv"]
+    assert "cabinet-lefevre,health,1,1," in text["dpia.csv"]
     register = text["rights-register.csv"].splitlines()
     assert [line.rsplit(",", 1)[1] for line in register[1:]] == ["overdue", "open"]
     for duty in DUTIES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import zipfile
 from pathlib import Path
@@ -69,6 +70,16 @@ def test_offboarding_leaves_no_readable_data_and_certifies_the_counts(
     tampered = {**doc, "rows_deleted": {**doc["rows_deleted"], "callers": 1}}
     assert not offboarding.verify_certificate(tampered, cert.signature, cert.public_key)
     assert "Certificat de suppression" in cert.html()
+    # Issuer, signatory, contract, the controller's choice, backups, sub-processors, what is
+    # kept and why: in French.
+    assert doc["issuer"]["name"] and doc["signatory"]["capacity"]
+    assert doc["controller_choice"] == "restitution des données (export remis) puis suppression"
+    expires = dt.date.fromisoformat(doc["last_backup_expires_on"])
+    assert expires == (dt.datetime.fromisoformat(doc["issued_at"]) + dt.timedelta(days=30)).date()
+    assert "journal d'audit" in doc["kept_elsewhere"]["audit_log"]
+    html = cert.html()
+    assert "Choix du responsable du traitement" in html and "Sauvegardes" in html
+    assert "Émis par" in html
     # Journalled like an erasure (table and mirror file), so that a restore replays it.
     with rt.db.session(ctx, readonly=True) as s:
         [entry] = s.scalars(

@@ -126,11 +126,15 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
     from permanence.breaches.model import Breach, BreachAccount, BreachNotice, BreachSubject
     from permanence.contracts.model import (
         Contract,
+        ContractDocument,
         OffboardingCertificate,
         SubProcessor,
         SubProcessorChange,
         SubProcessorNotice,
     )
+    from permanence.dpia.model import Dpia
+    from permanence.needtoknow.model import BreakGlassAccess, OperatorAssignment
+    from tests.factories import OPERATOR_ID
 
     now = dt.datetime.now(dt.UTC)
     breach = Breach(id=uuid.uuid4(), reference=f"V-T-{account_id.hex[:8]}", aware_at=now)
@@ -142,7 +146,10 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
     change = SubProcessorChange(
         id=uuid.uuid4(), subprocessor_id=sp.id, kind="add", announced_at=now, effective_at=now
     )
-    s.add(change)
+    contract = Contract(
+        id=uuid.uuid4(), account_id=account_id, version=1, reference="R", effective_from=now
+    )
+    s.add_all([change, contract])
     s.flush()
     s.add_all(
         [
@@ -151,10 +158,30 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
             BreachNotice(
                 breach_id=breach.id, account_id=account_id, phase=1, subject_line="x", body="x"
             ),
-            Contract(account_id=account_id, version=1, reference="R", effective_from=now),
+            contract,
+            ContractDocument(
+                account_id=account_id,
+                contract_id=contract.id,
+                pdf=b"%PDF-",
+                sha256="0" * 64,
+                signed_at=now,
+                signatories="[]",
+                source="generated",
+            ),
             SubProcessorNotice(change_id=change.id, account_id=account_id),
             OffboardingCertificate(
                 account_id=account_id, document="{}", signature="x", public_key="x"
+            ),
+            Dpia(
+                account_id=account_id,
+                processing="health",
+                version=1,
+                mandate_version=1,
+                content="{}",
+            ),
+            OperatorAssignment(account_id=account_id, user_id=OPERATOR_ID),
+            BreakGlassAccess(
+                account_id=account_id, user_id=OPERATOR_ID, caller_id=caller_id, reason="r"
             ),
         ]
     )

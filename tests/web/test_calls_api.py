@@ -96,7 +96,10 @@ def test_each_bad_submission_is_refused_naming_it_and_nothing_is_stored(world: W
     cases = [
         ({**good, "diagnosis": "x"}, "'diagnosis'"),
         ({k: v for k, v in good.items() if k != "address"}, "'address'"),
-        ({**good, "description": "Fuite ; la cliente est diabétique"}, "HEALTH"),
+        (
+            {**good, "description": "Fuite ; la cliente est diabétique"},
+            "a health detail was found in the field 'Description of the problem'",
+        ),
         ({**good, "phone": "pas un numéro"}, "'phone'"),
     ]
     for values, named in cases:

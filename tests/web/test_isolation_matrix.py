@@ -185,6 +185,12 @@ def _cases(o: Objects) -> list[tuple[str, str, str, Any]]:
         ("GET", f"/api/v1/accounts/{{a}}/callers/{o.caller}/consents", "client", None),
         (
             "POST",
+            f"/api/v1/accounts/{{a}}/callers/{o.caller}/break-glass",
+            "operator",
+            {"reason": "Le patient rappelle pour un résultat urgent, le médecin est absent."},
+        ),
+        (
+            "POST",
             f"/api/v1/accounts/{{a}}/consents/{o.consent}/withdraw",
             "client",
             {"channel": "web"},

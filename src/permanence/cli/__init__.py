@@ -12,12 +12,14 @@ import sys
 import typer
 
 from permanence.cli import (
+    access,
     art30,
     audit,
     audits,
     backups,
     breach,
     compliance,
+    contract,
     db,
     deliveries,
     demo,
@@ -69,6 +71,8 @@ app.add_typer(webhook.app, name="webhook")
 app.add_typer(telephony.app, name="telephony")
 app.add_typer(routing.app, name="routing")
 app.add_typer(subprocessor.app, name="subprocessor")
+app.add_typer(contract.app, name="contract")
+app.add_typer(access.app, name="access")
 app.add_typer(rights.app, name="rights")
 app.add_typer(audits.app, name="audits")
 

@@ -3,11 +3,12 @@ outside services the configuration uses (compliance/services.py) beside it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from permanence.cli.common import runtime
+from permanence.cli.common import fail, runtime
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -104,3 +105,78 @@ def apply_changes() -> None:
                 typer.echo("no change due")
     finally:
         rt.close()
+
+
+@app.command("flowdown")
+def flowdown(
+    code: Annotated[str, typer.Option(help="The sub-processor's code")],
+    reference: Annotated[str, typer.Option(help="Reference of its data-processing agreement")],
+    signed_on: Annotated[str, typer.Option(help="Date it was signed, YYYY-MM-DD")],
+    covers: Annotated[
+        str, typer.Option(help="Art. 28(3) points it imposes, e.g. abcdefgh")
+    ] = "abcdefgh",
+    document: Annotated[
+        Path | None, typer.Option(help="The signed agreement (its SHA-256 is recorded)")
+    ] = None,
+) -> None:
+    """Record the flow-down agreement binding a sub-processor to the same obligations
+    (Art. 28(4); clause 7.7(b) of the SCC)."""
+    import datetime as dt
+
+    from permanence.context import AccessContext
+    from permanence.contracts import scc
+    from permanence.errors import PermanenceError
+
+    try:
+        day = dt.date.fromisoformat(signed_on)
+    except ValueError:
+        fail("--signed-on must be a date YYYY-MM-DD")
+    data = document.read_bytes() if document is not None else None
+    rt = runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:subprocessors")) as s:
+            scc.record_flowdown(
+                s,
+                code,
+                reference=reference,
+                signed_at=dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC),
+                covers=list(covers.replace(",", "").strip()),
+                document=data,
+            )
+    except PermanenceError as exc:
+        fail(exc.message)
+    finally:
+        rt.close()
+    typer.echo(f"{code}: flow-down agreement {reference} recorded")
+
+
+@app.command("resolve")
+def resolve(
+    account: Annotated[str, typer.Option(help="Slug of the objecting client account")],
+    change: Annotated[str, typer.Option(help="Id of the announced change")],
+    resolution: Annotated[str, typer.Option(help="withdrawn | alternative | terminated")],
+) -> None:
+    """Resolve a client's objection to a change (clause 7.7(a) of the SCC): the change was
+    held for that client until now."""
+    import uuid
+
+    from permanence.accounts.service import account_by_slug
+    from permanence.context import AccessContext
+    from permanence.contracts import scc
+    from permanence.errors import PermanenceError
+
+    try:
+        change_id = uuid.UUID(change)
+    except ValueError:
+        fail("--change must be the id of an announced change")
+    rt = runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:subprocessors"), readonly=True) as s:
+            account_id = account_by_slug(s, account).id
+        with rt.db.session(AccessContext.system("cli:subprocessors", account_id)) as s:
+            scc.resolve_objection(s, change_id, resolution)
+    except PermanenceError as exc:
+        fail(exc.message)
+    finally:
+        rt.close()
+    typer.echo(f"{account}: objection resolved ({resolution})")

@@ -19,20 +19,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from permanence.accounts.model import Account, AccountKind, AccountStatus, MandateVersion
+from permanence.accounts.model import Account, AccountKind, AccountStatus
 from permanence.accounts.service import mandate_version
-from permanence.calls.model import Call
 from permanence.context import STAFF_ROLES, AccessContext
 from permanence.errors import NotFound
 from permanence.mandates.layer2 import first_layer_problems
 from permanence.mandates.schema import (
     FieldCategory,
-    IsoDuration,
     Mandate,
     SpecialCategoryBasis,
-    parse_mandate,
 )
-from permanence.messages.model import Appointment, Message
 from permanence.runtime import Runtime
 from permanence.staff.model import User
 
@@ -90,6 +86,9 @@ CHECK_MODULES: list[str] = [
     "permanence.rights.checks",
     "permanence.recordings.downloads",
     "permanence.audits.checks",
+    "permanence.dpia.checks",
+    "permanence.needtoknow.checks",
+    "permanence.compliance.recording_checks",
 ]
 
 
@@ -159,9 +158,16 @@ def _mfa(run: CheckRun) -> tuple[bool, str, list[str]]:
     return True, f"{len(staff)} staff member(s) with MFA", []
 
 
-@check("contracts.signed", "Every active client has a signed Art. 28 contract")
+@check(
+    "contracts.signed",
+    "Every active client has a signed Art. 28 contract on the SCC, its signed PDF stored",
+)
 def _contracts(run: CheckRun) -> tuple[bool, str, list[str]]:
-    from permanence.contracts.service import contract_in_force, missing_clauses
+    """The contract in force must be the one generated on Decision (EU) 2021/915, with its
+    signed PDF stored whole (SHA-256 recomputed) and signed for both parties: a contract
+    recorded as a list of section references proves nothing an inspector can read."""
+    from permanence.contracts.scc import document_of, document_problems
+    from permanence.contracts.service import contract_in_force
 
     bad = []
     accounts = run.accounts()
@@ -170,11 +176,51 @@ def _contracts(run: CheckRun) -> tuple[bool, str, list[str]]:
             c = contract_in_force(s, run.now)
             if c is None:
                 bad.append(f"{a.slug}: no signed contract in force")
-            elif missing_clauses(c):
-                bad.append(f"{a.slug}: clause(s) {', '.join(missing_clauses(c))} not covered")
+                continue
+            problems = document_problems(c, document_of(s, c.id))
+            if problems:
+                bad.append(f"{a.slug}: contract v{c.version}: " + "; ".join(problems))
     if bad:
-        return False, f"{len(bad)} account(s) without a complete signed contract", bad
-    return True, f"{len(accounts)} account(s) under a signed contract", []
+        return False, f"{len(bad)} account(s) without a signed contract document", bad
+    return True, f"{len(accounts)} account(s) under a signed SCC contract, PDF stored", []
+
+
+@check("subprocessors.flowdown", "Every sub-processor is bound by a flow-down agreement (28(4))")
+def _flowdown(run: CheckRun) -> tuple[bool, str, list[str]]:
+    from permanence.contracts.scc import flowdown_gaps
+    from permanence.contracts.service import registry
+
+    with run.session() as s:
+        gaps = flowdown_gaps(s)
+        n = sum(1 for sp in registry(s) if sp.status == "active")
+    if gaps:
+        return False, f"{len(gaps)} sub-processor(s) without a complete flow-down agreement", gaps
+    return True, f"{n} sub-processor(s), each under a flow-down agreement", []
+
+
+@check(
+    "subprocessors.objections",
+    "No sub-processor change in effect for a client whose objection is unresolved (cl. 7.7)",
+)
+def _objections(run: CheckRun) -> tuple[bool, str, list[str]]:
+    """Clause 7.7(a) of the SCC: an objection holds the change for that client. Once the
+    change applied, an unresolved objection means that client's data reaches a sub-processor
+    it refused: the provider must resolve it (alternative or termination)."""
+    from permanence.contracts.scc import held_changes
+
+    bad, held = [], 0
+    for a in run.accounts():
+        with run.session(a.id) as s:
+            for change, sp in held_changes(s):
+                held += 1
+                if change.applied_at is not None:
+                    bad.append(
+                        f"{a.slug}: objected to the {change.kind} of {sp.code}, in effect "
+                        "since " + change.applied_at.date().isoformat() + ", unresolved"
+                    )
+    if bad:
+        return False, f"{len(bad)} objection(s) overridden by a change in effect", bad
+    return True, f"{held} objection(s) pending, none overridden", []
 
 
 def _mandates(run: CheckRun) -> Iterator[tuple[Account, Mandate | None, int | None]]:
@@ -364,72 +410,30 @@ def _configured(run: CheckRun) -> tuple[bool, str, list[str]]:
     return True, f"{len(services)} outside service(s) configured, each a sub-processor", []
 
 
-# Retention: messages (from acknowledgement, else from when they were taken), appointments
-# (from their end), call logs (from the call's start), under the mandate version each record
-# was taken under. Candidates come from an indexed time filter with a margin (calendar months
-# vary), then each is checked exactly.
-_MARGIN = dt.timedelta(days=3)
-
-
-def _cutoff(now: dt.datetime, d: IsoDuration) -> dt.datetime:
-    back = IsoDuration(
-        years=-d.years,
-        months=-d.months,
-        weeks=-d.weeks,
-        days=-d.days,
-        hours=-d.hours,
-        minutes=-d.minutes,
-        seconds=-d.seconds,
-    )
-    return back.add_to(now) + _MARGIN
+# Retention: the check counts exactly what the sweep would delete (retention/service.py):
+# the same record kinds (messages, appointments, call logs, recordings and voicemails), the
+# same starting events, the same periods per mandate version, the same legal holds. A record
+# the check reports is one the sweep has not yet removed; the two never disagree.
 
 
 def _overdue_records(s: Session, account_id: uuid.UUID, now: dt.datetime) -> dict[str, int]:
-    counts = {"messages": 0, "appointments": 0, "calls": 0}
-    mandates = {
-        row.id: parse_mandate(row.document)
-        for row in s.scalars(select(MandateVersion).where(MandateVersion.account_id == account_id))
-    }
-    for mandate_id, mandate in mandates.items():
-        for purpose in mandate.purposes:
-            keep = purpose.retention.message
-            if keep is not None:
-                base = func.coalesce(Message.acknowledged_at, Message.created_at)
-                rows = s.execute(
-                    select(Message.acknowledged_at, Message.created_at).where(
-                        Message.account_id == account_id,
-                        Message.mandate_id == mandate_id,
-                        Message.purpose == purpose.code,
-                        base < _cutoff(now, keep),
-                    )
-                ).all()
-                counts["messages"] += sum(1 for ack, made in rows if keep.add_to(ack or made) < now)
-            keep = purpose.retention.appointment
-            if keep is not None:
-                ends = s.scalars(
-                    select(Appointment.ends_at).where(
-                        Appointment.account_id == account_id,
-                        Appointment.mandate_id == mandate_id,
-                        Appointment.purpose == purpose.code,
-                        Appointment.ends_at < _cutoff(now, keep),
-                    )
-                ).all()
-                counts["appointments"] += sum(1 for end in ends if keep.add_to(end) < now)
-        call_logs = [p.retention.call_log for p in mandate.purposes if p.retention.call_log]
-        if call_logs:
-            keep = max(call_logs, key=lambda d: d.approximate())
-            starts = s.scalars(
-                select(Call.started_at).where(
-                    Call.account_id == account_id,
-                    Call.mandate_id == mandate_id,
-                    Call.started_at < _cutoff(now, keep),
-                )
-            ).all()
-            counts["calls"] += sum(1 for start in starts if keep.add_to(start) < now)
+    from permanence.retention.service import REGISTRY, _account_held, _due_condition
+
+    counts = dict.fromkeys(REGISTRY, 0)
+    if _account_held(s, account_id):
+        return counts
+    for name, kind in REGISTRY.items():
+        due = _due_condition(s, kind, account_id, now)
+        if due is not None:
+            counts[name] = s.scalar(select(func.count()).select_from(kind.model).where(due[0])) or 0
     return counts
 
 
-@check("retention.records", "No message, appointment or call log kept past its retention")
+@check(
+    "retention.records",
+    "No message, appointment, call log or recording kept past its retention (as the sweep "
+    "applies it)",
+)
 def _retention(run: CheckRun) -> tuple[bool, str, list[str]]:
     bad = []
     for a in run.accounts():

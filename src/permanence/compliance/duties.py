@@ -54,6 +54,12 @@ DUTIES: tuple[Duty, ...] = (
         "mandates/schema.py, mandates/forms.py",
     ),
     Duty(
+        "Art. 10",
+        "Offence data in free text or text fields is refused unless the purpose declares its "
+        "basis (e.g. a lawyer, loi 78-17 art. 46)",
+        "mandates/screening.py, mandates/schema.py (criminal_data_basis)",
+    ),
+    Duty(
         "Art. 12(1)",
         "What the subject receives is concise, intelligible and in plain French",
         "rights/package.py (rapport.html)",
@@ -110,6 +116,18 @@ DUTIES: tuple[Duty, ...] = (
         "contracts/service.py",
     ),
     Duty(
+        "Art. 28(3)",
+        "The contract is generated on the Commission's SCC (Decision (EU) 2021/915) with its "
+        "annexes from the mandate, the deployment and the register; each signed PDF is stored "
+        "with its hash",
+        "contracts/scc.py (permanence contract), compliance/checks.py (contracts.signed)",
+    ),
+    Duty(
+        "Art. 28(4)",
+        "Each sub-processor is bound by a flow-down agreement with the same obligations",
+        "contracts/scc.py (permanence subprocessor flowdown)",
+    ),
+    Duty(
         "Art. 28(3)(b)",
         "Staff are bound to confidentiality and trained before reaching personal data",
         "staff/training.py",
@@ -123,6 +141,12 @@ DUTIES: tuple[Duty, ...] = (
         "Art. 28(3)(h)",
         "The processor makes available what proves compliance and allows audits",
         "compliance/evidence.py (permanence compliance evidence, DPO page)",
+    ),
+    Duty(
+        "Art. 35",
+        "A DPIA on the CNIL PIA structure, validated by the DPO, current, for each processing "
+        "that needs one (health data at scale, recording that evaluates staff)",
+        "dpia/service.py, dpia/pages.py (/dpo/aipd, /portail/aipd), dpia/checks.py",
     ),
     Duty("Art. 30", "Records of processing, as processor and controller", "compliance/art30.py"),
     Duty(
@@ -150,6 +174,12 @@ DUTIES: tuple[Duty, ...] = (
         "CSP L.1111-8",
         "Health data only on a deployment declaring HDS hosting",
         "compliance/checks.py, accounts/service.py",
+    ),
+    Duty(
+        "CSP L.1110-4",
+        "Health data on a need-to-know basis: operators assigned per account, a medical message "
+        "opened during a call with that caller or with a break-glass reason; access list export",
+        "needtoknow/service.py (permanence access), messages/service.py, subjects/service.py",
     ),
     Duty("NIR", "No social security number is stored (décret 2019-341)", "pii/detector.py"),
 )

@@ -57,7 +57,11 @@ Files
   rights-register.csv        data-subject requests: dates, deadline met or missed
   breaches.csv               the breach register (Art. 33(5)) with its clocks
   subprocessors.csv          sub-processors, location and safeguards
-  contracts.csv              processing contracts (Art. 28(3)) per client account
+  contracts.csv              processing contracts (Art. 28(3)) per client account, with the
+                             SHA-256 of each signed PDF (Decision (EU) 2021/915 clauses)
+  dpia.csv                   impact assessments (Art. 35): per account and processing, each
+                             version, validation, risks (severity/likelihood), client opinion
+  dpia-*.json                each DPIA version in full (CNIL PIA structure)
   requirements-matrix.csv    each duty -> where implemented -> tests that prove it
   audits.csv                 audits of the service and of sub-processors, next due dates
   audit-actions.csv          their follow-up actions: owner (role:id), due date, state
@@ -237,6 +241,7 @@ def _subprocessors(rt: Runtime, ctx: AccessContext) -> bytes:
 
 def _contracts(rt: Runtime, ctx: AccessContext, now: dt.datetime) -> bytes:
     from permanence.contracts import service as contracts
+    from permanence.contracts.scc import document_of
 
     rows = []
     with rt.db.session(ctx, readonly=True) as s:
@@ -255,6 +260,8 @@ def _contracts(rt: Runtime, ctx: AccessContext, now: dt.datetime) -> bytes:
                             c.terminated_at,
                             "+".join(contracts.missing_clauses(c)),
                             st.contract is not None and st.contract.id == c.id,
+                            c.template or "",
+                            doc.sha256 if (doc := document_of(s, c.id)) is not None else "",
                         ]
                     )
     header = [
@@ -267,8 +274,69 @@ def _contracts(rt: Runtime, ctx: AccessContext, now: dt.datetime) -> bytes:
         "terminated_at",
         "missing_clauses",
         "in_force",
+        "template",
+        "signed_pdf_sha256",
     ]
     return _csv(header, rows)
+
+
+def _dpias(rt: Runtime, ctx: AccessContext, now: dt.datetime) -> dict[str, bytes]:
+    """dpia.csv, one row per version, and each version's content (no personal data: the
+    assessment describes processings, not people; validators appear by id)."""
+    from permanence.dpia import service as dpias
+
+    rows, out = [], {}
+    with rt.db.session(ctx, readonly=True) as s:
+        for account_id, slug in _accounts(rt, ctx):
+            with acting_for(s, account_id):
+                current = {st.processing: st for st in dpias.account_status(s, now)}
+                for d in dpias.versions(s):
+                    content = dpias.content_of(d)
+                    st = current.get(d.processing)
+                    rows.append(
+                        [
+                            slug,
+                            d.processing,
+                            d.version,
+                            d.mandate_version,
+                            d.created_at,
+                            d.validated_at,
+                            d.validated_by,
+                            " ".join(
+                                f"{r.code}:{r.severity}/{r.likelihood}" for r in content.risks
+                            ),
+                            d.client_opinion_at,
+                            st is not None and st.validated is not None and st.validated.id == d.id,
+                            (st.problem or "") if st is not None else "not required",
+                        ]
+                    )
+                    out[f"dpia-{slug}-{d.processing}-v{d.version}.json"] = _json(
+                        {
+                            "account": slug,
+                            "processing": d.processing,
+                            "version": d.version,
+                            "mandate_version": d.mandate_version,
+                            "validated_at": d.validated_at.isoformat() if d.validated_at else None,
+                            "dpo_opinion": d.dpo_opinion,
+                            "client_opinion": d.client_opinion,
+                            "content": content.model_dump(),
+                        }
+                    )
+    header = [
+        "account",
+        "processing",
+        "version",
+        "mandate_version",
+        "created_at",
+        "validated_at",
+        "validated_by",
+        "risks_severity_likelihood",
+        "client_opinion_at",
+        "current",
+        "problem",
+    ]
+    out["dpia.csv"] = _csv(header, rows)
+    return out
 
 
 def _audits(rt: Runtime, ctx: AccessContext, now: dt.datetime) -> tuple[bytes, bytes]:
@@ -362,6 +430,7 @@ def build(rt: Runtime, ctx: AccessContext, now: dt.datetime | None = None) -> Pa
     files["breaches.csv"] = _breaches(rt, ctx, now)
     files["subprocessors.csv"] = _subprocessors(rt, ctx)
     files["contracts.csv"] = _contracts(rt, ctx, now)
+    files.update(_dpias(rt, ctx, now))
     files["requirements-matrix.csv"] = _matrix()
     files["audits.csv"], files["audit-actions.csv"] = _audits(rt, ctx, now)
     files["README.txt"] = README.format(

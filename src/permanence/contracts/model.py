@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from permanence.db import Base, UTCDateTime, new_id, utcnow
@@ -42,6 +42,33 @@ class Contract(Base):
     terminated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[uuid.UUID | None]
+    # "scc-2021/915" when the product generated it on the Commission's standard contractual
+    # clauses (contracts/scc.py); None for a contract recorded clause by clause.
+    template: Mapped[str | None] = mapped_column(String(32))
+
+
+class ContractDocument(Base):
+    """The signed document of one contract version: the PDF as signed, its SHA-256, the date
+    and the signatories of both parties (names and capacities, JSON)."""
+
+    __tablename__ = "contract_documents"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    contract_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), unique=True
+    )
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    signatories: Mapped[str] = mapped_column(Text)  # JSON [{party, name, capacity}]
+    # "generated": the PDF the product rendered with the signature block filled in;
+    # "uploaded": a countersigned copy the parties signed outside the product.
+    source: Mapped[str] = mapped_column(String(16))
+    stored_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stored_by: Mapped[uuid.UUID | None]
 
 
 class SubProcessor(Base):
@@ -99,6 +126,29 @@ class SubProcessorNotice(Base):
     emailed_to: Mapped[int] = mapped_column(Integer, default=0)
     objected_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     objection_reason: Mapped[str | None] = mapped_column(String(32))
+    # Clause 7.7(a) of the SCC: an objection holds the change for this client until the
+    # provider resolves it ("withdrawn": the client lifted it; "terminated": the contract
+    # ended; "alternative": the client's data is kept off that sub-processor).
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resolution: Mapped[str | None] = mapped_column(String(16))
+
+
+class SubProcessorAgreement(Base):
+    """Art. 28(4): the contract binding a sub-processor to the same obligations (flow-down),
+    with the Art. 28(3) points it covers. The provider's own, shared by every account."""
+
+    __tablename__ = "subprocessor_agreements"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    subprocessor_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("subprocessors.id", ondelete="CASCADE"), index=True
+    )
+    reference: Mapped[str] = mapped_column(String(120))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    covers: Mapped[str] = mapped_column(Text)  # JSON list of Art. 28(3) letters
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_by: Mapped[uuid.UUID | None]
 
 
 class OffboardingCertificate(Base):

@@ -22,6 +22,7 @@ certificate itself, the account's registry row (name, slug), and the audit log (
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import io
 import json
@@ -52,12 +53,24 @@ from permanence.render import render
 
 # Why each kept table survives the deletion (shown on the certificate).
 RETAINED = {
-    "contracts": "the processing agreement: proof of the instructions and of their end",
-    "breach_accounts": "breach register: counts of an incident (Art. 33(5))",
-    "breach_notices": "breach register: what the controller was told and when",
-    "subprocessor_notices": "notices of sub-processor changes given to the controller",
-    "offboarding_certificates": "this certificate",
-    "erasure_journal": "pseudonymous erasures a restored backup must replay (append-only)",
+    "contracts": "le contrat de sous-traitance : preuve des instructions et de leur fin",
+    "contract_documents": "le contrat signé (PDF et son empreinte SHA-256)",
+    "breach_accounts": "registre des violations : décompte d'un incident (art. 33(5))",
+    "breach_notices": "registre des violations : ce qui a été notifié au client, et quand",
+    "subprocessor_notices": "les avis de changement de sous-traitant donnés au client",
+    "offboarding_certificates": "le présent certificat",
+    "erasure_journal": "effacements pseudonymes qu'une sauvegarde restaurée doit rejouer "
+    "(journal en ajout seul)",
+}
+# Kept outside the account's tables, said on the certificate with its reason.
+KEPT_ELSEWHERE = {
+    "audit_log": "entrées pseudonymes du journal d'audit (identifiants, sans donnée en clair) : "
+    "preuve des traitements et de leur fin (art. 5(2)), élaguées à 12 mois derrière un point "
+    "de contrôle signé",
+}
+CHOICE_FR = {
+    "return_and_delete": "restitution des données (export remis) puis suppression",
+    "delete": "suppression sans restitution",
 }
 KEY_TABLES = ("subject_keys", "account_keys")
 DESK = frozenset({Role.DPO, Role.ADMIN, Role.SYSTEM})
@@ -248,6 +261,8 @@ def destroy_account(
     if replay is not None and (not replay.is_account or replay.account_id != account_id):
         raise Conflict("this journal entry is not the off-boarding of this account")
     files = freed_files(session, account_id)
+    context = _certificate_context(session, account_id)
+    backup_days = context.pop("_backup_days")
     deleted: dict[str, int] = {}
     keys: dict[str, int] = {}
     for name in KEY_TABLES:
@@ -298,7 +313,11 @@ def destroy_account(
         "replay_of": entry.erased_at.isoformat() if replay is not None else None,
         "rows_deleted": deleted,
         "retained": {k: RETAINED[k] for k in sorted(RETAINED)},
+        "kept_elsewhere": KEPT_ELSEWHERE,
         "audit": {"seq": head.seq, "head_hash": head.hash},
+        **context,
+        "controller_choice": CHOICE_FR["return_and_delete" if export else "delete"],
+        "last_backup_expires_on": (now + dt.timedelta(days=backup_days)).date().isoformat(),
     }
     signature, public_key = sign_document(keyring, document)
     session.add(
@@ -312,6 +331,69 @@ def destroy_account(
     )
     session.flush()
     return Certificate(document, signature, public_key, files)
+
+
+def _certificate_context(session: Session, account_id: uuid.UUID) -> dict[str, Any]:
+    """Who issues and signs the certificate, under which contract, and what each
+    sub-processor must confirm: read before the account's rows go."""
+    from permanence.config import get_settings
+    from permanence.contracts.model import ContractDocument, SubProcessor
+    from permanence.staff.model import User
+
+    settings = get_settings()
+    contract = session.scalars(
+        select(Contract)
+        .where(Contract.account_id == account_id, Contract.signed_at.is_not(None))
+        .order_by(Contract.version.desc())
+    ).first()
+    signed = (
+        session.scalars(
+            select(ContractDocument).where(ContractDocument.contract_id == contract.id)
+        ).first()
+        if contract is not None
+        else None
+    )
+    dpo = session.scalars(
+        select(User).where(User.role == Role.DPO, User.active.is_(True)).order_by(User.email)
+    ).first()
+    subprocessors = session.scalars(
+        select(SubProcessor).where(SubProcessor.status == "active").order_by(SubProcessor.code)
+    ).all()
+    return {
+        "issuer": {
+            "name": settings.provider_name,
+            "address": settings.provider_address,
+            "contact": settings.provider_contact_email,
+        },
+        "signatory": (
+            {"name": dpo.display_name, "capacity": "délégué à la protection des données"}
+            if dpo is not None
+            else {"name": settings.provider_name, "capacity": "le sous-traitant"}
+        ),
+        "contract": (
+            {
+                "reference": contract.reference,
+                "version": contract.version,
+                "signed_at": contract.signed_at.isoformat() if contract.signed_at else None,
+                "signed_pdf_sha256": signed.sha256 if signed is not None else None,
+            }
+            if contract is not None
+            else None
+        ),
+        # Each sub-processor held the account's data only encrypted under keys destroyed
+        # here; its confirmation of deletion is asked when the certificate is issued.
+        "subprocessors": [
+            {
+                "code": sp.code,
+                "name": sp.name,
+                "service": sp.service,
+                "confirmation": "demandée à l'émission du certificat ; données chiffrées "
+                "sous des clés détruites (effacement cryptographique)",
+            }
+            for sp in subprocessors
+        ],
+        "_backup_days": settings.backup_retention_days,
+    }
 
 
 def freed_files(session: Session, account_id: uuid.UUID) -> tuple[tuple[str, str], ...]:

@@ -508,8 +508,9 @@ class AppliedChange:
 
 
 def apply_due_changes(session: Session, now: dt.datetime | None = None) -> list[AppliedChange]:
-    """Changes whose objection window closed take effect; objections are counted for follow-up
-    (an objecting client is then offered to end the contract; the change is not vetoed)."""
+    """Changes whose objection window closed take effect for the register; an objecting
+    client's change stays held until the DPO resolves its objection (clause 7.7(a) of the
+    SCC, contracts/scc.py ``resolve_objection``): ``subprocessors.objections`` fails meanwhile."""
     _desk(session)
     when = now or utcnow()
     applied = []

@@ -17,20 +17,24 @@ from typing import Any
 from sqlalchemy import select
 
 from permanence.accounts.model import Account, AccountKind, Did
-from permanence.accounts.service import create_account, import_mandate
+from permanence.accounts.service import create_account, import_mandate, mandate_version
 from permanence.calls import service as calls
+from permanence.compliance.recording_checks import STAFF_INFORMED_COURSE
 from permanence.context import AccessContext, Role
+from permanence.contracts import scc
 from permanence.contracts import service as contracts
 from permanence.db import switch_account, utcnow
 from permanence.delivery.service import set_webhook_secret
+from permanence.dpia import service as dpias
 from permanence.errors import Conflict
 from permanence.mandates.schema import FieldType, Purpose, WebhookRecipient, parse_mandate
 from permanence.messages import service as messages
+from permanence.needtoknow import service as needtoknow
 from permanence.routing.devices import set_device
 from permanence.runtime import Runtime
 from permanence.staff.model import User
 from permanence.staff.service import create_user
-from permanence.staff.training import missing, record_training, sign_undertaking
+from permanence.staff.training import add_course, missing, record_training, sign_undertaking
 from permanence.subjects import service as subjects
 
 DEMO_PASSWORD = "demo-permanence-2026"
@@ -268,6 +272,12 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
             if missing(s, user_id):
                 record_training(s, user_id)
                 sign_undertaking(s, user_id)
+        add_course(
+            s,
+            code=STAFF_INFORMED_COURSE,
+            title_fr="Information sur l'enregistrement des appels (finalités, écoute, durée)",
+            title_en="Information on call recording (purposes, who listens, retention)",
+        )
         for email, name, role in STAFF:
             new = create_user(
                 s, rt.keyring, email=email, display_name=name, role=role, password=DEMO_PASSWORD
@@ -286,16 +296,28 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
             sign_undertaking(s, new.user.id)
             if email in DEMO_DEVICES:
                 set_device(s, new.user.id, DEMO_DEVICES[email])
+            if role in (Role.OPERATOR, Role.SUPERVISOR):
+                # Told that calls are recorded, why, who listens (CNIL recording guidance).
+                record_training(
+                    s, new.user.id, course=STAFF_INFORMED_COURSE, completed_at=utcnow() - age
+                )
             lines.append(f"staff {role.value:<10} {email}  TOTP: {new.totp_uri}")
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     with rt.db.session(admin) as s:
         for code, name, service, country in SUBPROCESSORS:
             contracts.register_initial(
                 s, code=code, name=name, service=service, country=country, hds_certified=True
             )
+            # Art. 28(4): each bound by the same obligations, every point of 28(3).
+            scc.record_flowdown(
+                s,
+                code,
+                reference=f"DPA-{code}-2025",
+                signed_at=now - dt.timedelta(days=400),
+            )
     callers_by_account = demo_callers()
     with rt.db.session(system, readonly=True) as s:
         operator_ids = list(s.scalars(select(User.id).where(User.role == Role.OPERATOR)))
-    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     for slug, name, kind in ACCOUNTS:
         with rt.db.session(admin) as s:
             account = create_account(s, rt.keyring, slug=slug, name=name, kind=kind)
@@ -314,22 +336,42 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
                 password=DEMO_PASSWORD,
                 account_id=account.id,
             )
-            # The processing agreement, every Art. 28(3) clause covered, signed a year ago.
+            # The processing agreement generated on the Commission's SCC (Decision (EU)
+            # 2021/915), signed a year ago by both parties; its PDF is stored with its hash.
             signed = now - dt.timedelta(days=365)
             switch_account(s, account.id)
-            contract = contracts.record_contract(
-                s,
-                reference=f"DPA-{slug}-2025",
-                clauses={letter: f"art. {i + 2}" for i, letter in enumerate(contracts.CLAUSES)},
-                effective_from=signed,
+            contract = scc.generate_contract(
+                s, rt.settings, effective_from=signed, reference=f"DPA-{slug}-{signed.year}"
             )
-            contracts.sign_contract(s, contract.id, signed_at=signed)
+            scc.sign_generated(
+                s,
+                rt.settings,
+                contract.id,
+                signatories=[
+                    scc.Signatory("controller", display, "représentant légal"),
+                    scc.Signatory("processor", "Julien Garnier", "délégué à la protection"),
+                ],
+                signed_at=signed,
+            )
             # A demo mandate that names a webhook (none does as shipped: see README, "Demo
             # data") gets its signing secret, so its deliveries are signed, not refused.
             for recipient in parse_mandate(text).recipients:
                 if isinstance(recipient, WebhookRecipient):
                     secret, _ = set_webhook_secret(s, rt.keyring, recipient.secret_ref)
                     lines.append(f"account {slug}: webhook secret {recipient.secret_ref} {secret}")
+        # The DPIAs its processings need (Art. 35), prefilled and validated by the DPO; on a
+        # health-data account, the operators who serve it are assigned (need-to-know).
+        with rt.db.session(AccessContext.system("cli:demo", account_id=account.id)) as s:
+            if needtoknow.handles_health_data(s, account.id):
+                for operator_id in operator_ids:
+                    needtoknow.assign(s, operator_id)
+            for st in dpias.account_status(s):
+                _row, mandate = mandate_version(s, account.id)
+                draft = dpias.draft_content(rt.settings, mandate, st.processing)
+                version = dpias.save_version(s, st.processing, draft.model_dump())
+                dpias.validate(
+                    s, version.id, "Risques résiduels acceptables ; réexamen à chaque mandat."
+                )
         counts = _load_account_activity(
             rt, account, kind, callers_by_account[slug], rng, now, operator_ids, calls_per_account
         )

@@ -234,6 +234,13 @@ def second_layer(mandate: Mandate, version: int, lang: str, _: Translate) -> Sec
                 _("Calls are recorded only during these periods: %(periods)s.")
                 % {"periods": ", ".join(f"{p.start} – {p.end}" for p in rec.periods)}
             )
+        recording.append(
+            _(
+                "Who listens: the answering service's supervisors, to evaluate and train the "
+                "operators, and %(controller)s; never the operators themselves."
+            )
+            % {"controller": mandate.controller.name}
+        )
         if rec.retention:
             recording.append(
                 _("Recordings are kept for %(duration)s, then deleted.")

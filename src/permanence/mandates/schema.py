@@ -659,6 +659,9 @@ class Purpose(_Model):
     legal_basis: LegalBasis
     legitimate_interest: Text | None = None
     special_category_basis: SpecialCategoryBasis | None = None
+    # Art. 10 GDPR / loi 78-17 art. 46: who may process offence data and why (e.g. a lawyer
+    # for the defence of their client). Without it, such data is refused in free text.
+    criminal_data_basis: Text | None = None
     fields: tuple[FieldItem, ...] = pydantic.Field(min_length=1)
     retention: Retention
     consent_wording: ConsentWording | None = None

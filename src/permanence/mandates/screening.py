@@ -9,7 +9,9 @@ need the operator's explicit confirmation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import unicodedata
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from permanence.crypto.normalize import phone_e164
@@ -38,6 +40,8 @@ KIND_EN: dict[str, str] = {
     "HEALTH": "a health detail",
     "SIREN": "a company number (SIREN)",
     "SIRET": "an establishment number (SIRET)",
+    "SPECIAL_CATEGORY": "a special category of data (Art. 9: beliefs, union membership…)",
+    "OFFENCE": "offence data (Art. 10: custody, criminal record…)",
 }
 
 
@@ -57,7 +61,7 @@ class Finding:
     def message(self, purpose: str) -> str:
         """In words, for the API and the logs: what was found where (never the text)."""
         what = (
-            "it must be removed"
+            f"purpose '{purpose}' has no basis to keep it: it must be removed"
             if self.refused
             else f"purpose '{purpose}' does not declare it: remove it, or confirm it is needed"
         )
@@ -91,6 +95,38 @@ def allowed_types(purpose: Purpose) -> frozenset[str]:
     return frozenset(allowed)
 
 
+# The other Art. 9 categories and Art. 10 offence data, as callers say them (matched on the
+# text folded to lower case without accents; offsets are the original text's).
+SPECIAL = "SPECIAL_CATEGORY"  # Art. 9(1) other than health
+OFFENCE = "OFFENCE"  # Art. 10
+_TERMS: tuple[tuple[str, str], ...] = (
+    (SPECIAL, r"(?:musulman|catholique|protestant|juif|juive|bouddhiste|mosquee|synagogue"
+     r"|pratiquant|ramadan|confession religieuse|croyances? religieuses?)e?s?"),
+    (SPECIAL, r"syndique[e]?s?|syndicat|delegue[e]? syndical|cgt|cfdt|force ouvriere"),
+    (SPECIAL, r"parti politique|militant[e]? (?:politique|du parti)|opinions? politiques?"),
+    (SPECIAL, r"homosexuel(?:le)?s?|bisexuel(?:le)?s?|lesbienne|orientation sexuelle"
+     r"|vie sexuelle"),
+    (SPECIAL, r"origine (?:ethnique|raciale)|donnees? genetiques?|test genetique"
+     r"|empreintes? digitales?"),
+    (OFFENCE, r"garde a vue|casier judiciaire|condamne[e]?s?|condamnation|mis[e]? en examen"
+     r"|incarcere[e]?s?|detention provisoire|infraction penale|proces-verbal|comparution"
+     r"|plainte (?:penale|deposee|contre)|sursis"),
+)  # fmt: skip
+_TERM_RE = tuple((t, re.compile(rf"(?<![\w]){p}(?![\w])")) for t, p in _TERMS)
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents, one character for one (offsets are kept)."""
+    return "".join(unicodedata.normalize("NFD", ch)[0].lower() if ch else ch for ch in text)
+
+
+def sensitive_terms(text: str) -> Iterator[tuple[str, int, int]]:
+    folded = _fold(text)
+    for kind, pattern in _TERM_RE:
+        for m in pattern.finditer(folded):
+            yield kind, m.start(), m.end()
+
+
 def _same(kind: str, text: str) -> str:
     """A phone number or an e-mail address in the form two writings of it share."""
     if kind == "EMAIL":
@@ -114,7 +150,9 @@ def _declared_values(purpose: Purpose, values: Mapping[str, object]) -> dict[str
 
 
 def screen(mandate: Mandate, purpose_code: str, values: Mapping[str, object]) -> list[Finding]:
-    """Findings in the free-text fields of ``values`` (already validated for the purpose).
+    """Findings in the free-text and text fields of ``values`` (already validated for the
+    purpose): undeclared personal data, and the other Art. 9 categories and Art. 10 data,
+    refused unless the purpose declares their basis.
 
     A purpose that declares a phone (an e-mail) field covers *that* number in the text — the
     operator repeating the caller's own number — not another one: a second number in a note
@@ -125,10 +163,27 @@ def screen(mandate: Mandate, purpose_code: str, values: Mapping[str, object]) ->
     refused_always = ALWAYS_REFUSED | (
         frozenset() if purpose.special_category_basis is not None else frozenset({"HEALTH"})
     )
+    basis = {
+        SPECIAL: purpose.special_category_basis is not None,
+        OFFENCE: bool(purpose.criminal_data_basis),
+    }
     findings: list[Finding] = []
     for field in purpose.resolved_fields:
         value = values.get(field.name)
-        if field.type != FieldType.FREE_TEXT or not isinstance(value, str):
+        if field.type not in (FieldType.FREE_TEXT, FieldType.TEXT) or not isinstance(value, str):
+            continue
+        fr, en = field.display_label_fr, field.display_label_en
+        for kind, start, end in sensitive_terms(value):
+            if not basis[kind]:
+                findings.append(Finding(field.name, kind, start, end, True, fr, en))
+        if field.type != FieldType.FREE_TEXT:
+            # A short text field (a name, an address) is screened for the categories above
+            # and for what is always refused, not for every undeclared type.
+            for entity in undeclared(value, allowed):
+                if entity.type in refused_always:
+                    findings.append(
+                        Finding(field.name, entity.type, entity.start, entity.end, True, fr, en)
+                    )
             continue
         for entity in undeclared(value, allowed - {"PHONE", "EMAIL"}):
             another = entity.type in ("PHONE", "EMAIL") and entity.type in allowed

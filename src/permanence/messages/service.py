@@ -181,6 +181,9 @@ def get_message(session: Session, message_id: uuid.UUID) -> Message:
 def read_message(session: Session, keyring: Keyring, msg: Message) -> dict[str, Any]:
     """Open a message's fields: a read of personal data, audited with the context's reason."""
     require_trained(session, ctx_of(session))
+    from permanence.needtoknow.service import require_medical_access
+
+    require_medical_access(session, msg.account_id, msg.caller_id)
     cipher = keyring.cipher(session, msg.account_id, msg.caller_id)
     fields: dict[str, Any] = cipher.open_json("messages", "payload", msg.id, msg.payload_sealed)
     audit.record(session, "message.read", "message", msg.id, subject_id=msg.caller_id)
@@ -250,6 +253,9 @@ def list_messages(
 ) -> list[Message]:
     """Messages of the context's account, newest first: metadata only, nothing opened."""
     account_id = ctx_of(session).require_account()
+    from permanence.needtoknow.service import require_assigned
+
+    require_assigned(session, account_id)
     q = select(Message).where(Message.account_id == account_id)
     if status is not None:
         q = q.where(Message.status == status)

@@ -26,9 +26,8 @@ from permanence.runtime import Runtime
 from permanence.telephony import service
 from permanence.telephony.api import telephony_api, verified_hook
 from permanence.telephony.ports import ProviderFailed
-from permanence.web.api import ERRORS
 from permanence.web.deps import CurrentRuntime, Principal, require
-from permanence.web.schemas import Body
+from permanence.web.schemas import ERRORS, Body
 
 log = logging.getLogger("permanence.routing")
 router = APIRouter(prefix="/routing", include_in_schema=False)
@@ -201,9 +200,9 @@ def put_device(user_id: uuid.UUID, body: DeviceIn, p: Admin, rt: CurrentRuntime)
 
 
 def mount(app: FastAPI) -> None:
-    """Everything routing serves: webhooks, the devices API, the console's and admin pages."""
+    """What routing serves outside /api/v1: the webhooks, the console's and admin pages (its
+    devices API is in web/api.py's one list, which the isolation matrix walks)."""
     from permanence.routing.pages import router as pages_router
 
     app.include_router(router)
-    app.include_router(api_router)
     app.include_router(pages_router)

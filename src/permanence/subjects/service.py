@@ -110,6 +110,9 @@ def identity(
     require_trained(session, ctx)
     if caller.restricted_at is not None and ctx.role.value == "operator":
         raise PermissionDenied("processing of this caller's data is restricted (Art. 18)")
+    from permanence.needtoknow.service import require_assigned
+
+    require_assigned(session, caller.account_id)
     ident = _opened(caller, keyring.cipher(session, caller.account_id, caller.id))
     if audited:
         audit.record(session, "subject.read", "caller", caller.id, subject_id=caller.id)

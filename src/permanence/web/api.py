@@ -14,8 +14,10 @@ from permanence.calls import api as calls_api
 from permanence.consents import api as consents_api
 from permanence.messages import agenda_api
 from permanence.messages import api as messages_api
+from permanence.needtoknow import api as needtoknow_api
 from permanence.recordings import api as recordings_api
 from permanence.rights import api as rights_api
+from permanence.routing import api as routing_api
 from permanence.staff import auth_api, keys_api
 from permanence.web.schemas import ERRORS
 
@@ -30,6 +32,8 @@ for _feature in (
     keys_api.router,
     recordings_api.recordings_router,
     rights_api.router,
+    needtoknow_api.router,
+    routing_api.api_router,
 ):
     router.routes.extend(_feature.routes)
 

@@ -136,6 +136,12 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.mandates.notice_pages import router as notice_pages
 
     app.include_router(notice_pages)
+    from permanence.contracts.pages import router as contract_pages
+
+    app.include_router(contract_pages)
+    from permanence.dpia.pages import router as dpia_pages
+
+    app.include_router(dpia_pages)
     app.mount("/static", StaticFiles(packages=[("permanence.web", "static")]), name="static")
     # Outermost last: the body limit, then the content-type check, then the checks that read
     # the whole (bounded) body. Their refusals are answered as the routes' errors are.

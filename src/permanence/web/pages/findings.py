@@ -33,6 +33,11 @@ FOUND: dict[str, str] = {
     "HEALTH": N_("A health detail was found in the field “%(field)s”."),
     "SIREN": N_("A company number (SIREN) was found in the field “%(field)s”."),
     "SIRET": N_("An establishment number (SIRET) was found in the field “%(field)s”."),
+    "SPECIAL_CATEGORY": N_(
+        "A special category of data (beliefs, union membership…) was found in the field "
+        "“%(field)s”."
+    ),
+    "OFFENCE": N_("Offence data (custody, criminal record…) was found in the field “%(field)s”."),
 }
 OTHER = N_("Personal data was found in the field “%(field)s”.")
 # A second phone number or e-mail address: someone else's (the form holds the caller's).

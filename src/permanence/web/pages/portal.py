@@ -20,6 +20,7 @@ from permanence.breaches import controller as breach_controller
 from permanence.breaches import service as breaches
 from permanence.calls import service as calls
 from permanence.context import Role
+from permanence.contracts import scc
 from permanence.contracts import service as contracts
 from permanence.errors import Conflict, PermissionDenied, ValidationFailed
 from permanence.mandates.forms import form_for
@@ -429,10 +430,12 @@ def contract_page(request: Request, viewer: Client, rt: CurrentRuntime) -> Respo
         status = contracts.contract_status(s)
         subprocessors = contracts.registry(s)
         changes = contracts.changes_for_account(s)
+        documents = {v.id: scc.document_of(s, v.id) for v in status.versions}
     return render(
         request,
         "portal/contract.html",
         viewer,
+        documents=documents,
         status=status,
         subprocessors=subprocessors,
         changes=changes,

@@ -1,0 +1,1 @@
+"""Data-protection impact assessments (Art. 35), per account and processing."""

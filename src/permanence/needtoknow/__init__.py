@@ -1,0 +1,1 @@
+"""Need-to-know for health data: operator assignments and break-glass access."""
