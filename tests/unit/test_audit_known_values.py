@@ -424,3 +424,188 @@ def test_create_checkpoint_refuses_an_empty_log() -> None:
         with pytest.raises(ValueError, match="empty"):
             audit.create_checkpoint(s, _Keyring())  # type: ignore[arg-type]
     engine.dispose()
+
+
+# --- both directions of every comparison --------------------------------------------------------
+# A tampered value may sort before or after the true one: each check is tried both ways.
+
+
+@pytest.mark.parametrize("wrong", ["00" * 32, "ff" * 32])
+def test_a_wrong_link_is_found_whichever_way_it_sorts(session: Session, wrong: str) -> None:
+    session.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(prev_hash=wrong))
+    session.commit()
+    assert (_verify(session).broken_seq, _verify(session).column) == (2, "prev_hash")
+
+
+@pytest.mark.parametrize(
+    ("seq", "digest"), [(2, HASHES[2]), (4, HASHES[2]), (3, "00" * 32), (3, "ff" * 32)]
+)
+def test_a_head_that_is_not_the_last_entry_is_found(
+    session: Session, seq: int, digest: str
+) -> None:
+    session.execute(update(AuditHead).values(seq=seq, hash=digest))
+    session.commit()
+    result = _verify(session)
+    assert (result.ok, result.entries, result.head_seq, result.broken_seq) == (False, 3, 3, 4)
+    assert result.problem == "entries after the last one were removed"
+
+
+@pytest.mark.parametrize("action", ["account.create", "subject.export"])
+def test_an_action_column_is_found_whichever_way_it_sorts(action: str) -> None:
+    args = (BODIES[1], TIMES[1], action, ACTORS[1], SUBJECTS[1])
+    assert audit._column_differing(*args) == "action"
+
+
+@pytest.mark.parametrize("wrong", ["00" * 32, "ff" * 32])
+def test_a_checkpoint_is_compared_whichever_way_its_hash_sorts(
+    session: Session, wrong: str
+) -> None:
+    result = _verify(session, [_signed(2, wrong)])
+    assert (result.ok, result.broken_seq) == (False, 2)
+    assert result.problem == "chain differs from a signed checkpoint (rewritten)"
+
+
+def _signed(seq: int, head_hash: str, created: str = CREATED) -> dict[str, Any]:
+    """A checkpoint signed here, over the message format spelt out by hand."""
+    message = f"permanence-audit-checkpoint|{seq}|{head_hash}|{created}".encode()
+    signature = base64.b64encode(SIGNING_KEY.sign(message)).decode()
+    return {"seq": seq, "head_hash": head_hash, "created_at": created, "signature": signature}
+
+
+def test_beyond_the_head_names_the_entry_after_the_last(session: Session) -> None:
+    result = _verify(session, [_signed(5, "ab" * 32)])
+    assert (result.ok, result.entries, result.head_seq, result.broken_seq) == (False, 3, 3, 4)
+    assert result.problem == "checkpoint at 5 is beyond the chain head"
+
+
+# --- a chain pruned behind a signed anchor (audit/retention.py) -------------------------------
+
+PRUNE_BODY = (
+    '{"account":null,"action":"audit.prune","actor":null,"details":{"through":2},'
+    '"object":"audit_log","reason":"retention","role":"system","subject":null,'
+    '"ts":"2027-01-04T09:03:00+00:00"}'
+)
+PRUNE_HASH = "9e37fb9e944e267d9706c196382f7d1e2449f59e229f08ce97764d3a609690b0"
+
+
+@pytest.fixture
+def pruned(session: Session) -> Session:
+    """Entries 1-2 pruned behind the checkpoint at 2; entry 4 records the pruning."""
+    session.add(
+        AuditEntry(
+            seq=4,
+            ts=dt.datetime(2027, 1, 4, 9, 3, tzinfo=dt.UTC),
+            action="audit.prune",
+            actor_id=None,
+            subject_id=None,
+            body=PRUNE_BODY,
+            prev_hash=HASHES[2],
+            hash=PRUNE_HASH,
+        )
+    )
+    session.execute(update(AuditHead).values(seq=4, hash=PRUNE_HASH))
+    session.commit()
+    _store(session, 2)
+    session.execute(delete(AuditEntry).where(AuditEntry.seq <= 2))
+    session.commit()
+    return session
+
+
+def test_the_prune_entry_hash_is_known() -> None:
+    assert audit.entry_hash(HASHES[2], 4, PRUNE_BODY) == PRUNE_HASH
+
+
+def test_a_pruned_chain_verifies_from_its_anchor(pruned: Session) -> None:
+    result = _verify(pruned)
+    assert result == audit.VerifyResult(True, 2, 4, checkpoints=1, pruned_through=2)
+    assert result.line() == (
+        "audit chain intact: 2 entries, head at 4, 1 checkpoint(s) matched (from the signed "
+        "anchor at 2: earlier entries pruned by the retention policy)"
+    )
+
+
+def test_checkpoints_before_the_anchor_are_checked_for_signature_then_skipped(
+    pruned: Session,
+) -> None:
+    # 1 is before the anchor (its entries are gone), 2 is the anchor, 3 and 4 are live.
+    result = _verify(pruned, [checkpoint(1), checkpoint(3), _signed(4, PRUNE_HASH)])
+    assert (result.ok, result.checkpoints) == (True, 3)
+    forged = dict(checkpoint(1), head_hash=HASHES[1])
+    assert _verify(pruned, [forged]).problem == "checkpoint signature is not valid"
+
+
+@pytest.mark.parametrize("wrong", ["00" * 32, "ff" * 32])
+def test_a_checkpoint_at_the_anchor_must_agree_with_it(pruned: Session, wrong: str) -> None:
+    result = _verify(pruned, [_signed(2, wrong)])
+    assert (result.ok, result.entries, result.head_seq, result.broken_seq) == (False, 2, 4, 2)
+    assert result.problem == "chain differs from a signed checkpoint (rewritten)"
+
+
+def test_entries_missing_with_no_anchor_stop_verification(session: Session) -> None:
+    session.execute(delete(AuditEntry).where(AuditEntry.seq == 1))
+    session.commit()
+    result = _verify(session)
+    assert result == audit.VerifyResult(
+        False, 0, 0, 1, "entries before 2 are missing and no signed anchor is at 1"
+    )
+
+
+# --- beyond small integers ---------------------------------------------------------------------
+# CPython shares the integer objects up to 256: a chain longer than that catches "is" written
+# for "==" on sequence numbers.
+
+
+def _long_chain(s: Session, n: int) -> list[str]:
+    """Entries 1..n, the last an audit.prune through n - 2; hashes by hashlib alone."""
+    prev, hashes = GENESIS_HASH, []
+    for seq in range(1, n + 1):
+        ts = dt.datetime(2027, 1, 4, tzinfo=dt.UTC) + dt.timedelta(seconds=seq)
+        action = "audit.prune" if seq == n else "caller.read"
+        details = f'{{"through":{n - 2}}}' if seq == n else "{}"
+        body = (
+            f'{{"account":null,"action":"{action}","actor":null,"details":{details},'
+            f'"object":"x","reason":"test","role":"system","subject":null,'
+            f'"ts":"{ts.isoformat()}"}}'
+        )
+        digest = hashlib.sha256(bytes.fromhex(prev) + seq.to_bytes(8, "big") + body.encode())
+        s.add(
+            AuditEntry(
+                seq=seq,
+                ts=ts,
+                action=action,
+                actor_id=None,
+                subject_id=None,
+                body=body,
+                prev_hash=prev,
+                hash=digest.hexdigest(),
+            )
+        )
+        prev = digest.hexdigest()
+        hashes.append(prev)
+    s.merge(AuditHead(id=1, seq=n, hash=prev))
+    s.commit()
+    return hashes
+
+
+def test_a_chain_of_three_hundred_entries_verifies_and_prunes() -> None:
+    engine = create_engine("sqlite://")
+    tables = [AuditEntry.__table__, AuditHead.__table__, AuditCheckpoint.__table__]
+    AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
+    with Session(engine) as s:
+        hashes = _long_chain(s, 300)
+        assert _verify(s, batch=128) == audit.VerifyResult(True, 300, 300)
+        anchor = _signed(298, hashes[297])
+        s.add(
+            AuditCheckpoint(
+                seq=298,
+                head_hash=hashes[297],
+                created_at=dt.datetime.fromisoformat(CREATED),
+                public_key=PUBLIC_B64,
+                signature=anchor["signature"],
+            )
+        )
+        s.execute(delete(AuditEntry).where(AuditEntry.seq <= 298))
+        s.commit()
+        result = _verify(s, [_signed(299, hashes[298])])
+        assert result == audit.VerifyResult(True, 2, 300, checkpoints=2, pruned_through=298)
+    engine.dispose()
