@@ -80,8 +80,12 @@ TARGETS: dict[str, Target] = {
             "nir_valid",
         ),
     ),
-    "crypto/normalize.py": _t("tests/unit/test_crypto.py", standalone=True),
-    "crypto/primitives.py": _t("tests/unit/test_crypto.py", standalone=True),
+    "crypto/normalize.py": _t(
+        "tests/unit/test_crypto.py", "tests/unit/test_crypto_known_values.py", standalone=True
+    ),
+    "crypto/primitives.py": _t(
+        "tests/unit/test_crypto.py", "tests/unit/test_crypto_known_values.py", standalone=True
+    ),
     "web/security.py": _t("tests/web/test_security_headers.py"),
     "retention/service.py": _t(
         "tests/unit/test_retention_cutoff.py", standalone=True, functions=("cutoff",)
