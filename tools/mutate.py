@@ -87,6 +87,23 @@ TARGETS: dict[str, Target] = {
         "tests/unit/test_crypto.py", "tests/unit/test_crypto_known_values.py", standalone=True
     ),
     "web/security.py": _t("tests/web/test_security_headers.py"),
+    # Who is calling: session cookie, CSRF header, session memory, API keys, account in path.
+    "web/deps.py": _t(
+        "tests/unit/test_web_deps.py",
+        standalone=True,
+        functions=(
+            "Principal",
+            "principal",
+            "_key",
+            "_recently_checked",
+            "_check_session",
+            "forget_session",
+            "forget_user",
+            "require",
+            "account_context",
+            "secure_cookies",
+        ),
+    ),
     "retention/service.py": _t(
         "tests/unit/test_retention_cutoff.py", standalone=True, functions=("cutoff",)
     ),
