@@ -87,6 +87,24 @@ TARGETS: dict[str, Target] = {
         "tests/unit/test_crypto.py", "tests/unit/test_crypto_known_values.py", standalone=True
     ),
     "web/security.py": _t("tests/web/test_security_headers.py"),
+    # What an operator may write into a message: the mandate's fields, typed and bounded.
+    "mandates/forms.py": _t(
+        "tests/unit/test_mandate_forms.py",
+        standalone=True,
+        functions=(
+            "form_for",
+            "_form_field",
+            "validate_submission",
+            "validate_fields",
+            "_is_blank",
+            "_special_category_error",
+            "_clean",
+            "_to_bool",
+            "_to_int",
+            "_to_date",
+            "_to_datetime",
+        ),
+    ),
     # Who is calling: session cookie, CSRF header, session memory, API keys, account in path.
     "web/deps.py": _t(
         "tests/unit/test_web_deps.py",
