@@ -609,3 +609,21 @@ def test_a_chain_of_three_hundred_entries_verifies_and_prunes() -> None:
         result = _verify(s, [_signed(299, hashes[298])])
         assert result == audit.VerifyResult(True, 2, 300, checkpoints=2, pruned_through=298)
     engine.dispose()
+
+
+def test_create_checkpoint_reads_the_head_under_lock(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SELECT … FOR UPDATE (a no-op on SQLite, a lock on PostgreSQL): an append running at the
+    same time cannot move the head between reading it and signing it."""
+    asked: list[dict[str, Any]] = []
+    real_get = Session.get
+
+    def spy(self: Session, entity: Any, ident: Any, **kw: Any) -> Any:
+        if entity is AuditHead:
+            asked.append(kw)
+        return real_get(self, entity, ident, **kw)
+
+    monkeypatch.setattr(Session, "get", spy)
+    audit.create_checkpoint(session, _Keyring())  # type: ignore[arg-type]
+    assert asked and all(kw.get("with_for_update") is True for kw in asked)
