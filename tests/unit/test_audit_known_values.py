@@ -592,22 +592,23 @@ def test_a_chain_of_three_hundred_entries_verifies_and_prunes() -> None:
     tables = [AuditEntry.__table__, AuditHead.__table__, AuditCheckpoint.__table__]
     AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
     with Session(engine) as s:
-        hashes = _long_chain(s, 300)
-        assert _verify(s, batch=128) == audit.VerifyResult(True, 300, 300)
-        anchor = _signed(298, hashes[297])
+        hashes = _long_chain(s, 301)
+        assert _verify(s, batch=128) == audit.VerifyResult(True, 301, 301)
+        # An odd anchor: the entry after it is anchor + 1, not anchor ^ 1 or anchor | 1.
+        anchor = _signed(299, hashes[298])
         s.add(
             AuditCheckpoint(
-                seq=298,
-                head_hash=hashes[297],
+                seq=299,
+                head_hash=hashes[298],
                 created_at=dt.datetime.fromisoformat(CREATED),
                 public_key=PUBLIC_B64,
                 signature=anchor["signature"],
             )
         )
-        s.execute(delete(AuditEntry).where(AuditEntry.seq <= 298))
+        s.execute(delete(AuditEntry).where(AuditEntry.seq <= 299))
         s.commit()
-        result = _verify(s, [_signed(299, hashes[298])])
-        assert result == audit.VerifyResult(True, 2, 300, checkpoints=2, pruned_through=298)
+        result = _verify(s, [_signed(300, hashes[299])])
+        assert result == audit.VerifyResult(True, 2, 301, checkpoints=2, pruned_through=299)
     engine.dispose()
 
 
