@@ -322,6 +322,7 @@ def test_a_gap_is_named_at_the_missing_entry(session: Session) -> None:
             "column body or hash: content does not match its hash",
         ),
         ({"hash": HASHES[2]}, "body", "column body or hash: content does not match its hash"),
+        ({"hash": "00" * 32}, "body", "column body or hash: content does not match its hash"),
         ({"action": "subject.export"}, "action", "column action differs from the hashed body"),
         ({"subject_id": None}, "subject_id", "column subject_id differs from the hashed body"),
     ],
