@@ -215,3 +215,57 @@ def test_iban_length_table_matches_the_swift_registry(country: str) -> None:
     assert iban_valid(iban)
     assert not iban_valid(_registry_iban(country, +1))
     assert not iban_valid(_registry_iban(country, -1))
+
+
+# --- edges the properties above do not reach ---------------------------------------------------
+
+
+def _mod97(text: str) -> int:
+    """ISO 7064 MOD 97-10 of an IBAN-shaped string, spelt out here (letters A=10 … Z=35)."""
+    moved = text[4:] + text[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97
+
+
+def _with_remainder(prefix: str, length: int, remainder: int = 1) -> str:
+    """A string of ``length`` starting with ``prefix`` whose MOD 97-10 is ``remainder``."""
+    for k in range(10**6):
+        candidate = prefix + f"{k:0{length - len(prefix)}d}"
+        if _mod97(candidate) == remainder:
+            return candidate
+    raise AssertionError("unreachable")
+
+
+def test_siren_and_siret_lengths_are_exact() -> None:
+    assert luhn_valid("18") and not siren_valid("18")
+    siren = luhn_complete("40483304")
+    assert not siren_valid(siren + "0") and not siren_valid(luhn_complete(siren))
+    assert not siret_valid(luhn_complete(siren + "000"))  # 13 digits, Luhn-valid
+    assert not siret_valid(luhn_complete(siren + "00000"))  # 15 digits, Luhn-valid
+    assert siret_valid(luhn_complete(siren + "0001"))
+
+
+def test_iban_overall_length_bounds_for_a_country_outside_the_table() -> None:
+    assert "ZZ" not in IBAN_LENGTHS
+    for length, valid in ((14, False), (15, True), (34, True), (35, False)):
+        iban = _with_remainder("ZZ00", length)
+        assert _mod97(iban) == 1
+        assert iban_valid(iban) is valid, length
+
+
+def test_an_iban_whose_remainder_is_zero_is_refused() -> None:
+    iban = _with_remainder("ZZ00", 20, remainder=0)
+    assert not iban_valid(iban)
+
+
+@pytest.mark.parametrize("prefix", ["12", "ZZA1", "ZZ1A", "ZZAB"])
+def test_country_letters_and_check_digits_are_required(prefix: str) -> None:
+    """Even when the MOD 97 sum happens to come out right."""
+    iban = _with_remainder(prefix.ljust(4, "0"), 22)
+    assert _mod97(iban) == 1
+    assert not iban_valid(iban)
+
+
+@pytest.mark.parametrize("junk", ["-", "é", "_", "/"])
+def test_other_characters_are_refused_without_raising(junk: str) -> None:
+    iban = iban_with_check("FR", "30006000011234567890189")
+    assert not iban_valid(iban[:8] + junk + iban[8:])
