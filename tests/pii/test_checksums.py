@@ -268,4 +268,15 @@ def test_country_letters_and_check_digits_are_required(prefix: str) -> None:
 @pytest.mark.parametrize("junk", ["-", "é", "_", "/"])
 def test_other_characters_are_refused_without_raising(junk: str) -> None:
     iban = iban_with_check("FR", "30006000011234567890189")
-    assert not iban_valid(iban[:8] + junk + iban[8:])
+    assert not iban_valid(iban[:8] + junk + iban[8:])  # one too many for France
+    assert not iban_valid(iban[:8] + junk + iban[9:])  # the right length
+
+
+def test_a_nir_is_fifteen_characters_exactly() -> None:
+    # Bodies whose key has one digit, and the same with a key written on three.
+    body = next(b for b in (f"1850578006{k:03d}" for k in range(1000)) if nir_key(b) < 10)
+    key = nir_key(body)
+    assert nir_valid(f"{body}0{key}")
+    assert not nir_valid(f"{body}{key}")  # 14 characters
+    assert not nir_valid(f"{body}00{key}")  # 16 characters
+    assert not nir_valid(f"{body}A{key}")  # a letter in the key, without raising
