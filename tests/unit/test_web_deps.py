@@ -195,19 +195,30 @@ def test_the_memory_is_bounded_stale_entries_first(
     fake: FakeAuth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(deps, "_MAX_REMEMBERED", 3)
-    for token in ("old1", "old2", "new1", "new2", "new3", "new4"):
+    for token in ("old", "edge", "new1", "new2", "new3"):
         fake.add(token, "c")
-    deps.principal(request(token="old1"), RT)
-    deps.principal(request(token="old2"), RT)
-    fake.clock[0] += 10  # type: ignore[attr-defined]
-    deps.principal(request(token="new1"), RT)  # 3 remembered, two of them stale
+    deps.principal(request(token="old"), RT)  # at 1000 s
+    fake.clock[0] = 1995.0  # type: ignore[attr-defined]
+    deps.principal(request(token="edge"), RT)
+    fake.clock[0] = 2000.0  # type: ignore[attr-defined]
+    deps.principal(request(token="new1"), RT)
     assert len(deps._recent) == 3
-    deps.principal(request(token="new2"), RT)  # full: the stale ones go, the fresh stays
-    assert set(deps._recent) == {deps._key("new1"), deps._key("new2")}
-    deps.principal(request(token="new3"), RT)
-    assert len(deps._recent) == 3
-    deps.principal(request(token="new4"), RT)  # full of fresh ones: start again
-    assert set(deps._recent) == {deps._key("new4")}
+    # Full: what is older than RECHECK_SECONDS goes; "edge", exactly that old, stays.
+    deps.principal(request(token="new2"), RT)
+    assert set(deps._recent) == {deps._key(t) for t in ("edge", "new1", "new2")}
+    deps.principal(request(token="new3"), RT)  # full of fresh ones: start again
+    assert set(deps._recent) == {deps._key("new3")}
+
+
+def test_a_large_memory_is_bounded_too(fake: FakeAuth, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond CPython's shared small integers: the bound is compared by value."""
+    monkeypatch.setattr(deps, "_MAX_REMEMBERED", 300)
+    stale = deps.Principal(user_id=USER, role=Role.OPERATOR, account_id=None, scopes=None)
+    for i in range(300):
+        deps._recent[f"k{i}"] = (0.0, stale)
+    fake.add("tok", "c")
+    deps.principal(request(), RT)
+    assert set(deps._recent) == {deps._key("tok")}
 
 
 # --- API keys ---------------------------------------------------------------------------------
@@ -279,6 +290,26 @@ def test_an_api_key_needs_the_routes_scope_whatever_the_roles() -> None:
         _check(key, Role.CLIENT, scope="messages:read", account=OTHER)
 
 
+LOWER = uuid.UUID("00000000-0000-4000-8000-000000000001")
+
+
+@pytest.mark.parametrize("other", [OTHER, LOWER])  # sorting after and before ACCOUNT
+def test_another_account_is_a_404_whichever_way_its_id_sorts(other: uuid.UUID) -> None:
+    client = _principal(Role.CLIENT, ACCOUNT)
+    with pytest.raises(NotFound):
+        _check(client, Role.CLIENT, account=other)
+    with pytest.raises(NotFound):
+        deps.account_context(client, other, "x")
+
+
+def test_a_principal_cannot_be_changed_once_made() -> None:
+    import dataclasses
+
+    p = _principal(Role.CLIENT, ACCOUNT)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.role = Role.ADMIN  # type: ignore[misc]
+
+
 def test_account_context_carries_the_account_and_reason() -> None:
     client = _principal(Role.CLIENT, ACCOUNT)
     ctx = deps.account_context(client, ACCOUNT, "call.answer")
@@ -303,3 +334,5 @@ def test_cookies_are_secure_over_https_only() -> None:
     )
     assert deps.secure_cookies(https) is True
     assert deps.secure_cookies(http) is False
+    ws = Request({"type": "http", "scheme": "ws", "server": ("h", 80), "path": "/", "headers": []})
+    assert deps.secure_cookies(ws) is False
