@@ -158,6 +158,14 @@ def test_a_session_is_looked_up_once_per_recheck_window(fake: FakeAuth) -> None:
     assert deps.RECHECK_SECONDS == 5.0  # docs/adr/0006: a revocation elsewhere within 5 s
 
 
+def test_a_session_seen_long_ago_is_looked_up_again(fake: FakeAuth) -> None:
+    fake.add("tok", "c")
+    deps.principal(request(), RT)  # at 1000 s
+    fake.clock[0] = 2000.0  # type: ignore[attr-defined]
+    deps.principal(request(), RT)
+    assert fake.resolved == ["tok", "tok"]
+
+
 def test_a_revoked_session_fails_once_forgotten(fake: FakeAuth) -> None:
     fake.add("tok", "c")
     deps.principal(request(), RT)
