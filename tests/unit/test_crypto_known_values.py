@@ -35,6 +35,11 @@ def test_hkdf_matches_rfc_5869_test_case_3() -> None:
     assert KEY_LEN == 32
 
 
+def test_hkdf_salt_and_length_are_named_at_the_call() -> None:
+    with pytest.raises(TypeError):
+        hkdf(b"\x0b" * 22, "", b"\x01" * 32)  # type: ignore[misc]
+
+
 def test_hkdf_binds_its_info_and_salt() -> None:
     base = hkdf(b"\x0b" * 22, "")
     assert hkdf(b"\x0b" * 22, "blind-index") != base
@@ -73,8 +78,9 @@ def test_the_shortest_sealed_value_opens_and_anything_shorter_is_refused() -> No
     assert open_sealed(aead, empty, b"ad") == b""
     with pytest.raises(IntegrityFailure, match="unknown format"):
         open_sealed(aead, empty[:28], b"ad")
-    with pytest.raises(IntegrityFailure, match="unknown format"):
-        open_sealed(aead, b"\x02" + empty[1:], b"ad")
+    for version in (b"\x00", b"\x02"):  # below and above the one known format
+        with pytest.raises(IntegrityFailure, match="unknown format"):
+            open_sealed(aead, version + empty[1:], b"ad")
     with pytest.raises(IntegrityFailure, match="failed authentication"):
         open_sealed(aead, empty[:-1] + bytes([empty[-1] ^ 1]), b"ad")
 

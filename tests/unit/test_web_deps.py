@@ -178,14 +178,16 @@ def test_a_revoked_session_fails_once_forgotten(fake: FakeAuth) -> None:
 
 
 def test_forget_user_forgets_only_that_users_sessions(fake: FakeAuth) -> None:
-    other_user = uuid.UUID("44444444-4444-4444-8444-444444444444")
+    higher = uuid.UUID("44444444-4444-4444-8444-444444444444")
+    lower = uuid.UUID("00000000-0000-4000-8000-000000000001")
     fake.add("a1", "c")
     fake.add("a2", "c")
-    fake.add("b1", "c", user_id=other_user)
-    for token in ("a1", "a2", "b1"):
+    fake.add("b1", "c", user_id=higher)
+    fake.add("c1", "c", user_id=lower)
+    for token in ("a1", "a2", "b1", "c1"):
         deps.principal(request(token=token), RT)
-    deps.forget_user(USER)
-    assert set(deps._recent) == {deps._key("b1")}
+    deps.forget_user(uuid.UUID(str(USER)))  # an equal id, not the same object
+    assert set(deps._recent) == {deps._key("b1"), deps._key("c1")}
 
 
 def test_last_seen_is_written_only_when_stale(fake: FakeAuth) -> None:
@@ -218,6 +220,18 @@ def test_the_memory_is_bounded_stale_entries_first(
     assert set(deps._recent) == {deps._key("new3")}
 
 
+def test_a_large_memory_full_of_fresh_sessions_starts_again(
+    fake: FakeAuth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deps, "_MAX_REMEMBERED", 300)
+    fresh = deps.Principal(user_id=USER, role=Role.OPERATOR, account_id=None, scopes=None)
+    for i in range(300):
+        deps._recent[f"k{i}"] = (1000.0, fresh)
+    fake.add("tok", "c")
+    deps.principal(request(), RT)
+    assert set(deps._recent) == {deps._key("tok")}
+
+
 def test_a_large_memory_is_bounded_too(fake: FakeAuth, monkeypatch: pytest.MonkeyPatch) -> None:
     """Beyond CPython's shared small integers: the bound is compared by value."""
     monkeypatch.setattr(deps, "_MAX_REMEMBERED", 300)
@@ -244,6 +258,7 @@ def test_an_api_key_is_taken_from_the_bearer_header(fake: FakeAuth, header: str)
         "crm",
     )
     assert p.scopes == frozenset({"messages:read", "calls:write"})  # no CSRF for a key
+    assert RT.db.readonly[-1] is True  # resolving a key writes nothing
 
 
 def test_another_scheme_is_not_an_api_key(fake: FakeAuth) -> None:
@@ -320,7 +335,7 @@ def test_a_principal_cannot_be_changed_once_made() -> None:
 
 def test_account_context_carries_the_account_and_reason() -> None:
     client = _principal(Role.CLIENT, ACCOUNT)
-    ctx = deps.account_context(client, ACCOUNT, "call.answer")
+    ctx = deps.account_context(client, uuid.UUID(str(ACCOUNT)), "call.answer")  # equal, not same
     assert (ctx.account_id, ctx.reason, ctx.role, ctx.actor_id) == (
         ACCOUNT,
         "call.answer",
