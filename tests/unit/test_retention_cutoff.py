@@ -73,6 +73,9 @@ ONE = dt.timedelta(microseconds=1)
         # Any moment of 28 February plus a month is still in March: the whole day is due.
         (IsoDuration(months=1), dt.datetime(2026, 3, 1, tzinfo=dt.UTC) - ONE),
         (IsoDuration(years=1), dt.datetime(2025, 3, 31, 12, tzinfo=dt.UTC)),
+        # Twelve years hold three 29 Februaries (2016, 2020, 2024): 4 383 days.
+        (IsoDuration(years=12), dt.datetime(2014, 3, 31, 12, tzinfo=dt.UTC)),
+        (IsoDuration(years=40), dt.datetime(1986, 3, 31, 12, tzinfo=dt.UTC)),
         # 30 April 2022 + 3 years 11 months is 30 March 2026: all of that day is due.
         (IsoDuration(years=3, months=11), dt.datetime(2022, 5, 1, tzinfo=dt.UTC) - ONE),
     ],
