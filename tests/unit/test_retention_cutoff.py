@@ -69,6 +69,7 @@ ONE = dt.timedelta(microseconds=1)
         (IsoDuration(seconds=1), NOW - dt.timedelta(seconds=1)),
         (IsoDuration(days=1), NOW - dt.timedelta(days=1)),
         (IsoDuration(weeks=2), NOW - dt.timedelta(days=14)),
+        (IsoDuration(weeks=10), NOW - dt.timedelta(days=70)),
         (IsoDuration(hours=36, minutes=30), NOW - dt.timedelta(hours=36, minutes=30)),
         # Any moment of 28 February plus a month is still in March: the whole day is due.
         (IsoDuration(months=1), dt.datetime(2026, 3, 1, tzinfo=dt.UTC) - ONE),
