@@ -90,6 +90,7 @@ TARGETS: dict[str, Target] = {
     # What an operator may write into a message: the mandate's fields, typed and bounded.
     "mandates/forms.py": _t(
         "tests/unit/test_mandate_forms.py",
+        "tests/unit/test_mandate_field_values.py",
         standalone=True,
         functions=(
             "form_for",
