@@ -15,6 +15,7 @@ from permanence.messages.model import Appointment, Message
 from permanence.staff.model import TrainingRecord
 from tests.factories import make_caller
 from tests.web.conftest import World, make_person
+from tests.web.isolation import assert_hidden
 
 PLUMBER_DID = "+33240000001"
 MEDICAL_DID = "+33478000001"
@@ -78,8 +79,8 @@ def test_message_flow_from_operator_to_client(world: World) -> None:
     assert len(portal) == 1
     assert portal[0].viewed_at is not None and portal[0].acknowledged_at is not None
     other = world.login(world.client_medical)
-    assert other.get(f"{base}/messages/{msg_id}").status_code == 404
-    assert other.get(f"/api/v1/accounts/{world.medical.id}/messages/{msg_id}").status_code == 404
+    assert_hidden(other, "GET", f"{base}/messages/{msg_id}")
+    assert_hidden(other, "GET", f"/api/v1/accounts/{world.medical.id}/messages/{msg_id}")
 
 
 def test_each_bad_submission_is_refused_naming_it_and_nothing_is_stored(world: World) -> None:

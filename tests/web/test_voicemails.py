@@ -26,9 +26,22 @@ from permanence.telephony.ports import TwilioRestApi
 from tests.conftest import SmtpSink
 from tests.provider_server import ACCOUNT_SID, AUTH_TOKEN, ProviderServer
 from tests.web.conftest import World, make_person
+from tests.web.isolation import assert_hidden
 from tests.web.test_call_outcomes import AUDIO, CALLER, Phone, dial_of, sid_for
 
 REC_SID = "RE" + "7" * 32
+
+
+WRITTEN_DOWN = {
+    "purpose": "intervention",
+    "values": {
+        "last_name": "Martin",
+        "phone": "06 12 34 56 78",
+        "address": "1 rue A, 44000 Nantes",
+        "urgency": "à planifier",
+        "description": "Fuite signalée sur la messagerie",
+    },
+}
 
 
 def leave_voicemail(world: World, provider: ProviderServer, *, fail: list[int]) -> Phone:
@@ -125,10 +138,16 @@ def test_failed_then_successful_download_and_the_inbox_journey(
     audio = client.get(vm["playback_url"])
     assert audio.status_code == 200 and audio.content == AUDIO
     other = world.login(world.client_medical)
-    assert other.get(f"/api/v1/accounts/{world.plumber.id}/voicemails").status_code == 404
+    assert_hidden(other, "GET", f"/api/v1/accounts/{world.plumber.id}/voicemails")
     medical = f"/api/v1/accounts/{world.medical.id}/voicemails"
-    assert other.get(f"{medical}/{vm['id']}/audio").status_code == 404
-    assert other.post(f"{medical}/{vm['id']}/treat").status_code == 404
+    assert_hidden(other, "GET", f"{medical}/{vm['id']}/audio")
+    assert_hidden(other, "POST", f"{medical}/{vm['id']}/treat")
+    # Staff name any account; the voicemail must still be that account's.
+    for staff in (world.operator, world.supervisor):
+        c = world.login(staff)
+        assert_hidden(c, "GET", f"{medical}/{vm['id']}/audio?reason=rappel")
+        assert_hidden(c, "POST", f"{medical}/{vm['id']}/treat")
+        assert_hidden(c, "POST", f"{medical}/{vm['id']}/message", WRITTEN_DOWN)
 
     # A trained operator hears it with a reason, and writes it down as a message.
     op = world.login(world.operator)
@@ -139,17 +158,7 @@ def test_failed_then_successful_download_and_the_inbox_journey(
     untrained = make_person(rt, Role.OPERATOR, "new@permanence.example", trained=False)
     assert world.login(untrained).get(vm["playback_url"] + "?reason=rappel").status_code == 403
     made = op.post(
-        f"/api/v1/accounts/{world.plumber.id}/voicemails/{vm['id']}/message",
-        json={
-            "purpose": "intervention",
-            "values": {
-                "last_name": "Martin",
-                "phone": "06 12 34 56 78",
-                "address": "1 rue A, 44000 Nantes",
-                "urgency": "à planifier",
-                "description": "Fuite signalée sur la messagerie",
-            },
-        },
+        f"/api/v1/accounts/{world.plumber.id}/voicemails/{vm['id']}/message", json=WRITTEN_DOWN
     )
     assert made.status_code == 201, made.text
     with rt.db.session(AccessContext.system("test", world.plumber.id)) as s:

@@ -447,7 +447,7 @@ def _column_differing(
     try:
         data = json.loads(body)
         hashed_ts = dt.datetime.fromisoformat(str(data.get("ts")))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError):  # not JSON, or JSON but not an object
         return "body"
     if hashed_ts.tzinfo is None or hashed_ts != ts:
         return "ts"

@@ -60,8 +60,9 @@ def siren_valid(digits: str) -> bool:
 
 
 def siret_valid(digits: str) -> bool:
-    """A SIRET is SIREN + 5-digit establishment number, Luhn over all 14 digits."""
-    if len(digits) != 14 or not digits.isdigit() or not digits.isascii():
+    """A SIRET is SIREN + 5-digit establishment number, Luhn over all 14 digits; its SIREN
+    must itself be valid."""
+    if len(digits) != 14 or not siren_valid(digits[:9]) or not digits.isdigit():
         return False
     if digits.startswith(_LA_POSTE_SIREN):
         return luhn_valid(digits) or sum(ord(c) - 48 for c in digits) % 5 == 0

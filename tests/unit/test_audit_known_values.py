@@ -1,0 +1,631 @@
+"""The audit chain's formats are promises: an auditor re-checks the log with their own tools.
+
+Every expected value here was written by hand or computed once with ``hashlib`` and
+``cryptography`` directly (never through ``permanence``), and is pasted as a literal: a change
+of byte order, separator, key order or message layout breaks these tests, even if the code
+stays consistent with itself. The format is described in docs/architecture.md (audit log).
+
+The chain is built by hand in an in-memory SQLite database holding only the three audit
+tables, so ``verify`` is exercised without the rest of the application.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import create_engine, delete, update
+from sqlalchemy.orm import Session
+
+from permanence.audit import service as audit
+from permanence.audit.model import GENESIS_HASH, AuditCheckpoint, AuditEntry, AuditHead
+
+ACCOUNT = "11111111-1111-4111-8111-111111111111"
+USER = "22222222-2222-4222-8222-222222222222"
+SUBJECT = "33333333-3333-4333-8333-333333333333"
+
+# Canonical bodies, written by hand: keys sorted, no spaces, ASCII only.
+BODIES = [
+    '{"account":null,"action":"account.create","actor":null,"details":{},'
+    f'"object":"account:{ACCOUNT}","reason":"test","role":"system","subject":null,'
+    '"ts":"2027-01-04T09:00:00+00:00"}',
+    f'{{"account":"{ACCOUNT}","action":"caller.read","actor":"{USER}","actor_kind":"user",'
+    '"details":{"fields":2},"object":"caller:x","reason":"call.answer","role":"agent",'
+    f'"subject":"{SUBJECT}","ts":"2027-01-04T09:01:30.250000+00:00"}}',
+    f'{{"account":"{ACCOUNT}","action":"message.create","actor":"{USER}","actor_kind":"user",'
+    '"details":{},"object":"message","reason":"call.answer","role":"agent","subject":null,'
+    '"ts":"2027-01-04T09:02:00+00:00"}',
+]
+# sha256(prev_hash as 32 bytes || seq as 8 bytes big-endian || body as UTF-8), by hashlib.
+HASHES = [
+    "564e6957231d59c50aa9199696ce4e3edd5ace614f95c81c57bcdee3bcee6301",
+    "2d80ed9c148a200f12ad91c2a258e9d15e45a44293abae000ecf849d04422355",
+    "fea82ab0093ecb08009f22622580b375eb41875e233f9f5e514f3cadf8239a5a",
+]
+TIMES = [
+    dt.datetime(2027, 1, 4, 9, 0, tzinfo=dt.UTC),
+    dt.datetime(2027, 1, 4, 9, 1, 30, 250000, tzinfo=dt.UTC),
+    dt.datetime(2027, 1, 4, 9, 2, tzinfo=dt.UTC),
+]
+ACTIONS = ["account.create", "caller.read", "message.create"]
+ACTORS = [None, uuid.UUID(USER), uuid.UUID(USER)]
+SUBJECTS = [None, uuid.UUID(SUBJECT), None]
+
+# RFC 8032 Ed25519 is deterministic: this key signs each message to exactly one signature.
+SIGNING_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+PUBLIC_B64 = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
+CREATED = "2027-01-04T10:00:00+00:00"
+# Ed25519 over b"permanence-audit-checkpoint|<seq>|<head hash>|<created_at>".
+SIGNATURES = {
+    1: "3Vv/72GQg0l0ZvApoqmwP387YzfPQP0gFgP/4pgs3ifMHDLxwMPnmh/WrNT3Y7sJpPno2WH2DNjExy++kw4VCw==",
+    2: "LQmQl/xSf1Ej6N3M3I1g/j8Aq4xs35wsJ8owqheC3AGt/JdRkiwxVGLlkWjgw5dyLQSscM8IJLR067KusBWDBg==",
+    3: "3VW2wAUimvjzS3i65192NELxNUJrXr++6H+nkQ64cKCyOVnK5c0r1X80s9Y0uo/DS+vHoeqZtxASKFojYDX1Bw==",
+}
+
+
+def checkpoint(seq: int) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "head_hash": HASHES[seq - 1],
+        "created_at": CREATED,
+        "signature": SIGNATURES[seq],
+    }
+
+
+# --- formats ---------------------------------------------------------------------------------
+
+
+def test_genesis_is_thirty_two_zero_bytes() -> None:
+    assert GENESIS_HASH == "00" * 32
+
+
+def test_entry_hash_of_a_fixed_chain() -> None:
+    prev = GENESIS_HASH
+    for seq, (body, expected) in enumerate(zip(BODIES, HASHES, strict=True), start=1):
+        assert audit.entry_hash(prev, seq, body) == expected
+        prev = expected
+    # The construction, spelt out independently: 32 raw bytes, 8-byte big-endian seq, UTF-8.
+    raw = bytes.fromhex(HASHES[0]) + (2).to_bytes(8, "big") + BODIES[1].encode("utf-8")
+    assert hashlib.sha256(raw).hexdigest() == HASHES[1]
+
+
+def test_entry_hash_binds_the_sequence_number_and_the_link() -> None:
+    assert audit.entry_hash(GENESIS_HASH, 2, BODIES[0]) != HASHES[0]
+    assert audit.entry_hash(HASHES[1], 1, BODIES[0]) != HASHES[0]
+    # seq 256 needs the second byte of the 8: a 1-byte or little-endian encoding differs.
+    # sha256(32 zero bytes || 00 00 00 00 00 00 01 00 || "{}"), computed by hashlib alone.
+    assert (
+        audit.entry_hash(GENESIS_HASH, 256, "{}")
+        == "1da4f9354a4dd32189ccf8529032849734472b5f0d8db2d31fd07a51f60f0ddc"
+    )
+
+
+def test_canonical_body_is_sorted_compact_ascii_json() -> None:
+    body = {
+        "ts": "2027-01-04T09:00:00+00:00",
+        "details": {"b": 2, "a": True, "c": None},
+        "action": "caller.read",
+        "object": "caller:Hélène",
+    }
+    assert audit.canonical(body) == (
+        '{"action":"caller.read","details":{"a":true,"b":2,"c":null},'
+        '"object":"caller:H\\u00e9l\\u00e8ne","ts":"2027-01-04T09:00:00+00:00"}'
+    )
+
+
+def test_checkpoint_message_bytes() -> None:
+    assert audit._message(3, HASHES[2], CREATED) == (
+        b"permanence-audit-checkpoint|3|"
+        b"fea82ab0093ecb08009f22622580b375eb41875e233f9f5e514f3cadf8239a5a|"
+        b"2027-01-04T10:00:00+00:00"
+    )
+
+
+def test_public_key_is_raw_32_bytes_in_base64() -> None:
+    assert audit.public_key_b64(SIGNING_KEY.public_key()) == PUBLIC_B64
+    assert len(base64.b64decode(PUBLIC_B64)) == 32
+
+
+def test_a_checkpoint_signed_elsewhere_is_accepted() -> None:
+    public = SIGNING_KEY.public_key()
+    for seq in SIGNATURES:
+        assert audit._signature_ok(public, checkpoint(seq))
+    # The numbers may come back from JSON as strings: the message is built from their text.
+    assert audit._signature_ok(public, dict(checkpoint(2), seq="2"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"seq": 3},
+        {"head_hash": HASHES[0]},
+        {"created_at": "2027-01-04T10:00:01+00:00"},
+        {"signature": SIGNATURES[3]},
+        {"signature": "not base64!"},
+        {"signature": base64.b64encode(b"short").decode()},
+        {"seq": "two"},
+    ],
+)
+def test_a_checkpoint_that_does_not_match_its_signature_is_refused(
+    change: dict[str, Any],
+) -> None:
+    assert not audit._signature_ok(SIGNING_KEY.public_key(), dict(checkpoint(2), **change))
+
+
+@pytest.mark.parametrize("missing", ["seq", "head_hash", "created_at", "signature"])
+def test_a_checkpoint_missing_a_field_is_refused_without_raising(missing: str) -> None:
+    cp = checkpoint(2)
+    del cp[missing]
+    assert not audit._signature_ok(SIGNING_KEY.public_key(), cp)
+
+
+def test_another_key_does_not_vouch_for_a_checkpoint() -> None:
+    other = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33))).public_key()
+    assert not audit._signature_ok(other, checkpoint(2))
+
+
+# --- indexed columns against the hashed body ---------------------------------------------------
+
+
+def test_columns_that_copy_the_body_agree() -> None:
+    for i in range(3):
+        assert (
+            audit._column_differing(BODIES[i], TIMES[i], ACTIONS[i], ACTORS[i], SUBJECTS[i]) is None
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "column"),
+    [
+        (
+            (
+                BODIES[1],
+                TIMES[1] + dt.timedelta(microseconds=1),
+                ACTIONS[1],
+                ACTORS[1],
+                SUBJECTS[1],
+            ),
+            "ts",
+        ),
+        ((BODIES[1], TIMES[1].replace(tzinfo=None), ACTIONS[1], ACTORS[1], SUBJECTS[1]), "ts"),
+        (
+            (
+                BODIES[1].replace("+00:00", ""),
+                TIMES[1].replace(tzinfo=None),
+                ACTIONS[1],
+                ACTORS[1],
+                SUBJECTS[1],
+            ),
+            "ts",
+        ),
+        ((BODIES[1], TIMES[1], "subject.export", ACTORS[1], SUBJECTS[1]), "action"),
+        ((BODIES[1], TIMES[1], ACTIONS[1], None, SUBJECTS[1]), "actor_id"),
+        ((BODIES[1], TIMES[1], ACTIONS[1], uuid.UUID(SUBJECT), SUBJECTS[1]), "actor_id"),
+        ((BODIES[0], TIMES[0], ACTIONS[0], uuid.UUID(USER), None), "actor_id"),
+        ((BODIES[1], TIMES[1], ACTIONS[1], ACTORS[1], None), "subject_id"),
+        ((BODIES[2], TIMES[2], ACTIONS[2], ACTORS[2], uuid.UUID(SUBJECT)), "subject_id"),
+        (("not json", TIMES[1], ACTIONS[1], ACTORS[1], SUBJECTS[1]), "body"),
+        (('{"ts":"yesterday"}', TIMES[1], ACTIONS[1], ACTORS[1], SUBJECTS[1]), "body"),
+        (("[1]", TIMES[1], ACTIONS[1], ACTORS[1], SUBJECTS[1]), "body"),
+    ],
+)
+def test_the_first_column_that_differs_is_named(args: tuple[Any, ...], column: str) -> None:
+    assert audit._column_differing(*args) == column
+
+
+def test_the_anchor_hash_is_the_second_half_of_the_anchor() -> None:
+    assert audit.prev_at_anchor((7, HASHES[2])) == HASHES[2]
+    assert audit.prev_at_anchor(None) is None
+
+
+# --- verify over a chain written by hand --------------------------------------------------------
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    engine = create_engine("sqlite://")
+    tables = [AuditEntry.__table__, AuditHead.__table__, AuditCheckpoint.__table__]
+    AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
+    with Session(engine) as s:
+        prev = GENESIS_HASH
+        for i in range(3):
+            s.add(
+                AuditEntry(
+                    seq=i + 1,
+                    ts=TIMES[i],
+                    action=ACTIONS[i],
+                    actor_id=ACTORS[i],
+                    subject_id=SUBJECTS[i],
+                    body=BODIES[i],
+                    prev_hash=prev,
+                    hash=HASHES[i],
+                )
+            )
+            prev = HASHES[i]
+        s.add(AuditHead(id=1, seq=3, hash=HASHES[2]))
+        s.commit()
+        yield s
+    engine.dispose()
+
+
+def _verify(s: Session, external: list[dict[str, Any]] | None = None, batch: int = 5000) -> Any:
+    return audit.verify(s, SIGNING_KEY.public_key(), external or [], batch=batch)
+
+
+def _store(s: Session, seq: int) -> None:
+    s.add(
+        AuditCheckpoint(
+            seq=seq,
+            head_hash=HASHES[seq - 1],
+            created_at=dt.datetime.fromisoformat(CREATED),
+            public_key=PUBLIC_B64,
+            signature=SIGNATURES[seq],
+        )
+    )
+    s.commit()
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5000])
+def test_the_hand_written_chain_verifies_in_any_batch_size(session: Session, batch: int) -> None:
+    result = _verify(session, batch=batch)
+    assert result == audit.VerifyResult(True, 3, 3)
+    assert result.line() == "audit chain intact: 3 entries, head at 3, 0 checkpoint(s) matched"
+
+
+def test_stored_and_exported_checkpoints_are_each_matched(session: Session) -> None:
+    _store(session, 1)
+    result = _verify(session, [checkpoint(2), checkpoint(3)])
+    assert result.ok and result.checkpoints == 3
+    assert _verify(session).checkpoints == 1
+
+
+def test_an_empty_log_verifies_as_empty() -> None:
+    engine = create_engine("sqlite://")
+    tables = [AuditEntry.__table__, AuditHead.__table__, AuditCheckpoint.__table__]
+    AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
+    with Session(engine) as s:
+        assert _verify(s) == audit.VerifyResult(True, 0, 0)
+    engine.dispose()
+
+
+def test_a_gap_is_named_at_the_missing_entry(session: Session) -> None:
+    session.execute(delete(AuditEntry).where(AuditEntry.seq == 2))
+    session.commit()
+    result = _verify(session)
+    assert (result.ok, result.entries, result.head_seq, result.broken_seq, result.column) == (
+        False,
+        1,
+        1,
+        2,
+        "seq",
+    )
+    assert result.line() == "audit chain BROKEN at entry 2: entry missing (gap in sequence)"
+
+
+@pytest.mark.parametrize(
+    ("values", "column", "problem"),
+    [
+        (
+            {"prev_hash": HASHES[0][::-1]},
+            "prev_hash",
+            "column prev_hash: previous-hash link does not match",
+        ),
+        (
+            {"body": BODIES[1].replace('"fields":2', '"fields":3')},
+            "body",
+            "column body or hash: content does not match its hash",
+        ),
+        ({"hash": HASHES[2]}, "body", "column body or hash: content does not match its hash"),
+        ({"hash": "00" * 32}, "body", "column body or hash: content does not match its hash"),
+        ({"action": "subject.export"}, "action", "column action differs from the hashed body"),
+        ({"subject_id": None}, "subject_id", "column subject_id differs from the hashed body"),
+    ],
+)
+def test_an_altered_column_of_entry_two_is_named(
+    session: Session, values: dict[str, Any], column: str, problem: str
+) -> None:
+    session.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(**values))
+    session.commit()
+    result = _verify(session)
+    assert (result.ok, result.entries, result.head_seq, result.broken_seq) == (False, 1, 1, 2)
+    assert (result.column, result.problem) == (column, problem)
+
+
+def test_a_removed_tail_is_found_against_the_head(session: Session) -> None:
+    session.execute(delete(AuditEntry).where(AuditEntry.seq == 3))
+    session.commit()
+    result = _verify(session)
+    assert (result.ok, result.entries, result.head_seq, result.broken_seq) == (False, 2, 2, 3)
+    assert result.problem == "entries after the last one were removed"
+
+
+def test_a_head_pointing_elsewhere_is_found(session: Session) -> None:
+    session.execute(update(AuditHead).values(hash=HASHES[1]))
+    session.commit()
+    assert _verify(session).problem == "entries after the last one were removed"
+
+
+def test_a_checkpoint_beyond_the_head_is_found(session: Session) -> None:
+    session.execute(delete(AuditEntry).where(AuditEntry.seq == 3))
+    session.execute(update(AuditHead).values(seq=2, hash=HASHES[1]))
+    session.commit()
+    assert _verify(session).ok
+    result = _verify(session, [checkpoint(3)])
+    assert (result.ok, result.broken_seq) == (False, 3)
+    assert result.problem == "checkpoint at 3 is beyond the chain head"
+
+
+def test_a_checkpoint_the_chain_does_not_match_is_found(session: Session) -> None:
+    # A signed checkpoint for seq 2 whose head hash is not the chain's: signed by hand here.
+    created = "2027-01-04T11:00:00+00:00"
+    wrong = "ab" * 32
+    sig = SIGNING_KEY.sign(f"permanence-audit-checkpoint|2|{wrong}|{created}".encode())
+    cp = {
+        "seq": 2,
+        "head_hash": wrong,
+        "created_at": created,
+        "signature": base64.b64encode(sig).decode(),
+    }
+    result = _verify(session, [checkpoint(1), cp])
+    assert (result.ok, result.broken_seq) == (False, 2)
+    assert result.problem == "chain differs from a signed checkpoint (rewritten)"
+
+
+def test_a_stored_checkpoint_with_a_bad_signature_is_refused(session: Session) -> None:
+    _store(session, 2)
+    session.execute(update(AuditCheckpoint).values(signature=SIGNATURES[3]))
+    session.commit()
+    result = _verify(session)
+    assert (result.ok, result.broken_seq) == (False, 2)
+    assert result.problem == "checkpoint signature is not valid"
+
+
+class _Keyring:
+    def checkpoint_signing_key(self) -> Ed25519PrivateKey:
+        return SIGNING_KEY
+
+
+def test_create_checkpoint_signs_the_head_in_the_documented_format(session: Session) -> None:
+    cp = audit.create_checkpoint(session, _Keyring())  # type: ignore[arg-type]
+    assert set(cp) == {"seq", "head_hash", "created_at", "public_key", "signature"}
+    assert (cp["seq"], cp["head_hash"], cp["public_key"]) == (3, HASHES[2], PUBLIC_B64)
+    created = dt.datetime.fromisoformat(cp["created_at"])
+    assert created.utcoffset() == dt.timedelta(0)
+    message = f"permanence-audit-checkpoint|3|{HASHES[2]}|{cp['created_at']}".encode()
+    SIGNING_KEY.public_key().verify(base64.b64decode(cp["signature"]), message)
+    session.commit()
+    stored = session.get(AuditCheckpoint, 3)
+    assert stored is not None
+    assert (stored.head_hash, stored.public_key, stored.signature) == (
+        HASHES[2],
+        PUBLIC_B64,
+        cp["signature"],
+    )
+    # Asked again for the same head, it returns the stored statement, not a second one.
+    again = audit.create_checkpoint(session, _Keyring())  # type: ignore[arg-type]
+    assert again == cp
+    assert _verify(session).checkpoints == 1
+
+
+def test_create_checkpoint_refuses_an_empty_log() -> None:
+    engine = create_engine("sqlite://")
+    tables = [AuditEntry.__table__, AuditHead.__table__, AuditCheckpoint.__table__]
+    AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
+    with Session(engine) as s:
+        with pytest.raises(ValueError, match="empty"):
+            audit.create_checkpoint(s, _Keyring())  # type: ignore[arg-type]
+        s.add(AuditHead(id=1, seq=0, hash=GENESIS_HASH))
+        s.commit()
+        with pytest.raises(ValueError, match="empty"):
+            audit.create_checkpoint(s, _Keyring())  # type: ignore[arg-type]
+    engine.dispose()
+
+
+# --- both directions of every comparison --------------------------------------------------------
+# A tampered value may sort before or after the true one: each check is tried both ways.
+
+
+@pytest.mark.parametrize("wrong", ["00" * 32, "ff" * 32])
+def test_a_wrong_link_is_found_whichever_way_it_sorts(session: Session, wrong: str) -> None:
+    session.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(prev_hash=wrong))
+    session.commit()
+    assert (_verify(session).broken_seq, _verify(session).column) == (2, "prev_hash")
+
+
+@pytest.mark.parametrize(
+    ("seq", "digest"), [(2, HASHES[2]), (4, HASHES[2]), (3, "00" * 32), (3, "ff" * 32)]
+)
+def test_a_head_that_is_not_the_last_entry_is_found(
+    session: Session, seq: int, digest: str
+) -> None:
+    session.execute(update(AuditHead).values(seq=seq, hash=digest))
+    session.commit()
+    result = _verify(session)
+    assert (result.ok, result.entries, result.head_seq, result.broken_seq) == (False, 3, 3, 4)
+    assert result.problem == "entries after the last one were removed"
+
+
+@pytest.mark.parametrize("action", ["account.create", "subject.export"])
+def test_an_action_column_is_found_whichever_way_it_sorts(action: str) -> None:
+    args = (BODIES[1], TIMES[1], action, ACTORS[1], SUBJECTS[1])
+    assert audit._column_differing(*args) == "action"
+
+
+@pytest.mark.parametrize("wrong", ["00" * 32, "ff" * 32])
+def test_a_checkpoint_is_compared_whichever_way_its_hash_sorts(
+    session: Session, wrong: str
+) -> None:
+    result = _verify(session, [_signed(2, wrong)])
+    assert (result.ok, result.broken_seq) == (False, 2)
+    assert result.problem == "chain differs from a signed checkpoint (rewritten)"
+
+
+def _signed(seq: int, head_hash: str, created: str = CREATED) -> dict[str, Any]:
+    """A checkpoint signed here, over the message format spelt out by hand."""
+    message = f"permanence-audit-checkpoint|{seq}|{head_hash}|{created}".encode()
+    signature = base64.b64encode(SIGNING_KEY.sign(message)).decode()
+    return {"seq": seq, "head_hash": head_hash, "created_at": created, "signature": signature}
+
+
+def test_beyond_the_head_names_the_entry_after_the_last(session: Session) -> None:
+    result = _verify(session, [_signed(5, "ab" * 32)])
+    assert (result.ok, result.entries, result.head_seq, result.broken_seq) == (False, 3, 3, 4)
+    assert result.problem == "checkpoint at 5 is beyond the chain head"
+
+
+# --- a chain pruned behind a signed anchor (audit/retention.py) -------------------------------
+
+PRUNE_BODY = (
+    '{"account":null,"action":"audit.prune","actor":null,"details":{"through":2},'
+    '"object":"audit_log","reason":"retention","role":"system","subject":null,'
+    '"ts":"2027-01-04T09:03:00+00:00"}'
+)
+PRUNE_HASH = "9e37fb9e944e267d9706c196382f7d1e2449f59e229f08ce97764d3a609690b0"
+
+
+@pytest.fixture
+def pruned(session: Session) -> Session:
+    """Entries 1-2 pruned behind the checkpoint at 2; entry 4 records the pruning."""
+    session.add(
+        AuditEntry(
+            seq=4,
+            ts=dt.datetime(2027, 1, 4, 9, 3, tzinfo=dt.UTC),
+            action="audit.prune",
+            actor_id=None,
+            subject_id=None,
+            body=PRUNE_BODY,
+            prev_hash=HASHES[2],
+            hash=PRUNE_HASH,
+        )
+    )
+    session.execute(update(AuditHead).values(seq=4, hash=PRUNE_HASH))
+    session.commit()
+    _store(session, 2)
+    session.execute(delete(AuditEntry).where(AuditEntry.seq <= 2))
+    session.commit()
+    return session
+
+
+def test_the_prune_entry_hash_is_known() -> None:
+    assert audit.entry_hash(HASHES[2], 4, PRUNE_BODY) == PRUNE_HASH
+
+
+def test_a_pruned_chain_verifies_from_its_anchor(pruned: Session) -> None:
+    result = _verify(pruned)
+    assert result == audit.VerifyResult(True, 2, 4, checkpoints=1, pruned_through=2)
+    assert result.line() == (
+        "audit chain intact: 2 entries, head at 4, 1 checkpoint(s) matched (from the signed "
+        "anchor at 2: earlier entries pruned by the retention policy)"
+    )
+
+
+def test_checkpoints_before_the_anchor_are_checked_for_signature_then_skipped(
+    pruned: Session,
+) -> None:
+    # 1 is before the anchor (its entries are gone), 2 is the anchor, 3 and 4 are live.
+    result = _verify(pruned, [checkpoint(1), checkpoint(3), _signed(4, PRUNE_HASH)])
+    assert (result.ok, result.checkpoints) == (True, 3)
+    forged = dict(checkpoint(1), head_hash=HASHES[1])
+    assert _verify(pruned, [forged]).problem == "checkpoint signature is not valid"
+
+
+@pytest.mark.parametrize("wrong", ["00" * 32, "ff" * 32])
+def test_a_checkpoint_at_the_anchor_must_agree_with_it(pruned: Session, wrong: str) -> None:
+    result = _verify(pruned, [_signed(2, wrong)])
+    assert (result.ok, result.entries, result.head_seq, result.broken_seq) == (False, 2, 4, 2)
+    assert result.problem == "chain differs from a signed checkpoint (rewritten)"
+
+
+def test_entries_missing_with_no_anchor_stop_verification(session: Session) -> None:
+    session.execute(delete(AuditEntry).where(AuditEntry.seq == 1))
+    session.commit()
+    result = _verify(session)
+    assert result == audit.VerifyResult(
+        False, 0, 0, 1, "entries before 2 are missing and no signed anchor is at 1"
+    )
+
+
+# --- beyond small integers ---------------------------------------------------------------------
+# CPython shares the integer objects up to 256: a chain longer than that catches "is" written
+# for "==" on sequence numbers.
+
+
+def _long_chain(s: Session, n: int) -> list[str]:
+    """Entries 1..n, the last an audit.prune through n - 2; hashes by hashlib alone."""
+    prev, hashes = GENESIS_HASH, []
+    for seq in range(1, n + 1):
+        ts = dt.datetime(2027, 1, 4, tzinfo=dt.UTC) + dt.timedelta(seconds=seq)
+        action = "audit.prune" if seq == n else "caller.read"
+        details = f'{{"through":{n - 2}}}' if seq == n else "{}"
+        body = (
+            f'{{"account":null,"action":"{action}","actor":null,"details":{details},'
+            f'"object":"x","reason":"test","role":"system","subject":null,'
+            f'"ts":"{ts.isoformat()}"}}'
+        )
+        digest = hashlib.sha256(bytes.fromhex(prev) + seq.to_bytes(8, "big") + body.encode())
+        s.add(
+            AuditEntry(
+                seq=seq,
+                ts=ts,
+                action=action,
+                actor_id=None,
+                subject_id=None,
+                body=body,
+                prev_hash=prev,
+                hash=digest.hexdigest(),
+            )
+        )
+        prev = digest.hexdigest()
+        hashes.append(prev)
+    s.merge(AuditHead(id=1, seq=n, hash=prev))
+    s.commit()
+    return hashes
+
+
+def test_a_chain_of_three_hundred_entries_verifies_and_prunes() -> None:
+    engine = create_engine("sqlite://")
+    tables = [AuditEntry.__table__, AuditHead.__table__, AuditCheckpoint.__table__]
+    AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
+    with Session(engine) as s:
+        hashes = _long_chain(s, 301)
+        assert _verify(s, batch=128) == audit.VerifyResult(True, 301, 301)
+        # An odd anchor: the entry after it is anchor + 1, not anchor ^ 1 or anchor | 1.
+        anchor = _signed(299, hashes[298])
+        s.add(
+            AuditCheckpoint(
+                seq=299,
+                head_hash=hashes[298],
+                created_at=dt.datetime.fromisoformat(CREATED),
+                public_key=PUBLIC_B64,
+                signature=anchor["signature"],
+            )
+        )
+        s.execute(delete(AuditEntry).where(AuditEntry.seq <= 299))
+        s.commit()
+        result = _verify(s, [_signed(300, hashes[299])])
+        assert result == audit.VerifyResult(True, 2, 301, checkpoints=2, pruned_through=299)
+    engine.dispose()
+
+
+def test_create_checkpoint_reads_the_head_under_lock(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SELECT … FOR UPDATE (a no-op on SQLite, a lock on PostgreSQL): an append running at the
+    same time cannot move the head between reading it and signing it."""
+    asked: list[dict[str, Any]] = []
+    real_get = Session.get
+
+    def spy(self: Session, entity: Any, ident: Any, **kw: Any) -> Any:
+        if entity is AuditHead:
+            asked.append(kw)
+        return real_get(self, entity, ident, **kw)
+
+    monkeypatch.setattr(Session, "get", spy)
+    audit.create_checkpoint(session, _Keyring())  # type: ignore[arg-type]
+    assert asked and all(kw.get("with_for_update") is True for kw in asked)
