@@ -23,7 +23,8 @@ from permanence.staff.auth import PERSONAL_DATA_SCOPES, SCOPES
 from permanence.staff.model import ApiKey
 from tests.conftest import PG_APP_ROLE, PG_OWNER_URL, PG_URL
 from tests.web.conftest import World
-from tests.web.test_isolation_matrix import _cases, _send, _setup
+from tests.web.isolation import send
+from tests.web.test_isolation_matrix import _cases, _setup
 
 # What the isolation matrix's set-up wrote about its caller: none of it may reach a role
 # that is not meant to read it.
@@ -79,7 +80,7 @@ def test_no_role_reaches_personal_data_through_another_roles_tools(world: World)
     for method, template, _owner, body in _cases(o):
         path = template.format(a=world.plumber.id)
         for name, c in tools.items():
-            res = _send(c, method, path, body)
+            res = send(c, method, path, body)
             reached += 200 <= res.status_code < 300
             found = [p for p in PERSONAL if p in res.text]
             if found:
