@@ -560,3 +560,35 @@ def test_a_queued_call_cannot_be_taken_by_hand_from_the_console(
     assert r.status_code == 303 and r.headers["location"] == "/console?probleme=taken"
     assert call_of(world, call_id).answered_at is None
     assert entry_of(world, phone.sid).state == "queued"
+
+
+@pytest.mark.gdpr("CSP L.1110-4")
+def test_a_health_data_account_on_need_to_know_is_offered_only_to_its_assigned_operators(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    """The medical practice has an assigned operator (not this one): its patient's call is
+    never offered to an unassigned operator, who would then be refused the caller anyway; a
+    supervisor (not bound by assignments) is offered it."""
+    from permanence.needtoknow import service as needtoknow
+    from tests.web.conftest import make_person
+
+    world = queue_world
+    colleague = make_person(world.rt, Role.OPERATOR, "assignee@permanence.example")
+    with world.rt.db.session(AccessContext.system("test:dpo", world.medical.id)) as s:
+        needtoknow.assign(s, colleague.id)
+    patient = Phone(world.client(), "twilio", "CA" + "8" * 32)
+    reply = patient.twiml(
+        f"{PUBLIC}/telephony/twilio/incoming", From=CALLER, To=MEDICAL_DID, CallStatus="ringing"
+    )
+    enqueue = first(reply, "Enqueue")
+    op = console(world, world.operator)
+    set_presence(op, "free")
+    wait(patient, enqueue)
+    assert provider.created_calls == []  # the unassigned operator is never rung
+    assert entry_of(world, patient.sid).state == "queued"
+
+    sup = console(world, world.supervisor)
+    set_presence(sup, "free")
+    wait(patient, enqueue)
+    assert [c["To"] for c in provider.created_calls] == [DEVICES["supervisor"]]
+    assert entry_of(world, patient.sid).operator_id == world.supervisor.id

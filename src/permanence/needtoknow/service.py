@@ -72,6 +72,23 @@ def _applies(session: Session, ctx: AccessContext, account_id: uuid.UUID) -> boo
     return bool(_active(session, account_id))
 
 
+def may_answer(
+    session: Session, account_id: uuid.UUID, user_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Of these staff, those the queue may offer this account's calls: all of them, unless the
+    account's health data is on a need-to-know basis (it has assigned operators); then only
+    its assigned operators, and the staff who are not operators (as ``require_assigned``)."""
+    if not user_ids or not handles_health_data(session, account_id):
+        return set(user_ids)
+    assigned = {a.user_id for a in _active(session, account_id)}
+    if not assigned:
+        return set(user_ids)
+    operators = set(
+        session.scalars(select(User.id).where(User.id.in_(user_ids), User.role == Role.OPERATOR))
+    )
+    return {u for u in user_ids if u not in operators or u in assigned}
+
+
 def require_assigned(session: Session, account_id: uuid.UUID) -> None:
     """An operator reads a health-data account's callers and messages only if assigned."""
     ctx = ctx_of(session)

@@ -33,6 +33,7 @@ from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.db import switch_account, utcnow
 from permanence.errors import ConfigurationError
+from permanence.needtoknow import service as needtoknow
 from permanence.routing import queue
 from permanence.routing.model import OperatorLine, QueueEntry
 from permanence.runtime import Runtime
@@ -134,10 +135,14 @@ def next_offer(session: Session, now: dt.datetime) -> Offer | None:
         .with_for_update(skip_locked=True)
     ).all()
     for entry in entries:
-        chosen = next(((u, d) for u, d in operators if str(u) not in entry.tried), None)
+        switch_account(session, entry.account_id)
+        # A health-data account on a need-to-know basis is offered to its assigned operators.
+        allowed = needtoknow.may_answer(session, entry.account_id, [u for u, _d in operators])
+        chosen = next(
+            ((u, d) for u, d in operators if str(u) not in entry.tried and u in allowed), None
+        )
         if chosen is None:
             continue
-        switch_account(session, entry.account_id)
         call = session.get(Call, entry.call_id)
         if call is None or call.status in TERMINAL_STATUSES or call.outcome is not None:
             # The caller is gone and the queue's action never told us: never offer it.
