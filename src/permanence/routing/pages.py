@@ -11,7 +11,6 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select
 
-from permanence.calls import service as calls
 from permanence.context import Role
 from permanence.db import utcnow
 from permanence.errors import ValidationFailed
@@ -154,7 +153,6 @@ def transfer_form(
 ) -> Response:
     """The transfer control (loaded into the screen pop): the mandate's recipients only."""
     with rt.db.session(account_context(viewer.principal, account_id, "console:transfer")) as s:
-        calls.get_call(s, call_id)  # another account's call answers as a missing one: 404
         found = transfers.transferable(s, call_id)
     html = fragment(
         request,
@@ -177,7 +175,5 @@ def transfer(
     """Cold transfer to the mandate's recipient number ``destinataire``: the caller is passed
     on, the operator's call ends (wrap-up)."""
     ctx = account_context(viewer.principal, account_id, "console:transfer")
-    with rt.db.session(ctx, readonly=True) as s:
-        calls.get_call(s, call_id)  # another account's call answers as a missing one: 404
     transfers.cold_transfer(rt, ctx, call_id, destinataire, dispatch.rest_api(rt))
     return redirect("/console?transfert=1")

@@ -51,20 +51,21 @@ def targets(mandate: Mandate) -> list[Target]:
     return list(out.values())
 
 
-def _my_connected(session: Session, call_id: uuid.UUID) -> QueueEntry:
+def _mine(session: Session, call_id: uuid.UUID) -> QueueEntry | None:
+    """The call's queue entry if it is connected to the signed-in operator, else None."""
     entry = session.get(QueueEntry, call_id)
-    me = ctx_of(session).actor_id
-    if entry is None or entry.state != "connected" or entry.operator_id != me:
-        raise Conflict("only the operator talking to this caller through the queue can transfer")
+    if entry is None or entry.state != "connected" or entry.operator_id != ctx_of(session).actor_id:
+        return None
     return entry
 
 
 def transferable(session: Session, call_id: uuid.UUID) -> list[Target]:
-    """The targets offered on this operator's screen for this call ([] if it is not theirs)."""
-    entry = session.get(QueueEntry, call_id)
-    if entry is None or entry.state != "connected" or entry.operator_id != ctx_of(session).actor_id:
-        return []
+    """The targets offered on this operator's screen for this call ([] if it is not theirs).
+    The queue's entries are outside row-level security: the call is read first, so another
+    account's call answers as a missing one (404)."""
     call = calls.get_call(session, call_id)
+    if _mine(session, call_id) is None:
+        return []
     return targets(mandate_by_id(session, call.mandate_id)[1])
 
 
@@ -77,9 +78,13 @@ def cold_transfer(
 ) -> Target:
     """Redirect the caller to the mandate's contact ``index``; then record the outcome."""
     with rt.db.session(ctx) as s:
+        call = calls.get_call(s, call_id)  # another account's call: 404, as in transferable
         require_trained(s, ctx)
-        entry = _my_connected(s, call_id)
-        call = calls.get_call(s, call_id)
+        entry = _mine(s, call_id)
+        if entry is None:
+            raise Conflict(
+                "only the operator talking to this caller through the queue can transfer"
+            )
         found = targets(mandate_by_id(s, call.mandate_id)[1])
         target = next((t for t in found if t.index == index), None)
         if target is None:
