@@ -245,8 +245,13 @@ def test_the_console_on_a_narrow_screen_is_one_column(
     op.sign_in(world.operator)
     page = op.page
     expect(page.get_by_text("1 appel en attente")).to_be_visible()
-    side = page.locator(".console-side").bounding_box()
-    main = page.locator(".console-main").bounding_box()
+    # Both boxes in one read: the presence poll may reflow the side column between two reads.
+    side, main = page.evaluate(
+        """() => ['.console-side', '.console-main'].map(s => {
+            const r = document.querySelector(s).getBoundingClientRect();
+            return {y: r.y, height: r.height};
+        })"""
+    )
     assert side and main and main["y"] >= side["y"] + side["height"] - 1  # stacked
     assert page.evaluate("document.documentElement.scrollWidth") <= 420
     op.check("console-narrow")
