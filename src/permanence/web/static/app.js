@@ -152,15 +152,38 @@
   // Keyboard shortcuts: Alt + a key activates the control that declares it in
   // aria-keyshortcuts (announced by screen readers). The physical key is used, so Alt+1 works
   // on every layout (AZERTY included) and on a Mac, where Alt types special characters.
+  // A key pressed while htmx is still swapping or settling a page waits for the new page: its
+  // links and forms are boosted only once it has settled, and a click before that would load
+  // the whole page instead (a fast operator's Alt+Q then Alt+1).
+  var pendingKey = null;
+  function busy() { return document.querySelector(".htmx-swapping, .htmx-settling") !== null; }
+  function shortcut(key) {
+    var target = document.querySelector('[aria-keyshortcuts="Alt+' + key + '"]');
+    if (target) {
+      target.focus();
+      target.click();
+    }
+    return target !== null;
+  }
   document.addEventListener("keydown", function (e) {
     if (!e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) { return; }
     var m = /^(?:Digit|Key)([0-9A-Z])$/.exec(e.code || "");
     if (!m) { return; }
-    var target = document.querySelector('[aria-keyshortcuts="Alt+' + m[1] + '"]');
-    if (target) {
+    if (busy()) {
       e.preventDefault();
-      target.focus();
-      target.click();
+      pendingKey = m[1];
+      return;
+    }
+    if (document.querySelector('[aria-keyshortcuts="Alt+' + m[1] + '"]')) {
+      e.preventDefault();
+      shortcut(m[1]);
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (pendingKey !== null) {
+      var key = pendingKey;
+      pendingKey = null;
+      window.setTimeout(function () { shortcut(key); }, 0);
     }
   });
 
