@@ -21,7 +21,7 @@ from permanence.delivery.service import (
     retry_delay,
 )
 from permanence.mail import Mail, check_no_personal_data
-from permanence.mandates.schema import OnCallContact
+from permanence.mandates.sections import OnCallContact
 
 MESSAGE_ID = uuid.UUID("6f1c1d2e-1111-4222-8333-944455556666")
 NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)

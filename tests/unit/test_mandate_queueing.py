@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from permanence.mandates.schema import MandateInvalid, parse_mandate
+from permanence.mandates.errors import MandateInvalid
+from permanence.mandates.parsing import parse_mandate
 from tests.factories import demo_mandate_text
 
 

@@ -21,14 +21,10 @@ from permanence.audit import service as audit
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, switch_account
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.mandates.errors import MandateInvalid
 from permanence.mandates.layer2 import first_layer_problems
-from permanence.mandates.schema import (
-    Mandate,
-    MandateInvalid,
-    diff_mandates,
-    dump_mandate,
-    parse_mandate,
-)
+from permanence.mandates.mandate import Mandate
+from permanence.mandates.parsing import diff_mandates, dump_mandate, parse_mandate
 
 
 def create_account(

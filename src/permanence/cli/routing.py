@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from permanence.mandates.schema import Mandate
+    from permanence.mandates.mandate import Mandate
 
 app = typer.Typer(no_args_is_help=True, help="Call routing: opening hours, on call.")
 
@@ -39,8 +39,9 @@ def check_command(
     """Print the mandate's hours in words and where a call arriving --at goes."""
     from zoneinfo import ZoneInfo
 
+    from permanence.mandates.errors import MandateInvalid
     from permanence.mandates.hours import opening_hours_view
-    from permanence.mandates.schema import MandateInvalid, parse_mandate
+    from permanence.mandates.parsing import parse_mandate
     from permanence.routing.hours import decide
 
     if (account is None) == (file is None):

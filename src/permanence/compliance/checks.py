@@ -23,12 +23,9 @@ from permanence.accounts.model import Account, AccountKind, AccountStatus
 from permanence.accounts.service import mandate_version
 from permanence.context import STAFF_ROLES, AccessContext
 from permanence.errors import NotFound
+from permanence.mandates.base import FieldCategory, SpecialCategoryBasis
 from permanence.mandates.layer2 import first_layer_problems
-from permanence.mandates.schema import (
-    FieldCategory,
-    Mandate,
-    SpecialCategoryBasis,
-)
+from permanence.mandates.mandate import Mandate
 from permanence.runtime import Runtime
 from permanence.staff.model import User
 
@@ -370,7 +367,7 @@ def _breaches_notified(run: CheckRun) -> tuple[bool, str, list[str]]:
 @check("subprocessors.transfers", "Sub-processors outside the EEA have a transfer safeguard")
 def _transfers(run: CheckRun) -> tuple[bool, str, list[str]]:
     from permanence.contracts.service import EEA, registry
-    from permanence.mandates.schema import Safeguard
+    from permanence.mandates.base import Safeguard
 
     with run.session() as s:
         subs = registry(s)

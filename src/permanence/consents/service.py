@@ -14,7 +14,8 @@ from permanence.calls.service import get_call
 from permanence.consents.model import Consent
 from permanence.db import ctx_of, utcnow
 from permanence.errors import Conflict, NotFound, ValidationFailed
-from permanence.mandates.schema import LegalBasis, Purpose, SpecialCategoryBasis
+from permanence.mandates.base import LegalBasis, SpecialCategoryBasis
+from permanence.mandates.purposes import Purpose
 
 CHANNELS = frozenset({"voice", "keypress", "web"})
 

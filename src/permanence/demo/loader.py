@@ -27,7 +27,10 @@ from permanence.db import switch_account, utcnow
 from permanence.delivery.service import set_webhook_secret
 from permanence.dpia import service as dpias
 from permanence.errors import Conflict
-from permanence.mandates.schema import FieldType, Purpose, WebhookRecipient, parse_mandate
+from permanence.mandates.base import FieldType
+from permanence.mandates.parsing import parse_mandate
+from permanence.mandates.purposes import Purpose
+from permanence.mandates.sections import WebhookRecipient
 from permanence.messages import service as messages
 from permanence.needtoknow import service as needtoknow
 from permanence.routing.devices import set_device

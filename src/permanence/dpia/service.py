@@ -31,7 +31,7 @@ from permanence.context import Role
 from permanence.db import ctx_of, utcnow
 from permanence.dpia.model import Dpia
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from permanence.mandates.schema import Mandate
+from permanence.mandates.mandate import Mandate
 
 PROCESSINGS: dict[str, tuple[str, str]] = {
     "health": (

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from permanence.audit import service as audit
 from permanence.calls.model import Call
+from permanence.mandates.base import FieldCategory
 from permanence.mandates.hours import contact_in_force, opening_hours_view
-from permanence.mandates.schema import FieldCategory, Mandate
+from permanence.mandates.mandate import Mandate
 from permanence.messages.model import Appointment, Message
 
 # Why an operator opens a caller's history (an audit detail, and the choice on the page).
