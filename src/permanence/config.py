@@ -247,7 +247,7 @@ class Settings(BaseSettings):
     @field_validator("recordings_backend")
     @classmethod
     def _backend(cls, v: str) -> str:
-        # S3-compatible storage is a documented port (recordings.storage), not shipped yet.
+        # S3-compatible storage is a documented port (filestore.py), not shipped yet.
         if v != "local":
             raise ValueError("the only recordings backend in this version is: local")
         return v

@@ -35,10 +35,10 @@ from permanence.crypto.model import SubjectKey
 from permanence.crypto.stream import decrypt_stream
 from permanence.db import utcnow
 from permanence.errors import Conflict, IntegrityFailure, KeyUnavailable
+from permanence.filestore import LocalStore
 from permanence.messages import service as messages
 from permanence.messages.model import Message
 from permanence.recordings.model import Recording
-from permanence.recordings.storage import LocalStore
 from permanence.rights import service as rights
 from permanence.rights.model import ErasureJournal, Kind, RightsRequest, State
 from permanence.runtime import Runtime

@@ -374,7 +374,7 @@ def test_outputs_hold_no_personal_data(rt: Runtime, day: Day) -> None:
 def test_the_retention_sweep_purges_staff_stats_whatever_the_mandates(
     rt: Runtime, day: Day
 ) -> None:
-    from permanence.recordings.storage import LocalStore
+    from permanence.filestore import LocalStore
     from permanence.retention.service import sweep
 
     store = LocalStore(rt.settings.recordings_dir)

@@ -119,8 +119,8 @@ def _stored_recording(world: World, call_id: str, caller_id: str) -> str:
     from permanence.calls.model import Call
     from permanence.context import AccessContext
     from permanence.crypto.stream import encrypt_stream
+    from permanence.filestore import LocalStore, storage_key
     from permanence.recordings.model import Recording
-    from permanence.recordings.storage import LocalStore, storage_key
 
     rt, account_id = world.rt, world.plumber.id
     rec_id = uuid.uuid4()

@@ -29,8 +29,8 @@ def serve(
     each runs a delivery worker, the database shares the work out, ADR 0009)."""
     import uvicorn
 
+    from permanence.filestore import store_from_settings
     from permanence.logs import configure_logging
-    from permanence.recordings.storage import store_from_settings
     from permanence.retention.service import Scheduler
     from permanence.web.app import create_app
 

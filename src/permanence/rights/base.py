@@ -20,10 +20,10 @@ from permanence.crypto.primitives import open_sealed, seal
 from permanence.db import ctx_of
 from permanence.delivery.ports import SmsSender, sms_gateway_for
 from permanence.errors import Conflict, NotFound, PermanenceError, PermissionDenied
+from permanence.filestore import LocalStore, RecordingStore, store_from_settings
 from permanence.mail import Mailer, mailer_for
 from permanence.mandates.base import FieldCategory, FieldType
 from permanence.mandates.purposes import Field as MandateField
-from permanence.recordings.storage import LocalStore, RecordingStore, store_from_settings
 from permanence.rights.model import CLOSED_STATES, OPEN_STATES, RightsRequest
 from permanence.staff.training import require_trained
 from permanence.subjects.model import Caller

@@ -31,9 +31,9 @@ from permanence.crypto.keyring import Keyring, SubjectCipher
 from permanence.crypto.stream import decrypt_stream
 from permanence.db import utcnow
 from permanence.delivery import service as delivery
+from permanence.filestore import RecordingStore
 from permanence.mandates.base import LegalBasis
 from permanence.mandates.mandate import Mandate
-from permanence.recordings.storage import RecordingStore
 from permanence.render import render
 from permanence.rights import texts
 from permanence.rights.base import Outbox
