@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account
-from permanence.accounts.service import mandate_version
+from permanence.accounts.service import handles_health_data, mandate_version
 from permanence.audit import service as audit
 from permanence.config import Settings
 from permanence.context import Role
@@ -113,10 +113,8 @@ def parse_content(raw: dict[str, Any]) -> Content:
 
 def required(account: Account, mandate: Mandate | None) -> list[str]:
     """The processings of this account that need a DPIA."""
-    from permanence.compliance.checks import _handles_health_data
-
     out = []
-    if _handles_health_data(account, mandate):
+    if handles_health_data(account, mandate):
         out.append("health")
     if mandate is not None and mandate.recording.enabled:
         out.append("recording")

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from permanence.accounts.model import Account, AccountStatus
 from permanence.audit import service as audit
 from permanence.calls.model import Call
-from permanence.compliance.checks import CheckRun, check
+from permanence.checks import CheckRun, check
 from permanence.context import AccessContext
 from permanence.crypto.stream import encrypt_stream
 from permanence.db import utcnow
