@@ -221,11 +221,7 @@ class Purpose(_Model):
             )
         if self.legal_basis is not LegalBasis.LEGITIMATE_INTEREST and self.legitimate_interest:
             problems.append("'legitimate_interest' is only for legal_basis legitimate_interest")
-        needs_wording = (
-            self.legal_basis is LegalBasis.CONSENT
-            or self.special_category_basis is SpecialCategoryBasis.ART9_2_A
-        )
-        if needs_wording and self.consent_wording is None:
+        if self.needs_consent and self.consent_wording is None:
             problems.append(
                 "the purpose relies on consent (Art. 6(1)(a) or 9(2)(a)) but has no "
                 "'consent_wording' {version, text_fr} to read and record (Art. 7(1))"
@@ -242,6 +238,14 @@ class Purpose(_Model):
                     problems.append(problem)
         _reject(problems)
         return self
+
+    @property
+    def needs_consent(self) -> bool:
+        """Whether the purpose relies on the caller's consent (Art. 6(1)(a) or 9(2)(a))."""
+        return (
+            self.legal_basis is LegalBasis.CONSENT
+            or self.special_category_basis is SpecialCategoryBasis.ART9_2_A
+        )
 
     @property
     def field_names(self) -> tuple[str, ...]:

@@ -133,7 +133,7 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.rights.pages import router as rights_pages
 
     app.include_router(rights_pages)
-    from permanence.mandates.notice_pages import router as notice_pages
+    from permanence.accounts.notice_pages import router as notice_pages
 
     app.include_router(notice_pages)
     from permanence.contracts.pages import router as contract_pages
