@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     )
     default_region: str = Field(default="FR", description="Region for parsing national numbers")
     public_base_url: str = Field(default="http://127.0.0.1:8000")
+    opendsr_certificate_file: Path | None = Field(
+        default=None,
+        description="PEM X.509 certificate the OpenDSR API publishes (processor_certificate); "
+        "with opendsr_key_file. Unset: a self-signed one derived from the master key (ADR 0028)",
+    )
+    opendsr_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key (EC P-256 or RSA) of opendsr_certificate_file: signs "
+        "OpenDSR responses and callbacks",
+    )
     hds_hosting: bool = Field(
         default=False, description="The deployment declares HDS-certified hosting (health data)"
     )

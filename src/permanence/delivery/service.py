@@ -470,7 +470,7 @@ def notify_recipients(session: Session, message_id: uuid.UUID, change: str) -> l
     for row in rows:
         if row.event != Event.NEW:
             continue
-        if row.channel in ESCALATION_CHANNELS:
+        if row.channel in ESCALATION_CHANNELS or row.mandate_id is None:
             continue
         if row.status in RECEIVED:
             received.setdefault((row.channel, row.recipient_index, row.mandate_id), row)
@@ -606,7 +606,7 @@ def recipients_of(session: Session, message_id: uuid.UUID) -> list[Recipient]:
     mandates: dict[uuid.UUID, Mandate] = {}
     seen: dict[tuple[str, str], dt.datetime] = {}
     for row in rows:
-        if row.status not in RECEIVED:
+        if row.status not in RECEIVED or row.mandate_id is None:
             continue
         if row.mandate_id not in mandates:
             mandates[row.mandate_id] = mandate_by_id(session, row.mandate_id)[1]

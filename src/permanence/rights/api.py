@@ -23,7 +23,7 @@ from permanence.context import AccessContext, Role
 from permanence.crypto.stream import decrypt_stream
 from permanence.delivery.ports import HttpWebhookSender, WebhookSender
 from permanence.errors import NotAuthenticated, NotFound
-from permanence.rights import downloads, opendsr
+from permanence.rights import callbacks, downloads
 from permanence.rights import service as rights
 from permanence.rights.model import Source
 from permanence.rights.schemas import (
@@ -290,7 +290,7 @@ def execute(
         pass  # 404 for an account the principal may not act on
     done = rights.run_execute(rt, outbox, ctx, request_id)
     link = _link(outbox, done.controller_token)  # the client's own; the requester has theirs
-    _callbacks(tasks, request, rt, account_id, request_id, done.channel, link)
+    _callbacks(tasks, request, rt, account_id, request_id, done.channel)
     return ExecutedOut(
         request=_out(done.request),
         letter_fr=done.letter,
@@ -422,14 +422,8 @@ def _callbacks(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
     channel: str,
-    results_url: str | None = None,
 ) -> None:
+    """An OpenDSR request's status changed: its callbacks are in the delivery ledger (written
+    with the change); try them now, after the commit; the worker retries what fails."""
     if channel == "callback":
-        tasks.add_task(
-            opendsr.send_callbacks,
-            rt,
-            _callback_sender(request),
-            account_id,
-            request_id,
-            results_url=results_url,
-        )
+        tasks.add_task(callbacks.attempt_now, rt, _callback_sender(request), account_id, request_id)

@@ -14,6 +14,8 @@ This module is the feature's one entry for routes, pages and commands; the stage
 ``erasure``; access and portability build their files in ``package``).
 """
 
+# Imported for its effect: an OpenDSR request's change of status enqueues its callbacks.
+from permanence.rights import callbacks as _callbacks  # noqa: F401
 from permanence.rights.base import (
     CODE_TTL,
     CONFIRMED_METHODS,
