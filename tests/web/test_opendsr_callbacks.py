@@ -188,3 +188,54 @@ def test_each_callback_url_is_told_of_a_cancellation_and_retried_on_its_own(
     )
     assert [json.loads(r.body)["request_status"] for r in sink.received[2:]] == ["cancelled"] * 2
     assert {r.status for r in _rows(world, request_id)} == {"delivered"}
+
+
+def test_requests_the_specification_does_not_allow_are_a_signed_400(world: World) -> None:
+    """A submitted_time without an offset or in the future, an identity format we do not
+    hold, a malformed extension under our domain: a 400 naming the field, nothing saved."""
+    c, key = world.client(), _key(world)
+    pem = c.get("/opendsr/v1/processor_certificate.pem").content
+
+    def body(**changes: object) -> dict[str, object]:
+        base: dict[str, object] = {
+            "subject_request_id": str(uuid.uuid4()),
+            "subject_request_type": "erasure",
+            "regulation": "gdpr",
+            "submitted_time": "2026-11-30T10:00:00Z",
+            "subject_identities": [
+                {"identity_type": "email", "identity_value": EMAIL, "identity_format": "raw"}
+            ],
+        }
+        return {**base, **changes}
+
+    future = (utcnow() + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    md5 = [{"identity_type": "email", "identity_value": "0" * 32, "identity_format": "md5"}]
+    cases = [
+        (body(submitted_time="2026-11-30T10:00:00"), "submitted_time"),
+        (body(submitted_time=future), "submitted_time: in the future"),
+        (body(subject_identities=md5), "subject_identities.0"),
+        (body(regulation="ccpa"), "regulation"),
+        (
+            body(extensions={"127.0.0.1": {"objection_scope": 5}}),
+            "extensions.127.0.0.1.objection_scope",
+        ),
+    ]
+    for sent, where in cases:
+        r = c.post("/opendsr/v1/opendsr_requests", json=sent, headers=key)
+        assert r.status_code == 400, (where, r.text)
+        assert _signed_by(pem, r.content, r.headers["X-OpenDSR-Signature"])
+        messages = " ".join(e["message"] for e in r.json()["error"]["errors"])
+        assert where in messages, (where, messages)
+        assert EMAIL not in r.text
+        status = c.get(f"/opendsr/v1/opendsr_requests/{sent['subject_request_id']}", headers=key)
+        assert status.status_code == 404  # nothing saved
+    # Our parameters under our domain's key (OpenDSR 7.1.2) are read like extensions.permanence.
+    caller_with_records(
+        world.rt, world.plumber.id, first="Ophélie", last="Carillon", phone=PHONE, email=EMAIL
+    )
+    sent = body(
+        subject_request_type="objection", extensions={"127.0.0.1": {"objection_scope": "recording"}}
+    )
+    assert c.post("/opendsr/v1/opendsr_requests", json=sent, headers=key).status_code == 201
+    got = c.get(f"/opendsr/v1/opendsr_requests/{sent['subject_request_id']}", headers=key)
+    assert got.json()["request_status"] == "completed"
