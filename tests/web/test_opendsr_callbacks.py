@@ -239,3 +239,45 @@ def test_requests_the_specification_does_not_allow_are_a_signed_400(world: World
     assert c.post("/opendsr/v1/opendsr_requests", json=sent, headers=key).status_code == 201
     got = c.get(f"/opendsr/v1/opendsr_requests/{sent['subject_request_id']}", headers=key)
     assert got.json()["request_status"] == "completed"
+
+
+def test_a_customer_id_alone_waits_then_the_vouched_request_needs_no_second_check(
+    world: World, sink: HttpSink
+) -> None:
+    """controller_customer_id: nothing of ours is keyed by it, so the request waits
+    (identity_not_held) instead of answering "no data"; once the client gives the phone, the
+    controller's vouching still holds: verified, executed, and the controller told."""
+    caller_with_records(
+        world.rt, world.plumber.id, first="Ophélie", last="Carillon", phone=PHONE, email=EMAIL
+    )
+    world.app.state.opendsr_callback_sender = HttpWebhookSender(verify=sink.client_tls)  # type: ignore[attr-defined]
+    c, key = world.client(), _key(world)
+    external = str(uuid.uuid4())
+    body = {
+        "subject_request_id": external,
+        "subject_request_type": "access",
+        "regulation": "gdpr",
+        "submitted_time": "2026-11-30T10:00:00Z",
+        "subject_identities": [
+            {"identity_type": "controller_customer_id", "identity_value": "C-77"}
+        ],
+        "status_callback_urls": [sink.url("/dsr")],
+    }
+    assert c.post("/opendsr/v1/opendsr_requests", json=body, headers=key).status_code == 201
+    status = c.get(f"/opendsr/v1/opendsr_requests/{external}", headers=key).json()
+    assert status["request_status"] == "in_progress"
+    assert status["extensions"]["permanence"]["waiting_reason"] == "identity_not_held"
+    ctx = AccessContext.system("test", world.plumber.id)
+    with world.rt.db.session(ctx, readonly=True) as s:
+        request_id = s.scalars(
+            select(RightsRequest.id).where(RightsRequest.external_id == external)
+        ).one()
+    desk = world.login(world.client_plumber)
+    base = f"/api/v1/accounts/{world.plumber.id}/rights/requests/{request_id}"
+    r = desk.post(f"{base}/information", json={"phone": PHONE})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "verified"
+    assert sink.received == []  # in_progress all along: nothing to tell
+    assert desk.post(f"{base}/execute").status_code == 200
+    assert [json.loads(x.body)["request_status"] for x in sink.received] == ["completed"]
+    assert json.loads(sink.received[0].body)["results_count"] == 1

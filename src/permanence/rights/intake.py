@@ -210,12 +210,12 @@ def submit(
         # a guess. The request waits for an identifier we hold (phone, e-mail, name).
         req.state = State.WAITING_INFO.value
         req.waiting_reason, req.waiting_since = "identity_not_held", now
-    if intake.verified_by_controller and req.state == State.RECEIVED.value:
-        req.state, req.verified_at, req.verification_method = (
-            State.VERIFIED.value,
-            now,
-            "controller",
-        )
+    if intake.verified_by_controller:
+        # Vouched for even while the subject is not yet found: once the identifiers are
+        # completed, the request is verified (``add_information``), not asked again.
+        req.verified_at, req.verification_method = now, "controller"
+        if req.state == State.RECEIVED.value:
+            req.state = State.VERIFIED.value
     session.add(req)
     session.flush()
     audit.record(
