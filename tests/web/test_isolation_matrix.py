@@ -368,6 +368,7 @@ def _staff_pages(account: object, o: Objects) -> list[tuple[str, str, Any]]:
     transfer = f"/console/routage/transfert/{account}/{o.call}"
     pages.append(("GET", transfer, None))
     pages.append(("POST", transfer, {"destinataire": "0"}))
+    pages.append(("POST", f"/console/rappels/{account}/{o.call}", {}))
     return pages
 
 

@@ -21,6 +21,8 @@ IN_HOURS: Final = "in_hours"
 AFTER_HOURS_VOICEMAIL: Final = "after_hours_voicemail"
 AFTER_HOURS_FORWARD: Final = "after_hours_forward"
 AFTER_HOURS_ANSWER: Final = "after_hours_answer"
+# Not an arrival: a call-back placed by an operator (routing.callbacks, calls.direction).
+OUTBOUND: Final = "outbound"
 ROUTINGS: Final = (IN_HOURS, AFTER_HOURS_VOICEMAIL, AFTER_HOURS_FORWARD, AFTER_HOURS_ANSWER)
 AFTER_HOURS: Final = (AFTER_HOURS_VOICEMAIL, AFTER_HOURS_FORWARD, AFTER_HOURS_ANSWER)
 

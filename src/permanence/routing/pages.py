@@ -14,7 +14,7 @@ from sqlalchemy import select
 from permanence.context import Role
 from permanence.db import utcnow
 from permanence.errors import ValidationFailed
-from permanence.routing import devices, dispatch, transfers
+from permanence.routing import callbacks, devices, dispatch, transfers
 from permanence.routing.model import OperatorLine, QueueEntry
 from permanence.stats import presence
 from permanence.web.deps import CurrentRuntime, account_context
@@ -177,3 +177,20 @@ def transfer(
     ctx = account_context(viewer.principal, account_id, "console:transfer")
     transfers.cold_transfer(rt, ctx, call_id, destinataire, dispatch.rest_api(rt))
     return redirect("/console?transfert=1")
+
+
+# -- call-backs ---------------------------------------------------------------------------------
+
+
+@router.post("/console/rappels/{account_id}/{call_id}")
+def call_back(
+    account_id: uuid.UUID,
+    call_id: uuid.UUID,
+    viewer: OperatorForm,
+    rt: CurrentRuntime,
+) -> Response:
+    """Call back the caller of ``call_id`` (a voicemail's call, or a call-back asked for in
+    the queue): the operator's own line rings first, then the person (routing.callbacks)."""
+    ctx = account_context(viewer.principal, account_id, "console:callback")
+    callbacks.place(rt, ctx, call_id, dispatch.rest_api(rt))
+    return redirect("/console?rappel=1")
