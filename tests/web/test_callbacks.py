@@ -265,3 +265,22 @@ def test_without_a_call_back_key_the_waiting_music_offers_none(
     reply = wait(phone, queued(phone))
     assert reply.find("Gather") is None
     assert "rappel" not in ET.tostring(reply, encoding="unicode").lower()
+
+
+def test_the_operators_recent_calls_offer_a_call_back(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    world = queue_world
+    op = console(world, world.operator)
+    set_presence(op, "free")
+    phone, _leg = test_queue_routing.connected_call(world, provider, world.operator)
+    call_id = entry_of(world, phone.sid).call_id
+    phone.twiml(
+        f"{PUBLIC}/routing/twilio/left?a={world.plumber.id}&c={call_id}",
+        QueueResult="bridged",
+        QueueTime="9",
+    )
+    phone.status("completed", 60)
+    page = op.get("/console").text
+    assert f'action="/console/rappels/{world.plumber.id}/{call_id}"' in page
+    assert CALLER not in page
