@@ -284,3 +284,107 @@ def test_the_operators_recent_calls_offer_a_call_back(
     page = op.get("/console").text
     assert f'action="/console/rappels/{world.plumber.id}/{call_id}"' in page
     assert CALLER not in page
+
+
+def test_a_call_back_through_telnyx_uses_its_texml_rest_api_and_its_signature(
+    world: World,
+) -> None:
+    """PERMANENCE_ROUTING_PROVIDER=telnyx: the call-back is placed through Telnyx's TeXML REST
+    API (a local server records it: bearer token, JSON, the TeXML application), Telnyx's
+    answer carries no call id, and the operator's leg's webhooks are signed by Telnyx (Ed25519)
+    under /routing/telnyx/, where the first one names the leg."""
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from tests.servers import HttpSink
+
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    telnyx = HttpSink().start()
+    settings = world.rt.settings
+    settings.public_base_url = PUBLIC
+    settings.telnyx_public_key = base64.b64encode(raw).decode()
+    settings.routing_provider = "telnyx"
+    settings.telnyx_api_base_url = telnyx.url("")
+    settings.telnyx_api_key = "KEYtelnyx0123"
+    settings.telnyx_account_sid = "acct-1"
+    settings.telnyx_texml_application_sid = "app-1"
+    try:
+        admin = world.login(world.admin)
+        r = admin.put(
+            f"/api/v1/routing/devices/{world.operator.id}", json={"device": "sip:op@pbx.example"}
+        )
+        assert r.status_code == 200
+        caller = Phone(world.client(), "telnyx", "v3:" + "c" * 40, key)
+        caller.incoming()  # a call with the caller's number, which the operator calls back
+        caller.status("completed", 30)
+        with world.rt.db.session(AccessContext.system("test", world.plumber.id)) as s:
+            source_id = s.scalars(select(Call.id).where(Call.provider_sid == caller.sid)).one()
+
+        op = console(world, world.operator)
+        r = op.post(f"/console/rappels/{world.plumber.id}/{source_id}", follow_redirects=False)
+        assert r.status_code == 303, r.text
+        [placed] = telnyx.received
+        assert placed.path == "/v2/texml/Accounts/acct-1/Calls"
+        assert placed.headers["Authorization"] == "Bearer KEYtelnyx0123"
+        body = json.loads(placed.body)
+        assert (body["ApplicationSid"], body["To"], body["From"]) == (
+            "app-1",
+            "sip:op@pbx.example",
+            PLUMBER_DID,
+        )
+        assert body["Url"].startswith(f"{PUBLIC}/routing/telnyx/callback?")
+        assert body["StatusCallback"].startswith(f"{PUBLIC}/routing/telnyx/callback-status?")
+        [call] = outbound_calls(world)
+        assert call.provider == "telnyx" and call.provider_sid is None
+
+        # The leg's first webhook names it; Telnyx's signature, not Twilio's, is checked.
+        leg = Phone(world.client(), "telnyx", "v3:" + "d" * 40, key)
+        forged = Phone(world.client(), "twilio", leg.sid)
+        assert forged.post(body["Url"], {"CallSid": leg.sid}).status_code == 403
+        reply = leg.twiml(body["Url"], CallStatus="in-progress")
+        dial = first(reply, "Dial")
+        assert dial.get("callerId") == PLUMBER_DID and first(dial, "Number").text == CALLER
+        leg.twiml(dial.get("action", ""), DialCallStatus="completed", DialCallDuration="12")
+        r = leg.post(
+            body["StatusCallback"],
+            {"CallSid": leg.sid, "CallStatus": "completed", "CallDuration": "20"},
+        )
+        assert r.status_code == 204
+        [call] = outbound_calls(world)
+        assert (call.provider_sid, call.outcome, call.talk_s) == (leg.sid, "answered", 12)
+    finally:
+        telnyx.stop()
+
+
+def test_the_telnyx_client_cancels_and_redirects_with_a_form_and_needs_its_settings(
+    world: World,
+) -> None:
+    import pytest
+
+    from permanence.errors import ConfigurationError
+    from permanence.telephony.ports import TelnyxTexmlApi
+    from tests.servers import HttpSink
+
+    with pytest.raises(ConfigurationError):
+        TelnyxTexmlApi.from_settings(world.rt.settings)  # no key, account or application
+    sink = HttpSink().start()
+    try:
+        api = TelnyxTexmlApi(sink.url(""), "acct-1", "KEY1", "app-1", timeout=5)
+        api.cancel_call("v3:abc")
+        api.redirect_call("v3:abc", f"{PUBLIC}/routing/telnyx/transfer?t=0")
+        sink.statuses = [500]
+        from permanence.telephony.ports import ProviderFailed
+
+        with pytest.raises(ProviderFailed):
+            api.redirect_call("v3:abc", f"{PUBLIC}/x")
+    finally:
+        sink.stop()
+    cancel, redirect, _failed = sink.received
+    assert cancel.path == redirect.path == "/v2/texml/Accounts/acct-1/Calls/v3:abc"
+    assert cancel.body == b"Status=canceled"
+    assert redirect.headers["Authorization"] == "Bearer KEY1"
+    assert redirect.headers["Content-Type"] == "application/x-www-form-urlencoded"

@@ -46,7 +46,7 @@ from permanence.staff.training import require_trained
 from permanence.stats import presence
 from permanence.stats.model import OperatorPresence
 from permanence.telephony import twiml
-from permanence.telephony.ports import ProviderFailed, TelephonyApi
+from permanence.telephony.ports import CallsApi, ProviderFailed
 from permanence.telephony.service import CALL_STATUSES, Webhook, apply_status
 
 log = logging.getLogger("permanence.routing")
@@ -112,7 +112,7 @@ def _did(session: Session, source: Call) -> Did:
 
 
 def place(
-    rt: Runtime, ctx: AccessContext, source_id: uuid.UUID, api: Callable[[], TelephonyApi]
+    rt: Runtime, ctx: AccessContext, source_id: uuid.UUID, api: Callable[[], CallsApi]
 ) -> uuid.UUID:
     """Call back the caller of call ``source_id`` (a voicemail's call, or one who asked for a
     call-back in the queue): ring the signed-in operator's device, which then dials the person.
@@ -138,7 +138,7 @@ def place(
             direction=OUTBOUND,
             routing=OUTBOUND,
             status="queued",
-            provider="twilio",
+            provider=rt.settings.routing_provider,
             operator_id=operator_id,
             language=source.language,
             started_at=utcnow(),
@@ -158,12 +158,13 @@ def place(
         presence.move(s, operator_id, "on_call", call.started_at, call.id)
         account_id, device, from_ = call.account_id, line.device, did.e164
     ids = {"a": str(account_id), "c": str(call.id), "s": str(source_id)}
+    name = rt.settings.routing_provider  # its signature verifies the webhooks
     try:
         sid = api().create_call(
             to=device,
             from_=from_,
-            url=queue.url(rt.settings, "twilio", "callback", **ids),
-            status_callback=queue.url(rt.settings, "twilio", "callback-status", **ids),
+            url=queue.url(rt.settings, name, "callback", **ids),
+            status_callback=queue.url(rt.settings, name, "callback-status", **ids),
             timeout=rt.settings.telephony_ring_seconds,
         )
     except (ProviderFailed, ConfigurationError, httpx.HTTPError) as exc:
@@ -177,7 +178,7 @@ def place(
         raise ProviderFailed("the provider did not place the call-back; try again") from None
     with rt.db.session(ctx) as s:
         placed = calls.get_call(s, call.id)
-        placed.provider_sid = placed.provider_sid or sid
+        placed.provider_sid = placed.provider_sid or sid or None  # Telnyx: its first webhook
     return call.id
 
 

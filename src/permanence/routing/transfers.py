@@ -28,7 +28,7 @@ from permanence.routing.model import QueueEntry
 from permanence.runtime import Runtime
 from permanence.staff.training import require_trained
 from permanence.telephony import twiml
-from permanence.telephony.ports import TelephonyApi
+from permanence.telephony.ports import CallsApi
 from permanence.telephony.service import Webhook
 
 TRANSFER_FR = "Nous vous transférons. Merci de patienter."
@@ -74,7 +74,7 @@ def cold_transfer(
     ctx: AccessContext,
     call_id: uuid.UUID,
     index: int,
-    api: Callable[[], TelephonyApi],
+    api: Callable[[], CallsApi],
 ) -> Target:
     """Redirect the caller to the mandate's contact ``index``; then record the outcome."""
     with rt.db.session(ctx) as s:
@@ -91,7 +91,8 @@ def cold_transfer(
             raise ValidationFailed("choose one of the recipients the mandate declares")
         caller_sid = entry.caller_sid
         ids = {"a": str(call.account_id), "c": str(call.id), "t": str(index)}
-    api().redirect_call(caller_sid, queue.url(rt.settings, "twilio", "transfer", **ids))
+    url = queue.url(rt.settings, rt.settings.routing_provider, "transfer", **ids)
+    api().redirect_call(caller_sid, url)
     with rt.db.session(ctx) as s:
         call = calls.get_call(s, call_id)
         call.outcome = outcomes.TRANSFERRED
