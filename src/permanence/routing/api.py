@@ -132,6 +132,29 @@ async def transfer(request: Request, hook: Hook) -> Response:
     return _xml(await run_in_threadpool(run))
 
 
+@router.post("/{provider}/warm-{step}")
+async def warm(request: Request, step: str, hook: Hook) -> Response:
+    """The legs of a warm transfer (routing.transfers): ``consult``, ``contact``, ``join``,
+    ``back``, ``done``; ``contact-status`` is the contact's leg's status callback."""
+    rt = _rt(request)
+    if step == "contact-status":
+
+        def status() -> None:
+            with rt.db.session(_context(hook.provider)) as s:
+                transfers.warm_contact_status(s, hook)
+
+        await run_in_threadpool(status)
+        return Response(status_code=204)
+    if step not in ("consult", "contact", "join", "back", "done"):
+        raise NotFound("no such step")
+
+    def run() -> str:
+        with rt.db.session(_context(hook.provider)) as s:
+            return transfers.warm_twiml(s, rt.settings, hook, step)
+
+    return _xml(await run_in_threadpool(run))
+
+
 @router.post("/{provider}/offer-status", status_code=204)
 async def offer_status(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
     rt = _rt(request)

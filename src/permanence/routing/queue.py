@@ -241,6 +241,12 @@ def left(session: Session, settings: Settings, hook: Webhook) -> str:
     reply = twiml.Response()
     if result == "redirected":
         return reply.xml()
+    if entry.state == "connected" and entry.consult_target is not None:
+        # A warm transfer took the operator out of the bridge: the caller holds meanwhile.
+        from permanence.routing.transfers import hold_twiml
+
+        hold_twiml(settings, reply, call.id)
+        return reply.xml()
     if entry.state == "connected":
         finish(session, entry, call)
     elif entry.state == "offered" and entry.offer_sid:
