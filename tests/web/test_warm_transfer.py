@@ -119,6 +119,10 @@ def test_back_to_the_caller_when_the_contact_declines_and_forged_legs_are_refuse
     call_id = entry_of(world, phone.sid).call_id
     base = f"/console/routage/transfert-accompagne/{world.plumber.id}/{call_id}"
     assert op.post(f"{base}/relier").status_code == 409  # nothing under way
+    # The provider fails to call the contact: a 502, and neither leg was touched.
+    provider.create_fail_next = [503]
+    assert op.post(base, data={"destinataire": "1"}).status_code == 502
+    assert provider.call_updates == [] and entry_of(world, phone.sid).consult_target is None
     assert op.post(base, data={"destinataire": "1"}, follow_redirects=False).status_code == 303
     assert op.post(base, data={"destinataire": "1"}).status_code == 409  # one at a time
     contact_call = provider.created_calls[1]

@@ -1,17 +1,20 @@
-"""Cold transfer of a caller connected through the queue to a recipient the mandate declares
-(its on-call contacts), never to a number typed by hand: the form names a contact by its
-place in the mandate. The provider's REST API redirects the caller's leg to TwiML that dials
-the contact with the client's number as caller id; the operator's leg ends (wrap-up). The
-call's outcome is ``transferred`` (counted as such in the statistics and the usage report).
+"""Passing a caller connected through the queue to a recipient the mandate declares (its
+on-call contacts), never to a number typed by hand: the form names a contact by its place in
+the mandate. Cold: the provider's REST API redirects the caller's leg to TwiML that dials the
+contact with the client's number as caller id; the operator's leg ends (wrap-up). Warm (below):
+the operator speaks to the contact first. Either way the call's outcome is ``transferred``
+(counted as such in the statistics and the usage report).
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account, Did
@@ -23,14 +26,14 @@ from permanence.calls.model import Call
 from permanence.config import Settings
 from permanence.context import AccessContext
 from permanence.db import ctx_of, switch_account
-from permanence.errors import Conflict, NotFound, ValidationFailed
+from permanence.errors import ConfigurationError, Conflict, NotFound, ValidationFailed
 from permanence.mandates.schema import Mandate
 from permanence.routing import queue
 from permanence.routing.model import QueueEntry
 from permanence.runtime import Runtime
 from permanence.staff.training import require_trained
 from permanence.telephony import twiml
-from permanence.telephony.ports import CallsApi
+from permanence.telephony.ports import CallsApi, ProviderFailed
 from permanence.telephony.service import Webhook
 
 TRANSFER_FR = "Nous vous transférons. Merci de patienter."
@@ -191,8 +194,10 @@ def warm_transfer(
         entry.consult_sid = None
         operator_sid, from_ = entry.offer_sid, did.e164
         ids = {"a": str(call.account_id), "c": str(call.id), "t": str(index)}
+    # The contact is called first: if that fails, the caller and the operator have not
+    # been touched. Then the operator leaves the bridge for the consultation room.
+    sid = ""
     try:
-        api().redirect_call(operator_sid, queue.url(rt.settings, name, "warm-consult", **ids))
         sid = api().create_call(
             to=target.phone,
             from_=from_,
@@ -200,12 +205,16 @@ def warm_transfer(
             status_callback=queue.url(rt.settings, name, "warm-contact-status", **ids),
             timeout=rt.settings.telephony_ring_seconds,
         )
-    except Exception:
+        api().redirect_call(operator_sid, queue.url(rt.settings, name, "warm-consult", **ids))
+    except (ProviderFailed, ConfigurationError, httpx.HTTPError):
+        if sid:  # best effort: the contact's phone stops ringing
+            with contextlib.suppress(ProviderFailed, ConfigurationError, httpx.HTTPError):
+                api().cancel_call(sid)
         with rt.db.session(ctx) as s:
             back = s.get(QueueEntry, call_id)
             if back is not None:
                 back.consult_target = None
-        raise
+        raise ProviderFailed("the provider did not start the transfer; try again") from None
     with rt.db.session(ctx) as s:
         entry = s.get(QueueEntry, call_id)
         if entry is not None and sid and entry.consult_sid is None:
