@@ -368,6 +368,11 @@ def _staff_pages(account: object, o: Objects) -> list[tuple[str, str, Any]]:
     transfer = f"/console/routage/transfert/{account}/{o.call}"
     pages.append(("GET", transfer, None))
     pages.append(("POST", transfer, {"destinataire": "0"}))
+    pages.append(("POST", f"/console/rappels/{account}/{o.call}", {}))
+    warm = f"/console/routage/transfert-accompagne/{account}/{o.call}"
+    pages.append(("POST", warm, {"destinataire": "0"}))
+    pages.append(("POST", f"{warm}/relier", {}))
+    pages.append(("POST", f"{warm}/reprendre", {}))
     return pages
 
 
