@@ -1,7 +1,7 @@
 """call_queue: the consultation leg of a warm transfer
 
 Revision ID: 0091
-Revises: 0086
+Revises: 0087
 Create Date: 2026-12-06 13:30:00
 
 - ``call_queue.consult_sid``: the call placed to the mandate's contact while the caller holds
@@ -17,7 +17,7 @@ from alembic import op
 from permanence.schema import enable_tenant_isolation
 
 revision: str = "0091"
-down_revision: str | None = "0086"
+down_revision: str | None = "0087"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
