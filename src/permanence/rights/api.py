@@ -91,17 +91,19 @@ BASE = "/accounts/{account_id}/rights/requests"
     BASE, response_model=RightsRequestOut, status_code=201, responses=ERRORS, tags=["rights"]
 )
 def submit(
-    account_id: uuid.UUID, body: RightsRequestIn, p: Desk, rt: CurrentRuntime
+    request: Request, account_id: uuid.UUID, body: RightsRequestIn, p: Desk, rt: CurrentRuntime
 ) -> RightsRequestOut:
     """Take a request in (the clock starts now). Staff take a caller's request on the phone;
-    the client decides. ``verified_by_controller``: the client vouches for the requester."""
+    the client decides. ``verified_by_controller``: the client vouches for the requester.
+    The requester is sent an acknowledgement (date received, deadline, what happens next)."""
     with unit_of_work(rt, p, account_id, "rights:intake") as s:
+        requester = rights.Requester(**body.requester.model_dump())
         req = rights.submit(
             s,
             rt.keyring,
             rights.Intake(
                 kind=body.kind,
-                requester=rights.Requester(**body.requester.model_dump()),
+                requester=requester,
                 caller_id=body.caller_id,
                 scope=body.scope,
                 changes=_changes(body.changes),
@@ -109,6 +111,7 @@ def submit(
                 verified_by_controller=body.verified_by_controller,
             ),
         )
+        rights.acknowledge(s, rt.keyring, _outbox(request, rt), req, requester.given())
         return _out(req)
 
 
