@@ -5,7 +5,9 @@ them; the compliance check fails on one missing past its 30 days."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,9 @@ from permanence.context import AccessContext, Role
 from permanence.contracts import deletions, offboarding
 from permanence.contracts.model import SubProcessor
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.render import PARIS
 from permanence.runtime import Runtime
+from tests.conftest import cli_env, run_cli
 from tests.factories import make_account
 
 
@@ -107,3 +111,32 @@ def test_art28_3_g_offboarding_is_complete_only_with_each_subprocessors_confirma
         assert deletions.state_of(s, account.id).complete
     passed, summary, _ = _check(rt, now + dt.timedelta(days=31))
     assert passed and summary.startswith("1 off-boarding(s) complete")
+
+
+@pytest.mark.gdpr("Art. 28(3)(g)")
+def test_art28_3_g_the_dpo_records_a_confirmation_from_the_command_line(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    _subprocessors(rt)
+    account = make_account(rt)
+    dpo = AccessContext(role=Role.DPO, reason="offboard", account_id=account.id)
+    with rt.db.session(dpo) as s:
+        offboarding.destroy_account(s, rt.keyring, account.id, export=None)
+    env = cli_env(rt.settings)
+    today = dt.datetime.now(PARIS).date()
+    letter = tmp_path / "attestation.pdf"
+    letter.write_bytes(b"%PDF-1.7 attestation")
+    proc = run_cli(env, "contract", "confirm-deletion", "--account", account.slug,
+                   "--subprocessor", "sms", "--evidence", "")  # fmt: skip
+    assert proc.returncode == 1 and "evidence" in proc.stderr
+    proc = run_cli(env, "contract", "confirm-deletion", "--account", account.slug,
+                   "--subprocessor", "sms", "--evidence", "attestation SMS-9",
+                   "--document", str(letter), "--confirmed-on", today.isoformat())  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "sms confirmed; still awaited: hebergeur" in proc.stdout
+    proc = run_cli(env, "contract", "offboarding", "--account", account.slug)
+    assert f"sms: confirmée le {today:%d/%m/%Y} (attestation SMS-9)" in proc.stdout
+    assert "hebergeur: demandée le" in proc.stdout and "off-boarding not complete" in proc.stdout
+    with rt.db.session(dpo, readonly=True) as s:
+        [line] = [x for x in deletions.state_of(s, account.id).lines if x.code == "sms"]
+    assert line.evidence_sha256 == hashlib.sha256(letter.read_bytes()).hexdigest()
