@@ -123,6 +123,7 @@ def sign(
 
     from permanence.context import AccessContext
     from permanence.contracts import scc
+    from permanence.contracts.scc_document import Signatory
     from permanence.errors import PermanenceError
 
     when = None
@@ -147,8 +148,8 @@ def sign(
                 rt.settings,
                 _version_id(s, account_id, version),
                 signatories=[
-                    scc.Signatory("controller", controller_name, controller_capacity),
-                    scc.Signatory("processor", processor_name, processor_capacity),
+                    Signatory("controller", controller_name, controller_capacity),
+                    Signatory("processor", processor_name, processor_capacity),
                 ],
                 signed_at=when,
                 signed_pdf=data,
