@@ -29,7 +29,9 @@ from permanence.audit.model import AuditEntry
 MAX_ENTRIES = 2000  # a person's consultations over the log's 12 months, far above any real one
 
 # The operation, from the end of the action code.
-_READ = frozenset({"read", "open", "lookup", "history_read", "notice_read", "answer", "answered"})
+_READ = frozenset(
+    {"read", "open", "lookup", "history_read", "notice_read", "answer", "answered", "viewed"}
+)
 _LISTEN = frozenset({"listen"})
 _EXPORT = frozenset({"export"})
 _DELETE = frozenset({"delete", "discard", "erase", "provider_delete"})
@@ -51,7 +53,8 @@ PURPOSE_FR = {
     "subject": "identification de l'appelant et tenue de sa fiche",
     "consent": "preuve de votre consentement",
     "voicemail": "traitement de votre message vocal",
-    "needtoknow": "accès exceptionnel motivé (bris de glace) à des données de santé",
+    "delivery": "transmission de votre message au responsable du traitement",
+    "access": "accès exceptionnel motivé (bris de glace) à des données de santé",
     "breach": "gestion d'un incident de sécurité",
 }
 _DPO_PURPOSE = "contrôle de conformité par le délégué à la protection des données"
