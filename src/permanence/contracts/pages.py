@@ -85,6 +85,4 @@ def contract_page(
     with unit_of_work(rt, viewer.principal, account.id, "dpo:contracts", readonly=True) as s:
         view = desk.account_contracts(s, account)
     clauses = desk.clauses_of(view.in_force) if view.in_force is not None else {}
-    return render(
-        request, "dpo/contract.html", viewer, v=view, clauses=clauses, letters=CLAUSES
-    )
+    return render(request, "dpo/contract.html", viewer, v=view, clauses=clauses, letters=CLAUSES)
