@@ -142,3 +142,42 @@ def test_art12_3_a_letter_the_smtp_server_refuses_is_recorded_as_failed_not_lost
     page = world.login(world.dpo).get(f"/dpo/droits/{world.plumber.id}/{r.json()['id']}")
     assert "renvoyez-le ou postez-le" in page.text
     assert not smtp.messages
+
+
+@pytest.mark.gdpr("Art. 12(3)")
+def test_art12_3_the_client_reads_the_letters_and_the_requesters_link_is_not_kept(
+    world: World, smtp: SmtpSink
+) -> None:
+    caller_with_records(
+        world.rt, world.plumber.id, first=FIRST, last=LAST, phone=PHONE, email=EMAIL
+    )
+    world.app.state.rights_outbox = Outbox.from_settings(world.rt.settings)  # type: ignore[attr-defined]
+    client = world.login(world.client_plumber)
+    base = f"/api/v1/accounts/{world.plumber.id}/rights/requests"
+    req = client.post(
+        base, json={"kind": "access", "requester": {"email": EMAIL}, "verified_by_controller": True}
+    ).json()
+    done = client.post(f"{base}/{req['id']}/execute")
+    assert done.status_code == 200, done.text
+    # The requester's letter carries its own link (the client's link is another one).
+    sent = smtp.bodies()[-1]
+    link = re.search(r"https?://\S+/api/v1/rights/downloads/\S+", sent)
+    assert link is not None and done.json()["download_url"] != link.group(0)
+    got = client.get(f"{base}/{req['id']}/letters")
+    assert got.status_code == 200, got.text
+    letters = got.json()
+    assert [(x["kind"], x["status"]) for x in letters] == [
+        ("received", "sent"),
+        ("completed", "sent"),
+    ]
+    kept = letters[1]["text_fr"]
+    assert "a été traitée" in kept and "non conservé ici" in kept
+    assert link.group(0) not in kept and "/rights/downloads/" not in kept
+    # The same copy on the DPO's page: nothing there can burn the requester's link.
+    page = world.login(world.dpo).get(f"/dpo/droits/{world.plumber.id}/{req['id']}")
+    assert "/rights/downloads/" not in page.text
+    # The requester's link still works, once.
+    token = link.group(0).rsplit("/", 1)[1]
+    assert world.client().get(f"/api/v1/rights/downloads/{token}").status_code == 200
+    # An operator may not read the letters (the controller and the DPO decide).
+    assert world.login(world.operator).get(f"{base}/{req['id']}/letters").status_code == 403

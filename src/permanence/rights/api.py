@@ -34,6 +34,7 @@ from permanence.rights.schemas import (
     RequesterIn,
     RightsRequestIn,
     RightsRequestOut,
+    SentLetterOut,
     VerificationIn,
     VerifyIn,
     WaitIn,
@@ -366,6 +367,28 @@ def recipients(
                 first_received_at=r.first_received_at,
             )
             for r in rights.recipients(s, request_id)
+        ]
+
+
+@router.get(
+    BASE + "/{request_id}/letters",
+    response_model=list[SentLetterOut],
+    responses=ERRORS,
+    tags=["rights"],
+)
+def letters(
+    account_id: uuid.UUID, request_id: uuid.UUID, p: Executor, rt: CurrentRuntime
+) -> list[SentLetterOut]:
+    """The letters sent to the requester, oldest first, each with its outcome: one whose
+    status is ``to_post`` (nowhere to send it) or ``failed`` is for the client to send. The
+    requester's download link is not in the copy kept."""
+    with unit_of_work(rt, p, account_id, "rights:letters", readonly=True) as s:
+        req = rights.get(s, request_id)
+        return [
+            SentLetterOut(
+                kind=x.kind, channel=x.channel, status=x.status, sent_at=x.sent_at, text_fr=x.text
+            )
+            for x in rights.letters_of(s, rt.keyring, req)
         ]
 
 

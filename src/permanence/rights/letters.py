@@ -9,6 +9,7 @@ recorded as "failed" and shown on the request's page, to send again or by post.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import smtplib
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from permanence.rights.base import Outbox, _open, _seal, _subject
 from permanence.rights.model import LetterKind, RightsLetter, RightsRequest, Source
 from permanence.subjects.model import Caller
 
+# A requester's single-use download link, as the completed letter carries it.
+_LINK = re.compile(r"https?://\S+/rights/downloads/\S+")
+LINK_KEPT_FR = "[lien personnel à usage unique, envoyé au demandeur et non conservé ici]"
 # Letters that say nothing of the person's data: before the requester is verified they may go
 # to the address the request came from (the others only to the contact on file, once verified).
 DISCLOSE_NOTHING = frozenset({LetterKind.RECEIVED, LetterKind.EXTENSION, LetterKind.WAITING})
@@ -178,7 +182,9 @@ def _dispatch(
         status, error = "to_post", None
     else:
         status, error = _send(outbox, channel, to, texts.letter_subject(controller, ref), full)
-    _record(session, keyring, req, kind, channel, status, error, full)
+    # The copy kept is the letter as sent less the requester's own download link: whoever
+    # reads it on the request's page must not be able to use (and so burn) that link.
+    _record(session, keyring, req, kind, channel, status, error, _LINK.sub(LINK_KEPT_FR, full))
     audit.record(
         session,
         "rights.notify_requester",
