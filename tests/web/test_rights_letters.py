@@ -181,3 +181,34 @@ def test_art12_3_the_client_reads_the_letters_and_the_requesters_link_is_not_kep
     assert world.client().get(f"/api/v1/rights/downloads/{token}").status_code == 200
     # An operator may not read the letters (the controller and the DPO decide).
     assert world.login(world.operator).get(f"{base}/{req['id']}/letters").status_code == 403
+
+
+@pytest.mark.gdpr("Art. 12(6)")
+def test_art12_6_asking_an_unverified_requester_for_more_reaches_the_address_they_wrote_from(
+    world: World, smtp: SmtpSink
+) -> None:
+    caller_with_records(
+        world.rt, world.plumber.id, first=FIRST, last=LAST, phone=PHONE, email=EMAIL
+    )
+    world.app.state.rights_outbox = Outbox.from_settings(world.rt.settings)  # type: ignore[attr-defined]
+    client = world.login(world.client_plumber)
+    base = f"/api/v1/accounts/{world.plumber.id}/rights/requests"
+    wrote_from = "quelquun@exemple.fr"  # not the address on file
+    req = client.post(base, json={"kind": "erasure", "requester": {"email": wrote_from}}).json()
+    waited = client.post(f"{base}/{req['id']}/wait", json={"reason": "scope_unclear"})
+    assert waited.status_code == 200, waited.text
+    # Both letters disclose nothing: they go where the request came from, never on file.
+    assert [to for _f, to, _raw in smtp.messages] == [[wrote_from], [wrote_from]]
+    assert "précisions sur l'objet de votre demande" in smtp.bodies()[-1]
+    # A letter that discloses (a refusal) waits for a verified contact: to post, not e-mailed.
+    refused = client.post(
+        f"{base}/{req['id']}/refuse",
+        json={
+            "reason": "identity_not_verified",
+            "explanation": "Aucune réponse à notre demande.",
+            "cnil_complaint_informed": True,
+            "judicial_remedy_informed": True,
+        },
+    )
+    assert refused.status_code == 200, refused.text
+    assert refused.json()["channel"] == "letter" and len(smtp.messages) == 2
