@@ -265,6 +265,7 @@ def _rights_cases(o: Objects) -> list[tuple[str, str, str, Any]]:
         ("POST", f"{base}/{r['lift']}/lift", "client", None),
         ("POST", f"{base}/{r['cancel']}/cancel", "client", None),
         ("GET", f"{base}/{r['certificate']}/certificate", "client", None),
+        ("GET", f"{base}/{r['show']}/letters", "client", None),
     ]
 
 
