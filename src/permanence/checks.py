@@ -82,6 +82,7 @@ CHECK_MODULES: list[str] = [
     "permanence.dpia.checks",
     "permanence.needtoknow.checks",
     "permanence.compliance.recording_checks",
+    "permanence.contracts.checks",
 ]
 
 

@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     )
     default_region: str = Field(default="FR", description="Region for parsing national numbers")
     public_base_url: str = Field(default="http://127.0.0.1:8000")
+    opendsr_certificate_file: Path | None = Field(
+        default=None,
+        description="PEM X.509 certificate the OpenDSR API publishes (processor_certificate); "
+        "with opendsr_key_file. Unset: a self-signed one derived from the master key (ADR 0028)",
+    )
+    opendsr_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key (EC P-256 or RSA) of opendsr_certificate_file: signs "
+        "OpenDSR responses and callbacks",
+    )
     hds_hosting: bool = Field(
         default=False, description="The deployment declares HDS-certified hosting (health data)"
     )
@@ -135,6 +145,21 @@ class Settings(BaseSettings):
         default="https://api.twilio.com",
         description="Base URL of the Twilio-compatible REST API (SignalWire: your space URL).",
     )
+    telnyx_api_key: str | None = Field(
+        default=None,
+        description="Telnyx API key (bearer token) for the TeXML REST API, used when "
+        "PERMANENCE_ROUTING_PROVIDER=telnyx.",
+    )
+    telnyx_account_sid: str | None = Field(
+        default=None, description="Telnyx account id in the TeXML REST API's paths."
+    )
+    telnyx_texml_application_sid: str | None = Field(
+        default=None,
+        description="The TeXML application that places the queue's offers and call-backs.",
+    )
+    telnyx_api_base_url: str = Field(
+        default="https://api.telnyx.com", description="Base URL of Telnyx's API."
+    )
     telnyx_public_key: str | None = Field(
         default=None,
         description="Base64 Ed25519 public key that signs Telnyx TeXML webhooks; unset: the "
@@ -150,6 +175,11 @@ class Settings(BaseSettings):
         default="dial",
         description="dial: ring PERMANENCE_TELEPHONY_OPERATORS; queue: the provider's queue, "
         "each call offered to one available operator's own device.",
+    )
+    routing_provider: Literal["twilio", "telnyx"] = Field(
+        default="twilio",
+        description="Whose REST API places the queue's offers, transfers and call-backs "
+        "(and signs their webhooks): twilio (or SignalWire), or telnyx (TeXML).",
     )
     routing_queue_scope: Literal["account", "shared"] = Field(
         default="account", description="One provider queue per client account, or shared."

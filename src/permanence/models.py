@@ -19,6 +19,7 @@ from permanence.contracts.model import (
     SubProcessor,
     SubProcessorAgreement,
     SubProcessorChange,
+    SubProcessorDeletion,
     SubProcessorNotice,
 )
 from permanence.crypto.model import AccountKey, SubjectKey
@@ -35,6 +36,7 @@ from permanence.rights.model import (
     Download,
     ErasureJournal,
     Rectification,
+    RightsLetter,
     RightsRequest,
 )
 from permanence.routing.model import OperatorLine, QueueEntry
@@ -99,10 +101,12 @@ __all__ = [
     "RecordingDownload",
     "RecoveryCode",
     "Rectification",
+    "RightsLetter",
     "RightsRequest",
     "SubProcessor",
     "SubProcessorAgreement",
     "SubProcessorChange",
+    "SubProcessorDeletion",
     "SubProcessorNotice",
     "SubjectKey",
     "TrainingAttestation",

@@ -37,10 +37,8 @@ def check_command(
     lang: Annotated[str, typer.Option(help="fr or en")] = "fr",
 ) -> None:
     """Print the mandate's hours in words and where a call arriving --at goes."""
-    from zoneinfo import ZoneInfo
-
     from permanence.mandates.errors import MandateInvalid
-    from permanence.mandates.hours import opening_hours_view
+    from permanence.mandates.hours import mandate_zone, opening_hours_view
     from permanence.mandates.parsing import parse_mandate
     from permanence.routing.hours import decide
 
@@ -61,7 +59,7 @@ def check_command(
             raise typer.Exit(1) from None
     else:
         mandate = _current_mandate(account or "")
-    zone = mandate.hours.zone if mandate.hours is not None else ZoneInfo("Europe/Paris")
+    zone = mandate_zone(mandate)
     moment = _moment(at, zone)
     view = opening_hours_view(mandate, lang)
     if view is None:

@@ -116,7 +116,7 @@ def _contracts(run: CheckRun) -> tuple[bool, str, list[str]]:
 
 @check("subprocessors.flowdown", "Every sub-processor is bound by a flow-down agreement (28(4))")
 def _flowdown(run: CheckRun) -> tuple[bool, str, list[str]]:
-    from permanence.contracts.scc import flowdown_gaps
+    from permanence.contracts.flowdown import flowdown_gaps
     from permanence.contracts.service import registry
 
     with run.session() as s:
@@ -135,7 +135,7 @@ def _objections(run: CheckRun) -> tuple[bool, str, list[str]]:
     """Clause 7.7(a) of the SCC: an objection holds the change for that client. Once the
     change applied, an unresolved objection means that client's data reaches a sub-processor
     it refused: the provider must resolve it (alternative or termination)."""
-    from permanence.contracts.scc import held_changes
+    from permanence.contracts.flowdown import held_changes
 
     bad, held = [], 0
     for a in run.accounts():

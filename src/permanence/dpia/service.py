@@ -123,7 +123,7 @@ def required(account: Account, mandate: Mandate | None) -> list[str]:
 
 def draft_content(settings: Settings, mandate: Mandate, processing: str) -> Content:
     """A first version from what the product knows: the mandate and the deployment."""
-    from permanence.contracts.scc import _description, security_measures_fr
+    from permanence.contracts.scc_annexes import _description, security_measures_fr
 
     described = "\n".join(f"{k} : {v}" for k, v in _description(mandate))
     measures = "\n".join(

@@ -77,6 +77,8 @@ class Outbox:
     recordings: RecordingStore
     files: RecordingStore
     base_url: str
+    # The processor named in the access report (Art. 15(1)(c)): name, address, contact.
+    processor: tuple[str, str, str] = ("", "", "")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Outbox:
@@ -86,6 +88,11 @@ class Outbox:
             recordings=store_from_settings(settings),
             files=LocalStore(settings.data_dir / "rights"),
             base_url=settings.public_base_url.rstrip("/"),
+            processor=(
+                settings.provider_name,
+                settings.provider_address,
+                settings.provider_contact_email,
+            ),
         )
 
 

@@ -47,7 +47,8 @@ def _letter(rt: CurrentRuntime, req: RightsRequest) -> str | None:
         return texts.refusal_letter(req.kind, req.refusal_reason, explanation.strip())
     if req.extended_at and req.extension_reason:
         due = clock.local_day(req.due_at).strftime("%d/%m/%Y")
-        return texts.extension_letter(req.kind, req.extension_reason, due)
+        first = clock.local_day(req.first_due_at).strftime("%d/%m/%Y")
+        return texts.extension_letter(req.kind, req.extension_reason, due, first)
     return None
 
 
@@ -71,6 +72,7 @@ def _detail(
         events = desk.history(s, req)
         account = accounts.get_account(s, account_id)
         letter = _letter(rt, req)
+        letters = rights.letters_of(s, rt.keyring, req)
     open_ = req.state in {st.value for st in OPEN_STATES}
     return render(
         request,
@@ -88,6 +90,7 @@ def _detail(
         is None,
         events=events,
         letter=letter,
+        letters=letters,
         problems=problems or [],
         form=form,
         values=values or {},

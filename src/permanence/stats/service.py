@@ -42,6 +42,7 @@ from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.render import PARIS
 from permanence.routing.hours import AFTER_HOURS as AFTER_HOURS_ROUTINGS
+from permanence.routing.hours import OUTBOUND
 from permanence.staff.auth import IDLE_TIMEOUT
 from permanence.staff.model import User, WebSession
 from permanence.stats.model import OperatorDailyStats, OperatorPresence
@@ -246,6 +247,8 @@ class AccountStats:
     by_month: list[tuple[str, Counts]] = field(default_factory=list)
     # Calls that arrived out of the mandate's opening hours (calls.routing, routing.hours).
     after_hours: dict[str, int] = field(default_factory=dict)
+    # Call-backs placed by operators (calls.direction outbound), included in ``calls``.
+    outbound: int = 0
 
     @property
     def after_hours_total(self) -> int:
@@ -298,6 +301,7 @@ class AccountStats:
                 "forward": self.after_hours.get("after_hours_forward", 0),
                 "answer": self.after_hours.get("after_hours_answer", 0),
             },
+            "outbound": self.outbound,
             "by_hour": [{"hour": h, **c.as_dict()} for h, c in enumerate(self.by_hour)],
             "by_day": [{"day": d.isoformat(), **c.as_dict()} for d, c in self.by_day],
             "by_month": [{"month": m, **c.as_dict()} for m, c in self.by_month],
@@ -345,7 +349,9 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
         count_if(and_(ABANDONED, Call.ended_at.is_not(None))),
         *_hist(ans, ANSWERED, ANSWER_EDGES),
         *_hist(waited, and_(ABANDONED, Call.ended_at.is_not(None)), ABANDON_EDGES),
-        # Last: calls out of the mandate's hours, by what happened (calls.routing).
+        # Call-backs (outbound, routing.callbacks), then last: calls out of the mandate's
+        # hours, by what happened (calls.routing).
+        count_if(Call.routing == OUTBOUND),
         *(count_if(Call.routing == r) for r in AFTER_HOURS_ROUTINGS),
     ]
     rows = session.execute(select(*cols).where(where).group_by(hour)).all()
@@ -360,7 +366,9 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
     by_day = {d: Counts() for d in period.days}
     by_month: dict[str, Counts] = {}
     after_hours: dict[str, int] = {}
+    outbound = 0
     for row in rows:
+        outbound += int(row[-len(AFTER_HOURS_ROUTINGS) - 1])
         bucket = Counts(*(int(v) for v in row[1:8]))
         calls.add(bucket)
         answer_sum += float(row[8])
@@ -426,6 +434,7 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
         by_day=sorted(by_day.items()),
         by_month=sorted(by_month.items()),
         after_hours=after_hours,
+        outbound=outbound,
     )
 
 
