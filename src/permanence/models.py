@@ -21,7 +21,7 @@ from permanence.contracts.model import (
     SubProcessorChange,
     SubProcessorNotice,
 )
-from permanence.crypto.model import AccountKey, SubjectKey
+from permanence.crypto.model import AccountKey, KeyEpoch, SubjectKey
 from permanence.db import Base
 from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
 from permanence.dpia.model import Dpia
@@ -85,6 +85,7 @@ __all__ = [
     "Dpia",
     "ErasureJournal",
     "Escalation",
+    "KeyEpoch",
     "LegalHold",
     "MandateVersion",
     "Message",
