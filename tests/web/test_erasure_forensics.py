@@ -49,7 +49,7 @@ def _superuser() -> tuple[object, Path, list[Path]]:
                     text("SELECT oid FROM pg_database WHERE datname = current_database()")
                 ).scalar_one()
             )
-    except Exception as exc:  # noqa: BLE001 (any failure to connect means: cannot run here)
+    except Exception as exc:
         pytest.skip(f"no superuser connection to PostgreSQL ({type(exc).__name__})")
     base = data / "base" / db_dir.name
     wal = data / "pg_wal"

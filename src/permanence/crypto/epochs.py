@@ -38,6 +38,31 @@ PAD = 4096
 DUE_SUFFIX = ".due"
 
 
+@contextlib.contextmanager
+def rotation_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Held by a rotation from start to end, and by a backup while it takes its snapshot
+    and its copy of the epoch file (so the copy has every key the snapshot's rows need)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}.rotate.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def read_sealed(path: Path) -> bytes | None:
+    """The epoch file as it is (sealed under the master key), None if there is none."""
+    try:
+        return path.read_bytes().rstrip(b"\n") + b"\n"
+    except FileNotFoundError:
+        return None
+
+
 class EpochKeys:
     """The epoch keys of one installation: ``{epoch: key}``, read from and written to the file."""
 
@@ -59,25 +84,24 @@ class EpochKeys:
 
     def _read(self) -> dict[int, bytes]:
         try:
-            text = self.path.read_text(encoding="ascii").strip()
+            text = self.path.read_text(encoding="ascii")
         except FileNotFoundError:
             return {}
         except (OSError, UnicodeDecodeError):
             raise ConfigurationError(
                 f"cannot read the erasure-epoch key file {self.path}"
             ) from None
+        return self._decode(text, f"the erasure-epoch key file {self.path}")
+
+    def _decode(self, text: str, what: str) -> dict[int, bytes]:
         try:
-            sealed = base64.b64decode(text.split("\n", 1)[0], validate=True)
+            sealed = base64.b64decode(text.strip().split("\n", 1)[0], validate=True)
             data = json.loads(open_sealed(self._aead, sealed, FILE_AD))
             return {int(k): base64.b64decode(v) for k, v in data["keys"].items()}
         except IntegrityFailure:
-            raise ConfigurationError(
-                f"the erasure-epoch key file {self.path} does not open with this master key"
-            ) from None
+            raise ConfigurationError(f"{what}: does not open with this master key") from None
         except (ValueError, KeyError, TypeError):
-            raise ConfigurationError(
-                f"the erasure-epoch key file {self.path} is not an epoch key file"
-            ) from None
+            raise ConfigurationError(f"{what}: not erasure-epoch keys") from None
 
     def _refresh(self) -> None:
         stamp = self._file_stamp()
@@ -117,20 +141,17 @@ class EpochKeys:
         finally:
             os.close(fd)
 
-    @contextlib.contextmanager
-    def rotation_lock(self, *, wait: bool = True) -> Iterator[bool]:
+    def rotation_lock(self, *, wait: bool = True) -> contextlib.AbstractContextManager[bool]:
         """One rotation at a time (across processes sharing the file); yields whether taken."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(f"{self.path}.rotate.lock", os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            yield True
-        finally:
-            os.close(fd)
+        return rotation_lock(self.path, wait=wait)
+
+    def merge_sealed(self, raw: bytes) -> set[int]:
+        """Add the keys of an epoch file's content (a backup's copy); their epochs."""
+        keys = self._decode(
+            raw.decode("ascii", errors="replace"), "the backup's erasure-epoch keys"
+        )
+        self.merge(keys)
+        return set(keys)
 
     def _write(self, keys: dict[int, bytes]) -> None:
         doc = {"keys": {str(e): base64.b64encode(k).decode() for e, k in sorted(keys.items())}}
