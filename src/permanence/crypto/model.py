@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, LargeBinary, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from permanence.db import Base, UTCDateTime, new_id, utcnow
@@ -37,6 +37,8 @@ class SubjectKey(Base):
     ``epoch`` (0: not yet, a row from before revision 0088). Deleting it is erasure."""
 
     __tablename__ = "subject_keys"
+    # A rotation reads an account's keys still under an older epoch (crypto/keyring.py).
+    __table_args__ = (Index("ix_subject_keys_account_id_epoch", "account_id", "epoch"),)
 
     subject_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     account_id: Mapped[uuid.UUID] = mapped_column(
@@ -45,7 +47,7 @@ class SubjectKey(Base):
     kek_version: Mapped[int]
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    epoch: Mapped[int] = mapped_column(default=0, server_default="0", index=True)
+    epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class KeyEpoch(Base):

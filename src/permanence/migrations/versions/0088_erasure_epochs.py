@@ -28,7 +28,9 @@ TENANT_TABLES: list[str] = []
 def upgrade() -> None:
     with op.batch_alter_table("subject_keys", schema=None) as batch_op:
         batch_op.add_column(sa.Column("epoch", sa.Integer(), server_default="0", nullable=False))
-        batch_op.create_index(batch_op.f("ix_subject_keys_epoch"), ["epoch"], unique=False)
+        batch_op.create_index(
+            "ix_subject_keys_account_id_epoch", ["account_id", "epoch"], unique=False
+        )
     op.create_table(
         "key_epochs",
         sa.Column("epoch", sa.Integer(), autoincrement=False, nullable=False),
@@ -49,5 +51,5 @@ def downgrade() -> None:
         )
     op.drop_table("key_epochs")
     with op.batch_alter_table("subject_keys", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_subject_keys_epoch"))
+        batch_op.drop_index("ix_subject_keys_account_id_epoch")
         batch_op.drop_column("epoch")
