@@ -150,3 +150,56 @@ def test_rotate_epoch_command(rt: Runtime) -> None:
     with rt.db.session(ctx_for(account.id), readonly=True) as s:
         actions = [a.action for a in s.scalars(select(AuditEntry))]
     assert "keys.epoch_rotate" in actions
+
+
+def test_serve_rotates_once_the_erasures_have_waited_the_delay(rt: Runtime) -> None:
+    """The rotator 'serve' runs: nothing before the delay, one rotation for the erasures made
+    until then (audited through its callback), nothing more until a new erasure."""
+    from permanence.crypto.rotation import EpochRotator
+
+    account = make_account(rt)
+    ids = [make_caller(rt, account.id, last=f"Martin{i}", phone=None) for i in range(3)]
+    seen: list[tuple[str, dict[str, int]]] = []
+    rotator = EpochRotator(
+        rt.db, rt.keyring, delay=0.3, max_age=0, on_rotated=lambda r, d: seen.append((r, d))
+    )
+    assert rotator.run_once() is None  # no erasure yet
+    with rt.db.session(ctx_for(account.id)) as s:
+        rt.keyring.destroy_subject_key(s, account.id, ids[0])
+    assert rotator.run_once() is None  # within the delay: erasures are batched
+    with rt.db.session(ctx_for(account.id)) as s:
+        rt.keyring.destroy_subject_key(s, account.id, ids[1])
+    time.sleep(0.35)
+    done = rotator.run_once()
+    assert done is not None and done["rewrapped"] == 1 and done["epoch"] == 2
+    assert [r for r, _ in seen] == ["erasure"]
+    assert rotator.run_once() is None and len(seen) == 1
+    # On a schedule: an epoch older than max_age is rotated with no erasure.
+    scheduled = EpochRotator(rt.db, rt.keyring, delay=0.3, max_age=0.001)
+    time.sleep(0.01)
+    assert scheduled.run_once() is not None
+    assert rt.keyring.epochs is not None and rt.keyring.epochs.epochs() == {3}
+
+
+def test_the_epoch_file_opens_only_with_the_master_key(rt: Runtime) -> None:
+    from permanence.crypto.epochs import EpochKeys
+    from permanence.errors import ConfigurationError
+
+    account = make_account(rt)
+    make_caller(rt, account.id, phone=None)
+    assert rt.keyring.epochs is not None
+    path = rt.keyring.epochs.path
+    raw = path.read_bytes()
+    key = rt.keyring.epochs.get(1)
+    assert key is not None
+    assert len(raw) % 4096 == 0  # padded: an in-place overwrite covers the old content
+    with pytest.raises(ConfigurationError, match="does not open with this master key"):
+        EpochKeys(path, os.urandom(32)).epochs()
+    # The rotation replaces the file, then zeroes the old one's bytes (what a reader still
+    # holding it open, or the old blocks on disk, would give).
+    with path.open("rb") as old:
+        rt.keyring.rotate_epoch(rt.db, grace=0)
+        assert old.read() == b"\0" * len(raw)
+    for other in path.parent.iterdir():
+        if other.is_file():
+            assert raw not in other.read_bytes(), other
