@@ -160,6 +160,11 @@ class EpochKeys:
         old_fd: int | None = None
         with contextlib.suppress(FileNotFoundError):
             old_fd = os.open(self.path, os.O_RDWR)
+        # A write cut short (a crash before the rename) left its copy: it may hold keys
+        # destroyed since, so it goes (we hold the lock: no write is in progress).
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
