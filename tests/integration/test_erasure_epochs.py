@@ -203,3 +203,23 @@ def test_the_epoch_file_opens_only_with_the_master_key(rt: Runtime) -> None:
     for other in path.parent.iterdir():
         if other.is_file():
             assert raw not in other.read_bytes(), other
+
+
+def test_readiness_refuses_an_epoch_file_without_the_databases_epochs(rt: Runtime) -> None:
+    """A wrong or missing epoch file would make every caller read as erased: /readyz says so."""
+    from permanence import health
+
+    account = make_account(rt)
+    make_caller(rt, account.id, phone=None)
+    assert [p.code for p in health.check(rt).problems] == []
+    assert rt.keyring.epochs is not None
+    path = rt.keyring.epochs.path
+    aside = path.rename(path.with_name("aside.key"))
+    other = Runtime.from_settings(rt.settings)
+    try:
+        problems = health.check(other).problems
+        assert [p.code for p in problems] == ["epoch_keys_mismatch"]
+        assert "lacks the key of epoch(s) 1" in problems[0].message
+    finally:
+        other.close()
+        aside.rename(path)
