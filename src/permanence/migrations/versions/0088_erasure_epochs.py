@@ -1,7 +1,7 @@
 """erasure epochs: subject keys wrapped under an epoch key kept outside the database
 
 Revision ID: 0088
-Revises: 0086
+Revises: 0090
 Create Date: 2026-12-06 13:00:00
 
 - ``subject_keys.epoch``: the erasure epoch whose key wraps ``wrapped_dek`` (0: none yet; the
@@ -18,7 +18,7 @@ from alembic import op
 from permanence.db import UTCDateTime
 
 revision: str = "0088"
-down_revision: str | None = "0086"
+down_revision: str | None = "0090"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
