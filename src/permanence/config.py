@@ -59,6 +59,24 @@ class Settings(BaseSettings):
         description="Append-only copy of the erasure journal, replayed after a restore. "
         "Default: data_dir/erasure-journal.jsonl; better on another volume.",
     )
+    erasure_epoch_file: Path | None = Field(
+        default=None,
+        description="The erasure-epoch keys (sealed under the master key) that wrap every "
+        "subject key: rotated after erasures, the old key destroyed, so that a deleted key's "
+        "residue in the database's files opens no more (ADR 0029). Default: "
+        "data_dir/erasure-epochs.key; keep it with the master key, never in a backup.",
+    )
+    erasure_epoch_delay_minutes: int = Field(
+        default=15,
+        ge=0,
+        description="'serve' rotates the erasure epoch this long after the first erasure "
+        "since the last rotation (erasures in between are batched); 0: at the next tick.",
+    )
+    erasure_epoch_days: int = Field(
+        default=7,
+        ge=0,
+        description="'serve' also rotates the erasure epoch when it is this old; 0: never.",
+    )
     audit_checkpoint_file: Path | None = Field(
         default=None,
         description="Append-only file of signed audit checkpoints ('serve' adds one every "
@@ -302,6 +320,10 @@ class Settings(BaseSettings):
     @property
     def effective_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def effective_erasure_epoch_file(self) -> Path:
+        return self.erasure_epoch_file or self.data_dir / "erasure-epochs.key"
 
     @property
     def effective_erasure_journal_file(self) -> Path:

@@ -22,7 +22,7 @@ from permanence.contracts.model import (
     SubProcessorDeletion,
     SubProcessorNotice,
 )
-from permanence.crypto.model import AccountKey, SubjectKey
+from permanence.crypto.model import AccountKey, KeyEpoch, SubjectKey
 from permanence.db import Base
 from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
 from permanence.dpia.model import Dpia
@@ -87,6 +87,7 @@ __all__ = [
     "Dpia",
     "ErasureJournal",
     "Escalation",
+    "KeyEpoch",
     "LegalHold",
     "MandateVersion",
     "Message",
