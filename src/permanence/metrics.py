@@ -93,7 +93,8 @@ def _per_account(
     calls = _gauge(
         "calls_last_24h",
         "Calls started in the last 24 hours, by outcome (calls.outcome: answered, voicemail, "
-        "abandoned, failed, expired, transferred; 'in_progress' while the call goes on)",
+        "abandoned, failed, expired, transferred, callback_requested; 'in_progress' while the "
+        "call goes on)",
         ["account", "outcome"],
     )
     waiting = _gauge("calls_waiting", "Calls waiting for an operator now", ["account"])

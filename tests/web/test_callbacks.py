@@ -23,6 +23,7 @@ from permanence.mandates.schema import dump_mandate
 from tests.provider_server import ProviderServer
 from tests.web import test_queue_routing
 from tests.web.conftest import World
+from tests.web.pages_helpers import page_login
 from tests.web.test_call_outcomes import CALLER, PLUMBER_DID, PUBLIC, Phone, sid_for
 from tests.web.test_queue_routing import (
     DEVICES,
@@ -235,6 +236,18 @@ def test_a_caller_who_presses_the_call_back_key_leaves_the_queue_and_is_called_b
     entry = entry_of(world, phone.sid)
     assert (entry.state, entry.result) == ("done", "callback")
     assert audit_details(world, "call.callback_requested")
+    # Its own outcome, counted apart: the caller did not give up, they asked to be called.
+    with world.rt.db.session(AccessContext.system("test", world.plumber.id)) as s:
+        asked = s.get(Call, entry.call_id)
+        assert asked is not None and asked.outcome == "callback_requested"
+        month = asked.started_at.strftime("%Y-%m")
+    sup = console(world, world.supervisor)
+    counts = sup.get(f"/api/v1/accounts/{world.plumber.id}/stats").json()["calls"]
+    assert (counts["callback_requested"], counts["abandoned"], counts["in_progress"]) == (1, 0, 0)
+    usage = sup.get(f"/api/v1/accounts/{world.plumber.id}/usage/{month}").json()
+    assert (usage["calls_callback_requested"], usage["calls_abandoned"]) == (1, 0)
+    portal = page_login(world, world.client_plumber)[0].get("/portail/appels").text
+    assert 'data-outcome="callback_requested">Rappel demandé<' in portal
 
     # Available again: the caller left the queue, so nobody is offered that call.
     set_presence(op, "free")

@@ -25,8 +25,22 @@ ABANDONED: Final = "abandoned"  # the caller hung up before an answer (wait time
 FAILED: Final = "failed"  # the call itself did not go through (busy, failed)
 EXPIRED: Final = "expired"  # no final status ever came and the provider could not tell
 TRANSFERRED: Final = "transferred"  # handed to a third party (set by the transfer flow)
+# The caller chose a call-back in the queue (the mandate's call-back key): they did not give
+# up, they asked us to call them back -- never counted as abandoned.
+CALLBACK_REQUESTED: Final = "callback_requested"
 
-OUTCOMES: Final = (ANSWERED, VOICEMAIL, ABANDONED, FAILED, EXPIRED, TRANSFERRED)
+OUTCOMES: Final = (
+    ANSWERED,
+    VOICEMAIL,
+    ABANDONED,
+    FAILED,
+    EXPIRED,
+    TRANSFERRED,
+    CALLBACK_REQUESTED,
+)
+
+# calls.ended_reason of a caller who pressed the call-back key (routing.queue.callback_key).
+CALLBACK_REASON: Final = "callback"
 
 # The provider's final call statuses (Twilio's vocabulary, shared by SignalWire and Telnyx
 # TeXML) and what they mean for a call nobody answered and no voicemail was left for.
@@ -38,16 +52,22 @@ def decide(call: Call) -> str | None:
     """The outcome the call's facts support, or None while the call is still going on.
 
     Precedence: a transfer (decided by its own flow), then audio left (voicemail), then an
-    answer, then the provider's final status; an expired call stays expired until a real
-    final status arrives. An outbound call (a call-back) the person never picked up is
-    ``failed``, never ``abandoned`` (nobody was waiting for us).
+    answer, then a call-back the caller asked for in the queue (once the call is over, even
+    when its final status never came), then the provider's final status; an expired call
+    stays expired until a real final status arrives. An outbound call (a call-back) the
+    person never picked up is ``failed``, never ``abandoned`` (nobody was waiting for us).
     """
+    from permanence.calls.model import EXPIRED_STATUS
+
     if call.outcome == TRANSFERRED:
         return TRANSFERRED
     if call.voicemail:
         return VOICEMAIL
     if call.answered_at is not None:
         return ANSWERED
+    over = call.status in FINAL_STATUSES or call.status == EXPIRED_STATUS
+    if over and call.direction != "outbound" and call.ended_reason == CALLBACK_REASON:
+        return CALLBACK_REQUESTED
     if call.status in FINAL_STATUSES:
         if call.direction == "outbound":  # a call-back nobody picked up did not go through
             return FAILED

@@ -223,7 +223,7 @@ def callback_key(session: Session, settings: Settings, hook: Webhook) -> str:
     entry.state = "done"
     entry.result = "callback"  # routing.callbacks.REQUESTED
     entry.left_at = now
-    call.ended_reason = "callback"
+    call.ended_reason = outcomes.CALLBACK_REASON  # its outcome: callback_requested
     audit.record(session, "call.callback_requested", "call", call.id)
     reply.say(prompts["noted"], language=prompts["voice"])
     ET.SubElement(reply.root, "Leave")

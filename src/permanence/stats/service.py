@@ -150,6 +150,7 @@ ABANDONED = Call.outcome == outcomes.ABANDONED
 FAILED = Call.outcome == outcomes.FAILED
 EXPIRED = Call.outcome == outcomes.EXPIRED
 TRANSFERRED = Call.outcome == outcomes.TRANSFERRED
+CALLBACK_REQUESTED = Call.outcome == outcomes.CALLBACK_REQUESTED
 MISSED = Call.outcome.in_(
     (outcomes.VOICEMAIL, outcomes.ABANDONED, outcomes.FAILED, outcomes.EXPIRED)
 )
@@ -202,6 +203,7 @@ class Counts:
     failed: int = 0
     expired: int = 0
     transferred: int = 0
+    callback_requested: int = 0  # asked for a call-back in the queue (not abandoned)
 
     def add(self, other: Counts) -> None:
         self.received += other.received
@@ -211,6 +213,7 @@ class Counts:
         self.failed += other.failed
         self.expired += other.expired
         self.transferred += other.transferred
+        self.callback_requested += other.callback_requested
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -221,6 +224,7 @@ class Counts:
             "failed": self.failed,
             "expired": self.expired,
             "transferred": self.transferred,
+            "callback_requested": self.callback_requested,
         }
 
 
@@ -258,6 +262,7 @@ class AccountStats:
     def in_progress(self) -> int:
         c = self.calls
         ended = c.answered + c.abandoned + c.voicemail + c.failed + c.expired + c.transferred
+        ended += c.callback_requested
         return c.received - ended
 
     @property
@@ -342,6 +347,7 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
         count_if(FAILED),
         count_if(EXPIRED),
         count_if(TRANSFERRED),
+        count_if(CALLBACK_REQUESTED),
         sum_if(ANSWERED, ans),
         sum_if(talked, talk),
         count_if(talked),
@@ -369,17 +375,17 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
     outbound = 0
     for row in rows:
         outbound += int(row[-len(AFTER_HOURS_ROUTINGS) - 1])
-        bucket = Counts(*(int(v) for v in row[1:8]))
+        bucket = Counts(*(int(v) for v in row[1:9]))
         calls.add(bucket)
-        answer_sum += float(row[8])
-        talk_sum += float(row[9])
-        talk_n += int(row[10])
-        waited_sum += float(row[11])
-        waited_n += int(row[12])
+        answer_sum += float(row[9])
+        talk_sum += float(row[10])
+        talk_n += int(row[11])
+        waited_sum += float(row[12])
+        waited_n += int(row[13])
         for i in range(n_ans_hist):
-            answer_hist[i] += int(row[13 + i])
+            answer_hist[i] += int(row[14 + i])
         for i in range(len(abandon_hist)):
-            abandon_hist[i] += int(row[13 + n_ans_hist + i])
+            abandon_hist[i] += int(row[14 + n_ans_hist + i])
         h = row[0]  # "YYYY-MM-DD HH" in UTC; strptime would cost more than the query
         local = dt.datetime(
             int(h[0:4]), int(h[5:7]), int(h[8:10]), int(h[11:13]), tzinfo=dt.UTC
