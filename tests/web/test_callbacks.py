@@ -249,8 +249,7 @@ def test_a_caller_who_presses_the_call_back_key_leaves_the_queue_and_is_called_b
     portal = page_login(world, world.client_plumber)[0].get("/portail/appels").text
     assert 'data-outcome="callback_requested">Rappel demandé<' in portal
 
-    # Available again: the caller left the queue, so nobody is offered that call.
-    set_presence(op, "free")
+    # The operator is still on a break: nothing is placed, the call-back waits on the list.
     assert provider.created_calls == []
 
     # The console lists the call-back to make (the account, never the number).
@@ -401,3 +400,125 @@ def test_the_telnyx_client_cancels_and_redirects_with_a_form_and_needs_its_setti
     assert cancel.body == b"Status=canceled"
     assert redirect.headers["Authorization"] == "Bearer KEY1"
     assert redirect.headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+def _ask_for_a_call_back(world: World) -> tuple[Phone, uuid.UUID]:
+    """A caller queues and presses the call-back key (nobody available meanwhile)."""
+    phone = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    enqueue = queued(phone)
+    gather = first(wait(phone, enqueue), "Gather")
+    phone.twiml(gather.get("action", ""), Digits="1")
+    phone.twiml(enqueue.get("action", ""), QueueResult="leave", QueueTime="20")
+    phone.status("completed", 25)
+    return phone, entry_of(world, phone.sid).call_id
+
+
+def test_the_next_available_operator_is_offered_the_call_back_in_the_callers_place(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    """The caller who asked for a call-back kept their place: a caller who queued after them
+    waits, the next operator available is rung for the call-back (their line, then the
+    person, as the client) and their console opens the caller's screen pop; one who lets
+    their line ring out is passed over for the next operator."""
+    world = queue_world
+    _offer_callback_key(world, "1")
+    op = console(world, world.operator)
+    sup = console(world, world.supervisor)
+    set_presence(op, "break")
+    set_presence(sup, "break")
+    _asker, source_id = _ask_for_a_call_back(world)
+    later = Phone(world.client(), "twilio", sid_for(world, recorded=False, prefix="CB"))
+    wait(later, queued(later))  # queued after the request: behind it
+    assert provider.created_calls == []
+
+    # The operator becomes available: the call-back first, not the call behind it.
+    set_presence(op, "free")
+    [placed] = provider.created_calls
+    assert placed["To"] == DEVICES["operator"] and placed["From"] == PLUMBER_DID
+    assert placed["Url"].startswith(f"{PUBLIC}/routing/twilio/callback?")
+    assert query(placed["Url"])["s"] == str(source_id)
+    assert entry_of(world, later.sid).state == "queued"
+    assert audit_details(world, "call.callback_offered")
+    state = op.get("/console/routage/etat").json()
+    assert (state["ringing"], state["pop"], state["state"]) == (True, None, "on_call")
+    # Being made: off the console's list (nobody else makes it meanwhile).
+    action = f"/console/rappels/{world.plumber.id}/{source_id}"
+    assert f'action="{action}"' not in sup.get("/console").text
+    assert sup.post(action, follow_redirects=False).status_code == 409
+
+    # The operator lets their line ring out: the request is offered to the next operator.
+    missed = Phone(world.client(), "twilio", provider.created_sid(0))
+    r = missed.post(
+        placed["StatusCallback"],
+        {"CallSid": missed.sid, "CallStatus": "no-answer", "CallDuration": "0"},
+    )
+    assert r.status_code == 204
+    assert state_of(world, world.operator) == "break"  # paused, as for a queued call
+    assert len(provider.created_calls) == 1
+    set_presence(sup, "free")
+    calls_now = provider.created_calls
+    assert [c["To"] for c in calls_now[1:]] == [DEVICES["supervisor"]]
+    assert query(calls_now[1]["Url"])["s"] == str(source_id)
+    assert entry_of(world, later.sid).state == "queued"  # still behind, nobody else free
+
+    # The supervisor answers: the client's name, the person; the screen pop opens by itself.
+    leg, reply = operator_answers(world, provider, 1)
+    assert first(reply, "Say").text == "Rappel pour Plomberie Durand. Nous appelons la personne."
+    dial = first(reply, "Dial")
+    assert dial.get("callerId") == PLUMBER_DID and first(dial, "Number").text == CALLER
+    pop = sup.get("/console/routage/etat").json()["pop"]
+    assert pop == f"/console/appels/{world.plumber.id}/{source_id}"
+    assert sup.get(pop).status_code == 200
+    leg.twiml(dial.get("action", ""), DialCallStatus="completed", DialCallDuration="40")
+    leg.post(
+        calls_now[1]["StatusCallback"],
+        {"CallSid": leg.sid, "CallStatus": "completed", "CallDuration": "45"},
+    )
+    assert entry_of(world, _asker.sid).result == "called_back"
+    assert state_of(world, world.supervisor) == "wrap_up"
+    assert sup.get("/console/routage/etat").json()["pop"] is None
+    made = [c for c in outbound_calls(world) if c.operator_id == world.supervisor.id]
+    assert [c.outcome for c in made] == ["answered"]
+
+
+def test_a_waiting_call_ahead_goes_first_and_a_person_not_reached_is_left_on_the_list(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    world = queue_world
+    _offer_callback_key(world, "1")
+    op = console(world, world.operator)
+    set_presence(op, "break")
+    ahead = Phone(world.client(), "twilio", sid_for(world, recorded=False, prefix="CB"))
+    wait(ahead, queued(ahead))  # waits without pressing the key: ahead of the request
+    asker, source_id = _ask_for_a_call_back(world)
+
+    set_presence(op, "free")
+    [offer] = provider.created_calls
+    assert offer["Url"].startswith(f"{PUBLIC}/routing/twilio/operator?")
+    assert query(offer["Url"])["c"] == str(entry_of(world, ahead.sid).call_id)
+    assert entry_of(world, asker.sid).result == "callback"  # waits for the next operator
+
+    # That caller hangs up before an answer: the operator's line stops, then the call-back.
+    ahead.twiml(
+        f"{PUBLIC}/routing/twilio/left?a={world.plumber.id}&c={entry_of(world, ahead.sid).call_id}",
+        QueueResult="hangup",
+        QueueTime="30",
+    )
+    leg0 = Phone(world.client(), "twilio", provider.created_sid(0))
+    leg0.post(offer["StatusCallback"], {"CallSid": leg0.sid, "CallStatus": "canceled"})
+    set_presence(op, "free")
+    assert len(provider.created_calls) == 2
+    placed = provider.created_calls[1]
+    assert query(placed["Url"])["s"] == str(source_id)
+
+    # The operator answers, the person does not: not offered again, left on the list.
+    leg, reply = operator_answers(world, provider, 1)
+    leg.twiml(first(reply, "Dial").get("action", ""), DialCallStatus="no-answer")
+    leg.post(placed["StatusCallback"], {"CallSid": leg.sid, "CallStatus": "completed"})
+    entry = entry_of(world, asker.sid)
+    assert (entry.result, entry.offer_status) == ("callback", "unreached")
+    assert state_of(world, world.operator) == "free"
+    set_presence(op, "free")
+    assert len(provider.created_calls) == 2
+    action = f"/console/rappels/{world.plumber.id}/{source_id}"
+    assert f'action="{action}"' in op.get("/console").text

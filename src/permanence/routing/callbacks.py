@@ -51,9 +51,18 @@ from permanence.telephony.service import CALL_STATUSES, Webhook, apply_status
 
 log = logging.getLogger("permanence.routing")
 
-# QueueEntry.result of a caller who pressed the call-back key, then once called back.
+# QueueEntry.result of a caller who pressed the call-back key, while an operator is calling
+# them back (the dispatcher's offer or the console's action: one at a time), then once called
+# back.
 REQUESTED = "callback"
+OFFERED = "callback_offer"
 CALLED_BACK = "called_back"
+# QueueEntry.offer_status of a request while it is offered (the operator's line rings, then
+# they answered), and once the person was rung and did not pick up: the dispatcher offers it
+# no more (ringing the person again and again), the console's list keeps it.
+RINGING = "initiated"
+TAKEN = "answered"
+UNREACHED = "unreached"
 WHISPER_FR = "Rappel pour {name}. Nous appelons la personne."
 NO_ANSWER_FR = "La personne ne répond pas. L'appel est terminé."
 # How long the person's phone rings.
@@ -112,11 +121,17 @@ def _did(session: Session, source: Call) -> Did:
 
 
 def place(
-    rt: Runtime, ctx: AccessContext, source_id: uuid.UUID, api: Callable[[], CallsApi]
+    rt: Runtime,
+    ctx: AccessContext,
+    source_id: uuid.UUID,
+    api: Callable[[], CallsApi],
+    *,
+    offered: bool = False,
 ) -> uuid.UUID:
     """Call back the caller of call ``source_id`` (a voicemail's call, or one who asked for a
     call-back in the queue): ring the signed-in operator's device, which then dials the person.
-    Returns the outbound call's id."""
+    ``offered``: the dispatcher offers it (an operator who lets it ring out is paused, as for
+    a queued call). Returns the outbound call's id."""
     if ctx.role not in ANSWERING or ctx.actor_id is None:
         raise Conflict("only operators and supervisors make call-backs")
     operator_id = ctx.actor_id
@@ -128,6 +143,7 @@ def place(
             raise Conflict("set your line (device) before calling back: ask an administrator")
         number, caller_id = _number(s, rt.keyring, source)
         did = _did(s, source)
+        reserve(s, source.id, operator_id)
         mandate_row, _mandate = mandate_version(s, source.account_id)
         call = Call(
             id=uuid.uuid4(),
@@ -158,6 +174,8 @@ def place(
         presence.move(s, operator_id, "on_call", call.started_at, call.id)
         account_id, device, from_ = call.account_id, line.device, did.e164
     ids = {"a": str(account_id), "c": str(call.id), "s": str(source_id)}
+    if offered:
+        ids["d"] = "1"
     name = rt.settings.routing_provider  # its signature verifies the webhooks
     try:
         sid = api().create_call(
@@ -175,11 +193,57 @@ def place(
             failed.ended_reason = "provider"
             apply_status(s, failed, "failed", None)
             presence.move(s, operator_id, "free", utcnow())
+            release(s, source_id, operator_id, tried=False)
         raise ProviderFailed("the provider did not place the call-back; try again") from None
     with rt.db.session(ctx) as s:
         placed = calls.get_call(s, call.id)
         placed.provider_sid = placed.provider_sid or sid or None  # Telnyx: its first webhook
     return call.id
+
+
+def reserve(session: Session, source_id: uuid.UUID, operator_id: uuid.UUID) -> None:
+    """A call-back asked for in the queue is being made by ``operator_id``: it leaves the
+    list and the dispatcher's offers until it ends (one operator at a time). Already being
+    made by another: 409. A call that is not a request (a voicemail's): nothing to do."""
+    entry = session.get(QueueEntry, source_id)
+    if entry is None or entry.result not in (REQUESTED, OFFERED):
+        return
+    if entry.result == OFFERED and entry.operator_id != operator_id:
+        raise Conflict("another operator is already calling this caller back")
+    if entry.result == REQUESTED:  # from the console's list (the dispatcher reserved already)
+        entry.result = OFFERED
+        entry.operator_id = operator_id
+        entry.offer_status = RINGING
+        entry.offered_at = utcnow()
+        entry.tried = [*entry.tried, str(operator_id)]
+
+
+def release(
+    session: Session,
+    source_id: uuid.UUID,
+    operator_id: uuid.UUID | None,
+    *,
+    tried: bool = True,
+    unreached: bool = False,
+) -> None:
+    """The call-back being made ended without the person: the request is back on the list
+    (and, unless the person was rung, offered to the next available operator; ``tried``
+    keeps this operator from being offered it again)."""
+    entry = session.get(QueueEntry, source_id)
+    if entry is None or entry.result != OFFERED:
+        return
+    if operator_id is not None and entry.operator_id != operator_id:
+        return
+    entry.result = REQUESTED
+    entry.operator_id = None
+    entry.offer_status = UNREACHED if unreached else None
+    if not tried and operator_id is not None:
+        entry.tried = [t for t in entry.tried if t != str(operator_id)]
+
+
+def _source(hook: Webhook) -> uuid.UUID | None:
+    source = hook.query.get("s")
+    return uuid.UUID(source) if _is_uuid(source) else None
 
 
 def _outbound(session: Session, hook: Webhook) -> Call:
@@ -211,10 +275,14 @@ def operator_twiml(session: Session, settings: Settings, keyring: Keyring, hook:
     if account is None or did is None or call.from_sealed is None or call.caller_id is None:
         raise NotFound("no such call-back")
     call.status = "in-progress"
+    source = _source(hook)
+    entry = session.get(QueueEntry, source) if source is not None else None
+    if entry is not None and entry.result == OFFERED and entry.operator_id == call.operator_id:
+        entry.offer_status = TAKEN  # the operator took it: the screen pop opens (pages)
     cipher = keyring.cipher(session, call.account_id, call.caller_id)
     number = cipher.open_text("calls", "from", call.id, call.from_sealed)
     reply.say(WHISPER_FR.format(name=account.name))
-    ids = {k: hook.query[k] for k in ("a", "c", "s") if k in hook.query}
+    ids = {k: hook.query[k] for k in ("a", "c", "s", "d") if k in hook.query}
     dial = ET.SubElement(
         reply.root,
         "Dial",
@@ -240,13 +308,18 @@ def done(session: Session, hook: Webhook) -> str:
             call.answered_at = utcnow() - dt.timedelta(seconds=talk or 0)
         outcomes.settle(call)
         audit.record(session, "call.answered", "call", call.id, details={"talk_s": talk})
-        source = hook.query.get("s")
-        entry = session.get(QueueEntry, uuid.UUID(source)) if _is_uuid(source) else None
-        if entry is not None and entry.account_id == call.account_id and entry.result == REQUESTED:
+        source = _source(hook)
+        entry = session.get(QueueEntry, source) if source is not None else None
+        asked = (REQUESTED, OFFERED)
+        if entry is not None and entry.account_id == call.account_id and entry.result in asked:
             entry.result = CALLED_BACK
+            entry.operator_id = call.operator_id
         reply.hangup()
         return reply.xml()
     call.ended_reason = dialled[:32]
+    source = _source(hook)
+    if source is not None:  # the person did not pick up: back on the list, not offered again
+        release(session, source, call.operator_id, unreached=True)
     audit.record(
         session, "call.callback_unanswered", "call", call.id, details={"dial": dialled[:16]}
     )
@@ -272,6 +345,10 @@ def status(session: Session, hook: Webhook) -> None:
         raise ValidationFailed("CallStatus is not a known call status")
     if not apply_status(session, call, new, hook.seconds("CallDuration")):
         return
+    source = _source(hook)
+    if new in TERMINAL_STATUSES and source is not None:
+        # Over before the person answered (the operator never took it): the next operator.
+        release(session, source, call.operator_id)
     if new in TERMINAL_STATUSES and call.operator_id is not None:
         now = utcnow()
         if call.answered_at is not None:
@@ -281,4 +358,7 @@ def status(session: Session, hook: Webhook) -> None:
         else:  # the operator never took it: available again, if this call is what they were on
             row = session.get(OperatorPresence, call.operator_id)
             if row is not None and row.state == "on_call" and row.call_id == call.id:
-                presence.move(session, call.operator_id, "free", now)
+                # Offered by the dispatcher and let ring out: paused, as for a queued call
+                # (they may have left their desk); else (their own action) available again.
+                rang_out = hook.query.get("d") == "1" and new in ("no-answer", "busy")
+                presence.move(session, call.operator_id, "break" if rang_out else "free", now)

@@ -12,6 +12,12 @@ when an offer fails, and on every pass of the worker (``tick``), so a lost callb
 provider that did not answer only delays an offer: an offer with no news after the ring time
 goes back to the queue, and a REST failure leaves the call waiting (its longest wait still
 sends it to voicemail: that needs no REST call).
+
+A call-back a caller asked for in the queue keeps their place: it stays in the same order
+(priority, then the time they joined the queue) as the calls still waiting, and when it is
+the first an available operator may take, it is offered to that operator like a call — the
+REST API rings the operator's line, then the person (``routing.callbacks.place``), and the
+console opens the caller's screen pop once the operator answers.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Did
@@ -32,9 +39,9 @@ from permanence.calls.model import TERMINAL_STATUSES, Call
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.db import switch_account, utcnow
-from permanence.errors import ConfigurationError
+from permanence.errors import ConfigurationError, PermanenceError
 from permanence.needtoknow import service as needtoknow
-from permanence.routing import queue
+from permanence.routing import callbacks, queue
 from permanence.routing.model import OperatorLine, QueueEntry
 from permanence.runtime import Runtime
 from permanence.staff import training
@@ -63,6 +70,8 @@ class Offer:
     operator_id: uuid.UUID
     device: str
     caller_id: str
+    # A call-back asked for in the queue (routing.callbacks), made by this operator.
+    callback_role: Role | None = None
 
 
 def end_wrap_ups(session: Session, settings: Settings, now: dt.datetime) -> int:
@@ -91,7 +100,27 @@ def take_back_lost_offers(session: Session, settings: Settings, now: dt.datetime
     ).all()
     for entry in rows:
         queue.back_to_queue(session, entry, missed=False, reason="lost")
-    return len(rows)
+    lost = session.scalars(
+        select(QueueEntry).where(
+            QueueEntry.result == callbacks.OFFERED,
+            QueueEntry.offered_at <= now - limit,
+            QueueEntry.offer_status == callbacks.RINGING,
+        )
+    ).all()
+    for entry in lost:  # a call-back's operator leg no news came of
+        callbacks.release(session, entry.call_id, None)
+    return len(rows) + len(lost)
+
+
+def _busy() -> Any:
+    """Operators offered a call, on one through the queue, or being offered a call-back."""
+    return select(QueueEntry.operator_id).where(
+        or_(
+            QueueEntry.state.in_(("offered", "connected")),
+            QueueEntry.result == callbacks.OFFERED,
+        ),
+        QueueEntry.operator_id.is_not(None),
+    )
 
 
 def available_operators(session: Session, now: dt.datetime) -> list[tuple[uuid.UUID, str]]:
@@ -99,9 +128,7 @@ def available_operators(session: Session, now: dt.datetime) -> list[tuple[uuid.U
     live = select(WebSession.user_id).where(
         WebSession.expires_at > now, WebSession.last_seen_at >= now - IDLE_TIMEOUT
     )
-    busy = select(QueueEntry.operator_id).where(
-        QueueEntry.state.in_(("offered", "connected")), QueueEntry.operator_id.is_not(None)
-    )
+    busy = _busy()
     rows = session.execute(
         select(User.id, OperatorLine.device)
         .join(OperatorLine, OperatorLine.user_id == User.id)
@@ -134,6 +161,21 @@ def next_offer(session: Session, now: dt.datetime) -> Offer | None:
         .limit(MAX_OFFERS_PER_PASS)
         .with_for_update(skip_locked=True)
     ).all()
+    # Call-backs asked for in the queue keep their place among the waiting calls.
+    asked = session.scalars(
+        select(QueueEntry)
+        .where(
+            QueueEntry.result == callbacks.REQUESTED,
+            or_(
+                QueueEntry.offer_status.is_(None),
+                QueueEntry.offer_status != callbacks.UNREACHED,
+            ),
+        )
+        .order_by(QueueEntry.priority.desc(), QueueEntry.enqueued_at)
+        .limit(MAX_OFFERS_PER_PASS)
+        .with_for_update(skip_locked=True)
+    ).all()
+    entries = sorted([*entries, *asked], key=lambda e: (-e.priority, e.enqueued_at))
     for entry in entries:
         switch_account(session, entry.account_id)
         # A health-data account on a need-to-know basis is offered to its assigned operators.
@@ -143,6 +185,11 @@ def next_offer(session: Session, now: dt.datetime) -> Offer | None:
         )
         if chosen is None:
             continue
+        operator_id, device = chosen
+        if entry.result == callbacks.REQUESTED:
+            if not _lock_free(session, operator_id):
+                return None
+            return _offer_callback(session, entry, operator_id, device, now)
         call = session.get(Call, entry.call_id)
         if call is None or call.status in TERMINAL_STATUSES or call.outcome is not None:
             # The caller is gone and the queue's action never told us: never offer it.
@@ -150,21 +197,7 @@ def next_offer(session: Session, now: dt.datetime) -> Offer | None:
             entry.result = "hangup"
             entry.left_at = now
             continue
-        operator_id, device = chosen
-        # Two dispatchers (replicas) may have chosen the same operator: lock their presence
-        # row, then look again (PostgreSQL; SQLite writers are serialised already).
-        session.execute(
-            select(OperatorPresence.user_id)
-            .where(OperatorPresence.user_id == operator_id)
-            .with_for_update()
-        )
-        busy_now = session.scalars(
-            select(QueueEntry.call_id).where(
-                QueueEntry.operator_id == operator_id,
-                QueueEntry.state.in_(("offered", "connected")),
-            )
-        ).first()
-        if busy_now is not None:
+        if not _lock_free(session, operator_id):
             return None  # the next pass chooses again
         entry.state = "offered"
         entry.operator_id = operator_id
@@ -190,6 +223,58 @@ def next_offer(session: Session, now: dt.datetime) -> Offer | None:
     return None
 
 
+def _lock_free(session: Session, operator_id: uuid.UUID) -> bool:
+    """Two dispatchers (replicas) may have chosen the same operator: lock their presence
+    row, then look again (PostgreSQL; SQLite writers are serialised already)."""
+    session.execute(
+        select(OperatorPresence.user_id)
+        .where(OperatorPresence.user_id == operator_id)
+        .with_for_update()
+    )
+    busy_now = session.scalars(_busy().where(QueueEntry.operator_id == operator_id)).first()
+    return busy_now is None
+
+
+def _offer_callback(
+    session: Session, entry: QueueEntry, operator_id: uuid.UUID, device: str, now: dt.datetime
+) -> Offer | None:
+    """Reserve the call-back for the operator (routing.callbacks.reserve's state), before any
+    REST call: no other dispatcher, nor the console's list, makes it meanwhile."""
+    user = session.get(User, operator_id)
+    if user is None:
+        return None
+    entry.result = callbacks.OFFERED
+    entry.operator_id = operator_id
+    entry.offer_status = callbacks.RINGING
+    entry.offered_at = now
+    entry.tried = [*entry.tried, str(operator_id)]
+    session.flush()
+    audit.record(session, "call.callback_offered", "call", entry.call_id)
+    return Offer(entry.call_id, entry.account_id, operator_id, device, "", Role(user.role))
+
+
+def _place_callback(rt: Runtime, offer: Offer, api: Callable[[], CallsApi]) -> bool:
+    """Make the call-back offered (the operator's line, then the person); False when it
+    could not be placed (the request is back on the list)."""
+    ctx = AccessContext(
+        role=offer.callback_role or Role.OPERATOR,
+        reason="routing:dispatch",
+        actor_id=offer.operator_id,
+        account_id=offer.account_id,
+    )
+    try:
+        callbacks.place(rt, ctx, offer.call_id, api, offered=True)
+    except ProviderFailed:
+        log.warning("routing: the call-back could not be placed; it waits")
+        return False  # released by place, for this operator too
+    except PermanenceError as exc:
+        log.warning("routing: the call-back was not offered (%s)", type(exc).__name__)
+        with rt.db.session(context()) as s:
+            callbacks.release(s, offer.call_id, offer.operator_id)
+        return False
+    return True
+
+
 def _failed(rt: Runtime, offer: Offer, code: str) -> None:
     with rt.db.session(context()) as s:
         entry = s.get(QueueEntry, offer.call_id)
@@ -212,6 +297,11 @@ def dispatch(rt: Runtime, api: Callable[[], CallsApi]) -> int:
             offer = next_offer(s, utcnow())
         if offer is None:
             break
+        if offer.callback_role is not None:
+            if not _place_callback(rt, offer, api):
+                break
+            made += 1
+            continue
         ids = {"c": str(offer.call_id), "o": str(offer.operator_id)}
         try:
             sid = api().create_call(

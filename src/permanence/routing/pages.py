@@ -49,7 +49,14 @@ def my_state(rt: Any, viewer: Viewer) -> dict[str, Any]:
         since = round((now - row.since).total_seconds()) if row is not None else 0
         pop = None
         ringing = False
-        if mine is not None and mine.state == "connected":
+        if mine is None:  # a call-back the dispatcher offered (or the console placed)
+            mine = s.scalars(
+                select(QueueEntry).where(
+                    QueueEntry.operator_id == viewer.user_id,
+                    QueueEntry.result == callbacks.OFFERED,
+                )
+            ).first()
+        if mine is not None and (mine.state == "connected" or mine.offer_status == callbacks.TAKEN):
             pop = f"/console/appels/{mine.account_id}/{mine.call_id}"
         elif mine is not None:
             ringing = True

@@ -223,6 +223,9 @@ def callback_key(session: Session, settings: Settings, hook: Webhook) -> str:
     entry.state = "done"
     entry.result = "callback"  # routing.callbacks.REQUESTED
     entry.left_at = now
+    # Its call-back is a new offer (routing.dispatch): to any operator, whoever missed the call.
+    entry.tried = []
+    entry.offer_status = None
     call.ended_reason = outcomes.CALLBACK_REASON  # its outcome: callback_requested
     audit.record(session, "call.callback_requested", "call", call.id)
     reply.say(prompts["noted"], language=prompts["voice"])
