@@ -23,7 +23,7 @@ from permanence.mandates.schema import dump_mandate
 from tests.provider_server import ProviderServer
 from tests.web import test_queue_routing
 from tests.web.conftest import World
-from tests.web.pages_helpers import page_login
+from tests.web.pages_helpers import csrf_of, page_login
 from tests.web.test_call_outcomes import CALLER, PLUMBER_DID, PUBLIC, Phone, sid_for
 from tests.web.test_queue_routing import (
     DEVICES,
@@ -522,3 +522,55 @@ def test_a_waiting_call_ahead_goes_first_and_a_person_not_reached_is_left_on_the
     assert len(provider.created_calls) == 2
     action = f"/console/rappels/{world.plumber.id}/{source_id}"
     assert f'action="{action}"' in op.get("/console").text
+
+
+def test_from_a_message_in_the_screen_pop_the_operator_calls_back_in_one_action(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    """The caller's history in the screen pop (read with the reason « rappeler ») lists their
+    messages with « Rappeler »: one action rings the operator's line, then the person."""
+    from permanence.messages import service as messages
+
+    world = queue_world
+    world.rt.settings.routing_mode = "dial"
+    phone = Phone(world.client(), "twilio", sid_for(world, recorded=False))
+    phone.incoming()
+    phone.status("completed", 60)
+    with world.rt.db.session(AccessContext.system("test", world.plumber.id)) as s:
+        call = s.scalars(select(Call).where(Call.provider_sid == phone.sid)).one()
+        call_id, caller_id = call.id, call.caller_id
+        assert caller_id is not None
+        message = messages.take_message(
+            s,
+            world.rt.keyring,
+            caller_id=caller_id,
+            purpose="intervention",
+            values={
+                "last_name": "Lemoine",
+                "phone": "06 12 34 56 78",
+                "address": "5 rue des Lilas",
+                "urgency": "à planifier",
+                "description": "Fuite sous l'évier.",
+            },
+            call_id=call_id,
+        )
+        message_id = message.id
+    world.rt.settings.routing_mode = "queue"
+    op, _csrf = page_login(world, world.operator)
+    url = f"/console/appels/{world.plumber.id}/{call_id}"
+    assert 'data-callback-message="' not in op.get(url).text  # no history read, no action
+    page = op.get(f"{url}?historique=call_back").text
+    section = page.split('id="historique"')[1].split("</section>")[0]
+    action = f"/console/rappels/{world.plumber.id}/{call_id}"
+    form = section.split(f'data-callback-message="{message_id}"')[0].rsplit("<form", 1)[1]
+    assert f'action="{action}"' in form and "Rappeler" in section
+    assert CALLER not in section and "06 39" not in section
+
+    r = op.post(action, data={"csrf_token": csrf_of(page)}, follow_redirects=False)
+    assert r.status_code == 303
+    [placed] = provider.created_calls
+    assert (placed["To"], placed["From"]) == (DEVICES["operator"], PLUMBER_DID)
+    assert query(placed["Url"])["s"] == str(call_id)
+    _leg, reply = operator_answers(world, provider, 0)
+    dial = first(reply, "Dial")
+    assert dial.get("callerId") == PLUMBER_DID and first(dial, "Number").text == CALLER
