@@ -93,7 +93,7 @@ def _per_account(
     calls = _gauge(
         "calls_last_24h",
         "Calls started in the last 24 hours, by outcome (calls.outcome: answered, voicemail, "
-        "abandoned, failed, expired, transferred, callback_requested; 'in_progress' while the "
+        "abandoned, failed, expired, transferred, callback_request; 'in_progress' while the "
         "call goes on)",
         ["account", "outcome"],
     )

@@ -219,7 +219,7 @@ def test_calls_received_answered_abandoned_voicemail_and_failed(rt: Runtime, day
         "failed": 1,
         "expired": 0,
         "transferred": 0,
-        "callback_requested": 0,
+        "callback_request": 0,
     }
     assert st.in_progress == 0
     assert st.answer_rate == pytest.approx(5 / 11)
@@ -265,7 +265,7 @@ def test_calls_by_paris_hour_and_day(rt: Runtime, day: Day) -> None:
         "failed": 0,
         "expired": 0,
         "transferred": 0,
-        "callback_requested": 0,
+        "callback_request": 0,
     }
     assert per_hour[10]["answered"] == 2
     assert per_hour[11]["abandoned"] == 2
@@ -305,7 +305,7 @@ def test_usage_report_for_the_month(rt: Runtime, day: Day) -> None:
         "calls_expired": 0,
         "calls_transferred": 0,
         "calls_outbound": 0,
-        "calls_callback_requested": 0,
+        "calls_callback_request": 0,
     }
     csv_text = usage.to_csv(u)
     assert csv_text.splitlines()[1].startswith("plomberie-durand,2026-03,14,6,2,5,1105,19,")

@@ -239,15 +239,15 @@ def test_a_caller_who_presses_the_call_back_key_leaves_the_queue_and_is_called_b
     # Its own outcome, counted apart: the caller did not give up, they asked to be called.
     with world.rt.db.session(AccessContext.system("test", world.plumber.id)) as s:
         asked = s.get(Call, entry.call_id)
-        assert asked is not None and asked.outcome == "callback_requested"
+        assert asked is not None and asked.outcome == "callback_request"
         month = asked.started_at.strftime("%Y-%m")
     sup = console(world, world.supervisor)
     counts = sup.get(f"/api/v1/accounts/{world.plumber.id}/stats").json()["calls"]
-    assert (counts["callback_requested"], counts["abandoned"], counts["in_progress"]) == (1, 0, 0)
+    assert (counts["callback_request"], counts["abandoned"], counts["in_progress"]) == (1, 0, 0)
     usage = sup.get(f"/api/v1/accounts/{world.plumber.id}/usage/{month}").json()
-    assert (usage["calls_callback_requested"], usage["calls_abandoned"]) == (1, 0)
+    assert (usage["calls_callback_request"], usage["calls_abandoned"]) == (1, 0)
     portal = page_login(world, world.client_plumber)[0].get("/portail/appels").text
-    assert 'data-outcome="callback_requested">Rappel demandé<' in portal
+    assert 'data-outcome="callback_request">Rappel demandé<' in portal
 
     # The operator is still on a break: nothing is placed, the call-back waits on the list.
     assert provider.created_calls == []

@@ -27,7 +27,7 @@ EXPIRED: Final = "expired"  # no final status ever came and the provider could n
 TRANSFERRED: Final = "transferred"  # handed to a third party (set by the transfer flow)
 # The caller chose a call-back in the queue (the mandate's call-back key): they did not give
 # up, they asked us to call them back -- never counted as abandoned.
-CALLBACK_REQUESTED: Final = "callback_requested"
+CALLBACK_REQUESTED: Final = "callback_request"
 
 OUTCOMES: Final = (
     ANSWERED,

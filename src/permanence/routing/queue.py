@@ -226,7 +226,7 @@ def callback_key(session: Session, settings: Settings, hook: Webhook) -> str:
     # Its call-back is a new offer (routing.dispatch): to any operator, whoever missed the call.
     entry.tried = []
     entry.offer_status = None
-    call.ended_reason = outcomes.CALLBACK_REASON  # its outcome: callback_requested
+    call.ended_reason = outcomes.CALLBACK_REASON  # its outcome: callback_request
     audit.record(session, "call.callback_requested", "call", call.id)
     reply.say(prompts["noted"], language=prompts["voice"])
     ET.SubElement(reply.root, "Leave")

@@ -203,7 +203,7 @@ class Counts:
     failed: int = 0
     expired: int = 0
     transferred: int = 0
-    callback_requested: int = 0  # asked for a call-back in the queue (not abandoned)
+    callback_request: int = 0  # asked for a call-back in the queue (not abandoned)
 
     def add(self, other: Counts) -> None:
         self.received += other.received
@@ -213,7 +213,7 @@ class Counts:
         self.failed += other.failed
         self.expired += other.expired
         self.transferred += other.transferred
-        self.callback_requested += other.callback_requested
+        self.callback_request += other.callback_request
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -224,7 +224,7 @@ class Counts:
             "failed": self.failed,
             "expired": self.expired,
             "transferred": self.transferred,
-            "callback_requested": self.callback_requested,
+            "callback_request": self.callback_request,
         }
 
 
@@ -262,7 +262,7 @@ class AccountStats:
     def in_progress(self) -> int:
         c = self.calls
         ended = c.answered + c.abandoned + c.voicemail + c.failed + c.expired + c.transferred
-        ended += c.callback_requested
+        ended += c.callback_request
         return c.received - ended
 
     @property

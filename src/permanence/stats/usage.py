@@ -76,7 +76,7 @@ class Usage:
     recording_seconds: int
     calls_transferred: int = 0
     calls_outbound: int = 0
-    calls_callback_requested: int = 0
+    calls_callback_request: int = 0
 
     # (key, French label) in report order.
     LINES = (
@@ -95,7 +95,7 @@ class Usage:
         ("calls_expired", "Appels sans fin connue"),
         ("calls_transferred", "Appels transférés"),
         ("calls_outbound", "Rappels passés (appels sortants, inclus ci-dessus)"),
-        ("calls_callback_requested", "Rappels demandés dans la file d'attente"),
+        ("calls_callback_request", "Rappels demandés dans la file d'attente"),
     )
 
     def as_dict(self) -> dict[str, Any]:
@@ -160,7 +160,7 @@ def usage_report(session: Session, account_id: uuid.UUID, month: str) -> Usage:
         calls_expired=int(calls[7]),
         calls_transferred=int(calls[8]),
         calls_outbound=int(calls[9]),
-        calls_callback_requested=int(calls[10]),
+        calls_callback_request=int(calls[10]),
         talk_seconds=int(calls[4]),
         billed_minutes=int(calls[5]),
         messages=count(Message),
