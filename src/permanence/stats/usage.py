@@ -22,6 +22,7 @@ from permanence.errors import NotFound
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.render import paris
+from permanence.stats.account import _require_account_reader
 from permanence.stats.service import (
     ABANDONED,
     ANSWERED,
@@ -29,7 +30,6 @@ from permanence.stats.service import (
     FAILED,
     VOICEMAIL,
     Period,
-    _require_account_reader,
     billed_minutes,
     count_if,
     in_period,
