@@ -233,6 +233,32 @@ def test_later_writes_keep_them_equal(rt: Runtime, year: tuple[uuid.UUID, list[u
         appt = s.scalars(select(Appointment).where(Appointment.status == "booked")).first()
         assert appt is not None
         appt.status = "cancelled"
+        # new rows through the ORM: added to their hours without recounting them
+        for k in range(3):
+            s.add(
+                Message(
+                    account_id=account_id,
+                    caller_id=callers[k],
+                    mandate_id=appt.mandate_id,
+                    purpose="intervention",
+                    payload_sealed=b"\x00",
+                    created_at=dt.datetime(2025, 5, 5, 9, 10 * k, tzinfo=dt.UTC),
+                    acknowledged_at=None if k else dt.datetime(2025, 5, 6, tzinfo=dt.UTC),
+                )
+            )
+        s.add(
+            Recording(
+                account_id=account_id,
+                call_id=call.id,
+                caller_id=call.caller_id,
+                mandate_id=call.mandate_id,
+                kind="call",
+                provider_sid="RE-late",
+                storage_key="test",
+                duration_s=41,
+                created_at=dt.datetime(2025, 5, 5, 9, 30, tzinfo=dt.UTC),
+            )
+        )
     _assert_equal(rt, account_id)
     with rt.db.session(ctx) as s:
         # a retention sweep's DELETE of January's calls (their recordings go by cascade)

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Table,
     Uuid,
     and_,
+    bindparam,
     delete,
     event,
     func,
@@ -202,18 +203,54 @@ def _conn(bind: Session | Connection) -> Connection:
     return bind.connection() if isinstance(bind, Session) else bind
 
 
+_KEYS = ("account_id", "hour", "day", "hour_of_day")
+_UPSERTS: dict[tuple[str, frozenset[str]], Any] = {}
+_PART_QUERIES: dict[tuple[str, str], Any] = {}
+
+
+def _upsert_statement(dialect: str, columns: frozenset[str]) -> Any:
+    """INSERT … ON CONFLICT (account_id, hour) DO UPDATE of ``columns``, built once per set
+    of columns (SQLAlchemy then reuses its compiled form)."""
+    stmt = _UPSERTS.get((dialect, columns))
+    if stmt is None:
+        ins = pg_insert(HOURLY) if dialect == "postgresql" else sqlite_insert(HOURLY)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[HOURLY.c.account_id, HOURLY.c.hour],
+            set_={c: ins.excluded[c] for c in sorted(columns)},
+        )
+        _UPSERTS[(dialect, columns)] = stmt
+    return stmt
+
+
 def _upsert(bind: Session | Connection, rows: list[dict[str, Any]], columns: set[str]) -> None:
+    """Write ``columns`` of the given hourly rows (a new row's other columns start at 0)."""
     if not rows:
         return
-    ins = pg_insert(HOURLY) if sql.dialect_of(bind) == "postgresql" else sqlite_insert(HOURLY)
+    stmt = _upsert_statement(sql.dialect_of(bind), frozenset(columns))
+    keep = (*_KEYS, *sorted(columns))
     conn = _conn(bind)
-    for k in range(0, len(rows), UPSERT_ROWS):  # within SQLite's limit of bound parameters
-        stmt = ins.values(rows[k : k + UPSERT_ROWS])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[HOURLY.c.account_id, HOURLY.c.hour],
-            set_={c: stmt.excluded[c] for c in sorted(columns)},
+    for k in range(0, len(rows), UPSERT_ROWS):
+        conn.execute(stmt, [{c: r[c] for c in keep} for r in rows[k : k + UPSERT_ROWS]])
+
+
+def _part_query(bind: Session | Connection, part: str) -> Any:
+    """The part's sums per UTC hour of one account between two instants (built once)."""
+    dialect = sql.dialect_of(bind)
+    q = _PART_QUERIES.get((dialect, part))
+    if q is None:
+        ts, cols = part_select(bind, part)
+        bucket = sql.utc_hour(bind, ts)
+        q = (
+            select(bucket, *cols)
+            .where(
+                _account_col(part) == bindparam("account_id"),
+                ts >= bindparam("lo"),
+                ts < bindparam("hi"),
+            )
+            .group_by(bucket)
         )
-        conn.execute(stmt)
+        _PART_QUERIES[(dialect, part)] = q
+    return q
 
 
 def _blank(account_id: uuid.UUID, hour: dt.datetime) -> dict[str, Any]:
@@ -241,15 +278,9 @@ def recompute(
     rows = {h: _blank(account_id, h) for h in hours}
     parts = set().union(*hours.values())
     for part in sorted(parts):
-        ts, cols = part_select(bind, part)
-        bucket = sql.utc_hour(bind, ts)
-        q = (
-            select(bucket, *cols)
-            .where(_account_col(part) == account_id, ts >= lo, ts < hi)
-            .group_by(bucket)
-        )
         names = PART_COLUMNS[part]
-        for found in conn.execute(q):
+        q = _part_query(bind, part)
+        for found in conn.execute(q, {"account_id": account_id, "lo": lo, "hi": hi}):
             h = _parse_hour(found[0])
             if h in rows:
                 rows[h].update(zip(names, (v or 0 for v in found[1:]), strict=True))
@@ -419,10 +450,21 @@ def _before_flush(session: Session, *_args: Any) -> None:
 def _after_flush(session: Session, *_args: Any) -> None:
     """Mark the hours of the rows this flush wrote, then recompute (the rows are written)."""
     touched = _pending(session)
+    # A new message, appointment or recording adds itself to its hour: no need to recount
+    # the hour's rows, unless something else in the hour is recounted anyway (below).
+    added: dict[tuple[uuid.UUID, dt.datetime], dict[str, int]] = {}
     for obj in session.new:
         spec = WATCHED.get(type(obj))
-        if spec is not None:
-            _mark(touched, obj.account_id, getattr(obj, spec[1]), spec[0])
+        if spec is None:
+            continue
+        at = getattr(obj, spec[1])
+        delta = _delta_of(obj)
+        if delta is None or not isinstance(at, dt.datetime):
+            _mark(touched, obj.account_id, at, spec[0])
+            continue
+        row = added.setdefault((obj.account_id, hour_of(at)), dict.fromkeys(delta, 0))
+        for c, v in delta.items():
+            row[c] = row.get(c, 0) + v
     for obj in session.deleted:
         spec = WATCHED.get(type(obj))
         if spec is not None:
@@ -448,7 +490,53 @@ def _after_flush(session: Session, *_args: Any) -> None:
         old_acc = acc_hist.deleted[0] if acc_hist.deleted else obj.account_id
         old_ts = ts_hist.deleted[0] if ts_hist.deleted else getattr(obj, ts_name)
         _mark(touched, old_acc, old_ts, part)
+    if added:
+        _add(session, touched, added)
     apply_pending(session)
+
+
+def _delta_of(obj: Any) -> dict[str, int] | None:
+    """What one new row adds to its hour's columns (None: a call, recounted instead)."""
+    if isinstance(obj, Message):
+        return {"messages": 1, "messages_unacknowledged": int(obj.acknowledged_at is None)}
+    if isinstance(obj, Appointment):
+        return {"appointments": 1, "appointments_cancelled": int(obj.status == "cancelled")}
+    if isinstance(obj, Recording):
+        return {"recordings": 1, "recording_s": int(obj.duration_s or 0)}
+    return None
+
+
+_ADDS: dict[tuple[str, frozenset[str]], Any] = {}
+
+
+def _add(
+    session: Session,
+    touched: Touched,
+    added: dict[tuple[uuid.UUID, dt.datetime], dict[str, int]],
+) -> None:
+    """Add new rows' counts to their hours (INSERT … ON CONFLICT DO UPDATE SET c = c + …),
+    leaving out the hours whose part is recounted from the rows in this flush anyway."""
+    by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for (account_id, hour), delta in added.items():
+        parts = touched.get(account_id, {}).get(hour, set())
+        if any(c in PART_COLUMNS[p] for p in parts for c in delta):
+            continue
+        local = hour.astimezone(PARIS)
+        row = {"account_id": account_id, "hour": hour, "day": local.date()}
+        row |= {"hour_of_day": local.hour, **delta}
+        by_columns.setdefault(frozenset(delta), []).append(row)
+    dialect = sql.dialect_of(session)
+    conn = session.connection()
+    for columns, rows in by_columns.items():
+        stmt = _ADDS.get((dialect, columns))
+        if stmt is None:
+            ins = pg_insert(HOURLY) if dialect == "postgresql" else sqlite_insert(HOURLY)
+            stmt = ins.on_conflict_do_update(
+                index_elements=[HOURLY.c.account_id, HOURLY.c.hour],
+                set_={c: HOURLY.c[c] + ins.excluded[c] for c in sorted(columns)},
+            )
+            _ADDS[(dialect, columns)] = stmt
+        conn.execute(stmt, rows)
 
 
 def _statement_rows(state: ORMExecuteState, model: type[Any]) -> list[Mapping[str, Any]]:
