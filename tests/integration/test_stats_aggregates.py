@@ -17,8 +17,10 @@ import uuid
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import delete, func, insert, select, text, update
 
+from permanence import schema
 from permanence.accounts.model import MandateVersion
 from permanence.calls import outcome as outcomes
 from permanence.calls.model import Call
@@ -320,3 +322,25 @@ def test_rows_written_behind_the_sessions_back_are_recounted_by_the_rebuild_comm
     out = run(cli_env(settings), "stats", "rebuild", "--account", "plomberie-durand")
     assert "statistics rebuilt: 1 accounts" in out.stdout
     _assert_equal(rt, account_id)
+
+
+def test_the_migration_fills_them_from_the_rows_already_there(
+    rt: Runtime, settings: Settings
+) -> None:
+    account = make_account(rt, "plomberie-durand")
+    with rt.db.session(AccessContext.system("test", account.id)) as s:
+        mandate_id = s.scalar(
+            select(MandateVersion.id).where(MandateVersion.account_id == account.id).limit(1)
+        )
+    assert mandate_id is not None
+    _year(rt, account.id, mandate_id, 300)
+    url = settings.effective_migration_url
+    cfg = schema.alembic_config(url)
+    try:
+        command.downgrade(cfg, "0089-1")  # the tables go, the rows stay
+    finally:
+        rt.db.engine.dispose()
+        schema.upgrade(url, settings.database_app_role)  # 0089 again: created and filled
+    _kept, scanned = _both(rt, account.id, YEAR)
+    assert scanned.calls.received > 250
+    _assert_equal(rt, account.id)
