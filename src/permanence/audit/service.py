@@ -390,16 +390,8 @@ def _id_json(cache: dict[object, str], value: object) -> str:
     subjects recur along the chain."""
     if len(cache) > 100_000:
         cache.clear()
-    if type(value) is str and len(value) == 32:
-        # SQLite's 32 hex digits: written out directly (json.dumps of a uuid's text adds
-        # nothing but time: it holds no character to escape)
-        out = f'"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"'
-    elif isinstance(value, uuid.UUID):
-        out = f'"{value}"'
-    else:
-        text = _uuid_text(value)
-        out = json.dumps(text) if text is not None else "null"
-    cache[value] = out
+    text = _uuid_text(value)
+    cache[value] = out = json.dumps(text) if text is not None else "null"
     return out
 
 
