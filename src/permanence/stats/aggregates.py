@@ -288,15 +288,17 @@ def recompute(
     rows = {h: _blank(account_id, h) for h in hours}
     parts = set().union(*hours.values())
     for part in sorted(parts):
+        if part == SECONDS_PART:
+            continue
         names = PART_COLUMNS[part]
         q = _part_query(bind, part)
         for found in conn.execute(q, {"account_id": account_id, "lo": lo, "hi": hi}):
             h = _parse_hour(found[0])
             if h in rows:
                 rows[h].update(zip(names, (v or 0 for v in found[1:]), strict=True))
-    changed = {c for p in parts for c in PART_COLUMNS[p]}
+    changed = {c for p in parts for c in PART_COLUMNS.get(p, ())}
     _upsert(bind, list(rows.values()), changed)
-    days = {h.astimezone(PARIS).date() for h, p in hours.items() if "calls" in p}
+    days = {h.astimezone(PARIS).date() for h, p in hours.items() if SECONDS_PART in p}
     if len(days) > DAY_BY_DAY:
         _recompute_seconds_bulk(bind, account_id, days)
     elif days:
@@ -406,12 +408,23 @@ def _pending(session: Session) -> Touched:
     return got
 
 
-def _mark(touched: Touched, account_id: Any, at: Any, part: str) -> None:
+# Not a part of the hourly row: the day's answered calls per second (account_answer_seconds).
+SECONDS_PART = "seconds"
+# A change of these on a call moves it in (or out of) the answer seconds of its day.
+_ANSWER_FACTS = frozenset({"account_id", "started_at", "answered_at", "outcome"})
+
+
+def _mark(touched: Touched, account_id: Any, at: Any, part: str, *, seconds: bool = True) -> None:
+    """Mark the hour of ``at`` for recounting ``part``; for calls, also their day's answer
+    seconds unless ``seconds`` is False (a change that cannot move an answer time)."""
     if account_id is None or not isinstance(at, dt.datetime):
         return
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.UTC)
-    touched.setdefault(account_id, {}).setdefault(hour_of(at), set()).add(part)
+    parts = touched.setdefault(account_id, {}).setdefault(hour_of(at), set())
+    parts.add(part)
+    if part == "calls" and seconds:
+        parts.add(SECONDS_PART)
 
 
 def apply_pending(session: Session, *_args: Any, **_kw: Any) -> None:
@@ -470,7 +483,9 @@ def _after_flush(session: Session, *_args: Any) -> None:
         at = getattr(obj, spec[1])
         delta = _delta_of(obj)
         if delta is None or not isinstance(at, dt.datetime):
-            _mark(touched, obj.account_id, at, spec[0])
+            # a call just opened has no answer time yet (one answered already has)
+            answered = isinstance(obj, Call) and obj.answered_at is not None
+            _mark(touched, obj.account_id, at, spec[0], seconds=answered)
             continue
         row = added.setdefault((obj.account_id, hour_of(at)), dict.fromkeys(delta, 0))
         for c, v in delta.items():
@@ -485,21 +500,17 @@ def _after_flush(session: Session, *_args: Any) -> None:
             continue
         part, ts_name, watched = spec
         state = attributes.instance_state(obj)
-        changed = False
-        for name in watched:
-            hist = state.attrs[name].history
-            if hist.has_changes():
-                changed = True
-                break
+        changed = {name for name in watched if state.attrs[name].history.has_changes()}
         if not changed:
             continue
-        _mark(touched, obj.account_id, getattr(obj, ts_name), part)
+        seconds = bool(changed & _ANSWER_FACTS)
+        _mark(touched, obj.account_id, getattr(obj, ts_name), part, seconds=seconds)
         # the hour (or account) it was in before, if that changed
         acc_hist = state.attrs["account_id"].history
         ts_hist = state.attrs[ts_name].history
         old_acc = acc_hist.deleted[0] if acc_hist.deleted else obj.account_id
         old_ts = ts_hist.deleted[0] if ts_hist.deleted else getattr(obj, ts_name)
-        _mark(touched, old_acc, old_ts, part)
+        _mark(touched, old_acc, old_ts, part, seconds=seconds)
     if added:
         _add(session, touched, added)
     apply_pending(session)
@@ -529,7 +540,7 @@ def _add(
     by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
     for (account_id, hour), delta in added.items():
         parts = touched.get(account_id, {}).get(hour, set())
-        if any(c in PART_COLUMNS[p] for p in parts for c in delta):
+        if any(c in PART_COLUMNS.get(p, ()) for p in parts for c in delta):
             continue
         local = hour.astimezone(PARIS)
         row = {"account_id": account_id, "hour": hour, "day": local.date()}
