@@ -27,6 +27,7 @@ from permanence.calls.model import Call
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.crypto.model import SubjectKey
+from permanence.db import acting_for, ctx_of
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.routing.hours import AFTER_HOURS, IN_HOURS
@@ -344,3 +345,23 @@ def test_the_migration_fills_them_from_the_rows_already_there(
     _kept, scanned = _both(rt, account.id, YEAR)
     assert scanned.calls.received > 250
     _assert_equal(rt, account.id)
+
+
+def test_rows_written_inside_acting_for_are_recounted_under_that_account(
+    rt: Runtime, year: tuple[uuid.UUID, list[uuid.UUID]]
+) -> None:
+    """A provider-wide transaction (no account) writes an account's calls inside acting_for
+    and commits after the block: the recount runs under that account's row-level security
+    (PostgreSQL), not the transaction's."""
+    account_id, _callers = year
+    with rt.db.session(AccessContext.system("test")) as s:
+        with acting_for(s, account_id):
+            s.execute(
+                update(Call)
+                .where(Call.account_id == account_id, Call.outcome == outcomes.EXPIRED)
+                .values(outcome=outcomes.ABANDONED)
+            )
+        assert ctx_of(s).account_id is None
+    kept, _scanned = _both(rt, account_id, YEAR)
+    assert kept.calls.expired == 0
+    _assert_equal(rt, account_id)

@@ -38,6 +38,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     true,
 )
 from sqlalchemy.orm import ORMExecuteState, Session, attributes
@@ -432,8 +433,28 @@ def apply_pending(session: Session, *_args: Any, **_kw: Any) -> None:
     touched: Touched | None = session.info.pop(_PENDING, None)
     if not touched:
         return
+    pg = sql.dialect_of(session) == "postgresql"
+    ctx = session.info.get("ctx")
+    current = getattr(ctx, "account_id", None)
     for account_id, hours in touched.items():
-        recompute(session, account_id, hours)
+        if pg and account_id != current:
+            # The rows were written for this account (inside acting_for, say) and the
+            # transaction has moved on: recount them under its row-level security, then
+            # put the setting back.
+            _set_account(session, account_id)
+            try:
+                recompute(session, account_id, hours)
+            finally:
+                _set_account(session, current)
+        else:
+            recompute(session, account_id, hours)
+
+
+def _set_account(session: Session, account_id: uuid.UUID | None) -> None:
+    session.connection().execute(
+        text("SELECT set_config('app.account_id', :a, true)"),
+        {"a": str(account_id) if account_id else ""},
+    )
 
 
 def _rows_of(conn: Connection, model: type[Any], where: Any) -> list[tuple[Any, Any]]:
