@@ -299,6 +299,21 @@ def recompute(
                 rows[h].update(zip(names, (v or 0 for v in found[1:]), strict=True))
     changed = {c for p in parts for c in PART_COLUMNS.get(p, ())}
     _upsert(bind, list(rows.values()), changed)
+    # An hour left with nothing in it (its rows deleted: erasure, retention, off-boarding)
+    # goes, rather than stay as zeros — only tested when a recount found an hour empty.
+    firsts = [PART_COLUMNS[p][0] for p in parts if p in PART_COLUMNS]
+    emptied = [h for h, r in rows.items() if not any(r[c] for c in firsts)]
+    if emptied:
+        conn.execute(
+            delete(HOURLY).where(
+                HOURLY.c.account_id == account_id,
+                HOURLY.c.hour.in_(emptied),
+                HOURLY.c.received == 0,
+                HOURLY.c.messages == 0,
+                HOURLY.c.appointments == 0,
+                HOURLY.c.recordings == 0,
+            )
+        )
     days = {h.astimezone(PARIS).date() for h, p in hours.items() if SECONDS_PART in p}
     if len(days) > DAY_BY_DAY:
         _recompute_seconds_bulk(bind, account_id, days)
