@@ -269,6 +269,7 @@ def percentile_of_counts(counts: list[tuple[int, int]], q: float) -> float | Non
 def account_statistics(session: Session, account_id: uuid.UUID, period: Period) -> AccountStats:
     """Every figure of docs/statistics.md for one account and period, from the aggregates."""
     _require_account_reader(session, account_id)
+    session.flush()
     aggregates.apply_pending(session)  # this transaction's own writes, if any
     t = AccountHourlyStats
     in_days = and_(t.account_id == account_id, t.day >= period.first, t.day <= period.last)

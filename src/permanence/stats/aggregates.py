@@ -110,6 +110,9 @@ _PENDING = "_stats_pending"
 
 # account -> UTC hour -> the parts to recompute
 Touched = dict[uuid.UUID, dict[dt.datetime, set[str]]]
+# account -> UTC hour -> column -> what new rows add to it
+Added = dict[uuid.UUID, dict[dt.datetime, dict[str, int]]]
+_ADDED = "_stats_added"
 
 
 def hour_of(t: dt.datetime) -> dt.datetime:
@@ -298,7 +301,7 @@ def recompute(
             if h in rows:
                 rows[h].update(zip(names, (v or 0 for v in found[1:]), strict=True))
     changed = {c for p in parts for c in PART_COLUMNS.get(p, ())}
-    _upsert(bind, list(rows.values()), changed)
+    _upsert(bind, [rows[h] for h in sorted(rows)], changed)
     # An hour left with nothing in it (its rows deleted: erasure, retention, off-boarding)
     # goes, rather than stay as zeros — only tested when a recount found an hour empty.
     firsts = [PART_COLUMNS[p][0] for p in parts if p in PART_COLUMNS]
@@ -444,25 +447,33 @@ def _mark(touched: Touched, account_id: Any, at: Any, part: str, *, seconds: boo
 
 
 def apply_pending(session: Session, *_args: Any, **_kw: Any) -> None:
-    """Recompute the hours this transaction touched (and forget them)."""
-    touched: Touched | None = session.info.pop(_PENDING, None)
-    if not touched:
+    """Write what this transaction changed in the aggregates (and forget it): the new rows'
+    additions, then the hours to recount. Called at commit (after the last flush) and before
+    the figures are read: the hourly rows are locked last in a transaction, after the audit
+    head and the rows it wrote, and in one order (account, hour) — no lock cycle with
+    another transaction doing the same."""
+    touched: Touched = session.info.pop(_PENDING, None) or {}
+    added: Added = session.info.pop(_ADDED, None) or {}
+    if not touched and not added:
         return
     pg = sql.dialect_of(session) == "postgresql"
     ctx = session.info.get("ctx")
     current = getattr(ctx, "account_id", None)
-    for account_id, hours in touched.items():
-        if pg and account_id != current:
+    for account_id in sorted(set(touched) | set(added), key=str):
+        hours = touched.get(account_id, {})
+        switch = pg and account_id != current
+        if switch:
             # The rows were written for this account (inside acting_for, say) and the
             # transaction has moved on: recount them under its row-level security, then
             # put the setting back.
             _set_account(session, account_id)
-            try:
-                recompute(session, account_id, hours)
-            finally:
-                _set_account(session, current)
-        else:
+        try:
+            if account_id in added:
+                _add(session, account_id, hours, added[account_id])
             recompute(session, account_id, hours)
+        finally:
+            if switch:
+                _set_account(session, current)
 
 
 def _set_account(session: Session, account_id: uuid.UUID | None) -> None:
@@ -507,11 +518,11 @@ def _before_flush(session: Session, *_args: Any) -> None:
 
 
 def _after_flush(session: Session, *_args: Any) -> None:
-    """Mark the hours of the rows this flush wrote, then recompute (the rows are written)."""
+    """Note the hours of the rows this flush wrote (recounted or added to at commit)."""
     touched = _pending(session)
     # A new message, appointment or recording adds itself to its hour: no need to recount
     # the hour's rows, unless something else in the hour is recounted anyway (below).
-    added: dict[tuple[uuid.UUID, dt.datetime], dict[str, int]] = {}
+    added: Added = session.info.setdefault(_ADDED, {})
     for obj in session.new:
         spec = WATCHED.get(type(obj))
         if spec is None:
@@ -523,7 +534,7 @@ def _after_flush(session: Session, *_args: Any) -> None:
             answered = isinstance(obj, Call) and obj.answered_at is not None
             _mark(touched, obj.account_id, at, spec[0], seconds=answered)
             continue
-        row = added.setdefault((obj.account_id, hour_of(at)), dict.fromkeys(delta, 0))
+        row = added.setdefault(obj.account_id, {}).setdefault(hour_of(at), {})
         for c, v in delta.items():
             row[c] = row.get(c, 0) + v
     for obj in session.deleted:
@@ -547,9 +558,7 @@ def _after_flush(session: Session, *_args: Any) -> None:
         old_acc = acc_hist.deleted[0] if acc_hist.deleted else obj.account_id
         old_ts = ts_hist.deleted[0] if ts_hist.deleted else getattr(obj, ts_name)
         _mark(touched, old_acc, old_ts, part, seconds=seconds)
-    if added:
-        _add(session, touched, added)
-    apply_pending(session)
+    # written at commit (apply_pending), not now: see there
 
 
 def _delta_of(obj: Any) -> dict[str, int] | None:
@@ -568,14 +577,16 @@ _ADDS: dict[tuple[str, frozenset[str]], Any] = {}
 
 def _add(
     session: Session,
-    touched: Touched,
-    added: dict[tuple[uuid.UUID, dt.datetime], dict[str, int]],
+    account_id: uuid.UUID,
+    hours: Mapping[dt.datetime, set[str]],
+    added: Mapping[dt.datetime, dict[str, int]],
 ) -> None:
     """Add new rows' counts to their hours (INSERT … ON CONFLICT DO UPDATE SET c = c + …),
-    leaving out the hours whose part is recounted from the rows in this flush anyway."""
+    leaving out the hours whose part is recounted from the rows anyway."""
     by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
-    for (account_id, hour), delta in added.items():
-        parts = touched.get(account_id, {}).get(hour, set())
+    for hour in sorted(added):
+        delta = added[hour]
+        parts = hours.get(hour, set())
         if any(c in PART_COLUMNS.get(p, ()) for p in parts for c in delta):
             continue
         local = hour.astimezone(PARIS)
@@ -672,6 +683,7 @@ def _after_updates(session: Session, *_args: Any) -> None:
 
 
 def _before_commit(session: Session) -> None:
+    session.flush()  # the last changes first: the aggregates are the transaction's last writes
     _after_updates(session)
     apply_pending(session)
 
@@ -683,6 +695,7 @@ def _before_flush_all(session: Session, *args: Any) -> None:
 
 def _forget(session: Session, *_args: Any) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_ADDED, None)
     session.info.pop("_stats_after_update", None)
 
 
