@@ -4,11 +4,12 @@
 made of; ``account_answer_seconds`` the answered calls per Paris day and whole second of answer
 time (the 90th percentile). A transaction that writes a call, a message, an appointment or a
 recording marks the hours (and days) it touched; they are **recomputed from the rows** — the
-same SQL expressions as the scan in ``stats.account`` — at the transaction's next flush, at
-its commit, or before the figures are read in it. Recomputing instead of adding deltas keeps
-the aggregates right whatever changed: a late callback correcting an outcome, an
-acknowledgement, an erasure or a retention sweep deleting rows (their hours lose them, as the
-scan would), a cascade from a deleted call or caller.
+same SQL expressions as the scan in ``stats.account`` — at the transaction's commit, after its
+last flush (the hour rows are its last locks: no lock cycle with the audit head), or before the
+figures are read in it. Recomputing instead of adding deltas keeps the aggregates right
+whatever changed: a late callback correcting an outcome, an acknowledgement, an erasure or a
+retention sweep deleting rows (their hours lose them, as the scan would), a cascade from a
+deleted call or caller. Only a new message, appointment or recording adds itself to its hour.
 
 What is watched: ORM flushes (new, changed in a counted column, deleted objects) and the
 ORM-enabled Core statements run through a session (``session.execute(insert|update|delete(M))``)
@@ -632,7 +633,7 @@ def _statement_rows(state: ORMExecuteState, model: type[Any]) -> list[Mapping[st
 
 def _on_statement(state: ORMExecuteState) -> None:
     """ORM-enabled INSERT/UPDATE/DELETE on a watched model: mark the hours it touches (read
-    before a DELETE or UPDATE runs; recomputed at the next flush, commit or figures read)."""
+    before a DELETE or UPDATE runs; recomputed at commit, or when the figures are read)."""
     if state.is_select or not (state.is_insert or state.is_update or state.is_delete):
         return
     table = getattr(state.statement, "table", None)
@@ -666,7 +667,7 @@ def _on_statement(state: ORMExecuteState) -> None:
         _mark_cascade_of_calls(state.session, ids)
     if state.is_update:
         # an UPDATE that moves rows to another hour or account: mark where they land too
-        # (after it ran: the next flush or commit recomputes with the pending hours)
+        # (after it ran: read at the next flush or at commit, recounted at commit)
         state.session.info.setdefault("_stats_after_update", []).append((model, where))
 
 
