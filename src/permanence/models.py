@@ -19,9 +19,10 @@ from permanence.contracts.model import (
     SubProcessor,
     SubProcessorAgreement,
     SubProcessorChange,
+    SubProcessorDeletion,
     SubProcessorNotice,
 )
-from permanence.crypto.model import AccountKey, SubjectKey
+from permanence.crypto.model import AccountKey, KeyEpoch, SubjectKey
 from permanence.db import Base
 from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
 from permanence.dpia.model import Dpia
@@ -35,6 +36,7 @@ from permanence.rights.model import (
     Download,
     ErasureJournal,
     Rectification,
+    RightsLetter,
     RightsRequest,
 )
 from permanence.routing.model import OperatorLine, QueueEntry
@@ -93,6 +95,7 @@ __all__ = [
     "Dpia",
     "ErasureJournal",
     "Escalation",
+    "KeyEpoch",
     "LegalHold",
     "MandateVersion",
     "Message",
@@ -107,10 +110,12 @@ __all__ = [
     "RecordingDownload",
     "RecoveryCode",
     "Rectification",
+    "RightsLetter",
     "RightsRequest",
     "SubProcessor",
     "SubProcessorAgreement",
     "SubProcessorChange",
+    "SubProcessorDeletion",
     "SubProcessorNotice",
     "SubjectKey",
     "TrainingAttestation",

@@ -30,7 +30,7 @@ from permanence.crypto.model import SubjectKey
 from permanence.db import acting_for, ctx_of
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
-from permanence.routing.hours import AFTER_HOURS, IN_HOURS
+from permanence.routing.hours import AFTER_HOURS, IN_HOURS, OUTBOUND
 from permanence.runtime import Runtime
 from permanence.stats import aggregates
 from permanence.stats import service as stats
@@ -83,7 +83,7 @@ def _year(rt: Runtime, account_id: uuid.UUID, mandate_id: uuid.UUID, n: int) -> 
             "mandate_id": mandate_id,
             "started_at": started,
             "status": "completed",
-            "routing": rng.choice((None, IN_HOURS, *AFTER_HOURS)),
+            "routing": rng.choice((None, IN_HOURS, OUTBOUND, *AFTER_HOURS)),
         }
         r = rng.random()
         if r < 0.6:
@@ -199,7 +199,7 @@ def test_the_aggregates_equal_the_scan_on_a_generated_year(
     _kept, scanned = _both(rt, account_id, YEAR)
     assert scanned.calls.received > 1300 and scanned.messages_taken > 100  # a real year
     assert scanned.recordings > 50 and scanned.appointments_cancelled > 0
-    assert scanned.after_hours_total > 0 and scanned.in_progress > 0
+    assert scanned.after_hours_total > 0 and scanned.in_progress > 0 and scanned.outbound > 0
     _assert_equal(rt, account_id)
     # and rebuilding from the rows gives the very same rows
     ctx = AccessContext.system("test", account_id)

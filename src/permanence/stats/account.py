@@ -101,6 +101,8 @@ class AccountStats:
     by_month: list[tuple[str, Counts]] = field(default_factory=list)
     # Calls that arrived out of the mandate's opening hours (calls.routing, routing.hours).
     after_hours: dict[str, int] = field(default_factory=dict)
+    # Call-backs placed by operators (calls.direction outbound), included in ``calls``.
+    outbound: int = 0
 
     @property
     def after_hours_total(self) -> int:
@@ -153,6 +155,7 @@ class AccountStats:
                 "forward": self.after_hours.get("after_hours_forward", 0),
                 "answer": self.after_hours.get("after_hours_answer", 0),
             },
+            "outbound": self.outbound,
             "by_hour": [{"hour": h, **c.as_dict()} for h, c in enumerate(self.by_hour)],
             "by_day": [{"day": d.isoformat(), **c.as_dict()} for d, c in self.by_day],
             "by_month": [{"month": m, **c.as_dict()} for m, c in self.by_month],
@@ -188,6 +191,7 @@ class _Fold:
         self.by_day: dict[dt.date, Counts] = {d: Counts() for d in period.days}
         self.by_month: dict[str, Counts] = {}
         self.after_hours: dict[str, int] = {}
+        self.outbound = 0
 
     def add(self, values: Any, day: dt.date, hour: int | None) -> Counts:
         """``values``: CALL_COLUMNS in order; ``hour`` None when the row is a whole day."""
@@ -210,6 +214,7 @@ class _Fold:
         base = 12 + _N_ANS + _N_AB
         for i, routing in enumerate(AFTER_HOURS_ROUTINGS):
             self.after_hours[routing] = self.after_hours.get(routing, 0) + int(values[base + i])
+        self.outbound += int(values[base + len(AFTER_HOURS_ROUTINGS)])
         return bucket
 
     def stats(
@@ -241,6 +246,7 @@ class _Fold:
             by_day=sorted(self.by_day.items()),
             by_month=sorted(self.by_month.items()),
             after_hours=self.after_hours,
+            outbound=self.outbound,
         )
 
 

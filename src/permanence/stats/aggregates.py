@@ -84,6 +84,7 @@ CALL_COLUMNS = (
     "after_hours_voicemail",
     "after_hours_forward",
     "after_hours_answer",
+    "outbound",
 )
 PART_COLUMNS: dict[str, tuple[str, ...]] = {
     "calls": CALL_COLUMNS,
@@ -134,6 +135,7 @@ def call_columns(bind: Session | Connection) -> list[ColumnElement[Any]]:
     # Imported here: this module is loaded with the models (its session events), and the
     # routing decisions bring the mandate schema along.
     from permanence.routing.hours import AFTER_HOURS as AFTER_HOURS_ROUTINGS
+    from permanence.routing.hours import OUTBOUND
 
     ans = sql.answer_seconds(bind)
     talk = sql.talk_seconds(bind)
@@ -156,6 +158,7 @@ def call_columns(bind: Session | Connection) -> list[ColumnElement[Any]]:
         *sql.hist_columns(ans, sql.ANSWERED, sql.ANSWER_EDGES),
         *sql.hist_columns(waited, gave_up, sql.ABANDON_EDGES),
         *(sql.count_if(Call.routing == r) for r in AFTER_HOURS_ROUTINGS),
+        sql.count_if(Call.routing == OUTBOUND),
     ]
 
 

@@ -101,6 +101,8 @@ class AccountHourlyStats(Base):
     after_hours_voicemail: Mapped[int] = mapped_column(Integer, default=0)
     after_hours_forward: Mapped[int] = mapped_column(Integer, default=0)
     after_hours_answer: Mapped[int] = mapped_column(Integer, default=0)
+    # call-backs placed by operators (calls.routing 'outbound', routing.callbacks)
+    outbound: Mapped[int] = mapped_column(Integer, default=0)
     # messages, appointments, recordings (by created_at)
     messages: Mapped[int] = mapped_column(Integer, default=0)
     messages_unacknowledged: Mapped[int] = mapped_column(Integer, default=0)

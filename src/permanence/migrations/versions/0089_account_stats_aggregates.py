@@ -1,7 +1,7 @@
 """account figures' aggregates: per account and UTC hour, answered calls per second of answer
 
 Revision ID: 0089
-Revises: 0086
+Revises: 0088
 Create Date: 2026-12-06 13:30:00
 
 - ``account_hourly_stats``: every sum the account figures are made of, per account and UTC
@@ -23,7 +23,7 @@ from permanence.db import UTCDateTime
 from permanence.schema import enable_tenant_isolation
 
 revision: str = "0089"
-down_revision: str | None = "0086"
+down_revision: str | None = "0088"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.Column("after_hours_voicemail", sa.Integer(), nullable=False),
         sa.Column("after_hours_forward", sa.Integer(), nullable=False),
         sa.Column("after_hours_answer", sa.Integer(), nullable=False),
+        sa.Column("outbound", sa.Integer(), nullable=False),
         sa.Column("messages", sa.Integer(), nullable=False),
         sa.Column("messages_unacknowledged", sa.Integer(), nullable=False),
         sa.Column("appointments", sa.Integer(), nullable=False),
