@@ -51,11 +51,19 @@ from permanence.staff.model import (
     User,
     WebSession,
 )
-from permanence.stats.model import OperatorDailyStats, OperatorPresence
+from permanence.stats import aggregates as _stats_aggregates  # noqa: F401 (its session events)
+from permanence.stats.model import (
+    AccountAnswerSeconds,
+    AccountHourlyStats,
+    OperatorDailyStats,
+    OperatorPresence,
+)
 from permanence.subjects.model import Caller
 
 __all__ = [
     "Account",
+    "AccountAnswerSeconds",
+    "AccountHourlyStats",
     "AccountKey",
     "ApiKey",
     "Appointment",
