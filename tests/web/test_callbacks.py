@@ -18,7 +18,6 @@ from permanence.audit.model import AuditEntry
 from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
 from permanence.db import switch_account
-from permanence.mandates.queueing import Queueing
 from permanence.mandates.schema import dump_mandate
 from tests.provider_server import ProviderServer
 from tests.web import test_queue_routing
@@ -190,12 +189,14 @@ def test_an_unanswered_call_back_fails_and_bad_requests_are_refused_clearly(
     assert r.status_code == 409 and len(provider.created_calls) == 1
 
 
-def _offer_callback_key(world: World, key: str) -> None:
+def _offer_callback_key(world: World, key: str, account_id: uuid.UUID | None = None) -> None:
+    account_id = account_id or world.plumber.id
     with world.rt.db.session(AccessContext(role=Role.ADMIN, reason="test")) as s:
-        switch_account(s, world.plumber.id)
-        _row, mandate = mandate_version(s, world.plumber.id)
-        changed = mandate.model_copy(update={"queue": Queueing(callback_key=key), "version": None})
-        import_mandate(s, dump_mandate(changed), account_id=world.plumber.id)
+        switch_account(s, account_id)
+        _row, mandate = mandate_version(s, account_id)
+        queueing = mandate.queue.model_copy(update={"callback_key": key})
+        changed = mandate.model_copy(update={"queue": queueing, "version": None})
+        import_mandate(s, dump_mandate(changed), account_id=account_id)
 
 
 def test_a_caller_who_presses_the_call_back_key_leaves_the_queue_and_is_called_back(
@@ -574,3 +575,37 @@ def test_from_a_message_in_the_screen_pop_the_operator_calls_back_in_one_action(
     _leg, reply = operator_answers(world, provider, 0)
     dial = first(reply, "Dial")
     assert dial.get("callerId") == PLUMBER_DID and first(dial, "Number").text == CALLER
+
+
+def test_a_health_data_call_back_is_offered_only_to_whom_may_answer_the_account(
+    queue_world: World, provider: ProviderServer
+) -> None:
+    """Need-to-know: the medical practice has an assigned operator (not this one); its
+    patient's call-back is never offered to the unassigned operator, the supervisor gets it."""
+    from permanence.needtoknow import service as needtoknow
+    from tests.web.conftest import make_person
+    from tests.web.test_queue_routing import MEDICAL_DID
+
+    world = queue_world
+    _offer_callback_key(world, "1", world.medical.id)
+    colleague = make_person(world.rt, Role.OPERATOR, "assignee@permanence.example")
+    with world.rt.db.session(AccessContext.system("test:dpo", world.medical.id)) as s:
+        needtoknow.assign(s, colleague.id)
+    patient = Phone(world.client(), "twilio", "CA" + "8" * 32)
+    reply = patient.twiml(
+        f"{PUBLIC}/telephony/twilio/incoming", From=CALLER, To=MEDICAL_DID, CallStatus="ringing"
+    )
+    enqueue = first(reply, "Enqueue")
+    gather = first(wait(patient, enqueue), "Gather")
+    patient.twiml(gather.get("action", ""), Digits="1")
+    patient.twiml(enqueue.get("action", ""), QueueResult="leave", QueueTime="20")
+    assert entry_of(world, patient.sid).result == "callback"
+
+    op = console(world, world.operator)
+    set_presence(op, "free")
+    assert provider.created_calls == []  # the unassigned operator is never rung
+    sup = console(world, world.supervisor)
+    set_presence(sup, "free")
+    [placed] = provider.created_calls
+    assert placed["To"] == DEVICES["supervisor"]
+    assert query(placed["Url"])["s"] == str(entry_of(world, patient.sid).call_id)
