@@ -156,3 +156,144 @@ def test_unknown_id_is_not_found(rt: Runtime) -> None:
     account = make_account(rt)
     with rt.db.session(ctx_for(account.id)) as s, pytest.raises(NotFound):
         subjects.get(s, uuid.uuid4())
+
+
+def test_a_lookup_needs_an_identifier_and_ignores_empty_ones(rt: Runtime) -> None:
+    from permanence.errors import ValidationFailed
+
+    account = make_account(rt)
+    cid = make_caller(rt, account.id)
+    with rt.db.session(ctx_for(account.id)) as s:
+        for empty in ({}, {"phone": "", "email": "", "name": ""}, {"name": None}):
+            with pytest.raises(ValidationFailed, match="give a phone number"):
+                subjects.find(s, rt.keyring, **empty)
+        # An empty field beside a given one is not a condition (a form sends all three).
+        found = subjects.find(s, rt.keyring, phone="", email="camille.martin@exemple.fr", name="")
+        assert [c.id for c in found] == [cid]
+
+
+@pytest.mark.gdpr("Art. 5(2)")
+def test_a_lookup_is_audited_with_what_was_searched_by_and_how_many_were_found(
+    rt: Runtime,
+) -> None:
+    from permanence.audit.model import AuditEntry
+
+    account = make_account(rt)
+    make_caller(rt, account.id)
+    with rt.db.session(ctx_for(account.id)) as s:
+        subjects.find(s, rt.keyring, phone="0639981234", email="camille.martin@exemple.fr")
+        subjects.find(s, rt.keyring, name="Nadia Benali")
+        bodies = s.scalars(select(AuditEntry.body).order_by(AuditEntry.seq.desc()).limit(2)).all()
+    assert '"by":"email+phone"' in bodies[1] and '"found":1' in bodies[1]
+    assert '"by":"name"' in bodies[0] and '"found":0' in bodies[0]
+    assert all('"action":"subject.lookup"' in b and "0639981234" not in b for b in bodies)
+
+
+def test_a_caller_known_by_one_name_only_is_found_by_it(rt: Runtime) -> None:
+    account = make_account(rt)
+    last_only = make_caller(rt, account.id, first="", last="Benali", phone=None, email=None)
+    first_only = make_caller(rt, account.id, first="Nadia", last="", phone="0639987777")
+    with rt.db.session(ctx_for(account.id)) as s:
+        assert [c.id for c in subjects.find(s, rt.keyring, name="benali")] == [last_only]
+        assert [c.id for c in subjects.find(s, rt.keyring, name="NADIA")] == [first_only]
+        ident = subjects.identity(s, rt.keyring, subjects.get(s, last_only))
+        assert (ident.first_name, ident.last_name, ident.full_name) == ("", "Benali", "Benali")
+        assert (ident.phone, ident.email) == (None, None)
+    assert subjects.Identity(first_name="Nadia", last_name="Benali").full_name == "Nadia Benali"
+    assert subjects.Identity(first_name="", last_name=None).full_name is None
+
+
+def test_an_identifier_removed_is_no_longer_found_nor_stored(rt: Runtime) -> None:
+    account = make_account(rt)
+    cid = make_caller(rt, account.id)
+    with rt.db.session(ctx_for(account.id)) as s:
+        caller = subjects.get(s, cid)
+        subjects.update_identity(s, rt.keyring, caller, subjects.Identity(last_name="Martin"))
+    with rt.db.session(ctx_for(account.id)) as s:
+        caller = subjects.get(s, cid)
+        assert (caller.phone_bidx, caller.phone_sealed) == (None, None)
+        assert (caller.email_bidx, caller.email_sealed) == (None, None)
+        assert caller.name_bidx is not None and caller.name_sealed is not None
+        assert subjects.find(s, rt.keyring, phone="0639981234") == []
+        assert subjects.find(s, rt.keyring, email="camille.martin@exemple.fr") == []
+        assert [c.id for c in subjects.find(s, rt.keyring, name="martin")] == [cid]
+        subjects.update_identity(s, rt.keyring, caller, subjects.Identity(phone="0639981234"))
+    with rt.db.session(ctx_for(account.id)) as s:
+        caller = subjects.get(s, cid)
+        assert (caller.name_bidx, caller.name_sealed) == (None, None)
+        assert subjects.find(s, rt.keyring, name="martin") == []
+        assert [c.id for c in subjects.find(s, rt.keyring, phone="+33639981234")] == [cid]
+
+
+def test_the_account_check_refuses_another_account_as_not_found(rt: Runtime) -> None:
+    a = make_account(rt)
+    b = make_account(rt, "plomberie-durand")
+    with rt.db.session(ctx_for(b.id)) as s:
+        subjects.check_account(s, b.id)
+        with pytest.raises(NotFound):
+            subjects.check_account(s, a.id)
+
+
+def test_index_keys_differ_per_account_and_column_and_stay_stable(rt: Runtime) -> None:
+    a = make_account(rt)
+    b = make_account(rt, "plomberie-durand")
+    with rt.db.session(AccessContext.system("test")) as s:
+        keys = {
+            (account, column): rt.keyring.index_key(s, account, "callers", column)
+            for account in (a.id, b.id)
+            for column in ("phone", "email", "name")
+        }
+        assert len(set(keys.values())) == 6 and all(len(k) == 32 for k in keys.values())
+        e164, index = rt.keyring.phone_index(s, a.id, "callers", "06 39 98 12 34")
+        assert e164 == "+33639981234"
+        assert index == rt.keyring.index(s, a.id, "callers", "phone", "+33639981234")
+        assert 0 <= index < 2**rt.keyring.index_bits
+    # A fresh process derives the same keys from the stored root (indexes stay searchable).
+    fresh = Runtime.from_settings(rt.settings)
+    try:
+        with fresh.db.session(AccessContext.system("test")) as s:
+            assert fresh.keyring.index_key(s, a.id, "callers", "email") == keys[(a.id, "email")]
+            assert fresh.keyring.index_key(s, b.id, "callers", "name") == keys[(b.id, "name")]
+    finally:
+        fresh.close()
+
+
+def test_a_subject_key_opens_only_for_its_own_account(rt: Runtime) -> None:
+    a = make_account(rt)
+    b = make_account(rt, "plomberie-durand")
+    cid = make_caller(rt, a.id)
+    with rt.db.session(AccessContext.system("test")) as s:
+        with pytest.raises(KeyUnavailable):
+            rt.keyring.cipher(s, b.id, cid)
+        with pytest.raises(KeyUnavailable):
+            rt.keyring.cipher(s, a.id, uuid.uuid4())
+        # Destroying it under the wrong account, or a key that does not exist, destroys nothing.
+        assert rt.keyring.destroy_subject_key(s, b.id, cid) is False
+        assert rt.keyring.destroy_subject_key(s, a.id, uuid.uuid4()) is False
+        assert rt.keyring.cipher(s, a.id, cid).subject_id == cid
+        assert rt.keyring.destroy_subject_key(s, a.id, cid) is True
+        assert rt.keyring.destroy_subject_key(s, a.id, cid) is False
+
+
+@pytest.mark.gdpr("Art. 32")
+def test_an_erased_subjects_data_key_leaves_the_memory_cache_others_stay_bounded(
+    rt: Runtime,
+) -> None:
+    account = make_account(rt)
+    ids = [make_caller(rt, account.id, phone=f"06 39 98 00 {i:02d}") for i in range(3)]
+    fresh = Runtime.from_settings(rt.settings)  # a key cache of its own, bounded at two
+    keyring = fresh.keyring
+    keyring._dek_cache_size = 2
+    try:
+        with fresh.db.session(AccessContext.system("test", account.id)) as s:
+            for cid in ids:
+                keyring.cipher(s, account.id, cid)
+            # The oldest leaves first; never more than the bound.
+            assert [subject for subject, _ in keyring._deks] == ids[1:]
+            keyring.cipher(s, account.id, ids[1])  # from the cache
+            assert keyring.destroy_subject_key(s, account.id, ids[1])
+            assert [subject for subject, _ in keyring._deks] == [ids[2]]
+            with pytest.raises(KeyUnavailable):
+                keyring.cipher(s, account.id, ids[1])
+    finally:
+        fresh.close()
