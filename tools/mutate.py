@@ -193,6 +193,13 @@ TARGETS: dict[str, Target] = {
             "merge",
         ),
     ),
+    # The journal replayed on a restored database: every entry carried out again, account by
+    # account, files deleted after the commit, absent accounts counted, only once. (Reading
+    # the target database and the mirror, replay_journal/_target, is driven end to end by
+    # tests/integration/test_backup.py through the command line: too slow per mutant.)
+    "backup/replay.py": _t(
+        "tests/integration/test_journal_replay.py", functions=("replay", "replay_offboarding")
+    ),
 }
 
 
