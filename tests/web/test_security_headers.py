@@ -165,6 +165,7 @@ def test_the_api_documentation_pages_keep_every_header_but_the_content_security_
 
 def test_a_request_whose_server_names_no_scheme_is_plain_http(world: World) -> None:
     # The ASGI scope's "scheme" is optional ("http" when absent): no HSTS then, no error.
+    # Only the response's start carries headers: the body passes through untouched.
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -192,3 +193,5 @@ def test_a_request_whose_server_names_no_scheme_is_plain_http(world: World) -> N
     assert start["status"] == 200
     assert "strict-transport-security" not in headers
     assert headers["content-security-policy"] == CSP and headers["cache-control"] == "no-store"
+    bodies = [m for m in sent if m["type"] == "http.response.body"]
+    assert bodies and all(set(m) <= {"type", "body", "more_body"} for m in bodies)
