@@ -157,6 +157,10 @@ def _malformed() -> Iterator[tuple[str, str]]:
     yield "format 1 with a kind", signed(fields | {"v": 1})
     yield "an unknown format", signed(fields | {"v": 3})
     yield "an unexpected field", signed(fields | {"note": "x"})
+    # A line without its request id, under a MAC over a null one: a field is missing.
+    no_request = json.loads(signed(fields | {"request_id": None}))
+    del no_request["request_id"]
+    yield "no request_id", json.dumps(no_request)
     yield "a time that is not one", signed(fields | {"erased_at": "2027-13-01T00:00:00"})
     yield "an id that is not one", signed(fields | {"id": "not-a-uuid"})
     yield "an account that is not one", signed(fields | {"account_id": "x"})
@@ -189,6 +193,20 @@ def test_an_entry_names_its_subject_exactly_when_it_is_a_subject_erasure() -> No
     assert made.id != JournalEntry.offboarding(ACCOUNT, AT).id
 
 
+def test_an_entry_is_read_back_from_its_table_row() -> None:
+    offboarded = JournalEntry.offboarding(ACCOUNT, AT)
+    for entry in (ENTRY, offboarded):
+        row = entry.row()
+        assert (row.id, row.account_id, row.kind, row.subject_id, row.request_id) == (
+            entry.id,
+            ACCOUNT,
+            entry.kind,
+            entry.subject_id,
+            entry.request_id,
+        )
+        assert JournalEntry.of(row) == entry
+
+
 def test_merge_keeps_one_entry_per_id_oldest_first() -> None:
     later = JournalEntry(uuid.UUID(int=1), ACCOUNT, SUBJECT, None, AT + dt.timedelta(seconds=1))
     same_time_low = JournalEntry(uuid.UUID(int=2), ACCOUNT, SUBJECT, None, AT)
@@ -215,6 +233,28 @@ def test_the_mirror_appends_private_fsynced_lines(tmp_path: Path) -> None:
     assert journal.read_file(path, KEY) == [ENTRY, other, ENTRY]
     with pytest.raises(IntegrityFailure):
         ErasureMirror(path, b"j" * 32).entries()
+
+
+def test_the_mirror_syncs_its_directory_when_it_creates_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Write-ahead (ADR 0008): a new file's name must survive a crash too, so its directory is
+    # synced once, when the file is created; every append syncs the file. os.fsync is only
+    # watched here (the real one runs).
+    synced: list[bool] = []
+    real_fsync = os.fsync
+
+    def watched(fd: int) -> None:
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(journal.os, "fsync", watched)
+    mirror = ErasureMirror(tmp_path / "erasures.jsonl", KEY)
+    mirror.append([ENTRY])
+    assert sorted(synced) == [False, True]  # the file, then its directory
+    synced.clear()
+    mirror.append([ENTRY])
+    assert synced == [False]
 
 
 def test_a_missing_or_binary_file_is_refused_clearly(tmp_path: Path) -> None:
