@@ -9,6 +9,7 @@ literal canonical text (never through ``permanence``). The database half (``read
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -156,6 +157,9 @@ def _malformed() -> Iterator[tuple[str, str]]:
     yield "format 2 without a kind", signed({k: v for k, v in fields.items() if k != "kind"})
     yield "format 1 with a kind", signed(fields | {"v": 1})
     yield "an unknown format", signed(fields | {"v": 3})
+    without_kind = {k: v for k, v in fields.items() if k != "kind"}
+    yield "a later format without a kind", signed(without_kind | {"v": 3})
+    yield "format 0", signed(without_kind | {"v": 0})
     yield "an unexpected field", signed(fields | {"note": "x"})
     # A line without its request id, under a MAC over a null one: a field is missing.
     no_request = json.loads(signed(fields | {"request_id": None}))
@@ -205,6 +209,11 @@ def test_an_entry_is_read_back_from_its_table_row() -> None:
             entry.request_id,
         )
         assert JournalEntry.of(row) == entry
+    # Checked once when made, an entry cannot be changed afterwards.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ENTRY.kind = "account"  # type: ignore[misc]
+    # Ids as a driver may give them, objects or text.
+    assert journal._uuid(ENTRY_ID) is ENTRY_ID and journal._uuid(ENTRY_ID.hex) == ENTRY_ID
 
 
 def test_merge_keeps_one_entry_per_id_oldest_first() -> None:
