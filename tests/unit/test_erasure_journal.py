@@ -228,7 +228,7 @@ def test_merge_keeps_one_entry_per_id_oldest_first() -> None:
 
 
 def test_the_mirror_appends_private_fsynced_lines(tmp_path: Path) -> None:
-    path = tmp_path / "journal" / "erasures.jsonl"
+    path = tmp_path / "data" / "journal" / "erasures.jsonl"  # neither directory exists yet
     mirror = ErasureMirror(path, KEY)
     assert mirror.entries() == []
     assert mirror.append([]) == 0 and not path.parent.exists()
