@@ -261,15 +261,19 @@ def test_index_keys_differ_per_account_and_column_and_stay_stable(rt: Runtime) -
 
 def test_a_subject_key_opens_only_for_its_own_account(rt: Runtime) -> None:
     a = make_account(rt)
-    b = make_account(rt, "plomberie-durand")
     cid = make_caller(rt, a.id)
+    # Another account's id, sorting before and after any real one (a check written < or >
+    # instead of != would let one side through).
+    others = (uuid.UUID(int=0), uuid.UUID(int=2**128 - 1))
     with rt.db.session(AccessContext.system("test", a.id)) as s:
-        with pytest.raises(KeyUnavailable):
-            rt.keyring.cipher(s, b.id, cid)
+        for other in others:
+            with pytest.raises(KeyUnavailable):
+                rt.keyring.cipher(s, other, cid)
         with pytest.raises(KeyUnavailable):
             rt.keyring.cipher(s, a.id, uuid.uuid4())
         # Destroying it under the wrong account, or a key that does not exist, destroys nothing.
-        assert rt.keyring.destroy_subject_key(s, b.id, cid) is False
+        for other in others:
+            assert rt.keyring.destroy_subject_key(s, other, cid) is False
         assert rt.keyring.destroy_subject_key(s, a.id, uuid.uuid4()) is False
         assert rt.keyring.cipher(s, a.id, cid).subject_id == cid
         assert rt.keyring.destroy_subject_key(s, a.id, cid) is True
@@ -281,20 +285,22 @@ def test_an_erased_subjects_data_key_leaves_the_memory_cache_others_stay_bounded
     rt: Runtime,
 ) -> None:
     account = make_account(rt)
-    ids = [make_caller(rt, account.id, phone=f"06 39 98 00 {i:02d}") for i in range(3)]
-    fresh = Runtime.from_settings(rt.settings)  # a key cache of its own, bounded at two
+    ids = [make_caller(rt, account.id, phone=f"06 39 98 00 {i:02d}") for i in range(4)]
+    fresh = Runtime.from_settings(rt.settings)  # a key cache of its own, bounded at three
     keyring = fresh.keyring
-    keyring._dek_cache_size = 2
+    keyring._dek_cache_size = 3
     try:
         with fresh.db.session(AccessContext.system("test", account.id)) as s:
             for cid in ids:
                 keyring.cipher(s, account.id, cid)
             # The oldest leaves first; never more than the bound.
             assert [subject for subject, _ in keyring._deks] == ids[1:]
-            keyring.cipher(s, account.id, ids[1])  # from the cache
-            assert keyring.destroy_subject_key(s, account.id, ids[1])
-            assert [subject for subject, _ in keyring._deks] == [ids[2]]
+            # Erase the one whose id sorts between the other two: only its key leaves.
+            low, middle, high = sorted(ids[1:])
+            keyring.cipher(s, account.id, middle)  # from the cache
+            assert keyring.destroy_subject_key(s, account.id, middle)
+            assert sorted(subject for subject, _ in keyring._deks) == [low, high]
             with pytest.raises(KeyUnavailable):
-                keyring.cipher(s, account.id, ids[1])
+                keyring.cipher(s, account.id, middle)
     finally:
         fresh.close()
