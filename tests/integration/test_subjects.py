@@ -304,3 +304,28 @@ def test_an_erased_subjects_data_key_leaves_the_memory_cache_others_stay_bounded
                 keyring.cipher(s, account.id, middle)
     finally:
         fresh.close()
+
+
+def test_a_lookup_opens_only_the_callers_sharing_the_index(rt: Runtime) -> None:
+    # A lookup never decrypts a whole table: only the candidates in the value's bucket are
+    # opened (their data keys are the only ones the keyring unwraps).
+    account = make_account(rt)
+    phones = [f"06 39 98 01 {i:02d}" for i in range(8)]
+    for phone in phones:
+        make_caller(rt, account.id, phone=phone, email=None)
+    with rt.db.session(ctx_for(account.id)) as s:
+        buckets = dict(s.execute(select(Caller.id, Caller.phone_bidx)).all())
+        by_phone = {
+            phone: rt.keyring.phone_index(s, account.id, "callers", phone)[1] for phone in phones
+        }
+    # The lowest and the highest bucket: a query written <= or >= would open others.
+    for phone in (min(phones, key=by_phone.__getitem__), max(phones, key=by_phone.__getitem__)):
+        sharing = {cid for cid, bidx in buckets.items() if bidx == by_phone[phone]}
+        fresh = Runtime.from_settings(rt.settings)
+        try:
+            with fresh.db.session(ctx_for(account.id)) as s:
+                found = subjects.find(s, fresh.keyring, phone=phone)
+            assert len(found) == 1 and found[0].id in sharing
+            assert {subject for subject, _ in fresh.keyring._deks} == sharing
+        finally:
+            fresh.close()
