@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import pytest
@@ -329,3 +330,23 @@ def test_a_lookup_opens_only_the_callers_sharing_the_index(rt: Runtime) -> None:
             assert {subject for subject, _ in fresh.keyring._deks} == sharing
         finally:
             fresh.close()
+
+
+def test_another_accounts_caller_is_never_a_candidate_even_in_the_same_bucket(
+    rt: Runtime,
+) -> None:
+    # One bit of index: both accounts' callers share the two buckets. The query's account
+    # filter (row-level security is a second line on PostgreSQL only) keeps the other
+    # account's callers out: their keys are never even tried.
+    rt.keyring.index_bits = 1
+    a = make_account(rt)
+    b = make_account(rt, "plomberie-durand")
+    for i in range(4):
+        make_caller(rt, a.id, first=f"A{i}", phone=f"06 39 98 02 {i:02d}", email=None)
+    mine = make_caller(rt, b.id, first="B", phone="06 39 98 03 00", email=None)
+    with rt.db.session(ctx_for(b.id)) as s:
+        assert [c.id for c in subjects.find(s, rt.keyring, phone="0639980300")] == [mine]
+        for i in range(4):
+            assert subjects.find(s, rt.keyring, phone=f"06 39 98 02 {i:02d}") == []
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        subjects.Identity(first_name="A").first_name = "B"  # type: ignore[misc]
