@@ -339,14 +339,19 @@ def test_another_accounts_caller_is_never_a_candidate_even_in_the_same_bucket(
     # filter (row-level security is a second line on PostgreSQL only) keeps the other
     # account's callers out: their keys are never even tried.
     rt.keyring.index_bits = 1
-    a = make_account(rt)
-    b = make_account(rt, "plomberie-durand")
-    for i in range(4):
-        make_caller(rt, a.id, first=f"A{i}", phone=f"06 39 98 02 {i:02d}", email=None)
-    mine = make_caller(rt, b.id, first="B", phone="06 39 98 03 00", email=None)
+    accounts = [make_account(rt, slug) for slug in ("cabinet-lefevre", "b-plomberie", "c-serrures")]
+    # The searching account is the one whose id sorts between the two others: a filter
+    # written <= or >= instead of == lets one of them in.
+    low, b, high = sorted(accounts, key=lambda account: account.id)
+    for n, other in enumerate((low, high)):
+        for i in range(3):
+            phone = f"06 39 98 0{2 + n} {i:02d}"
+            make_caller(rt, other.id, first=f"A{i}", phone=phone, email=None)
+    mine = make_caller(rt, b.id, first="B", phone="06 39 98 04 00", email=None)
     with rt.db.session(ctx_for(b.id)) as s:
-        assert [c.id for c in subjects.find(s, rt.keyring, phone="0639980300")] == [mine]
-        for i in range(4):
-            assert subjects.find(s, rt.keyring, phone=f"06 39 98 02 {i:02d}") == []
+        assert [c.id for c in subjects.find(s, rt.keyring, phone="0639980400")] == [mine]
+        for n in (2, 3):
+            for i in range(3):
+                assert subjects.find(s, rt.keyring, phone=f"06 39 98 0{n} {i:02d}") == []
     with pytest.raises(dataclasses.FrozenInstanceError):
         subjects.Identity(first_name="A").first_name = "B"  # type: ignore[misc]
