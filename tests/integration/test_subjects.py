@@ -343,12 +343,16 @@ def test_another_accounts_caller_is_never_a_candidate_even_in_the_same_bucket(
     # The searching account is the one whose id sorts between the two others: a filter
     # written <= or >= instead of == lets one of them in.
     low, b, high = sorted(accounts, key=lambda account: account.id)
-    for n, other in enumerate((low, high)):
-        for i in range(3):
-            phone = f"06 39 98 0{2 + n} {i:02d}"
-            make_caller(rt, other.id, first=f"A{i}", phone=phone, email=None)
+    theirs = [
+        make_caller(rt, other.id, first=f"A{i}", phone=f"06 39 98 0{2 + n} {i:02d}", email=None)
+        for n, other in enumerate((low, high))
+        for i in range(3)
+    ]
     mine = make_caller(rt, b.id, first="B", phone="06 39 98 04 00", email=None)
     with rt.db.session(ctx_for(b.id)) as s:
+        for cid in theirs:
+            with pytest.raises(NotFound):
+                subjects.get(s, cid)
         assert [c.id for c in subjects.find(s, rt.keyring, phone="0639980400")] == [mine]
         for n in (2, 3):
             for i in range(3):
