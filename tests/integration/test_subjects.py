@@ -261,19 +261,19 @@ def test_index_keys_differ_per_account_and_column_and_stay_stable(rt: Runtime) -
 
 
 def test_a_subject_key_opens_only_for_its_own_account(rt: Runtime) -> None:
-    a = make_account(rt)
+    accounts = [make_account(rt, slug) for slug in ("cabinet-lefevre", "b-plomberie", "c-serrures")]
+    # The caller's account sorts between two others, which have keys of their own: a check
+    # written < or > instead of != would let one side try its key on the caller's.
+    low, a, high = sorted(accounts, key=lambda account: account.id)
     cid = make_caller(rt, a.id)
-    # Another account's id, sorting before and after any real one (a check written < or >
-    # instead of != would let one side through).
-    others = (uuid.UUID(int=0), uuid.UUID(int=2**128 - 1))
     with rt.db.session(AccessContext.system("test", a.id)) as s:
-        for other in others:
+        for other in (low.id, high.id):
             with pytest.raises(KeyUnavailable):
                 rt.keyring.cipher(s, other, cid)
         with pytest.raises(KeyUnavailable):
             rt.keyring.cipher(s, a.id, uuid.uuid4())
         # Destroying it under the wrong account, or a key that does not exist, destroys nothing.
-        for other in others:
+        for other in (low.id, high.id, uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)):
             assert rt.keyring.destroy_subject_key(s, other, cid) is False
         assert rt.keyring.destroy_subject_key(s, a.id, uuid.uuid4()) is False
         assert rt.keyring.cipher(s, a.id, cid).subject_id == cid
@@ -299,7 +299,8 @@ def test_an_erased_subjects_data_key_leaves_the_memory_cache_others_stay_bounded
             # Erase the one whose id sorts between the other two: only its key leaves.
             low, middle, high = sorted(ids[1:])
             keyring.cipher(s, account.id, middle)  # from the cache
-            assert keyring.destroy_subject_key(s, account.id, middle)
+            # The id as the erasure reads it: equal, not the same object as the cache's.
+            assert keyring.destroy_subject_key(s, account.id, uuid.UUID(str(middle)))
             assert sorted(subject for subject, _ in keyring._deks) == [low, high]
             with pytest.raises(KeyUnavailable):
                 keyring.cipher(s, account.id, middle)
