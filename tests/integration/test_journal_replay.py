@@ -112,3 +112,15 @@ def test_an_offboarding_replayed_on_an_account_already_offboarded_puts_back_its_
         assert replay_offboarding(s, rt.keyring, lost) == (False, ())
         elsewhere = JournalEntry.offboarding(uuid.uuid4(), AT)
         assert replay_offboarding(s, rt.keyring, elsewhere) == (False, ())
+
+
+def test_two_offboardings_of_one_account_are_both_journalled_again(rt: Runtime) -> None:
+    # Off-boarded, restored from an older backup without the journal, off-boarded again: the
+    # journal holds two entries for the account. The replay carries out the first and puts
+    # back the second's row as well.
+    medical = make_account(rt, "cabinet-lefevre")
+    first = JournalEntry.offboarding(medical.id, AT)
+    second = JournalEntry.offboarding(medical.id, AT + dt.timedelta(days=1))
+    assert replay(rt.settings, rt.keyring, [first, second], action="t", details={}) == (2, 0)
+    with rt.db.session(AccessContext.system("test", medical.id)) as s:
+        assert set(s.scalars(select(ErasureJournal.id))) == {first.id, second.id}
