@@ -107,7 +107,10 @@ def test_an_offboarding_replayed_on_an_account_already_offboarded_puts_back_its_
     with rt.db.session(AccessContext.system("backup:restore", medical.id)) as s:
         assert replay_offboarding(s, rt.keyring, lost) == (True, ())
         assert ejournal.ensure(s, lost) is False
-    assert _actions(rt)[-1] == "account.offboard.replay"
+    with rt.db.session(AccessContext.system("test")) as s:
+        body = s.scalars(select(AuditEntry.body).order_by(AuditEntry.seq.desc()).limit(1)).one()
+    assert '"action":"account.offboard.replay"' in body
+    assert f'"journal_entry":"{lost.id}"' in body and '"journal_restored":true' in body
     with rt.db.session(AccessContext.system("backup:restore", medical.id)) as s:
         assert replay_offboarding(s, rt.keyring, lost) == (False, ())
         elsewhere = JournalEntry.offboarding(uuid.uuid4(), AT)
