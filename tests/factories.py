@@ -116,9 +116,9 @@ def caller_with_records(
     the last name)."""
     from permanence.calls import service as calls
     from permanence.crypto.stream import encrypt_stream
+    from permanence.filestore import LocalStore, storage_key
     from permanence.messages import service as messages
     from permanence.recordings.model import Recording
-    from permanence.recordings.storage import LocalStore, storage_key
 
     caller_id = make_caller(rt, account_id, first=first, last=last, phone=phone, email=email)
     with rt.db.session(ctx_for(account_id)) as s:

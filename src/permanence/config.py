@@ -59,6 +59,24 @@ class Settings(BaseSettings):
         description="Append-only copy of the erasure journal, replayed after a restore. "
         "Default: data_dir/erasure-journal.jsonl; better on another volume.",
     )
+    erasure_epoch_file: Path | None = Field(
+        default=None,
+        description="The erasure-epoch keys (sealed under the master key) that wrap every "
+        "subject key: rotated after erasures, the old key destroyed, so that a deleted key's "
+        "residue in the database's files opens no more (ADR 0029). Default: "
+        "data_dir/erasure-epochs.key; keep it with the master key, never in a backup.",
+    )
+    erasure_epoch_delay_minutes: int = Field(
+        default=15,
+        ge=0,
+        description="'serve' rotates the erasure epoch this long after the first erasure "
+        "since the last rotation (erasures in between are batched); 0: at the next tick.",
+    )
+    erasure_epoch_days: int = Field(
+        default=7,
+        ge=0,
+        description="'serve' also rotates the erasure epoch when it is this old; 0: never.",
+    )
     audit_checkpoint_file: Path | None = Field(
         default=None,
         description="Append-only file of signed audit checkpoints ('serve' adds one every "
@@ -72,6 +90,16 @@ class Settings(BaseSettings):
     )
     default_region: str = Field(default="FR", description="Region for parsing national numbers")
     public_base_url: str = Field(default="http://127.0.0.1:8000")
+    opendsr_certificate_file: Path | None = Field(
+        default=None,
+        description="PEM X.509 certificate the OpenDSR API publishes (processor_certificate); "
+        "with opendsr_key_file. Unset: a self-signed one derived from the master key (ADR 0028)",
+    )
+    opendsr_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key (EC P-256 or RSA) of opendsr_certificate_file: signs "
+        "OpenDSR responses and callbacks",
+    )
     hds_hosting: bool = Field(
         default=False, description="The deployment declares HDS-certified hosting (health data)"
     )
@@ -135,6 +163,21 @@ class Settings(BaseSettings):
         default="https://api.twilio.com",
         description="Base URL of the Twilio-compatible REST API (SignalWire: your space URL).",
     )
+    telnyx_api_key: str | None = Field(
+        default=None,
+        description="Telnyx API key (bearer token) for the TeXML REST API, used when "
+        "PERMANENCE_ROUTING_PROVIDER=telnyx.",
+    )
+    telnyx_account_sid: str | None = Field(
+        default=None, description="Telnyx account id in the TeXML REST API's paths."
+    )
+    telnyx_texml_application_sid: str | None = Field(
+        default=None,
+        description="The TeXML application that places the queue's offers and call-backs.",
+    )
+    telnyx_api_base_url: str = Field(
+        default="https://api.telnyx.com", description="Base URL of Telnyx's API."
+    )
     telnyx_public_key: str | None = Field(
         default=None,
         description="Base64 Ed25519 public key that signs Telnyx TeXML webhooks; unset: the "
@@ -150,6 +193,11 @@ class Settings(BaseSettings):
         default="dial",
         description="dial: ring PERMANENCE_TELEPHONY_OPERATORS; queue: the provider's queue, "
         "each call offered to one available operator's own device.",
+    )
+    routing_provider: Literal["twilio", "telnyx"] = Field(
+        default="twilio",
+        description="Whose REST API places the queue's offers, transfers and call-backs "
+        "(and signs their webhooks): twilio (or SignalWire), or telnyx (TeXML).",
     )
     routing_queue_scope: Literal["account", "shared"] = Field(
         default="account", description="One provider queue per client account, or shared."
@@ -247,7 +295,7 @@ class Settings(BaseSettings):
     @field_validator("recordings_backend")
     @classmethod
     def _backend(cls, v: str) -> str:
-        # S3-compatible storage is a documented port (recordings.storage), not shipped yet.
+        # S3-compatible storage is a documented port (filestore.py), not shipped yet.
         if v != "local":
             raise ValueError("the only recordings backend in this version is: local")
         return v
@@ -272,6 +320,10 @@ class Settings(BaseSettings):
     @property
     def effective_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def effective_erasure_epoch_file(self) -> Path:
+        return self.erasure_epoch_file or self.data_dir / "erasure-epochs.key"
 
     @property
     def effective_erasure_journal_file(self) -> Path:

@@ -148,7 +148,8 @@ class Database:
         checkpoint writes them over the main file's old pages, and TRUNCATE empties the WAL,
         whose older frames still held the deleted bytes. A reader holding an old snapshot
         blocks a full checkpoint: retried for about a second, then left to the next erasure's
-        (returns False; logged). PostgreSQL: nothing here (docs/rights.md, open work)."""
+        (returns False; logged). PostgreSQL cannot zero a dead tuple or a WAL record: there the
+        erasure-epoch rotation makes them useless instead (Keyring.rotate_epoch, ADR 0029)."""
         if self.is_postgres:
             return True
         for attempt in range(attempts):

@@ -86,7 +86,7 @@ def schema_problem(revision: str | None) -> Problem | None:
 def check(rt: Runtime) -> Readiness:
     """Every readiness check; each failure is a code and a message without personal data."""
     from permanence.accounts.model import Account
-    from permanence.crypto.model import AccountKey
+    from permanence.crypto.model import AccountKey, KeyEpoch
     from permanence.db import acting_for
 
     result = Readiness()
@@ -106,6 +106,9 @@ def check(rt: Runtime) -> Readiness:
         with rt.db.session(AccessContext.system("health:ready"), readonly=True) as s:
             account_id = s.scalar(select(Account.id).order_by(Account.created_at).limit(1))
             row = None
+            live_epochs = set(
+                s.scalars(select(KeyEpoch.epoch).where(KeyEpoch.destroyed_at.is_(None))).all()
+            )
             if account_id is not None:
                 with acting_for(s, account_id):
                     row = s.scalars(
@@ -125,8 +128,34 @@ def check(rt: Runtime) -> Readiness:
                 "PERMANENCE_MASTER_KEY_COMMAND for this database",
             )
         )
+    epochs_problem = _epochs_problem(rt, live_epochs)
+    if epochs_problem is not None:
+        result.problems.append(epochs_problem)
     if infra.disk_full(rt.settings.data_dir):
         result.problems.append(
             Problem(infra.STORAGE_FULL.code, "the data directory's disk is (almost) full")
         )
     return result
+
+
+def _epochs_problem(rt: Runtime, live: set[int]) -> Problem | None:
+    """The erasure-epoch key file must hold every epoch the database's keys are wrapped under
+    (ADR 0029): else every caller reads as erased. A wrong file, or a replica's own."""
+    from permanence.errors import ConfigurationError
+
+    epochs = rt.keyring.epochs
+    if epochs is None or not live:
+        return None
+    try:
+        missing = sorted(e for e in live if epochs.get(e) is None)
+    except ConfigurationError as exc:
+        return Problem("epoch_keys_mismatch", exc.message)
+    if not missing:
+        return None
+    return Problem(
+        "epoch_keys_mismatch",
+        f"the erasure-epoch key file {epochs.path} lacks the key of epoch(s) "
+        f"{', '.join(map(str, missing))} that this database's caller keys are wrapped under: "
+        "wrong PERMANENCE_ERASURE_EPOCH_FILE for this database, or a replica with a file of "
+        "its own (docs/deployment.md)",
+    )

@@ -19,9 +19,10 @@ from permanence.contracts.model import (
     SubProcessor,
     SubProcessorAgreement,
     SubProcessorChange,
+    SubProcessorDeletion,
     SubProcessorNotice,
 )
-from permanence.crypto.model import AccountKey, SubjectKey
+from permanence.crypto.model import AccountKey, KeyEpoch, SubjectKey
 from permanence.db import Base
 from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
 from permanence.dpia.model import Dpia
@@ -35,6 +36,7 @@ from permanence.rights.model import (
     Download,
     ErasureJournal,
     Rectification,
+    RightsLetter,
     RightsRequest,
 )
 from permanence.routing.model import OperatorLine, QueueEntry
@@ -49,11 +51,19 @@ from permanence.staff.model import (
     User,
     WebSession,
 )
-from permanence.stats.model import OperatorDailyStats, OperatorPresence
+from permanence.stats import aggregates as _stats_aggregates  # noqa: F401 (its session events)
+from permanence.stats.model import (
+    AccountAnswerSeconds,
+    AccountHourlyStats,
+    OperatorDailyStats,
+    OperatorPresence,
+)
 from permanence.subjects.model import Caller
 
 __all__ = [
     "Account",
+    "AccountAnswerSeconds",
+    "AccountHourlyStats",
     "AccountKey",
     "ApiKey",
     "Appointment",
@@ -85,6 +95,7 @@ __all__ = [
     "Dpia",
     "ErasureJournal",
     "Escalation",
+    "KeyEpoch",
     "LegalHold",
     "MandateVersion",
     "Message",
@@ -99,10 +110,12 @@ __all__ = [
     "RecordingDownload",
     "RecoveryCode",
     "Rectification",
+    "RightsLetter",
     "RightsRequest",
     "SubProcessor",
     "SubProcessorAgreement",
     "SubProcessorChange",
+    "SubProcessorDeletion",
     "SubProcessorNotice",
     "SubjectKey",
     "TrainingAttestation",

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from permanence.context import AccessContext, Role
-from permanence.contracts import scc
+from permanence.contracts import flowdown, scc
 from permanence.contracts import service as contracts
+from permanence.contracts.scc_document import Signatory
 from permanence.db import utcnow
 from tests.e2e.test_browser import Browser
 from tests.web.conftest import World
@@ -33,7 +34,7 @@ def test_art28_3_the_client_downloads_its_signed_contract_from_the_portal(
         contracts.register_initial(
             s, code="hebergeur", name="Hébergeur Santé", service="hébergement", country="FR"
         )
-        scc.record_flowdown(s, "hebergeur", reference="DPA-H", signed_at=utcnow())
+        flowdown.record_flowdown(s, "hebergeur", reference="DPA-H", signed_at=utcnow())
         change = contracts.propose_subprocessor(
             s,
             code="sms-eu",
@@ -50,8 +51,8 @@ def test_art28_3_the_client_downloads_its_signed_contract_from_the_portal(
             rt.settings,
             draft.id,
             signatories=[
-                scc.Signatory("controller", "Claire Lefèvre", "titulaire du cabinet"),
-                scc.Signatory("processor", "Julien Garnier", "DPO"),
+                Signatory("controller", "Claire Lefèvre", "titulaire du cabinet"),
+                Signatory("processor", "Julien Garnier", "DPO"),
             ],
             signed_at=utcnow() - dt.timedelta(minutes=5),
         )
@@ -73,7 +74,7 @@ def test_art28_3_the_client_downloads_its_signed_contract_from_the_portal(
     info.value.save_as(saved)
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == digest
     with rt.db.session(desk) as s:
-        assert [c.id for c, _sp in scc.held_changes(s)] == [change.id]
+        assert [c.id for c, _sp in flowdown.held_changes(s)] == [change.id]
     # Another account's version number is not this client's document.
     assert page.request.get("/portail/contrat/v2.pdf").status == 404
     client.close()

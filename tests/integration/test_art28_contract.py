@@ -15,9 +15,11 @@ from sqlalchemy import update
 
 from permanence.compliance import checks
 from permanence.context import AccessContext, Role
+from permanence.contracts import flowdown as subcontracting
 from permanence.contracts import scc
 from permanence.contracts import service as contracts
 from permanence.contracts.model import ContractDocument
+from permanence.contracts.scc_document import Signatory
 from permanence.db import utcnow
 from permanence.errors import Conflict, ValidationFailed
 from permanence.runtime import Runtime
@@ -25,8 +27,8 @@ from tests.conftest import cli_env, run_cli
 from tests.factories import ctx_for, make_account
 
 SIGNERS = [
-    scc.Signatory("controller", "Claire Lefèvre", "médecin, titulaire du cabinet"),
-    scc.Signatory("processor", "Julien Garnier", "délégué à la protection des données"),
+    Signatory("controller", "Claire Lefèvre", "médecin, titulaire du cabinet"),
+    Signatory("processor", "Julien Garnier", "délégué à la protection des données"),
 ]
 
 
@@ -48,7 +50,7 @@ def _register(rt: Runtime, code: str = "hebergeur", *, flowdown: bool = True) ->
             s, code=code, name=f"Sous-traitant {code}", service="hébergement", country="FR"
         )
         if flowdown:
-            scc.record_flowdown(
+            subcontracting.record_flowdown(
                 s, code, reference=f"DPA-{code}", signed_at=utcnow() - dt.timedelta(days=9)
             )
 
@@ -142,7 +144,7 @@ def test_art28_2_an_objection_holds_the_change_for_that_client_until_resolved(
             portal_url="https://p.example",
             now=now,
         )
-        scc.record_flowdown(s, "sms-eu", reference="DPA-SMS", signed_at=now)
+        subcontracting.record_flowdown(s, "sms-eu", reference="DPA-SMS", signed_at=now)
     with rt.db.session(ctx_for(medical.id, role=Role.CLIENT)) as s:
         contracts.object_to_change(s, change.id, "location", now=now + dt.timedelta(days=1))
     assert _result(rt, "subprocessors.objections").passed  # held, not yet in effect
@@ -160,11 +162,11 @@ def test_art28_2_an_objection_holds_the_change_for_that_client_until_resolved(
         assert ("SMS Europe SA" in [sp.name for sp in doc.held]) is not listed
     with rt.db.session(_desk(medical.id)) as s:
         with pytest.raises(ValidationFailed):
-            scc.resolve_objection(s, change.id, "ignored")
-        scc.resolve_objection(s, change.id, "withdrawn")
+            subcontracting.resolve_objection(s, change.id, "ignored")
+        subcontracting.resolve_objection(s, change.id, "withdrawn")
         with pytest.raises(Conflict):
-            scc.resolve_objection(s, change.id, "withdrawn")
-        assert scc.held_changes(s) == []
+            subcontracting.resolve_objection(s, change.id, "withdrawn")
+        assert subcontracting.held_changes(s) == []
     assert _result(rt, "subprocessors.objections").passed
 
 
@@ -175,15 +177,19 @@ def test_art28_4_every_subprocessor_is_bound_by_a_flowdown_agreement(rt: Runtime
     result = _result(rt, "subprocessors.flowdown")
     assert result.evidence == ["hebergeur: no flow-down agreement recorded (Art. 28(4))"]
     with rt.db.session(_desk()) as s:
-        scc.record_flowdown(s, "hebergeur", reference="DPA-H1", signed_at=utcnow(), covers="abc")
+        subcontracting.record_flowdown(
+            s, "hebergeur", reference="DPA-H1", signed_at=utcnow(), covers="abc"
+        )
     result = _result(rt, "subprocessors.flowdown")
     assert result.evidence == ["hebergeur: agreement DPA-H1 misses point(s) d, e, f, g, h"]
     with rt.db.session(_desk()) as s:
-        scc.record_flowdown(
+        subcontracting.record_flowdown(
             s, "hebergeur", reference="DPA-H2", signed_at=utcnow(), document=b"%PDF-1.7 x"
         )
         with pytest.raises(ValidationFailed):
-            scc.record_flowdown(s, "hebergeur", reference="X", signed_at=utcnow(), covers="z")
+            subcontracting.record_flowdown(
+                s, "hebergeur", reference="X", signed_at=utcnow(), covers="z"
+            )
     assert _result(rt, "subprocessors.flowdown").passed
 
 

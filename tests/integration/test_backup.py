@@ -35,10 +35,10 @@ from permanence.crypto.model import SubjectKey
 from permanence.crypto.stream import decrypt_stream
 from permanence.db import utcnow
 from permanence.errors import Conflict, IntegrityFailure, KeyUnavailable
+from permanence.filestore import LocalStore
 from permanence.messages import service as messages
 from permanence.messages.model import Message
 from permanence.recordings.model import Recording
-from permanence.recordings.storage import LocalStore
 from permanence.rights import service as rights
 from permanence.rights.model import ErasureJournal, Kind, RightsRequest, State
 from permanence.runtime import Runtime
@@ -258,6 +258,8 @@ def test_backup_while_a_writer_takes_messages_restores_a_consistent_database(
     rt.close()
     if PG_URL:
         lose_everything(settings)
+        # The epoch keys are lost too: the backup carries its own (under the backup key).
+        settings.effective_erasure_epoch_file.unlink()
         target = settings
         target_env = env
     else:
@@ -271,8 +273,12 @@ def test_backup_while_a_writer_takes_messages_restores_a_consistent_database(
             "PERMANENCE_DATA_DIR": str(fresh),
             "PERMANENCE_DATABASE_URL": target.effective_database_url,
         }
-    out = run(target_env, "restore", str(tmp_path / "b.pmbk")).stdout
-    assert "0 replayed" in out
+    # The fresh place has no journal: refused, unless told no one was erased since.
+    refused = run(target_env, "restore", str(tmp_path / "b.pmbk"), ok=False)
+    assert "no erasure journal covers the time since the backup" in refused.stderr
+    assert "does not exist, no --journal given" in refused.stderr
+    out = run(target_env, "restore", str(tmp_path / "b.pmbk"), "--no-erasure-since").stdout
+    assert "0 replayed" in out and "--no-erasure-since, in the audit log" in out
     assert "audit chain intact" in run(target_env, "audit", "verify").stdout
     restored = Runtime.from_settings(target)
     try:
@@ -358,6 +364,63 @@ def test_erasure_after_the_backup_is_replayed_on_restore(
         again.close()
 
 
+THIRD = ("Aldebert", "Pommeraie", "06 47 12 90 33", "aldebert.pommeraie@exemple.fr")
+
+
+@pytest.mark.gdpr("Art. 17")
+def test_restore_names_what_the_journal_is_missing(
+    rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    """A journal with a gap, or one that does not reach back to the backup, does not cover the
+    time since: the restore (the real command) says which and touches nothing; the whole
+    journal restores, replays, and the backup's epoch keys are destroyed by the next rotation."""
+    account = make_account(rt, "plomberie-durand").id
+    before, after1, after2 = (subject(rt, account, who) for who in (KEPT, ERASED, THIRD))
+    execute(rt, account, request_erasure(rt, account, KEPT))
+    archive = tmp_path / "b.pmbk"
+    run(env, "backup", str(archive))
+    backup_epochs = rt.keyring.epochs.epochs()  # type: ignore[union-attr]
+    for who in (ERASED, THIRD):
+        execute(rt, account, request_erasure(rt, account, who))
+    rt.close()
+    mirror = settings.effective_erasure_journal_file
+    lines = mirror.read_text().splitlines(keepends=True)
+    assert [json.loads(x)["seq"] for x in lines] == [1, 2, 3]
+    gapped, headless = tmp_path / "gapped.jsonl", tmp_path / "headless.jsonl"
+    gapped.write_text(lines[0] + lines[2])
+    headless.write_text(lines[1] + lines[2])
+    whole = mirror.rename(tmp_path / "whole.jsonl")
+    lose_everything(settings)
+
+    refused = run(
+        env, "restore", str(archive), "--journal", str(gapped), "--journal", str(headless),
+        ok=False, process=True,
+    ).stderr  # fmt: skip
+    assert "no erasure journal covers the time since the backup" in refused
+    assert f"{gapped}: entries 2 to 2 are missing" in refused
+    assert f"{headless}: it does not hold the backup's newest erasure" in refused
+    assert "--no-erasure-since" in refused and "Nothing was changed" in refused
+    if not PG_URL:
+        db = settings.data_dir / "permanence.db"
+        assert not db.exists() or db.stat().st_size == 0
+
+    out = run(env, "restore", str(archive), "--journal", str(whole), process=True).stdout
+    assert "2 replayed" in out and "--no-erasure-since" not in out
+    again = Runtime.from_settings(settings)
+    try:
+        for gone in (before, after1, after2):
+            with again.db.session(AccessContext.system("test", account), readonly=True) as s:
+                assert s.get(Caller, gone.caller_id) is None
+        # The restored rows were wrapped under the backup's epochs, whose keys the restore put
+        # back and made a rotation due for; it re-wraps and destroys them.
+        assert again.keyring.epoch_rotation_due(again.db, 0, 0) == "erasure"
+        done = again.keyring.rotate_epoch(again.db, grace=0)
+        assert not (again.keyring.epochs.epochs() & backup_epochs)  # type: ignore[union-attr]
+        assert done["epoch"] > max(backup_epochs)
+    finally:
+        again.close()
+
+
 def mirror_key(rt: Runtime) -> bytes:
     return rt.keyring.derived_secret(ejournal.MAC_PURPOSE)
 
@@ -408,7 +471,8 @@ def test_tampered_truncated_or_wrong_key_archive_is_refused_and_nothing_is_touch
         db = settings.data_dir / "permanence.db"
         assert not db.exists() or db.stat().st_size == 0
     # The intact archive, with the right key, still restores.
-    assert "restored the backup" in run(env, "restore", str(archive)).stdout
+    restored = run(env, "restore", str(archive), "--no-erasure-since").stdout
+    assert "restored the backup" in restored
 
 
 def test_a_forged_journal_line_stops_the_restore(
@@ -417,7 +481,7 @@ def test_a_forged_journal_line_stops_the_restore(
     account, kept, archive = backed_up(rt, env, tmp_path)
     forged = ejournal.JournalEntry(uuid.uuid4(), account, kept.caller_id, None, utcnow())
     settings.effective_erasure_journal_file.write_text(
-        ejournal.line_of(forged, b"k" * 32)  # not the key derived from the master key
+        ejournal.line_of(forged, b"k" * 32, 1)  # not the key derived from the master key
     )
     rt.close()
     refused = run(env, "restore", str(archive), "--force", ok=False)
@@ -444,7 +508,7 @@ def test_restore_refuses_a_target_with_data_without_force(
     assert count(rt, account, Caller) == 2  # untouched
     assert LocalStore(settings.recordings_dir).exists(later.recording_key)
     rt.close()
-    out = run(env, "restore", str(archive), "--force").stdout
+    out = run(env, "restore", str(archive), "--force", "--no-erasure-since").stdout
     assert "restored the backup" in out
     again = Runtime.from_settings(settings)
     try:
@@ -486,7 +550,7 @@ def test_restore_refuses_to_delete_files_the_service_did_not_write(
     aside.mkdir()
     note.rename(aside / note.name)
     document.rename(aside / document.name)
-    out = run(env, "restore", str(archive), "--force").stdout
+    out = run(env, "restore", str(archive), "--force", "--no-erasure-since").stdout
     assert "restored the backup" in out
     assert not cut_short.exists()
     assert not LocalStore(settings.recordings_dir).exists(later.recording_key)
@@ -511,8 +575,9 @@ def test_backup_refuses_to_overwrite_and_key_file_is_private(
 def test_journal_replay_after_a_restore_made_without_the_journal(
     rt: Runtime, settings: Settings, env: dict[str, str], tmp_path: Path
 ) -> None:
-    """Without the journal an older backup brings the erased caller back (what this is all
-    about); 'rights journal-replay' then erases them again, and a second run does nothing."""
+    """Without the journal the restore is refused; told (wrongly) that no one was erased since,
+    an older backup brings the erased caller back (what this is all about); 'rights
+    journal-replay' then erases them again, and a second run does nothing."""
     account = make_account(rt, "plomberie-durand").id
     erased = subject(rt, account, ERASED)
     subject(rt, account, KEPT)
@@ -524,8 +589,19 @@ def test_journal_replay_after_a_restore_made_without_the_journal(
     mirror = settings.effective_erasure_journal_file
     kept_aside = mirror.rename(tmp_path / "journal-kept-aside.jsonl")
     lose_everything(settings)
-    out = run(env, "restore", str(archive)).stdout
+    refused = run(env, "restore", str(archive), ok=False).stderr
+    assert "no erasure journal covers the time since the backup" in refused
+    out = run(env, "restore", str(archive), "--no-erasure-since").stdout
     assert "0 entries" in out
+    back = Runtime.from_settings(settings)
+    try:  # the statement is in the audit log
+        with back.db.session(AccessContext.system("test"), readonly=True) as s:
+            restore_entry = s.scalars(
+                select(AuditEntry).where(AuditEntry.action == "backup.restore")
+            ).one()
+        assert json.loads(restore_entry.body)["details"]["journal_cover"] == "declared"
+    finally:
+        back.close()
     back = Runtime.from_settings(settings)
     try:
         assert count(back, account, Caller) == 2  # the erased caller is back
@@ -577,7 +653,7 @@ def test_an_older_backup_is_restored_at_its_revision_then_upgraded(
     assert "at revision 0030" in run(env, "backup", str(archive)).stdout
     schema.upgrade(url, settings.database_app_role)  # the target is newer, and holds data
 
-    out = run(env, "restore", str(archive), "--force").stdout
+    out = run(env, "restore", str(archive), "--force", "--no-erasure-since").stdout
     assert f"revision 0030, upgraded to {head}" in out
     assert schema.current_revision(url) == head
     again = Runtime.from_settings(settings)
@@ -742,7 +818,10 @@ def test_a_format_1_journal_line_still_replays_as_a_subject_erasure(
     settings.effective_erasure_journal_file.write_text(line)
     rt.close()
     lose_everything(settings)
-    out = run(env, "restore", str(archive)).stdout
+    # A mirror of format 1 lines carries no sequence: it cannot show it covers the time since.
+    refused = run(env, "restore", str(archive), ok=False).stderr
+    assert "carry no sequence numbers" in refused
+    out = run(env, "restore", str(archive), "--no-erasure-since").stdout
     assert "1 from the mirror file" in out and "1 replayed" in out
     again = Runtime.from_settings(settings)
     try:
@@ -766,14 +845,14 @@ def test_a_journal_line_whose_kind_was_altered_is_refused(
     key = mirror_key(rt)
     if alteration == "kind changed":
         entry = ejournal.JournalEntry(uuid.uuid4(), account, kept.caller_id, None, utcnow())
-        data = json.loads(ejournal.line_of(entry, key))
-        assert data["kind"] == "subject" and data["v"] == 2
+        data = json.loads(ejournal.line_of(entry, key, 1))
+        assert data["kind"] == "subject" and data["v"] == 3 and data["seq"] == 1
         data.update(kind="account", subject_id=None)
     else:
         entry = ejournal.JournalEntry.offboarding(account, utcnow())
-        data = json.loads(ejournal.line_of(entry, key))
+        data = json.loads(ejournal.line_of(entry, key, 1))
         assert data["kind"] == "account"
-        del data["kind"]
+        del data["kind"], data["seq"]
         data.update(v=1, subject_id=str(kept.caller_id))
     settings.effective_erasure_journal_file.write_text(json.dumps(data) + "\n")
     rt.close()
@@ -903,7 +982,8 @@ def test_restore_and_start_make_private_files(
     }
     old = os.umask(0o022)  # the usual umask: files 0644 unless made private
     try:
-        assert "restored the backup" in run(target_env, "restore", str(archive)).stdout
+        restored = run(target_env, "restore", str(archive), "--no-erasure-since").stdout
+        assert "restored the backup" in restored
         assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
         assert stat.S_IMODE(db.stat().st_mode) == 0o600
         # The service starting on an install made before (0755/0644) tightens them.

@@ -165,13 +165,15 @@ def test_backup_restore_and_journal_replay_show_progress_on_a_terminal_only(
     rt.close()  # the service is stopped for a restore
     shown = _in_a_terminal(env, "backup", str(tmp_path / "one.pmbk"))
     assert "backing up" in shown
-    shown = _in_a_terminal(env, "restore", str(tmp_path / "one.pmbk"), "--force")
+    shown = _in_a_terminal(
+        env, "restore", str(tmp_path / "one.pmbk"), "--force", "--no-erasure-since"
+    )
     for bar in ("checking the archive", "restoring files", "erasure journal replay"):
         assert bar in shown, shown
     assert "erasure journal replay" in _in_a_terminal(env, "rights", "journal-replay")
     piped = [
         run_cli(env, "backup", str(tmp_path / "two.pmbk")),
-        run_cli(env, "restore", str(tmp_path / "two.pmbk"), "--force"),
+        run_cli(env, "restore", str(tmp_path / "two.pmbk"), "--force", "--no-erasure-since"),
         run_cli(env, "rights", "journal-replay"),
     ]
     for proc in piped:

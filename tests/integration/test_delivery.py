@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -24,6 +25,7 @@ from permanence.delivery.ports import HttpSmsGateway, HttpWebhookSender
 from permanence.delivery.worker import Channels, run_due
 from permanence.errors import NotFound
 from permanence.mail import mailer_for
+from permanence.mandates.hours import PARIS
 from permanence.messages import service as messages
 from permanence.messages.model import Message
 from permanence.runtime import Runtime
@@ -87,6 +89,7 @@ def _account(
     webhook: HttpSink | None = None,
     on_call: dict[str, Any] | None = None,
     slug: str = SLUG,
+    zone: str | None = None,
 ) -> uuid.UUID:
     """The plumber's account; its mandate gets a webhook and the given on-call list (none
     unless given, so that tests moving the clock do not escalate by accident)."""
@@ -101,6 +104,8 @@ def _account(
     doc.pop("after_hours", None)  # forwarding out of hours needs the on-call list
     if on_call is not None:
         doc["on_call"] = on_call
+    if zone is not None:
+        doc["hours"]["timezone"] = zone
     with rt.db.session(ctx_for(account.id, Role.ADMIN)) as s:
         import_mandate(s, doc, account_id=account.id)
     return account.id
@@ -374,7 +379,7 @@ def test_after_a_rotation_both_secrets_sign_for_a_while(
 
 
 def _expected_first_contact(at: dt.datetime) -> int:
-    return 0 if at.astimezone(delivery.LOCAL_TZ).hour < 12 else 1
+    return 0 if at.astimezone(PARIS).hour < 12 else 1
 
 
 def test_unacknowledged_message_escalates_along_the_on_call_list(
@@ -464,7 +469,7 @@ def test_no_contact_on_call_waits_for_the_next_window(rt: Runtime, sms_sink: Htt
     account_id = _account(rt, on_call={"escalation_after": "PT15M", "contacts": night})
     msg = _take(rt, account_id)
     channels = _channels(rt.settings, sms=sms_sink)
-    local = msg.created_at.astimezone(delivery.LOCAL_TZ)
+    local = msg.created_at.astimezone(PARIS)
     # A moment after the delay when nobody is on call (12:00 local, the next day if needed).
     noon = local.replace(hour=12, minute=0, second=0, microsecond=0)
     if noon < local + dt.timedelta(minutes=15):
@@ -473,6 +478,37 @@ def test_no_contact_on_call_waits_for_the_next_window(rt: Runtime, sms_sink: Htt
     evening = noon.replace(hour=22, minute=0, second=30)
     assert run_due(rt, now=evening.astimezone(dt.UTC), channels=channels)["escalated"] == 1
     assert len(sms_sink.received) == 1
+
+
+def test_the_escalation_reads_the_rota_in_the_zone_of_the_mandates_hours(
+    rt: Runtime, sms_sink: HttpSink
+) -> None:
+    """A client in Martinique (UTC-4): its evening contact is on call at 19:00 there, which is
+    midnight or 01:00 in Paris — the escalation used to read the rota in Paris time and wait."""
+    zone = ZoneInfo("America/Martinique")
+    evening = [{"name": "Julien Durand", "phone": "+33600000004", "from": "18:00", "to": "23:00"}]
+    account_id = _account(
+        rt, on_call={"escalation_after": "PT15M", "contacts": evening}, zone=zone.key
+    )
+    msg = _take(rt, account_id)
+    channels = _channels(rt.settings, sms=sms_sink)
+    local = msg.created_at.astimezone(zone)
+    at = local.replace(hour=19, minute=0, second=0, microsecond=0)
+    if at < local + dt.timedelta(minutes=15):
+        at += dt.timedelta(days=1)
+    assert run_due(rt, now=at.astimezone(dt.UTC), channels=channels)["escalated"] == 1
+    (sms,) = sms_sink.received
+    assert "To=%2B33600000004" in sms.body.decode()
+    # Nobody on call at 10:00 there: the clock waits for 18:00 Martinique time.
+    other = _take(rt, account_id)
+    morning = (at + dt.timedelta(days=1)).replace(hour=10)
+    run_due(rt, now=morning.astimezone(dt.UTC), channels=channels)
+    with rt.db.session(ctx_for(account_id, Role.CLIENT), readonly=True) as s:
+        from permanence.delivery.model import Escalation
+
+        clock = s.query(Escalation).filter_by(message_id=other.id).one()
+    assert clock.next_at is not None
+    assert clock.next_at.astimezone(zone) == morning.replace(hour=18)
 
 
 # -- Art. 19: change notices ------------------------------------------------------------------

@@ -11,7 +11,7 @@ from permanence.compliance import checks
 from permanence.context import AccessContext, Role
 from permanence.dpia import service as dpias
 from permanence.errors import Conflict, PermissionDenied, ValidationFailed
-from permanence.mandates.schema import parse_mandate
+from permanence.mandates.parsing import parse_mandate
 from permanence.runtime import Runtime
 from tests.factories import ctx_for, demo_mandate_text, make_account
 

@@ -17,8 +17,9 @@ from permanence.compliance import checks
 from permanence.config import Settings
 from permanence.context import AccessContext
 from permanence.errors import ValidationFailed
+from permanence.mandates.errors import MandateInvalid
 from permanence.mandates.layer2 import first_layer_problems
-from permanence.mandates.schema import MandateInvalid, parse_mandate
+from permanence.mandates.parsing import parse_mandate
 from permanence.runtime import Runtime
 from tests.conftest import cli_env, run_cli
 from tests.factories import demo_mandate_text, make_account

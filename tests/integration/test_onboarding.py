@@ -331,7 +331,7 @@ def test_attestations_are_backed_up_and_restored(rt: Runtime, tmp_path: object) 
     training_dir = rt.settings.data_dir / "training"
     for p in sorted(training_dir.rglob("*"), reverse=True):
         p.unlink() if p.is_file() else p.rmdir()
-    restored = run_cli(env, "restore", str(archive))
+    restored = run_cli(env, "restore", str(archive), "--no-erasure-since")
     assert restored.returncode == 0, restored.stderr
     again = Runtime.from_settings(rt.settings)
     try:

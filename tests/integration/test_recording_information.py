@@ -8,7 +8,7 @@ import pytest
 from permanence.compliance import checks
 from permanence.context import AccessContext, Role
 from permanence.mandates.layer2 import second_layer
-from permanence.mandates.schema import parse_mandate
+from permanence.mandates.parsing import parse_mandate
 from permanence.runtime import Runtime
 from permanence.staff.training import add_course, record_training
 from permanence.web.pages.render import translations as catalog

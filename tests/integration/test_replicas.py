@@ -20,8 +20,8 @@ from permanence.config import Settings
 from permanence.context import Role
 from permanence.delivery.model import Delivery
 from permanence.delivery.worker import Channels, run_due
+from permanence.filestore import store_from_settings
 from permanence.messages import service as messages
-from permanence.recordings.storage import store_from_settings
 from permanence.retention.service import ADVISORY_LOCK_KEY, sweep_exclusive
 from permanence.runtime import Runtime
 from tests.conftest import PG_APP_ROLE, PG_OWNER_URL, PG_URL, SmtpSink

@@ -16,10 +16,11 @@ from permanence.accounts.service import mandate_version
 from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
 from permanence.errors import PermissionDenied
-from permanence.mandates.schema import Mandate, RetentionKind
+from permanence.filestore import LocalStore, storage_key
+from permanence.mandates.base import RetentionKind
+from permanence.mandates.mandate import Mandate
 from permanence.messages.model import Message
 from permanence.recordings.model import Recording
-from permanence.recordings.storage import LocalStore, storage_key
 from permanence.retention import service as retention
 from permanence.retention.model import LegalHold
 from permanence.runtime import Runtime

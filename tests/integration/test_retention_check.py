@@ -11,9 +11,9 @@ from sqlalchemy import update
 from permanence.compliance import checks
 from permanence.context import AccessContext
 from permanence.db import utcnow
+from permanence.filestore import LocalStore
 from permanence.messages.model import Message
 from permanence.recordings.model import Recording
-from permanence.recordings.storage import LocalStore
 from permanence.retention import service as retention
 from permanence.runtime import Runtime
 from tests.factories import caller_with_records, make_account

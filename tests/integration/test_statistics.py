@@ -301,6 +301,8 @@ def test_usage_report_for_the_month(rt: Runtime, day: Day) -> None:
         "recording_seconds": 30,
         "calls_failed": 1,
         "calls_expired": 0,
+        "calls_transferred": 0,
+        "calls_outbound": 0,
     }
     csv_text = usage.to_csv(u)
     assert csv_text.splitlines()[1].startswith("plomberie-durand,2026-03,14,6,2,5,1105,19,")
@@ -374,7 +376,7 @@ def test_outputs_hold_no_personal_data(rt: Runtime, day: Day) -> None:
 def test_the_retention_sweep_purges_staff_stats_whatever_the_mandates(
     rt: Runtime, day: Day
 ) -> None:
-    from permanence.recordings.storage import LocalStore
+    from permanence.filestore import LocalStore
     from permanence.retention.service import sweep
 
     store = LocalStore(rt.settings.recordings_dir)

@@ -360,3 +360,36 @@ def test_another_accounts_caller_is_never_a_candidate_even_in_the_same_bucket(
                 assert subjects.find(s, rt.keyring, phone=f"06 39 98 0{n} {i:02d}") == []
     with pytest.raises(dataclasses.FrozenInstanceError):
         subjects.Identity(first_name="A").first_name = "B"  # type: ignore[misc]
+
+
+def test_caller_found_by_the_sha256_of_the_email_even_one_registered_before_the_index(
+    rt: Runtime,
+) -> None:
+    """OpenDSR's hashed identity: the SHA-256 (hex) of the normalised address, through its own
+    keyed blind index; a caller registered before migration 0087 (no index yet) is indexed on
+    the account's first hashed lookup."""
+    import hashlib
+
+    from sqlalchemy import update
+
+    from permanence.errors import ValidationFailed
+
+    account = make_account(rt)
+    new = make_caller(rt, account.id, phone="06 39 98 77 01", email="Noemie@Exemple.fr")
+    old = make_caller(rt, account.id, phone="06 39 98 77 02", email="ancien@exemple.fr")
+    make_caller(rt, account.id, phone="06 39 98 77 03", email=None)
+    with rt.db.session(ctx_for(account.id)) as s:
+        s.execute(update(Caller).where(Caller.id == old).values(email_sha256_bidx=None))
+
+    def sha(email: str) -> str:
+        return hashlib.sha256(email.encode()).hexdigest()
+
+    with rt.db.session(ctx_for(account.id)) as s:
+        found = subjects.find(s, rt.keyring, email_sha256=sha("noemie@exemple.fr"))
+        assert [c.id for c in found] == [new]
+        assert subjects.find(s, rt.keyring, email_sha256=sha("Noemie@Exemple.fr")) == []
+        upper = sha("ancien@exemple.fr").upper()  # hex in either case
+        assert [c.id for c in subjects.find(s, rt.keyring, email_sha256=upper)] == [old]
+        assert s.get(Caller, old).email_sha256_bidx is not None  # type: ignore[union-attr]
+        with pytest.raises(ValidationFailed, match="64 hexadecimal"):
+            subjects.find(s, rt.keyring, email_sha256="ancien@exemple.fr")

@@ -18,9 +18,9 @@ from permanence.accounts.service import account_by_slug, list_accounts, mandate_
 from permanence.audit.model import AuditEntry
 from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
+from permanence.filestore import LocalStore
 from permanence.recordings import service as recordings
 from permanence.recordings.model import Recording, RecordingDownload
-from permanence.recordings.storage import LocalStore
 from permanence.runtime import Runtime
 from permanence.telephony import service as telephony
 from permanence.telephony.ports import TwilioRestApi

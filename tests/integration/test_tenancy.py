@@ -34,6 +34,7 @@ def _populate(rt: Runtime, slug: str, phone: str) -> str:
     dids = {"cabinet-lefevre": "+33478000001", "plomberie-durand": "+33240000001"}
     with rt.db.session(ctx_for(account.id)) as s:
         opened = calls.open_call(s, rt.keyring, dialled=dids[slug], caller_number=phone)
+        calls.answer(s, opened.call)  # an answered call: its answer time is aggregated too
         purpose = opened.mandate.purpose("appointment")
         values = {
             "last_name": "Martin",

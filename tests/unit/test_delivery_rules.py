@@ -10,18 +10,17 @@ import random
 import uuid
 
 import pytest
+import yaml
 
 from permanence.delivery import channels
 from permanence.delivery.model import Event
-from permanence.delivery.service import (
-    LOCAL_TZ,
-    MAX_ATTEMPTS,
-    covering_contact,
-    next_window_start,
-    retry_delay,
-)
+from permanence.delivery.service import MAX_ATTEMPTS, retry_delay
 from permanence.mail import Mail, check_no_personal_data
-from permanence.mandates.schema import OnCallContact
+from permanence.mandates.hours import PARIS as LOCAL_TZ
+from permanence.mandates.hours import next_on_call_start, on_call_now
+from permanence.mandates.mandate import Mandate
+from permanence.mandates.sections import OnCallContact
+from tests.factories import demo_mandate_text
 
 MESSAGE_ID = uuid.UUID("6f1c1d2e-1111-4222-8333-944455556666")
 NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
@@ -70,21 +69,46 @@ def test_jitter_spreads_retries() -> None:
     assert len({retry_delay(1, rng) for _ in range(20)}) > 1
 
 
-def test_covering_contact_uses_french_wall_clock_time_across_midnight() -> None:
+def _mandate(contacts: list[OnCallContact], zone: str | None = None) -> Mandate:
+    """A mandate with this rota, and opening hours in ``zone`` when given."""
+    doc = yaml.safe_load(demo_mandate_text("plomberie-durand"))
+    doc["on_call"]["contacts"] = [c.model_dump(by_alias=True, exclude_none=True) for c in contacts]
+    if zone is None:
+        doc.pop("hours", None)
+        doc.pop("after_hours", None)
+    else:
+        doc["hours"]["timezone"] = zone
+    return Mandate.model_validate(doc)
+
+
+def test_on_call_now_uses_french_wall_clock_time_across_midnight() -> None:
     day, night = _contact("08:00", "18:00"), _contact("18:00", "08:00")
+    both = _mandate([day, night])  # no hours: Paris
     # 17:30 UTC in winter is 18:30 in Paris: the night contact.
-    assert covering_contact([day, night], dt.datetime(2026, 1, 15, 17, 30, tzinfo=dt.UTC)) == 1
-    assert covering_contact([day, night], dt.datetime(2026, 1, 15, 9, 0, tzinfo=dt.UTC)) == 0
+    assert on_call_now(both, dt.datetime(2026, 1, 15, 17, 30, tzinfo=dt.UTC)) == 1
+    assert on_call_now(both, dt.datetime(2026, 1, 15, 9, 0, tzinfo=dt.UTC)) == 0
     # 16:30 UTC in summer is 18:30 in Paris too.
-    assert covering_contact([day, night], dt.datetime(2026, 7, 15, 16, 30, tzinfo=dt.UTC)) == 1
-    assert covering_contact([_contact("22:00", "07:00")], _paris(2026, 1, 15, 12)) is None
+    assert on_call_now(both, dt.datetime(2026, 7, 15, 16, 30, tzinfo=dt.UTC)) == 1
+    assert on_call_now(_mandate([_contact("22:00", "07:00")]), _paris(2026, 1, 15, 12)) is None
+
+
+def test_on_call_now_reads_the_rota_in_the_zone_of_the_mandates_hours() -> None:
+    # Martinique is UTC-4 all year: 19:00 there is midnight in Paris in winter.
+    evening = _mandate([_contact("18:00", "23:00")], "America/Martinique")
+    at = dt.datetime(2026, 1, 15, 23, 0, tzinfo=dt.UTC)
+    assert on_call_now(evening, at) == 0
+    assert on_call_now(_mandate([_contact("18:00", "23:00")]), at) is None  # read in Paris
+    # The next window opens at 18:00 Martinique time, not Paris time.
+    assert next_on_call_start(evening, dt.datetime(2026, 1, 15, 12, tzinfo=dt.UTC)) == (
+        dt.datetime(2026, 1, 15, 22, 0, tzinfo=dt.UTC)
+    )
 
 
 def test_nobody_on_call_waits_for_the_earliest_window_to_open() -> None:
-    contacts = [_contact("22:00", "07:00"), _contact("18:00", "20:00")]
-    assert next_window_start(contacts, _paris(2026, 1, 15, 12)) == _paris(2026, 1, 15, 18)
-    assert next_window_start(contacts, _paris(2026, 1, 15, 20, 30)) == _paris(2026, 1, 15, 22)
-    assert next_window_start(contacts, _paris(2026, 1, 15, 23)) == _paris(2026, 1, 16, 18)
+    contacts = _mandate([_contact("22:00", "07:00"), _contact("18:00", "20:00")])
+    assert next_on_call_start(contacts, _paris(2026, 1, 15, 12)) == _paris(2026, 1, 15, 18)
+    assert next_on_call_start(contacts, _paris(2026, 1, 15, 20, 30)) == _paris(2026, 1, 15, 22)
+    assert next_on_call_start(contacts, _paris(2026, 1, 15, 23)) == _paris(2026, 1, 16, 18)
 
 
 @pytest.mark.parametrize("urgent", [True, False])

@@ -15,7 +15,7 @@ import yaml
 
 from permanence.mandates import MandateInvalid, parse_mandate
 from permanence.mandates.hours import Hours, describe, describe_after_hours, on_call_lines
-from permanence.mandates.schema import Mandate
+from permanence.mandates.mandate import Mandate
 from permanence.routing.hours import (
     AFTER_HOURS_ANSWER,
     AFTER_HOURS_FORWARD,

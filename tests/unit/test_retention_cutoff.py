@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from permanence.mandates.schema import IsoDuration
+from permanence.mandates.durations import IsoDuration
 from permanence.retention.service import cutoff
 
 periods = st.builds(

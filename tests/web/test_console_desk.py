@@ -255,7 +255,7 @@ def test_the_instructions_name_the_on_call_contact_in_force_and_group_the_hours(
     import yaml
 
     import permanence.demo
-    from permanence.mandates.schema import Mandate
+    from permanence.mandates.mandate import Mandate
     from permanence.web.pages import console_desk as desk
     from permanence.web.pages.render import TIMEZONE
 
@@ -306,7 +306,7 @@ def test_the_on_call_contact_in_force_follows_the_rota_days_and_dates_as_routing
     import yaml
 
     import permanence.demo
-    from permanence.mandates.schema import Mandate
+    from permanence.mandates.mandate import Mandate
     from permanence.web.pages import console_desk as desk
     from permanence.web.pages.render import TIMEZONE
 

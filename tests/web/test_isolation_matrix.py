@@ -119,8 +119,8 @@ def _stored_recording(world: World, call_id: str, caller_id: str) -> str:
     from permanence.calls.model import Call
     from permanence.context import AccessContext
     from permanence.crypto.stream import encrypt_stream
+    from permanence.filestore import LocalStore, storage_key
     from permanence.recordings.model import Recording
-    from permanence.recordings.storage import LocalStore, storage_key
 
     rt, account_id = world.rt, world.plumber.id
     rec_id = uuid.uuid4()
@@ -265,6 +265,7 @@ def _rights_cases(o: Objects) -> list[tuple[str, str, str, Any]]:
         ("POST", f"{base}/{r['lift']}/lift", "client", None),
         ("POST", f"{base}/{r['cancel']}/cancel", "client", None),
         ("GET", f"{base}/{r['certificate']}/certificate", "client", None),
+        ("GET", f"{base}/{r['show']}/letters", "client", None),
     ]
 
 
@@ -368,6 +369,11 @@ def _staff_pages(account: object, o: Objects) -> list[tuple[str, str, Any]]:
     transfer = f"/console/routage/transfert/{account}/{o.call}"
     pages.append(("GET", transfer, None))
     pages.append(("POST", transfer, {"destinataire": "0"}))
+    pages.append(("POST", f"/console/rappels/{account}/{o.call}", {}))
+    warm = f"/console/routage/transfert-accompagne/{account}/{o.call}"
+    pages.append(("POST", warm, {"destinataire": "0"}))
+    pages.append(("POST", f"{warm}/relier", {}))
+    pages.append(("POST", f"{warm}/reprendre", {}))
     return pages
 
 

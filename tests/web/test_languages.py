@@ -132,6 +132,8 @@ def _pages(world: World) -> list[tuple[Person, str, set[str]]]:
         (world.dpo, f"/dpo/droits/{plumber}/{request}", set()),
         (world.dpo, "/dpo/conformite", set()),
         (world.dpo, "/dpo/journal", set()),
+        (world.dpo, "/dpo/contrats", set()),
+        (world.dpo, "/dpo/contrats/" + world.medical.slug, set()),
         (world.admin, "/admin/comptes", set()),
         (world.supervisor, f"/supervision/accounts/{medical}", set()),
     ]

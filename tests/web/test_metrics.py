@@ -21,8 +21,8 @@ from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.db import utcnow
 from permanence.delivery.worker import Channels, run_due
+from permanence.filestore import store_from_settings
 from permanence.recordings.model import RecordingDownload
-from permanence.recordings.storage import store_from_settings
 from permanence.retention.service import sweep_exclusive
 from permanence.rights import service as rights
 from permanence.rights.model import Kind

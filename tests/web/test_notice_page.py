@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 
 from permanence.accounts.service import import_mandate
 from permanence.context import AccessContext
+from permanence.mandates.durations import IsoDuration
 from permanence.mandates.layer2 import duration_words, external_layer2, layer2_url
-from permanence.mandates.schema import IsoDuration, parse_mandate
+from permanence.mandates.parsing import parse_mandate
 from tests.factories import demo_mandate_text
 from tests.web.conftest import World
 

@@ -23,8 +23,8 @@ from permanence.accounts.service import import_mandate, mandate_version
 from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
 from permanence.db import switch_account
+from permanence.mandates.parsing import dump_mandate
 from permanence.mandates.queueing import Queueing
-from permanence.mandates.schema import dump_mandate
 from permanence.routing.model import QueueEntry
 from permanence.stats.model import OperatorPresence
 from tests.provider_server import ProviderServer

@@ -5,7 +5,6 @@ refusal, access package), and erasure that leaves no trace in clear anywhere."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import logging
@@ -14,10 +13,13 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
 from permanence.context import AccessContext, Role
@@ -37,14 +39,21 @@ PHONE, EMAIL = "06 71 23 45 89", "zephyrine.quenouille@exemple.fr"
 PHONE_FORMS = ("+33671234589", "0671234589", "06 71 23 45 89")
 
 
-def verify_receipt(public_key_b64: str, body: bytes, signature_b64: str) -> bool:
-    """An independent check: the cryptography package's Ed25519 over SHA-256(body)."""
-    pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
+def verify_receipt(certificate_pem: bytes, body: bytes, signature_b64: str) -> bool:
+    """An independent check: ECDSA-SHA256 over the body with the published certificate's key."""
+    pub = x509.load_pem_x509_certificate(certificate_pem).public_key()
+    assert isinstance(pub, ec.EllipticCurvePublicKey)
     try:
-        pub.verify(base64.b64decode(signature_b64), hashlib.sha256(body).digest())
+        pub.verify(base64.b64decode(signature_b64), body, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         return False
     return True
+
+
+def certificate(c: Any) -> bytes:
+    disc = c.get("/opendsr/v1/discovery")
+    path = urlsplit(disc.json()["processor_certificate"]).path
+    return bytes(c.get(path).content)
 
 
 @pytest.fixture
@@ -112,7 +121,7 @@ def test_opendsr_request_end_to_end_with_signed_receipt_and_callback(
     c = world.client()
     disc = c.get("/opendsr/discovery")
     assert disc.status_code == 200
-    public_key = disc.json()["processor_public_key"]
+    public_key = certificate(c)
     assert kind in disc.json()["supported_subject_request_types"]
     assert verify_receipt(public_key, disc.content, disc.headers["X-OpenDSR-Signature"])
 
@@ -192,7 +201,8 @@ def test_opendsr_cancel_while_pending_and_not_after(world: World, sink: HttpSink
     assert status["request_status"] == "in_progress"
     assert status["extensions"]["permanence"]["waiting_reason"] == "identity_ambiguous"
     gone = c.delete(f"/opendsr/requests/{body['subject_request_id']}", headers=key)
-    assert gone.status_code == 200 and gone.json()["request_status"] == "cancelled"
+    assert gone.status_code == 202 and gone.json()["request_status"] == "cancelled"
+    assert gone.json()["controller_id"] == world.plumber.slug
     assert (
         c.delete(f"/opendsr/requests/{body['subject_request_id']}", headers=key).status_code == 409
     )

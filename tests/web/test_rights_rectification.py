@@ -252,7 +252,7 @@ def test_the_destroyed_key_is_not_in_the_sqlite_files(world: World, smtp: SmtpSi
 
     db_file = sqlite_file(world.rt.settings.effective_database_url)
     if db_file is None:
-        pytest.skip("SQLite only: PostgreSQL's dead tuples and WAL are open work (docs/rights.md)")
+        pytest.skip("SQLite only: PostgreSQL is carved in tests/web/test_erasure_forensics.py")
     world.app.state.rights_outbox = Outbox.from_settings(world.rt.settings)  # type: ignore[attr-defined]
     from tests.factories import make_caller
 

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Response
 
 from permanence.accounts import service as accounts
 from permanence.accounts.model import Account
-from permanence.consents import service as consents
 from permanence.mandates.forms import form_for
 from permanence.web import schemas as S
 from permanence.web.deps import AnyOne, CurrentRuntime, unit_of_work
@@ -51,7 +50,7 @@ def purposes(account_id: uuid.UUID, p: AnyOne, rt: CurrentRuntime) -> list[S.Pur
                 label_fr=purpose.label_fr,
                 label_en=purpose.label_en,
                 legal_basis=purpose.legal_basis.value,
-                needs_consent=consents.needs_consent(purpose),
+                needs_consent=purpose.needs_consent,
                 consent_wording_version=wording.version if wording else None,
                 consent_wording_fr=wording.text_fr if wording else None,
                 fields=[

@@ -21,14 +21,11 @@ from permanence.audit import service as audit
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, switch_account
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.mandates.base import FieldCategory, SpecialCategoryBasis
+from permanence.mandates.errors import MandateInvalid
 from permanence.mandates.layer2 import first_layer_problems
-from permanence.mandates.schema import (
-    Mandate,
-    MandateInvalid,
-    diff_mandates,
-    dump_mandate,
-    parse_mandate,
-)
+from permanence.mandates.mandate import Mandate
+from permanence.mandates.parsing import diff_mandates, dump_mandate, parse_mandate
 
 
 def create_account(
@@ -280,3 +277,19 @@ def rotate_keys(session: Session, keyring: Keyring, account_id: uuid.UUID) -> tu
         details={"version": version, "rewrapped": count},
     )
     return version, count
+
+
+def handles_health_data(account: Account, mandate: Mandate | None) -> bool:
+    """Whether the account processes health data: a medical account, care under a health
+    professional (Art. 9(2)(h)), or health or special-category fields in its mandate."""
+    if account.kind == AccountKind.MEDICAL:
+        return True
+    if mandate is None:
+        return False
+    if any(p.special_category_basis is SpecialCategoryBasis.ART9_2_H for p in mandate.purposes):
+        return True  # care under a health professional: health data (recital 35)
+    return mandate.controller.health_data or any(
+        f.category == FieldCategory.HEALTH or f.special_category
+        for p in mandate.purposes
+        for f in p.resolved_fields
+    )

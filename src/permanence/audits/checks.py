@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from permanence.audits import service as audits
-from permanence.compliance.checks import CheckRun, check
+from permanence.checks import CheckRun, check
 
 
 @check("audits.due", "Audits of the service and sub-processors, and their actions, on time")

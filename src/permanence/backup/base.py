@@ -13,6 +13,7 @@ from permanence.errors import ValidationFailed
 FORMAT = "permanence-backup"
 VERSION = 1
 FILE_STORES = ("recordings", "rights", "training")
+EPOCH_ENTRY = "keys/epochs"  # the erasure-epoch key file at the snapshot (ADR 0029)
 _PG_ENTRY = re.compile(r"^pg/([a-z_][a-z0-9_]*)(?:/([0-9a-f-]{36}))?$")
 _FILE_ENTRY = re.compile(r"^files/(recordings|rights|training)/([0-9a-f-]{36}/[0-9a-f-]{36}\.pmr)$")
 # What the service writes in its file stores: a file, or one whose write was cut short.

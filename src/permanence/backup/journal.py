@@ -7,9 +7,15 @@ master key, so a forged or altered line is refused rather than obeyed (a line ma
 destroy a caller's data). ``permanence rights journal-export`` writes the same format from
 the database.
 
+Each line of format 3 carries its ``seq``, its position in the file (1, 2, 3…), under the
+HMAC: a line taken out leaves a gap, so a journal can show that it covers everything since a
+given entry (``covers``: what a restore asks before it trusts a journal, docs/backup.md). A
+file continues the count of the lines before it whatever their format.
+
 Two kinds of entry: a subject erasure (``kind`` "subject", with the subject's id) and an
 account off-boarding (``kind`` "account", no subject: ``contracts.offboarding``). Lines of
-format 1 carry no kind and are subject erasures; format 2 lines carry it, under the HMAC.
+format 1 carry no kind and are subject erasures; format 2 and 3 lines carry it, under the
+HMAC.
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ import hmac
 import json
 import os
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Connection, inspect, select, text
@@ -34,7 +40,8 @@ from permanence.errors import IntegrityFailure, ValidationFailed
 from permanence.rights.model import ErasureJournal, JournalKind
 
 MAC_PURPOSE = "erasure-journal"
-FORMAT = 2  # 1: no "kind" (every entry a subject erasure); 2: "kind" under the HMAC
+# 1: no "kind" (every entry a subject erasure); 2: "kind" under the HMAC; 3: and "seq".
+FORMAT = 3
 KINDS = frozenset(k.value for k in JournalKind)
 
 
@@ -46,6 +53,8 @@ class JournalEntry:
     request_id: uuid.UUID | None
     erased_at: dt.datetime
     kind: str = JournalKind.SUBJECT.value
+    # Its position in the file it was read from (format 3), None for older lines.
+    seq: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS or (self.subject_id is None) != (
@@ -75,9 +84,10 @@ class JournalEntry:
             erased_at=self.erased_at,
         )
 
-    def fields(self) -> dict[str, str | int | None]:
+    def fields(self, seq: int) -> dict[str, str | int | None]:
         return {
             "v": FORMAT,
+            "seq": seq,
             "id": str(self.id),
             "account_id": str(self.account_id),
             "kind": self.kind,
@@ -91,8 +101,9 @@ def _canonical(fields: dict[str, str | int | None]) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
-def line_of(entry: JournalEntry, mac_key: bytes) -> str:
-    fields = entry.fields()
+def line_of(entry: JournalEntry, mac_key: bytes, seq: int) -> str:
+    """The line of ``entry`` at position ``seq`` of its file."""
+    fields = entry.fields(seq)
     mac = hmac.new(mac_key, _canonical(fields), hashlib.sha256).hexdigest()
     return json.dumps({**fields, "mac": mac}, sort_keys=True, separators=(",", ":")) + "\n"
 
@@ -111,10 +122,14 @@ def parse_lines(lines: Iterable[str], mac_key: bytes, where: str) -> list[Journa
             mac = data.pop("mac")
             fields = {k: data[k] for k in ("v", "id", "account_id", "subject_id", "erased_at")}
             fields["request_id"] = data.get("request_id")
-            if fields["v"] == FORMAT:
+            if fields["v"] in (2, FORMAT):
                 fields["kind"] = data["kind"]
             elif fields["v"] != 1:
                 raise ValueError("unknown format")
+            if fields["v"] == FORMAT:
+                fields["seq"] = data["seq"]
+                if type(fields["seq"]) is not int or fields["seq"] < 1:
+                    raise ValueError("bad seq")
             if set(data) != set(fields):
                 raise ValueError("unexpected field")
             expected = hmac.new(mac_key, _canonical(fields), hashlib.sha256).hexdigest()
@@ -136,6 +151,7 @@ def parse_lines(lines: Iterable[str], mac_key: bytes, where: str) -> list[Journa
                     request_id=uuid.UUID(str(request)) if request else None,
                     erased_at=erased_at.astimezone(dt.UTC),
                     kind=str(fields.get("kind", JournalKind.SUBJECT.value)),
+                    seq=fields.get("seq"),
                 )
             )
         except ValueError:
@@ -166,14 +182,18 @@ class ErasureMirror:
         return cls(settings.effective_erasure_journal_file, keyring.derived_secret(MAC_PURPOSE))
 
     def append(self, entries: Iterable[JournalEntry]) -> int:
-        data = "".join(line_of(e, self.mac_key) for e in entries).encode()
-        if not data:
+        todo = list(entries)
+        if not todo:
             return 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            last = _last_seq(fd)
+            data = "".join(
+                line_of(e, self.mac_key, last + n) for n, e in enumerate(todo, start=1)
+            ).encode()
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -192,6 +212,53 @@ class ErasureMirror:
         if not self.path.exists():
             return []
         return read_file(self.path, self.mac_key)
+
+
+def _last_seq(fd: int, tail: int = 65536) -> int:
+    """The position of the file's last line: its ``seq``, or the count of lines when that
+    line is of an older format."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return 0
+    start = max(0, size - tail)
+    chunk = os.pread(fd, size - start, start)
+    lines = [x for x in chunk.split(b"\n") if x.strip()]
+    if lines:
+        try:
+            seq = json.loads(lines[-1]).get("seq")
+            if type(seq) is int:
+                return seq
+        except ValueError:
+            pass
+    data = os.pread(fd, size, 0)  # older lines at the end: once, on the first new append
+    return sum(1 for x in data.split(b"\n") if x.strip())
+
+
+def covers(entries: Sequence[JournalEntry], anchor: uuid.UUID | None) -> str | None:
+    """Whether a journal read from one file covers everything since ``anchor`` (the newest
+    entry a backup holds; None: the backup holds none). None if it does, else what is missing.
+
+    It covers when it holds the anchor (or, without one, starts at line 1) and its lines
+    from the first onwards are numbered without a gap. What it cannot show is that nothing
+    was cut from its end: keep the mirror on another volume (docs/backup.md)."""
+    if not entries:
+        return "it is empty"
+    expected = None
+    for n, e in enumerate(entries):
+        if e.seq is None:
+            if expected is not None:
+                return f"entry {n + 1} has no sequence number after numbered entries"
+            continue
+        if expected is not None and e.seq != expected:
+            return f"entries {expected} to {e.seq - 1} are missing"
+        if expected is None and e.seq != n + 1 and anchor is None:
+            return f"it starts at entry {e.seq - n}, not at the first"
+        expected = e.seq + 1
+    if expected is None:
+        return "its entries carry no sequence numbers (written before format 3)"
+    if anchor is not None and not any(e.id == anchor for e in entries):
+        return "it does not hold the backup's newest erasure"
+    return None
 
 
 def record(session: Session, entry: JournalEntry) -> ErasureJournal:

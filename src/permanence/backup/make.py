@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy.engine import make_url
 from permanence.backup import archive
 from permanence.backup.base import (
     _FILE_ENTRY,
+    EPOCH_ENTRY,
     FILE_STORES,
     FORMAT,
     VERSION,
@@ -31,6 +33,7 @@ from permanence.backup.base import (
     _store_dir,
 )
 from permanence.config import Settings
+from permanence.crypto import epochs as key_epochs
 from permanence.db import utcnow
 from permanence.errors import Conflict, ValidationFailed
 
@@ -65,6 +68,12 @@ class _Snapshot:
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: list[tuple[str, str]] = field(default_factory=list)  # (store, key)
     journal_entries: int = 0
+    # The newest erasure journal entry the snapshot holds: a journal read at restore must
+    # hold it to show that it covers the time since (restore.py, journal.covers).
+    journal_last: str | None = None
+    # The erasure-epoch key file as it was at the snapshot (sealed under the master key),
+    # kept in the archive under the backup key: the snapshot's subject keys need it (ADR 0029).
+    epoch_keys: bytes | None = None
 
 
 def make_backup(
@@ -139,6 +148,7 @@ def _manifest(settings: Settings, snap: _Snapshot, writer: archive.Writer, missi
         "files": {store: sum(1 for s, _ in snap.files if s == store) for store in FILE_STORES}
         | {"missing": missing},
         "erasure_journal_entries": snap.journal_entries,
+        "erasure_journal_last": snap.journal_last,
         "entries": writer.entries,
     }
     return json.dumps(doc, indent=1, sort_keys=False).encode()
@@ -162,8 +172,11 @@ def _sqlite_entries(
     dst = sqlite3.connect(copy)
     try:
         # One step (pages=-1): the copy is the database at one instant, under a read
-        # transaction that writers in WAL mode do not wait for.
-        src.backup(dst)
+        # transaction that writers in WAL mode do not wait for. No epoch rotation meanwhile:
+        # the epoch file copied with it holds every key its rows are wrapped under.
+        with key_epochs.rotation_lock(settings.effective_erasure_epoch_file):
+            src.backup(dst)
+            snap.epoch_keys = key_epochs.read_sealed(settings.effective_erasure_epoch_file)
         snap.created_at = utcnow()
         dst.execute("PRAGMA journal_mode=DELETE")
         snap.revision = _one(dst, "SELECT version_num FROM alembic_version")
@@ -178,14 +191,25 @@ def _sqlite_entries(
             snap.tables[name] = {"rows": int(_one(dst, _count_sql(name)))}
         snap.files = _referenced_files(lambda sql: [r[0] for r in dst.execute(sql)], names)
         snap.journal_entries = snap.tables.get("erasure_journal", {}).get("rows", 0)
+        if "erasure_journal" in names:
+            last = dst.execute(
+                "SELECT id FROM erasure_journal ORDER BY erased_at DESC, id DESC LIMIT 1"
+            ).fetchone()
+            snap.journal_last = str(uuid.UUID(str(last[0]))) if last else None
     finally:
         dst.close()
         src.close()
-    return _lazy_entry(writer, "db/sqlite", copy)
+    return _lazy_entry(writer, "db/sqlite", copy, snap)
 
 
-def _lazy_entry(writer: archive.Writer, name: str, path: Path) -> Iterator[bytes]:
+def _lazy_entry(writer: archive.Writer, name: str, path: Path, snap: _Snapshot) -> Iterator[bytes]:
+    yield from _epoch_entry(writer, snap)
     yield from writer.entry(name, archive.file_chunks(path))
+
+
+def _epoch_entry(writer: archive.Writer, snap: _Snapshot) -> Iterator[bytes]:
+    if snap.epoch_keys is not None:
+        yield from writer.entry(EPOCH_ENTRY, iter([snap.epoch_keys]))
 
 
 def _one(conn: sqlite3.Connection, sql: str) -> Any:
@@ -224,8 +248,13 @@ def _pg_entries(settings: Settings, writer: archive.Writer, snap: _Snapshot) -> 
             ) as conn,
             conn.begin(),
         ):
-            # The snapshot is taken at the first statement: everything below sees it.
-            snap.created_at = conn.execute(text("SELECT now()")).scalar_one()
+            # The snapshot is taken at the first statement: everything below sees it. No
+            # epoch rotation meanwhile: the epoch file copied with it holds every key its
+            # rows are wrapped under (a rotation after the snapshot keeps them until done).
+            with key_epochs.rotation_lock(settings.effective_erasure_epoch_file):
+                snap.created_at = conn.execute(text("SELECT now()")).scalar_one()
+                snap.epoch_keys = key_epochs.read_sealed(settings.effective_erasure_epoch_file)
+            yield from _epoch_entry(writer, snap)
             snap.revision = conn.execute(
                 text("SELECT version_num FROM alembic_version")
             ).scalar_one()
@@ -262,6 +291,18 @@ def _pg_entries(settings: Settings, writer: archive.Writer, snap: _Snapshot) -> 
                     yield from writer.entry(name, _copy_out(raw, table, columns))
             snap.files = files
             snap.journal_entries = snap.tables.get("erasure_journal", {}).get("rows", 0)
+            newest: list[tuple[Any, str]] = []
+            for account in accounts:
+                _act_for(conn, account)
+                row = conn.execute(
+                    text(
+                        "SELECT erased_at, id FROM erasure_journal "
+                        "ORDER BY erased_at DESC, id DESC LIMIT 1"
+                    )
+                ).first()
+                if row is not None:
+                    newest.append((row[0], str(row[1])))
+            snap.journal_last = max(newest)[1] if newest else None
     finally:
         engine.dispose()
 

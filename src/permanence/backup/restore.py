@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from permanence.backup.base import (
     _FILE_ENTRY,
     _OWN_FILE,
     _PG_ENTRY,
+    EPOCH_ENTRY,
     FILE_STORES,
     FORMAT,
     VERSION,
@@ -60,6 +62,7 @@ class RestoreSummary:
     replayed: int
     accounts_absent: int
     seconds: float
+    journal_cover: str = "journal"
 
     def line(self) -> str:
         sources = ", ".join(f"{v} from {k}" for k, v in self.journal_sources.items())
@@ -69,6 +72,12 @@ class RestoreSummary:
             f"{self.revision}{upgraded}): {self.rows} rows, {self.files} files; erasure journal: "
             f"{self.journal_entries} entries ({sources}), {self.replayed} replayed, "
             f"{self.accounts_absent} for accounts not in the backup; {self.seconds:.1f} s"
+            + (
+                "; no journal covered the time since the backup: restored on the statement "
+                "that no one was erased since (--no-erasure-since, in the audit log)"
+                if self.journal_cover == "declared"
+                else ""
+            )
         )
 
 
@@ -101,7 +110,9 @@ def stage(source: Path, key: bytes, staging: Path, report: Report = _quiet) -> S
             if name == archive.MANIFEST:
                 manifest_raw = b"".join(blocks)
                 continue
-            if name != "db/sqlite" and not (_PG_ENTRY.match(name) or _FILE_ENTRY.match(name)):
+            if name not in ("db/sqlite", EPOCH_ENTRY) and not (
+                _PG_ENTRY.match(name) or _FILE_ENTRY.match(name)
+            ):
                 raise ValidationFailed("the archive's content is malformed (unknown entry)")
             if name in found:
                 raise ValidationFailed("the archive's content is malformed (repeated entry)")
@@ -185,10 +196,15 @@ def restore(
     *,
     force: bool = False,
     journal_files: list[Path] | None = None,
+    no_erasure_since: bool = False,
     report: Report = _quiet,
 ) -> RestoreSummary:
     """Restore ``source`` into the configured database and data directory, then replay the
-    erasure journal. Stop the service first: the database is replaced."""
+    erasure journal. Stop the service first: the database is replaced.
+
+    Refused, before anything is touched, unless a journal file (the mirror, or one given)
+    covers the time since the backup (``journal.covers``), or ``no_erasure_since`` says
+    that no erasure happened since; that statement is recorded in the audit log."""
     t0 = time.perf_counter()
     # The master key is needed after the restore: fail now, before anything is touched.
     keyring = Keyring.from_settings(settings)
@@ -216,15 +232,20 @@ def restore(
             "the target database": live,
             "the mirror file": mirror.entries(),
         }
+        files: dict[str, list[ejournal.JournalEntry]] = {}
+        if mirror.path.exists():
+            files[f"the mirror file {mirror.path}"] = sources["the mirror file"]
         for path in journal_files or []:
-            sources[str(path)] = ejournal.read_file(path, mirror.mac_key)
+            sources[str(path)] = files[str(path)] = ejournal.read_file(path, mirror.mac_key)
         entries = ejournal.merge(*sources.values())
+        cover = _journal_cover(manifest, mirror.path, files, no_erasure_since)
         if settings.is_postgres:
             _load_pg(settings, staged, revision)
         else:
             _load_sqlite(settings, staged)
         schema.upgrade(settings.effective_migration_url, settings.database_app_role)
-        files = _place_files(settings, staged, report)
+        _restore_epoch_keys(keyring, staged)
+        placed = _place_files(settings, staged, report)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     replayed, absent = replay(
@@ -237,6 +258,7 @@ def restore(
             "backup_created_at": str(manifest["created_at"])[:32].replace(" ", "T"),
             "rows": sum(int(t["rows"]) for t in manifest["tables"].values()),
             "journal_entries": len(entries),
+            "journal_cover": cover,
         },
         report=report,
     )
@@ -248,13 +270,58 @@ def restore(
         created_at=str(manifest["created_at"]),
         upgraded_to=head,
         rows=sum(int(t["rows"]) for t in manifest["tables"].values()),
-        files=files,
+        files=placed,
         journal_sources={k: len(v) for k, v in sources.items()},
         journal_entries=len(entries),
         replayed=replayed,
         accounts_absent=absent,
         seconds=time.perf_counter() - t0,
+        journal_cover=cover,
     )
+
+
+def _journal_cover(
+    manifest: dict[str, Any],
+    mirror: Path,
+    files: dict[str, list[ejournal.JournalEntry]],
+    no_erasure_since: bool,
+) -> str:
+    """How the time since the backup is known to be covered: "journal" (a file read covers
+    it) or "declared" (the operator said no erasure happened since). Else refuse, naming
+    what is missing: a restore without the journal brings erased callers back."""
+    raw = manifest.get("erasure_journal_last")
+    anchor = uuid.UUID(str(raw)) if raw else None
+    missing = {where: ejournal.covers(entries, anchor) for where, entries in files.items()}
+    if any(reason is None for reason in missing.values()):
+        return "journal"
+    if no_erasure_since:
+        return "declared"
+    if anchor is not None:
+        since = f"the backup holds erasures up to journal entry {anchor}"
+    elif manifest.get("erasure_journal_entries"):
+        since = "the backup names no newest journal entry (made by an older version)"
+    else:
+        since = "the backup holds no erasure"
+    read = "; ".join(f"{where}: {why}" for where, why in missing.items()) or (
+        f"no journal was read (the mirror file {mirror} does not exist, no --journal given)"
+    )
+    raise Conflict(
+        f"no erasure journal covers the time since the backup of {manifest['created_at']} "
+        f"({since}): {read}. Give --journal with a journal that covers it (a copy of the "
+        "mirror file, or 'rights journal-export' from the lost database), or "
+        "--no-erasure-since if no one was erased since the backup (recorded in the audit "
+        "log). Nothing was changed"
+    )
+
+
+def _restore_epoch_keys(keyring: Keyring, staged: Staged) -> None:
+    """The backup's erasure-epoch keys into the epoch file (its rows are wrapped under them);
+    a rotation is made due, which destroys them again once the rows are re-wrapped."""
+    paths = [p for name, p in staged.entries if name == EPOCH_ENTRY]
+    if keyring.epochs is None or not paths:
+        return
+    keyring.epochs.merge_sealed(paths[0].read_bytes())
+    keyring.epochs.mark_due()
 
 
 def _load_sqlite(settings: Settings, staged: Staged) -> None:

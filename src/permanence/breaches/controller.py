@@ -35,7 +35,7 @@ from permanence.config import Settings
 from permanence.context import Role
 from permanence.db import ctx_of, utcnow
 from permanence.errors import NotFound, PermissionDenied
-from permanence.mandates.schema import Mandate
+from permanence.mandates.mandate import Mandate
 from permanence.render import paris, render
 
 TO_COMPLETE = "À compléter par vous"

@@ -1,9 +1,8 @@
 """The operator's calls over the API: open, list, the screen pop, answer, the notice read,
-complete; a message taken or an appointment booked during the call."""
+complete (a message taken or an appointment booked during the call: ``messages.call_api``)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -11,9 +10,6 @@ from fastapi import APIRouter, Query
 
 from permanence.calls import service as calls
 from permanence.calls.model import Call
-from permanence.errors import ValidationFailed
-from permanence.messages import service as messages
-from permanence.messages.api import _appointment_out, _message_out
 from permanence.web import schemas as S
 from permanence.web.deps import AnyOne, CurrentRuntime, Operator, Principal, unit_of_work
 from permanence.web.schemas import ERRORS
@@ -125,73 +121,3 @@ def complete(
     account_id: uuid.UUID, call_id: uuid.UUID, p: Operator, rt: CurrentRuntime
 ) -> S.CallOut:
     return _call_action(rt, p, account_id, call_id, "complete")
-
-
-@router.post(
-    "/accounts/{account_id}/calls/{call_id}/messages",
-    response_model=S.MessageOut,
-    status_code=201,
-    responses=ERRORS,
-    tags=["calls"],
-)
-def take_message(
-    account_id: uuid.UUID,
-    call_id: uuid.UUID,
-    body: S.MessageIn,
-    p: Operator,
-    rt: CurrentRuntime,
-) -> S.MessageOut:
-    """Take a message under a purpose: only the purpose's fields, validated, sealed."""
-    with unit_of_work(rt, p, account_id, f"call:{call_id}") as s:
-        call = calls.get_call(s, call_id)
-        if call.caller_id is None:
-            raise ValidationFailed("this call has no caller")
-        msg = messages.take_message(
-            s,
-            rt.keyring,
-            caller_id=call.caller_id,
-            purpose=body.purpose,
-            values=body.values,
-            call_id=call.id,
-            confirm_undeclared=body.confirm_undeclared,
-            urgent=body.urgent,
-        )
-        return _message_out(msg)
-
-
-@router.post(
-    "/accounts/{account_id}/calls/{call_id}/appointments",
-    response_model=S.AppointmentOut,
-    status_code=201,
-    responses=ERRORS,
-    tags=["calls"],
-)
-def book(
-    account_id: uuid.UUID,
-    call_id: uuid.UUID,
-    body: S.AppointmentIn,
-    p: Operator,
-    rt: CurrentRuntime,
-) -> S.AppointmentOut:
-    with unit_of_work(rt, p, account_id, f"call:{call_id}") as s:
-        call = calls.get_call(s, call_id)
-        if call.caller_id is None:
-            raise ValidationFailed("this call has no caller")
-        appt = messages.book_appointment(
-            s,
-            rt.keyring,
-            caller_id=call.caller_id,
-            purpose=body.purpose,
-            starts_at=_aware(body.starts_at, "starts_at"),
-            ends_at=_aware(body.ends_at, "ends_at"),
-            values=body.values,
-            call_id=call.id,
-            confirm_undeclared=body.confirm_undeclared,
-        )
-        return _appointment_out(appt)
-
-
-def _aware(value: dt.datetime, name: str) -> dt.datetime:
-    if value.tzinfo is None:
-        raise ValidationFailed(f"{name} needs a time zone offset (e.g. 2030-01-07T09:00:00+01:00)")
-    return value

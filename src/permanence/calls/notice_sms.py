@@ -20,7 +20,7 @@ from permanence.db import utcnow
 from permanence.delivery.model import Channel, Delivery, Event, Status
 from permanence.errors import Conflict
 from permanence.mandates.layer2 import layer2_url
-from permanence.mandates.schema import Mandate
+from permanence.mandates.mandate import Mandate
 
 VIA = ("operator", "keypress")
 

@@ -39,7 +39,8 @@ def decide(call: Call) -> str | None:
 
     Precedence: a transfer (decided by its own flow), then audio left (voicemail), then an
     answer, then the provider's final status; an expired call stays expired until a real
-    final status arrives.
+    final status arrives. An outbound call (a call-back) the person never picked up is
+    ``failed``, never ``abandoned`` (nobody was waiting for us).
     """
     if call.outcome == TRANSFERRED:
         return TRANSFERRED
@@ -48,6 +49,8 @@ def decide(call: Call) -> str | None:
     if call.answered_at is not None:
         return ANSWERED
     if call.status in FINAL_STATUSES:
+        if call.direction == "outbound":  # a call-back nobody picked up did not go through
+            return FAILED
         return FAILED if call.status in _FAILED_STATUSES else ABANDONED
     if call.outcome == EXPIRED:
         return EXPIRED

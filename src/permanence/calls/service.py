@@ -22,7 +22,7 @@ from permanence.crypto import normalize
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, switch_account, utcnow
 from permanence.errors import NotFound
-from permanence.mandates.schema import Mandate
+from permanence.mandates.mandate import Mandate
 from permanence.staff.training import require_trained
 from permanence.stats import presence
 from permanence.subjects import service as subjects

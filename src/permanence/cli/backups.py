@@ -55,6 +55,14 @@ def restore(
     check: Annotated[
         bool, typer.Option(help="Only decrypt and check the archive; change nothing")
     ] = False,
+    no_erasure_since: Annotated[
+        bool,
+        typer.Option(
+            "--no-erasure-since",
+            help="No journal covers the time since the backup, and no one was erased since: "
+            "restore anyway (recorded in the audit log)",
+        ),
+    ] = False,
 ) -> None:
     """Restore a backup into the configured database and data directory (stop the service
     first), bring the schema up to date, then replay the erasure journal so that everyone
@@ -76,7 +84,13 @@ def restore(
             return
         with progress_report() as report:
             summary = backups.restore(
-                settings, source, key, force=force, journal_files=journal, report=report
+                settings,
+                source,
+                key,
+                force=force,
+                journal_files=journal,
+                no_erasure_since=no_erasure_since,
+                report=report,
             )
     except PermanenceError as exc:
         fail(exc.message)

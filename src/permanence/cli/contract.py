@@ -14,7 +14,10 @@ from permanence.cli.common import fail, runtime
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Art. 28 contracts generated on Decision (EU) 2021/915: generate, pdf, sign, status.",
+    help=(
+        "Art. 28 contracts generated on Decision (EU) 2021/915: generate, pdf, sign, status; "
+        "sub-processors' deletion confirmations at off-boarding: confirm-deletion, offboarding."
+    ),
 )
 
 
@@ -120,6 +123,7 @@ def sign(
 
     from permanence.context import AccessContext
     from permanence.contracts import scc
+    from permanence.contracts.scc_document import Signatory
     from permanence.errors import PermanenceError
 
     when = None
@@ -144,8 +148,8 @@ def sign(
                 rt.settings,
                 _version_id(s, account_id, version),
                 signatories=[
-                    scc.Signatory("controller", controller_name, controller_capacity),
-                    scc.Signatory("processor", processor_name, processor_capacity),
+                    Signatory("controller", controller_name, controller_capacity),
+                    Signatory("processor", processor_name, processor_capacity),
                 ],
                 signed_at=when,
                 signed_pdf=data,
@@ -187,3 +191,78 @@ def status(account: Annotated[str, typer.Option(help="Slug of the client account
         rt.close()
     for line in lines or ["no contract"]:
         typer.echo(line)
+
+
+@app.command("confirm-deletion")
+def confirm_deletion(
+    account: Annotated[str, typer.Option(help="Slug of the off-boarded client account")],
+    subprocessor: Annotated[str, typer.Option(help="Code of the sub-processor")],
+    evidence: Annotated[
+        str, typer.Option(help="Reference of its confirmation (statement, ticket, certificate)")
+    ],
+    confirmed_on: Annotated[
+        str | None, typer.Option(help="Date of its confirmation, YYYY-MM-DD (default: today)")
+    ] = None,
+    document: Annotated[
+        Path | None, typer.Option(help="The confirmation document, to keep its SHA-256")
+    ] = None,
+) -> None:
+    """Record a sub-processor's confirmation that it deleted an off-boarded client's data."""
+    import hashlib
+
+    from permanence.context import AccessContext
+    from permanence.contracts import deletions
+    from permanence.errors import PermanenceError
+
+    try:
+        day = dt.date.fromisoformat(confirmed_on) if confirmed_on else dt.date.today()
+    except ValueError:
+        fail("--confirmed-on must be a date YYYY-MM-DD")
+    digest = None
+    if document is not None:
+        try:
+            digest = hashlib.sha256(document.read_bytes()).hexdigest()
+        except OSError as exc:
+            fail(f"cannot read {document}: {exc.strerror}")
+    account_id = _account_id(account)
+    rt = runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:contract", account_id)) as s:
+            deletions.confirm_deletion(
+                s,
+                account_id,
+                subprocessor,
+                confirmed_on=day,
+                evidence=evidence,
+                evidence_sha256=digest,
+            )
+            state = deletions.state_of(s, account_id)
+    except PermanenceError as exc:
+        fail(exc.message + "".join(f"\n  {p}" for p in getattr(exc, "problems", []) or []))
+    finally:
+        rt.close()
+    left = ", ".join(state.missing)
+    typer.echo(
+        f"{account}: {subprocessor} confirmed; "
+        + ("off-boarding complete" if state.complete else f"still awaited: {left}")
+    )
+
+
+@app.command("offboarding")
+def offboarding_state(
+    account: Annotated[str, typer.Option(help="Slug of the off-boarded client account")],
+) -> None:
+    """Each sub-processor's deletion confirmation for an off-boarded client."""
+    from permanence.context import AccessContext
+    from permanence.contracts import deletions
+
+    account_id = _account_id(account)
+    rt = runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:contract", account_id), readonly=True) as s:
+            state = deletions.state_of(s, account_id)
+    finally:
+        rt.close()
+    for line in state.lines:
+        typer.echo(f"{line.code}: {line.state_fr()}")
+    typer.echo("off-boarding complete" if state.complete else "off-boarding not complete")

@@ -12,7 +12,7 @@ from permanence.cli_output import progress
 from permanence.errors import PermanenceError
 
 if TYPE_CHECKING:
-    pass
+    from permanence.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, help="Encryption keys.")
 
@@ -47,6 +47,61 @@ def keys_rotate(
             typer.echo(f"{slug}: key version {version}, {count} data keys re-wrapped")
     finally:
         rt.close()
+
+
+@app.command("rotate-epoch")
+def keys_rotate_epoch(
+    if_due: Annotated[
+        bool,
+        typer.Option(
+            "--if-due",
+            help="Only when an erasure or the schedule makes it due (what 'serve' does)",
+        ),
+    ] = False,
+) -> None:
+    """New erasure epoch: every data key re-wrapped under it, the old epoch key destroyed, so
+    that what erased callers left in the database's files opens no more (ADR 0029)."""
+    import permanence.models  # noqa: F401  (every table known: the keys' foreign keys resolve)
+
+    rt = runtime()
+    try:
+        settings = rt.settings
+        if if_due:
+            reason = rt.keyring.epoch_rotation_due(
+                rt.db,
+                settings.erasure_epoch_delay_minutes * 60.0,
+                settings.erasure_epoch_days * 86400.0,
+            )
+            if reason is None:
+                typer.echo("no erasure-epoch rotation due")
+                return
+        else:
+            reason = "manual"
+        done = rt.keyring.rotate_epoch(rt.db)
+        record_epoch_rotation(rt, "cli:keys-rotate-epoch", reason, done)
+    except PermanenceError as exc:
+        fail(exc.message)
+    finally:
+        rt.close()
+    typer.echo(
+        f"erasure epoch {done['epoch']}: {done['rewrapped']} data keys re-wrapped, "
+        f"{done['destroyed']} old epoch key(s) destroyed"
+    )
+
+
+def record_epoch_rotation(rt: Runtime, why: str, reason: str, done: dict[str, int]) -> None:
+    """The rotation in the audit log (numbers only)."""
+    from permanence.audit import service as audit
+    from permanence.context import AccessContext
+
+    with rt.db.session(AccessContext.system(why)) as s:
+        audit.record(
+            s,
+            "keys.epoch_rotate",
+            "key_epoch",
+            str(done["epoch"]),
+            details={"reason": reason, **done},
+        )
 
 
 @app.command("backup-key")

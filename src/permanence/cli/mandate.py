@@ -19,8 +19,9 @@ app = typer.Typer(no_args_is_help=True, help="Client mandates (documented instru
 @app.command("validate")
 def mandate_validate(path: Path) -> None:
     """Check a mandate file; print every problem."""
+    from permanence.mandates.errors import MandateInvalid
     from permanence.mandates.layer2 import external_layer2, first_layer_problems
-    from permanence.mandates.schema import MandateInvalid, parse_mandate
+    from permanence.mandates.parsing import parse_mandate
 
     try:
         m = parse_mandate(read_text(path))

@@ -21,7 +21,7 @@ def retention_run(
     fmt: Annotated[Format, FORMAT_OPTION] = Format.text,
 ) -> None:
     """Delete every record past its retention period (not under legal hold); print counts."""
-    from permanence.recordings.storage import store_from_settings
+    from permanence.filestore import store_from_settings
     from permanence.retention.service import sweep_exclusive
 
     rt = runtime()

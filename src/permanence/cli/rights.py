@@ -139,7 +139,7 @@ def rights_journal_export(
     except PermanenceError as exc:
         fail(exc.message)
     with os.fdopen(fd, "w") as fh:
-        fh.writelines(ejournal.line_of(e, mac_key) for e in entries)
+        fh.writelines(ejournal.line_of(e, mac_key, n) for n, e in enumerate(entries, start=1))
     typer.echo(f"{len(entries)} erasure journal entries written to {out}")
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from permanence.mandates.schema import Mandate
+    from permanence.mandates.mandate import Mandate
 
 app = typer.Typer(no_args_is_help=True, help="Call routing: opening hours, on call.")
 
@@ -37,10 +37,9 @@ def check_command(
     lang: Annotated[str, typer.Option(help="fr or en")] = "fr",
 ) -> None:
     """Print the mandate's hours in words and where a call arriving --at goes."""
-    from zoneinfo import ZoneInfo
-
-    from permanence.mandates.hours import opening_hours_view
-    from permanence.mandates.schema import MandateInvalid, parse_mandate
+    from permanence.mandates.errors import MandateInvalid
+    from permanence.mandates.hours import mandate_zone, opening_hours_view
+    from permanence.mandates.parsing import parse_mandate
     from permanence.routing.hours import decide
 
     if (account is None) == (file is None):
@@ -60,7 +59,7 @@ def check_command(
             raise typer.Exit(1) from None
     else:
         mandate = _current_mandate(account or "")
-    zone = mandate.hours.zone if mandate.hours is not None else ZoneInfo("Europe/Paris")
+    zone = mandate_zone(mandate)
     moment = _moment(at, zone)
     view = opening_hours_view(mandate, lang)
     if view is None:

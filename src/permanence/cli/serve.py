@@ -29,8 +29,8 @@ def serve(
     each runs a delivery worker, the database shares the work out, ADR 0009)."""
     import uvicorn
 
+    from permanence.filestore import store_from_settings
     from permanence.logs import configure_logging
-    from permanence.recordings.storage import store_from_settings
     from permanence.retention.service import Scheduler
     from permanence.web.app import create_app
 
@@ -62,6 +62,20 @@ def serve(
 
         checkpointer = Checkpointer(rt, settings.audit_checkpoint_minutes * 60.0)
         checkpointer.start()
+    # Erasure epochs: rotated after erasures (debounced) and on a schedule (ADR 0029).
+    from permanence.cli.keys import record_epoch_rotation
+    from permanence.crypto.rotation import EpochRotator
+
+    rotator = EpochRotator(
+        rt.db,
+        rt.keyring,
+        delay=settings.erasure_epoch_delay_minutes * 60.0,
+        max_age=settings.erasure_epoch_days * 86400.0,
+        on_rotated=lambda reason, done: record_epoch_rotation(
+            rt, "serve:epoch-rotation", reason, done
+        ),
+    )
+    rotator.start()
     try:
         # log_config=None: uvicorn's records go through our (redacting) root handler.
         uvicorn.run(
@@ -82,6 +96,7 @@ def serve(
             scheduler.stop()
         if checkpointer is not None:
             checkpointer.stop()
+        rotator.stop()
         if lock is not None:
             lock.close()
 

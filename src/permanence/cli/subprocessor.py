@@ -124,7 +124,7 @@ def flowdown(
     import datetime as dt
 
     from permanence.context import AccessContext
-    from permanence.contracts import scc
+    from permanence.contracts import flowdown as subcontracting
     from permanence.errors import PermanenceError
 
     try:
@@ -135,7 +135,7 @@ def flowdown(
     rt = runtime()
     try:
         with rt.db.session(AccessContext.system("cli:subprocessors")) as s:
-            scc.record_flowdown(
+            subcontracting.record_flowdown(
                 s,
                 code,
                 reference=reference,
@@ -162,7 +162,7 @@ def resolve(
 
     from permanence.accounts.service import account_by_slug
     from permanence.context import AccessContext
-    from permanence.contracts import scc
+    from permanence.contracts import flowdown as subcontracting
     from permanence.errors import PermanenceError
 
     try:
@@ -174,7 +174,7 @@ def resolve(
         with rt.db.session(AccessContext.system("cli:subprocessors"), readonly=True) as s:
             account_id = account_by_slug(s, account).id
         with rt.db.session(AccessContext.system("cli:subprocessors", account_id)) as s:
-            scc.resolve_objection(s, change_id, resolution)
+            subcontracting.resolve_objection(s, change_id, resolution)
     except PermanenceError as exc:
         fail(exc.message)
     finally:

@@ -35,16 +35,11 @@ from permanence.contracts.model import SubProcessor
 from permanence.contracts.service import EEA
 from permanence.db import acting_for, utcnow
 from permanence.errors import NotFound
-from permanence.mandates.schema import (
-    EmailNotificationRecipient,
-    FieldCategory,
-    IsoDuration,
-    LegalBasis,
-    Mandate,
-    MandateKind,
-    PortalRecipient,
-    Purpose,
-)
+from permanence.mandates.base import FieldCategory, LegalBasis, MandateKind
+from permanence.mandates.durations import IsoDuration
+from permanence.mandates.mandate import Mandate
+from permanence.mandates.purposes import Purpose
+from permanence.mandates.sections import EmailNotificationRecipient, PortalRecipient
 from permanence.render import render
 from permanence.staff.model import User
 

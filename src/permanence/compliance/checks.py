@@ -1,123 +1,52 @@
 """Automated compliance checks: each passes or fails with its evidence (counts and codes, never
 personal data), for the DPO desk, the dated report and ``permanence compliance check``.
 
-A check is a function ``(CheckRun) -> CheckResult`` registered with ``@check("code", "title")``.
-Other features register their own (rights requests, recordings, retention sweeps) by importing
-this module and decorating a function; ``load_checks`` imports the modules that define them.
-Each check runs in its own read-only transaction, so one failing check never hides the others.
+The checks of the service as a whole live here; the way a check is registered and run is in
+``permanence.checks`` (re-exported here), which other features import to register their own
+(rights requests, recordings, audits, DPIAs, need-to-know) without importing this package.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from permanence.accounts.model import Account, AccountKind, AccountStatus
+from permanence.accounts.model import Account
+from permanence.accounts.service import handles_health_data as _handles_health_data
 from permanence.accounts.service import mandate_version
+from permanence.checks import (
+    _REGISTRY,
+    CHECK_MODULES,
+    CheckFn,
+    CheckResult,
+    CheckRun,
+    RegisteredCheck,
+    check,
+    registered,
+    run_checks,
+)
 from permanence.context import STAFF_ROLES, AccessContext
 from permanence.errors import NotFound
 from permanence.mandates.layer2 import first_layer_problems
-from permanence.mandates.schema import (
-    FieldCategory,
-    Mandate,
-    SpecialCategoryBasis,
-)
-from permanence.runtime import Runtime
+from permanence.mandates.mandate import Mandate
 from permanence.staff.model import User
 
-
-@dataclass(frozen=True)
-class CheckResult:
-    code: str
-    title: str
-    passed: bool
-    summary: str
-    evidence: list[str] = field(default_factory=list)
-
-    def line(self) -> str:
-        return f"{'PASS' if self.passed else 'FAIL'} {self.code}: {self.summary}"
-
-
-@dataclass
-class CheckRun:
-    """What a check may use: the runtime and the moment of the run."""
-
-    rt: Runtime
-    now: dt.datetime
-
-    @contextmanager
-    def session(self, account_id: uuid.UUID | None = None) -> Iterator[Session]:
-        ctx = AccessContext.system("compliance:check", account_id=account_id)
-        with self.rt.db.session(ctx, readonly=True) as s:
-            yield s
-
-    def accounts(self) -> list[Account]:
-        with self.session() as s:
-            return list(
-                s.scalars(
-                    select(Account)
-                    .where(Account.status == AccountStatus.ACTIVE)
-                    .order_by(Account.slug)
-                )
-            )
-
-
-CheckFn = Callable[[CheckRun], tuple[bool, str, list[str]]]
-
-
-@dataclass(frozen=True)
-class RegisteredCheck:
-    code: str
-    title: str
-    fn: CheckFn
-
-
-_REGISTRY: dict[str, RegisteredCheck] = {}
-# Modules that register checks; other features append theirs (import path strings).
-CHECK_MODULES: list[str] = [
-    "permanence.compliance.checks",
-    "permanence.rights.checks",
-    "permanence.recordings.downloads",
-    "permanence.audits.checks",
-    "permanence.dpia.checks",
-    "permanence.needtoknow.checks",
-    "permanence.compliance.recording_checks",
+# The registry's names, re-exported: this module was their home (tests, the CLI, the report).
+__all__ = [
+    "CHECK_MODULES",
+    "_REGISTRY",
+    "CheckFn",
+    "CheckResult",
+    "CheckRun",
+    "RegisteredCheck",
+    "check",
+    "registered",
+    "run_checks",
 ]
-
-
-def check(code: str, title: str) -> Callable[[CheckFn], CheckFn]:
-    """Register a check. ``fn`` returns (passed, one-line summary, evidence lines)."""
-
-    def deco(fn: CheckFn) -> CheckFn:
-        if code in _REGISTRY and _REGISTRY[code].fn is not fn:
-            raise ValueError(f"compliance check '{code}' is registered twice")
-        _REGISTRY[code] = RegisteredCheck(code, title, fn)
-        return fn
-
-    return deco
-
-
-def registered() -> list[RegisteredCheck]:
-    for module in CHECK_MODULES:
-        importlib.import_module(module)
-    return sorted(_REGISTRY.values(), key=lambda c: c.code)
-
-
-def run_checks(rt: Runtime, now: dt.datetime | None = None) -> list[CheckResult]:
-    run = CheckRun(rt, now or dt.datetime.now(dt.UTC))
-    results = []
-    for c in registered():
-        passed, summary, evidence = c.fn(run)
-        results.append(CheckResult(c.code, c.title, passed, summary, evidence))
-    return results
-
 
 # -- the checks ---------------------------------------------------------------------------
 
@@ -187,7 +116,7 @@ def _contracts(run: CheckRun) -> tuple[bool, str, list[str]]:
 
 @check("subprocessors.flowdown", "Every sub-processor is bound by a flow-down agreement (28(4))")
 def _flowdown(run: CheckRun) -> tuple[bool, str, list[str]]:
-    from permanence.contracts.scc import flowdown_gaps
+    from permanence.contracts.flowdown import flowdown_gaps
     from permanence.contracts.service import registry
 
     with run.session() as s:
@@ -206,7 +135,7 @@ def _objections(run: CheckRun) -> tuple[bool, str, list[str]]:
     """Clause 7.7(a) of the SCC: an objection holds the change for that client. Once the
     change applied, an unresolved objection means that client's data reaches a sub-processor
     it refused: the provider must resolve it (alternative or termination)."""
-    from permanence.contracts.scc import held_changes
+    from permanence.contracts.flowdown import held_changes
 
     bad, held = [], 0
     for a in run.accounts():
@@ -250,20 +179,6 @@ def _notice(run: CheckRun) -> tuple[bool, str, list[str]]:
     if bad:
         return False, f"{len(bad)} account(s) whose notice is missing or incomplete", bad
     return True, f"{n} account(s) with a versioned, complete notice", []
-
-
-def _handles_health_data(account: Account, mandate: Mandate | None) -> bool:
-    if account.kind == AccountKind.MEDICAL:
-        return True
-    if mandate is None:
-        return False
-    if any(p.special_category_basis is SpecialCategoryBasis.ART9_2_H for p in mandate.purposes):
-        return True  # care under a health professional: health data (recital 35)
-    return mandate.controller.health_data or any(
-        f.category == FieldCategory.HEALTH or f.special_category
-        for p in mandate.purposes
-        for f in p.resolved_fields
-    )
 
 
 @check("hosting.hds", "Health data only on HDS-certified hosting")
@@ -370,7 +285,7 @@ def _breaches_notified(run: CheckRun) -> tuple[bool, str, list[str]]:
 @check("subprocessors.transfers", "Sub-processors outside the EEA have a transfer safeguard")
 def _transfers(run: CheckRun) -> tuple[bool, str, list[str]]:
     from permanence.contracts.service import EEA, registry
-    from permanence.mandates.schema import Safeguard
+    from permanence.mandates.base import Safeguard
 
     with run.session() as s:
         subs = registry(s)

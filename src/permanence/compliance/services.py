@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from permanence.config import Settings
 from permanence.contracts.model import SubProcessor
 from permanence.contracts.service import EEA
-from permanence.mandates.schema import Safeguard
+from permanence.mandates.base import Safeguard
 
 SERVICE_FR = {
     "telephony": "téléphonie (appels et enregistrements)",

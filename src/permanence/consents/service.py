@@ -14,16 +14,13 @@ from permanence.calls.service import get_call
 from permanence.consents.model import Consent
 from permanence.db import ctx_of, utcnow
 from permanence.errors import Conflict, NotFound, ValidationFailed
-from permanence.mandates.schema import LegalBasis, Purpose, SpecialCategoryBasis
+from permanence.mandates.purposes import Purpose
 
 CHANNELS = frozenset({"voice", "keypress", "web"})
 
 
 def needs_consent(purpose: Purpose) -> bool:
-    return (
-        purpose.legal_basis is LegalBasis.CONSENT
-        or purpose.special_category_basis is SpecialCategoryBasis.ART9_2_A
-    )
+    return purpose.needs_consent
 
 
 def give(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from permanence.db import Base, UTCDateTime, new_id, utcnow
@@ -164,3 +164,29 @@ class OffboardingCertificate(Base):
     document: Mapped[str] = mapped_column(Text)  # canonical JSON, the signed statement
     signature: Mapped[str] = mapped_column(String(128))
     public_key: Mapped[str] = mapped_column(String(64))
+
+
+class SubProcessorDeletion(Base):
+    """At off-boarding (Art. 28(3)(g), SCC clause 7.7(d) and 10(d)): each sub-processor that
+    held the account's data is asked to confirm its deletion; the confirmation is recorded with
+    its date and evidence (the reference of the sub-processor's written statement, ticket or
+    certificate, and the SHA-256 of the document when one is kept). The off-boarding is not
+    complete until every row is confirmed. Kept after the account's other rows go: it is the
+    provider's proof, with no caller data."""
+
+    __tablename__ = "subprocessor_deletions"
+    __table_args__ = (UniqueConstraint("account_id", "subprocessor_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    subprocessor_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("subprocessors.id", ondelete="CASCADE")
+    )
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_on: Mapped[dt.date | None] = mapped_column(Date)  # the sub-processor's date
+    evidence: Mapped[str | None] = mapped_column(String(300))
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[uuid.UUID | None]

@@ -44,6 +44,7 @@ from permanence.audit.model import AuditHead
 from permanence.backup import journal
 from permanence.backup.journal import JournalEntry
 from permanence.context import Role
+from permanence.contracts import deletions
 from permanence.contracts.model import Contract, OffboardingCertificate
 from permanence.crypto.keyring import Keyring
 from permanence.db import Base, ctx_of, utcnow
@@ -58,6 +59,8 @@ RETAINED = {
     "breach_accounts": "registre des violations : décompte d'un incident (art. 33(5))",
     "breach_notices": "registre des violations : ce qui a été notifié au client, et quand",
     "subprocessor_notices": "les avis de changement de sous-traitant donnés au client",
+    "subprocessor_deletions": "les confirmations d'effacement des sous-traitants ultérieurs, "
+    "avec leur date et leur justificatif (art. 28(3)(g) et 28(4))",
     "offboarding_certificates": "le présent certificat",
     "erasure_journal": "effacements pseudonymes qu'une sauvegarde restaurée doit rejouer "
     "(journal en ajout seul)",
@@ -262,6 +265,9 @@ def destroy_account(
         raise Conflict("this journal entry is not the off-boarding of this account")
     files = freed_files(session, account_id)
     context = _certificate_context(session, account_id)
+    # Each sub-processor is asked to confirm its deletion (contracts.deletions): the
+    # off-boarding is complete once every one has (shown in the compliance report).
+    deletions.request_confirmations(session, account_id, utcnow())
     backup_days = context.pop("_backup_days")
     deleted: dict[str, int] = {}
     keys: dict[str, int] = {}
@@ -387,8 +393,9 @@ def _certificate_context(session: Session, account_id: uuid.UUID) -> dict[str, A
                 "code": sp.code,
                 "name": sp.name,
                 "service": sp.service,
-                "confirmation": "demandée à l'émission du certificat ; données chiffrées "
-                "sous des clés détruites (effacement cryptographique)",
+                "confirmation": "demandée à l'émission du certificat, à confirmer sous "
+                f"{deletions.CONFIRMATION_DAYS} jours avec date et justificatif ; données "
+                "chiffrées sous des clés détruites (effacement cryptographique)",
             }
             for sp in subprocessors
         ],

@@ -20,6 +20,11 @@ Decision's own numbering (I parties, II description, III measures, IV sub-proces
 
 Each signed version is stored: the PDF as signed, its SHA-256, the date and the signatories
 (``ContractDocument``). ``contracts.signed`` (compliance/checks.py) checks that document.
+
+This module builds the document and carries the use cases (generate, draft, sign, the stored
+document and its problems). Its parts: ``scc_document`` (the document's parts, the constants
+it cites and its PDF), ``scc_annexes`` (Annexes II and III in French) and ``flowdown``
+(clause 7.7 holds and the Art. 28(4) flow-down agreements).
 """
 
 from __future__ import annotations
@@ -28,34 +33,36 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
-from fpdf import FPDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from permanence import __version__
 from permanence.accounts.model import Account
 from permanence.accounts.service import mandate_version
 from permanence.audit import service as audit
 from permanence.compliance.art30 import (
-    BASIS_FR,
-    CATEGORY_FR,
-    SUBJECTS_FR,
     provider_identity,
-    retention_fr,
-    sensitive_fr,
 )
 from permanence.compliance.services import SAFEGUARD_FR, configured_services
 from permanence.config import Settings
+from permanence.contracts.flowdown import _flowdowns, held_changes
 from permanence.contracts.model import (
     Contract,
     ContractDocument,
     SubProcessor,
     SubProcessorAgreement,
-    SubProcessorChange,
-    SubProcessorNotice,
+)
+from permanence.contracts.scc_annexes import _description, security_measures_fr
+from permanence.contracts.scc_document import (
+    CLAUSE_MAP,
+    SIGNATORY_PARTIES,
+    TEMPLATE,
+    Party,
+    SccDocument,
+    Signatory,
+    SubProcessorLine,
+    to_pdf,
 )
 from permanence.contracts.service import (
     CLAUSES,
@@ -67,230 +74,7 @@ from permanence.contracts.service import (
 )
 from permanence.db import ctx_of, utcnow
 from permanence.errors import Conflict, NotFound, ValidationFailed
-from permanence.mandates.schema import Mandate
 from permanence.render import paris
-
-TEMPLATE = "scc-2021/915"
-DECISION_FR = (
-    "Décision d'exécution (UE) 2021/915 de la Commission du 4 juin 2021 relative aux clauses "
-    "contractuelles types entre les responsables du traitement et les sous-traitants visées à "
-    "l'article 28, paragraphe 7, du règlement (UE) 2016/679 (JO L 199 du 7.6.2021, p. 18)"
-)
-# Where the Decision's clauses meet each Art. 28(3) point (what ``Contract.clauses`` holds
-# for a generated contract, and what ``contracts.signed`` checks covered).
-CLAUSE_MAP: Mapping[str, str] = {
-    "a": "clauses 7.1 et 7.8 des CCT 2021/915",
-    "b": "clause 7.4, point b), des CCT 2021/915",
-    "c": "clause 7.4, point a), des CCT 2021/915 et annexe III",
-    "d": "clause 7.7 des CCT 2021/915 et annexe IV",
-    "e": "clause 8, points a) et b), des CCT 2021/915",
-    "f": "clause 8, point c), et clause 9 des CCT 2021/915",
-    "g": "clause 10, point d), des CCT 2021/915",
-    "h": "clause 7.6 des CCT 2021/915",
-}
-# The clauses incorporated, by number and heading (headings only: the text is the Decision's).
-INCORPORATED: tuple[tuple[str, str], ...] = (
-    ("Section I, clause 1", "Objet et champ d'application"),
-    ("Section I, clause 2", "Invariabilité des clauses"),
-    ("Section I, clause 3", "Interprétation"),
-    ("Section I, clause 4", "Hiérarchie"),
-    ("Section II, clause 6", "Description du ou des traitements (annexe II)"),
-    ("Section II, clause 7", "Obligations des parties (7.1 à 7.8)"),
-    ("Section II, clause 8", "Assistance au responsable du traitement"),
-    ("Section II, clause 9", "Notification des violations de données à caractère personnel"),
-    ("Section III, clause 10", "Non-respect des clauses et résiliation"),
-)
-SIGNATORY_PARTIES = ("controller", "processor")
-RESOLUTIONS = ("withdrawn", "alternative", "terminated")
-RESOLUTION_FR = {
-    "withdrawn": "objection levée par le client",
-    "alternative": "données du client tenues hors de ce sous-traitant",
-    "terminated": "contrat résilié",
-}
-
-
-# -- the document -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Party:
-    role_fr: str
-    name: str
-    address: str
-    contact: str
-    dpo: str
-    activities: str
-
-
-@dataclass(frozen=True)
-class Signatory:
-    party: str  # controller | processor
-    name: str
-    capacity: str
-
-    def as_json(self) -> dict[str, str]:
-        return {"party": self.party, "name": self.name, "capacity": self.capacity}
-
-
-@dataclass(frozen=True)
-class SubProcessorLine:
-    name: str
-    service: str
-    country: str
-    safeguard_fr: str
-    flowdown_fr: str
-    held: bool = False
-
-
-@dataclass(frozen=True)
-class SccDocument:
-    """Everything the PDF says, built from the database and the settings."""
-
-    reference: str
-    version: int
-    account_slug: str
-    mandate_version: int | None
-    effective_from: dt.datetime
-    parties: list[Party]
-    options: list[tuple[str, str]]
-    description: list[tuple[str, str]]
-    measures: list[tuple[str, list[str]]]
-    subprocessors: list[SubProcessorLine]
-    held: list[SubProcessorLine] = field(default_factory=list)
-
-
-def security_measures_fr(settings: Settings) -> list[tuple[str, list[str]]]:
-    """Annex III: what this deployment does, under the headings of the CNIL's security guide
-    (« Guide de la sécurité des données personnelles »), each item true of the settings."""
-    isolation = (
-        "cloisonnement des clients par la sécurité au niveau des lignes de PostgreSQL, "
-        "sous un rôle applicatif sans privilège sur le schéma"
-        if settings.is_postgres
-        else "cloisonnement des clients contrôlé à chaque accès par la couche de service"
-    )
-    backups = [
-        "sauvegardes chiffrées ; un effacement est rejoué sur toute sauvegarde restaurée "
-        "(journal d'effacement)"
-    ]
-    if settings.backup_storage:
-        backups.append("copie des sauvegardes hors du serveur (stockage déclaré sous-traitant)")
-    hosting = ["hébergement certifié HDS (art. L.1111-8 du code de la santé publique)"]
-    if not settings.hds_hosting:
-        hosting = ["hébergement non déclaré certifié HDS : aucune donnée de santé admise"]
-    return [
-        (
-            "Sensibiliser les utilisateurs",
-            [
-                "personnel formé à la protection des données avant tout accès, formation "
-                "renouvelée à échéance",
-                "engagement de confidentialité signé par chaque membre du personnel "
-                "(art. 28(3)(b))",
-            ],
-        ),
-        (
-            "Authentifier les utilisateurs",
-            [
-                "mot de passe et second facteur TOTP obligatoires pour le personnel",
-                "verrouillage du compte après échecs répétés",
-            ],
-        ),
-        ("Gérer les habilitations", [isolation, "rôles séparés (opérateur, superviseur, DPO)"]),
-        (
-            "Tracer les opérations et gérer les incidents",
-            [
-                "journal d'audit chaîné (SHA-256) de chaque lecture et modification, avec points "
-                "de contrôle signés (Ed25519) ; conservé 12 mois au plus",
-                "registre des violations ; notification au client de toute violation le "
-                "concernant (art. 33(2), clause 9.2)",
-            ],
-        ),
-        (
-            "Chiffrer, garantir l'intégrité ou signer",
-            [
-                "chiffrement AES-256-GCM de chaque donnée sous une clé propre à chaque appelant "
-                "(effacement cryptographique)",
-                "index aveugles tronqués pour les recherches, sans déchiffrement",
-                "flux chiffrés (HTTPS) ; webhooks signés",
-            ],
-        ),
-        ("Sauvegarder et prévoir la continuité d'activité", backups),
-        ("Sécuriser les serveurs et l'hébergement", hosting),
-        (
-            "Encadrer la sous-traitance",
-            [
-                "sous-traitants ultérieurs liés par les mêmes obligations (art. 28(4)) : "
-                "voir annexe IV",
-                f"changement annoncé {OBJECTION_WINDOW.days} jours à l'avance, droit "
-                "d'opposition (clause 7.7, point a))",
-            ],
-        ),
-    ]
-
-
-def _description(mandate: Mandate) -> list[tuple[str, str]]:
-    """Annex II from the mandate, one block per purpose."""
-    out = [
-        (
-            "Catégories de personnes concernées",
-            SUBJECTS_FR.get(mandate.kind, "clients, prospects et autres appelants du client"),
-        ),
-        (
-            "Nature du traitement",
-            "réception des appels téléphoniques pour le compte du client, prise de messages "
-            "et de rendez-vous, transmission au client selon ses instructions (mandat)",
-        ),
-    ]
-    for p in mandate.purposes:
-        categories = ", ".join(sorted({CATEGORY_FR[f.category] for f in p.resolved_fields}))
-        retention = " ; ".join(retention_fr(k.value, d) for k, d in p.retention.items())
-        out.append(
-            (
-                f"Finalité « {p.label_fr} » ({p.code})",
-                f"base légale : {BASIS_FR[p.legal_basis]} ; données : {categories} ; "
-                f"données sensibles : {sensitive_fr(mandate, p)} ; "
-                f"durée de conservation : {retention or 'non déclarée'}",
-            )
-        )
-    if mandate.recording.enabled:
-        out.append(
-            (
-                "Enregistrement des appels",
-                mandate.recording.purpose_fr or "déclaré au mandat (finalité non précisée)",
-            )
-        )
-    out.append(
-        (
-            "Durée du traitement",
-            "la durée du contrat ; à son terme, restitution et/ou suppression selon le choix "
-            "du client, attestée par un certificat signé (clause 10, point d))",
-        )
-    )
-    return out
-
-
-def _flowdowns(session: Session) -> dict[uuid.UUID, SubProcessorAgreement]:
-    latest: dict[uuid.UUID, SubProcessorAgreement] = {}
-    for a in session.scalars(
-        select(SubProcessorAgreement).order_by(SubProcessorAgreement.signed_at)
-    ):
-        latest[a.subprocessor_id] = a
-    return latest
-
-
-def held_changes(session: Session) -> list[tuple[SubProcessorChange, SubProcessor]]:
-    """Changes the context account objected to, not resolved: held for it (clause 7.7(a))."""
-    account_id = ctx_of(session).require_account()
-    rows = session.execute(
-        select(SubProcessorChange, SubProcessor)
-        .join(SubProcessorNotice, SubProcessorNotice.change_id == SubProcessorChange.id)
-        .join(SubProcessor, SubProcessor.id == SubProcessorChange.subprocessor_id)
-        .where(
-            SubProcessorNotice.account_id == account_id,
-            SubProcessorNotice.objected_at.is_not(None),
-            SubProcessorNotice.resolved_at.is_(None),
-        )
-    ).all()
-    return [(c, sp) for c, sp in rows]
 
 
 def _sp_line(sp: SubProcessor, flow: SubProcessorAgreement | None, held: bool) -> SubProcessorLine:
@@ -382,106 +166,6 @@ def build_document(session: Session, settings: Settings, contract: Contract) -> 
         subprocessors=lines,
         held=held,
     )
-
-
-_LATIN1 = str.maketrans(
-    {"’": "'", "‘": "'", "“": '"', "”": '"', "—": "-", "–": "-", "œ": "oe", "Œ": "OE", "…": "..."}
-)
-
-
-def _t(text: str) -> str:
-    """The PDF core fonts are Latin-1: map the few typographic characters outside it."""
-    return text.translate(_LATIN1).encode("latin-1", "replace").decode("latin-1")
-
-
-def to_pdf(
-    doc: SccDocument,
-    signatories: Sequence[Signatory] = (),
-    signed_at: dt.datetime | None = None,
-) -> bytes:
-    pdf = FPDF(format="A4")
-    title = f"Contrat de sous-traitance {doc.reference} v{doc.version}"
-    pdf.set_title(_t(title))
-    pdf.set_creator(f"Permanence {__version__}")
-    # Reproducible bytes for the same content (the hash identifies what was signed).
-    pdf.set_creation_date(signed_at or doc.effective_from)
-    pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.add_page()
-    width = pdf.epw
-
-    def heading(text: str, size: int = 13) -> None:
-        pdf.ln(3)
-        pdf.set_font("Helvetica", "B", size)
-        pdf.multi_cell(width, 7, _t(text), new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", "", 10)
-
-    def para(text: str) -> None:
-        pdf.multi_cell(width, 5, _t(text), new_x="LMARGIN", new_y="NEXT")
-
-    heading("Contrat de sous-traitance (article 28 du RGPD)", 16)
-    para(
-        f"Référence {doc.reference}, version {doc.version}, en vigueur à compter du "
-        f"{paris(doc.effective_from, '%d/%m/%Y')}. Compte client : {doc.account_slug}."
-    )
-    heading("1. Clauses contractuelles types")
-    para(
-        "Les parties conviennent que les clauses contractuelles types adoptées par la "
-        f"{DECISION_FR}, dans leur version publiée au Journal officiel de l'Union européenne, "
-        "sont incorporées au présent contrat par référence et s'appliquent sans modification "
-        "(clause 2). Les clauses suivantes s'appliquent :"
-    )
-    for ref, title_fr in INCORPORATED:
-        para(f"- {ref} : {title_fr}")
-    heading("2. Options retenues et éléments complétés")
-    for label, value in doc.options:
-        para(f"- {label} : {value}")
-    para("Correspondance avec l'article 28, paragraphe 3, du RGPD :")
-    for letter, where in CLAUSE_MAP.items():
-        para(f"- point {letter}) : {where}")
-    heading("Annexe I - Liste des parties")
-    for p in doc.parties:
-        para(
-            f"{p.role_fr} : {p.name} ; adresse : {p.address} ; contact : {p.contact} ; "
-            f"délégué à la protection des données : {p.dpo} ; activités : {p.activities}"
-        )
-    heading("Annexe II - Description du traitement")
-    for label, value in doc.description:
-        para(f"{label} : {value}")
-    heading("Annexe III - Mesures techniques et organisationnelles")
-    for head, items in doc.measures:
-        pdf.set_font("Helvetica", "B", 10)
-        para(head)
-        pdf.set_font("Helvetica", "", 10)
-        for item in items:
-            para(f"- {item}")
-    heading("Annexe IV - Liste des sous-traitants ultérieurs")
-    for sp in doc.subprocessors:
-        para(
-            f"- {sp.name} : {sp.service} ; pays : {sp.country} ; transfert : "
-            f"{sp.safeguard_fr} ; {sp.flowdown_fr}"
-        )
-    if not doc.subprocessors:
-        para("Aucun sous-traitant ultérieur.")
-    for sp in doc.held:
-        para(
-            f"- {sp.name} ({sp.service}, {sp.country}) : changement suspendu pour ce client, "
-            "objection en cours (clause 7.7, point a))"
-        )
-    heading("Signatures")
-    if signatories:
-        when = paris(signed_at or utcnow(), "%d/%m/%Y")
-        for s in signatories:
-            role = (
-                "Pour le responsable du traitement"
-                if s.party == "controller"
-                else ("Pour le sous-traitant")
-            )
-            para(f"{role} : {s.name}, {s.capacity}, signé le {when}")
-    else:
-        para("Projet non signé.")
-        para("Pour le responsable du traitement : nom, qualité, date, signature")
-        para("Pour le sous-traitant : nom, qualité, date, signature")
-    return bytes(pdf.output())
 
 
 # -- use cases ----------------------------------------------------------------------------
@@ -629,92 +313,3 @@ def document_problems(contract: Contract, document: ContractDocument | None) -> 
 
 def signatories_of(document: ContractDocument) -> list[Signatory]:
     return [Signatory(**s) for s in json.loads(document.signatories)]
-
-
-# -- sub-processors: clause 7.7 -----------------------------------------------------------
-
-
-def resolve_objection(
-    session: Session, change_id: uuid.UUID, resolution: str, *, now: dt.datetime | None = None
-) -> SubProcessorNotice:
-    """The provider resolves the context account's objection; the change then applies to it
-    ("withdrawn"), or the client's data stays off the sub-processor ("alternative"), or the
-    contract ends ("terminated")."""
-    _desk(session)
-    account_id = ctx_of(session).require_account()
-    if resolution not in RESOLUTIONS:
-        raise ValidationFailed("resolution must be one of " + ", ".join(RESOLUTIONS))
-    notice = session.scalars(
-        select(SubProcessorNotice).where(
-            SubProcessorNotice.change_id == change_id, SubProcessorNotice.account_id == account_id
-        )
-    ).first()
-    if notice is None:
-        raise NotFound("no such change")
-    if notice.objected_at is None:
-        raise Conflict("this client did not object to the change")
-    if notice.resolved_at is not None:
-        raise Conflict("this objection is already resolved")
-    notice.resolved_at, notice.resolution = now or utcnow(), resolution
-    audit.record(
-        session,
-        "subprocessor.objection_resolved",
-        "subprocessor_change",
-        change_id,
-        details={"resolution": resolution},
-    )
-    return notice
-
-
-def record_flowdown(
-    session: Session,
-    code: str,
-    *,
-    reference: str,
-    signed_at: dt.datetime,
-    covers: Sequence[str] = tuple(CLAUSES),
-    document: bytes | None = None,
-) -> SubProcessorAgreement:
-    """Art. 28(4): the contract binding a sub-processor to the same obligations."""
-    actor = _desk(session)
-    sp = session.scalars(select(SubProcessor).where(SubProcessor.code == code)).first()
-    if sp is None:
-        raise NotFound(f"no sub-processor '{code}'")
-    if not reference.strip():
-        raise ValidationFailed("the agreement needs a reference")
-    if signed_at.tzinfo is None:
-        raise ValidationFailed("the signature date needs a time zone")
-    unknown = sorted(set(covers) - set(CLAUSES))
-    if unknown:
-        raise ValidationFailed(f"unknown Art. 28(3) point(s): {', '.join(unknown)} (a-h)")
-    agreement = SubProcessorAgreement(
-        subprocessor_id=sp.id,
-        reference=reference.strip()[:120],
-        signed_at=signed_at,
-        covers=json.dumps(sorted(set(covers))),
-        sha256=hashlib.sha256(document).hexdigest() if document is not None else None,
-        recorded_by=actor,
-    )
-    session.add(agreement)
-    session.flush()
-    audit.record(session, "subprocessor.flowdown", "subprocessor", sp.id, details={"code": code})
-    return agreement
-
-
-def flowdown_gaps(session: Session) -> list[str]:
-    """Active sub-processors without an agreement covering every Art. 28(3) point."""
-    flows = _flowdowns(session)
-    gaps = []
-    for sp in session.scalars(
-        select(SubProcessor).where(SubProcessor.status == "active").order_by(SubProcessor.code)
-    ):
-        flow = flows.get(sp.id)
-        if flow is None:
-            gaps.append(f"{sp.code}: no flow-down agreement recorded (Art. 28(4))")
-            continue
-        missing = sorted(set(CLAUSES) - set(json.loads(flow.covers)))
-        if missing:
-            gaps.append(
-                f"{sp.code}: agreement {flow.reference} misses point(s) {', '.join(missing)}"
-            )
-    return gaps

@@ -27,6 +27,10 @@ class Channel(enum.StrEnum):
     # The second layer of the callers' notice, sent to the caller at their request:
     # ``message_id`` then holds the call's id, ``subject_id`` the caller.
     NOTICE_SMS = "notice_sms"
+    # An OpenDSR status callback to the controller's system (issue 19): ``message_id`` then
+    # holds the rights request's id, ``recipient_index`` the index into its callback URLs,
+    # ``subject_id`` and ``mandate_id`` are NULL (a request's status is not about a message).
+    OPENDSR_CALLBACK = "opendsr_callback"
 
 
 ESCALATION_CHANNELS = frozenset({Channel.ESCALATION_EMAIL, Channel.ESCALATION_SMS})
@@ -43,6 +47,8 @@ class Event(enum.StrEnum):
     VOICEMAIL = "voicemail"
     # The callers' notice sent by SMS (channel ``notice_sms``).
     NOTICE = "notice"
+    # An OpenDSR request changed status (channel ``opendsr_callback``).
+    STATUS = "status"
 
 
 # Events announcing something new to the recipient (not a change to what they have).
@@ -78,7 +84,8 @@ class Delivery(Base):
     # No foreign keys to the message or the caller: the ledger outlives an erasure.
     message_id: Mapped[uuid.UUID]
     subject_id: Mapped[uuid.UUID | None]
-    mandate_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("mandates.id"))
+    # NULL only for OpenDSR status callbacks, which no mandate version schedules.
+    mandate_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("mandates.id"))
     event: Mapped[str] = mapped_column(String(16), default=Event.NEW.value)
     channel: Mapped[str] = mapped_column(String(24))
     # Index into the mandate version's `recipients`, or into `on_call.contacts` for escalation.

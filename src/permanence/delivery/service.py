@@ -13,10 +13,8 @@ import random
 import re
 import secrets as secrets_module
 import uuid
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
-from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Table, insert, select
@@ -40,17 +38,14 @@ from permanence.delivery.model import (
     WebhookSecret,
 )
 from permanence.errors import NotFound, ValidationFailed
+from permanence.mandates.hours import next_on_call_start, on_call_now
 from permanence.mandates.schema import (
     EmailNotificationRecipient,
     Mandate,
-    OnCallContact,
     PortalRecipient,
     WebhookRecipient,
 )
 from permanence.messages.model import Message
-
-# On-call windows ("from"/"to" in the mandate) are wall-clock times in France.
-LOCAL_TZ = ZoneInfo("Europe/Paris")
 
 # Wait after failed attempt n (1-based); after the last one the delivery has failed.
 RETRY_DELAYS: tuple[dt.timedelta, ...] = (
@@ -470,7 +465,7 @@ def notify_recipients(session: Session, message_id: uuid.UUID, change: str) -> l
     for row in rows:
         if row.event != Event.NEW:
             continue
-        if row.channel in ESCALATION_CHANNELS:
+        if row.channel in ESCALATION_CHANNELS or row.mandate_id is None:
             continue
         if row.status in RECEIVED:
             received.setdefault((row.channel, row.recipient_index, row.mandate_id), row)
@@ -606,7 +601,7 @@ def recipients_of(session: Session, message_id: uuid.UUID) -> list[Recipient]:
     mandates: dict[uuid.UUID, Mandate] = {}
     seen: dict[tuple[str, str], dt.datetime] = {}
     for row in rows:
-        if row.status not in RECEIVED:
+        if row.status not in RECEIVED or row.mandate_id is None:
             continue
         if row.mandate_id not in mandates:
             mandates[row.mandate_id] = mandate_by_id(session, row.mandate_id)[1]
@@ -716,28 +711,6 @@ def signing_secrets(session: Session, keyring: Keyring, ref: str, now: dt.dateti
 # -- escalation -------------------------------------------------------------------------------
 
 
-def covering_contact(contacts: Sequence[OnCallContact], at: dt.datetime) -> int | None:
-    """Index of the first contact in force at ``at``: its window (local time) covers it, on
-    one of its rota ``days``, inside its validity (``mandates.hours.contact_in_force``)."""
-    from permanence.mandates.hours import contact_in_force
-
-    return contact_in_force(contacts, at, LOCAL_TZ)
-
-
-def next_window_start(contacts: Iterable[OnCallContact], at: dt.datetime) -> dt.datetime:
-    """The earliest moment after ``at`` when some contact's window opens (UTC)."""
-    local = at.astimezone(LOCAL_TZ)
-    starts = []
-    for contact in contacts:
-        for days in (0, 1):
-            day = local.date() + dt.timedelta(days=days)
-            start = dt.datetime.combine(day, contact.starts, tzinfo=LOCAL_TZ)
-            if start > local:
-                starts.append(start)
-                break
-    return min(starts).astimezone(dt.UTC)
-
-
 def escalate_due(session: Session, now: dt.datetime, limit: int = 100) -> list[Delivery]:
     """Advance the escalation clocks that are due for the context's account.
 
@@ -774,9 +747,10 @@ def escalate_due(session: Session, now: dt.datetime, limit: int = 100) -> list[D
             continue
         contacts = mandate.on_call.contacts
         if esc.step == 0:
-            index = covering_contact(contacts, now)
+            # The rota is read in the mandate's zone, as the call routing reads it.
+            index = on_call_now(mandate, now)
             if index is None:
-                esc.next_at = next_window_start(contacts, now)
+                esc.next_at = next_on_call_start(mandate, now)
                 continue
         else:
             index = ((esc.contact_index or 0) + 1) % len(contacts)

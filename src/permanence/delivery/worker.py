@@ -75,6 +75,10 @@ BATCH = 50
 RECORD_RETRIES: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
+# A 2xx from these means the recipient's own system has it.
+_HTTP_CHANNELS = frozenset({Channel.WEBHOOK, Channel.OPENDSR_CALLBACK})
+
+
 @dataclass
 class Channels:
     """The outside world the worker talks to."""
@@ -111,7 +115,9 @@ class _Prepared:
     base_url: str
     mandates: dict[uuid.UUID, Mandate] = field(default_factory=dict)
 
-    def mandate(self, session: Session, mandate_id: uuid.UUID) -> Mandate:
+    def mandate(self, session: Session, mandate_id: uuid.UUID | None) -> Mandate:
+        if mandate_id is None:  # only OpenDSR callbacks have none, prepared apart
+            raise SendFailed("mandate_missing", retry=False)
         if mandate_id not in self.mandates:
             self.mandates[mandate_id] = mandate_by_id(session, mandate_id)[1]
         return self.mandates[mandate_id]
@@ -232,16 +238,45 @@ def _record_all(
             break
 
 
+def attempt_now(
+    rt: Runtime,
+    account_id: uuid.UUID,
+    target_id: uuid.UUID,
+    channels: Channels,
+    now: dt.datetime | None = None,
+) -> dict[str, int]:
+    """Attempt at once the due deliveries of one target (``message_id``) of one account, as a
+    pass would: claimed, sent, recorded; failures retried later by the worker. For a change
+    whose recipients should not wait for the next pass (an OpenDSR status callback)."""
+    now = now or utcnow()
+    counts: Counter[str] = Counter()
+    ctx = AccessContext.system(REASON, account_id)
+    with rt.db.session(ctx) as s:
+        jobs = _claim(s, rt, now, BATCH, counts, target_id=target_id)
+    if jobs:
+        outcomes = [_Outcome(account_id, job, _send(job, channels), now) for job in jobs]
+        _record_all(rt, outcomes, None, counts, Backlog(), RECORD_RETRIES)
+    return {k: counts[k] for k in ("sent", "delivered", "retrying", "failed", "cancelled")}
+
+
 def _claim(
-    session: Session, rt: Runtime, now: dt.datetime, n: int, counts: Counter[str]
+    session: Session,
+    rt: Runtime,
+    now: dt.datetime,
+    n: int,
+    counts: Counter[str],
+    target_id: uuid.UUID | None = None,
 ) -> list[_Job]:
+    where = [
+        Delivery.account_id == ctx_of(session).require_account(),
+        Delivery.status == Status.PENDING.value,
+        Delivery.next_attempt_at <= now,
+    ]
+    if target_id is not None:
+        where.append(Delivery.message_id == target_id)
     rows = session.scalars(
         select(Delivery)
-        .where(
-            Delivery.account_id == ctx_of(session).require_account(),
-            Delivery.status == Status.PENDING.value,
-            Delivery.next_attempt_at <= now,
-        )
+        .where(*where)
         .order_by(Delivery.next_attempt_at, Delivery.created_at)
         .limit(n)
         .with_for_update(skip_locked=True)
@@ -251,8 +286,13 @@ def _claim(
     prepared = _Prepared(get_account(session, rows[0].account_id), rt.settings.public_base_url)
     jobs: list[_Job] = []
     for row in rows:
-        msg = target_of(session, row.event, row.message_id)
         channel = Channel(row.channel)
+        if channel is Channel.OPENDSR_CALLBACK:  # about a rights request, not a message
+            row.attempts += 1
+            row.next_attempt_at = now + LEASE
+            jobs.append(_prepare_callback(session, rt, row))
+            continue
+        msg = target_of(session, row.event, row.message_id)
         if msg is not None and row.event in ARRIVALS and is_restricted(session, msg):
             row.next_attempt_at = None  # held until the restriction is lifted (Art. 18)
             continue
@@ -343,6 +383,17 @@ def _prepare(
     return _with(job, sms=(contact.phone, content.escalation_sms(account.name, urgent=urgent)))
 
 
+def _prepare_callback(session: Session, rt: Runtime, row: Delivery) -> _Job:
+    """An OpenDSR status callback: the body is the request's status now, signed."""
+    from permanence.rights.callbacks import callback_request
+
+    job = _Job(delivery_id=row.id, attempt=row.attempts, channel=Channel.OPENDSR_CALLBACK)
+    try:
+        return _with(job, webhook=callback_request(session, rt, row))
+    except SendFailed as failure:
+        return _with(job, error=failure)
+
+
 def _prepare_notice(
     session: Session, rt: Runtime, prepared: _Prepared, row: Delivery, mandate: Mandate
 ) -> _Job:
@@ -409,7 +460,7 @@ def _record(
     if row is None:
         return
     if failure is None:
-        status = Status.DELIVERED if job.channel is Channel.WEBHOOK else Status.SENT
+        status = Status.DELIVERED if job.channel in _HTTP_CHANNELS else Status.SENT
         if row.status not in {Status.PENDING, Status.CANCELLED} and row.attempts == job.attempt:
             return  # already recorded (a commit that went through before its answer was lost)
         # Even if it was cancelled meanwhile (acknowledged during the send), it went: the

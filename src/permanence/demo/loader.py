@@ -21,13 +21,17 @@ from permanence.accounts.service import create_account, import_mandate, mandate_
 from permanence.calls import service as calls
 from permanence.compliance.recording_checks import STAFF_INFORMED_COURSE
 from permanence.context import AccessContext, Role
-from permanence.contracts import scc
+from permanence.contracts import flowdown, scc
 from permanence.contracts import service as contracts
+from permanence.contracts.scc_document import Signatory
 from permanence.db import switch_account, utcnow
 from permanence.delivery.service import set_webhook_secret
 from permanence.dpia import service as dpias
 from permanence.errors import Conflict
-from permanence.mandates.schema import FieldType, Purpose, WebhookRecipient, parse_mandate
+from permanence.mandates.base import FieldType
+from permanence.mandates.parsing import parse_mandate
+from permanence.mandates.purposes import Purpose
+from permanence.mandates.sections import WebhookRecipient
 from permanence.messages import service as messages
 from permanence.needtoknow import service as needtoknow
 from permanence.routing.devices import set_device
@@ -309,7 +313,7 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
                 s, code=code, name=name, service=service, country=country, hds_certified=True
             )
             # Art. 28(4): each bound by the same obligations, every point of 28(3).
-            scc.record_flowdown(
+            flowdown.record_flowdown(
                 s,
                 code,
                 reference=f"DPA-{code}-2025",
@@ -348,8 +352,8 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
                 rt.settings,
                 contract.id,
                 signatories=[
-                    scc.Signatory("controller", display, "représentant légal"),
-                    scc.Signatory("processor", "Julien Garnier", "délégué à la protection"),
+                    Signatory("controller", display, "représentant légal"),
+                    Signatory("processor", "Julien Garnier", "délégué à la protection"),
                 ],
                 signed_at=signed,
             )

@@ -24,14 +24,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account
-from permanence.accounts.service import mandate_version
+from permanence.accounts.service import handles_health_data, mandate_version
 from permanence.audit import service as audit
 from permanence.config import Settings
 from permanence.context import Role
 from permanence.db import ctx_of, utcnow
 from permanence.dpia.model import Dpia
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from permanence.mandates.schema import Mandate
+from permanence.mandates.mandate import Mandate
 
 PROCESSINGS: dict[str, tuple[str, str]] = {
     "health": (
@@ -113,10 +113,8 @@ def parse_content(raw: dict[str, Any]) -> Content:
 
 def required(account: Account, mandate: Mandate | None) -> list[str]:
     """The processings of this account that need a DPIA."""
-    from permanence.compliance.checks import _handles_health_data
-
     out = []
-    if _handles_health_data(account, mandate):
+    if handles_health_data(account, mandate):
         out.append("health")
     if mandate is not None and mandate.recording.enabled:
         out.append("recording")
@@ -125,7 +123,7 @@ def required(account: Account, mandate: Mandate | None) -> list[str]:
 
 def draft_content(settings: Settings, mandate: Mandate, processing: str) -> Content:
     """A first version from what the product knows: the mandate and the deployment."""
-    from permanence.contracts.scc import _description, security_measures_fr
+    from permanence.contracts.scc_annexes import _description, security_measures_fr
 
     described = "\n".join(f"{k} : {v}" for k, v in _description(mandate))
     measures = "\n".join(

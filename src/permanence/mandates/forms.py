@@ -10,15 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from permanence.mandates.schema import (
-    Field,
+from permanence.mandates.base import (
     FieldType,
-    Mandate,
-    Purpose,
     SpecialCategoryBasis,
     normalise_email,
     normalise_phone,
 )
+from permanence.mandates.mandate import Mandate
+from permanence.mandates.purposes import Field, Purpose
 
 __all__ = [
     "FieldError",

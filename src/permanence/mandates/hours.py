@@ -346,6 +346,44 @@ def mandate_problems(mandate: Mandate) -> list[str]:
 
 # -- on call ----------------------------------------------------------------------------------
 
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def mandate_zone(mandate: Mandate) -> ZoneInfo:
+    """The zone the mandate's wall-clock times are read in (its hours and its on-call rota):
+    ``hours.timezone``, else Europe/Paris when the mandate declares no hours."""
+    return mandate.hours.zone if mandate.hours is not None else PARIS
+
+
+def on_call_now(mandate: Mandate, at: dt.datetime) -> int | None:
+    """Index of the mandate's on-call contact in force at ``at`` (aware), or None.
+
+    The one reading of the rota: the arrival decision (``routing.hours.decide``), the
+    console's instructions and the escalation of unacknowledged messages all call it, so a
+    mandate in another zone (the Antilles, Réunion) is read in that zone everywhere."""
+    if mandate.on_call is None:
+        return None
+    return contact_in_force(mandate.on_call.contacts, at, mandate_zone(mandate))
+
+
+def next_on_call_start(mandate: Mandate, at: dt.datetime) -> dt.datetime | None:
+    """The earliest moment after ``at`` when one of the rota's windows opens (UTC), in the
+    mandate's zone; None without an on-call list. Ignores ``days`` and validity: the caller
+    asks ``on_call_now`` again then (ADR 0022)."""
+    if mandate.on_call is None:
+        return None
+    zone = mandate_zone(mandate)
+    local = at.astimezone(zone)
+    starts = []
+    for contact in mandate.on_call.contacts:
+        for days in (0, 1):
+            day = local.date() + dt.timedelta(days=days)
+            start = dt.datetime.combine(day, contact.starts, tzinfo=zone)
+            if start > local:
+                starts.append(start)
+                break
+    return min(starts).astimezone(dt.UTC)
+
 
 def contact_in_force(
     contacts: Sequence[OnCallContact], now: dt.datetime, zone: ZoneInfo

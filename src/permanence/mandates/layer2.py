@@ -14,13 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from permanence.mandates.schema import (
+from permanence.mandates.base import LegalBasis, RecordingMode
+from permanence.mandates.durations import IsoDuration
+from permanence.mandates.mandate import Mandate
+from permanence.mandates.sections import (
     EmailNotificationRecipient,
-    IsoDuration,
-    LegalBasis,
-    Mandate,
     PortalRecipient,
-    RecordingMode,
     WebhookRecipient,
 )
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 from permanence.crypto.normalize import phone_e164
 from permanence.errors import ValidationFailed
-from permanence.mandates.schema import FieldCategory, FieldType, Mandate, Purpose
+from permanence.mandates.base import FieldCategory, FieldType
+from permanence.mandates.mandate import Mandate
+from permanence.mandates.purposes import Purpose
 from permanence.pii import undeclared
 
 # Never stored from free text: the NIR only for purposes listed in décret 2019-341 (none

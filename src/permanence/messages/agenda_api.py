@@ -9,10 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from permanence.calls.api import _aware
 from permanence.context import Role
 from permanence.messages import agenda
-from permanence.messages.api import _appointment_out
+from permanence.messages.api import _appointment_out, _aware
 from permanence.web import schemas as S
 from permanence.web.deps import READING, CurrentRuntime, Principal, require, unit_of_work
 from permanence.web.schemas import ERRORS

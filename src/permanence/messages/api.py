@@ -3,12 +3,14 @@ who received them (Art. 19)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
 from permanence.context import Role
+from permanence.errors import ValidationFailed
 from permanence.messages import service as messages
 from permanence.messages.model import Appointment, Message
 from permanence.web import schemas as S
@@ -49,6 +51,12 @@ def _appointment_out(a: Appointment, fields: dict[str, Any] | None = None) -> S.
         ends_at=a.ends_at,
         fields=fields,
     )
+
+
+def _aware(value: dt.datetime, name: str) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValidationFailed(f"{name} needs a time zone offset (e.g. 2030-01-07T09:00:00+01:00)")
+    return value
 
 
 # -- messages ------------------------------------------------------------------------------

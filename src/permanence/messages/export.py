@@ -28,7 +28,9 @@ from permanence.audit import service as audit
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of
 from permanence.errors import KeyUnavailable
-from permanence.mandates.schema import Field, FieldType, Mandate
+from permanence.mandates.base import FieldType
+from permanence.mandates.mandate import Mandate
+from permanence.mandates.purposes import Field
 from permanence.messages.model import Appointment, Message
 from permanence.spreadsheet import safe_cell
 

@@ -24,7 +24,8 @@ from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of
 from permanence.delivery.service import mark_acknowledged
 from permanence.errors import KeyUnavailable, NotFound, ValidationFailed
-from permanence.mandates.schema import FieldType, Mandate
+from permanence.mandates.base import FieldType
+from permanence.mandates.mandate import Mandate
 from permanence.messages.export import french_phone
 from permanence.messages.model import Message
 from permanence.staff.training import require_trained

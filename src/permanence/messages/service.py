@@ -32,7 +32,8 @@ from permanence.mandates.forms import (
     form_for,
     validate_submission,
 )
-from permanence.mandates.schema import Mandate, Purpose
+from permanence.mandates.mandate import Mandate
+from permanence.mandates.purposes import Purpose
 from permanence.mandates.screening import Finding, screen
 from permanence.messages.model import Appointment, Message
 from permanence.staff.training import require_trained

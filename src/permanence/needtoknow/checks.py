@@ -3,7 +3,7 @@ assigned (which turns the need-to-know rule on for it)."""
 
 from __future__ import annotations
 
-from permanence.compliance.checks import CheckRun, check
+from permanence.checks import CheckRun, check
 
 
 @check("access.need_to_know", "Health-data accounts are opened by their assigned operators only")

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account
+from permanence.accounts.service import handles_health_data as _health_account
 from permanence.accounts.service import mandate_version
 from permanence.audit import service as audit
 from permanence.calls.model import Call
@@ -41,8 +42,6 @@ class NeedToKnow(PermissionDenied):
 
 
 def handles_health_data(session: Session, account_id: uuid.UUID) -> bool:
-    from permanence.compliance.checks import _handles_health_data
-
     account = session.get(Account, account_id)
     if account is None:
         return False
@@ -50,7 +49,7 @@ def handles_health_data(session: Session, account_id: uuid.UUID) -> bool:
         _row, mandate = mandate_version(session, account_id)
     except NotFound:
         mandate = None
-    return _handles_health_data(account, mandate)
+    return _health_account(account, mandate)
 
 
 def _active(

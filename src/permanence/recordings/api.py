@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from permanence.calls import service as calls
 from permanence.context import Role
+from permanence.filestore import store_from_settings
 from permanence.recordings import service as recordings
 from permanence.recordings import voicemails
-from permanence.recordings.storage import store_from_settings
 from permanence.runtime import Runtime
 from permanence.web import schemas as S
 from permanence.web.deps import (

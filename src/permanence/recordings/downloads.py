@@ -33,13 +33,13 @@ from sqlalchemy.orm import Session
 from permanence.accounts.model import Account, AccountStatus
 from permanence.audit import service as audit
 from permanence.calls.model import Call
-from permanence.compliance.checks import CheckRun, check
+from permanence.checks import CheckRun, check
 from permanence.context import AccessContext
 from permanence.crypto.stream import encrypt_stream
 from permanence.db import utcnow
 from permanence.errors import PermanenceError
+from permanence.filestore import RecordingStore, storage_key, store_from_settings
 from permanence.recordings.model import Recording, RecordingDownload
-from permanence.recordings.storage import RecordingStore, storage_key, store_from_settings
 from permanence.runtime import Runtime
 from permanence.telephony.ports import TelephonyApi
 

@@ -22,9 +22,10 @@ from permanence.crypto.keyring import Keyring
 from permanence.crypto.stream import decrypt_stream
 from permanence.db import ctx_of
 from permanence.errors import NotFound, PermissionDenied
-from permanence.mandates.schema import Mandate, RecordingMode
+from permanence.filestore import RecordingStore
+from permanence.mandates.base import RecordingMode
+from permanence.mandates.mandate import Mandate
 from permanence.recordings.model import Recording
-from permanence.recordings.storage import RecordingStore
 from permanence.staff.training import require_trained
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -44,10 +44,13 @@ from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
 from permanence.db import Database, ctx_of, utcnow
 from permanence.errors import NotFound, PermissionDenied, ValidationFailed
-from permanence.mandates.schema import IsoDuration, Mandate, RetentionKind, parse_mandate
+from permanence.filestore import RecordingStore
+from permanence.mandates.base import RetentionKind
+from permanence.mandates.durations import IsoDuration
+from permanence.mandates.mandate import Mandate
+from permanence.mandates.parsing import parse_mandate
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
-from permanence.recordings.storage import RecordingStore
 from permanence.retention.model import LegalHold
 
 log = logging.getLogger("permanence.retention")

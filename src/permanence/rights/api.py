@@ -23,7 +23,7 @@ from permanence.context import AccessContext, Role
 from permanence.crypto.stream import decrypt_stream
 from permanence.delivery.ports import HttpWebhookSender, WebhookSender
 from permanence.errors import NotAuthenticated, NotFound
-from permanence.rights import downloads, opendsr
+from permanence.rights import callbacks, downloads
 from permanence.rights import service as rights
 from permanence.rights.model import Source
 from permanence.rights.schemas import (
@@ -34,6 +34,7 @@ from permanence.rights.schemas import (
     RequesterIn,
     RightsRequestIn,
     RightsRequestOut,
+    SentLetterOut,
     VerificationIn,
     VerifyIn,
     WaitIn,
@@ -91,17 +92,19 @@ BASE = "/accounts/{account_id}/rights/requests"
     BASE, response_model=RightsRequestOut, status_code=201, responses=ERRORS, tags=["rights"]
 )
 def submit(
-    account_id: uuid.UUID, body: RightsRequestIn, p: Desk, rt: CurrentRuntime
+    request: Request, account_id: uuid.UUID, body: RightsRequestIn, p: Desk, rt: CurrentRuntime
 ) -> RightsRequestOut:
     """Take a request in (the clock starts now). Staff take a caller's request on the phone;
-    the client decides. ``verified_by_controller``: the client vouches for the requester."""
+    the client decides. ``verified_by_controller``: the client vouches for the requester.
+    The requester is sent an acknowledgement (date received, deadline, what happens next)."""
     with unit_of_work(rt, p, account_id, "rights:intake") as s:
+        requester = rights.Requester(**body.requester.model_dump())
         req = rights.submit(
             s,
             rt.keyring,
             rights.Intake(
                 kind=body.kind,
-                requester=rights.Requester(**body.requester.model_dump()),
+                requester=requester,
                 caller_id=body.caller_id,
                 scope=body.scope,
                 changes=_changes(body.changes),
@@ -109,6 +112,7 @@ def submit(
                 verified_by_controller=body.verified_by_controller,
             ),
         )
+        rights.acknowledge(s, rt.keyring, _outbox(request, rt), req, requester.given())
         return _out(req)
 
 
@@ -290,7 +294,7 @@ def execute(
         pass  # 404 for an account the principal may not act on
     done = rights.run_execute(rt, outbox, ctx, request_id)
     link = _link(outbox, done.controller_token)  # the client's own; the requester has theirs
-    _callbacks(tasks, request, rt, account_id, request_id, done.channel, link)
+    _callbacks(tasks, request, rt, account_id, request_id, done.channel)
     return ExecutedOut(
         request=_out(done.request),
         letter_fr=done.letter,
@@ -366,6 +370,28 @@ def recipients(
         ]
 
 
+@router.get(
+    BASE + "/{request_id}/letters",
+    response_model=list[SentLetterOut],
+    responses=ERRORS,
+    tags=["rights"],
+)
+def letters(
+    account_id: uuid.UUID, request_id: uuid.UUID, p: Executor, rt: CurrentRuntime
+) -> list[SentLetterOut]:
+    """The letters sent to the requester, oldest first, each with its outcome: one whose
+    status is ``to_post`` (nowhere to send it) or ``failed`` is for the client to send. The
+    requester's download link is not in the copy kept."""
+    with unit_of_work(rt, p, account_id, "rights:letters", readonly=True) as s:
+        req = rights.get(s, request_id)
+        return [
+            SentLetterOut(
+                kind=x.kind, channel=x.channel, status=x.status, sent_at=x.sent_at, text_fr=x.text
+            )
+            for x in rights.letters_of(s, rt.keyring, req)
+        ]
+
+
 @router.get(BASE + "/{request_id}/certificate", responses=ERRORS, tags=["rights"])
 def certificate(
     account_id: uuid.UUID,
@@ -422,14 +448,8 @@ def _callbacks(
     account_id: uuid.UUID,
     request_id: uuid.UUID,
     channel: str,
-    results_url: str | None = None,
 ) -> None:
+    """An OpenDSR request's status changed: its callbacks are in the delivery ledger (written
+    with the change); try them now, after the commit; the worker retries what fails."""
     if channel == "callback":
-        tasks.add_task(
-            opendsr.send_callbacks,
-            rt,
-            _callback_sender(request),
-            account_id,
-            request_id,
-            results_url=results_url,
-        )
+        tasks.add_task(callbacks.attempt_now, rt, _callback_sender(request), account_id, request_id)

@@ -20,10 +20,10 @@ from permanence.crypto.primitives import open_sealed, seal
 from permanence.db import ctx_of
 from permanence.delivery.ports import SmsSender, sms_gateway_for
 from permanence.errors import Conflict, NotFound, PermanenceError, PermissionDenied
+from permanence.filestore import LocalStore, RecordingStore, store_from_settings
 from permanence.mail import Mailer, mailer_for
-from permanence.mandates.schema import Field as MandateField
-from permanence.mandates.schema import FieldCategory, FieldType
-from permanence.recordings.storage import LocalStore, RecordingStore, store_from_settings
+from permanence.mandates.base import FieldCategory, FieldType
+from permanence.mandates.purposes import Field as MandateField
 from permanence.rights.model import CLOSED_STATES, OPEN_STATES, RightsRequest
 from permanence.staff.training import require_trained
 from permanence.subjects.model import Caller
@@ -77,6 +77,8 @@ class Outbox:
     recordings: RecordingStore
     files: RecordingStore
     base_url: str
+    # The processor named in the access report (Art. 15(1)(c)): name, address, contact.
+    processor: tuple[str, str, str] = ("", "", "")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Outbox:
@@ -86,6 +88,11 @@ class Outbox:
             recordings=store_from_settings(settings),
             files=LocalStore(settings.data_dir / "rights"),
             base_url=settings.public_base_url.rstrip("/"),
+            processor=(
+                settings.provider_name,
+                settings.provider_address,
+                settings.provider_contact_email,
+            ),
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from permanence.compliance.checks import CheckRun, check
+from permanence.checks import CheckRun, check
 from permanence.rights import service as rights
 
 

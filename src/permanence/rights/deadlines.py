@@ -18,7 +18,7 @@ from permanence.rights import clock, texts
 from permanence.rights.base import EXECUTORS, Outbox, _check_role, _open_request
 from permanence.rights.intake import _current_mandate
 from permanence.rights.letters import tell_requester
-from permanence.rights.model import OPEN_STATES, RightsRequest, State
+from permanence.rights.model import OPEN_STATES, LetterKind, RightsRequest, State
 
 
 def extend(
@@ -47,9 +47,12 @@ def extend(
     req.due_at = clock.due_at(req.received_at, clock.EXTENDED_PERIOD_MONTHS)
     req.extended_at, req.extension_reason = now, reason
     letter = texts.extension_letter(
-        req.kind, reason, clock.local_day(req.due_at).strftime("%d/%m/%Y")
+        req.kind,
+        reason,
+        clock.local_day(req.due_at).strftime("%d/%m/%Y"),
+        clock.local_day(req.first_due_at).strftime("%d/%m/%Y"),
     )
-    channel = tell_requester(session, keyring, outbox, req, letter)
+    channel = tell_requester(session, keyring, outbox, req, letter, kind=LetterKind.EXTENSION)
     audit.record(
         session,
         "rights.extend",
@@ -84,7 +87,7 @@ def wait_for_information(
         now or utcnow(),
     )
     letter = texts.waiting_letter(reason)
-    channel = tell_requester(session, keyring, outbox, req, letter)
+    channel = tell_requester(session, keyring, outbox, req, letter, kind=LetterKind.WAITING)
     audit.record(
         session,
         "rights.wait",

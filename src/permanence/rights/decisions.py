@@ -25,7 +25,7 @@ from permanence.rights.base import (
     get,
 )
 from permanence.rights.letters import tell_requester
-from permanence.rights.model import OPEN_STATES, RightsRequest, State
+from permanence.rights.model import OPEN_STATES, LetterKind, RightsRequest, State
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def _close_refused(
     req.state, req.refusal_reason, req.completed_at = State.REFUSED.value, refusal.reason, now
     req.decided_by = ctx_of(session).actor_id
     letter = texts.refusal_letter(req.kind, refusal.reason, refusal.explanation.strip())
-    channel = tell_requester(session, keyring, outbox, req, letter)
+    channel = tell_requester(session, keyring, outbox, req, letter, kind=LetterKind.REFUSAL)
     audit.record(
         session,
         "rights.refuse",

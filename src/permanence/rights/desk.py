@@ -25,7 +25,7 @@ from permanence.audit.model import AuditEntry
 from permanence.db import ctx_of
 from permanence.delivery.service import Recipient
 from permanence.errors import ValidationFailed
-from permanence.rights import clock
+from permanence.rights import clock, letters
 from permanence.rights import service as rights
 from permanence.rights.model import CLOSED_STATES, OPEN_STATES, Kind, RightsRequest, State
 from permanence.spreadsheet import safe_cell
@@ -34,9 +34,7 @@ REGISTER_LIMIT = 500  # rows per account on one page of the register
 HISTORY_LIMIT = 500
 
 
-def reference(req: RightsRequest) -> str:
-    """The short reference a requester is given and the desk shows ("DR-1A2B3C4D")."""
-    return "DR-" + req.id.hex[:8].upper()
+reference = letters.reference  # the short reference a requester is given ("DR-1A2B3C4D")
 
 
 @dataclass(frozen=True)

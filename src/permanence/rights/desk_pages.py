@@ -28,6 +28,7 @@ from permanence.errors import PermanenceError, ValidationFailed
 from permanence.messages.service import UndeclaredDataInText
 from permanence.rights import clock, desk
 from permanence.rights import service as rights
+from permanence.rights.api import _outbox
 from permanence.rights.model import OPEN_STATES, Kind, RightsRequest, State
 from permanence.subjects import service as subjects
 from permanence.web.deps import CurrentRuntime, unit_of_work
@@ -314,15 +315,14 @@ def intake(
                 caller_id = uuid.UUID(appelant)
             except ValueError:
                 raise ValidationFailed("caller: not a caller of this account") from None
+        requester = rights.Requester(phone=telephone or None, email=email or None, name=nom or None)
         with unit_of_work(rt, viewer.principal, account_id, "dpo:rights_intake") as s:
             req = rights.submit(
                 s,
                 rt.keyring,
                 rights.Intake(
                     kind=Kind(droit),
-                    requester=rights.Requester(
-                        phone=telephone or None, email=email or None, name=nom or None
-                    ),
+                    requester=requester,
                     caller_id=caller_id,
                     scope=portee.strip() or None,
                     statement=declaration.strip() or None,
@@ -330,6 +330,7 @@ def intake(
                     received_via=recu_par,
                 ),
             )
+            rights.acknowledge(s, rt.keyring, _outbox(request, rt), req, requester.given())
             request_id = req.id
     except PermanenceError as exc:
         return _intake_page(

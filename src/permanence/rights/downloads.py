@@ -17,7 +17,7 @@ from permanence.audit import service as audit
 from permanence.crypto.keyring import Keyring, SubjectCipher
 from permanence.crypto.stream import encrypt_stream
 from permanence.db import utcnow
-from permanence.recordings.storage import RecordingStore
+from permanence.filestore import RecordingStore
 from permanence.rights.base import DOWNLOAD_TTL, Outbox
 from permanence.rights.model import Download, RightsRequest
 from permanence.subjects.model import Caller

@@ -23,7 +23,7 @@ from permanence.rights.decisions import Refusal, _close_refused
 from permanence.rights.erasure import _erase
 from permanence.rights.letters import _contact, tell_requester
 from permanence.rights.lookup import records_of
-from permanence.rights.model import Kind, RightsRequest, State
+from permanence.rights.model import Kind, LetterKind, RightsRequest, State
 from permanence.rights.rectification import _rectify
 from permanence.rights.restriction import _object, _restrict
 from permanence.subjects.model import Caller
@@ -101,7 +101,9 @@ def execute(
     req.decided_by = ctx_of(session).actor_id
     req.outcome = json.dumps(result.outcome, sort_keys=True)
     result.letter = texts.completed_letter(req.kind, link)
-    result.channel = tell_requester(session, keyring, outbox, req, result.letter, contact=contact)
+    result.channel = tell_requester(
+        session, keyring, outbox, req, result.letter, contact=contact, kind=LetterKind.COMPLETED
+    )
     if kind is Kind.ERASURE:
         # What the requester gave goes with the rest: the request keeps codes and dates only.
         req.requester_sealed = req.details_sealed = None

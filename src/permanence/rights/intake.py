@@ -32,6 +32,9 @@ from permanence.rights.rectification import _changes_problems, _check_rectificat
 from permanence.subjects import service as subjects
 from permanence.subjects.model import Caller
 
+# How far in the future a controller's clock may put ``submitted_time`` (clock skew).
+SUBMITTED_SKEW = dt.timedelta(minutes=5)
+
 
 @dataclass(frozen=True)
 class Requester:
@@ -40,13 +43,28 @@ class Requester:
     phone: str | None = None
     email: str | None = None
     name: str | None = None
+    # OpenDSR's hashed identity: the SHA-256 (hex) of the normalised e-mail.
+    email_sha256: str | None = None
+    # OpenDSR's controller_customer_id: kept with the request; no record of ours carries one,
+    # so alone it finds no caller (the request then waits for an identifier we hold).
+    customer_id: str | None = None
 
     def given(self) -> dict[str, str]:
         return {
             k: v.strip()
-            for k, v in {"phone": self.phone, "email": self.email, "name": self.name}.items()
+            for k, v in {
+                "phone": self.phone,
+                "email": self.email,
+                "name": self.name,
+                "email_sha256": self.email_sha256,
+                "customer_id": self.customer_id,
+            }.items()
             if v and v.strip()
         }
+
+    def matchable(self) -> bool:
+        """Whether an identifier we hold (index) is given: all but ``customer_id``."""
+        return any(k != "customer_id" for k in self.given())
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,9 @@ class Intake:
     callback_urls: tuple[str, ...] = ()
     received_at: dt.datetime | None = None
     received_via: str | None = None  # one of RECEIVED_VIA
+    # When the subject made the request to the controller (OpenDSR ``submitted_time``): the
+    # Art. 12(3) month runs from it, not from our receipt, when it is earlier.
+    submitted_at: dt.datetime | None = None
 
 
 def _validate_intake(session: Session, intake: Intake) -> None:
@@ -84,6 +105,8 @@ def _validate_intake(session: Session, intake: Intake) -> None:
     for url in intake.callback_urls:
         if not url.startswith("https://"):
             problems.append("status_callback_urls: only https:// URLs are accepted")
+    if intake.submitted_at is not None and intake.submitted_at > utcnow() + SUBMITTED_SKEW:
+        problems.append("submitted_time: in the future")
     if intake.received_via is not None and intake.received_via not in RECEIVED_VIA:
         problems.append("received_via: one of " + ", ".join(RECEIVED_VIA))
     if problems:
@@ -106,8 +129,15 @@ def _match(
     if caller_id is not None:
         return [subjects.get(session, caller_id)]
     given = requester.given()
+    if not requester.matchable():
+        return []  # only a controller_customer_id: see ``submit``
     return subjects.find(
-        session, keyring, phone=given.get("phone"), email=given.get("email"), name=given.get("name")
+        session,
+        keyring,
+        phone=given.get("phone"),
+        email=given.get("email"),
+        name=given.get("name"),
+        email_sha256=given.get("email_sha256"),
     )
 
 
@@ -139,7 +169,7 @@ def submit(
             raise Conflict("a request with this subject_request_id already exists")
     now = now or utcnow()
     received = intake.received_at or now
-    first_due = clock.due_at(received)
+    first_due = clock.due_at(min(received, intake.submitted_at or received))
     req = RightsRequest(
         id=uuid.uuid4(),
         account_id=account_id,
@@ -175,12 +205,17 @@ def submit(
     elif len(matches) > 1:
         req.state = State.WAITING_INFO.value
         req.waiting_reason, req.waiting_since = "identity_ambiguous", now
-    if intake.verified_by_controller and req.state == State.RECEIVED.value:
-        req.state, req.verified_at, req.verification_method = (
-            State.VERIFIED.value,
-            now,
-            "controller",
-        )
+    elif intake.caller_id is None and not intake.requester.matchable():
+        # Nothing of ours is keyed by the controller's customer id: "no data held" would be
+        # a guess. The request waits for an identifier we hold (phone, e-mail, name).
+        req.state = State.WAITING_INFO.value
+        req.waiting_reason, req.waiting_since = "identity_not_held", now
+    if intake.verified_by_controller:
+        # Vouched for even while the subject is not yet found: once the identifiers are
+        # completed, the request is verified (``add_information``), not asked again.
+        req.verified_at, req.verification_method = now, "controller"
+        if req.state == State.RECEIVED.value:
+            req.state = State.VERIFIED.value
     session.add(req)
     session.flush()
     audit.record(

@@ -215,3 +215,37 @@ class CallerThrottle(Base):
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
     window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LetterKind(enum.StrEnum):
+    RECEIVED = "received"  # the acknowledgement at intake
+    EXTENSION = "extension"  # Art. 12(3): two further months, with the reasons
+    WAITING = "waiting"  # Art. 12(6): more information needed
+    REFUSAL = "refusal"  # Art. 12(4)
+    COMPLETED = "completed"
+    RESTRICTION_LIFT = "restriction_lift"  # Art. 18(3)
+    OTHER = "other"
+
+
+class RightsLetter(Base):
+    """A letter sent to the requester, and how it went: the DPO sees each one on the request's
+    page. The text is sealed (it may carry a download link or the controller's explanation);
+    the row keeps only codes and dates. ``status``: "sent" (handed to the SMTP server or the
+    SMS gateway), "failed" (the server refused or could not be reached: send it again or by
+    post), "to_post" (no e-mail or phone to send it to: the client user posts it),
+    "callback" (an OpenDSR request: answered to the controller's system)."""
+
+    __tablename__ = "rights_letters"
+    __table_args__ = (Index("ix_rights_letters_request", "account_id", "request_id", "sent_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("rights_requests.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(24))
+    channel: Mapped[str] = mapped_column(String(16))  # email | sms | letter | callback
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(64))  # the failure's class, no content
+    text_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,46 +1,53 @@
-"""The OpenDSR protocol (formerly OpenGDPR, v1.0), extended for what it lacks (docs/rights.md).
+"""The OpenDSR protocol (formerly OpenGDPR, v1.0), extended for what it lacks (docs/opendsr.md).
 
-- Receipts: every response body is signed, Ed25519 over the SHA-256 of the exact body bytes,
-  base64 in ``X-OpenDSR-Signature``; the public key is published by ``GET /opendsr/discovery``.
-  The key is derived from the master key (purpose ``opendsr-receipt``).
-- Status callbacks: POSTed to the ``status_callback_urls`` given at submission (https only),
-  signed the same way. Tried once each (the specification's MUST); failures are audited.
+- Paths: ``/opendsr/v1/discovery``, ``/opendsr/v1/opendsr_requests[/{id}]`` (the
+  specification's, major version first); the OpenGDPR names (``opengdpr_requests``) and the
+  earlier ``/opendsr/discovery``, ``/opendsr/requests[/{id}]`` answer the same.
+- Signatures: every response (errors included) and every status callback carries
+  ``X-OpenDSR-Signature``, the base64 signature of the SHA-256 digest of the exact body bytes
+  by the key of the processor certificate that ``/discovery`` points to
+  (``processor_certificate``; ``opendsr_signing``, ADR 0028), and
+  ``X-OpenDSR-Processor-Domain``; the OpenGDPR header names carry the same values.
+- Status callbacks: POSTed to the ``status_callback_urls`` given at submission (https only)
+  on every status change, through the delivery ledger (retried with back-off;
+  ``rights.callbacks``).
 - Results: a completed access or portability request carries ``results_url`` (the client's
   own single-use link, also given by status polling while it is unused) and ``results_count``.
-- Extensions: request types ``rectification``, ``restriction``, ``objection``; identity types
-  ``phone_number`` and ``name``; their parameters in ``extensions.permanence``.
+- Identities: ``email`` raw or ``sha256`` (hex of the normalised address),
+  ``controller_customer_id`` (kept; alone it finds nobody, see ``rights.intake``), and our
+  extensions ``phone_number`` and ``name``.
+- Extensions: request types ``rectification``, ``restriction``, ``objection``; their
+  parameters in ``extensions.<processor domain>`` (or ``extensions.permanence``).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import logging
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
 from permanence.accounts.model import Account
-from permanence.audit import service as audit
-from permanence.context import AccessContext
-from permanence.crypto.keyring import Keyring
-from permanence.delivery.ports import SendFailed, WebhookRequest, WebhookSender
 from permanence.rights.model import RightsRequest, State
-
-log = logging.getLogger("permanence.rights")
+from permanence.rights.opendsr_signing import Processor
 
 API_VERSION = "1.0"
 SIGNATURE_HEADER = "X-OpenDSR-Signature"
 DOMAIN_HEADER = "X-OpenDSR-Processor-Domain"
-SIGNATURE_ALGORITHM = "Ed25519(SHA-256(body))"
+# OpenDSR 10.1: the OpenGDPR names stay honoured.
+LEGACY_SIGNATURE_HEADER = "X-OpenGDPR-Signature"
+LEGACY_DOMAIN_HEADER = "X-OpenGDPR-Processor-Domain"
 STANDARD_TYPES = ("access", "portability", "erasure")
 EXTENDED_TYPES = ("rectification", "restriction", "objection")
-# identity_type -> our identifier. "email" is OpenDSR's; the others are our extension.
-IDENTITY_TYPES = {"email": "email", "phone_number": "phone", "name": "name"}
+# (identity_type, identity_format) -> the requester field it fills.
+IDENTITIES: dict[tuple[str, str], str] = {
+    ("email", "raw"): "email",
+    ("email", "sha256"): "email_sha256",
+    ("controller_customer_id", "raw"): "customer_id",
+    ("phone_number", "raw"): "phone",  # extension
+    ("name", "raw"): "name",  # extension
+}
+REGULATIONS = ("gdpr",)
+CERTIFICATE_PATH = "/opendsr/v1/processor_certificate.pem"
 
 _STATUS = {
     State.RECEIVED.value: "pending",
@@ -53,19 +60,6 @@ _STATUS = {
 }
 
 
-def signing_key(keyring: Keyring) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(keyring.derived_secret("opendsr-receipt"))
-
-
-def public_key_b64(keyring: Keyring) -> str:
-    raw = signing_key(keyring).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
-
-
-def sign(keyring: Keyring, body: bytes) -> str:
-    return base64.b64encode(signing_key(keyring).sign(hashlib.sha256(body).digest())).decode()
-
-
 def body_bytes(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -74,22 +68,34 @@ def domain(base_url: str) -> str:
     return urlsplit(base_url).hostname or "localhost"
 
 
-def discovery(keyring: Keyring, base_url: str) -> dict[str, Any]:
+def signature_headers(signer: Processor, base_url: str, body: bytes) -> dict[str, str]:
+    """The OpenDSR signature and domain headers for ``body`` (and their OpenGDPR names)."""
+    signature, host = signer.sign(body), domain(base_url)
+    return {
+        SIGNATURE_HEADER: signature,
+        DOMAIN_HEADER: host,
+        LEGACY_SIGNATURE_HEADER: signature,
+        LEGACY_DOMAIN_HEADER: host,
+    }
+
+
+def discovery(signer: Processor, base_url: str) -> dict[str, Any]:
+    base = base_url.rstrip("/")
     return {
         "api_version": API_VERSION,
         "supported_identities": [
-            {"identity_type": t, "identity_format": "raw"} for t in IDENTITY_TYPES
+            {"identity_type": t, "identity_format": f} for (t, f) in IDENTITIES
         ],
         "supported_subject_request_types": [*STANDARD_TYPES, *EXTENDED_TYPES],
-        "processor_certificate": None,
-        "processor_public_key": public_key_b64(keyring),
-        "signature_algorithm": SIGNATURE_ALGORITHM,
-        "signature_header": SIGNATURE_HEADER,
+        "processor_certificate": f"{base}{CERTIFICATE_PATH}",
         "extensions": {
             "permanence": {
-                "documentation": f"{base_url}/docs/rights",
+                "documentation": f"{base}/docs/opendsr",
+                "signature_algorithm": signer.algorithm,
+                "self_signed_certificate": signer.self_signed,
                 "request_types": list(EXTENDED_TYPES),
                 "identity_types": ["phone_number", "name"],
+                "extension_keys": [domain(base_url), "permanence"],
                 "parameters": {
                     "objection_scope": "'recording' or a purpose code of the mandate",
                     "changes": "rectification: {identity: {...}, records: [...]}",
@@ -98,6 +104,10 @@ def discovery(keyring: Keyring, base_url: str) -> dict[str, Any]:
             }
         },
     }
+
+
+def status_of(state: str) -> str:
+    return _STATUS[state]
 
 
 def status(req: RightsRequest) -> str:
@@ -126,51 +136,3 @@ def status_document(
         "results_count": 1 if results_url else 0,
         "extensions": {"permanence": ext},
     }
-
-
-def send_callbacks(
-    rt: Any,
-    sender: WebhookSender,
-    account_id: uuid.UUID,
-    request_id: uuid.UUID,
-    *,
-    results_url: str | None = None,
-) -> dict[str, str]:
-    """POST the request's status to each callback URL; returns url -> outcome code."""
-    ctx = AccessContext.system("rights:opendsr_callback", account_id)
-    with rt.db.session(ctx, readonly=True) as s:
-        req = s.get(RightsRequest, request_id)
-        account = s.get(Account, account_id)
-        if req is None or account is None or req.account_id != account_id:
-            return {}
-        urls: list[str] = json.loads(req.callback_urls or "[]")
-        doc = status_document(req, account, results_url)
-    outcomes: dict[str, str] = {}
-    base = rt.settings.public_base_url
-    for url in urls:
-        body = body_bytes({**doc, "status_callback_url": url})
-        headers = {
-            "Content-Type": "application/json",
-            DOMAIN_HEADER: domain(base),
-            SIGNATURE_HEADER: sign(rt.keyring, body),
-        }
-        try:
-            sender.post(WebhookRequest(url, body, headers))
-            outcomes[url] = "sent"
-        except SendFailed as exc:
-            outcomes[url] = exc.code
-            log.warning("OpenDSR status callback failed: %s", exc.code)
-    if outcomes:
-        with rt.db.session(ctx) as s:
-            audit.record(
-                s,
-                "rights.opendsr_callback",
-                "rights_request",
-                request_id,
-                details={
-                    "sent": sum(1 for v in outcomes.values() if v == "sent"),
-                    "failed": sum(1 for v in outcomes.values() if v != "sent"),
-                    "status": doc["request_status"],
-                },
-            )
-    return outcomes

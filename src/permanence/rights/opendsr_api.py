@@ -1,35 +1,45 @@
 """The OpenDSR API (/opendsr/…): the controller's systems send and follow requests; status
-callbacks run as background tasks after the commit."""
+callbacks go through the delivery ledger, tried at once after the commit (background task),
+then by the delivery worker. Paths: the specification's under ``/opendsr/v1/`` and, as
+aliases, the OpenGDPR names and this API's earlier paths (``opendsr`` module)."""
 
 from __future__ import annotations
 
-import datetime as dt
+import base64
 import uuid
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response
+import pydantic
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from permanence.accounts.model import Account
 from permanence.context import AccessContext
 from permanence.db import utcnow
 from permanence.delivery.ports import WebhookSender
-from permanence.errors import PermanenceError, PermissionDenied
-from permanence.rights import downloads, opendsr
+from permanence.errors import PermanenceError, PermissionDenied, ValidationFailed
+from permanence.rights import callbacks, downloads, opendsr
 from permanence.rights import service as rights
 from permanence.rights.api import ControllerSystem, _callback_sender, _callbacks, _outbox, log
 from permanence.rights.model import Kind, Source
+from permanence.rights.opendsr_signing import processor
 from permanence.rights.schemas import ChangesIn, _changes, _In, _link
 from permanence.runtime import Runtime
 from permanence.web.deps import CurrentRuntime, Principal
 
 opendsr_router = APIRouter(prefix="/opendsr", tags=["opendsr"])
 
+# The specification's paths (major version first, OpenDSR 3.4), then the aliases.
+REQUESTS = ("/v1/opendsr_requests", "/v1/opengdpr_requests", "/requests")
+STATUS = (*REQUESTS, "/v1/status")
+DISCOVERY = ("/v1/discovery", "/discovery")
+
 
 class IdentityIn(_In):
-    identity_type: Literal["email", "phone_number", "name"]
+    identity_type: Literal["email", "controller_customer_id", "phone_number", "name"]
     identity_value: str = Field(min_length=1, max_length=320)
-    identity_format: Literal["raw"] = "raw"
+    identity_format: Literal["raw", "sha256", "sha1", "md5"] = "raw"
 
 
 class PermanenceExtension(BaseModel):
@@ -40,7 +50,8 @@ class PermanenceExtension(BaseModel):
 
 
 class ExtensionsIn(BaseModel):
-    model_config = ConfigDict(extra="allow")  # other processors' extensions are ignored
+    # Keyed by processor domain (OpenDSR 7.1.2); other processors' extensions are ignored.
+    model_config = ConfigDict(extra="allow")
     permanence: PermanenceExtension | None = None
 
 
@@ -48,7 +59,9 @@ class OpenDsrIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     subject_request_id: uuid.UUID
     subject_request_type: Kind
-    submitted_time: dt.datetime
+    # Required by OpenDSR 1.0; accepted missing from clients of this API's first version.
+    regulation: Literal["gdpr"] = "gdpr"
+    submitted_time: pydantic.AwareDatetime
     subject_identities: list[IdentityIn] = Field(min_length=1, max_length=5)
     api_version: str = Field(default=opendsr.API_VERSION, max_length=8)
     property_id: str | None = Field(default=None, max_length=64)
@@ -69,7 +82,7 @@ class OpenDsrErrorObject(BaseModel):
 
 
 class OpenDsrError(BaseModel):
-    """OpenDSR's error response (specification 7.5-7.6); never names the subject."""
+    """OpenDSR's error response (specification 7.5-7.6), signed; never names the subject."""
 
     error: OpenDsrErrorObject
 
@@ -79,16 +92,15 @@ OPENDSR_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _signed(request: Request, rt: Runtime, document: dict[str, Any], status: int = 200) -> Response:
+def signed(rt: Runtime, document: dict[str, Any], status: int = 200) -> Response:
+    """A JSON answer signed with the processor certificate's key (OpenDSR 7.3, 8.3)."""
     body = opendsr.body_bytes(document)
+    signer = processor(rt.settings, rt.keyring)
     return Response(
         body,
         status_code=status,
         media_type="application/json",
-        headers={
-            opendsr.SIGNATURE_HEADER: opendsr.sign(rt.keyring, body),
-            opendsr.DOMAIN_HEADER: opendsr.domain(rt.settings.public_base_url),
-        },
+        headers=opendsr.signature_headers(signer, rt.settings.public_base_url, body),
     )
 
 
@@ -98,27 +110,108 @@ def _system_account(p: Principal) -> uuid.UUID:
     return p.account_id
 
 
-@opendsr_router.get("/discovery", responses=OPENDSR_ERRORS)
-def discovery(request: Request, rt: CurrentRuntime) -> Response:
-    """What this processor supports, and the public key that signs every receipt."""
-    return _signed(request, rt, opendsr.discovery(rt.keyring, rt.settings.public_base_url))
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()  # read once by the framework, cached
 
 
-@opendsr_router.post("/requests", status_code=201, responses=OPENDSR_ERRORS)
+RawBody = Annotated[bytes, Depends(_raw_body)]
+
+
+def _routes(method: str, paths: tuple[str, ...], suffix: str = "", **kw: Any) -> Callable[..., Any]:
+    """Register one endpoint under the specification's path and its aliases (the aliases
+    stay out of the OpenAPI document)."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for n, path in enumerate(paths):
+            opendsr_router.add_api_route(
+                path + suffix,
+                fn,
+                methods=[method],
+                include_in_schema=n == 0,
+                name=fn.__name__ if n == 0 else f"{fn.__name__}_{n}",
+                responses=OPENDSR_ERRORS,
+                **kw,
+            )
+        return fn
+
+    return register
+
+
+@_routes("GET", DISCOVERY)
+def discovery(rt: CurrentRuntime) -> Response:
+    """What this processor supports, and where its certificate is (``processor_certificate``:
+    its key signs every response and callback)."""
+    signer = processor(rt.settings, rt.keyring)
+    return signed(rt, opendsr.discovery(signer, rt.settings.public_base_url))
+
+
+@opendsr_router.get(
+    "/v1/processor_certificate.pem",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The certificate, PEM",
+            "content": {"application/x-pem-file": {"schema": {"type": "string"}}},
+        },
+        **OPENDSR_ERRORS,
+    },
+)
+def processor_certificate(rt: CurrentRuntime) -> Response:
+    """The X.509 certificate (PEM) whose key signs the OpenDSR responses and callbacks."""
+    return Response(
+        processor(rt.settings, rt.keyring).pem,
+        media_type="application/x-pem-file",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+def _requester(body: OpenDsrIn) -> dict[str, str]:
+    given: dict[str, str] = {}
+    for n, ident in enumerate(body.subject_identities):
+        field = opendsr.IDENTITIES.get((ident.identity_type, ident.identity_format))
+        if field is None:
+            raise ValidationFailed(
+                "the request is not valid",
+                [
+                    f"subject_identities.{n}: {ident.identity_type} in format "
+                    f"{ident.identity_format} is not supported (see /discovery)"
+                ],
+            )
+        given.setdefault(field, ident.identity_value)
+    return given
+
+
+def _extension(body: OpenDsrIn, host: str) -> PermanenceExtension | None:
+    """Our parameters: under ``extensions.<our domain>`` (OpenDSR 7.1.2) or ``permanence``."""
+    if body.extensions is None:
+        return None
+    mine = (body.extensions.model_extra or {}).get(host)
+    if mine is None:
+        return body.extensions.permanence
+    try:
+        return PermanenceExtension.model_validate(mine)
+    except pydantic.ValidationError as exc:
+        problems = [
+            f"extensions.{host}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise ValidationFailed("the request is not valid", problems) from None
+
+
+@_routes("POST", REQUESTS, status_code=201)
 def opendsr_submit(
     body: OpenDsrIn,
+    raw: RawBody,
     p: ControllerSystem,
     request: Request,
     rt: CurrentRuntime,
     tasks: BackgroundTasks,
 ) -> Response:
     """A request from the controller's system, which has verified the subject: processed at
-    once (in the background); the receipt is signed."""
+    once (in the background); the receipt is signed and carries the request as sent."""
     account_id = _system_account(p)
-    ext = body.extensions.permanence if body.extensions and body.extensions.permanence else None
-    given: dict[str, str] = {}
-    for ident in body.subject_identities:
-        given.setdefault(opendsr.IDENTITY_TYPES[ident.identity_type], ident.identity_value)
+    ext = _extension(body, opendsr.domain(rt.settings.public_base_url))
+    given = _requester(body)
     ctx = p.context("rights:opendsr", account_id)
     with rt.db.session(ctx) as s:
         req = rights.submit(
@@ -129,11 +222,12 @@ def opendsr_submit(
                 source=Source.OPENDSR,
                 requester=rights.Requester(**given),
                 scope=ext.objection_scope if ext else None,
-                changes=_changes(ext.changes) if ext else None,
+                changes=_changes(ext.changes) if ext and ext.changes else None,
                 statement=ext.statement if ext else None,
                 verified_by_controller=True,
                 external_id=str(body.subject_request_id),
                 callback_urls=tuple(body.status_callback_urls),
+                submitted_at=body.submitted_time,
             ),
         )
         account = s.get(Account, account_id)
@@ -142,19 +236,14 @@ def opendsr_submit(
             "controller_id": account.slug,
             "expected_completion_time": req.due_at.isoformat(),
             "received_time": req.received_at.isoformat(),
-            "encoded_request": _encoded(body),
+            # OpenDSR 7.3: the base64 of the entire body as received.
+            "encoded_request": base64.b64encode(raw).decode(),
             "subject_request_id": str(body.subject_request_id),
             "api_version": opendsr.API_VERSION,
         }
         request_id = req.id
     tasks.add_task(_process, rt, _outbox(request, rt), _callback_sender(request), ctx, request_id)
-    return _signed(request, rt, doc, 201)
-
-
-def _encoded(body: OpenDsrIn) -> str:
-    import base64
-
-    return base64.b64encode(body.model_dump_json(exclude_none=True).encode()).decode()
+    return signed(rt, doc, 201)
 
 
 def _process(
@@ -164,19 +253,18 @@ def _process(
     ctx: AccessContext,
     request_id: uuid.UUID,
 ) -> None:
-    """Carry out an OpenDSR request, then tell the controller's system. A request that cannot
-    be carried out automatically (e.g. an ambiguous subject) stays open for the client."""
+    """Carry out an OpenDSR request, then tell the controller's system (the ledger rows were
+    written with the change of status). A request that cannot be carried out automatically
+    (e.g. an ambiguous subject) stays open for the client."""
     assert ctx.account_id is not None
-    link = None
     try:
-        done = rights.run_execute(rt, outbox, ctx, request_id)
-        link = _link(outbox, done.controller_token)
+        rights.run_execute(rt, outbox, ctx, request_id)
     except PermanenceError as exc:
         log.info("OpenDSR request left for the client: %s", exc.code)
-    opendsr.send_callbacks(rt, sender, ctx.account_id, request_id, results_url=link)
+    callbacks.attempt_now(rt, sender, ctx.account_id, request_id)
 
 
-@opendsr_router.get("/requests/{subject_request_id}", responses=OPENDSR_ERRORS)
+@_routes("GET", STATUS, "/{subject_request_id}")
 def opendsr_status(
     subject_request_id: uuid.UUID, p: ControllerSystem, request: Request, rt: CurrentRuntime
 ) -> Response:
@@ -190,10 +278,10 @@ def opendsr_status(
         row = downloads.controller_link(s, rt.keyring, req, utcnow())
         token = downloads.controller_token(rt.keyring, account_id, req.id) if row else None
         doc = opendsr.status_document(req, account, _link(_outbox(request, rt), token))
-    return _signed(request, rt, doc)
+    return signed(rt, doc)
 
 
-@opendsr_router.delete("/requests/{subject_request_id}", responses=OPENDSR_ERRORS)
+@_routes("DELETE", REQUESTS, "/{subject_request_id}", status_code=202)
 def opendsr_cancel(
     subject_request_id: uuid.UUID,
     p: ControllerSystem,
@@ -201,17 +289,20 @@ def opendsr_cancel(
     rt: CurrentRuntime,
     tasks: BackgroundTasks,
 ) -> Response:
-    """Cancel while the request is still pending."""
+    """Cancel while the request is not done (OpenDSR 9): 202 with the cancellation's time."""
     account_id = _system_account(p)
     with rt.db.session(p.context("rights:opendsr", account_id)) as s:
         req = rights.by_external_id(s, str(subject_request_id))
         rights.cancel(s, req.id)
+        account = s.get(Account, account_id)
+        assert account is not None
         doc = {
+            "controller_id": account.slug,
             "subject_request_id": str(subject_request_id),
-            "received_time": req.received_at.isoformat(),
+            "received_time": (req.cancelled_at or utcnow()).isoformat(),
             "request_status": opendsr.status(req),
             "api_version": opendsr.API_VERSION,
         }
         request_id = req.id
     _callbacks(tasks, request, rt, account_id, request_id, "callback")
-    return _signed(request, rt, doc)
+    return signed(rt, doc, 202)

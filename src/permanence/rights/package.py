@@ -23,6 +23,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from permanence.accounts.service import get_account, mandate_by_id, mandate_version
@@ -31,11 +32,13 @@ from permanence.crypto.keyring import Keyring, SubjectCipher
 from permanence.crypto.stream import decrypt_stream
 from permanence.db import utcnow
 from permanence.delivery import service as delivery
-from permanence.mandates.schema import LegalBasis, Mandate
-from permanence.recordings.storage import RecordingStore
+from permanence.filestore import RecordingStore
+from permanence.mandates.base import LegalBasis
+from permanence.mandates.mandate import Mandate
 from permanence.render import render
 from permanence.rights import texts
 from permanence.rights.base import Outbox
+from permanence.rights.consultations import consultations_of
 from permanence.rights.downloads import _random_token, _store, controller_token
 from permanence.rights.lookup import records_of
 from permanence.rights.model import RightsRequest
@@ -58,6 +61,10 @@ from permanence.subjects import service as subjects
 from permanence.subjects.model import Caller
 
 PORTABLE_BASES = frozenset({LegalBasis.CONSENT, LegalBasis.CONTRACT})
+PROCESSOR_ROLE_FR = (
+    "sous-traitant du responsable (article 28 du RGPD) : reçoit vos appels, prend vos "
+    "messages et vos rendez-vous et les transmet au responsable"
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,38 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _art15(mandate: Mandate, recipients: list[dict[str, Any]]) -> dict[str, Any]:
+def _processors(session: Session, processor: tuple[str, str, str]) -> dict[str, Any]:
+    """The processor (the provider) and its sub-processors from the live register: recipients
+    of the person's data (Art. 15(1)(c), CJEU C-154/21: the actual recipients, by name)."""
+    from permanence.contracts.model import SubProcessor
+
+    if not processor[0]:
+        from permanence.config import get_settings
+
+        s = get_settings()
+        processor = (s.provider_name, s.provider_address, s.provider_contact_email)
+    name, address, contact = processor
+    subs = session.scalars(
+        select(SubProcessor).where(SubProcessor.status == "active").order_by(SubProcessor.name)
+    ).all()
+    return {
+        "sous_traitant": {
+            "nom": name,
+            "adresse": address,
+            "contact": contact,
+            "role": PROCESSOR_ROLE_FR,
+        },
+        "sous_traitants_ulterieurs": [
+            {"nom": s.name, "service": s.service, "pays": s.country} for s in subs
+        ],
+    }
+
+
+def _art15(
+    mandate: Mandate,
+    recipients: list[dict[str, Any]],
+    processors: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     purposes = []
     for p in mandate.purposes:
         retention = {
@@ -106,6 +144,7 @@ def _art15(mandate: Mandate, recipients: list[dict[str, Any]]) -> dict[str, Any]
         "finalites": purposes,
         "destinataires": recipients
         or [{"canal": CHANNEL_FR.get("portal", "portal"), "destinataire": "le responsable"}],
+        **(processors or {}),
         "transferts_hors_ue": [
             {"pays": t.country, "garantie": t.safeguard.value} for t in mandate.transfers
         ],
@@ -155,7 +194,9 @@ def build(
         files["portabilite.csv"] = _portable_csv(data)
         counts = {"messages": len(data["messages"]), "appointments": len(data["rendez_vous"])}
     else:
-        data, audio = _access(session, cipher, recs, outbox.recordings, you, req, now)
+        data, audio = _access(
+            session, cipher, recs, outbox.recordings, you, req, now, outbox.processor
+        )
         files["donnees.json"] = json.dumps(data, ensure_ascii=False, indent=2).encode()
         account = get_account(session, caller.account_id)
         files["rapport.html"] = render(
@@ -178,6 +219,7 @@ def build(
             "consents": len(data["consentements"]),
             "recordings": len(audio),
             "requests": len(data["demandes"]),
+            "consultations": len(data["consultations"]),
         }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -231,6 +273,7 @@ def _access(
     you: dict[str, Any],
     req: RightsRequest,
     now: dt.datetime,
+    processor: tuple[str, str, str] = ("", "", ""),
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     calls = []
     recorded_states = ("recording", "stored")
@@ -342,7 +385,10 @@ def _access(
         "enregistrements": recordings,
         "rectifications": rectifications,
         "demandes": requests,
-        "informations": _art15(current, recipients),
+        "consultations": [
+            c.json() for c in consultations_of(session, recs.caller.id) if c.at <= now
+        ],
+        "informations": _art15(current, recipients, _processors(session, processor)),
     }
     return data, audio
 

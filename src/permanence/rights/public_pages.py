@@ -23,6 +23,7 @@ from permanence.accounts.model import Account, AccountStatus
 from permanence.context import AccessContext
 from permanence.errors import NotFound, PermanenceError, ValidationFailed
 from permanence.rights import clock, desk, public
+from permanence.rights import service as rights
 from permanence.rights.api import _outbox
 from permanence.web.deps import CurrentRuntime, secure_cookies
 from permanence.web.pages.render import language, render
@@ -191,6 +192,8 @@ def confirm(
     try:
         with rt.db.session(AccessContext.system("rights:public", account.id)) as s:
             req = public.confirm(s, rt.keyring, token=jeton, code=code, client=_client(request))
+            if req is not None:
+                rights.acknowledge(s, rt.keyring, _outbox(request, rt), req, {})
             done = (
                 (desk.reference(req), clock.local_day(req.due_at), req.kind)
                 if req is not None

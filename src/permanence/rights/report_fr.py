@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from permanence.mandates.schema import IsoDuration, LegalBasis, RetentionKind
+from permanence.mandates.base import LegalBasis, RetentionKind
+from permanence.mandates.durations import IsoDuration
 from permanence.render import PARIS
 from permanence.stats.usage import MONTHS_FR
 

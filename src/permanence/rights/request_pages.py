@@ -5,6 +5,8 @@ helpers are in ``rights.desk_pages``)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -45,7 +47,8 @@ def _letter(rt: CurrentRuntime, req: RightsRequest) -> str | None:
         return texts.refusal_letter(req.kind, req.refusal_reason, explanation.strip())
     if req.extended_at and req.extension_reason:
         due = clock.local_day(req.due_at).strftime("%d/%m/%Y")
-        return texts.extension_letter(req.kind, req.extension_reason, due)
+        first = clock.local_day(req.first_due_at).strftime("%d/%m/%Y")
+        return texts.extension_letter(req.kind, req.extension_reason, due, first)
     return None
 
 
@@ -69,6 +72,7 @@ def _detail(
         events = desk.history(s, req)
         account = accounts.get_account(s, account_id)
         letter = _letter(rt, req)
+        letters = rights.letters_of(s, rt.keyring, req)
     open_ = req.state in {st.value for st in OPEN_STATES}
     return render(
         request,
@@ -86,6 +90,7 @@ def _detail(
         is None,
         events=events,
         letter=letter,
+        letters=letters,
         problems=problems or [],
         form=form,
         values=values or {},
@@ -112,38 +117,64 @@ def request_page(
     return _detail(request, viewer, rt, account_id, request_id)
 
 
-def _act(
-    request: Request,
-    viewer: Viewer,
-    rt: CurrentRuntime,
-    account_id: uuid.UUID,
-    request_id: uuid.UUID,
-    *,
-    reason: str,
-    form: str,
-    done: str,
-    action: Any,
-    values: dict[str, str] | None = None,
-) -> Response:
-    """One desk action in one transaction; a refusal rolls it back and shows the page again
-    with what was typed. ``action(session)`` may return extra query parameters (codes)."""
-    try:
-        with unit_of_work(rt, viewer.principal, account_id, reason) as s:
-            extra = action(s) or {}
-    except PermanenceError as exc:
+@dataclass(frozen=True)
+class _One:
+    """One request's page, as one route serves it: shown again (with the problems and what
+    was typed when an action is refused) or left for the page with the outcome."""
+
+    request: Request
+    viewer: Viewer
+    rt: CurrentRuntime
+    account_id: uuid.UUID
+    request_id: uuid.UUID
+
+    def page(self, **shown: Any) -> Response:
         return _detail(
-            request,
-            viewer,
-            rt,
-            account_id,
-            request_id,
-            problems=_problems(request, exc),
-            form=form,
-            values=values,
-            status_code=exc.status_code if exc.status_code >= 400 else 422,
+            self.request, self.viewer, self.rt, self.account_id, self.request_id, **shown
         )
-    query = "".join(f"&{k}={v}" for k, v in extra.items())
-    return redirect(f"/dpo/droits/{account_id}/{request_id}?fait={done}{query}#resultat")
+
+    def refused(self, exc: PermanenceError, form: str, status_code: int, **shown: Any) -> Response:
+        return self.page(
+            problems=_problems(self.request, exc), form=form, status_code=status_code, **shown
+        )
+
+    def done(self, done: str, query: str = "") -> Response:
+        base = f"/dpo/droits/{self.account_id}/{self.request_id}"
+        return redirect(f"{base}?fait={done}{query}#resultat")
+
+    def act(
+        self,
+        *,
+        reason: str,
+        form: str,
+        done: str,
+        action: Callable[[Session], dict[str, str] | None],
+        values: dict[str, str] | None = None,
+    ) -> Response:
+        """One desk action in one transaction; a refusal rolls it back and shows the page
+        again with what was typed. ``action(session)`` may return extra query parameters."""
+        try:
+            with unit_of_work(self.rt, self.viewer.principal, self.account_id, reason) as s:
+                extra = action(s) or {}
+        except PermanenceError as exc:
+            return self.refused(exc, form, _refusal_status(exc), values=values)
+        return self.done(done, "".join(f"&{k}={v}" for k, v in extra.items()))
+
+    def show(
+        self, *, reason: str, form: str, read: Callable[[Session], dict[str, Any]]
+    ) -> Response:
+        """An audited read shown on the page (``read(session)`` returns what to show); a
+        refusal shows the page with the problem."""
+        try:
+            with unit_of_work(self.rt, self.viewer.principal, self.account_id, reason) as s:
+                shown = read(s)
+        except PermanenceError as exc:
+            return self.refused(exc, form, exc.status_code)
+        return self.page(**shown)
+
+
+def _refusal_status(exc: PermanenceError) -> int:
+    return exc.status_code if exc.status_code >= 400 else 422
 
 
 @router.post("/{account_id}/{request_id}/informations", response_class=HTMLResponse)
@@ -165,12 +196,7 @@ def add_information(
             raise ValidationFailed("give the requester's phone number, e-mail address or name")
         rights.add_information(s, rt.keyring, request_id, given)
 
-    return _act(
-        request,
-        viewer,
-        rt,
-        account_id,
-        request_id,
+    return _One(request, viewer, rt, account_id, request_id).act(
         reason="dpo:rights_information",
         form="informations",
         done="informations",
@@ -195,12 +221,7 @@ def send_code(
             raise ValidationFailed("method: choose e-mail or SMS")
         rights.start_verification(s, rt.keyring, _outbox(request, rt), request_id, methode)
 
-    return _act(
-        request,
-        viewer,
-        rt,
-        account_id,
-        request_id,
+    return _One(request, viewer, rt, account_id, request_id).act(
         reason="dpo:rights_verify",
         form="code",
         done="code_envoye",
@@ -226,18 +247,10 @@ def check_code(
         ok, problems, status = False, _problems(request, exc), exc.status_code
     else:
         problems, status = [_t(request, "the code is not the one sent")], 422
+    one = _One(request, viewer, rt, account_id, request_id)
     if not ok:
-        return _detail(
-            request,
-            viewer,
-            rt,
-            account_id,
-            request_id,
-            problems=problems,
-            form="verifier",
-            status_code=status,
-        )
-    return redirect(f"/dpo/droits/{account_id}/{request_id}?fait=verifiee#resultat")
+        return one.page(problems=problems, form="verifier", status_code=status)
+    return one.done("verifiee")
 
 
 @router.post("/{account_id}/{request_id}/numero", response_class=HTMLResponse)
@@ -250,34 +263,18 @@ def phone_for_callback(
 ) -> Response:
     """The number on file, to call the requester back (an audited read; shown once, never
     put in a URL)."""
-    try:
-        with unit_of_work(rt, viewer.principal, account_id, "dpo:rights_callback") as s:
-            req = rights.get(s, request_id)
-            caller = rights.subject_of(s, req)
-            if caller is None:
-                raise ValidationFailed(
-                    "no data subject is linked to this request: there is nobody to verify"
-                )
-            ident = subjects.identity(s, rt.keyring, caller)
-    except PermanenceError as exc:
-        return _detail(
-            request,
-            viewer,
-            rt,
-            account_id,
-            request_id,
-            problems=_problems(request, exc),
-            form="autrement",
-            status_code=exc.status_code,
-        )
-    return _detail(
-        request,
-        viewer,
-        rt,
-        account_id,
-        request_id,
-        phone_on_file=ident.phone or _t(request, "no phone number on file"),
-    )
+
+    def read(s: Session) -> dict[str, Any]:
+        caller = rights.subject_of(s, rights.get(s, request_id))
+        if caller is None:
+            raise ValidationFailed(
+                "no data subject is linked to this request: there is nobody to verify"
+            )
+        ident = subjects.identity(s, rt.keyring, caller)
+        return {"phone_on_file": ident.phone or _t(request, "no phone number on file")}
+
+    one = _One(request, viewer, rt, account_id, request_id)
+    return one.show(reason="dpo:rights_callback", form="autrement", read=read)
 
 
 @router.post("/{account_id}/{request_id}/verification", response_class=HTMLResponse)
@@ -301,12 +298,7 @@ def verified_another_way(
         rights.start_verification(s, rt.keyring, _outbox(request, rt), request_id, motif)
         rights.verify(s, rt.keyring, request_id, callback_confirmed=True)
 
-    return _act(
-        request,
-        viewer,
-        rt,
-        account_id,
-        request_id,
+    return _One(request, viewer, rt, account_id, request_id).act(
         reason="dpo:rights_verify",
         form="autrement",
         done="verifiee",
@@ -325,26 +317,14 @@ def preview(
 ) -> Response:
     """What the execution would do: records found, Art. 19 recipients, legal holds (counts
     and recipients only; audited)."""
-    try:
-        with unit_of_work(rt, viewer.principal, account_id, "dpo:rights_preview") as s:
-            req = rights.get(s, request_id)
-            if req.verified_at is None:
-                raise ValidationFailed(
-                    "verify the requester's identity before answering the request"
-                )
-            seen = desk.preview(s, request_id)
-    except PermanenceError as exc:
-        return _detail(
-            request,
-            viewer,
-            rt,
-            account_id,
-            request_id,
-            problems=_problems(request, exc),
-            form="executer",
-            status_code=exc.status_code,
-        )
-    return _detail(request, viewer, rt, account_id, request_id, preview=seen)
+
+    def read(s: Session) -> dict[str, Any]:
+        if rights.get(s, request_id).verified_at is None:
+            raise ValidationFailed("verify the requester's identity before answering the request")
+        return {"preview": desk.preview(s, request_id)}
+
+    one = _One(request, viewer, rt, account_id, request_id)
+    return one.show(reason="dpo:rights_preview", form="executer", read=read)
 
 
 @router.post("/{account_id}/{request_id}/executer", response_class=HTMLResponse)
@@ -376,19 +356,10 @@ def execute(
                     seen = desk.preview(s, request_id)
             except PermanenceError:
                 seen = None  # not verified: the page says so
-        return _detail(
-            request,
-            viewer,
-            rt,
-            account_id,
-            request_id,
-            problems=_problems(request, exc),
-            form="executer",
-            preview=seen,
-            status_code=exc.status_code if exc.status_code >= 400 else 422,
-        )
-    return redirect(
-        f"/dpo/droits/{account_id}/{request_id}?fait=executee&canal={done.channel}#resultat"
+        one = _One(request, viewer, rt, account_id, request_id)
+        return one.refused(exc, "executer", _refusal_status(exc), preview=seen)
+    return _One(request, viewer, rt, account_id, request_id).done(
+        "executee", f"&canal={done.channel}"
     )
 
 
@@ -411,12 +382,7 @@ def extend(
         )
         return {"canal": channel}
 
-    return _act(
-        request,
-        viewer,
-        rt,
-        account_id,
-        request_id,
+    return _One(request, viewer, rt, account_id, request_id).act(
         reason="dpo:rights_extend",
         form="prolonger",
         done="prolongee",
@@ -459,12 +425,7 @@ def refuse(
         )
         return {"canal": channel}
 
-    return _act(
-        request,
-        viewer,
-        rt,
-        account_id,
-        request_id,
+    return _One(request, viewer, rt, account_id, request_id).act(
         reason="dpo:rights_refuse",
         form="refuser",
         done="refusee",

@@ -22,7 +22,7 @@ from permanence.recordings.model import Recording
 from permanence.rights import texts
 from permanence.rights.base import CONTROLLER, Outbox, _check_role, _subject, get
 from permanence.rights.letters import tell_requester
-from permanence.rights.model import Kind, RightsRequest, State
+from permanence.rights.model import Kind, LetterKind, RightsRequest, State
 from permanence.subjects.model import Caller
 
 
@@ -67,7 +67,9 @@ def lift_restriction(
         raise Conflict("the data subject no longer exists")
     now = now or utcnow()
     letter = texts.restriction_lift_letter()
-    channel = tell_requester(session, keyring, outbox, req, letter)
+    channel = tell_requester(
+        session, keyring, outbox, req, letter, kind=LetterKind.RESTRICTION_LIFT
+    )
     caller.restricted_at = None
     req.restriction_lifted_at = now
     released = session.execute(

@@ -96,6 +96,16 @@ class LetterOut(BaseModel):
     channel: str
 
 
+class SentLetterOut(BaseModel):
+    """A letter sent to the requester (or to post): kind, channel, outcome, text."""
+
+    kind: str  # received | extension | waiting | refusal | completed | restriction_lift
+    channel: str  # email | sms | letter | callback
+    status: str  # sent | failed | to_post | callback
+    sent_at: dt.datetime
+    text_fr: str
+
+
 class ExecutedOut(LetterOut):
     download_url: str | None = None
     download_expires_at: dt.datetime | None = None

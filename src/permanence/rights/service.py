@@ -14,6 +14,8 @@ This module is the feature's one entry for routes, pages and commands; the stage
 ``erasure``; access and portability build their files in ``package``).
 """
 
+# Imported for its effect: an OpenDSR request's change of status enqueues its callbacks.
+from permanence.rights import callbacks as _callbacks  # noqa: F401
 from permanence.rights.base import (
     CODE_TTL,
     CONFIRMED_METHODS,
@@ -50,7 +52,13 @@ from permanence.rights.decisions import Refusal, cancel, refuse
 from permanence.rights.erasure import SubjectErased, certificate_html, erase_subject, replay_erasure
 from permanence.rights.execution import Executed, execute, holds_on, run_execute
 from permanence.rights.intake import Intake, Requester, submit
-from permanence.rights.letters import contact_on_file, tell_requester
+from permanence.rights.letters import (
+    SentLetter,
+    acknowledge,
+    contact_on_file,
+    letters_of,
+    tell_requester,
+)
 from permanence.rights.lookup import SubjectRecords, find_records, recipients, records_of
 from permanence.rights.restriction import lift_restriction
 from permanence.rights.verification import add_information, start_verification, verify
@@ -76,9 +84,11 @@ __all__ = [
     "Outbox",
     "Refusal",
     "Requester",
+    "SentLetter",
     "SubjectErased",
     "SubjectRecords",
     "TooManyCodeAttempts",
+    "acknowledge",
     "add_information",
     "by_external_id",
     "cancel",
@@ -93,6 +103,7 @@ __all__ = [
     "get",
     "holds_on",
     "is_closed",
+    "letters_of",
     "lift_restriction",
     "list_requests",
     "overdue_count",

@@ -60,19 +60,75 @@ REMEDIES_FR = (
 )
 
 
-def received_letter(kind: str, due: str) -> str:
+# The kind in English, for the translation that follows each French letter.
+KIND_EN = {
+    "access": "to access your data (Article 15 GDPR)",
+    "rectification": "to rectify your data (Article 16 GDPR)",
+    "erasure": "to erase your data (Article 17 GDPR)",
+    "restriction": "to restrict processing (Article 18 GDPR)",
+    "objection": "objecting to processing (Article 21 GDPR)",
+    "portability": "to port your data (Article 20 GDPR)",
+}
+EXTENSION_REASONS_EN = {
+    "complexity": "the complexity of your request",
+    "number_of_requests": "the number of requests received",
+}
+
+
+def received_letter(kind: str, received: str, due: str, *, verified: bool) -> str:
+    """The acknowledgement at intake (Art. 12(3)): the date received, the deadline, what
+    happens next; French, then English."""
+    if verified:
+        next_fr = "votre identité est confirmée : nous traitons votre demande."
+        next_en = "your identity is confirmed: we are handling your request."
+    else:
+        next_fr = (
+            "nous devons d'abord confirmer votre identité (article 12(6) du RGPD) : un code "
+            "peut vous être envoyé aux coordonnées que nous avons de vous, ou nous vous "
+            "rappellerons."
+        )
+        next_en = (
+            "we must first confirm your identity (Article 12(6) GDPR): a code may be sent to "
+            "the contact details we hold for you, or we will call you back."
+        )
     return (
-        f"Nous avons bien reçu votre demande {KIND_FR[kind]}. "
-        f"Une réponse vous sera apportée au plus tard le {due}."
+        f"Nous avons bien reçu le {received} votre demande {KIND_FR[kind]}. "
+        f"Une réponse vous sera apportée au plus tard le {due} (un mois à compter de la "
+        "réception, article 12(3) du RGPD). Ce délai peut être prolongé de deux mois en "
+        "raison de la complexité ou du nombre de demandes ; vous en seriez informé(e) avant "
+        f"le {due}, avec les raisons. Prochaine étape : {next_fr}\n\n"
+        f"[English] We received your request {KIND_EN[kind]} on {received}. You will have an "
+        f"answer by {due} at the latest (one month from receipt, Article 12(3) GDPR). This "
+        "may be extended by two further months because of complexity or the number of "
+        f"requests; you would be told before {due}, with the reasons. Next step: {next_en}"
     )
 
 
-def extension_letter(kind: str, reason: str, due: str) -> str:
+def extension_letter(kind: str, reason: str, due: str, first_due: str | None = None) -> str:
+    """Art. 12(3): the extension, its reasons and the new date, sent within the first month;
+    French, then English."""
+    before = f" (au lieu du {first_due})" if first_due else ""
+    before_en = f" (instead of {first_due})" if first_due else ""
     return (
         f"Le délai de réponse à votre demande {KIND_FR[kind]} est prolongé de deux mois "
         f"en raison de {EXTENSION_REASONS_FR[reason]} (article 12(3) du RGPD). "
-        f"Une réponse vous sera apportée au plus tard le {due}."
+        f"Une réponse vous sera apportée au plus tard le {due}{before}.\n\n"
+        f"[English] The time to answer your request {KIND_EN[kind]} is extended by two "
+        f"months because of {EXTENSION_REASONS_EN[reason]} (Article 12(3) GDPR). You will "
+        f"have an answer by {due} at the latest{before_en}."
     )
+
+
+def envelope(text: str, controller: str, reference: str) -> str:
+    """Every letter names the controller and the request's reference (French, then English)."""
+    return (
+        f"{controller}\nRéférence de votre demande / Your request's reference : {reference}"
+        f"\n\n{text}\n\n{controller}"
+    )
+
+
+def letter_subject(controller: str, reference: str) -> str:
+    return f"{REQUESTER_SUBJECT} — {controller} — {reference}"
 
 
 def waiting_letter(reason: str) -> str:

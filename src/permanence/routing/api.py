@@ -3,8 +3,10 @@
 Webhooks under ``/routing/{provider}/``: ``wait`` (the caller's waiting music), ``left`` (the
 ``<Enqueue>`` action), ``operator`` (the operator's leg answered: whisper, then the queue),
 ``connect`` (the ``<Queue url>``: the caller taken off the queue), ``offer-status`` (the
-operator's leg's status callback) and ``recording`` (a recorded conversation, handed to the
-recordings pipeline under the caller's call).
+operator's leg's status callback), ``recording`` (a recorded conversation, handed to the
+recordings pipeline under the caller's call), ``callback-key`` (the caller asked to be
+called back instead of waiting), and a call-back's ``callback`` (the operator answered:
+dial the person), ``callback-done`` (its ``<Dial>`` action) and ``callback-status``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pydantic import Field
 
 from permanence.context import Role
 from permanence.errors import ConfigurationError, NotFound
-from permanence.routing import devices, dispatch, queue, transfers
+from permanence.routing import callbacks, devices, dispatch, queue, transfers
 from permanence.routing.model import QueueEntry
 from permanence.runtime import Runtime
 from permanence.telephony import service
@@ -130,6 +132,29 @@ async def transfer(request: Request, hook: Hook) -> Response:
     return _xml(await run_in_threadpool(run))
 
 
+@router.post("/{provider}/warm-{step}")
+async def warm(request: Request, step: str, hook: Hook) -> Response:
+    """The legs of a warm transfer (routing.transfers): ``consult``, ``contact``, ``join``,
+    ``back``, ``done``; ``contact-status`` is the contact's leg's status callback."""
+    rt = _rt(request)
+    if step == "contact-status":
+
+        def status() -> None:
+            with rt.db.session(_context(hook.provider)) as s:
+                transfers.warm_contact_status(s, hook)
+
+        await run_in_threadpool(status)
+        return Response(status_code=204)
+    if step not in ("consult", "contact", "join", "back", "done"):
+        raise NotFound("no such step")
+
+    def run() -> str:
+        with rt.db.session(_context(hook.provider)) as s:
+            return transfers.warm_twiml(s, rt.settings, hook, step)
+
+    return _xml(await run_in_threadpool(run))
+
+
 @router.post("/{provider}/offer-status", status_code=204)
 async def offer_status(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
     rt = _rt(request)
@@ -169,6 +194,59 @@ async def recording(request: Request, hook: Hook, background: BackgroundTasks) -
 
         background.add_task(run_in_background, rt, lambda: api, hook.query_uuid("a"), job)
     return Response(status_code=204)
+
+
+# -- call-backs (routing.callbacks) ------------------------------------------------------------
+
+
+@router.post("/{provider}/callback")
+async def callback(request: Request, hook: Hook) -> Response:
+    """The operator answered the call-back placed to their device: whisper, then the person."""
+    rt = _rt(request)
+
+    def run() -> str:
+        with rt.db.session(_context(hook.provider)) as s:
+            return callbacks.operator_twiml(s, rt.settings, rt.keyring, hook)
+
+    return _xml(await run_in_threadpool(run))
+
+
+@router.post("/{provider}/callback-done")
+async def callback_done(request: Request, hook: Hook) -> Response:
+    """The call-back's ``<Dial>`` action: the person answered (talk time), or not."""
+    rt = _rt(request)
+
+    def run() -> str:
+        with rt.db.session(_context(hook.provider)) as s:
+            return callbacks.done(s, hook)
+
+    return _xml(await run_in_threadpool(run))
+
+
+@router.post("/{provider}/callback-status", status_code=204)
+async def callback_status(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
+    """The call-back's operator leg: its final status; the operator's wrap-up."""
+    rt = _rt(request)
+
+    def run() -> None:
+        with rt.db.session(_context(hook.provider)) as s:
+            callbacks.status(s, hook)
+
+    await run_in_threadpool(run)
+    _dispatch_later(background, rt)  # the operator may be available again
+    return Response(status_code=204)
+
+
+@router.post("/{provider}/callback-key")
+async def callback_key(request: Request, hook: Hook) -> Response:
+    """The ``<Gather>`` of the waiting music: the caller pressed the call-back key (or not)."""
+    rt = _rt(request)
+
+    def run() -> str:
+        with rt.db.session(_context(hook.provider)) as s:
+            return queue.callback_key(s, rt.settings, hook)
+
+    return _xml(await run_in_threadpool(run))
 
 
 # -- devices (administrators) ------------------------------------------------------------------

@@ -42,7 +42,7 @@ from permanence.staff.auth import IDLE_TIMEOUT
 from permanence.staff.model import User, WebSession
 from permanence.stats import presence
 from permanence.stats.model import OperatorPresence
-from permanence.telephony.ports import ProviderFailed, TelephonyApi, TwilioRestApi
+from permanence.telephony.ports import CallsApi, ProviderFailed, TelnyxTexmlApi, TwilioRestApi
 
 log = logging.getLogger("permanence.routing")
 
@@ -199,7 +199,7 @@ def _failed(rt: Runtime, offer: Offer, code: str) -> None:
         queue.back_to_queue(s, entry, missed=False, reason=code)
 
 
-def dispatch(rt: Runtime, api: Callable[[], TelephonyApi]) -> int:
+def dispatch(rt: Runtime, api: Callable[[], CallsApi]) -> int:
     """Make every offer that can be made now; returns how many were placed."""
     made = 0
     settings = rt.settings
@@ -217,8 +217,8 @@ def dispatch(rt: Runtime, api: Callable[[], TelephonyApi]) -> int:
             sid = api().create_call(
                 to=offer.device,
                 from_=offer.caller_id,
-                url=queue.url(settings, "twilio", "operator", **ids),
-                status_callback=queue.url(settings, "twilio", "offer-status", **ids),
+                url=queue.url(settings, provider(settings), "operator", **ids),
+                status_callback=queue.url(settings, provider(settings), "offer-status", **ids),
                 timeout=settings.telephony_ring_seconds,
             )
         except (ProviderFailed, ConfigurationError, httpx.HTTPError) as exc:
@@ -228,14 +228,25 @@ def dispatch(rt: Runtime, api: Callable[[], TelephonyApi]) -> int:
             break
         with rt.db.session(context()) as s:
             entry = s.get(QueueEntry, offer.call_id)
-            if entry is not None and entry.operator_id == offer.operator_id and not entry.offer_sid:
+            # Telnyx gives no id here: the leg's first webhook names it (queue.offer_status).
+            mine = entry is not None and entry.operator_id == offer.operator_id
+            if sid and mine and entry is not None and not entry.offer_sid:
                 entry.offer_sid = sid
         made += 1
     return made
 
 
-def rest_api(rt: Runtime) -> Callable[[], TelephonyApi]:
+def rest_api(rt: Runtime) -> Callable[[], CallsApi]:
+    """The REST API of ``PERMANENCE_ROUTING_PROVIDER`` (built when first used)."""
+    if rt.settings.routing_provider == "telnyx":
+        return lambda: TelnyxTexmlApi.from_settings(rt.settings)
     return lambda: TwilioRestApi.from_settings(rt.settings)
+
+
+def provider(settings: Settings) -> str:
+    """The provider whose REST API places our calls: its name is in their webhooks' URLs,
+    so that they are verified with its signature."""
+    return settings.routing_provider
 
 
 def tick(rt: Runtime) -> dict[str, int]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from permanence.db import utcnow
-from permanence.mandates.hours import AfterHoursAction, contact_in_force
+from permanence.mandates.hours import AfterHoursAction, on_call_now
 from permanence.mandates.schema import Mandate
 
 # What a call records in ``calls.routing`` (the statistics count the ``after_hours_*`` ones).
@@ -21,6 +21,8 @@ IN_HOURS: Final = "in_hours"
 AFTER_HOURS_VOICEMAIL: Final = "after_hours_voicemail"
 AFTER_HOURS_FORWARD: Final = "after_hours_forward"
 AFTER_HOURS_ANSWER: Final = "after_hours_answer"
+# Not an arrival: a call-back placed by an operator (routing.callbacks, calls.direction).
+OUTBOUND: Final = "outbound"
 ROUTINGS: Final = (IN_HOURS, AFTER_HOURS_VOICEMAIL, AFTER_HOURS_FORWARD, AFTER_HOURS_ANSWER)
 AFTER_HOURS: Final = (AFTER_HOURS_VOICEMAIL, AFTER_HOURS_FORWARD, AFTER_HOURS_ANSWER)
 
@@ -62,7 +64,7 @@ def decide(mandate: Mandate, now: dt.datetime) -> Decision:
     if action is AfterHoursAction.ANSWER:
         return Decision(AFTER_HOURS_ANSWER, reason)
     if action is AfterHoursAction.FORWARD and mandate.on_call is not None:
-        index = contact_in_force(mandate.on_call.contacts, now, hours.zone)
+        index = on_call_now(mandate, now)
         if index is not None:
             return Decision(AFTER_HOURS_FORWARD, reason, index)
         return Decision(AFTER_HOURS_VOICEMAIL, "no_on_call")

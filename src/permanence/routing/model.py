@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from permanence.db import Base, UTCDateTime, utcnow
@@ -71,3 +71,7 @@ class QueueEntry(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Operators already offered this call who did not take it (ids as strings).
     tried: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # A warm transfer under way: the call placed to the mandate's contact (the operator
+    # speaks to them while the caller holds) and that contact's index in the mandate.
+    consult_sid: Mapped[str | None] = mapped_column(String(64))
+    consult_target: Mapped[int | None] = mapped_column(SmallInteger)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from permanence.context import Role
 from permanence.db import utcnow
 from permanence.errors import ValidationFailed
-from permanence.routing import devices, dispatch, transfers
+from permanence.routing import callbacks, devices, dispatch, transfers
 from permanence.routing.model import OperatorLine, QueueEntry
 from permanence.stats import presence
 from permanence.web.deps import CurrentRuntime, account_context
@@ -154,10 +154,13 @@ def transfer_form(
     """The transfer control (loaded into the screen pop): the mandate's recipients only."""
     with rt.db.session(account_context(viewer.principal, account_id, "console:transfer")) as s:
         found = transfers.transferable(s, call_id)
+        entry = s.get(QueueEntry, call_id) if found else None
+        consulting = entry is not None and entry.consult_target is not None
     html = fragment(
         request,
         "routing/_transfer_form.html",
         targets=found,
+        consulting=consulting,
         csrf=viewer.csrf_token,
         action=f"/console/routage/transfert/{account_id}/{call_id}",
     )
@@ -177,3 +180,55 @@ def transfer(
     ctx = account_context(viewer.principal, account_id, "console:transfer")
     transfers.cold_transfer(rt, ctx, call_id, destinataire, dispatch.rest_api(rt))
     return redirect("/console?transfert=1")
+
+
+@router.post("/console/routage/transfert-accompagne/{account_id}/{call_id}")
+def warm_transfer(
+    account_id: uuid.UUID,
+    call_id: uuid.UUID,
+    viewer: OperatorForm,
+    rt: CurrentRuntime,
+    destinataire: Annotated[int, Form(ge=0, le=99)],
+) -> Response:
+    """Warm transfer: the operator speaks to the mandate's recipient ``destinataire`` first
+    while the caller holds; then « Relier » or « Reprendre »."""
+    ctx = account_context(viewer.principal, account_id, "console:transfer")
+    transfers.warm_transfer(rt, ctx, call_id, destinataire, dispatch.rest_api(rt))
+    return redirect(f"/console/appels/{account_id}/{call_id}")
+
+
+@router.post("/console/routage/transfert-accompagne/{account_id}/{call_id}/relier")
+def warm_bridge(
+    account_id: uuid.UUID, call_id: uuid.UUID, viewer: OperatorForm, rt: CurrentRuntime
+) -> Response:
+    """The recipient agreed: the caller is put through, the operator's call ends."""
+    ctx = account_context(viewer.principal, account_id, "console:transfer")
+    transfers.warm_bridge(rt, ctx, call_id, dispatch.rest_api(rt))
+    return redirect("/console?transfert=1")
+
+
+@router.post("/console/routage/transfert-accompagne/{account_id}/{call_id}/reprendre")
+def warm_back(
+    account_id: uuid.UUID, call_id: uuid.UUID, viewer: OperatorForm, rt: CurrentRuntime
+) -> Response:
+    """The recipient declined or did not answer: back to the caller."""
+    ctx = account_context(viewer.principal, account_id, "console:transfer")
+    transfers.warm_back(rt, ctx, call_id, dispatch.rest_api(rt))
+    return redirect(f"/console/appels/{account_id}/{call_id}")
+
+
+# -- call-backs ---------------------------------------------------------------------------------
+
+
+@router.post("/console/rappels/{account_id}/{call_id}")
+def call_back(
+    account_id: uuid.UUID,
+    call_id: uuid.UUID,
+    viewer: OperatorForm,
+    rt: CurrentRuntime,
+) -> Response:
+    """Call back the caller of ``call_id`` (a voicemail's call, or a call-back asked for in
+    the queue): the operator's own line rings first, then the person (routing.callbacks)."""
+    ctx = account_context(viewer.principal, account_id, "console:callback")
+    callbacks.place(rt, ctx, call_id, dispatch.rest_api(rt))
+    return redirect("/console?rappel=1")

@@ -4,7 +4,9 @@ The caller's leg: ``<Enqueue waitUrl=… action=…>QUEUE</Enqueue>`` (``enqueue
 the voice webhook). While they wait the provider fetches ``wait`` again and again: their
 position (and the expected wait once the provider knows it) in their language, then the hold
 audio; past the mandate's ``queue.max_wait_seconds`` the caller ``<Leave>``s the queue, and
-``left`` (the ``<Enqueue>`` action) gives them voicemail.
+``left`` (the ``<Enqueue>`` action) gives them voicemail. With the mandate's
+``queue.callback_key`` all of it is inside a ``<Gather>``: the key takes the caller out of the
+queue (``callback_key``) and the console lists the call-back to make (``routing.callbacks``).
 
 The operator's leg is placed by the dispatcher (``routing.dispatch``) through the REST API;
 when the operator answers, ``operator`` whispers the client's name to them and dials the queue
@@ -48,6 +50,8 @@ PROMPTS = {
         "position": "Vous êtes la {n}e personne en attente.",
         "wait": "Temps d'attente estimé : environ {m} minute{s}.",
         "connect": "Nous vous mettons en relation.",
+        "offer": "Pour être rappelé plutôt que de patienter, tapez {key}.",
+        "noted": "C'est noté : nous vous rappelons dès qu'un conseiller est libre. Au revoir.",
     },
     "en": {
         "voice": "en-GB",
@@ -55,6 +59,8 @@ PROMPTS = {
         "position": "You are number {n} in the queue.",
         "wait": "The expected wait is about {m} minute{s}.",
         "connect": "Connecting you now.",
+        "offer": "To be called back instead of waiting, press {key}.",
+        "noted": "Thank you: we will call you back as soon as someone is free. Goodbye.",
     },
 }
 OPERATOR_GONE_FR = "Cet appel n'attend plus. Merci."
@@ -158,17 +164,69 @@ def wait(session: Session, settings: Settings, hook: Webhook) -> str:
     prompts = PROMPTS[lang]
     position = _count(hook, "QueuePosition")
     average = _count(hook, "AvgQueueTime")
+    # With a call-back key (and a number to call back), everything the caller hears is inside
+    # a <Gather>: a key pressed during the position, the wait or the hold audio is taken.
+    key = _callback_key(session, call) if entry.state == "queued" else None
+    parent = reply.root
+    if key is not None:
+        ids = {"a": str(call.account_id), "c": str(call.id)}
+        parent = ET.SubElement(
+            reply.root,
+            "Gather",
+            action=url(settings, hook.provider, "callback-key", **ids),
+            method="POST",
+            numDigits="1",
+            timeout="1",
+        )
     if position is not None and position >= 1:
         text = prompts["first"] if position == 1 else prompts["position"].format(n=position)
-        reply.say(text, language=prompts["voice"])
+        reply.say(text, language=prompts["voice"], parent=parent)
     if average:  # the provider's average wait, once it has one
         minutes = max(1, round(average / 60))
         reply.say(
             prompts["wait"].format(m=minutes, s="s" if minutes > 1 else ""),
             language=prompts["voice"],
+            parent=parent,
         )
+    if key is not None:
+        reply.say(prompts["offer"].format(key=key), language=prompts["voice"], parent=parent)
     base = settings.public_base_url.rstrip("/")
-    ET.SubElement(reply.root, "Play").text = base + HOLD_AUDIO
+    ET.SubElement(parent, "Play").text = base + HOLD_AUDIO
+    return reply.xml()
+
+
+def _callback_key(session: Session, call: Call) -> str | None:
+    """The mandate's call-back key, when the caller's number is known (else nobody to call)."""
+    if call.from_sealed is None:
+        return None
+    from permanence.accounts.service import mandate_by_id
+
+    return mandate_by_id(session, call.mandate_id)[1].queue.callback_key
+
+
+def callback_key(session: Session, settings: Settings, hook: Webhook) -> str:
+    """The waiting music's ``<Gather>`` action. The call-back key: the caller leaves the
+    queue (``<Leave/>``, then ``left`` says goodbye) and the console lists the call-back to
+    make (``routing.callbacks.pending``). Any other key, or a call already offered to an
+    operator: back to the waiting music."""
+    entry, call = _caller_entry(session, hook)
+    reply = twiml.Response()
+    lang = call.language if call.language in PROMPTS else "fr"
+    prompts = PROMPTS[lang]
+    digits = hook.get("Digits")
+    key = _callback_key(session, call)
+    if key is None or digits != key or entry.state != "queued":
+        ids = {"a": str(call.account_id), "c": str(call.id)}
+        reply.redirect(url(settings, hook.provider, "wait", **ids))
+        return reply.xml()
+    now = utcnow()
+    entry.state = "done"
+    entry.result = "callback"  # routing.callbacks.REQUESTED
+    entry.left_at = now
+    call.ended_reason = "callback"
+    audit.record(session, "call.callback_requested", "call", call.id)
+    reply.say(prompts["noted"], language=prompts["voice"])
+    ET.SubElement(reply.root, "Leave")
     return reply.xml()
 
 
@@ -183,12 +241,21 @@ def left(session: Session, settings: Settings, hook: Webhook) -> str:
     reply = twiml.Response()
     if result == "redirected":
         return reply.xml()
+    if entry.state == "connected" and entry.consult_target is not None:
+        # A warm transfer took the operator out of the bridge: the caller holds meanwhile.
+        from permanence.routing.transfers import hold_twiml
+
+        hold_twiml(settings, reply, call.id)
+        return reply.xml()
     if entry.state == "connected":
         finish(session, entry, call)
     elif entry.state == "offered" and entry.offer_sid:
         # An operator's line still rings for a caller who is gone: stop it (after the reply).
         session.info["cancel_offer"] = entry.offer_sid
         entry.operator_id = None
+    if entry.result == "callback":  # the caller asked to be called back: nothing to add
+        reply.hangup()
+        return reply.xml()
     if result == "bridged":
         entry.result = entry.result or "bridged"
     elif result == "hangup":

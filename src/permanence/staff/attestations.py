@@ -31,7 +31,7 @@ from permanence.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from permanence.recordings.storage import LocalStore, RecordingStore
+from permanence.filestore import LocalStore, RecordingStore
 from permanence.staff.model import TrainingAttestation
 
 # Below the default request body limit (1 MiB) even base64-encoded in the JSON API.

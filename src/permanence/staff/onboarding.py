@@ -21,7 +21,7 @@ from permanence.context import STAFF_ROLES, Role
 from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, utcnow
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from permanence.recordings.storage import RecordingStore
+from permanence.filestore import RecordingStore
 from permanence.staff import attestations, training
 from permanence.staff.model import ConfidentialityUndertaking, TrainingRecord, User
 

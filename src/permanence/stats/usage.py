@@ -17,19 +17,22 @@ from sqlalchemy.orm import Session
 
 from permanence import __version__
 from permanence.accounts.model import Account
+from permanence.calls.model import Call
 from permanence.db import utcnow
 from permanence.errors import NotFound
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.render import paris
+from permanence.routing.hours import OUTBOUND
+from permanence.stats.account import _require_account_reader
 from permanence.stats.service import (
     ABANDONED,
     ANSWERED,
     EXPIRED,
     FAILED,
+    TRANSFERRED,
     VOICEMAIL,
     Period,
-    _require_account_reader,
     billed_minutes,
     count_if,
     in_period,
@@ -70,6 +73,8 @@ class Usage:
     appointments: int
     recordings: int
     recording_seconds: int
+    calls_transferred: int = 0
+    calls_outbound: int = 0
 
     # (key, French label) in report order.
     LINES = (
@@ -86,6 +91,8 @@ class Usage:
         # Added later: at the end, so existing CSV readers keep their columns.
         ("calls_failed", "Appels échoués ou occupés"),
         ("calls_expired", "Appels sans fin connue"),
+        ("calls_transferred", "Appels transférés"),
+        ("calls_outbound", "Rappels passés (appels sortants, inclus ci-dessus)"),
     )
 
     def as_dict(self) -> dict[str, Any]:
@@ -117,6 +124,8 @@ def usage_report(session: Session, account_id: uuid.UUID, month: str) -> Usage:
             sum_if(talked, billed_minutes(session)),
             count_if(FAILED),
             count_if(EXPIRED),
+            count_if(TRANSFERRED),
+            count_if(Call.routing == OUTBOUND),
         ).where(in_period(account_id, period))
     ).one()
 
@@ -145,6 +154,8 @@ def usage_report(session: Session, account_id: uuid.UUID, month: str) -> Usage:
         calls_abandoned=int(calls[3]),
         calls_failed=int(calls[6]),
         calls_expired=int(calls[7]),
+        calls_transferred=int(calls[8]),
+        calls_outbound=int(calls[9]),
         talk_seconds=int(calls[4]),
         billed_minutes=int(calls[5]),
         messages=count(Message),

@@ -18,6 +18,7 @@ class Caller(Base):
         Index("ix_callers_account_phone", "account_id", "phone_bidx"),
         Index("ix_callers_account_email", "account_id", "email_bidx"),
         Index("ix_callers_account_name", "account_id", "name_bidx"),
+        Index("ix_callers_account_email_sha256", "account_id", "email_sha256_bidx"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -27,6 +28,8 @@ class Caller(Base):
     phone_bidx: Mapped[int | None] = mapped_column(Integer)
     email_bidx: Mapped[int | None] = mapped_column(Integer)
     name_bidx: Mapped[int | None] = mapped_column(Integer)
+    # The blind index of the SHA-256 (hex) of the normalised e-mail: OpenDSR's hashed identity.
+    email_sha256_bidx: Mapped[int | None] = mapped_column(Integer)
     phone_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     email_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -7,6 +7,8 @@ Nothing ever decrypts a whole table.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -22,6 +24,14 @@ from permanence.staff.training import require_trained
 from permanence.subjects.model import Caller
 
 TABLE = "callers"
+# The blind-index column name of the hashed e-mail (OpenDSR identity_format sha256).
+EMAIL_SHA256 = "email_sha256"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def email_sha256(normalised_email: str) -> str:
+    """The SHA-256 (lowercase hex) of a normalised e-mail, as a controller hashes it."""
+    return hashlib.sha256(normalised_email.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -58,9 +68,12 @@ def _seal_identity(
     if ident.email:
         e = normalize.email(ident.email)
         caller.email_bidx = keyring.index(session, account_id, TABLE, "email", e)
+        caller.email_sha256_bidx = keyring.index(
+            session, account_id, TABLE, EMAIL_SHA256, email_sha256(e)
+        )
         caller.email_sealed = cipher.seal_text(TABLE, "email", caller.id, e)
     else:
-        caller.email_bidx = caller.email_sealed = None
+        caller.email_bidx = caller.email_sha256_bidx = caller.email_sealed = None
     full = ident.full_name
     if full:
         caller.name_bidx = keyring.index(session, account_id, TABLE, "name", normalize.name(full))
@@ -120,7 +133,12 @@ def identity(
 
 
 def _candidates(session: Session, account_id: uuid.UUID, column: str, bidx: int) -> list[Caller]:
-    col = {"phone": Caller.phone_bidx, "email": Caller.email_bidx, "name": Caller.name_bidx}[column]
+    col = {
+        "phone": Caller.phone_bidx,
+        "email": Caller.email_bidx,
+        "name": Caller.name_bidx,
+        EMAIL_SHA256: Caller.email_sha256_bidx,
+    }[column]
     return list(
         session.scalars(select(Caller).where(Caller.account_id == account_id, col == bidx)).all()
     )
@@ -133,12 +151,27 @@ def find(
     phone: str | None = None,
     email: str | None = None,
     name: str | None = None,
+    email_sha256: str | None = None,
 ) -> list[Caller]:
-    """Callers of the context's account matching every identifier given (exact, normalised)."""
+    """Callers of the context's account matching every identifier given (exact, normalised).
+    ``email_sha256``: the SHA-256 (hex) of the normalised e-mail, instead of the e-mail."""
     account_id = ctx_of(session).require_account()
-    given = {k: v for k, v in {"phone": phone, "email": email, "name": name}.items() if v}
+    given = {
+        k: v
+        for k, v in {
+            "phone": phone,
+            "email": email,
+            "name": name,
+            EMAIL_SHA256: email_sha256,
+        }.items()
+        if v
+    }
     if not given:
         raise ValidationFailed("give a phone number, an e-mail address or a name to search for")
+    if email_sha256 is not None:
+        if not _HEX64.fullmatch(email_sha256.strip().lower()):
+            raise ValidationFailed("a hashed e-mail is the 64 hexadecimal digits of its SHA-256")
+        _index_hashed_emails(session, keyring, account_id)
     wanted: dict[str, str] = {}
     first_col, first_bidx = "", 0
     for column, raw in given.items():
@@ -146,6 +179,8 @@ def find(
             value = normalize.phone_e164(raw, keyring.region)
         elif column == "email":
             value = normalize.email(raw)
+        elif column == EMAIL_SHA256:
+            value = raw.strip().lower()
         else:
             value = normalize.name(raw)
         wanted[column] = value
@@ -164,6 +199,26 @@ def find(
         details={"by": "+".join(sorted(given)), "found": len(matches)},
     )
     return matches
+
+
+def _index_hashed_emails(session: Session, keyring: Keyring, account_id: uuid.UUID) -> None:
+    """Callers registered before the hashed-e-mail index (migration 0087) get it on the first
+    hashed lookup of their account: each opened once, then found by index like the others."""
+    missing = session.scalars(
+        select(Caller).where(
+            Caller.account_id == account_id,
+            Caller.email_sealed.is_not(None),
+            Caller.email_sha256_bidx.is_(None),
+        )
+    ).all()
+    for caller in missing:
+        cipher = keyring.cipher(session, account_id, caller.id)
+        email = cipher.open_text(TABLE, "email", caller.id, caller.email_sealed or b"")
+        caller.email_sha256_bidx = keyring.index(
+            session, account_id, TABLE, EMAIL_SHA256, email_sha256(email)
+        )
+    if missing:
+        session.flush()
 
 
 def _opened(caller: Caller, cipher: SubjectCipher) -> Identity:
@@ -190,5 +245,6 @@ def _matches(caller: Caller, cipher: SubjectCipher, wanted: dict[str, str]) -> b
         "phone": ident.phone,  # sealed in E.164 already
         "email": ident.email,  # sealed normalised already
         "name": normalize.name(ident.full_name) if ident.full_name else None,
+        EMAIL_SHA256: email_sha256(ident.email) if ident.email else None,
     }
     return all(stored[column] == value for column, value in wanted.items())

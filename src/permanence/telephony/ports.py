@@ -22,7 +22,28 @@ class ProviderFailed(PermanenceError):
     code = "provider_failed"
 
 
-class TelephonyApi(Protocol):
+class CallsApi(Protocol):
+    """What the queue, the transfers and the call-backs ask of the provider: place a call,
+    stop one ringing, make one in progress run other TwiML (Twilio's and Telnyx's TeXML
+    REST APIs both have them)."""
+
+    def create_call(
+        self, *, to: str, from_: str, url: str, status_callback: str, timeout: int
+    ) -> str:
+        """Place an outbound call (an operator's device) whose TwiML is at ``url``; returns
+        its call id, or "" when the provider tells it only in the call's first webhook."""
+        ...
+
+    def cancel_call(self, call_sid: str) -> None:
+        """Stop a call that is still ringing (an offer nobody needs any more)."""
+        ...
+
+    def redirect_call(self, call_sid: str, url: str) -> None:
+        """Make a call in progress run the TwiML at ``url`` (a transfer)."""
+        ...
+
+
+class TelephonyApi(CallsApi, Protocol):
     def fetch_recording(self, url: str) -> AbstractContextManager[Iterator[bytes]]:
         """The audio at ``url`` (a provider URL), as a stream of byte chunks."""
         ...
@@ -33,21 +54,6 @@ class TelephonyApi(Protocol):
 
     def call_status(self, call_sid: str) -> tuple[str, int | None]:
         """The provider's status of a call and its duration in seconds (if over)."""
-        ...
-
-    def create_call(
-        self, *, to: str, from_: str, url: str, status_callback: str, timeout: int
-    ) -> str:
-        """Place an outbound call (an operator's device) whose TwiML is at ``url``; returns
-        its call id."""
-        ...
-
-    def cancel_call(self, call_sid: str) -> None:
-        """Stop a call that is still ringing (an offer nobody needs any more)."""
-        ...
-
-    def redirect_call(self, call_sid: str, url: str) -> None:
-        """Make a call in progress run the TwiML at ``url`` (a transfer)."""
         ...
 
 
@@ -157,3 +163,79 @@ class TwilioRestApi:
         )
         if resp.status_code not in (200, 201):
             raise ProviderFailed(f"redirecting the call failed (HTTP {resp.status_code})")
+
+
+class TelnyxTexmlApi:
+    """Telnyx's TeXML REST API (a bearer token): the calls the queue and the call-backs make
+    (place, cancel, redirect). Placing a call needs the TeXML application; Telnyx answers
+    without the call's id, which its first webhook (``CallSid``) gives — so ``create_call``
+    returns "" and the callers take the id from that webhook."""
+
+    def __init__(
+        self,
+        base_url: str,
+        account_sid: str,
+        api_key: str,
+        application_sid: str,
+        *,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._account_sid = account_sid
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._application_sid = application_sid
+        self._timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TelnyxTexmlApi:
+        key, sid, app = (
+            settings.telnyx_api_key,
+            settings.telnyx_account_sid,
+            settings.telnyx_texml_application_sid,
+        )
+        if not (key and sid and app):
+            raise ConfigurationError(
+                "set PERMANENCE_TELNYX_API_KEY, PERMANENCE_TELNYX_ACCOUNT_SID and "
+                "PERMANENCE_TELNYX_TEXML_APPLICATION_SID to use Telnyx's TeXML API"
+            )
+        return cls(settings.telnyx_api_base_url, sid, key, app)
+
+    def _calls_url(self, call_sid: str | None = None) -> str:
+        base = f"{self.base_url}/v2/texml/Accounts/{self._account_sid}/Calls"
+        return base if call_sid is None else f"{base}/{call_sid}"
+
+    def create_call(
+        self, *, to: str, from_: str, url: str, status_callback: str, timeout: int
+    ) -> str:
+        resp = httpx.post(
+            self._calls_url(),
+            headers=self._headers,
+            json={
+                "ApplicationSid": self._application_sid,
+                "To": to,
+                "From": from_,
+                "Url": url,
+                "UrlMethod": "POST",
+                "StatusCallback": status_callback,
+                "StatusCallbackMethod": "POST",
+                "StatusCallbackEvent": "initiated ringing answered completed",
+                "Timeout": timeout,
+            },
+            timeout=self._timeout,
+        )
+        if resp.status_code not in (200, 201):
+            raise ProviderFailed(f"placing the call failed (HTTP {resp.status_code})")
+        return ""
+
+    def _update(self, call_sid: str, data: dict[str, str], what: str, ok: tuple[int, ...]) -> None:
+        resp = httpx.post(
+            self._calls_url(call_sid), headers=self._headers, data=data, timeout=self._timeout
+        )
+        if resp.status_code not in ok:
+            raise ProviderFailed(f"{what} failed (HTTP {resp.status_code})")
+
+    def cancel_call(self, call_sid: str) -> None:
+        self._update(call_sid, {"Status": "canceled"}, "cancelling the call", (200, 201, 404))
+
+    def redirect_call(self, call_sid: str, url: str) -> None:
+        self._update(call_sid, {"Url": url, "Method": "POST"}, "redirecting the call", (200, 201))

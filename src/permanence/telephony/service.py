@@ -48,7 +48,7 @@ from permanence.mandates.hours import (
     AfterHours,
     AfterHoursAction,
 )
-from permanence.mandates.schema import Mandate
+from permanence.mandates.mandate import Mandate
 from permanence.recordings import service as recordings
 from permanence.routing import hours as routing
 from permanence.runtime import Runtime

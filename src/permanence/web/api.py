@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from permanence.accounts import api as accounts_api
 from permanence.calls import api as calls_api
 from permanence.consents import api as consents_api
-from permanence.messages import agenda_api
+from permanence.messages import agenda_api, call_api
 from permanence.messages import api as messages_api
 from permanence.needtoknow import api as needtoknow_api
 from permanence.recordings import api as recordings_api
@@ -26,6 +26,7 @@ for _feature in (
     auth_api.router,
     accounts_api.router,
     calls_api.router,
+    call_api.router,  # messages and appointments taken during a call
     consents_api.router,
     messages_api.router,
     agenda_api.router,

@@ -92,7 +92,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
         if pages.is_page(request):
             return pages.http_error_page(request, exc.status_code)
         if _is_opendsr(request):
-            return opendsr_error(exc.status_code, "http", str(exc.detail), [str(exc.detail)])
+            return opendsr_error(
+                request, exc.status_code, "http", str(exc.detail), [str(exc.detail)]
+            )
         if exc.status_code == 400:
             # Starlette's own refusals (a body its parsers cannot read): our problem shape.
             return error_response(
@@ -133,7 +135,7 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.rights.pages import router as rights_pages
 
     app.include_router(rights_pages)
-    from permanence.mandates.notice_pages import router as notice_pages
+    from permanence.accounts.notice_pages import router as notice_pages
 
     app.include_router(notice_pages)
     from permanence.contracts.pages import router as contract_pages
@@ -236,22 +238,26 @@ def _is_opendsr(request: Request) -> bool:
     return request.url.path.startswith("/opendsr/")
 
 
-def opendsr_error(status: int, reason: str, message: str, problems: list[str]) -> Response:
+def opendsr_error(
+    request: Request, status: int, reason: str, message: str, problems: list[str]
+) -> Response:
     """OpenDSR's error object (spec 7.6): ``{"error": {"code", "message", "errors": [...]}}``;
-    a request that is not valid is a 400, as the specification asks."""
+    a request that is not valid is a 400, as the specification asks. Signed like every
+    OpenDSR answer (ADR 0028), when the runtime is there to sign it."""
+    from permanence.rights.opendsr_api import signed
+
     status = 400 if status == 422 else status
-    return JSONResponse(
-        {
-            "error": {
-                "code": status,
-                "message": message,
-                "errors": [
-                    {"domain": "permanence", "reason": reason, "message": p} for p in problems
-                ],
-            }
-        },
-        status_code=status,
-    )
+    document = {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{"domain": "permanence", "reason": reason, "message": p} for p in problems],
+        }
+    }
+    rt = getattr(request.app.state, "rt", None) if "app" in request.scope else None
+    if isinstance(rt, Runtime):
+        return signed(rt, document, status)
+    return JSONResponse(document, status_code=status)
 
 
 def error_response(request: Request, exc: PermanenceError) -> Response:
@@ -268,7 +274,7 @@ def error_response(request: Request, exc: PermanenceError) -> Response:
         log.error("server error %s", exc.code)
     problems = exc.problems if isinstance(exc, ValidationFailed) else [exc.message]
     if _is_opendsr(request):
-        answer = opendsr_error(exc.status_code, exc.code, exc.message, problems)
+        answer = opendsr_error(request, exc.status_code, exc.code, exc.message, problems)
         answer.headers.update(headers)
         return answer
     body: dict[str, object] = {"error": exc.code, "message": exc.message}

@@ -15,7 +15,8 @@ from permanence.accounts.model import AccountKind
 from permanence.context import Role
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from permanence.mandates.hours import opening_hours_view
-from permanence.mandates.schema import Mandate, diff_mandates, dump_mandate
+from permanence.mandates.mandate import Mandate
+from permanence.mandates.parsing import diff_mandates, dump_mandate
 from permanence.staff import auth
 from permanence.staff import service as staff
 from permanence.staff.credentials_pages import PASSWORD_MESSAGES

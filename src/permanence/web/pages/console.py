@@ -43,6 +43,7 @@ from permanence.messages.service import (
     UndeclaredDataInText,
 )
 from permanence.recordings import voicemails as recorded_voicemails
+from permanence.routing import callbacks
 from permanence.runtime import Runtime
 from permanence.staff import auth, training
 from permanence.staff.auth import AccountLocked, TooManyAttempts
@@ -118,6 +119,7 @@ def _console(
     queue = _queue(rt, viewer)
     with rt.db.session(viewer.context("console:recent"), readonly=True) as s:
         mine = calls.handled_by(s, viewer.user_id)
+        to_call_back = callbacks.pending(s, viewer.user_id)
     return render(
         request,
         "console/index.html",
@@ -126,6 +128,8 @@ def _console(
         queue_size=len(queue),
         mine=mine,
         voicemails=new_per_account(rt, viewer),
+        callbacks=to_call_back,
+        called_back=request.query_params.get("rappel") == "1",
         problem=problem,
         typed=typed or {},
         status_code=status_code,

@@ -10,15 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from permanence.audit import service as audit
 from permanence.calls.model import Call
-from permanence.mandates.hours import contact_in_force, opening_hours_view
-from permanence.mandates.schema import FieldCategory, Mandate
+from permanence.mandates.base import FieldCategory
+from permanence.mandates.hours import on_call_now, opening_hours_view
+from permanence.mandates.mandate import Mandate
 from permanence.messages.model import Appointment, Message
 
 # Why an operator opens a caller's history (an audit detail, and the choice on the page).
@@ -66,12 +66,10 @@ def instructions(mandate: Mandate, now: dt.datetime, lang: str = "fr") -> Instru
     )
     on_call = mandate.on_call
     current = None
-    if on_call is not None:
-        zone = mandate.hours.zone if mandate.hours is not None else ZoneInfo("Europe/Paris")
-        index = contact_in_force(on_call.contacts, now, zone)
-        if index is not None:
-            c = on_call.contacts[index]
-            current = OnCallNow(c.name, c.phone, c.from_, c.to)
+    index = on_call_now(mandate, now)
+    if index is not None and on_call is not None:
+        c = on_call.contacts[index]
+        current = OnCallNow(c.name, c.phone, c.from_, c.to)
     # Consecutive days with the same ranges are grouped: ("mon", "fri", ranges).
     opening: list[tuple[str, str, tuple[str, ...]]] = []
     for day in _WEEKDAYS:
