@@ -41,8 +41,8 @@ ENTRY = JournalEntry(ENTRY_ID, ACCOUNT, SUBJECT, REQUEST, AT)
 # Written by hand: keys sorted, no spaces, the time in UTC with its offset.
 CANONICAL = (
     f'{{"account_id":"{ACCOUNT}","erased_at":"2027-01-04T09:30:00+00:00",'
-    f'"id":"{ENTRY_ID}","kind":"subject","request_id":"{REQUEST}",'
-    f'"subject_id":"{SUBJECT}","v":2}}'
+    f'"id":"{ENTRY_ID}","kind":"subject","request_id":"{REQUEST}","seq":1,'
+    f'"subject_id":"{SUBJECT}","v":3}}'
 )
 
 
@@ -61,12 +61,16 @@ def fields_of(entry: JournalEntry = ENTRY) -> dict[str, object]:
 
 
 def test_a_subject_erasure_line_known_value() -> None:
-    line = journal.line_of(ENTRY, KEY)
+    line = journal.line_of(ENTRY, KEY, 1)
     # The line is the canonical fields and the MAC, keys sorted ("mac" after "kind").
     mac = mac_of(CANONICAL)
     assert line == CANONICAL.replace('"kind":"subject",', f'"kind":"subject","mac":"{mac}",') + "\n"
     # The MAC's key is the one given: another key, another MAC.
-    assert journal.line_of(ENTRY, b"j" * 32) != line
+    assert journal.line_of(ENTRY, b"j" * 32, 1) != line
+    # The position is under the MAC too.
+    assert journal.line_of(ENTRY, KEY, 2) == line.replace('"seq":1', '"seq":2').replace(
+        mac, mac_of(CANONICAL.replace('"seq":1', '"seq":2'))
+    )
 
 
 def test_an_offboarding_line_known_value() -> None:
@@ -74,11 +78,12 @@ def test_an_offboarding_line_known_value() -> None:
     entry = JournalEntry(ENTRY_ID, ACCOUNT, None, None, at, "account")
     canonical = (
         f'{{"account_id":"{ACCOUNT}","erased_at":"2027-03-01T11:00:00+00:00",'
-        f'"id":"{ENTRY_ID}","kind":"account","request_id":null,"subject_id":null,"v":2}}'
+        f'"id":"{ENTRY_ID}","kind":"account","request_id":null,"seq":7,"subject_id":null,'
+        '"v":3}'
     )
     mac = mac_of(canonical)
     expected = canonical.replace('"kind":"account",', f'"kind":"account","mac":"{mac}",')
-    assert journal.line_of(entry, KEY) == expected + "\n"
+    assert journal.line_of(entry, KEY, 7) == expected + "\n"
     assert entry.is_account and not ENTRY.is_account
 
 
@@ -89,16 +94,17 @@ def test_lines_read_back_as_written() -> None:
         JournalEntry(uuid.uuid4(), ACCOUNT, SUBJECT, None, AT.astimezone(paris)),
         JournalEntry.offboarding(ACCOUNT, AT),
     ]
-    text_ = "".join(journal.line_of(e, KEY) for e in entries)
+    text_ = "".join(journal.line_of(e, KEY, n) for n, e in enumerate(entries, start=1))
     read = journal.parse_lines(text_.splitlines(keepends=True), KEY, "x")
     assert read == entries
     assert all(e.erased_at.tzinfo == dt.UTC for e in read)
     assert [e.kind for e in read] == ["subject", "subject", "account"]
     assert read[1].request_id is None and read[2].subject_id is None
+    assert [e.seq for e in read] == [1, 2, 3]
 
 
 def test_a_format_1_line_is_a_subject_erasure() -> None:
-    fields = {k: v for k, v in fields_of().items() if k != "kind"} | {"v": 1}
+    fields = {k: v for k, v in fields_of().items() if k not in ("kind", "seq")} | {"v": 1}
     (entry,) = journal.parse_lines([signed(fields)], KEY, "x")
     assert entry == ENTRY and entry.kind == "subject"
     without_request = journal.parse_lines([signed(fields | {"request_id": None})], KEY, "x")
@@ -106,7 +112,7 @@ def test_a_format_1_line_is_a_subject_erasure() -> None:
 
 
 def test_blank_lines_are_skipped_and_errors_name_the_line() -> None:
-    good = journal.line_of(ENTRY, KEY)
+    good = journal.line_of(ENTRY, KEY, 1)
     assert journal.parse_lines(["\n", good, "   \n"], KEY, "x") == [ENTRY]
     with pytest.raises(ValidationFailed) as refused:
         journal.parse_lines([good, "\n", "not json\n"], KEY, "the mirror file")
@@ -118,12 +124,13 @@ def test_blank_lines_are_skipped_and_errors_name_the_line() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", ["v", "id", "account_id", "kind", "subject_id", "request_id", "erased_at"]
+    "field", ["v", "seq", "id", "account_id", "kind", "subject_id", "request_id", "erased_at"]
 )
 def test_every_field_is_under_the_mac(field: str) -> None:
-    data = json.loads(journal.line_of(ENTRY, KEY))
+    data = json.loads(journal.line_of(ENTRY, KEY, 1))
     data[field] = {
-        "v": 1,
+        "v": 2,
+        "seq": 2,
         "id": str(uuid.uuid4()),
         "account_id": str(uuid.uuid4()),
         "kind": "account",
@@ -131,8 +138,8 @@ def test_every_field_is_under_the_mac(field: str) -> None:
         "request_id": None,
         "erased_at": "2027-01-04T09:31:00+00:00",
     }[field]
-    if field == "v":  # format 1 has no kind: drop it too, or the line is malformed instead
-        del data["kind"]
+    if field == "v":  # format 2 has no seq: drop it too, or the line is malformed instead
+        del data["seq"]
     with pytest.raises(IntegrityFailure):
         journal.parse_lines([json.dumps(data)], KEY, "x")
 
@@ -154,11 +161,15 @@ def _malformed() -> Iterator[tuple[str, str]]:
     yield "no mac", json.dumps(fields)
     for name in ("v", "id", "account_id", "subject_id", "erased_at"):
         yield f"no {name}", signed({k: v for k, v in fields.items() if k != name})
-    yield "format 2 without a kind", signed({k: v for k, v in fields.items() if k != "kind"})
-    yield "format 1 with a kind", signed(fields | {"v": 1})
-    yield "an unknown format", signed(fields | {"v": 3})
-    without_kind = {k: v for k, v in fields.items() if k != "kind"}
-    yield "a later format without a kind", signed(without_kind | {"v": 3})
+    yield "format 3 without a kind", signed({k: v for k, v in fields.items() if k != "kind"})
+    yield "format 3 without a seq", signed({k: v for k, v in fields.items() if k != "seq"})
+    yield "format 2 with a seq", signed(fields | {"v": 2})
+    yield "a seq of 0", signed(fields | {"seq": 0})
+    yield "a seq as text", signed(fields | {"seq": "1"})
+    yield "format 1 with a kind", signed({k: v for k, v in fields.items() if k != "seq"} | {"v": 1})
+    yield "an unknown format", signed(fields | {"v": 4})
+    without_kind = {k: v for k, v in fields.items() if k not in ("kind", "seq")}
+    yield "a later format without a kind", signed(without_kind | {"v": 4})
     yield "format 0", signed(without_kind | {"v": 0})
     yield "an unexpected field", signed(fields | {"note": "x"})
     # A line without its request id, under a MAC over a null one: a field is missing.
@@ -236,8 +247,9 @@ def test_the_mirror_appends_private_fsynced_lines(tmp_path: Path) -> None:
     assert mirror.append([ENTRY]) == 1
     assert mirror.append(iter([other, ENTRY])) == 2
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    line, other_line = journal.line_of(ENTRY, KEY), journal.line_of(other, KEY)
-    assert path.read_text() == line + other_line + line
+    # Each line carries its position in the file, continuing across appends.
+    lines = [journal.line_of(e, KEY, n) for n, e in enumerate((ENTRY, other, ENTRY), start=1)]
+    assert path.read_text() == "".join(lines)
     assert mirror.entries() == [ENTRY, other, ENTRY]
     assert journal.read_file(path, KEY) == [ENTRY, other, ENTRY]
     with pytest.raises(IntegrityFailure):
