@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import zipfile
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -116,3 +118,22 @@ def test_art30_the_providers_evaluation_record_says_its_retention_and_starting_e
         intervention.retention
     )
     assert "sans purge automatique" not in intervention.retention.split("grilles")[1]
+
+
+def test_off_boarding_deletes_the_grids_and_never_hands_them_to_the_client(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    from permanence.contracts import offboarding
+
+    account = make_account(rt, "plomberie-durand")
+    _grid(rt, account.id, dt.datetime(2026, 11, 2, 9, 30, tzinfo=UTC))
+    ctx = AccessContext(role=Role.DPO, reason="offboard", account_id=account.id)
+    with rt.db.session(ctx) as s:
+        exported = offboarding.export_account(s, rt.keyring, account.id, tmp_path)
+    with zipfile.ZipFile(exported.path) as zf:
+        names = zf.namelist()
+    assert "evaluations.json" not in names and "messages.json" in names
+    with rt.db.session(ctx) as s:
+        cert = offboarding.destroy_account(s, rt.keyring, account.id, export=exported)
+    assert cert.document["rows_deleted"]["evaluations"] == 1
+    assert _kept(rt, account.id) == []
