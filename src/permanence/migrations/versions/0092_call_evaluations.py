@@ -19,7 +19,7 @@ from permanence.db import UTCDateTime
 from permanence.schema import enable_tenant_isolation
 
 revision: str = "0092"
-down_revision: str | None = "0088"
+down_revision: str | None = "0086"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
