@@ -1,7 +1,7 @@
 """call evaluation grids
 
 Revision ID: 0092
-Revises: 0086
+Revises: 0089
 Create Date: 2026-12-06 14:00:00
 
 - ``evaluations``: a supervisor's grid of one answered, recorded call (issue 22): five
@@ -19,7 +19,7 @@ from permanence.db import UTCDateTime
 from permanence.schema import enable_tenant_isolation
 
 revision: str = "0092"
-down_revision: str | None = "0086"
+down_revision: str | None = "0089"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
