@@ -380,7 +380,7 @@ def _staff_pages(account: object, o: Objects) -> list[tuple[str, str, Any]]:
 def test_every_staff_object_page_has_a_row() -> None:
     from permanence.rights import desk_pages, request_pages
     from permanence.routing import pages as routing_pages
-    from permanence.web.pages import console, voicemails
+    from permanence.web.pages import console, console_save, voicemails
 
     o = Objects(*(f"{i:08d}-0000-4000-8000-000000000000" for i in range(7)))
     o.rights["show"] = "00000009-0000-4000-8000-000000000000"
@@ -388,7 +388,7 @@ def test_every_staff_object_page_has_a_row() -> None:
     rows = {(m, re.sub(uuid_re, "{id}", p)) for m, p, _ in _staff_pages("{account}", o)}
     routes = {
         (m, re.sub(r"\{(?!account_id)[^}]+\}", "{id}", r.path).replace("_id", ""))
-        for mod in (console, desk_pages, request_pages, voicemails, routing_pages)
+        for mod in (console, console_save, desk_pages, request_pages, voicemails, routing_pages)
         for r in mod.router.routes
         if isinstance(r, APIRoute) and "{account_id}/{" in r.path
         for m in r.methods

@@ -42,6 +42,7 @@ from permanence.config import Settings
 from permanence.context import AccessContext
 from permanence.db import ctx_of, utcnow
 from permanence.delivery import channels as content
+from permanence.delivery.escalation import escalate_due
 from permanence.delivery.model import ARRIVALS, Channel, Delivery, Event, Status
 from permanence.delivery.ports import (
     HttpWebhookSender,
@@ -53,13 +54,12 @@ from permanence.delivery.ports import (
 )
 from permanence.delivery.service import (
     Notifiable,
-    escalate_due,
     is_restricted,
     retry_delay,
-    signing_secrets,
     target_of,
     transition,
 )
+from permanence.delivery.webhook_secrets import signing_secrets
 from permanence.errors import ValidationFailed
 from permanence.mail import Mail, Mailer, mailer_for
 from permanence.mandates.schema import EmailNotificationRecipient, Mandate, WebhookRecipient

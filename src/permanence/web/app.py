@@ -197,13 +197,14 @@ def page_router() -> APIRouter:
     from permanence.audits import pages as audits
     from permanence.breaches import pages as breaches
     from permanence.staff import credentials_pages, signin_pages, training_pages
-    from permanence.web.pages import admin, console, dpo, portal
+    from permanence.web.pages import admin, console, console_save, dpo, portal
 
     router = APIRouter(include_in_schema=False)
     for module in (
         signin_pages,
         credentials_pages,
         console,
+        console_save,
         portal,
         dpo,
         training_pages,
