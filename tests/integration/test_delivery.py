@@ -623,6 +623,39 @@ def test_the_serving_process_delivers_in_the_background_and_stops(
     assert "permanence-delivery" not in [t.name for t in threading.enumerate()]
 
 
+def test_the_loop_runs_the_housekeeping_it_is_handed_and_survives_a_failing_pass(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The application hands the loop its housekeeping passes (stale calls, recording
+    downloads, queue dispatch): each runs after the delivery pass, in order, and one that fails
+    is logged by its name without stopping the next."""
+    import threading
+
+    from permanence.delivery.worker import DeliveryLoop
+
+    ran: list[str] = []
+    done = threading.Event()
+
+    def failing(_rt: Runtime) -> dict[str, int]:
+        ran.append("failing")
+        raise RuntimeError("down")
+
+    def counting(given: Runtime) -> dict[str, int]:
+        assert given is rt
+        ran.append("counting")
+        done.set()
+        return {"done": 1}
+
+    loop = DeliveryLoop(rt, 0.05, passes=[("failing", failing), ("counting", counting)])
+    with caplog.at_level("INFO", logger="permanence.delivery"):
+        loop.start()
+        assert done.wait(10)
+        loop.stop()
+    assert ran[:2] == ["failing", "counting"]
+    assert "failing pass failed" in caplog.text
+    assert "counting: {'done': 1}" in caplog.text
+
+
 def test_the_application_alone_starts_no_worker(rt: Runtime) -> None:
     import asyncio
     import threading

@@ -10,8 +10,10 @@ The worker (``delivery.worker``) does the sending; these modules decide what is 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -140,13 +142,26 @@ class VoicemailNotice:
     purpose: str | None = None
 
 
-def voicemail_notice(session: Session, recording_id: uuid.UUID) -> VoicemailNotice | None:
-    from permanence.recordings.model import Recording
+# How to read a voicemail as the ledger sees it: registered by ``recordings.voicemails`` with
+# ``@reads_voicemails``, imported by name here (as ``permanence.checks`` imports the checks) so
+# that delivery does not import recordings, which builds on it (ADR 0033).
+VoicemailReader = Callable[[Session, uuid.UUID], VoicemailNotice | None]
+_VOICEMAIL_READERS: list[VoicemailReader] = []
+VOICEMAIL_MODULE = "permanence.recordings.voicemails"
 
-    rec = session.get(Recording, recording_id)
-    if rec is None or rec.kind != "voicemail":
-        return None
-    return VoicemailNotice(rec.id, rec.account_id, rec.caller_id, rec.created_at, rec.treated_at)
+
+def reads_voicemails(fn: VoicemailReader) -> VoicemailReader:
+    """Register the function that reads a voicemail for the ledger (one only)."""
+    if _VOICEMAIL_READERS and _VOICEMAIL_READERS[0] is not fn:
+        raise ValueError("a voicemail reader is registered already")
+    _VOICEMAIL_READERS[:] = [fn]
+    return fn
+
+
+def voicemail_notice(session: Session, recording_id: uuid.UUID) -> VoicemailNotice | None:
+    """The voicemail ``recording_id`` as the ledger sees it; None if there is no such one."""
+    importlib.import_module(VOICEMAIL_MODULE)
+    return _VOICEMAIL_READERS[0](session, recording_id)
 
 
 def target_of(session: Session, event: str, target_id: uuid.UUID) -> Notifiable | None:
