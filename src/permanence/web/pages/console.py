@@ -39,6 +39,7 @@ from permanence.messages.service import (
 )
 from permanence.recordings import voicemails as recorded_voicemails
 from permanence.routing import callbacks
+from permanence.routing.queue import take_from_queue
 from permanence.runtime import Runtime
 from permanence.staff import auth
 from permanence.web.deps import (
@@ -200,7 +201,7 @@ def take(
 ) -> Response:
     try:
         with unit_of_work(rt, viewer.principal, account_id, f"call:{call_id}") as s:
-            calls.take_from_queue(s, call_id)
+            take_from_queue(s, call_id)
     except Conflict:
         return redirect("/console?probleme=taken")
     return redirect(f"/console/appels/{account_id}/{call_id}")
