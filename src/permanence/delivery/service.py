@@ -158,10 +158,15 @@ def reads_voicemails(fn: VoicemailReader) -> VoicemailReader:
     return fn
 
 
+def voicemail_reader() -> VoicemailReader:
+    """The registered voicemail reader (its module imported first)."""
+    importlib.import_module(VOICEMAIL_MODULE)
+    return _VOICEMAIL_READERS[0]
+
+
 def voicemail_notice(session: Session, recording_id: uuid.UUID) -> VoicemailNotice | None:
     """The voicemail ``recording_id`` as the ledger sees it; None if there is no such one."""
-    importlib.import_module(VOICEMAIL_MODULE)
-    return _VOICEMAIL_READERS[0](session, recording_id)
+    return voicemail_reader()(session, recording_id)
 
 
 def target_of(session: Session, event: str, target_id: uuid.UUID) -> Notifiable | None:
