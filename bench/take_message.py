@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, event, insert
 
 from bench.common import free_port, percentile
 from permanence import schema
@@ -182,6 +182,14 @@ def cpu_per_message(n: int, rounds: int = 3) -> None:
         for _ in range(50):
             product()
             baseline()
+        statements: list[str] = []
+
+        def count(_conn: Any, _cur: Any, stmt: str, *_a: Any) -> None:
+            statements.append(stmt.split(None, 1)[0].upper())
+
+        event.listen(rt.db.engine, "before_cursor_execute", count)
+        product()
+        event.remove(rt.db.engine, "before_cursor_execute", count)
         best: dict[str, float] = {}
         for _ in range(rounds):
             for name, fn in (("baseline", baseline), ("product", product)):
@@ -198,6 +206,8 @@ def cpu_per_message(n: int, rounds: int = 3) -> None:
         print(
             f"ratio: a message costs {p / b:.1f}x a plain insert ({1 / p:,.0f} messages/s of CPU)"
         )
+        kinds = {k: statements.count(k) for k in sorted(set(statements))}
+        print(f"SQL statements per message: {len(statements)} {kinds}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -26,6 +26,7 @@ from permanence.crypto.model import AccountKey, KeyEpoch, SubjectKey
 from permanence.db import Base
 from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
 from permanence.dpia.model import Dpia
+from permanence.evaluations.model import Evaluation
 from permanence.messages.model import Appointment, Message
 from permanence.needtoknow.model import BreakGlassAccess, OperatorAssignment
 from permanence.recordings.model import Recording, RecordingDownload
@@ -51,11 +52,19 @@ from permanence.staff.model import (
     User,
     WebSession,
 )
-from permanence.stats.model import OperatorDailyStats, OperatorPresence
+from permanence.stats import aggregates as _stats_aggregates  # noqa: F401 (its session events)
+from permanence.stats.model import (
+    AccountAnswerSeconds,
+    AccountHourlyStats,
+    OperatorDailyStats,
+    OperatorPresence,
+)
 from permanence.subjects.model import Caller
 
 __all__ = [
     "Account",
+    "AccountAnswerSeconds",
+    "AccountHourlyStats",
     "AccountKey",
     "ApiKey",
     "Appointment",
@@ -87,6 +96,7 @@ __all__ = [
     "Dpia",
     "ErasureJournal",
     "Escalation",
+    "Evaluation",
     "KeyEpoch",
     "LegalHold",
     "MandateVersion",

@@ -34,6 +34,7 @@ def _populate(rt: Runtime, slug: str, phone: str) -> str:
     dids = {"cabinet-lefevre": "+33478000001", "plomberie-durand": "+33240000001"}
     with rt.db.session(ctx_for(account.id)) as s:
         opened = calls.open_call(s, rt.keyring, dialled=dids[slug], caller_number=phone)
+        calls.answer(s, opened.call)  # an answered call: its answer time is aggregated too
         purpose = opened.mandate.purpose("appointment")
         values = {
             "last_name": "Martin",
@@ -106,7 +107,24 @@ def _populate(rt: Runtime, slug: str, phone: str) -> str:
             )
         )
         s.add(LegalHold(account_id=account.id, caller_id=opened.caller.id, reason="litigation"))
+        from permanence.evaluations.model import Evaluation
         from permanence.recordings.model import RecordingDownload
+        from tests.factories import OPERATOR_ID
+
+        s.add(
+            Evaluation(
+                account_id=account.id,
+                call_id=opened.call.id,
+                mandate_id=opened.call.mandate_id,
+                operator_id=OPERATOR_ID,
+                evaluator_id=OPERATOR_ID,
+                greeting=2,
+                identification=2,
+                accuracy=2,
+                courtesy=2,
+                instructions=1,
+            )
+        )
 
         s.add(
             RecordingDownload(
@@ -130,6 +148,7 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
         OffboardingCertificate,
         SubProcessor,
         SubProcessorChange,
+        SubProcessorDeletion,
         SubProcessorNotice,
     )
     from permanence.dpia.model import Dpia
@@ -183,6 +202,7 @@ def _governance_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID) ->
             BreakGlassAccess(
                 account_id=account_id, user_id=OPERATOR_ID, caller_id=caller_id, reason="r"
             ),
+            SubProcessorDeletion(account_id=account_id, subprocessor_id=sp.id),
         ]
     )
     _rights_rows(s, account_id, caller_id, now)
@@ -195,6 +215,7 @@ def _rights_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID, now: d
         Download,
         ErasureJournal,
         Rectification,
+        RightsLetter,
         RightsRequest,
     )
 
@@ -230,6 +251,14 @@ def _rights_rows(s: Session, account_id: uuid.UUID, caller_id: uuid.UUID, now: d
                 expires_at=now,
             ),
             ErasureJournal(account_id=account_id, subject_id=uuid.uuid4(), request_id=req.id),
+            RightsLetter(
+                account_id=account_id,
+                request_id=req.id,
+                kind="acknowledgement",
+                channel="letter",
+                status="to_post",
+                text_sealed=b"x",
+            ),
             CallerCode(
                 token_hash=uuid.uuid4().hex,
                 account_id=account_id,

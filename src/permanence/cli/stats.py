@@ -40,6 +40,39 @@ def stats_purge(
     )
 
 
+@app.command("rebuild")
+def stats_rebuild(
+    account: Annotated[
+        str | None, typer.Option(help="Slug of the account (default: every account)")
+    ] = None,
+) -> None:
+    """Recompute the account figures' hourly aggregates from the rows (ADR 0032): after rows
+    were written outside the application's sessions (raw SQL, a restore of part of a table)."""
+    from sqlalchemy import select
+
+    from permanence.accounts.model import Account
+    from permanence.accounts.service import account_by_slug
+    from permanence.context import AccessContext
+    from permanence.stats import aggregates
+
+    rt = runtime()
+    try:
+        with rt.db.session(AccessContext.system("cli:stats"), readonly=True) as s:
+            if account is not None:
+                ids = [account_by_slug(s, account).id]
+            else:
+                ids = list(s.scalars(select(Account.id).order_by(Account.slug)))
+        hours = 0
+        for account_id in ids:
+            with rt.db.session(AccessContext.system("cli:stats", account_id)) as s:
+                hours += aggregates.rebuild(s, account_id)
+    except PermanenceError as exc:
+        fail(exc.message)
+    finally:
+        rt.close()
+    typer.echo(f"statistics rebuilt: {len(ids)} accounts, {hours} hourly rows")
+
+
 @app.command("usage")
 def stats_usage(
     account: Annotated[str, typer.Option(help="Slug of the account")],

@@ -11,7 +11,6 @@ import datetime as dt
 import uuid
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -130,6 +129,8 @@ def ical_feed(session: Session, keyring: Keyring, start: dt.datetime, end: dt.da
     """The account's agenda as iCalendar, with minimal data: times and the caller's name."""
     account_id = ctx_of(session).require_account()
     account = get_account(session, account_id)
+    from icalendar import Calendar, Event  # only for the feed: not on every start (issue 24)
+
     cal = Calendar()
     cal.add("prodid", "-//Permanence//agenda//FR")
     cal.add("version", "2.0")

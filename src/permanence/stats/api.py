@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from permanence.context import Role
 from permanence.errors import NotFound
 from permanence.render import PARIS
-from permanence.stats import charts, presence, usage
+from permanence.stats import presence, usage
 from permanence.stats import service as stats
 from permanence.web.deps import CurrentRuntime, Principal, require, unit_of_work
 from permanence.web.schemas import ERRORS
@@ -118,6 +118,8 @@ def chart(
     ] = "fr",
 ) -> Response:
     """A chart as SVG: volume-by-hour, volume-by-day, answer-times, abandonment, trend."""
+    from permanence.stats import charts  # pygal: only when a chart is drawn (issue 24)
+
     draw = charts.CHARTS.get(chart)
     if draw is None:
         raise NotFound("no such chart; charts: " + ", ".join(charts.CHARTS))

@@ -24,6 +24,7 @@ from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.render import paris
 from permanence.routing.hours import OUTBOUND
+from permanence.stats.account import _require_account_reader
 from permanence.stats.service import (
     ABANDONED,
     ANSWERED,
@@ -32,7 +33,6 @@ from permanence.stats.service import (
     TRANSFERRED,
     VOICEMAIL,
     Period,
-    _require_account_reader,
     billed_minutes,
     count_if,
     in_period,

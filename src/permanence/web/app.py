@@ -175,6 +175,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
 
     app.include_router(console_voicemail_pages)
     app.include_router(stats_pages)
+    from permanence.evaluations.pages import router as evaluation_pages
+
+    app.include_router(evaluation_pages)
     from permanence.staff.api import router as staff_router
 
     app.include_router(staff_router)

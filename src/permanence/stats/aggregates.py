@@ -1,0 +1,710 @@
+"""The account figures' hourly aggregates, kept equal to a scan of the rows they sum (ADR 0032).
+
+``account_hourly_stats`` holds, per account and UTC hour, every sum the account figures are
+made of; ``account_answer_seconds`` the answered calls per Paris day and whole second of answer
+time (the 90th percentile). A transaction that writes a call, a message, an appointment or a
+recording marks the hours (and days) it touched; they are **recomputed from the rows** — the
+same SQL expressions as the scan in ``stats.account`` — at the transaction's commit, after its
+last flush (the hour rows are its last locks: no lock cycle with the audit head), or before the
+figures are read in it. Recomputing instead of adding deltas keeps the aggregates right
+whatever changed: a late callback correcting an outcome, an acknowledgement, an erasure or a
+retention sweep deleting rows (their hours lose them, as the scan would), a cascade from a
+deleted call or caller. Only a new message, appointment or recording adds itself to its hour.
+
+What is watched: ORM flushes (new, changed in a counted column, deleted objects) and the
+ORM-enabled Core statements run through a session (``session.execute(insert|update|delete(M))``)
+on the four models, and deletions of callers (their rows go by cascade). A statement run
+directly on a Connection, or raw SQL, is not seen: ``rebuild`` recomputes an account (or all)
+from its rows (``permanence stats rebuild``; the migration runs it once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Date,
+    Integer,
+    Table,
+    Uuid,
+    and_,
+    bindparam,
+    delete,
+    event,
+    func,
+    literal,
+    select,
+    text,
+    true,
+)
+from sqlalchemy.orm import ORMExecuteState, Session, attributes
+
+from permanence.calls.model import Call
+from permanence.messages.model import Appointment, Message
+from permanence.recordings.model import Recording
+from permanence.render import PARIS
+from permanence.stats import sql
+from permanence.stats.model import AccountAnswerSeconds, AccountHourlyStats
+from permanence.subjects.model import Caller
+
+HOURLY = cast(Table, AccountHourlyStats.__table__)
+SECONDS = cast(Table, AccountAnswerSeconds.__table__)
+HOUR = dt.timedelta(hours=1)
+UPSERT_ROWS = 500
+# More days than this in one recompute: their answer seconds in one grouped pass.
+DAY_BY_DAY = 4
+
+CALL_COLUMNS = (
+    "received",
+    "answered",
+    "abandoned",
+    "voicemail",
+    "failed",
+    "expired",
+    "transferred",
+    "answer_s",
+    "talk_s",
+    "talked",
+    "waited_s",
+    "waited",
+    "answer_le10",
+    "answer_le20",
+    "answer_le30",
+    "answer_le60",
+    "answer_gt60",
+    "abandon_le10",
+    "abandon_le30",
+    "abandon_le60",
+    "abandon_gt60",
+    "after_hours_voicemail",
+    "after_hours_forward",
+    "after_hours_answer",
+    "outbound",
+)
+PART_COLUMNS: dict[str, tuple[str, ...]] = {
+    "calls": CALL_COLUMNS,
+    "messages": ("messages", "messages_unacknowledged"),
+    "appointments": ("appointments", "appointments_cancelled"),
+    "recordings": ("recordings", "recording_s"),
+}
+# The model of each part, the column that places a row in an hour, and the columns whose
+# change changes a figure (a change elsewhere — a recording state, an operator — is ignored).
+WATCHED: dict[type[Any], tuple[str, str, frozenset[str]]] = {
+    Call: (
+        "calls",
+        "started_at",
+        frozenset(
+            {"account_id", "started_at", "outcome", "answered_at", "ended_at", "talk_s", "routing"}
+        ),
+    ),
+    Message: ("messages", "created_at", frozenset({"account_id", "created_at", "acknowledged_at"})),
+    Appointment: ("appointments", "created_at", frozenset({"account_id", "created_at", "status"})),
+    Recording: ("recordings", "created_at", frozenset({"account_id", "created_at", "duration_s"})),
+}
+_BY_TABLE = {cast(Table, m.__table__).name: m for m in WATCHED}
+_CALLER_TABLE = cast(Table, Caller.__table__).name
+_PENDING = "_stats_pending"
+
+# account -> UTC hour -> the parts to recompute
+Touched = dict[uuid.UUID, dict[dt.datetime, set[str]]]
+# account -> UTC hour -> column -> what new rows add to it
+Added = dict[uuid.UUID, dict[dt.datetime, dict[str, int]]]
+_ADDED = "_stats_added"
+
+
+def hour_of(t: dt.datetime) -> dt.datetime:
+    return t.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def paris_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    lower = dt.datetime.combine(day, dt.time(), PARIS).astimezone(dt.UTC)
+    upper = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), PARIS).astimezone(dt.UTC)
+    return lower, upper
+
+
+# -- what each part sums (the scan in stats.account uses the same expressions) ---------------
+
+
+def call_columns(bind: Session | Connection) -> list[ColumnElement[Any]]:
+    """The figures of calls, in CALL_COLUMNS order, as aggregates over ``calls`` rows."""
+    # Imported here: this module is loaded with the models (its session events), and the
+    # routing decisions bring the mandate schema along.
+    from permanence.routing.hours import AFTER_HOURS as AFTER_HOURS_ROUTINGS
+    from permanence.routing.hours import OUTBOUND
+
+    ans = sql.answer_seconds(bind)
+    talk = sql.talk_seconds(bind)
+    waited = sql.seconds_between(bind, Call.ended_at, Call.started_at)
+    talked = and_(sql.ANSWERED, talk.is_not(None))
+    gave_up = and_(sql.ABANDONED, Call.ended_at.is_not(None))
+    return [
+        func.count(),
+        sql.count_if(sql.ANSWERED),
+        sql.count_if(sql.ABANDONED),
+        sql.count_if(sql.VOICEMAIL),
+        sql.count_if(sql.FAILED),
+        sql.count_if(sql.EXPIRED),
+        sql.count_if(sql.TRANSFERRED),
+        sql.sum_if(sql.ANSWERED, ans),
+        sql.sum_if(talked, talk),
+        sql.count_if(talked),
+        sql.sum_if(gave_up, waited),
+        sql.count_if(gave_up),
+        *sql.hist_columns(ans, sql.ANSWERED, sql.ANSWER_EDGES),
+        *sql.hist_columns(waited, gave_up, sql.ABANDON_EDGES),
+        *(sql.count_if(Call.routing == r) for r in AFTER_HOURS_ROUTINGS),
+        sql.count_if(Call.routing == OUTBOUND),
+    ]
+
+
+def part_select(bind: Session | Connection, part: str) -> tuple[Any, list[ColumnElement[Any]]]:
+    """(the timestamp column, the aggregate columns) of one part."""
+    if part == "calls":
+        return Call.started_at, call_columns(bind)
+    if part == "messages":
+        return Message.created_at, [
+            func.count(),
+            sql.count_if(Message.acknowledged_at.is_(None)),
+        ]
+    if part == "appointments":
+        return Appointment.created_at, [
+            func.count(),
+            sql.count_if(Appointment.status == "cancelled"),
+        ]
+    return Recording.created_at, [
+        func.count(),
+        func.coalesce(func.sum(Recording.duration_s), 0),
+    ]
+
+
+def _account_col(part: str) -> Any:
+    return {
+        "calls": Call.account_id,
+        "messages": Message.account_id,
+        "appointments": Appointment.account_id,
+        "recordings": Recording.account_id,
+    }[part]
+
+
+def answer_whole_seconds(bind: Session | Connection) -> ColumnElement[Any]:
+    """An answered call's answer time rounded to the whole second (what the percentile reads)."""
+    return cast(ColumnElement[Any], func.round(sql.answer_seconds(bind))).cast(Integer)
+
+
+def _parse_hour(text_: str) -> dt.datetime:
+    return dt.datetime(
+        int(text_[0:4]), int(text_[5:7]), int(text_[8:10]), int(text_[11:13]), tzinfo=dt.UTC
+    )
+
+
+# -- recomputing -------------------------------------------------------------------------------
+
+
+def _conn(bind: Session | Connection) -> Connection:
+    return bind.connection() if isinstance(bind, Session) else bind
+
+
+_KEYS = ("account_id", "hour", "day", "hour_of_day")
+_UPSERTS: dict[tuple[str, frozenset[str]], Any] = {}
+_PART_QUERIES: dict[tuple[str, str], Any] = {}
+
+
+def _dialect_insert(dialect: str) -> Any:
+    """The dialect's INSERT (ON CONFLICT); imported when first needed: the PostgreSQL
+    dialect costs ~0.1 s to import, which a SQLite deployment never needs."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(HOURLY)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(HOURLY)
+
+
+def _upsert_statement(dialect: str, columns: frozenset[str]) -> Any:
+    """INSERT … ON CONFLICT (account_id, hour) DO UPDATE of ``columns``, built once per set
+    of columns (SQLAlchemy then reuses its compiled form)."""
+    stmt = _UPSERTS.get((dialect, columns))
+    if stmt is None:
+        ins = _dialect_insert(dialect)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[HOURLY.c.account_id, HOURLY.c.hour],
+            set_={c: ins.excluded[c] for c in sorted(columns)},
+        )
+        _UPSERTS[(dialect, columns)] = stmt
+    return stmt
+
+
+def _upsert(bind: Session | Connection, rows: list[dict[str, Any]], columns: set[str]) -> None:
+    """Write ``columns`` of the given hourly rows (a new row's other columns start at 0)."""
+    if not rows:
+        return
+    stmt = _upsert_statement(sql.dialect_of(bind), frozenset(columns))
+    keep = (*_KEYS, *sorted(columns))
+    conn = _conn(bind)
+    for k in range(0, len(rows), UPSERT_ROWS):
+        conn.execute(stmt, [{c: r[c] for c in keep} for r in rows[k : k + UPSERT_ROWS]])
+
+
+def _part_query(bind: Session | Connection, part: str) -> Any:
+    """The part's sums per UTC hour of one account between two instants (built once)."""
+    dialect = sql.dialect_of(bind)
+    q = _PART_QUERIES.get((dialect, part))
+    if q is None:
+        ts, cols = part_select(bind, part)
+        bucket = sql.utc_hour(bind, ts)
+        q = (
+            select(bucket, *cols)
+            .where(
+                _account_col(part) == bindparam("account_id"),
+                ts >= bindparam("lo"),
+                ts < bindparam("hi"),
+            )
+            .group_by(bucket)
+        )
+        _PART_QUERIES[(dialect, part)] = q
+    return q
+
+
+def _blank(account_id: uuid.UUID, hour: dt.datetime) -> dict[str, Any]:
+    local = hour.astimezone(PARIS)
+    row: dict[str, Any] = {
+        "account_id": account_id,
+        "hour": hour,
+        "day": local.date(),
+        "hour_of_day": local.hour,
+    }
+    for cols in PART_COLUMNS.values():
+        for c in cols:
+            row[c] = 0
+    return row
+
+
+def recompute(
+    bind: Session | Connection, account_id: uuid.UUID, hours: Mapping[dt.datetime, set[str]]
+) -> None:
+    """Recompute the given UTC hours of one account from the rows, for the parts named."""
+    if not hours:
+        return
+    conn = _conn(bind)
+    lo, hi = min(hours), max(hours) + HOUR
+    rows = {h: _blank(account_id, h) for h in hours}
+    parts = set().union(*hours.values())
+    for part in sorted(parts):
+        if part == SECONDS_PART:
+            continue
+        names = PART_COLUMNS[part]
+        q = _part_query(bind, part)
+        for found in conn.execute(q, {"account_id": account_id, "lo": lo, "hi": hi}):
+            h = _parse_hour(found[0])
+            if h in rows:
+                rows[h].update(zip(names, (v or 0 for v in found[1:]), strict=True))
+    changed = {c for p in parts for c in PART_COLUMNS.get(p, ())}
+    _upsert(bind, [rows[h] for h in sorted(rows)], changed)
+    # An hour left with nothing in it (its rows deleted: erasure, retention, off-boarding)
+    # goes, rather than stay as zeros — only tested when a recount found an hour empty.
+    firsts = [PART_COLUMNS[p][0] for p in parts if p in PART_COLUMNS]
+    emptied = [h for h, r in rows.items() if not any(r[c] for c in firsts)]
+    if emptied:
+        conn.execute(
+            delete(HOURLY).where(
+                HOURLY.c.account_id == account_id,
+                HOURLY.c.hour.in_(emptied),
+                HOURLY.c.received == 0,
+                HOURLY.c.messages == 0,
+                HOURLY.c.appointments == 0,
+                HOURLY.c.recordings == 0,
+            )
+        )
+    days = {h.astimezone(PARIS).date() for h, p in hours.items() if SECONDS_PART in p}
+    if len(days) > DAY_BY_DAY:
+        _recompute_seconds_bulk(bind, account_id, days)
+    elif days:
+        _recompute_seconds(bind, account_id, days)
+
+
+def _recompute_seconds(
+    bind: Session | Connection, account_id: uuid.UUID, days: Iterable[dt.date]
+) -> None:
+    conn = _conn(bind)
+    days = sorted(days)
+    conn.execute(delete(SECONDS).where(SECONDS.c.account_id == account_id, SECONDS.c.day.in_(days)))
+    secs = answer_whole_seconds(bind)
+    for day in days:
+        lower, upper = paris_day_bounds(day)
+        q = (
+            select(literal(account_id, Uuid()), literal(day, Date()), secs, func.count())
+            .where(
+                Call.account_id == account_id,
+                Call.started_at >= lower,
+                Call.started_at < upper,
+                sql.ANSWERED,
+                Call.answered_at.is_not(None),
+            )
+            .group_by(secs)
+        )
+        conn.execute(SECONDS.insert().from_select(["account_id", "day", "seconds", "calls"], q))
+
+
+def rebuild(bind: Session | Connection, account_id: uuid.UUID | None = None) -> int:
+    """Recompute every hour of one account (or of every account) from its rows; returns how
+    many hourly rows were written. On PostgreSQL the caller sets the account (row-level
+    security): ``permanence stats rebuild`` and the migration do it per account."""
+    conn = _conn(bind)
+    where_acc = [] if account_id is None else [HOURLY.c.account_id == account_id]
+    conn.execute(delete(HOURLY).where(*where_acc))
+    where_sec = [] if account_id is None else [SECONDS.c.account_id == account_id]
+    conn.execute(delete(SECONDS).where(*where_sec))
+    rows: dict[tuple[uuid.UUID, dt.datetime], dict[str, Any]] = {}
+    days: set[tuple[uuid.UUID, dt.date]] = set()
+    for part, names in PART_COLUMNS.items():
+        ts, cols = part_select(bind, part)
+        acc = _account_col(part)
+        bucket = sql.utc_hour(bind, ts)
+        q = select(acc, bucket, *cols).group_by(acc, bucket)
+        if account_id is not None:
+            q = q.where(acc == account_id)
+        for found in conn.execute(q):
+            h = _parse_hour(found[1])
+            row = rows.setdefault((found[0], h), _blank(found[0], h))
+            row.update(zip(names, (v or 0 for v in found[2:]), strict=True))
+            if part == "calls":
+                days.add((found[0], row["day"]))
+    batch = list(rows.values())
+    _upsert(bind, batch, {c for cols in PART_COLUMNS.values() for c in cols})
+    by_account: dict[uuid.UUID, set[dt.date]] = {}
+    for acc_id, day in days:
+        by_account.setdefault(acc_id, set()).add(day)
+    for acc_id, account_days in by_account.items():
+        _recompute_seconds_bulk(bind, acc_id, account_days)
+    return len(batch)
+
+
+def _recompute_seconds_bulk(
+    bind: Session | Connection, account_id: uuid.UUID, days: set[dt.date]
+) -> None:
+    """The answer seconds of many days in one pass: group by UTC hour and second over the
+    days' range, fold the hours into Paris days in Python (one query, not one per day)."""
+    conn = _conn(bind)
+    conn.execute(
+        delete(SECONDS).where(SECONDS.c.account_id == account_id, SECONDS.c.day.in_(sorted(days)))
+    )
+    lower, upper = paris_day_bounds(min(days))[0], paris_day_bounds(max(days))[1]
+    secs = answer_whole_seconds(bind)
+    bucket = sql.utc_hour(bind, Call.started_at)
+    q = (
+        select(bucket, secs, func.count())
+        .where(
+            Call.account_id == account_id,
+            Call.started_at >= lower,
+            Call.started_at < upper,
+            sql.ANSWERED,
+            Call.answered_at.is_not(None),
+        )
+        .group_by(bucket, secs)
+    )
+    counts: dict[tuple[dt.date, int], int] = {}
+    for h, sec, n in conn.execute(q):
+        day = _parse_hour(h).astimezone(PARIS).date()
+        if day in days:
+            counts[(day, int(sec))] = counts.get((day, int(sec)), 0) + int(n)
+    out = [
+        {"account_id": account_id, "day": d, "seconds": sec, "calls": n}
+        for (d, sec), n in sorted(counts.items())
+    ]
+    for k in range(0, len(out), 5000):
+        conn.execute(SECONDS.insert(), out[k : k + 5000])
+
+
+# -- watching the session ------------------------------------------------------------------------
+
+
+def _pending(session: Session) -> Touched:
+    got: Touched | None = session.info.get(_PENDING)
+    if got is None:
+        got = session.info[_PENDING] = {}
+    return got
+
+
+# Not a part of the hourly row: the day's answered calls per second (account_answer_seconds).
+SECONDS_PART = "seconds"
+# A change of these on a call moves it in (or out of) the answer seconds of its day.
+_ANSWER_FACTS = frozenset({"account_id", "started_at", "answered_at", "outcome"})
+
+
+def _mark(touched: Touched, account_id: Any, at: Any, part: str, *, seconds: bool = True) -> None:
+    """Mark the hour of ``at`` for recounting ``part``; for calls, also their day's answer
+    seconds unless ``seconds`` is False (a change that cannot move an answer time)."""
+    if account_id is None or not isinstance(at, dt.datetime):
+        return
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)
+    parts = touched.setdefault(account_id, {}).setdefault(hour_of(at), set())
+    parts.add(part)
+    if part == "calls" and seconds:
+        parts.add(SECONDS_PART)
+
+
+def apply_pending(session: Session, *_args: Any, **_kw: Any) -> None:
+    """Write what this transaction changed in the aggregates (and forget it): the new rows'
+    additions, then the hours to recount. Called at commit (after the last flush) and before
+    the figures are read: the hourly rows are locked last in a transaction, after the audit
+    head and the rows it wrote, and in one order (account, hour) — no lock cycle with
+    another transaction doing the same."""
+    touched: Touched = session.info.pop(_PENDING, None) or {}
+    added: Added = session.info.pop(_ADDED, None) or {}
+    if not touched and not added:
+        return
+    pg = sql.dialect_of(session) == "postgresql"
+    ctx = session.info.get("ctx")
+    current = getattr(ctx, "account_id", None)
+    for account_id in sorted(set(touched) | set(added), key=str):
+        hours = touched.get(account_id, {})
+        switch = pg and account_id != current
+        if switch:
+            # The rows were written for this account (inside acting_for, say) and the
+            # transaction has moved on: recount them under its row-level security, then
+            # put the setting back.
+            _set_account(session, account_id)
+        try:
+            if account_id in added:
+                _add(session, account_id, hours, added[account_id])
+            recompute(session, account_id, hours)
+        finally:
+            if switch:
+                _set_account(session, current)
+
+
+def _set_account(session: Session, account_id: uuid.UUID | None) -> None:
+    session.connection().execute(
+        text("SELECT set_config('app.account_id', :a, true)"),
+        {"a": str(account_id) if account_id else ""},
+    )
+
+
+def _rows_of(conn: Connection, model: type[Any], where: Any) -> list[tuple[Any, Any]]:
+    _part, ts_name, _cols = WATCHED[model]
+    return [
+        (a, t)
+        for a, t in conn.execute(select(model.account_id, getattr(model, ts_name)).where(where))
+    ]
+
+
+def _mark_cascade_of_calls(session: Session, call_ids: Any) -> None:
+    """Deleting calls takes their recordings along (ON DELETE CASCADE)."""
+    touched = _pending(session)
+    for a, t in _rows_of(session.connection(), Recording, Recording.call_id.in_(call_ids)):
+        _mark(touched, a, t, "recordings")
+
+
+def _mark_cascade_of_callers(session: Session, caller_ids: Any) -> None:
+    """Deleting callers takes all their rows along (ON DELETE CASCADE)."""
+    touched = _pending(session)
+    conn = session.connection()
+    for model, (part, _ts, _cols) in WATCHED.items():
+        for a, t in _rows_of(conn, model, model.caller_id.in_(caller_ids)):
+            _mark(touched, a, t, part)
+
+
+def _before_flush(session: Session, *_args: Any) -> None:
+    """What a flush will delete, while it is still there to be read (the cascades)."""
+    calls = [o.id for o in session.deleted if isinstance(o, Call)]
+    if calls:
+        _mark_cascade_of_calls(session, calls)
+    callers = [o.id for o in session.deleted if isinstance(o, Caller)]
+    if callers:
+        _mark_cascade_of_callers(session, callers)
+
+
+def _after_flush(session: Session, *_args: Any) -> None:
+    """Note the hours of the rows this flush wrote (recounted or added to at commit)."""
+    touched = _pending(session)
+    # A new message, appointment or recording adds itself to its hour: no need to recount
+    # the hour's rows, unless something else in the hour is recounted anyway (below).
+    added: Added = session.info.setdefault(_ADDED, {})
+    for obj in session.new:
+        spec = WATCHED.get(type(obj))
+        if spec is None:
+            continue
+        at = getattr(obj, spec[1])
+        delta = _delta_of(obj)
+        if delta is None or not isinstance(at, dt.datetime):
+            # a call just opened has no answer time yet (one answered already has)
+            answered = isinstance(obj, Call) and obj.answered_at is not None
+            _mark(touched, obj.account_id, at, spec[0], seconds=answered)
+            continue
+        row = added.setdefault(obj.account_id, {}).setdefault(hour_of(at), {})
+        for c, v in delta.items():
+            row[c] = row.get(c, 0) + v
+    for obj in session.deleted:
+        spec = WATCHED.get(type(obj))
+        if spec is not None:
+            _mark(touched, obj.account_id, getattr(obj, spec[1]), spec[0])
+    for obj in session.dirty:
+        spec = WATCHED.get(type(obj))
+        if spec is None:
+            continue
+        part, ts_name, watched = spec
+        state = attributes.instance_state(obj)
+        changed = {name for name in watched if state.attrs[name].history.has_changes()}
+        if not changed:
+            continue
+        seconds = bool(changed & _ANSWER_FACTS)
+        _mark(touched, obj.account_id, getattr(obj, ts_name), part, seconds=seconds)
+        # the hour (or account) it was in before, if that changed
+        acc_hist = state.attrs["account_id"].history
+        ts_hist = state.attrs[ts_name].history
+        old_acc = acc_hist.deleted[0] if acc_hist.deleted else obj.account_id
+        old_ts = ts_hist.deleted[0] if ts_hist.deleted else getattr(obj, ts_name)
+        _mark(touched, old_acc, old_ts, part, seconds=seconds)
+    # written at commit (apply_pending), not now: see there
+
+
+def _delta_of(obj: Any) -> dict[str, int] | None:
+    """What one new row adds to its hour's columns (None: a call, recounted instead)."""
+    if isinstance(obj, Message):
+        return {"messages": 1, "messages_unacknowledged": int(obj.acknowledged_at is None)}
+    if isinstance(obj, Appointment):
+        return {"appointments": 1, "appointments_cancelled": int(obj.status == "cancelled")}
+    if isinstance(obj, Recording):
+        return {"recordings": 1, "recording_s": int(obj.duration_s or 0)}
+    return None
+
+
+_ADDS: dict[tuple[str, frozenset[str]], Any] = {}
+
+
+def _add(
+    session: Session,
+    account_id: uuid.UUID,
+    hours: Mapping[dt.datetime, set[str]],
+    added: Mapping[dt.datetime, dict[str, int]],
+) -> None:
+    """Add new rows' counts to their hours (INSERT … ON CONFLICT DO UPDATE SET c = c + …),
+    leaving out the hours whose part is recounted from the rows anyway."""
+    by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for hour in sorted(added):
+        delta = added[hour]
+        parts = hours.get(hour, set())
+        if any(c in PART_COLUMNS.get(p, ()) for p in parts for c in delta):
+            continue
+        local = hour.astimezone(PARIS)
+        row = {"account_id": account_id, "hour": hour, "day": local.date()}
+        row |= {"hour_of_day": local.hour, **delta}
+        by_columns.setdefault(frozenset(delta), []).append(row)
+    dialect = sql.dialect_of(session)
+    conn = session.connection()
+    for columns, rows in by_columns.items():
+        stmt = _ADDS.get((dialect, columns))
+        if stmt is None:
+            ins = _dialect_insert(dialect)
+            stmt = ins.on_conflict_do_update(
+                index_elements=[HOURLY.c.account_id, HOURLY.c.hour],
+                set_={c: HOURLY.c[c] + ins.excluded[c] for c in sorted(columns)},
+            )
+            _ADDS[(dialect, columns)] = stmt
+        conn.execute(stmt, rows)
+
+
+def _statement_rows(state: ORMExecuteState, model: type[Any]) -> list[Mapping[str, Any]]:
+    params = state.parameters
+    if isinstance(params, list):
+        return [p for p in params if isinstance(p, Mapping)]
+    rows: list[Mapping[str, Any]] = []
+    if isinstance(params, Mapping) and params:
+        rows.append(params)
+    values = getattr(state.statement, "_values", None)
+    if values:
+        rows.append({getattr(k, "key", str(k)): getattr(v, "value", v) for k, v in values.items()})
+    multi = getattr(state.statement, "_multi_values", None)
+    for group in multi or ():
+        for values_row in group:
+            if isinstance(values_row, Mapping):
+                rows.append(
+                    {
+                        getattr(k, "key", str(k)): getattr(v, "value", v)
+                        for k, v in values_row.items()
+                    }
+                )
+    return rows
+
+
+def _on_statement(state: ORMExecuteState) -> None:
+    """ORM-enabled INSERT/UPDATE/DELETE on a watched model: mark the hours it touches (read
+    before a DELETE or UPDATE runs; recomputed at commit, or when the figures are read)."""
+    if state.is_select or not (state.is_insert or state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    name = getattr(table, "name", None)
+    if name == _CALLER_TABLE and state.is_delete:
+        where = state.statement.whereclause  # type: ignore[attr-defined]
+        ids = select(Caller.id) if where is None else select(Caller.id).where(where)
+        _mark_cascade_of_callers(state.session, ids)
+        return
+    model = _BY_TABLE.get(name or "")
+    if model is None:
+        return
+    part, ts_name, watched = WATCHED[model]
+    touched = _pending(state.session)
+    if state.is_insert:
+        now = dt.datetime.now(dt.UTC)
+        for row in _statement_rows(state, model):
+            _mark(touched, row.get("account_id"), row.get(ts_name, now), part)
+        return
+    if state.is_update:
+        values = getattr(state.statement, "_values", None) or {}
+        keys = {getattr(k, "key", str(k)) for k in values}
+        if keys and not keys & watched:
+            return  # a column no figure reads
+    where = state.statement.whereclause  # type: ignore[attr-defined]
+    conn = state.session.connection()
+    for a, t in _rows_of(conn, model, where if where is not None else true()):
+        _mark(touched, a, t, part)
+    if state.is_delete and model is Call:
+        ids = select(Call.id) if where is None else select(Call.id).where(where)
+        _mark_cascade_of_calls(state.session, ids)
+    if state.is_update:
+        # an UPDATE that moves rows to another hour or account: mark where they land too
+        # (after it ran: read at the next flush or at commit, recounted at commit)
+        state.session.info.setdefault("_stats_after_update", []).append((model, where))
+
+
+def _after_updates(session: Session, *_args: Any) -> None:
+    moved = session.info.pop("_stats_after_update", None)
+    if not moved:
+        return
+    touched = _pending(session)
+    conn = session.connection()
+    for model, where in moved:
+        part = WATCHED[model][0]
+        for a, t in _rows_of(conn, model, where if where is not None else true()):
+            _mark(touched, a, t, part)
+
+
+def _before_commit(session: Session) -> None:
+    session.flush()  # the last changes first: the aggregates are the transaction's last writes
+    _after_updates(session)
+    apply_pending(session)
+
+
+def _before_flush_all(session: Session, *args: Any) -> None:
+    _after_updates(session)
+    _before_flush(session, *args)
+
+
+def _forget(session: Session, *_args: Any) -> None:
+    session.info.pop(_PENDING, None)
+    session.info.pop(_ADDED, None)
+    session.info.pop("_stats_after_update", None)
+
+
+event.listen(Session, "before_flush", _before_flush_all)
+event.listen(Session, "after_flush", _after_flush)
+event.listen(Session, "before_commit", _before_commit)
+event.listen(Session, "do_orm_execute", _on_statement)
+event.listen(Session, "after_soft_rollback", _forget)
