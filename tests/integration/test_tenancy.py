@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from permanence.db import account_owned_tables
-from permanence.delivery import service as delivery
+from permanence.delivery import webhook_secrets as delivery
 from permanence.messages import service as messages
 from permanence.runtime import Runtime
 from tests.conftest import PG_URL

@@ -384,7 +384,7 @@ def test_every_staff_object_page_has_a_row() -> None:
     from permanence.evaluations import pages as evaluation_pages
     from permanence.rights import desk_pages, request_pages
     from permanence.routing import pages as routing_pages
-    from permanence.web.pages import console, voicemails
+    from permanence.web.pages import console, console_save, voicemails
 
     o = Objects(*(f"{i:08d}-0000-4000-8000-000000000000" for i in range(7)))
     o.rights["show"] = "00000009-0000-4000-8000-000000000000"
@@ -394,6 +394,7 @@ def test_every_staff_object_page_has_a_row() -> None:
         (m, re.sub(r"\{(?!account_id)[^}]+\}", "{id}", r.path).replace("_id", ""))
         for mod in (
             console,
+            console_save,
             desk_pages,
             request_pages,
             voicemails,
