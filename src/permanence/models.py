@@ -26,6 +26,7 @@ from permanence.crypto.model import AccountKey, KeyEpoch, SubjectKey
 from permanence.db import Base
 from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
 from permanence.dpia.model import Dpia
+from permanence.evaluations.model import Evaluation
 from permanence.messages.model import Appointment, Message
 from permanence.needtoknow.model import BreakGlassAccess, OperatorAssignment
 from permanence.recordings.model import Recording, RecordingDownload
@@ -95,6 +96,7 @@ __all__ = [
     "Dpia",
     "ErasureJournal",
     "Escalation",
+    "Evaluation",
     "KeyEpoch",
     "LegalHold",
     "MandateVersion",

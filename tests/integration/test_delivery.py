@@ -19,6 +19,7 @@ import yaml
 from permanence.accounts.service import import_mandate
 from permanence.config import Settings
 from permanence.context import Role
+from permanence.delivery import ledger, webhook_secrets
 from permanence.delivery import service as delivery
 from permanence.delivery.model import Status
 from permanence.delivery.ports import HttpSmsGateway, HttpWebhookSender
@@ -113,7 +114,7 @@ def _account(
 
 def _secret(rt: Runtime, account_id: uuid.UUID) -> bytes:
     with rt.db.session(ctx_for(account_id, Role.ADMIN)) as s:
-        secret, _version = delivery.set_webhook_secret(s, rt.keyring, SECRET_REF)
+        secret, _version = webhook_secrets.set_webhook_secret(s, rt.keyring, SECRET_REF)
     return secret.encode()
 
 
@@ -128,7 +129,7 @@ def _take(rt: Runtime, account_id: uuid.UUID, *, urgent: bool = False) -> Messag
 def _ledger(rt: Runtime, account_id: uuid.UUID, message_id: uuid.UUID) -> dict[str, Any]:
     """Rows by "event/channel" (the last one when several)."""
     with rt.db.session(ctx_for(account_id, Role.CLIENT), readonly=True) as s:
-        return {f"{e.event}/{e.channel}": e for e in delivery.ledger(s, message_id)}
+        return {f"{e.event}/{e.channel}": e for e in ledger.ledger(s, message_id)}
 
 
 def _channels(
@@ -212,8 +213,8 @@ def test_another_accounts_message_is_not_found(rt: Runtime) -> None:
         for call in (
             lambda: delivery.mark_viewed(s, msg.id),
             lambda: delivery.mark_acknowledged(s, msg.id),
-            lambda: delivery.ledger(s, msg.id),
-            lambda: delivery.recipients_of(s, msg.id),
+            lambda: ledger.ledger(s, msg.id),
+            lambda: ledger.recipients_of(s, msg.id),
             lambda: delivery.notify_recipients(s, msg.id, "erased"),
         ):
             with pytest.raises(NotFound):
@@ -319,7 +320,7 @@ def test_webhook_500_is_retried_after_about_a_minute_then_delivered(
     row = _ledger(rt, account_id, msg.id)["new/webhook"]
     assert (row.status, row.attempts) == ("delivered", 2)
     with rt.db.session(ctx_for(account_id, Role.CLIENT), readonly=True) as s:
-        history = [(e.status, e.attempt, e.error) for e in delivery.history(s, row.delivery_id)]
+        history = [(e.status, e.attempt, e.error) for e in ledger.history(s, row.delivery_id)]
     assert history == [("pending", 0, None), ("pending", 1, "http_500"), ("delivered", 2, None)]
 
 
@@ -430,7 +431,7 @@ def test_unacknowledged_message_escalates_along_the_on_call_list(
     with rt.db.session(ctx_for(account_id, Role.CLIENT), readonly=True) as s:
         steps = sorted(
             (e.escalation_step, e.channel, e.recipient_index, e.status)
-            for e in delivery.ledger(s, msg.id)
+            for e in ledger.ledger(s, msg.id)
             if e.escalation_step
         )
     assert [(step, idx) for step, ch, idx, _ in steps if ch == "escalation_sms"] == [
@@ -545,7 +546,7 @@ def test_change_notice_goes_to_exactly_the_recipients_that_received_the_message(
     assert "rectified/webhook" not in rows
 
     with rt.db.session(ctx_for(account_id, Role.DPO), readonly=True) as s:
-        recipients = delivery.recipients_of(s, received.id)
+        recipients = ledger.recipients_of(s, received.id)
     assert [(r.channel, r.description) for r in recipients] == [
         ("portal", "portail"),
         ("email", "contact@plomberie-durand.example"),
@@ -622,6 +623,39 @@ def test_the_serving_process_delivers_in_the_background_and_stops(
     assert "permanence-delivery" not in [t.name for t in threading.enumerate()]
 
 
+def test_the_loop_runs_the_housekeeping_it_is_handed_and_survives_a_failing_pass(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The application hands the loop its housekeeping passes (stale calls, recording
+    downloads, queue dispatch): each runs after the delivery pass, in order, and one that fails
+    is logged by its name without stopping the next."""
+    import threading
+
+    from permanence.delivery.worker import DeliveryLoop
+
+    ran: list[str] = []
+    done = threading.Event()
+
+    def failing(_rt: Runtime) -> dict[str, int]:
+        ran.append("failing")
+        raise RuntimeError("down")
+
+    def counting(given: Runtime) -> dict[str, int]:
+        assert given is rt
+        ran.append("counting")
+        done.set()
+        return {"done": 1}
+
+    loop = DeliveryLoop(rt, 0.05, passes=[("failing", failing), ("counting", counting)])
+    with caplog.at_level("INFO", logger="permanence.delivery"):
+        loop.start()
+        assert done.wait(10)
+        loop.stop()
+    assert ran[:2] == ["failing", "counting"]
+    assert "failing pass failed" in caplog.text
+    assert "counting: {'done': 1}" in caplog.text
+
+
 def test_the_application_alone_starts_no_worker(rt: Runtime) -> None:
     import asyncio
     import threading
@@ -645,8 +679,10 @@ def test_a_mandate_cannot_sign_with_the_services_own_settings(
     monkeypatch.setenv("DURAND_WEBHOOK_SECRET", "client-secret")
     with rt.db.session(ctx_for(account_id)) as s:
         now = dt.datetime.now(dt.UTC)
-        assert delivery.signing_secrets(s, rt.keyring, "env:PERMANENCE_MASTER_KEY", now) == []
-        assert delivery.signing_secrets(s, rt.keyring, SECRET_REF, now) == [b"client-secret"]
+        assert (
+            webhook_secrets.signing_secrets(s, rt.keyring, "env:PERMANENCE_MASTER_KEY", now) == []
+        )
+        assert webhook_secrets.signing_secrets(s, rt.keyring, SECRET_REF, now) == [b"client-secret"]
 
 
 def test_an_acknowledgement_recorded_elsewhere_also_stops_the_escalation(

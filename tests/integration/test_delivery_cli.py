@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from permanence.config import Settings
-from permanence.delivery import service as delivery
+from permanence.delivery import webhook_secrets as delivery
 from permanence.runtime import Runtime
 from tests.conftest import SmtpSink, cli_env
 from tests.factories import ctx_for, make_account, make_caller

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from permanence.db import account_owned_tables
-from permanence.delivery import service as delivery
+from permanence.delivery import webhook_secrets as delivery
 from permanence.messages import service as messages
 from permanence.runtime import Runtime
 from tests.conftest import PG_URL
@@ -107,7 +107,24 @@ def _populate(rt: Runtime, slug: str, phone: str) -> str:
             )
         )
         s.add(LegalHold(account_id=account.id, caller_id=opened.caller.id, reason="litigation"))
+        from permanence.evaluations.model import Evaluation
         from permanence.recordings.model import RecordingDownload
+        from tests.factories import OPERATOR_ID
+
+        s.add(
+            Evaluation(
+                account_id=account.id,
+                call_id=opened.call.id,
+                mandate_id=opened.call.mandate_id,
+                operator_id=OPERATOR_ID,
+                evaluator_id=OPERATOR_ID,
+                greeting=2,
+                identification=2,
+                accuracy=2,
+                courtesy=2,
+                instructions=1,
+            )
+        )
 
         s.add(
             RecordingDownload(

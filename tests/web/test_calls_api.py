@@ -72,7 +72,7 @@ def test_message_flow_from_operator_to_client(world: World) -> None:
     assert opened["fields"]["description"] == "Fuite sous l'évier"
     acked = client.post(f"{base}/messages/{msg_id}/acknowledge").json()
     assert acked["status"] == "acknowledged"
-    from permanence.delivery import service as delivery
+    from permanence.delivery import ledger as delivery
 
     with world.rt.db.session(AccessContext.system("test", world.plumber.id)) as s:
         portal = [e for e in delivery.ledger(s, uuid.UUID(msg_id)) if e.channel == "portal"]

@@ -374,13 +374,17 @@ def _staff_pages(account: object, o: Objects) -> list[tuple[str, str, Any]]:
     pages.append(("POST", warm, {"destinataire": "0"}))
     pages.append(("POST", f"{warm}/relier", {}))
     pages.append(("POST", f"{warm}/reprendre", {}))
+    evaluation = f"/evaluations/{account}/{o.call}"
+    pages.append(("GET", evaluation, None))
+    pages.append(("POST", evaluation, {}))
     return pages
 
 
 def test_every_staff_object_page_has_a_row() -> None:
+    from permanence.evaluations import pages as evaluation_pages
     from permanence.rights import desk_pages, request_pages
     from permanence.routing import pages as routing_pages
-    from permanence.web.pages import console, voicemails
+    from permanence.web.pages import console, console_save, voicemails
 
     o = Objects(*(f"{i:08d}-0000-4000-8000-000000000000" for i in range(7)))
     o.rights["show"] = "00000009-0000-4000-8000-000000000000"
@@ -388,7 +392,15 @@ def test_every_staff_object_page_has_a_row() -> None:
     rows = {(m, re.sub(uuid_re, "{id}", p)) for m, p, _ in _staff_pages("{account}", o)}
     routes = {
         (m, re.sub(r"\{(?!account_id)[^}]+\}", "{id}", r.path).replace("_id", ""))
-        for mod in (console, desk_pages, request_pages, voicemails, routing_pages)
+        for mod in (
+            console,
+            console_save,
+            desk_pages,
+            request_pages,
+            voicemails,
+            routing_pages,
+            evaluation_pages,
+        )
         for r in mod.router.routes
         if isinstance(r, APIRoute) and "{account_id}/{" in r.path
         for m in r.methods
@@ -404,8 +416,9 @@ def test_every_staff_object_page_has_a_row() -> None:
 def test_staff_pages_through_another_account_answer_as_for_a_missing_object(
     world: World,
 ) -> None:
-    """The console and the rights desk, each staff role, an object of the plumber named under
-    the medical practice: a 404 page like a missing object's, or a blind 403."""
+    """The console, the rights desk and the evaluation grids, each staff role, an object of
+    the plumber named under the medical practice: a 404 page like a missing object's, or a
+    blind 403."""
     from tests.web.pages_helpers import page_login
 
     o = _setup(world)

@@ -5,6 +5,7 @@ or through the trusted proxy's X-Forwarded-Proto as uvicorn reads it)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -142,3 +143,55 @@ def test_hsts_behind_the_proxy_follows_x_forwarded_proto_from_the_trusted_proxy_
     assert ("strict-transport-security" in over_https.headers) is expected
     assert "strict-transport-security" not in over_http.headers
     assert over_https.headers["x-frame-options"] == "DENY"
+
+
+def test_the_api_documentation_pages_keep_every_header_but_the_content_security_policy(
+    world: World,
+) -> None:
+    # FastAPI's documentation page loads a CDN's script inline (settings.api_docs, off by
+    # default): it alone goes without the policy, and keeps every other header.
+    world.rt.settings.api_docs = True
+    client = TestClient(create_app(world.rt))
+    for path in ("/docs", "/redoc"):
+        r = client.get(path)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert "content-security-policy" not in r.headers
+        for name, value in EXPECTED.items():
+            if name != "content-security-policy":
+                assert r.headers.get(name) == value, (path, name)
+        assert r.headers["cache-control"] == "no-store"
+    assert_headers(client.get("/openapi.json"))
+
+
+def test_a_request_whose_server_names_no_scheme_is_plain_http(world: World) -> None:
+    # The ASGI scope's "scheme" is optional ("http" when absent): no HSTS then, no error.
+    # Only the response's start carries headers: the body passes through untouched.
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "path": "/connexion",
+        "raw_path": b"/connexion",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"permanence.example")],
+        "client": ("192.0.2.1", 50000),
+        "server": ("permanence.example", 80),
+    }
+    asyncio.run(world.app(scope, receive, send))  # type: ignore[operator]
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    assert start["status"] == 200
+    assert "strict-transport-security" not in headers
+    assert headers["content-security-policy"] == CSP and headers["cache-control"] == "no-store"
+    bodies = [m for m in sent if m["type"] == "http.response.body"]
+    assert bodies and all(set(m) <= {"type", "body", "more_body"} for m in bodies)

@@ -17,10 +17,14 @@ from permanence.audit import service as audit
 from permanence.calls.model import Call
 from permanence.config import Settings
 from permanence.db import utcnow
+from permanence.delivery import channels as content
 from permanence.delivery.model import Channel, Delivery, Event, Status
+from permanence.delivery.own_channels import Sender, prepares
+from permanence.delivery.ports import SendFailed
 from permanence.errors import Conflict
 from permanence.mandates.layer2 import layer2_url
 from permanence.mandates.mandate import Mandate
+from permanence.runtime import Runtime
 
 VIA = ("operator", "keypress")
 
@@ -77,3 +81,18 @@ def send_notice(session: Session, settings: Settings, call: Call, *, via: str) -
         details={"version": row.version, "via": via, "delivery": delivery.id},
     )
     return delivery
+
+
+@prepares(Channel.NOTICE_SMS)
+def notice_sms(session: Session, rt: Runtime, row: Delivery, sender: Sender) -> tuple[str, str]:
+    """The SMS of one ledger row, for the delivery worker (``delivery.own_channels``): the
+    number is opened from the call only now, to send."""
+    call = session.get(Call, row.message_id)
+    if call is None or call.from_sealed is None or call.caller_id is None:
+        raise SendFailed("call_gone", retry=False)
+    if sender.mandate is None:  # the worker passes the row's version; never None here
+        raise SendFailed("mandate_missing", retry=False)
+    cipher = rt.keyring.cipher(session, call.account_id, call.caller_id)
+    number = cipher.open_text("calls", "from", call.id, call.from_sealed)
+    link = notice_link(sender.mandate, sender.base_url, call)
+    return number, content.notice_sms(sender.account_name, link)

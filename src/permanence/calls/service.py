@@ -281,21 +281,3 @@ def handled_by(session: Session, operator_id: uuid.UUID, *, limit: int = 10) -> 
         found.extend(HandledCall(c, account.name) for c in rows)
     found.sort(key=lambda h: h.call.answered_at or h.call.started_at, reverse=True)
     return found[:limit]
-
-
-def take_from_queue(session: Session, call_id: uuid.UUID) -> Call:
-    """The operator takes a ringing call: answered, and theirs; a call someone else took
-    already is a Conflict."""
-    from permanence.errors import Conflict
-
-    require_trained(session, ctx_of(session))
-    call = get_call(session, call_id)
-    session.refresh(call, with_for_update=True)  # two operators clicking at once
-    if call.status != "ringing":
-        raise Conflict("this call has already been taken")
-    from permanence.routing.model import QueueEntry
-
-    if session.get(QueueEntry, call.id) is not None:  # the queue offers it (routing.dispatch)
-        raise Conflict("this call waits in the queue: it is offered to an available operator")
-    answer(session, call)
-    return call

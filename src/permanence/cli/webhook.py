@@ -23,7 +23,7 @@ def webhook_secret(
     signing for 24 hours alongside)."""
     from permanence.accounts.service import account_by_slug
     from permanence.context import AccessContext
-    from permanence.delivery.service import set_webhook_secret
+    from permanence.delivery.webhook_secrets import set_webhook_secret
 
     rt = runtime()
     try:

@@ -73,7 +73,7 @@ RETENTION_START_FR = {
     "call_log": "à compter du début de l'appel",
     "recording": "à compter de l'enregistrement",
     "consent": "durée déclarée au mandat, sans purge automatique dans cette version",
-    "evaluation": "durée déclarée au mandat, sans purge automatique dans cette version",
+    "evaluation": "à compter de l'évaluation, un an au plus",
     "rights_request": "durée déclarée au mandat, sans purge automatique dans cette version",
 }
 SPECIAL_BASIS_FR = {
@@ -412,6 +412,17 @@ def controller_record(session: Session, settings: Settings) -> list[ProcessingRe
             "identifiants pseudonymes, rôle, action, motif codé, horodatage",
             "journal chaîné conservé avec la relation client (entrées pseudonymes)",
             "DPO du prestataire ; responsables du traitement sur demande",
+        ),
+        rec(
+            "Évaluation de la qualité des appels (grilles d'évaluation du personnel)",
+            BASIS_FR[LegalBasis.LEGITIMATE_INTEREST]
+            + " : qualité du service et formation des opérateurs",
+            "opérateurs du prestataire (informés ; chacun voit ses propres évaluations)",
+            "opérateur et superviseur évaluateurs (identifiants), appel évalué (identifiant), "
+            "notes par critère, commentaire sans donnée personnelle sur l'appelant",
+            "durée « evaluation » du mandat de l'appel, un an au plus, à compter de "
+            "l'évaluation ; suppression automatique par la purge de conservation",
+            "superviseurs et administrateurs du prestataire ; l'opérateur évalué",
         ),
         rec(
             "Gestion des comptes des utilisateurs clients",

@@ -326,9 +326,10 @@ def _configured(run: CheckRun) -> tuple[bool, str, list[str]]:
 
 
 # Retention: the check counts exactly what the sweep would delete (retention/service.py):
-# the same record kinds (messages, appointments, call logs, recordings and voicemails), the
-# same starting events, the same periods per mandate version, the same legal holds. A record
-# the check reports is one the sweep has not yet removed; the two never disagree.
+# the same record kinds (messages, appointments, call logs, recordings and voicemails,
+# evaluation grids), the same starting events, the same periods per mandate version, the
+# same legal holds. A record the check reports is one the sweep has not yet removed; the two
+# never disagree.
 
 
 def _overdue_records(s: Session, account_id: uuid.UUID, now: dt.datetime) -> dict[str, int]:
@@ -346,8 +347,8 @@ def _overdue_records(s: Session, account_id: uuid.UUID, now: dt.datetime) -> dic
 
 @check(
     "retention.records",
-    "No message, appointment, call log or recording kept past its retention (as the sweep "
-    "applies it)",
+    "No message, appointment, call log, recording or evaluation grid kept past its retention "
+    "(as the sweep applies it)",
 )
 def _retention(run: CheckRun) -> tuple[bool, str, list[str]]:
     bad = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from permanence.accounts.model import Account, AccountStatus
-from permanence.compliance.checks import CheckRun, check
+from permanence.checks import CheckRun, check
 from permanence.contracts.deletions import CONFIRMATION_DAYS, state_of
 
 

@@ -76,6 +76,9 @@ CHOICE_FR = {
     "delete": "suppression sans restitution",
 }
 KEY_TABLES = ("subject_keys", "account_keys")
+# The provider's own processing kept in an account's tables: deleted with the account, never
+# handed to the client in the export (call evaluation grids of the provider's staff).
+PROVIDER_OWN = frozenset({"evaluations"})
 DESK = frozenset({Role.DPO, Role.ADMIN, Role.SYSTEM})
 
 
@@ -150,7 +153,7 @@ def export_account(
     opened_subjects: set[uuid.UUID] = set()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for table in reversed(_owned_tables()):
-            if table.name in KEY_TABLES or table.name in RETAINED:
+            if table.name in KEY_TABLES or table.name in RETAINED or table.name in PROVIDER_OWN:
                 continue
             rows = session.execute(
                 select(table).where(table.c.account_id == account_id).order_by(*table.primary_key)

@@ -1,29 +1,27 @@
 """Delivery use cases: scheduling a message's deliveries, the client viewing and
-acknowledging it, change notices to its recipients (Art. 19), the recipient ledger, webhook
-secrets, and the escalation clock. Each takes a session opened by ``Database.session(ctx)``.
+acknowledging it, and change notices to its recipients (Art. 19). Each takes a session opened
+by ``Database.session(ctx)``. Beside it: the recipient ledger read (``delivery.ledger``), the
+webhook secrets (``delivery.webhook_secrets``) and the escalation clock
+(``delivery.escalation``).
 
-The worker (``delivery.worker``) does the sending; this module decides what is to be sent.
+The worker (``delivery.worker``) does the sending; these modules decide what is to be sent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
+import importlib
 import random
-import re
-import secrets as secrets_module
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from permanence.accounts.service import mandate_by_id
 from permanence.audit import service as audit
-from permanence.crypto.keyring import Keyring
-from permanence.crypto.primitives import open_sealed, seal
 from permanence.db import ctx_of, utcnow
 from permanence.delivery.model import (
     CHANGES,
@@ -35,10 +33,8 @@ from permanence.delivery.model import (
     Escalation,
     Event,
     Status,
-    WebhookSecret,
 )
 from permanence.errors import NotFound, ValidationFailed
-from permanence.mandates.hours import next_on_call_start, on_call_now
 from permanence.mandates.schema import (
     EmailNotificationRecipient,
     Mandate,
@@ -58,10 +54,6 @@ RETRY_DELAYS: tuple[dt.timedelta, ...] = (
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 # Spread retries by +/- 10 % so that receivers coming back up are not hit all at once.
 JITTER = 0.10
-# Both secrets sign for this long after a rotation.
-SECRET_GRACE = dt.timedelta(hours=24)
-
-_SECRET_REF = re.compile(r"(env|file|vault):[A-Za-z0-9_./:-]+")
 
 
 # -- state changes ----------------------------------------------------------------------------
@@ -150,13 +142,31 @@ class VoicemailNotice:
     purpose: str | None = None
 
 
-def voicemail_notice(session: Session, recording_id: uuid.UUID) -> VoicemailNotice | None:
-    from permanence.recordings.model import Recording
+# How to read a voicemail as the ledger sees it: registered by ``recordings.voicemails`` with
+# ``@reads_voicemails``, imported by name here (as ``permanence.checks`` imports the checks) so
+# that delivery does not import recordings, which builds on it (ADR 0033).
+VoicemailReader = Callable[[Session, uuid.UUID], VoicemailNotice | None]
+_VOICEMAIL_READERS: list[VoicemailReader] = []
+VOICEMAIL_MODULE = "permanence.recordings.voicemails"
 
-    rec = session.get(Recording, recording_id)
-    if rec is None or rec.kind != "voicemail":
-        return None
-    return VoicemailNotice(rec.id, rec.account_id, rec.caller_id, rec.created_at, rec.treated_at)
+
+def reads_voicemails(fn: VoicemailReader) -> VoicemailReader:
+    """Register the function that reads a voicemail for the ledger (one only)."""
+    if _VOICEMAIL_READERS and _VOICEMAIL_READERS[0] is not fn:
+        raise ValueError("a voicemail reader is registered already")
+    _VOICEMAIL_READERS[:] = [fn]
+    return fn
+
+
+def voicemail_reader() -> VoicemailReader:
+    """The registered voicemail reader (its module imported first)."""
+    importlib.import_module(VOICEMAIL_MODULE)
+    return _VOICEMAIL_READERS[0]
+
+
+def voicemail_notice(session: Session, recording_id: uuid.UUID) -> VoicemailNotice | None:
+    """The voicemail ``recording_id`` as the ledger sees it; None if there is no such one."""
+    return voicemail_reader()(session, recording_id)
 
 
 def target_of(session: Session, event: str, target_id: uuid.UUID) -> Notifiable | None:
@@ -436,7 +446,7 @@ def _stop_escalation(session: Session, message_id: uuid.UUID, now: dt.datetime, 
         esc.state, esc.next_at, esc.ended_at, esc.end_reason = "stopped", None, now, why
 
 
-# -- Art. 19: change notices and the recipient ledger -----------------------------------------
+# -- Art. 19: change notices to the recipients ------------------------------------------------
 
 
 def notify_recipients(session: Session, message_id: uuid.UUID, change: str) -> list[Delivery]:
@@ -517,272 +527,3 @@ def notify_recipients(session: Session, message_id: uuid.UUID, change: str) -> l
         details={"change": event.value, "recipients": len(notices)},
     )
     return notices
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """Who received a message (the Art. 19 answer to the data subject)."""
-
-    channel: str
-    description: str  # "portail", the e-mail address, the webhook's host
-    first_received_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    delivery_id: uuid.UUID
-    event: str
-    channel: str
-    recipient_index: int
-    escalation_step: int | None
-    status: str
-    attempts: int
-    last_error: str | None
-    created_at: dt.datetime
-    sent_at: dt.datetime | None
-    delivered_at: dt.datetime | None
-    viewed_at: dt.datetime | None
-    acknowledged_at: dt.datetime | None
-    failed_at: dt.datetime | None
-    next_attempt_at: dt.datetime | None
-
-
-def ledger(session: Session, message_id: uuid.UUID) -> list[LedgerEntry]:
-    """The message's deliveries, oldest first (the portal's ledger view). Ids and codes only."""
-    rows = _deliveries(session, message_id)
-    if not rows:
-        _message(session, message_id)  # 404 for another account's or an unknown message
-    return [
-        LedgerEntry(
-            delivery_id=r.id,
-            event=r.event,
-            channel=r.channel,
-            recipient_index=r.recipient_index,
-            escalation_step=r.escalation_step,
-            status=r.status,
-            attempts=r.attempts,
-            last_error=r.last_error,
-            created_at=r.created_at,
-            sent_at=r.sent_at,
-            delivered_at=r.delivered_at,
-            viewed_at=r.viewed_at,
-            acknowledged_at=r.acknowledged_at,
-            failed_at=r.failed_at,
-            next_attempt_at=r.next_attempt_at,
-        )
-        for r in rows
-    ]
-
-
-def history(session: Session, delivery_id: uuid.UUID) -> list[DeliveryEvent]:
-    """Every state change and attempt of one delivery, oldest first."""
-    account_id = ctx_of(session).require_account()
-    row = session.get(Delivery, delivery_id)
-    if row is None or row.account_id != account_id:
-        raise NotFound("no such delivery")
-    return list(
-        session.scalars(
-            select(DeliveryEvent)
-            .where(DeliveryEvent.account_id == account_id, DeliveryEvent.delivery_id == row.id)
-            .order_by(DeliveryEvent.at, DeliveryEvent.attempt)
-        ).all()
-    )
-
-
-def recipients_of(session: Session, message_id: uuid.UUID) -> list[Recipient]:
-    """Every recipient the message reached (any event), once, with when it first did.
-
-    On-call contacts are described by their e-mail or number: they are the client's staff,
-    whom the mandate names; callers are never in this list.
-    """
-    rows = _deliveries(session, message_id)
-    if not rows:
-        _message(session, message_id)
-    mandates: dict[uuid.UUID, Mandate] = {}
-    seen: dict[tuple[str, str], dt.datetime] = {}
-    for row in rows:
-        if row.status not in RECEIVED or row.mandate_id is None:
-            continue
-        if row.mandate_id not in mandates:
-            mandates[row.mandate_id] = mandate_by_id(session, row.mandate_id)[1]
-        key = (row.channel, describe(mandates[row.mandate_id], row))
-        when = row.sent_at or row.delivered_at or row.created_at
-        if key not in seen or when < seen[key]:
-            seen[key] = when
-    return [Recipient(c, d, t) for (c, d), t in sorted(seen.items(), key=lambda kv: kv[1])]
-
-
-def describe(mandate: Mandate, row: Delivery) -> str:
-    if row.channel == Channel.NOTICE_SMS:
-        return "l'appelant (notice d'information)"
-    if row.channel in ESCALATION_CHANNELS:
-        contact = mandate.on_call.contacts[row.recipient_index] if mandate.on_call else None
-        if contact is None:
-            return "astreinte"
-        if row.channel == Channel.ESCALATION_EMAIL and contact.email:
-            return contact.email
-        return contact.phone
-    recipient = mandate.recipients[row.recipient_index]
-    if isinstance(recipient, EmailNotificationRecipient):
-        return recipient.to
-    if isinstance(recipient, WebhookRecipient):
-        from urllib.parse import urlsplit
-
-        return urlsplit(recipient.url).hostname or "webhook"
-    return "portail"
-
-
-# -- webhook secrets --------------------------------------------------------------------------
-
-
-def _secret_aead(keyring: Keyring) -> AESGCM:
-    return AESGCM(keyring.derived_secret("webhook"))
-
-
-def _secret_ad(account_id: uuid.UUID, name: str, version: int) -> bytes:
-    return f"webhook-secret|{account_id}|{name}|{version}".encode()
-
-
-def set_webhook_secret(session: Session, keyring: Keyring, name: str) -> tuple[str, int]:
-    """Create, or rotate, the account's signing secret named ``name`` (the mandate's
-    ``secret_ref``); returns the secret, to be shown once, and its version. After a rotation
-    the previous secret keeps signing alongside for ``SECRET_GRACE``."""
-    account_id = ctx_of(session).require_account()
-    if not _SECRET_REF.fullmatch(name):
-        raise ValidationFailed(
-            "the name must be the mandate's secret_ref, e.g. env:CLIENT_WEBHOOK_SECRET"
-        )
-    secret = "whsec_" + secrets_module.token_urlsafe(32)
-    aead = _secret_aead(keyring)
-    row = session.scalars(
-        select(WebhookSecret).where(
-            WebhookSecret.account_id == account_id, WebhookSecret.name == name
-        )
-    ).first()
-    now = utcnow()
-    if row is None:
-        row = WebhookSecret(id=uuid.uuid4(), account_id=account_id, name=name, version=1)
-        row.secret_sealed = seal(aead, secret.encode(), _secret_ad(account_id, name, 1))
-        session.add(row)
-        action = "webhook_secret.create"
-    else:
-        # The previous secret stays sealed under its own version's associated data.
-        row.previous_sealed = row.secret_sealed
-        row.version += 1
-        row.secret_sealed = seal(aead, secret.encode(), _secret_ad(account_id, name, row.version))
-        row.rotated_at = now
-        action = "webhook_secret.rotate"
-    session.flush()
-    audit.record(session, action, "webhook_secret", row.id, details={"version": row.version})
-    return secret, row.version
-
-
-def signing_secrets(session: Session, keyring: Keyring, ref: str, now: dt.datetime) -> list[bytes]:
-    """The secrets that sign for ``ref``: the stored one (and the previous one during the
-    grace period), else the ``env:`` variable or ``file:`` content; empty if none."""
-    account_id = ctx_of(session).require_account()
-    row = session.scalars(
-        select(WebhookSecret).where(
-            WebhookSecret.account_id == account_id, WebhookSecret.name == ref
-        )
-    ).first()
-    if row is not None:
-        aead = _secret_aead(keyring)
-        out = [open_sealed(aead, row.secret_sealed, _secret_ad(account_id, ref, row.version))]
-        if row.previous_sealed and row.rotated_at and now < row.rotated_at + SECRET_GRACE:
-            ad = _secret_ad(account_id, ref, row.version - 1)
-            out.append(open_sealed(aead, row.previous_sealed, ad))
-        return out
-    kind, _, where = ref.partition(":")
-    # A mandate is the client's document: it must not point the signature at our own
-    # settings (the master key among them).
-    if kind == "env" and not where.upper().startswith("PERMANENCE_") and os.environ.get(where):
-        return [os.environ[where].encode()]
-    if kind == "file":
-        try:
-            with open(where, encoding="utf-8") as fh:
-                value = fh.read().strip()
-        except OSError:
-            return []
-        return [value.encode()] if value else []
-    return []
-
-
-# -- escalation -------------------------------------------------------------------------------
-
-
-def escalate_due(session: Session, now: dt.datetime, limit: int = 100) -> list[Delivery]:
-    """Advance the escalation clocks that are due for the context's account.
-
-    Step 1 alerts the contact on call now (or waits for the next window to open when nobody
-    is); each later step, one ``escalation_after`` apart, alerts the next contact in the
-    list, until every contact has been alerted once. An alert is an e-mail when the contact
-    has an address, and an SMS. Returns the alert rows created (due now for the worker).
-    """
-    account_id = ctx_of(session).require_account()
-    clocks = session.scalars(
-        select(Escalation)
-        .where(
-            Escalation.account_id == account_id,
-            Escalation.state == "waiting",
-            Escalation.next_at <= now,
-        )
-        .order_by(Escalation.next_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    created: list[Delivery] = []
-    for esc in clocks:
-        msg: Notifiable | None = session.get(Message, esc.message_id)
-        event = Event.NEW
-        if msg is None and (vm := voicemail_notice(session, esc.message_id)) is not None:
-            msg, event = vm, Event.VOICEMAIL
-        if msg is None or msg.acknowledged_at is not None:
-            reason = "message_gone" if msg is None else "acknowledged"
-            esc.state, esc.next_at, esc.ended_at, esc.end_reason = "stopped", None, now, reason
-            continue
-        _, mandate = mandate_by_id(session, esc.mandate_id)
-        if mandate.on_call is None:
-            esc.state, esc.next_at, esc.ended_at, esc.end_reason = "done", None, now, "no_on_call"
-            continue
-        contacts = mandate.on_call.contacts
-        if esc.step == 0:
-            # The rota is read in the mandate's zone, as the call routing reads it.
-            index = on_call_now(mandate, now)
-            if index is None:
-                esc.next_at = next_on_call_start(mandate, now)
-                continue
-        else:
-            index = ((esc.contact_index or 0) + 1) % len(contacts)
-        esc.step += 1
-        esc.contact_index = index
-        channels = [Channel.ESCALATION_SMS]
-        if contacts[index].email:
-            channels.insert(0, Channel.ESCALATION_EMAIL)
-        rows = [
-            _new_delivery(msg, esc.mandate_id, ch, index, now, event=event, step=esc.step)
-            for ch in channels
-        ]
-        session.add_all(rows)
-        session.flush()
-        for row in rows:
-            session.add(
-                DeliveryEvent(
-                    account_id=row.account_id, delivery_id=row.id, at=now, status=row.status
-                )
-            )
-        created += rows
-        if esc.step >= len(contacts):
-            esc.state, esc.next_at, esc.ended_at, esc.end_reason = "done", None, now, "list_done"
-        else:
-            esc.next_at = mandate.on_call.escalation_after.add_to(now)
-        audit.record(
-            session,
-            f"{event_kind(event)}.escalate",
-            event_kind(event),
-            msg.id,
-            subject_id=msg.caller_id,
-            details={"step": esc.step, "contact": index},
-        )
-    session.flush()
-    return created

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
@@ -37,12 +37,13 @@ from permanence import __version__, infra
 from permanence.accounts.model import Account, AccountStatus
 from permanence.accounts.service import get_account, mandate_by_id
 from permanence.audit import service as audit
-from permanence.calls.model import Call
 from permanence.config import Settings
 from permanence.context import AccessContext
 from permanence.db import ctx_of, utcnow
 from permanence.delivery import channels as content
+from permanence.delivery.escalation import escalate_due
 from permanence.delivery.model import ARRIVALS, Channel, Delivery, Event, Status
+from permanence.delivery.own_channels import Sender, preparer
 from permanence.delivery.ports import (
     HttpWebhookSender,
     SendFailed,
@@ -53,13 +54,12 @@ from permanence.delivery.ports import (
 )
 from permanence.delivery.service import (
     Notifiable,
-    escalate_due,
     is_restricted,
     retry_delay,
-    signing_secrets,
     target_of,
     transition,
 )
+from permanence.delivery.webhook_secrets import signing_secrets
 from permanence.errors import ValidationFailed
 from permanence.mail import Mail, Mailer, mailer_for
 from permanence.mandates.schema import EmailNotificationRecipient, Mandate, WebhookRecipient
@@ -290,7 +290,7 @@ def _claim(
         if channel is Channel.OPENDSR_CALLBACK:  # about a rights request, not a message
             row.attempts += 1
             row.next_attempt_at = now + LEASE
-            jobs.append(_prepare_callback(session, rt, row))
+            jobs.append(_prepare_own(session, rt, prepared, row))
             continue
         msg = target_of(session, row.event, row.message_id)
         if msg is not None and row.event in ARRIVALS and is_restricted(session, msg):
@@ -328,7 +328,7 @@ def _prepare(
     mandate = prepared.mandate(session, row.mandate_id)
     account = prepared.account
     if channel is Channel.NOTICE_SMS:
-        return _prepare_notice(session, rt, prepared, row, mandate)
+        return _prepare_own(session, rt, prepared, row, mandate)
     voicemail = event is Event.VOICEMAIL
     link = (
         content.voicemail_link(prepared.base_url)
@@ -383,31 +383,26 @@ def _prepare(
     return _with(job, sms=(contact.phone, content.escalation_sms(account.name, urgent=urgent)))
 
 
-def _prepare_callback(session: Session, rt: Runtime, row: Delivery) -> _Job:
-    """An OpenDSR status callback: the body is the request's status now, signed."""
-    from permanence.rights.callbacks import callback_request
-
-    job = _Job(delivery_id=row.id, attempt=row.attempts, channel=Channel.OPENDSR_CALLBACK)
+def _prepare_own(
+    session: Session,
+    rt: Runtime,
+    prepared: _Prepared,
+    row: Delivery,
+    mandate: Mandate | None = None,
+) -> _Job:
+    """A channel its feature prepares (``delivery.own_channels``): an OpenDSR status
+    callback (the request's status now, signed), the callers' notice by SMS (the number
+    opened from the call only now, to send)."""
+    channel = Channel(row.channel)
+    job = _Job(delivery_id=row.id, attempt=row.attempts, channel=channel)
+    sender = Sender(prepared.account.name, prepared.base_url, mandate)
     try:
-        return _with(job, webhook=callback_request(session, rt, row))
+        sending = preparer(channel)(session, rt, row, sender)
     except SendFailed as failure:
         return _with(job, error=failure)
-
-
-def _prepare_notice(
-    session: Session, rt: Runtime, prepared: _Prepared, row: Delivery, mandate: Mandate
-) -> _Job:
-    """The callers' notice by SMS: the number is opened from the call only now, to send."""
-    from permanence.calls.notice_sms import notice_link
-
-    job = _Job(delivery_id=row.id, attempt=row.attempts, channel=Channel.NOTICE_SMS)
-    call = session.get(Call, row.message_id)
-    if call is None or call.from_sealed is None or call.caller_id is None:
-        return _with(job, error=SendFailed("call_gone", retry=False))
-    cipher = rt.keyring.cipher(session, call.account_id, call.caller_id)
-    number = cipher.open_text("calls", "from", call.id, call.from_sealed)
-    link = notice_link(mandate, prepared.base_url, call)
-    return _with(job, sms=(number, content.notice_sms(prepared.account.name, link)))
+    if isinstance(sending, WebhookRequest):
+        return _with(job, webhook=sending)
+    return _with(job, sms=sending)
 
 
 def _with(job: _Job, **changes: object) -> _Job:
@@ -501,13 +496,21 @@ def _audit(session: Session, row: Delivery, action: str, error: str | None = Non
     audit.record(session, action, "delivery", row.id, subject_id=row.subject_id, details=details)
 
 
+# A housekeeping pass the loop runs after each delivery pass: its name (for the log) and the
+# step, which returns its counts.
+Pass = tuple[str, Callable[[Runtime], Mapping[str, int]]]
+
+
 class DeliveryLoop:
     """Runs ``run_due`` every ``interval`` seconds in a daemon thread, until ``stop``; and
-    with it the telephony housekeeping (stale calls, recording downloads: issue 15)."""
+    with it the ``passes`` handed in by the application (the telephony housekeeping: stale
+    calls, recording downloads, issue 15; the queue dispatch, ADR 0023). Handed in, not
+    imported here: those features build on delivery, not delivery on them (ADR 0033)."""
 
-    def __init__(self, rt: Runtime, interval: float) -> None:
+    def __init__(self, rt: Runtime, interval: float, *, passes: Sequence[Pass]) -> None:
         self.rt = rt
         self.interval = interval
+        self.passes = tuple(passes)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="permanence-delivery", daemon=True)
         self.backlog = Backlog()
@@ -532,19 +535,11 @@ class DeliveryLoop:
                 )
             except Exception as exc:  # keep the loop alive; the next pass retries
                 log.error("delivery pass failed: %s", infra.describe(exc))
-            self._telephony()
+            self._housekeeping()
             self._stop.wait(self.interval)
 
-    def _telephony(self) -> None:
-        from permanence.recordings.downloads import run_due as run_downloads
-        from permanence.routing.dispatch import tick as queue_dispatch
-        from permanence.telephony.stale import resolve_stale
-
-        for name, step in (
-            ("stale calls", resolve_stale),
-            ("recording downloads", run_downloads),
-            ("queue dispatch", queue_dispatch),
-        ):
+    def _housekeeping(self) -> None:
+        for name, step in self.passes:
             try:
                 counts = step(self.rt)
                 if any(counts.values()):

@@ -25,7 +25,7 @@ from permanence.contracts import flowdown, scc
 from permanence.contracts import service as contracts
 from permanence.contracts.scc_document import Signatory
 from permanence.db import switch_account, utcnow
-from permanence.delivery.service import set_webhook_secret
+from permanence.delivery.webhook_secrets import set_webhook_secret
 from permanence.dpia import service as dpias
 from permanence.errors import Conflict
 from permanence.mandates.base import FieldType

@@ -1,7 +1,12 @@
 """Mandates: a client's documented instructions (GDPR Art. 28(3)(a)) as validated data."""
 
-# The schema first: `hours` reads its base from it while `mandate` is being built (see schema.py).
-# isort: off
+from permanence.mandates.forms import (
+    FieldError,
+    FormField,
+    SubmissionInvalid,
+    form_for,
+    validate_submission,
+)
 from permanence.mandates.schema import (
     LEGAL_MAXIMA,
     ConsentWording,
@@ -42,14 +47,6 @@ from permanence.mandates.schema import (
     parse_duration,
     parse_mandate,
 )
-from permanence.mandates.forms import (
-    FieldError,
-    FormField,
-    SubmissionInvalid,
-    form_for,
-    validate_submission,
-)
-# isort: on
 
 __all__ = [
     "LEGAL_MAXIMA",

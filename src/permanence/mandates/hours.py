@@ -27,10 +27,12 @@ import holidays as holidays_lib
 import pydantic
 from pydantic import field_validator, model_validator
 
-from permanence.mandates.schema import CountryCode, Text, _Model, _reject
+from permanence.mandates.base import CountryCode, Text, _Model
+from permanence.mandates.errors import _reject
 
 if TYPE_CHECKING:
-    from permanence.mandates.schema import Mandate, OnCall, OnCallContact
+    from permanence.mandates.mandate import Mandate
+    from permanence.mandates.sections import OnCall, OnCallContact
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_MINUTES = 24 * 60

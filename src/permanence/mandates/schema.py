@@ -8,18 +8,6 @@ hosting, agenda), `rules` (the rules across sections), `mandate` (`Mandate`), `p
 (parse, dump, diff). New code imports from those modules.
 """
 
-# Order matters: `mandates.hours` reads `CountryCode`, `Text`, `_Model` and `_reject` from
-# this module, and `mandate` imports `hours`; so these names are bound here first, before
-# `mandate` is imported (the package's __init__ imports this module first).
-# isort: off
-from permanence.mandates.errors import (
-    FieldNotInPurpose,
-    MandateInvalid,
-    MandateUnversioned,
-    PurposeNotInMandate,
-    _reject,
-)
-from permanence.mandates.durations import IsoDuration, parse_duration
 from permanence.mandates.base import (
     LEGAL_MAXIMA,
     CountryCode,
@@ -36,6 +24,16 @@ from permanence.mandates.base import (
     normalise_email,
     normalise_phone,
 )
+from permanence.mandates.durations import IsoDuration, parse_duration
+from permanence.mandates.errors import (
+    FieldNotInPurpose,
+    MandateInvalid,
+    MandateUnversioned,
+    PurposeNotInMandate,
+    _reject,
+)
+from permanence.mandates.mandate import Mandate
+from permanence.mandates.parsing import diff_mandates, dump_mandate, parse_mandate
 from permanence.mandates.purposes import ConsentWording, Field, Purpose, Retention
 from permanence.mandates.sections import (
     Controller,
@@ -52,9 +50,6 @@ from permanence.mandates.sections import (
     Transfer,
     WebhookRecipient,
 )
-from permanence.mandates.mandate import Mandate
-from permanence.mandates.parsing import diff_mandates, dump_mandate, parse_mandate
-# isort: on
 
 __all__ = [
     "LEGAL_MAXIMA",

@@ -122,7 +122,7 @@ def message_deliveries(
     account_id: uuid.UUID, message_id: uuid.UUID, p: MessageReader, rt: CurrentRuntime
 ) -> list[S.DeliveryOut]:
     """The delivery ledger of a message: each channel's sent, delivered, viewed, acknowledged."""
-    from permanence.delivery import service as delivery
+    from permanence.delivery import ledger as delivery
 
     with unit_of_work(rt, p, account_id, f"message:{message_id}", readonly=True) as s:
         return [
@@ -155,7 +155,7 @@ def message_recipients(
     account_id: uuid.UUID, message_id: uuid.UUID, p: MessageReader, rt: CurrentRuntime
 ) -> list[S.RecipientOut]:
     """Who received the message (Art. 19: the recipients a data subject may ask for)."""
-    from permanence.delivery import service as delivery
+    from permanence.delivery import ledger as delivery
 
     with unit_of_work(rt, p, account_id, f"message:{message_id}", readonly=True) as s:
         return [

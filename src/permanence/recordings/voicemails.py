@@ -74,6 +74,17 @@ def _require_reader(session: Session) -> uuid.UUID:
     return ctx.require_account()
 
 
+@delivery.reads_voicemails
+def _notice(session: Session, recording_id: uuid.UUID) -> delivery.VoicemailNotice | None:
+    """A voicemail as the delivery ledger sees it (its escalation clock, its notices)."""
+    rec = session.get(Recording, recording_id)
+    if rec is None or rec.kind != "voicemail":
+        return None
+    return delivery.VoicemailNotice(
+        rec.id, rec.account_id, rec.caller_id, rec.created_at, rec.treated_at
+    )
+
+
 def get_voicemail(session: Session, voicemail_id: uuid.UUID) -> Recording:
     account_id = ctx_of(session).require_account()
     rec = session.get(Recording, voicemail_id)

@@ -44,6 +44,8 @@ from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
 from permanence.db import Database, ctx_of, utcnow
 from permanence.errors import NotFound, PermissionDenied, ValidationFailed
+from permanence.evaluations.model import Evaluation
+from permanence.evaluations.service import period as evaluation_period
 from permanence.filestore import RecordingStore
 from permanence.mandates.base import RetentionKind
 from permanence.mandates.durations import IsoDuration
@@ -193,6 +195,15 @@ register(
         extra_holds=lambda account_id: Recording.call_id.in_(_held_ids(account_id, "calls")),
     )
 )
+register(
+    RecordKind(
+        "evaluations",
+        Evaluation,
+        Evaluation.created_at,
+        # The provider's grid of a call: the mandate's period, at most 1 year (CNIL).
+        lambda _mid, m: [(Evaluation.id.is_not(None), evaluation_period(m))],
+    )
+)
 
 
 # -- legal holds ----------------------------------------------------------------------------
@@ -306,12 +317,14 @@ def _due_condition(
         LegalHold.released_at.is_(None),
         LegalHold.caller_id.is_not(None),
     )
+    # A record that names no caller (an evaluation grid) is held by account or record only.
+    caller = getattr(kind.model, "caller_id", None)
     cond = and_(
         kind.model.account_id == account_id,
         kind.anchor <= latest,
         or_(*branches),
         kind.model.id.not_in(_held_ids(account_id, kind.name)),
-        or_(kind.model.caller_id.is_(None), kind.model.caller_id.not_in(held_callers)),
+        or_(caller.is_(None), caller.not_in(held_callers)) if caller is not None else true(),
         not_(kind.extra_holds(account_id)) if kind.extra_holds else true(),
     )
     return cond, latest

@@ -26,6 +26,7 @@ from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
 from permanence.accounts.model import Account
 from permanence.db import utcnow
 from permanence.delivery.model import Channel, Delivery, DeliveryEvent, Event, Status
+from permanence.delivery.own_channels import Sender, prepares
 from permanence.delivery.ports import SendFailed, WebhookRequest, WebhookSender
 from permanence.rights import opendsr
 from permanence.rights.model import RightsRequest, Source
@@ -140,6 +141,12 @@ def callback_request(session: Session, rt: Runtime, row: Delivery) -> WebhookReq
         **opendsr.signature_headers(signer, rt.settings.public_base_url, body),
     }
     return WebhookRequest(url, body, headers)
+
+
+@prepares(Channel.OPENDSR_CALLBACK)
+def _prepare(session: Session, rt: Runtime, row: Delivery, _sender: Sender) -> WebhookRequest:
+    """The worker's preparer of this channel (``delivery.own_channels``)."""
+    return callback_request(session, rt, row)
 
 
 def attempt_now(

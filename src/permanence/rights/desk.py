@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from permanence.audit import service as audit
 from permanence.audit.model import AuditEntry
 from permanence.db import ctx_of
-from permanence.delivery.service import Recipient
+from permanence.delivery.ledger import Recipient
 from permanence.errors import ValidationFailed
 from permanence.rights import clock, letters
 from permanence.rights import service as rights

@@ -13,7 +13,7 @@ from permanence.audit import service as audit
 from permanence.calls.model import Call
 from permanence.consents.model import Consent
 from permanence.crypto.keyring import Keyring
-from permanence.delivery import service as delivery
+from permanence.delivery import ledger as delivery
 from permanence.delivery.model import Delivery
 from permanence.errors import Conflict
 from permanence.messages.model import Appointment, Message

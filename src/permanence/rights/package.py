@@ -31,7 +31,7 @@ from permanence.audit import service as audit
 from permanence.crypto.keyring import Keyring, SubjectCipher
 from permanence.crypto.stream import decrypt_stream
 from permanence.db import utcnow
-from permanence.delivery import service as delivery
+from permanence.delivery import ledger as delivery
 from permanence.filestore import RecordingStore
 from permanence.mandates.base import LegalBasis
 from permanence.mandates.mandate import Mandate

@@ -30,12 +30,14 @@ from sqlalchemy.orm import Session
 from permanence.accounts.model import Account
 from permanence.audit import service as audit
 from permanence.calls import outcome as outcomes
+from permanence.calls import service as calls
 from permanence.calls.model import Call
 from permanence.config import Settings
-from permanence.db import switch_account, utcnow
-from permanence.errors import NotFound, ValidationFailed
+from permanence.db import ctx_of, switch_account, utcnow
+from permanence.errors import Conflict, NotFound, ValidationFailed
 from permanence.mandates.schema import Mandate
 from permanence.routing.model import QueueEntry
+from permanence.staff.training import require_trained
 from permanence.stats import presence
 from permanence.telephony import twiml
 from permanence.telephony.service import Webhook
@@ -453,3 +455,18 @@ def back_to_queue(session: Session, entry: QueueEntry, *, missed: bool, reason: 
     )
     if missed and operator_id is not None:
         presence.move(session, operator_id, "break", utcnow())
+
+
+def take_from_queue(session: Session, call_id: uuid.UUID) -> Call:
+    """The operator takes a ringing call from the console's list: answered, and theirs; a
+    call someone else took already is a Conflict, and so is one the provider's queue holds
+    (it is offered to an available operator: ``routing.dispatch``)."""
+    require_trained(session, ctx_of(session))
+    call = calls.get_call(session, call_id)
+    session.refresh(call, with_for_update=True)  # two operators clicking at once
+    if call.status != "ringing":
+        raise Conflict("this call has already been taken")
+    if session.get(QueueEntry, call.id) is not None:  # the queue offers it (routing.dispatch)
+        raise Conflict("this call waits in the queue: it is offered to an available operator")
+    calls.answer(session, call)
+    return call

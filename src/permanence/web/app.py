@@ -52,10 +52,19 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         from permanence.delivery.worker import DeliveryLoop
+        from permanence.recordings.downloads import run_due as run_downloads
+        from permanence.routing.dispatch import tick as queue_dispatch
+        from permanence.telephony.stale import resolve_stale
 
         loop = None
         if deliveries and rt.settings.delivery_interval > 0:
-            loop = DeliveryLoop(rt, rt.settings.delivery_interval)
+            # The housekeeping the loop runs after each delivery pass, in this order.
+            passes = (
+                ("stale calls", resolve_stale),
+                ("recording downloads", run_downloads),
+                ("queue dispatch", queue_dispatch),
+            )
+            loop = DeliveryLoop(rt, rt.settings.delivery_interval, passes=passes)
             loop.start()
         try:
             yield
@@ -166,6 +175,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
 
     app.include_router(console_voicemail_pages)
     app.include_router(stats_pages)
+    from permanence.evaluations.pages import router as evaluation_pages
+
+    app.include_router(evaluation_pages)
     from permanence.staff.api import router as staff_router
 
     app.include_router(staff_router)
@@ -197,13 +209,14 @@ def page_router() -> APIRouter:
     from permanence.audits import pages as audits
     from permanence.breaches import pages as breaches
     from permanence.staff import credentials_pages, signin_pages, training_pages
-    from permanence.web.pages import admin, console, dpo, portal
+    from permanence.web.pages import admin, console, console_save, dpo, portal
 
     router = APIRouter(include_in_schema=False)
     for module in (
         signin_pages,
         credentials_pages,
         console,
+        console_save,
         portal,
         dpo,
         training_pages,

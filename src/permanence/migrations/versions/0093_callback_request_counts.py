@@ -1,7 +1,7 @@
 """account figures: the calls whose caller chose a call-back in the queue, counted apart
 
 Revision ID: 0093
-Revises: 0089
+Revises: 0092
 Create Date: 2026-12-06 14:30:00
 
 ``account_hourly_stats.callback_request``: the calls of the hour whose outcome is
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0093"
-down_revision: str | None = "0089"
+down_revision: str | None = "0092"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
