@@ -11,6 +11,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from permanence.config import Settings
 from permanence.crypto.model import KeyEpoch, SubjectKey
 from permanence.errors import IntegrityFailure, KeyUnavailable
 from permanence.runtime import Runtime
@@ -223,3 +224,36 @@ def test_readiness_refuses_an_epoch_file_without_the_databases_epochs(rt: Runtim
     finally:
         other.close()
         aside.rename(path)
+
+
+def test_the_schema_goes_below_0088_only_when_no_key_is_wrapped_under_an_epoch(
+    rt: Runtime, settings: Settings
+) -> None:
+    """Below 0088 the epoch layer does not exist: a key wrapped under it would be lost, so the
+    downgrade refuses while one is; an epoch that wraps no key does not hold it back."""
+    from alembic import command
+    from sqlalchemy import create_engine, pool, text
+
+    from permanence import schema
+    from tests.conftest import PG_URL
+
+    account = make_account(rt)
+    make_caller(rt, account.id, last="Martin", phone=None)
+    rt.close()
+    url = settings.effective_migration_url
+    cfg = schema.alembic_config(url)
+    with pytest.raises(RuntimeError, match="cannot go below 0088"):
+        command.downgrade(cfg, "0088-1")
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            if PG_URL:
+                conn.execute(
+                    text("SELECT set_config('app.account_id', :a, true)"), {"a": str(account.id)}
+                )
+            conn.execute(text("DELETE FROM subject_keys"))
+            assert conn.scalar(text("SELECT count(*) FROM key_epochs")) == 1
+    finally:
+        engine.dispose()
+    command.downgrade(cfg, "0088-1")
+    schema.upgrade(url, settings.database_app_role)

@@ -42,9 +42,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # key_epochs is not under row-level security (subject_keys is): any epoch means wrapped keys.
-    epochs = op.get_bind().execute(sa.text("SELECT count(*) FROM key_epochs"))
-    if epochs.scalar_one():
+    if _wrapped_keys(op.get_bind()):
         # Their outer layer needs the epoch key: dropping the column would lose every caller.
         raise RuntimeError(
             "subject keys are wrapped under erasure epochs: this release cannot go below 0088"
@@ -53,3 +51,25 @@ def downgrade() -> None:
     with op.batch_alter_table("subject_keys", schema=None) as batch_op:
         batch_op.drop_index("ix_subject_keys_account_id_epoch")
         batch_op.drop_column("epoch")
+
+
+def _wrapped_keys(conn: sa.Connection) -> bool:
+    """Whether any subject key carries the epoch layer (epoch 0 means none). subject_keys is
+    under row-level security on PostgreSQL: each account is looked at under its own id. An
+    epoch that exists but wraps no key (a runtime started, no caller yet) does not hold the
+    downgrade back."""
+    postgres = conn.dialect.name == "postgresql"
+    for (account_id,) in conn.execute(sa.text("SELECT id FROM accounts")).all():
+        if postgres:
+            conn.execute(
+                sa.text("SELECT set_config('app.account_id', :a, true)"), {"a": str(account_id)}
+            )
+        found = conn.execute(
+            sa.text("SELECT 1 FROM subject_keys WHERE account_id = :a AND epoch > 0 LIMIT 1"),
+            {"a": account_id},
+        ).first()
+        if found is not None:
+            return True
+    if postgres:
+        conn.execute(sa.text("SELECT set_config('app.account_id', '', true)"))
+    return False
