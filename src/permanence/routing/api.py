@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import httpx
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
+from sqlalchemy.orm import Session
 
 from permanence.context import Role
 from permanence.errors import ConfigurationError, NotFound
@@ -37,6 +39,7 @@ api_router = APIRouter(prefix="/api/v1")
 
 Hook = Annotated[service.Webhook, Depends(verified_hook)]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+T = TypeVar("T")
 
 
 def _rt(request: Request) -> Runtime:
@@ -57,15 +60,20 @@ def _context(provider: str) -> Any:
     return service.webhook_context(provider)
 
 
+async def _in_session(rt: Runtime, hook: service.Webhook, step: Callable[[Session], T]) -> T:
+    """One webhook's work in one session under the provider's context, off the event loop."""
+
+    def run() -> T:
+        with rt.db.session(_context(hook.provider)) as s:
+            return step(s)
+
+    return await run_in_threadpool(run)
+
+
 @router.post("/{provider}/wait")
 async def wait(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
     rt = _rt(request)
-
-    def run() -> str:
-        with rt.db.session(_context(hook.provider)) as s:
-            return queue.wait(s, rt.settings, hook)
-
-    reply = await run_in_threadpool(run)
+    reply = await _in_session(rt, hook, lambda s: queue.wait(s, rt.settings, hook))
     _dispatch_later(background, rt)
     return _xml(reply)
 
@@ -76,14 +84,13 @@ async def left(request: Request, hook: Hook, background: BackgroundTasks) -> Res
 
     cancel: list[str] = []
 
-    def run() -> str:
-        with rt.db.session(_context(hook.provider)) as s:
-            reply = queue.left(s, rt.settings, hook)
-            if "cancel_offer" in s.info:
-                cancel.append(s.info.pop("cancel_offer"))
-            return reply
+    def step(s: Session) -> str:
+        reply = queue.left(s, rt.settings, hook)
+        if "cancel_offer" in s.info:
+            cancel.append(s.info.pop("cancel_offer"))
+        return reply
 
-    reply = await run_in_threadpool(run)
+    reply = await _in_session(rt, hook, step)
     for sid in cancel:
         background.add_task(_cancel_offer, rt, sid)
     _dispatch_later(background, rt)  # an operator may be free again
@@ -101,35 +108,20 @@ def _cancel_offer(rt: Runtime, sid: str) -> None:
 @router.post("/{provider}/operator")
 async def operator(request: Request, hook: Hook) -> Response:
     rt = _rt(request)
-
-    def run() -> str:
-        with rt.db.session(_context(hook.provider)) as s:
-            return queue.operator(s, rt.settings, hook)
-
-    return _xml(await run_in_threadpool(run))
+    return _xml(await _in_session(rt, hook, lambda s: queue.operator(s, rt.settings, hook)))
 
 
 @router.post("/{provider}/connect")
 async def connect(request: Request, hook: Hook) -> Response:
     rt = _rt(request)
-
-    def run() -> str:
-        with rt.db.session(_context(hook.provider)) as s:
-            return queue.connect(s, hook)
-
-    return _xml(await run_in_threadpool(run))
+    return _xml(await _in_session(rt, hook, lambda s: queue.connect(s, hook)))
 
 
 @router.post("/{provider}/transfer")
 async def transfer(request: Request, hook: Hook) -> Response:
     """The caller's leg redirected by a cold transfer: dial the mandate's contact."""
     rt = _rt(request)
-
-    def run() -> str:
-        with rt.db.session(_context(hook.provider)) as s:
-            return transfers.transfer_twiml(s, hook)
-
-    return _xml(await run_in_threadpool(run))
+    return _xml(await _in_session(rt, hook, lambda s: transfers.transfer_twiml(s, hook)))
 
 
 @router.post("/{provider}/warm-{step}")
@@ -138,32 +130,19 @@ async def warm(request: Request, step: str, hook: Hook) -> Response:
     ``back``, ``done``; ``contact-status`` is the contact's leg's status callback."""
     rt = _rt(request)
     if step == "contact-status":
-
-        def status() -> None:
-            with rt.db.session(_context(hook.provider)) as s:
-                transfers.warm_contact_status(s, hook)
-
-        await run_in_threadpool(status)
+        await _in_session(rt, hook, lambda s: transfers.warm_contact_status(s, hook))
         return Response(status_code=204)
     if step not in ("consult", "contact", "join", "back", "done"):
         raise NotFound("no such step")
-
-    def run() -> str:
-        with rt.db.session(_context(hook.provider)) as s:
-            return transfers.warm_twiml(s, rt.settings, hook, step)
-
-    return _xml(await run_in_threadpool(run))
+    return _xml(
+        await _in_session(rt, hook, lambda s: transfers.warm_twiml(s, rt.settings, hook, step))
+    )
 
 
 @router.post("/{provider}/offer-status", status_code=204)
 async def offer_status(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
     rt = _rt(request)
-
-    def run() -> bool:
-        with rt.db.session(_context(hook.provider)) as s:
-            return queue.offer_status(s, hook)
-
-    if await run_in_threadpool(run):
+    if await _in_session(rt, hook, lambda s: queue.offer_status(s, hook)):
         _dispatch_later(background, rt)
     return Response(status_code=204)
 
@@ -176,19 +155,18 @@ async def recording(request: Request, hook: Hook, background: BackgroundTasks) -
     hook.sid("RecordingSid")
     api = telephony_api(rt)
 
-    def run() -> uuid.UUID | None:
-        with rt.db.session(_context(hook.provider)) as s:
-            entry = s.get(QueueEntry, hook.query_uuid("c"))
-            if entry is None or entry.offer_sid != hook.sid("CallSid"):
-                raise NotFound("no such call")
-            as_caller = service.Webhook(
-                provider=hook.provider,
-                form={**hook.form, "CallSid": entry.caller_sid},
-                query={**hook.query, "k": "call"},
-            )
-            return service.queue_recording(s, rt.settings, as_caller)
+    def step(s: Session) -> uuid.UUID | None:
+        entry = s.get(QueueEntry, hook.query_uuid("c"))
+        if entry is None or entry.offer_sid != hook.sid("CallSid"):
+            raise NotFound("no such call")
+        as_caller = service.Webhook(
+            provider=hook.provider,
+            form={**hook.form, "CallSid": entry.caller_sid},
+            query={**hook.query, "k": "call"},
+        )
+        return service.queue_recording(s, rt.settings, as_caller)
 
-    job = await run_in_threadpool(run)
+    job = await _in_session(rt, hook, step)
     if job is not None:
         from permanence.recordings.downloads import run_in_background
 
@@ -203,36 +181,25 @@ async def recording(request: Request, hook: Hook, background: BackgroundTasks) -
 async def callback(request: Request, hook: Hook) -> Response:
     """The operator answered the call-back placed to their device: whisper, then the person."""
     rt = _rt(request)
-
-    def run() -> str:
-        with rt.db.session(_context(hook.provider)) as s:
-            return callbacks.operator_twiml(s, rt.settings, rt.keyring, hook)
-
-    return _xml(await run_in_threadpool(run))
+    return _xml(
+        await _in_session(
+            rt, hook, lambda s: callbacks.operator_twiml(s, rt.settings, rt.keyring, hook)
+        )
+    )
 
 
 @router.post("/{provider}/callback-done")
 async def callback_done(request: Request, hook: Hook) -> Response:
     """The call-back's ``<Dial>`` action: the person answered (talk time), or not."""
     rt = _rt(request)
-
-    def run() -> str:
-        with rt.db.session(_context(hook.provider)) as s:
-            return callbacks.done(s, hook)
-
-    return _xml(await run_in_threadpool(run))
+    return _xml(await _in_session(rt, hook, lambda s: callbacks.done(s, hook)))
 
 
 @router.post("/{provider}/callback-status", status_code=204)
 async def callback_status(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
     """The call-back's operator leg: its final status; the operator's wrap-up."""
     rt = _rt(request)
-
-    def run() -> None:
-        with rt.db.session(_context(hook.provider)) as s:
-            callbacks.status(s, hook)
-
-    await run_in_threadpool(run)
+    await _in_session(rt, hook, lambda s: callbacks.status(s, hook))
     _dispatch_later(background, rt)  # the operator may be available again
     return Response(status_code=204)
 
@@ -241,12 +208,7 @@ async def callback_status(request: Request, hook: Hook, background: BackgroundTa
 async def callback_key(request: Request, hook: Hook) -> Response:
     """The ``<Gather>`` of the waiting music: the caller pressed the call-back key (or not)."""
     rt = _rt(request)
-
-    def run() -> str:
-        with rt.db.session(_context(hook.provider)) as s:
-            return queue.callback_key(s, rt.settings, hook)
-
-    return _xml(await run_in_threadpool(run))
+    return _xml(await _in_session(rt, hook, lambda s: queue.callback_key(s, rt.settings, hook)))
 
 
 # -- devices (administrators) ------------------------------------------------------------------
