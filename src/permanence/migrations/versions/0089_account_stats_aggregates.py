@@ -13,7 +13,6 @@ under row-level security on PostgreSQL) and then kept equal to the rows by the a
 (ADR 0032).
 """
 
-import uuid
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -100,22 +99,6 @@ def upgrade() -> None:
         enable_tenant_isolation(conn, table)
     # Filled by 0093, once the table has every column the application's rebuild writes
     # (``rebuild`` is today's code: run here, it would write 0093's column before it exists).
-
-
-def _backfill(conn: sa.Connection) -> None:
-    """The aggregates of the rows already there, account by account (on PostgreSQL the
-    policies apply to the owner too: each account is set as the application sets it)."""
-    from permanence.stats.aggregates import rebuild
-
-    pg = conn.dialect.name == "postgresql"
-    for (account_id,) in conn.execute(sa.text("SELECT id FROM accounts")).all():
-        if pg:
-            conn.execute(
-                sa.text("SELECT set_config('app.account_id', :a, true)"), {"a": str(account_id)}
-            )
-        rebuild(conn, account_id if isinstance(account_id, uuid.UUID) else uuid.UUID(account_id))
-    if pg:
-        conn.execute(sa.text("SELECT set_config('app.account_id', '', true)"))
 
 
 def downgrade() -> None:
