@@ -43,6 +43,8 @@ class QueueEntry(Base):
     __table_args__ = (
         Index("ix_call_queue_waiting", "state", "priority", "enqueued_at"),
         Index("ix_call_queue_operator", "operator_id", "state"),
+        # Call-backs asked for (``requested``) and offered (``offered``), oldest first.
+        Index("ix_call_queue_result", "result", "left_at"),
         {"info": {"shared_registry": True}},
     )
 
