@@ -165,8 +165,9 @@ class Settings(BaseSettings):
     )
     telnyx_api_key: str | None = Field(
         default=None,
-        description="Telnyx API key (bearer token) for the TeXML REST API, used when "
-        "PERMANENCE_ROUTING_PROVIDER=telnyx.",
+        description="Telnyx API key (bearer token) for the TeXML REST API: the queue's "
+        "offers when PERMANENCE_ROUTING_PROVIDER=telnyx, and the recordings and stale calls "
+        "of calls that came through Telnyx.",
     )
     telnyx_account_sid: str | None = Field(
         default=None, description="Telnyx account id in the TeXML REST API's paths."

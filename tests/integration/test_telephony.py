@@ -364,7 +364,7 @@ def test_operator_stop_button_stops_at_provider_and_the_audio_is_discarded(
     sid, callback = _recorded_call(client, rt)
     call = the_call(rt, sid)
     api = TwilioRestApi.from_settings(rt.settings)
-    assert telephony.stop_recording(rt, lambda: api, ctx_for(call.account_id), call.id) is True
+    assert telephony.stop_recording(rt, lambda _provider: api, ctx_for(call.account_id), call.id) is True
     assert provider.stopped == [sid]
     provider.recordings["RE" + "3" * 32] = AUDIO
     params = {

@@ -30,6 +30,7 @@ from permanence.recordings import service as recordings
 from permanence.render import PARIS
 from permanence.telephony.stale import resolve_stale
 from tests.provider_server import ACCOUNT_SID, AUTH_TOKEN, ProviderServer
+from tests.telnyx_server import ACCOUNT, API_KEY, APPLICATION, TelnyxServer
 from tests.web.conftest import World
 
 PUBLIC = "https://permanence.example"
@@ -88,7 +89,9 @@ class Phone:
         url = f"{PUBLIC}/telephony/{self.provider}/status"
         assert self.post(url, params).status_code == 204
 
-    def recording(self, url: str, rec_sid: str, provider: ProviderServer, seconds: int) -> None:
+    def recording(
+        self, url: str, rec_sid: str, provider: ProviderServer | TelnyxServer, seconds: int
+    ) -> None:
         provider.recordings[rec_sid] = AUDIO
         params = {
             "CallSid": self.sid,
@@ -121,7 +124,7 @@ def sid_for(world: World, *, recorded: bool, prefix: str = "CA") -> str:
 # -- the flows, as the provider sends them ----------------------------------------------------
 
 
-def answered_unrecorded(p: Phone, provider: ProviderServer) -> None:
+def answered_unrecorded(p: Phone, provider: ProviderServer | TelnyxServer) -> None:
     action = dial_of(p.incoming()).get("action", "")
     reply = p.twiml(
         action, DialCallStatus="completed", DialCallDuration="95", CallStatus="in-progress"
@@ -130,7 +133,7 @@ def answered_unrecorded(p: Phone, provider: ProviderServer) -> None:
     p.status("completed", 130)
 
 
-def answered_recorded(p: Phone, provider: ProviderServer) -> None:
+def answered_recorded(p: Phone, provider: ProviderServer | TelnyxServer) -> None:
     gather = p.incoming().find("Gather")
     assert gather is not None
     dial = dial_of(p.twiml(gather.get("action", "")))
@@ -150,7 +153,7 @@ def answered_recorded(p: Phone, provider: ProviderServer) -> None:
     p.status("completed", 130)
 
 
-def objected(p: Phone, provider: ProviderServer) -> None:
+def objected(p: Phone, provider: ProviderServer | TelnyxServer) -> None:
     gather = p.incoming().find("Gather")
     assert gather is not None
     dial = dial_of(p.twiml(gather.get("action", ""), Digits="9"))
@@ -159,7 +162,7 @@ def objected(p: Phone, provider: ProviderServer) -> None:
     p.status("completed", 130)
 
 
-def voicemail_left(p: Phone, provider: ProviderServer) -> None:
+def voicemail_left(p: Phone, provider: ProviderServer | TelnyxServer) -> None:
     action = dial_of(p.incoming()).get("action", "")
     reply = p.twiml(action, DialCallStatus="no-answer", CallStatus="in-progress")
     record = reply.find("Record")
@@ -175,7 +178,7 @@ def voicemail_left(p: Phone, provider: ProviderServer) -> None:
     p.status("completed", 60)
 
 
-def voicemail_hung_up_silent(p: Phone, provider: ProviderServer) -> None:
+def voicemail_hung_up_silent(p: Phone, provider: ProviderServer | TelnyxServer) -> None:
     action = dial_of(p.incoming()).get("action", "")
     record = p.twiml(action, DialCallStatus="no-answer", CallStatus="in-progress").find("Record")
     assert record is not None
@@ -183,7 +186,7 @@ def voicemail_hung_up_silent(p: Phone, provider: ProviderServer) -> None:
     p.status("completed", 40)
 
 
-def hung_up_while_ringing(p: Phone, provider: ProviderServer) -> None:
+def hung_up_while_ringing(p: Phone, provider: ProviderServer | TelnyxServer) -> None:
     action = dial_of(p.incoming()).get("action", "")
     # The caller hung up: the <Dial> ends unanswered and the call itself is over.
     reply = p.twiml(action, DialCallStatus="no-answer", CallStatus="completed")
@@ -191,21 +194,21 @@ def hung_up_while_ringing(p: Phone, provider: ProviderServer) -> None:
     p.status("completed", 14)
 
 
-def hung_up_during_notice(p: Phone, provider: ProviderServer) -> None:
+def hung_up_during_notice(p: Phone, provider: ProviderServer | TelnyxServer) -> None:
     assert p.incoming().find("Gather") is not None
     p.status("completed", 6)
 
 
-def busy(p: Phone, provider: ProviderServer) -> None:
+def busy(p: Phone, provider: ProviderServer | TelnyxServer) -> None:
     p.incoming()
     p.status("busy")
 
 
-def lost_status_expires(p: Phone, provider: ProviderServer) -> None:
+def lost_status_expires(p: Phone, provider: ProviderServer | TelnyxServer) -> None:
     p.incoming()  # ... and then nothing: the final status callback is lost.
 
 
-def lost_status_asked_of_provider(p: Phone, provider: ProviderServer) -> None:
+def lost_status_asked_of_provider(p: Phone, provider: ProviderServer | TelnyxServer) -> None:
     action = dial_of(p.incoming()).get("action", "")
     p.twiml(action, DialCallStatus="completed", DialCallDuration="95", CallStatus="in-progress")
     provider.calls[p.sid] = ("completed", 130)  # what the REST API says; no callback came
@@ -213,7 +216,7 @@ def lost_status_asked_of_provider(p: Phone, provider: ProviderServer) -> None:
 
 @dataclass(frozen=True)
 class Case:
-    flow: Callable[[Phone, ProviderServer], None]
+    flow: Callable[[Phone, ProviderServer | TelnyxServer], None]
     recorded: bool
     outcome: str
     recording_state: str = "off"
@@ -258,7 +261,21 @@ def test_each_flow_ends_in_one_outcome_everywhere(
     prefix = "v3:" if case.provider == "telnyx" else "CA"
     sid = sid_for(world, recorded=case.recorded, prefix=prefix)
     phone = Phone(world.client(), case.provider, sid, key)
-    case.flow(phone, provider)
+    if case.provider == "telnyx":  # its recordings are fetched from, and deleted at, Telnyx
+        telnyx = TelnyxServer().start()
+        rt.settings.telnyx_api_base_url = telnyx.base_url
+        rt.settings.telnyx_api_key, rt.settings.telnyx_account_sid = API_KEY, ACCOUNT
+        rt.settings.telnyx_texml_application_sid = APPLICATION
+        try:
+            case.flow(phone, telnyx)
+        finally:
+            telnyx.stop()
+        if case.outcome == "voicemail":
+            assert telnyx.deleted == ["RE" + "6" * 32]
+            assert {auth for _m, _p, auth in telnyx.requests} == {f"Bearer {API_KEY}"}
+        assert provider.requests == []  # nothing asked of Twilio for a Telnyx call
+    else:
+        case.flow(phone, provider)
     if case.sweep is not None:
         later = utcnow() + dt.timedelta(minutes=rt.settings.telephony_stale_minutes + 1)
         if case.sweep == "no-credentials":

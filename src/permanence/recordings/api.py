@@ -193,4 +193,4 @@ def stop_recording(
     ctx = account_context(p, account_id, f"call:{call_id}")
     with unit_of_work(rt, p, account_id, f"call:{call_id}", readonly=True) as s:
         calls.get_call(s, call_id)
-    telephony.stop_recording(rt, lambda: telephony_api(rt), ctx, call_id)
+    telephony.stop_recording(rt, lambda provider: telephony_api(rt, provider), ctx, call_id)

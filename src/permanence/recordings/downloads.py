@@ -41,7 +41,7 @@ from permanence.errors import PermanenceError
 from permanence.filestore import RecordingStore, storage_key, store_from_settings
 from permanence.recordings.model import Recording, RecordingDownload
 from permanence.runtime import Runtime
-from permanence.telephony.ports import TelephonyApi
+from permanence.telephony.ports import TelephonyApi, configured_apis
 
 log = logging.getLogger("permanence.recordings")
 
@@ -80,6 +80,7 @@ class _Job:
     duration_s: int | None
     attempts: int
     recording_id: uuid.UUID | None
+    provider: str = "twilio"
     caller_id: uuid.UUID | None = None
     mandate_id: uuid.UUID | None = None
     dek: bytes = b""
@@ -95,13 +96,13 @@ def run_due(
     only: tuple[uuid.UUID, uuid.UUID] | None = None,
 ) -> dict[str, int]:
     """One pass over every active account (or ``only`` = (account id, job id)); returns counts
-    ``stored``, ``deleted_at_provider``, ``retrying``, ``failed``."""
-    from permanence.telephony.stale import default_api
-
+    ``stored``, ``deleted_at_provider``, ``retrying``, ``failed``. Each recording is fetched
+    from, and deleted at, the provider its call came through (``api``, when given, serves
+    every call)."""
     now = now or utcnow()
     counts: Counter[str] = Counter()
-    port = api if api is not None else default_api(rt)
-    if port is None:
+    apis = configured_apis(rt.settings) if api is None else {}
+    if api is None and not apis:
         return {k: 0 for k in ("stored", "deleted_at_provider", "retrying", "failed")}
     store = store or store_from_settings(rt.settings)
     with rt.db.session(AccessContext.system(REASON), readonly=True) as s:
@@ -122,6 +123,11 @@ def run_due(
             if not jobs:
                 break
             for job in jobs:
+                port = api if api is not None else apis.get(job.provider)
+                if port is None:  # a call of a provider whose API is not configured
+                    if job.state == PENDING:
+                        _failed(rt, ctx, job, "no_provider_api", now, counts)
+                    continue
                 _run(rt, ctx, port, store, job, now, counts)
             if only is not None or len(jobs) < BATCH:
                 break
@@ -144,6 +150,12 @@ def _claim(
     rows = session.scalars(
         q.order_by(RecordingDownload.next_attempt_at).limit(BATCH).with_for_update(skip_locked=True)
     ).all()
+    providers: dict[uuid.UUID, str | None] = {
+        call_id: provider
+        for call_id, provider in session.execute(
+            select(Call.id, Call.provider).where(Call.id.in_([row.call_id for row in rows]))
+        )
+    }
     jobs = []
     for row in rows:
         row.next_attempt_at = now + LEASE  # ours while we work on it
@@ -160,6 +172,7 @@ def _claim(
             row.duration_s,
             row.attempts,
             row.recording_id,
+            providers.get(row.call_id) or "twilio",
         )
         if row.state == PENDING:
             call = session.get(Call, row.call_id)

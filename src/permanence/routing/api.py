@@ -153,7 +153,6 @@ async def recording(request: Request, hook: Hook, background: BackgroundTasks) -
     call (the callback names the operator's leg, which must be the one on that call)."""
     rt = _rt(request)
     hook.sid("RecordingSid")
-    api = telephony_api(rt)
 
     def step(s: Session) -> uuid.UUID | None:
         entry = s.get(QueueEntry, hook.query_uuid("c"))
@@ -170,7 +169,10 @@ async def recording(request: Request, hook: Hook, background: BackgroundTasks) -
     if job is not None:
         from permanence.recordings.downloads import run_in_background
 
-        background.add_task(run_in_background, rt, lambda: api, hook.query_uuid("a"), job)
+        provider = hook.provider
+        background.add_task(
+            run_in_background, rt, lambda: telephony_api(rt, provider), hook.query_uuid("a"), job
+        )
     return Response(status_code=204)
 
 

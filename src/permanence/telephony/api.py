@@ -22,7 +22,7 @@ from permanence.errors import (
 )
 from permanence.runtime import Runtime
 from permanence.telephony import service
-from permanence.telephony.ports import TelephonyApi, TwilioRestApi
+from permanence.telephony.ports import TelephonyApi, provider_api
 from permanence.telephony.signatures import telnyx_valid, twilio_valid
 
 MAX_BODY = 16 * 1024  # a voice webhook is a few hundred bytes (the global limit is larger)
@@ -95,8 +95,9 @@ def _xml(text: str) -> Response:
     return Response(content=text, media_type="application/xml")
 
 
-def telephony_api(rt: Runtime) -> TelephonyApi:
-    return TwilioRestApi.from_settings(rt.settings)
+def telephony_api(rt: Runtime, provider: str) -> TelephonyApi:
+    """The REST API of the provider a webhook or a call came through."""
+    return provider_api(rt.settings, provider)
 
 
 @router.post("/{provider}/incoming")
@@ -149,10 +150,10 @@ async def recording(request: Request, hook: Hook, background: BackgroundTasks) -
     """Queue the download and answer at once; the download is tried right after the answer
     and then by the worker, with retries (``recordings.downloads``)."""
     rt = _rt(request)
-    # A malformed callback is the sender's fault (422), whatever the provider API's
-    # configuration; only a well-formed one needs the API (a missing account SID is ours: 500).
+    # A malformed callback is the sender's fault (422). The provider's API is built in the
+    # background task: without its credentials the job waits for the worker, which records
+    # the failure (``no_provider_api``) and the compliance check reports the recording.
     hook.sid("RecordingSid")
-    api = telephony_api(rt)
 
     def run() -> uuid.UUID | None:
         with rt.db.session(service.webhook_context(hook.provider)) as s:
@@ -163,5 +164,8 @@ async def recording(request: Request, hook: Hook, background: BackgroundTasks) -
         from permanence.recordings.downloads import run_in_background
 
         account = hook.query_uuid("a")
-        background.add_task(run_in_background, rt, lambda: api, account, job)
+        provider = hook.provider
+        background.add_task(
+            run_in_background, rt, lambda: telephony_api(rt, provider), account, job
+        )
     return Response(status_code=204)

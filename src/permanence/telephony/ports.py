@@ -1,7 +1,8 @@
 """The provider's REST API, behind a small protocol: fetch a recording, delete it at the
-provider, stop a recording in progress. The real implementation speaks Twilio's 2010-04-01
-API with httpx (SignalWire and Telnyx TeXML offer the same paths); tests point its base URL
-at a local HTTP server."""
+provider, stop a recording in progress, ask a call's status, and place, cancel or redirect
+calls. Two implementations with httpx: Twilio's 2010-04-01 API (SignalWire offers the same
+paths) and Telnyx's TeXML REST API (``/v2/texml/Accounts/…``, a bearer token). Tests point
+their base URL at a local HTTP server."""
 
 from __future__ import annotations
 
@@ -113,14 +114,7 @@ class TwilioRestApi:
         resp = httpx.get(url, auth=self._auth, timeout=self._timeout)
         if resp.status_code != 200:
             raise ProviderFailed(f"reading the call failed (HTTP {resp.status_code})")
-        try:
-            body = resp.json()
-            status = str(body["status"])
-            raw = body.get("duration")
-            duration = int(raw) if raw not in (None, "") else None
-        except (ValueError, KeyError, TypeError):
-            raise ProviderFailed("the provider's call record is not readable") from None
-        return status, duration
+        return _status_of(resp)
 
     def create_call(
         self, *, to: str, from_: str, url: str, status_callback: str, timeout: int
@@ -239,3 +233,109 @@ class TelnyxTexmlApi:
 
     def redirect_call(self, call_sid: str, url: str) -> None:
         self._update(call_sid, {"Url": url, "Method": "POST"}, "redirecting the call", (200, 201))
+
+    def _account_url(self, path: str) -> str:
+        return f"{self.base_url}/v2/texml/Accounts/{self._account_sid}/{path}"
+
+    @contextmanager
+    def fetch_recording(self, url: str) -> Iterator[Iterator[bytes]]:
+        # The token only ever goes to the configured API. Telnyx may announce the audio at a
+        # storage host of its own (a signed, short-lived link): fetched without credentials,
+        # over TLS only.
+        on_api = url.startswith(self.base_url + "/")
+        if not on_api and not url.startswith("https://"):
+            raise ProviderFailed("the recording URL is neither on the provider API nor HTTPS")
+        headers = self._headers if on_api else {}
+        with (
+            httpx.Client(headers=headers, timeout=self._timeout) as client,
+            client.stream("GET", url) as resp,
+        ):
+            if resp.status_code != 200:
+                raise ProviderFailed(f"fetching the recording failed (HTTP {resp.status_code})")
+            yield resp.iter_bytes(64 * 1024)
+
+    def delete_recording(self, recording_sid: str) -> None:
+        resp = httpx.delete(
+            self._account_url(f"Recordings/{recording_sid}.json"),
+            headers=self._headers,
+            timeout=self._timeout,
+        )
+        if resp.status_code not in (200, 204, 404):  # 404: already gone, which is the goal
+            raise ProviderFailed(f"deleting the recording failed (HTTP {resp.status_code})")
+
+    def stop_recording(self, call_sid: str) -> None:
+        # TeXML has no "current recording" alias: the call's recordings are listed and each
+        # one still running is stopped.
+        listed = httpx.get(
+            self._account_url(f"Calls/{call_sid}/Recordings.json"),
+            headers=self._headers,
+            timeout=self._timeout,
+        )
+        if listed.status_code != 200:
+            code = listed.status_code
+            raise ProviderFailed(f"listing the call's recordings failed (HTTP {code})")
+        try:
+            running = [
+                str(r["sid"])
+                for r in listed.json()["recordings"]
+                if r.get("status") in ("in-progress", "paused")
+            ]
+        except (ValueError, KeyError, TypeError):
+            raise ProviderFailed("the provider's recording list is not readable") from None
+        for sid in running:
+            resp = httpx.post(
+                self._account_url(f"Calls/{call_sid}/Recordings/{sid}.json"),
+                headers=self._headers,
+                data={"Status": "stopped"},
+                timeout=self._timeout,
+            )
+            if resp.status_code not in (200, 201, 404):  # 404: it ended meanwhile
+                raise ProviderFailed(f"stopping the recording failed (HTTP {resp.status_code})")
+
+    def call_status(self, call_sid: str) -> tuple[str, int | None]:
+        resp = httpx.get(self._calls_url(call_sid), headers=self._headers, timeout=self._timeout)
+        if resp.status_code != 200:
+            raise ProviderFailed(f"reading the call failed (HTTP {resp.status_code})")
+        return _status_of(resp)
+
+
+def _status_of(resp: httpx.Response) -> tuple[str, int | None]:
+    """A call resource's ``status`` and ``duration`` (seconds, when over), as both APIs
+    give them."""
+    try:
+        body = resp.json()
+        status = str(body["status"])
+        raw = body.get("duration")
+        duration = int(raw) if raw not in (None, "") else None
+    except (ValueError, KeyError, TypeError):
+        raise ProviderFailed("the provider's call record is not readable") from None
+    return status, duration
+
+
+def recording_url_allowed(settings: Settings, provider: str, url: str) -> bool:
+    """Whether the audio a recording callback announces may be fetched: Twilio's on its
+    configured API only (fetched with the credentials); Telnyx's on its configured API or
+    over HTTPS elsewhere (its storage's signed links, fetched without the token)."""
+    if provider == "telnyx":
+        base = settings.telnyx_api_base_url.rstrip("/") + "/"
+        return url.startswith((base, "https://"))
+    return url.startswith(settings.twilio_api_base_url.rstrip("/") + "/")
+
+
+def provider_api(settings: Settings, provider: str) -> TelephonyApi:
+    """The REST API of ``provider`` (the name a call came in under: ``twilio`` or
+    ``telnyx``); ConfigurationError when its credentials are not set."""
+    if provider == "telnyx":
+        return TelnyxTexmlApi.from_settings(settings)
+    return TwilioRestApi.from_settings(settings)
+
+
+def configured_apis(settings: Settings) -> dict[str, TelephonyApi]:
+    """Each provider whose REST API credentials are set, by name."""
+    apis: dict[str, TelephonyApi] = {}
+    for name in ("twilio", "telnyx"):
+        try:
+            apis[name] = provider_api(settings, name)
+        except ConfigurationError:
+            continue
+    return apis

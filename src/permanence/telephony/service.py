@@ -53,7 +53,7 @@ from permanence.recordings import service as recordings
 from permanence.routing import hours as routing
 from permanence.runtime import Runtime
 from permanence.telephony import twiml
-from permanence.telephony.ports import TelephonyApi
+from permanence.telephony.ports import TelephonyApi, recording_url_allowed
 
 log = logging.getLogger("permanence.telephony")
 
@@ -548,8 +548,7 @@ def queue_recording(session: Session, settings: Settings, hook: Webhook) -> uuid
         )
         state = "discard"
     url = hook.require("RecordingUrl") if state == "pending" else ""
-    base = settings.twilio_api_base_url.rstrip("/") + "/"
-    if state == "pending" and not url.startswith(base):
+    if state == "pending" and not recording_url_allowed(settings, hook.provider, url):
         # Our credentials only ever go to the configured API (SSRF): refused before queuing.
         raise ValidationFailed("the recording URL is not on the configured provider API")
     job = RecordingDownload(
@@ -586,14 +585,16 @@ def object_to_recording(session: Session, call_id: uuid.UUID) -> str | None:
 
 
 def stop_recording(
-    rt: Runtime, api: Callable[[], TelephonyApi], ctx: AccessContext, call_id: uuid.UUID
+    rt: Runtime, api: Callable[[str], TelephonyApi], ctx: AccessContext, call_id: uuid.UUID
 ) -> bool:
     """Mark the objection first (so a recording that still arrives is discarded), then ask
-    the provider to stop. Returns whether a running recording was stopped. The provider's
-    API (``api()``) is only built when there is something to stop."""
+    the provider the call came through to stop. Returns whether a running recording was
+    stopped. The provider's API (``api(provider)``) is only built when there is something to
+    stop."""
     with rt.db.session(ctx) as s:
         provider_sid = object_to_recording(s, call_id)
+        provider = calls.get_call(s, call_id).provider or "twilio"
     if provider_sid is None:
         return False
-    api().stop_recording(provider_sid)
+    api(provider).stop_recording(provider_sid)
     return True

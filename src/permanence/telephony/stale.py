@@ -2,9 +2,9 @@
 
 A provider's final status callback can be lost (an outage on either side, a timeout). A
 call with no final status ``PERMANENCE_TELEPHONY_STALE_MINUTES`` after it started is
-resolved here: the provider's REST API is asked for the call's status when its credentials
-are configured (and the call came through a Twilio-compatible provider); a final status is
-applied as if its callback had come; otherwise the call is marked ``expired``
+resolved here: the REST API of the provider the call came through (Twilio-compatible or
+Telnyx TeXML) is asked for the call's status when its credentials are configured; a final
+status is applied as if its callback had come; otherwise the call is marked ``expired``
 (``calls.outcome.expire``). Run by the delivery loop inside ``serve`` and by
 ``permanence telephony resolve-stale`` (cron). Network work happens between transactions.
 """
@@ -27,21 +27,13 @@ from permanence.context import AccessContext
 from permanence.db import utcnow
 from permanence.errors import PermanenceError
 from permanence.runtime import Runtime
-from permanence.telephony.ports import TelephonyApi, TwilioRestApi
+from permanence.telephony.ports import TelephonyApi, configured_apis
 
 log = logging.getLogger("permanence.telephony")
 
 REASON = "telephony:stale-calls"
 OPEN_STATUSES = ("queued", "ringing", "in-progress")
 BATCH = 200
-
-
-def default_api(rt: Runtime) -> TelephonyApi | None:
-    """The provider's REST API when its credentials are configured, else None."""
-    s = rt.settings
-    if not (s.twilio_account_sid and s.twilio_auth_token):
-        return None
-    return TwilioRestApi.from_settings(s)
 
 
 def resolve_stale(
@@ -51,12 +43,13 @@ def resolve_stale(
     api: TelephonyApi | None = None,
 ) -> dict[str, int]:
     """One pass over every active account; returns counts ``resolved`` (a final status
-    from the provider), ``expired``, ``still_open`` (the provider says it goes on)."""
+    from the provider), ``expired``, ``still_open`` (the provider says it goes on).
+    ``api``, when given, answers for every call."""
     from permanence.telephony.service import apply_status
 
     now = now or utcnow()
     cutoff = now - dt.timedelta(minutes=rt.settings.telephony_stale_minutes)
-    port = api if api is not None else default_api(rt)
+    apis = configured_apis(rt.settings) if api is None else {}
     counts: Counter[str] = Counter()
     with rt.db.session(AccessContext.system(REASON), readonly=True) as s:
         accounts = s.scalars(
@@ -85,7 +78,8 @@ def resolve_stale(
             after = (rows[-1][3], rows[-1][0])
             answers: dict[uuid.UUID, tuple[str, int | None] | None] = {}
             for call_id, sid, provider, _started in rows:
-                answers[call_id] = _ask(port, sid) if provider == "twilio" and sid else None
+                port = api if api is not None else apis.get(provider or "")
+                answers[call_id] = _ask(port, sid) if sid else None
             with rt.db.session(ctx) as s:
                 for call_id, _sid, _p, _started in rows:
                     call = s.get(Call, call_id)

@@ -417,7 +417,7 @@ def stop_recording(
     with unit_of_work(rt, viewer.principal, account_id, f"call:{call_id}", readonly=True) as s:
         calls.get_call(s, call_id)
     ctx = account_context(viewer.principal, account_id, f"call:{call_id}")
-    telephony.stop_recording(rt, lambda: telephony_api(rt), ctx, call_id)
+    telephony.stop_recording(rt, lambda provider: telephony_api(rt, provider), ctx, call_id)
     return redirect(_call_url(account_id, call_id, motif or None))
 
 
