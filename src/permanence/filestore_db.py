@@ -31,7 +31,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -88,6 +88,8 @@ class StoredFileChunk(Base):
 
 _files = cast(Table, StoredFile.__table__)
 _chunks = cast(Table, StoredFileChunk.__table__)
+_SET_ACCOUNT = "SELECT set_config('app.account_id', %s, true)"
+_CHUNK_SQL = "SELECT data FROM stored_file_chunks WHERE file_id = %s AND seq = %s"
 _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
@@ -180,16 +182,20 @@ class _ChunkReader(io.RawIOBase):
         return n
 
     def _fetch(self, seq: int) -> bytes:
+        # Through the driver's cursor in binary format: bytea then travels as bytes, not as
+        # hex text twice its size (2-3x faster reads, measured: bench.recordings_store).
+        from psycopg import Error as DriverError  # imported when used (start-up time)
+
         try:
             with self._engine.begin() as conn:
-                _act_for(conn, self._account)
-                data = conn.execute(
-                    select(_chunks.c.data).where(
-                        _chunks.c.file_id == self._file_id, _chunks.c.seq == seq
-                    )
-                ).scalar_one_or_none()
-        except SQLAlchemyError as exc:
+                raw: Any = conn.connection.driver_connection
+                with raw.cursor(binary=True) as cur:
+                    cur.execute(_SET_ACCOUNT, (self._account,))
+                    cur.execute(_CHUNK_SQL, (self._file_id, seq))
+                    row = cur.fetchone()
+        except (SQLAlchemyError, DriverError) as exc:
             raise OSError("the recordings store in the database could not be read") from exc
+        data = row[0] if row else None
         if data is None:
             raise OSError("the stored file was deleted or replaced while it was read")
         return bytes(data)

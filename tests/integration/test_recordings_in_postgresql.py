@@ -10,6 +10,7 @@ import json
 import os
 import tracemalloc
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -262,3 +263,35 @@ def _manifest(path: Path) -> bytes:
     staging = path.parent / "staged"
     staging.mkdir()
     return json.dumps(stage(path, base64.b64decode(BACKUP_KEY), staging).manifest).encode()
+
+
+@pg_only
+def test_offboarding_deletes_the_stored_rows_and_leaves_them_out_of_the_export(
+    rt: Runtime, db_settings: Settings, tmp_path: Path
+) -> None:
+    from permanence.contracts import offboarding
+    from tests.factories import caller_with_records
+    from tests.integration.test_backup import KEPT
+
+    account = make_account(rt, "plomberie-durand").id
+    first, last, phone, email = KEPT
+    records = caller_with_records(rt, account, first=first, last=last, phone=phone, email=email)
+    store = store_from_settings(db_settings)
+    assert store.exists(records.recording_key)
+    ctx = AccessContext.system("test:offboard", account)
+    with rt.db.session(ctx) as s:
+        exported = offboarding.export_account(s, rt.keyring, account, tmp_path)
+    with zipfile.ZipFile(exported.path) as zf:
+        names = set(zf.namelist())
+    assert "recordings.json" in names  # the recording's row is the client's record
+    assert not names & {"stored_files.json", "stored_file_chunks.json"}  # its storage is not
+    with rt.db.session(ctx) as s:
+        cert = offboarding.destroy_account(s, rt.keyring, account, export=exported)
+    assert cert.document["rows_deleted"]["stored_file_chunks"] == 1
+    assert not store.exists(records.recording_key)
+    url = db_settings.effective_database_url
+    assert (
+        _rows(url, str(account), "stored_files")
+        == _rows(url, str(account), "stored_file_chunks")
+        == 0
+    )
