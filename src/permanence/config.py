@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -296,23 +296,21 @@ class Settings(BaseSettings):
 
     @field_validator("recordings_backend")
     @classmethod
-    def _backend(cls, v: str) -> str:
+    def _backend(cls, v: str, info: ValidationInfo) -> str:
         # S3-compatible storage is a documented port (filestore.py), not shipped yet.
         if v not in ("local", "postgresql"):
             raise ValueError("must be local or postgresql")
-        return v
-
-    @model_validator(mode="after")
-    def _recordings_in_postgresql(self) -> Settings:
-        # The backend is for replicas on several hosts; SQLite is one process on one host,
-        # and a download streamed into it would hold its only write lock (ADR 0036).
-        if self.recordings_backend == "postgresql" and not self.is_postgres:
+        # The database backend is for replicas on several hosts; SQLite is one process on one
+        # host, and a download streamed into it would hold its only write lock (ADR 0036).
+        # A field error (declared after database_url), so that the command line names it.
+        url = info.data.get("database_url") or ""
+        if v == "postgresql" and not url.startswith("postgresql"):
             raise ValueError(
                 "PERMANENCE_RECORDINGS_BACKEND=postgresql needs a PostgreSQL database "
                 "(PERMANENCE_DATABASE_URL); with SQLite keep the recordings in the data "
                 "directory (local)"
             )
-        return self
+        return v
 
     @field_validator("telephony_operators")
     @classmethod

@@ -26,7 +26,7 @@ from permanence.filestore import storage_key, store_from_settings
 from permanence.filestore_db import CHUNK, PostgresStore
 from permanence.recordings.model import Recording
 from permanence.runtime import Runtime
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, run_cli
 from tests.factories import make_account
 
 pg_only = pytest.mark.skipif(not PG_URL, reason="the database recordings store is PostgreSQL's")
@@ -42,6 +42,12 @@ def test_the_backend_is_refused_on_sqlite_with_the_reason(tmp_path: Path) -> Non
     assert "PERMANENCE_RECORDINGS_BACKEND=postgresql needs a PostgreSQL database" in str(err.value)
     with pytest.raises(ValidationError, match="must be local or postgresql"):
         Settings(data_dir=tmp_path, recordings_backend="s3")
+    # The command line names the variable (and no traceback: run_cli checks).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERMANENCE_")}
+    env |= {"PERMANENCE_DATA_DIR": str(tmp_path), "PERMANENCE_RECORDINGS_BACKEND": "postgresql"}
+    done = run_cli(env, "db", "upgrade")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: invalid configuration in PERMANENCE_RECORDINGS_BACKEND"
 
 
 @pytest.fixture
