@@ -116,7 +116,7 @@ def caller_with_records(
     the last name)."""
     from permanence.calls import service as calls
     from permanence.crypto.stream import encrypt_stream
-    from permanence.filestore import LocalStore, storage_key
+    from permanence.filestore import storage_key, store_from_settings
     from permanence.messages import service as messages
     from permanence.recordings.model import Recording
 
@@ -145,7 +145,7 @@ def caller_with_records(
     with rt.db.session(AccessContext.system("test", account_id)) as s:
         cipher = rt.keyring.cipher(s, account_id, caller_id)
         ad = cipher.ad("recordings", "audio", rec_id)
-        size = LocalStore(rt.settings.recordings_dir).put(
+        size = store_from_settings(rt.settings).put(
             key, lambda fh: encrypt_stream(cipher.dek, ad, [b"RIFF-audio-" + last.encode()], fh)
         )
         s.add(

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -227,7 +227,9 @@ class Settings(BaseSettings):
         description="A recording still at the provider after this long fails the compliance check.",
     )
     recordings_backend: str = Field(
-        default="local", description="Where encrypted recordings are stored: local (data dir)."
+        default="local",
+        description="Where encrypted recordings are stored: local (DATA_DIR/recordings) or "
+        "postgresql (in the database, for replicas on several hosts; ADR 0036).",
     )
     retention_interval_minutes: int = Field(
         default=60, ge=0, description="How often 'serve' runs the retention sweep; 0: never."
@@ -295,10 +297,20 @@ class Settings(BaseSettings):
 
     @field_validator("recordings_backend")
     @classmethod
-    def _backend(cls, v: str) -> str:
+    def _backend(cls, v: str, info: ValidationInfo) -> str:
         # S3-compatible storage is a documented port (filestore.py), not shipped yet.
-        if v != "local":
-            raise ValueError("the only recordings backend in this version is: local")
+        if v not in ("local", "postgresql"):
+            raise ValueError("must be local or postgresql")
+        # The database backend is for replicas on several hosts; SQLite is one process on one
+        # host, and a download streamed into it would hold its only write lock (ADR 0036).
+        # A field error (declared after database_url), so that the command line names it.
+        url = info.data.get("database_url") or ""
+        if v == "postgresql" and not url.startswith("postgresql"):
+            raise ValueError(
+                "PERMANENCE_RECORDINGS_BACKEND=postgresql needs a PostgreSQL database "
+                "(PERMANENCE_DATABASE_URL); with SQLite keep the recordings in the data "
+                "directory (local)"
+            )
         return v
 
     @field_validator("telephony_operators")

@@ -1,8 +1,10 @@
 """Where encrypted files are kept: call recordings, and the staff's attestations, rights
 packages and voicemails that share the store. Only ciphertext ever reaches a store.
 
-``LocalStore`` (the default) writes under the data directory. An S3-compatible store would
-implement the same protocol (put a stream, open a stream, delete); it is not shipped yet.
+``LocalStore`` (the default) writes under the data directory. With
+``PERMANENCE_RECORDINGS_BACKEND=postgresql`` the recordings store keeps the same ciphertext in
+the database instead (``filestore_db.PostgresStore``, ADR 0036), for replicas on several hosts.
+An S3-compatible store would implement the same protocol; it is not shipped yet.
 """
 
 from __future__ import annotations
@@ -80,4 +82,9 @@ class LocalStore:
 
 
 def store_from_settings(settings: Settings) -> RecordingStore:
+    """The recordings store (recordings and voicemails) the settings choose."""
+    if settings.recordings_backend == "postgresql":
+        from permanence.filestore_db import PostgresStore
+
+        return PostgresStore.for_url(settings.effective_database_url)
     return LocalStore.from_settings(settings)

@@ -27,6 +27,7 @@ from permanence.db import Base
 from permanence.delivery.model import Delivery, DeliveryEvent, Escalation, WebhookSecret
 from permanence.dpia.model import Dpia
 from permanence.evaluations.model import Evaluation
+from permanence.filestore_db import StoredFile, StoredFileChunk
 from permanence.messages.model import Appointment, Message
 from permanence.needtoknow.model import BreakGlassAccess, OperatorAssignment
 from permanence.recordings.model import Recording, RecordingDownload
@@ -114,6 +115,8 @@ __all__ = [
     "Rectification",
     "RightsLetter",
     "RightsRequest",
+    "StoredFile",
+    "StoredFileChunk",
     "SubProcessor",
     "SubProcessorAgreement",
     "SubProcessorChange",

@@ -35,7 +35,7 @@ from permanence.crypto.model import SubjectKey
 from permanence.crypto.stream import decrypt_stream
 from permanence.db import utcnow
 from permanence.errors import Conflict, IntegrityFailure, KeyUnavailable
-from permanence.filestore import LocalStore
+from permanence.filestore import LocalStore, store_from_settings
 from permanence.messages import service as messages
 from permanence.messages.model import Message
 from permanence.recordings.model import Recording
@@ -137,7 +137,7 @@ def execute(rt: Runtime, account: uuid.UUID, request_id: uuid.UUID) -> None:
 def check_consistent(rt: Runtime) -> int:
     """The audit chain verifies, every message and recording opens, nothing is orphaned.
     Returns the number of messages."""
-    store = LocalStore(rt.settings.recordings_dir)
+    store = store_from_settings(rt.settings)
     with rt.db.session(AccessContext.system("test"), readonly=True) as s:
         assert audit.verify(s, rt.keyring.checkpoint_signing_key().public_key()).ok
     accounts = _accounts(rt)

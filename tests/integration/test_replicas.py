@@ -4,28 +4,38 @@ Runtime (its own engine and connections), run in its own thread."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, pool, select, text
 
 from permanence import schema
+from permanence.accounts.model import Account
 from permanence.accounts.service import import_mandate
 from permanence.config import Settings
-from permanence.context import Role
+from permanence.context import AccessContext, Role
 from permanence.delivery.model import Delivery
 from permanence.delivery.worker import Channels, run_due
 from permanence.filestore import store_from_settings
 from permanence.messages import service as messages
+from permanence.recordings.model import Recording
 from permanence.retention.service import ADVISORY_LOCK_KEY, sweep_exclusive
 from permanence.runtime import Runtime
-from tests.conftest import PG_APP_ROLE, PG_OWNER_URL, PG_URL, SmtpSink
+from permanence.web.app import create_app
+from tests.conftest import PG_APP_ROLE, PG_OWNER_URL, PG_URL, SmtpSink, cli_env
 from tests.factories import ctx_for, demo_mandate_text, make_account, make_caller
+from tests.provider_server import ProviderServer
 
 pytestmark = [
     pytest.mark.postgres,
@@ -148,3 +158,84 @@ def test_replicas_migrating_together_migrate_once(settings: Settings) -> None:
     with owner.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
     owner.dispose()
+
+
+# Replica B: another process on another host (its own data directory), playing a recording
+# back through the product's playback path; prints the audio's SHA-256 and its data directory.
+_PLAY_ON_ANOTHER_HOST = """
+import hashlib, sys, uuid
+from permanence.config import Settings
+from permanence.context import Role
+from permanence.filestore import store_from_settings
+from permanence.recordings import service as recordings
+from permanence.runtime import Runtime
+from tests.factories import ctx_for
+
+rt = Runtime.from_settings(Settings())
+account, recording = uuid.UUID(sys.argv[1]), uuid.UUID(sys.argv[2])
+with rt.db.session(ctx_for(account, Role.SUPERVISOR, reason="quality-review")) as s:
+    playback = recordings.open_playback(s, rt.keyring, store_from_settings(rt.settings), recording)
+print(hashlib.sha256(b"".join(playback.chunks)).hexdigest(), rt.settings.data_dir)
+rt.close()
+"""
+
+
+def test_a_recording_stored_by_one_replica_plays_back_on_another_host(
+    settings: Settings, provider: ProviderServer, tmp_path: Path
+) -> None:
+    """Two replicas with two data directories over one PostgreSQL, recordings in the database
+    (PERMANENCE_RECORDINGS_BACKEND=postgresql, ADR 0036): replica A takes the provider's
+    recording callback (webhook, download, encrypted into the store); replica B, another
+    process that shares no directory with A but the erasure-epoch key file, plays it back."""
+    from tests.integration.test_telephony import ACCOUNT_SID, _recorded_call, post
+
+    shared = tmp_path / "shared"  # the one file the hosts still share (docs/deployment.md)
+    shared.mkdir(mode=0o700)
+    settings.recordings_backend = "postgresql"
+    settings.erasure_epoch_file = shared / "erasure-epochs.key"
+    host_b = tmp_path / "host-b"
+    host_b.mkdir(mode=0o700)
+    audio = b"RIFF" + os.urandom(700_000) + b"voix de l'appelant"
+    replica_a = Runtime.from_settings(settings)
+    try:
+        make_account(replica_a, "plomberie-durand")
+        with TestClient(create_app(replica_a)) as client:
+            sid, callback = _recorded_call(client, replica_a)
+            provider.recordings["RE" + "7" * 32] = audio
+            params = {
+                "CallSid": sid,
+                "AccountSid": ACCOUNT_SID,
+                "RecordingSid": "RE" + "7" * 32,
+                "RecordingUrl": provider.recording_url("RE" + "7" * 32),
+                "RecordingStatus": "completed",
+                "RecordingDuration": "42",
+            }
+            assert post(client, callback, params).status_code == 204
+        assert provider.deleted == ["RE" + "7" * 32]  # ours was committed first
+        with replica_a.db.session(AccessContext.system("test")) as s:
+            account = s.scalars(select(Account.id)).one()
+        with replica_a.db.session(AccessContext.system("test", account)) as s:
+            recording = s.scalars(select(Recording.id)).one()
+    finally:
+        replica_a.close()
+    assert not settings.recordings_dir.exists() or not any(settings.recordings_dir.rglob("*"))
+
+    env = cli_env(settings) | {
+        "PERMANENCE_DATA_DIR": str(host_b),
+        "PERMANENCE_RECORDINGS_BACKEND": "postgresql",
+        "PERMANENCE_ERASURE_EPOCH_FILE": str(settings.erasure_epoch_file),
+    }
+    played = subprocess.run(
+        [sys.executable, "-c", _PLAY_ON_ANOTHER_HOST, str(account), str(recording)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert played.returncode == 0, played.stderr
+    digest, data_dir = played.stdout.split()
+    assert data_dir == str(host_b) != str(settings.data_dir)
+    assert digest == hashlib.sha256(audio).hexdigest()
+    assert not (host_b / "recordings").exists()  # B read it from the database

@@ -107,6 +107,21 @@ def _populate(rt: Runtime, slug: str, phone: str) -> str:
             )
         )
         s.add(LegalHold(account_id=account.id, caller_id=opened.caller.id, reason="litigation"))
+        # Its audio in the database recordings store (migration 0094, ADR 0036).
+        from permanence.filestore_db import StoredFile, StoredFileChunk
+
+        file_id = uuid.uuid4()
+        s.add(
+            StoredFile(
+                id=file_id,
+                account_id=account.id,
+                key=f"{account.id}/{rec_id}.pmr",
+                size=3,
+                chunks=1,
+            )
+        )
+        s.flush()
+        s.add(StoredFileChunk(file_id=file_id, seq=0, account_id=account.id, data=b"PMR"))
         from permanence.evaluations.model import Evaluation
         from permanence.recordings.model import RecordingDownload
         from tests.factories import OPERATOR_ID

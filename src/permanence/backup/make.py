@@ -142,6 +142,7 @@ def _manifest(settings: Settings, snap: _Snapshot, writer: archive.Writer, missi
         "format": FORMAT,
         "version": VERSION,
         "backend": _backend(settings),
+        "recordings_backend": settings.recordings_backend,
         "revision": snap.revision,
         "created_at": snap.created_at.isoformat(),
         "tables": snap.tables,
@@ -289,6 +290,10 @@ def _pg_entries(settings: Settings, writer: archive.Writer, snap: _Snapshot) -> 
                     info["rows"] += int(n)
                     name = f"pg/{table}" + (f"/{account}" if account else "")
                     yield from writer.entry(name, _copy_out(raw, table, columns))
+            if settings.recordings_backend == "postgresql":
+                # The recordings are rows of stored_files / stored_file_chunks, copied above
+                # with the other tables (ADR 0036): there is no file to add.
+                files = [(store, k) for store, k in files if store != "recordings"]
             snap.files = files
             snap.journal_entries = snap.tables.get("erasure_journal", {}).get("rows", 0)
             newest: list[tuple[Any, str]] = []

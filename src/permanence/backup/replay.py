@@ -85,14 +85,14 @@ def replay(
     from permanence.accounts.model import Account
     from permanence.audit import service as audit
     from permanence.context import AccessContext
-    from permanence.recordings.storage import LocalStore
+    from permanence.recordings.storage import LocalStore, store_from_settings
     from permanence.rights import service as rights
     from permanence.runtime import Runtime
 
     rt = Runtime(settings, _database(settings), keyring)
     rt.db.erasure_mirror = None  # entries come from the journal: not written to it again here
     stores = {
-        "recordings": LocalStore(_store_dir(settings, "recordings")),
+        "recordings": store_from_settings(settings),  # files, or rows (ADR 0036)
         "files": LocalStore(_store_dir(settings, "rights")),
     }
     try:

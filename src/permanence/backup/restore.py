@@ -143,6 +143,25 @@ def stage(source: Path, key: bytes, staging: Path, report: Report = _quiet) -> S
     return Staged(manifest, entries)
 
 
+def _refuse_other_recordings_backend(settings: Settings, manifest: dict[str, Any]) -> None:
+    """A backup's recordings come back where it kept them: files (local) or rows of the
+    database (postgresql, ADR 0036). Restored under the other setting, the service would
+    look for them in the wrong place: refused, when the backup holds any."""
+    kept = str(manifest.get("recordings_backend", "local"))
+    if kept == settings.recordings_backend:
+        return
+    if kept == "local":
+        held = int(manifest.get("files", {}).get("recordings", 0))
+    else:
+        held = int(manifest.get("tables", {}).get("stored_files", {}).get("rows", 0))
+    if held:
+        raise ValidationFailed(
+            f"the backup keeps its {held} recording(s) in the {kept} recordings backend and "
+            f"PERMANENCE_RECORDINGS_BACKEND is {settings.recordings_backend}: restore it with "
+            f"PERMANENCE_RECORDINGS_BACKEND={kept} (nothing was changed)"
+        )
+
+
 def _known_revision(url: str, revision: str) -> str:
     """The head this code migrates to; refuses a revision it does not know (newer backup)."""
     from alembic.script import ScriptDirectory
@@ -220,6 +239,7 @@ def restore(
                 f"the backup is of a {backend} database and the configured database is "
                 f"{_backend(settings)}: restore it into a {backend} database"
             )
+        _refuse_other_recordings_backend(settings, manifest)
         head = _known_revision(settings.effective_migration_url, revision)
         _refuse_unrecognised_files(settings)
         has_data, live = _target(settings)

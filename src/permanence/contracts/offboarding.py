@@ -79,6 +79,10 @@ KEY_TABLES = ("subject_keys", "account_keys")
 # The provider's own processing kept in an account's tables: deleted with the account, never
 # handed to the client in the export (call evaluation grids of the provider's staff).
 PROVIDER_OWN = frozenset({"evaluations"})
+# The recordings store's rows (PERMANENCE_RECORDINGS_BACKEND=postgresql, ADR 0036): the audio
+# as ciphertext chunks, storage rather than records. Deleted with the account, left out of the
+# export as the local store's files are (and never loaded whole into memory).
+STORE_ROWS = frozenset({"stored_files", "stored_file_chunks"})
 DESK = frozenset({Role.DPO, Role.ADMIN, Role.SYSTEM})
 
 
@@ -154,6 +158,8 @@ def export_account(
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for table in reversed(_owned_tables()):
             if table.name in KEY_TABLES or table.name in RETAINED or table.name in PROVIDER_OWN:
+                continue
+            if table.name in STORE_ROWS:
                 continue
             rows = session.execute(
                 select(table).where(table.c.account_id == account_id).order_by(*table.primary_key)
