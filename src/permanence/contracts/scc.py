@@ -46,6 +46,7 @@ from permanence.compliance.art30 import (
 )
 from permanence.compliance.services import SAFEGUARD_FR, configured_services
 from permanence.config import Settings
+from permanence.contracts.base import _desk
 from permanence.contracts.flowdown import _flowdowns, held_changes
 from permanence.contracts.model import (
     Contract,
@@ -69,7 +70,6 @@ from permanence.contracts.service import (
     EEA,
     OBJECTION_WINDOW,
     _contract,
-    _desk,
     sign_contract,
 )
 from permanence.db import ctx_of, utcnow
