@@ -45,6 +45,7 @@ from permanence.crypto.stream import encrypt_stream
 from permanence.messages.model import Message
 from permanence.recordings.model import Recording
 from permanence.recordings.storage import LocalStore, storage_key
+from permanence.rights.journal import JOURNAL_STEPS
 from permanence.runtime import Runtime
 from permanence.subjects.model import Caller
 
@@ -186,7 +187,7 @@ def main() -> None:
             update={"data_dir": fresh, "database_url": f"sqlite:///{fresh / 'permanence.db'}"}
         )
         t2 = time.perf_counter()
-        restored = backups.restore(target, archive, key)
+        restored = backups.restore(target, archive, key, steps=JOURNAL_STEPS)
         t_perm_r = time.perf_counter() - t2
         assert restored.rows == made.rows and restored.files == args.recordings
 

@@ -3,6 +3,7 @@
 from permanence.accounts.model import Account, Did, MandateVersion
 from permanence.audit.model import AuditCheckpoint, AuditEntry, AuditHead
 from permanence.audits.model import AuditAction, PracticeAudit
+from permanence.backup.model import ErasureJournal
 from permanence.breaches.model import (
     Breach,
     BreachAccount,
@@ -36,7 +37,6 @@ from permanence.rights.model import (
     CallerCode,
     CallerThrottle,
     Download,
-    ErasureJournal,
     Rectification,
     RightsLetter,
     RightsRequest,

@@ -777,7 +777,7 @@ def test_offboarding_after_the_backup_is_replayed_on_restore(
         with again.db.session(AccessContext.system("test"), readonly=True) as s:
             head = s.scalar(select(func.max(AuditEntry.seq)))
         with again.db.session(AccessContext.system("backup:restore", gone)) as s:
-            assert backups.replay_offboarding(s, again.keyring, line) == (False, ())
+            assert offboarding.replay_offboarding(s, again.keyring, line) == (False, ())
             with pytest.raises(Conflict, match="not the erasure of a subject"):
                 rights.replay_erasure(s, again.keyring, line)
         with again.db.session(AccessContext.system("test"), readonly=True) as s:

@@ -1,8 +1,10 @@
-"""Replaying the erasure journal on a restored database (backup/replay.py), called directly:
-each journalled erasure and off-boarding carried out again, account by account, the files
-deleted after the commit, entries of absent accounts counted, the restore audited; running
-it twice changes nothing. (tests/integration/test_backup.py covers the same through the
-``permanence restore`` and ``rights journal-replay`` commands, end to end.)"""
+"""Replaying the erasure journal on a restored database (backup/replay.py), called directly
+with the deployment's steps (rights/journal.py): each journalled erasure and off-boarding
+carried out again (rights/erasure.py, contracts/offboarding.py ``replay_offboarding``),
+account by account, the files deleted after the commit, entries of absent accounts counted,
+the restore audited; running it twice changes nothing. (tests/integration/test_backup.py
+covers the same through the ``permanence restore`` and ``rights journal-replay`` commands,
+end to end.)"""
 
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ from permanence.accounts.model import Account, AccountStatus
 from permanence.audit.model import AuditEntry
 from permanence.backup import journal as ejournal
 from permanence.backup.journal import JournalEntry
-from permanence.backup.replay import replay, replay_offboarding
+from permanence.backup.model import ErasureJournal
+from permanence.backup.replay import replay
 from permanence.context import AccessContext
+from permanence.contracts.offboarding import replay_offboarding
 from permanence.crypto.model import SubjectKey
-from permanence.rights.model import ErasureJournal
+from permanence.rights.journal import JOURNAL_STEPS
 from permanence.runtime import Runtime
 from permanence.subjects.model import Caller
 from tests.factories import caller_with_records, make_account
@@ -57,6 +61,7 @@ def test_the_journal_is_replayed_account_by_account_and_only_once(rt: Runtime) -
         rt.settings,
         rt.keyring,
         entries,
+        steps=JOURNAL_STEPS,
         action="backup.restore",
         details={"journal_entries": 4},
         report=lambda what, done, total: progress.append((what, done, total)),
@@ -87,7 +92,9 @@ def test_the_journal_is_replayed_account_by_account_and_only_once(rt: Runtime) -
         "account.offboard.replay",
     ]
 
-    again = replay(rt.settings, rt.keyring, entries, action="backup.restore", details={})
+    again = replay(
+        rt.settings, rt.keyring, entries, steps=JOURNAL_STEPS, action="backup.restore", details={}
+    )
     assert again == (0, 2)
     assert _actions(rt)[before + len(actions) :] == ["backup.restore"]
 
@@ -124,6 +131,8 @@ def test_two_offboardings_of_one_account_are_both_journalled_again(rt: Runtime) 
     medical = make_account(rt, "cabinet-lefevre")
     first = JournalEntry.offboarding(medical.id, AT)
     second = JournalEntry.offboarding(medical.id, AT + dt.timedelta(days=1))
-    assert replay(rt.settings, rt.keyring, [first, second], action="t", details={}) == (2, 0)
+    assert replay(
+        rt.settings, rt.keyring, [first, second], steps=JOURNAL_STEPS, action="t", details={}
+    ) == (2, 0)
     with rt.db.session(AccessContext.system("test", medical.id)) as s:
         assert set(s.scalars(select(ErasureJournal.id))) == {first.id, second.id}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -18,10 +19,10 @@ from permanence.contracts import offboarding
 from permanence.crypto.model import SubjectKey
 from permanence.errors import Conflict, KeyUnavailable
 from permanence.messages import service as messages
-from permanence.rights.model import ErasureJournal
+from permanence.rights.model import Download, ErasureJournal, RightsRequest
 from permanence.runtime import Runtime
 from permanence.subjects.model import Caller
-from tests.factories import ctx_for, make_account, make_caller
+from tests.factories import caller_with_records, ctx_for, make_account, make_caller
 
 
 def _activity(rt: Runtime, account_id: object) -> None:
@@ -105,3 +106,54 @@ def test_offboarding_leaves_no_readable_data_and_certifies_the_counts(
         assert s.get(SubjectKey, kept) is not None
     with pytest.raises(Conflict, match="already off-boarded"), rt.db.session(ctx) as s:
         offboarding.destroy_account(s, rt.keyring, account.id, export=None)
+
+
+def test_offboarding_frees_the_files_of_the_accounts_recordings_and_rights_packages(
+    rt: Runtime,
+) -> None:
+    """``destroy_account`` names the file of each recording and rights package of the account
+    (found by table, ``FILE_TABLES``), for its caller to delete after the commit; the files of
+    another account are not named."""
+    plumber = make_account(rt, "plomberie-durand")
+    other = make_account(rt)
+    records = caller_with_records(
+        rt, plumber.id, first="Paul", last="Roux", phone="0612345678", email="p@exemple.fr"
+    )
+    now = dt.datetime.now(dt.UTC)
+    packages: dict[uuid.UUID, str] = {}
+    for account_id, subject_id in (
+        (plumber.id, records.caller_id),
+        (other.id, make_caller(rt, other.id)),
+    ):
+        with rt.db.session(ctx_for(account_id)) as s:
+            req = RightsRequest(
+                account_id=account_id,
+                kind="access",
+                source="client",
+                subject_id=subject_id,
+                first_due_at=now,
+                due_at=now,
+            )
+            s.add(req)
+            s.flush()
+            packages[account_id] = f"{account_id}/{uuid.uuid4()}.pmr"
+            s.add(
+                Download(
+                    token_hash=uuid.uuid4().hex,
+                    account_id=account_id,
+                    request_id=req.id,
+                    subject_id=subject_id,
+                    purpose="access_package",
+                    filename="paquet.zip",
+                    storage_key=packages[account_id],
+                    expires_at=now + dt.timedelta(days=7),
+                )
+            )
+    ctx = AccessContext(role=Role.DPO, reason="offboard", account_id=plumber.id)
+    with rt.db.session(ctx) as s:
+        assert offboarding.freed_files(s, plumber.id) == (
+            ("recordings", records.recording_key),
+            ("files", packages[plumber.id]),
+        )
+        cert = offboarding.destroy_account(s, rt.keyring, plumber.id, export=None)
+    assert cert.files == (("recordings", records.recording_key), ("files", packages[plumber.id]))

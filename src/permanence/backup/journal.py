@@ -34,10 +34,10 @@ from pathlib import Path
 from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.orm import Session
 
+from permanence.backup.model import ErasureJournal, JournalKind
 from permanence.config import Settings
 from permanence.crypto.keyring import Keyring
 from permanence.errors import IntegrityFailure, ValidationFailed
-from permanence.rights.model import ErasureJournal, JournalKind
 
 MAC_PURPOSE = "erasure-journal"
 # 1: no "kind" (every entry a subject erasure); 2: "kind" under the HMAC; 3: and "seq".

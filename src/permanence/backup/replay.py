@@ -1,10 +1,17 @@
 """Replaying the erasure journal after a restore (ADR 0008): everyone erased, and every account
-off-boarded, since the backup stays so."""
+off-boarded, since the backup stays so.
+
+The journal sits below the two features that write it (ADR 0038): carrying an entry out again
+is theirs, a subject's erasure (``rights.erasure``) and an account's off-boarding
+(``contracts.offboarding.replay_offboarding``). The caller hands both in (``ReplaySteps``;
+``rights.journal.JOURNAL_STEPS`` is the deployment's pair), so this module imports neither."""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +24,20 @@ from permanence.backup.journal import JournalEntry
 from permanence.backup.make import _sqlite_path
 from permanence.config import Settings
 from permanence.crypto.keyring import Keyring
+
+# One journal entry carried out again on the restored database, in the caller's transaction:
+# whether it changed anything, and the files the deleted rows pointed at, as (store, key),
+# which the replay deletes after the commit. Running it twice changes nothing the second time.
+ReplayStep = Callable[[Session, Keyring, JournalEntry], tuple[bool, Sequence[tuple[str, str]]]]
+
+
+@dataclass(frozen=True)
+class ReplaySteps:
+    """Who carries out again each kind of journal entry: ``subject``, a subject's erasure;
+    ``account``, an account's off-boarding. Handed in by the features that write them."""
+
+    subject: ReplayStep
+    account: ReplayStep
 
 
 def _target(settings: Settings) -> tuple[bool, list[JournalEntry]]:
@@ -43,7 +64,11 @@ def _target(settings: Settings) -> tuple[bool, list[JournalEntry]]:
 
 
 def replay_journal(
-    settings: Settings, journal_files: list[Path] | None = None, report: Report = _quiet
+    settings: Settings,
+    journal_files: list[Path] | None = None,
+    report: Report = _quiet,
+    *,
+    steps: ReplaySteps,
 ) -> tuple[dict[str, int], int, int, int]:
     """Replay the journal (the database's own, the mirror file, exports) on the database as it
     is: after a restore made by other means (PostgreSQL point-in-time recovery, a disk
@@ -59,6 +84,7 @@ def replay_journal(
         settings,
         keyring,
         entries,
+        steps=steps,
         action="rights.journal_replay",
         details={"journal_entries": len(entries)},
         report=report,
@@ -73,20 +99,20 @@ def replay(
     keyring: Keyring,
     entries: list[JournalEntry],
     *,
+    steps: ReplaySteps,
     action: str,
     details: dict[str, str | int],
     report: Report = _quiet,
 ) -> tuple[int, int]:
     """Record the restore (``action``) in the audit log, then replay every journalled erasure
-    and off-boarding in time order, one transaction per account; files are deleted after each
-    commit. Returns (replayed, entries whose account is not in the database)."""
+    and off-boarding in time order (``steps``), one transaction per account; files are deleted
+    after each commit. Returns (replayed, entries whose account is not in the database)."""
     from sqlalchemy import select
 
     from permanence.accounts.model import Account
     from permanence.audit import service as audit
     from permanence.context import AccessContext
-    from permanence.recordings.storage import LocalStore, store_from_settings
-    from permanence.rights import service as rights
+    from permanence.filestore import LocalStore, store_from_settings
     from permanence.runtime import Runtime
 
     rt = Runtime(settings, _database(settings), keyring)
@@ -107,60 +133,23 @@ def replay(
             else:
                 absent += 1
         replayed = 0
-        steps, step = sum(len(b) for b in by_account.values()), 0
-        report("erasure journal replay", 0, steps)
+        total, step = sum(len(b) for b in by_account.values()), 0
+        report("erasure journal replay", 0, total)
         for account_id, batch in by_account.items():
             files: list[tuple[str, str]] = []
             with rt.db.session(AccessContext.system("backup:restore", account_id)) as s:
                 for e in batch:
                     step += 1
-                    report("erasure journal replay", step, steps)
-                    if e.is_account:
-                        changed, freed = replay_offboarding(s, keyring, e)
-                        replayed += changed
-                        files += freed
-                        continue
-                    done, applied = rights.replay_erasure(s, keyring, e)
-                    replayed += applied
-                    files += done.files
+                    report("erasure journal replay", step, total)
+                    carry_out = steps.account if e.is_account else steps.subject
+                    changed, freed = carry_out(s, keyring, e)
+                    replayed += changed
+                    files += freed
             for store, key in files:
                 stores[store].delete(key)
         return replayed, absent
     finally:
         rt.close()
-
-
-def replay_offboarding(
-    session: Session, keyring: Keyring, entry: JournalEntry
-) -> tuple[bool, tuple[tuple[str, str], ...]]:
-    """Carry out again a journalled off-boarding on a restored database: if the account is
-    there and not off-boarded, ``destroy_account`` (the one code path of an off-boarding,
-    audited as a replay); if it is already off-boarded, only its journal row is put back if
-    missing. Returns whether anything changed (running it twice changes nothing the second
-    time) and the files the deleted rows pointed at, for the caller to delete after the
-    commit."""
-    from permanence.accounts.model import Account, AccountStatus
-    from permanence.audit import service as audit
-    from permanence.contracts import offboarding
-
-    account = session.get(Account, entry.account_id)
-    if account is None:
-        return False, ()
-    if account.status != AccountStatus.OFFBOARDED:
-        cert = offboarding.destroy_account(
-            session, keyring, entry.account_id, export=None, replay=entry
-        )
-        return True, cert.files
-    if not ejournal.ensure(session, entry):
-        return False, ()
-    audit.record(
-        session,
-        "account.offboard.replay",
-        "account",
-        entry.account_id,
-        details={"journal_entry": entry.id, "journal_restored": True},
-    )
-    return True, ()
 
 
 def _database(settings: Settings) -> Any:

@@ -36,7 +36,7 @@ from permanence.backup.base import (
     _store_dir,
 )
 from permanence.backup.make import _rls_tables, _sqlite_path
-from permanence.backup.replay import _target, replay
+from permanence.backup.replay import ReplaySteps, _target, replay
 from permanence.config import Settings
 from permanence.crypto.keyring import Keyring
 from permanence.errors import Conflict, IntegrityFailure, ValidationFailed
@@ -217,13 +217,15 @@ def restore(
     journal_files: list[Path] | None = None,
     no_erasure_since: bool = False,
     report: Report = _quiet,
+    steps: ReplaySteps,
 ) -> RestoreSummary:
     """Restore ``source`` into the configured database and data directory, then replay the
     erasure journal. Stop the service first: the database is replaced.
 
     Refused, before anything is touched, unless a journal file (the mirror, or one given)
     covers the time since the backup (``journal.covers``), or ``no_erasure_since`` says
-    that no erasure happened since; that statement is recorded in the audit log."""
+    that no erasure happened since; that statement is recorded in the audit log. ``steps``:
+    who carries each journal entry out again (``backup.replay.ReplaySteps``)."""
     t0 = time.perf_counter()
     # The master key is needed after the restore: fail now, before anything is touched.
     keyring = Keyring.from_settings(settings)
@@ -272,6 +274,7 @@ def restore(
         settings,
         keyring,
         entries,
+        steps=steps,
         action="backup.restore",
         details={
             "revision": revision,

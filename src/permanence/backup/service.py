@@ -13,8 +13,10 @@ Restore: the archive is decrypted into a private staging directory and checked c
 journal is gathered from the target database as it is, from the mirror file, and from any
 ``--journal`` exports; the database is replaced and brought to the current schema; the files
 are put in place; then every journalled erasure is replayed (``rights.replay_erasure``), so an
-erased caller stays erased, and every journalled off-boarding (``replay_offboarding``), so an
-off-boarded client stays off-boarded.
+erased caller stays erased, and every journalled off-boarding
+(``contracts.offboarding.replay_offboarding``), so an off-boarded client stays off-boarded. The
+caller hands those two steps in (``ReplaySteps``; ``rights.journal.JOURNAL_STEPS``): the journal
+sits below the features that write it (ADR 0038).
 
 This module is the feature's one entry for the commands; the stages live in ``base``
 (shared), ``make``, ``restore`` and ``replay``.
@@ -22,7 +24,7 @@ This module is the feature's one entry for the commands; the stages live in ``ba
 
 from permanence.backup.base import FILE_STORES, FORMAT, VERSION, Report
 from permanence.backup.make import BackupSummary, make_backup
-from permanence.backup.replay import replay, replay_journal, replay_offboarding
+from permanence.backup.replay import ReplayStep, ReplaySteps, replay, replay_journal
 from permanence.backup.restore import (
     RestoreSummary,
     Staged,
@@ -37,6 +39,8 @@ __all__ = [
     "FORMAT",
     "VERSION",
     "BackupSummary",
+    "ReplayStep",
+    "ReplaySteps",
     "Report",
     "RestoreSummary",
     "Staged",
@@ -44,7 +48,6 @@ __all__ = [
     "make_backup",
     "replay",
     "replay_journal",
-    "replay_offboarding",
     "restore",
     "stage",
     "unrecognised_files",

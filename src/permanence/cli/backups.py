@@ -69,6 +69,7 @@ def restore(
     erased since the backup stays erased."""
     from permanence.backup import archive
     from permanence.backup import service as backups
+    from permanence.rights.journal import JOURNAL_STEPS
 
     settings = get_settings()
     try:
@@ -91,6 +92,7 @@ def restore(
                 journal_files=journal,
                 no_erasure_since=no_erasure_since,
                 report=report,
+                steps=JOURNAL_STEPS,
             )
     except PermanenceError as exc:
         fail(exc.message)

@@ -154,11 +154,12 @@ def rights_journal_replay(
     it is: after a restore made by other means than 'permanence restore' (PostgreSQL
     point-in-time recovery, a disk snapshot). Running it again changes nothing."""
     from permanence.backup import service as backups
+    from permanence.rights.journal import JOURNAL_STEPS
 
     try:
         with progress_report() as report:
             sources, total, replayed, absent = backups.replay_journal(
-                get_settings(), journal, report
+                get_settings(), journal, report, steps=JOURNAL_STEPS
             )
     except PermanenceError as exc:
         fail(exc.message)

@@ -1,5 +1,5 @@
 """``permanence subprocessor …``: the sub-processor register from the command line, with the
-outside services the configuration uses (compliance/services.py) beside it."""
+outside services the configuration uses (contracts/configured.py) beside it."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ app = typer.Typer(
 def list_subprocessors() -> None:
     """The register (status, country, transfer tool, host), then each configured outside
     service and the entry that covers it."""
-    from permanence.compliance.services import configured_services
     from permanence.context import AccessContext
+    from permanence.contracts.configured import configured_services
     from permanence.contracts.service import registry
 
     rt = runtime()

@@ -24,72 +24,32 @@ from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account, AccountStatus
 from permanence.accounts.service import mandate_version
-from permanence.compliance.services import (
+from permanence.config import Settings
+from permanence.contracts.configured import (
     SAFEGUARD_FR,
     ConfiguredService,
     configured_services,
 )
-from permanence.config import Settings
-from permanence.context import Role
 from permanence.contracts.model import SubProcessor
-from permanence.contracts.service import EEA
+from permanence.contracts.provider import name_and_address as _provider
+from permanence.contracts.provider import provider_dpo as _provider_dpo
+from permanence.contracts.provider import provider_identity
+from permanence.contracts.subprocessors import EEA
 from permanence.db import acting_for, utcnow
 from permanence.errors import NotFound
-from permanence.mandates.base import FieldCategory, LegalBasis, MandateKind
-from permanence.mandates.durations import IsoDuration
+from permanence.mandates.base import LegalBasis
 from permanence.mandates.mandate import Mandate
 from permanence.mandates.purposes import Purpose
 from permanence.mandates.sections import EmailNotificationRecipient, PortalRecipient
+from permanence.mandates.wording import (
+    BASIS_FR,
+    CATEGORY_FR,
+    SUBJECTS_FR,
+    retention_fr,
+    sensitive_fr,
+)
 from permanence.render import render
-from permanence.staff.model import User
 
-BASIS_FR = {
-    LegalBasis.CONSENT: "consentement (art. 6(1)(a))",
-    LegalBasis.CONTRACT: "exécution d'un contrat ou mesures précontractuelles (art. 6(1)(b))",
-    LegalBasis.LEGAL_OBLIGATION: "obligation légale (art. 6(1)(c))",
-    LegalBasis.VITAL_INTERESTS: "sauvegarde des intérêts vitaux (art. 6(1)(d))",
-    LegalBasis.PUBLIC_TASK: "mission d'intérêt public (art. 6(1)(e))",
-    LegalBasis.LEGITIMATE_INTEREST: "intérêt légitime (art. 6(1)(f))",
-}
-CATEGORY_FR = {
-    FieldCategory.IDENTITY: "identité",
-    FieldCategory.CONTACT: "coordonnées",
-    FieldCategory.ADMINISTRATIVE: "informations administratives",
-    FieldCategory.HEALTH: "données de santé",
-    FieldCategory.FINANCIAL: "informations financières",
-    FieldCategory.FREE_TEXT: "message libre",
-    FieldCategory.OTHER: "autres",
-}
-SUBJECTS_FR = {
-    MandateKind.MEDICAL: "patients et autres appelants du cabinet",
-    MandateKind.LEGAL: "clients, prospects et autres appelants du cabinet",
-    MandateKind.SUPPORT: "utilisateurs appelant le support du client",
-}
-# The event each retention period runs from, as the retention sweep applies it
-# (retention/service.py); kinds no sweep deletes yet are said so.
-RETENTION_START_FR = {
-    "message": "à compter de la prise du message",
-    "appointment": "à compter du début du rendez-vous",
-    "call_log": "à compter du début de l'appel",
-    "recording": "à compter de l'enregistrement",
-    "consent": "durée déclarée au mandat, sans purge automatique dans cette version",
-    "evaluation": "à compter de l'évaluation, un an au plus",
-    "rights_request": "durée déclarée au mandat, sans purge automatique dans cette version",
-}
-SPECIAL_BASIS_FR = {
-    "art9_2_a": "art. 9(2)(a), consentement explicite",
-    "art9_2_h": "art. 9(2)(h), soins sous la responsabilité d'un professionnel de santé "
-    "soumis au secret",
-}
-KIND_FR = {
-    "message": "messages",
-    "appointment": "rendez-vous",
-    "call_log": "journal d'appels",
-    "consent": "preuves de consentement",
-    "recording": "enregistrements",
-    "evaluation": "grilles d'évaluation",
-    "rights_request": "demandes d'exercice des droits",
-}
 # The columns of the CNIL's register template (« modèle de registre »), in its order.
 CSV_COLUMNS = [
     ("register", "Registre"),
@@ -138,21 +98,6 @@ class ProcessingRecord:
     updated_at: str
 
 
-def duration_fr(d: IsoDuration) -> str:
-    parts = []
-    for n, one, many in (
-        (d.years, "an", "ans"),
-        (d.months, "mois", "mois"),
-        (d.weeks, "semaine", "semaines"),
-        (d.days, "jour", "jours"),
-        (d.hours, "heure", "heures"),
-        (d.minutes, "minute", "minutes"),
-    ):
-        if n:
-            parts.append(f"{n} {one if n == 1 else many}")
-    return " ".join(parts) or str(d)
-
-
 def security_measures(settings: Settings) -> str:
     """What the deployment does, said as the configuration makes it true."""
     items = [
@@ -170,48 +115,6 @@ def security_measures(settings: Settings) -> str:
     if settings.hds_hosting:
         items.append("hébergement certifié HDS")
     return " ; ".join(items)
-
-
-def _provider(settings: Settings) -> str:
-    return ", ".join(p for p in (settings.provider_name, settings.provider_address) if p)
-
-
-def provider_identity(settings: Settings) -> str:
-    """Art. 30(2)(a): the processor's name and contact details, from the settings."""
-    text = _provider(settings)
-    if settings.provider_contact_email:
-        text += f" ; contact : {settings.provider_contact_email}"
-    return text
-
-
-def retention_fr(kind: str, d: IsoDuration) -> str:
-    """One retention period with the event it runs from."""
-    start = RETENTION_START_FR.get(kind, "")
-    return f"{KIND_FR.get(kind, kind)} : {duration_fr(d)}" + (f" ({start})" if start else "")
-
-
-def sensitive_fr(mandate: Mandate, purpose: Purpose) -> str:
-    """Art. 9: a purpose with an Art. 9 basis is sensitive whatever its fields' categories
-    (recital 35: booking care reveals health); so is one whose fields hold health data."""
-    fields = purpose.resolved_fields
-    health_fields = any(f.special_category or f.category == FieldCategory.HEALTH for f in fields)
-    basis = purpose.special_category_basis
-    if basis is None and not health_fields:
-        return "non"
-    health = health_fields or mandate.kind == MandateKind.MEDICAL or mandate.controller.health_data
-    what = "données de santé" if health else "catégorie particulière de données (art. 9)"
-    if basis is None:
-        return f"oui : {what} (base de l'article 9 non déclarée)"
-    return f"oui : {what} ({SPECIAL_BASIS_FR.get(basis.value, basis.value)})"
-
-
-def _provider_dpo(session: Session, settings: Settings) -> str:
-    dpos = session.scalars(
-        select(User).where(User.role == Role.DPO, User.active.is_(True)).order_by(User.email)
-    ).all()
-    if dpos:
-        return " ; ".join(f"{u.display_name} <{u.email}>" for u in dpos)
-    return settings.provider_contact_email
 
 
 def _subprocessors(session: Session) -> list[SubProcessor]:

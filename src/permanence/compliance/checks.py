@@ -308,7 +308,7 @@ def _configured(run: CheckRun) -> tuple[bool, str, list[str]]:
     """The telephony provider, SMS gateway, SMTP relay and backup storage the settings send
     data to must each be in the sub-processor register, in effect (Art. 28(2): a change is
     announced to the clients before it takes effect), with its country and transfer tool."""
-    from permanence.compliance.services import configured_services
+    from permanence.contracts.configured import configured_services
 
     with run.session() as s:
         services = configured_services(s, run.rt.settings)

@@ -14,13 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from permanence.audit import service as audit
+from permanence.contracts.base import _desk
 from permanence.contracts.model import (
     SubProcessor,
     SubProcessorAgreement,
     SubProcessorChange,
     SubProcessorNotice,
 )
-from permanence.contracts.service import CLAUSES, _desk
+from permanence.contracts.service import CLAUSES
 from permanence.db import ctx_of, utcnow
 from permanence.errors import Conflict, NotFound, ValidationFailed
 

@@ -11,7 +11,8 @@
 
 The off-boarding is journalled like a subject erasure (``backup.journal.record``: a row of
 ``erasure_journal`` of kind "account" and a line of the mirror file), so that restoring a
-backup taken before it off-boards the account again: the restore calls ``destroy_account``
+backup taken before it off-boards the account again: the restore's replay calls
+``replay_offboarding`` (handed to it from above, ADR 0038), which calls ``destroy_account``
 with that journal entry (``replay``), the one code path of an off-boarding.
 
 Kept after off-boarding, because they prove what the provider did and hold no caller data:
@@ -33,13 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import LargeBinary, Table, delete, func, select
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account, AccountStatus, MandateVersion
 from permanence.audit import service as audit
+from permanence.audit.certificates import sign_document as sign_document
+from permanence.audit.certificates import verify_certificate as verify_certificate
 from permanence.audit.model import AuditHead
 from permanence.backup import journal
 from permanence.backup.journal import JournalEntry
@@ -76,6 +77,10 @@ CHOICE_FR = {
     "delete": "suppression sans restitution",
 }
 KEY_TABLES = ("subject_keys", "account_keys")
+# The tables whose rows name a file, and the store it is in ("files": the rights packages'): a
+# recording's audio, a rights package. Named by table like the rest of the deletion, since
+# off-boarding sits below the features that own them (rights, recordings; ADR 0038).
+FILE_TABLES = (("recordings", "recordings"), ("rights_downloads", "files"))
 # The provider's own processing kept in an account's tables: deleted with the account, never
 # handed to the client in the export (call evaluation grids of the provider's staff).
 PROVIDER_OWN = frozenset({"evaluations"})
@@ -267,7 +272,7 @@ def destroy_account(
     """Crypto-shred, then delete every row the account owns; journal it; sign a certificate.
 
     ``replay``: the journal entry of an off-boarding being carried out again on a restored
-    database (``backup.service.replay``): that entry is put back instead of a new one written,
+    database (``replay_offboarding``): that entry is put back instead of a new one written,
     and the audit entry says it is a replay."""
     account = _check(session, account_id)
     if replay is not None and (not replay.is_account or replay.account_id != account_id):
@@ -348,6 +353,34 @@ def destroy_account(
     return Certificate(document, signature, public_key, files)
 
 
+def replay_offboarding(
+    session: Session, keyring: Keyring, entry: JournalEntry
+) -> tuple[bool, tuple[tuple[str, str], ...]]:
+    """Carry out again a journalled off-boarding on a restored database: if the account is
+    there and not off-boarded, ``destroy_account`` (the one code path of an off-boarding,
+    audited as a replay); if it is already off-boarded, only its journal row is put back if
+    missing. Returns whether anything changed (running it twice changes nothing the second
+    time) and the files the deleted rows pointed at, for the caller to delete after the
+    commit. The off-boarding's step of the journal's replay (``backup.replay.ReplaySteps``,
+    handed in by ``rights.journal``): it moved here from ``backup.replay`` (ADR 0038)."""
+    account = session.get(Account, entry.account_id)
+    if account is None:
+        return False, ()
+    if account.status != AccountStatus.OFFBOARDED:
+        cert = destroy_account(session, keyring, entry.account_id, export=None, replay=entry)
+        return True, cert.files
+    if not journal.ensure(session, entry):
+        return False, ()
+    audit.record(
+        session,
+        "account.offboard.replay",
+        "account",
+        entry.account_id,
+        details={"journal_entry": entry.id, "journal_restored": True},
+    )
+    return True, ()
+
+
 def _certificate_context(session: Session, account_id: uuid.UUID) -> dict[str, Any]:
     """Who issues and signs the certificate, under which contract, and what each
     sub-processor must confirm: read before the account's rows go."""
@@ -414,37 +447,18 @@ def _certificate_context(session: Session, account_id: uuid.UUID) -> dict[str, A
 
 def freed_files(session: Session, account_id: uuid.UUID) -> tuple[tuple[str, str], ...]:
     """The files of the account's recordings and rights packages, as (store, key)."""
-    from permanence.recordings.model import Recording
-    from permanence.rights.model import Download
-
-    recordings = session.scalars(
-        select(Recording.storage_key).where(Recording.account_id == account_id)
-    )
-    packages = session.scalars(
-        select(Download.storage_key).where(Download.account_id == account_id)
-    )
-    return (*(("recordings", k) for k in recordings), *(("files", k) for k in packages))
+    _owned_tables()  # every table registered
+    freed: list[tuple[str, str]] = []
+    for name, store in FILE_TABLES:
+        table = Base.metadata.tables[name]
+        keys = session.scalars(select(table.c.storage_key).where(table.c.account_id == account_id))
+        freed += ((store, k) for k in keys)
+    return tuple(freed)
 
 
 def _delete(session: Session, table: Table, account_id: uuid.UUID) -> int:
     result = session.execute(delete(table).where(table.c.account_id == account_id))
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def sign_document(keyring: Keyring, document: dict[str, Any]) -> tuple[str, str]:
-    """Sign a certificate (off-boarding, erasure): (signature, public key), base64."""
-    key = keyring.checkpoint_signing_key()
-    sig = key.sign(audit.canonical(document).encode())
-    return base64.b64encode(sig).decode(), audit.public_key_b64(key.public_key())
-
-
-def verify_certificate(document: dict[str, Any], signature: str, public_key: str) -> bool:
-    try:
-        pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
-        pub.verify(base64.b64decode(signature), audit.canonical(document).encode())
-    except (InvalidSignature, ValueError):
-        return False
-    return True
 
 
 def remaining_rows(session: Session, account_id: uuid.UUID) -> dict[str, int]:

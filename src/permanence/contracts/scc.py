@@ -41,11 +41,9 @@ from sqlalchemy.orm import Session
 from permanence.accounts.model import Account
 from permanence.accounts.service import mandate_version
 from permanence.audit import service as audit
-from permanence.compliance.art30 import (
-    provider_identity,
-)
-from permanence.compliance.services import SAFEGUARD_FR, configured_services
 from permanence.config import Settings
+from permanence.contracts.base import _desk
+from permanence.contracts.configured import SAFEGUARD_FR, configured_services
 from permanence.contracts.flowdown import _flowdowns, held_changes
 from permanence.contracts.model import (
     Contract,
@@ -53,6 +51,7 @@ from permanence.contracts.model import (
     SubProcessor,
     SubProcessorAgreement,
 )
+from permanence.contracts.provider import provider_dpo, provider_identity
 from permanence.contracts.scc_annexes import _description, security_measures_fr
 from permanence.contracts.scc_document import (
     CLAUSE_MAP,
@@ -69,7 +68,6 @@ from permanence.contracts.service import (
     EEA,
     OBJECTION_WINDOW,
     _contract,
-    _desk,
     sign_contract,
 )
 from permanence.db import ctx_of, utcnow
@@ -105,14 +103,12 @@ def build_document(session: Session, settings: Settings, contract: Contract) -> 
         f"{c.dpo.name} <{c.dpo.email}>" if c.dpo else "aucun désigné",
         "services de permanence téléphonique reçus du sous-traitant",
     )
-    from permanence.compliance.art30 import _provider_dpo
-
     processor = Party(
         "Sous-traitant",
         settings.provider_name,
         settings.provider_address or "adresse non renseignée (PERMANENCE_PROVIDER_ADDRESS)",
         provider_identity(settings),
-        _provider_dpo(session, settings),
+        provider_dpo(session, settings),
         "permanence téléphonique pour le compte du responsable du traitement",
     )
     held_ids = {sp.id for change, sp in held_changes(session) if change.kind == "add"}

@@ -4,16 +4,16 @@ from the mandate and the technical and organisational measures from what the dep
 
 from __future__ import annotations
 
-from permanence.compliance.art30 import (
+from permanence.config import Settings
+from permanence.contracts.subprocessors import OBJECTION_WINDOW
+from permanence.mandates.schema import Mandate
+from permanence.mandates.wording import (
     BASIS_FR,
     CATEGORY_FR,
     SUBJECTS_FR,
     retention_fr,
     sensitive_fr,
 )
-from permanence.config import Settings
-from permanence.contracts.service import OBJECTION_WINDOW
-from permanence.mandates.schema import Mandate
 
 
 def security_measures_fr(settings: Settings) -> list[tuple[str, list[str]]]:

@@ -14,6 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from permanence.audit import service as audit
+from permanence.audit.certificates import sign_document
 from permanence.calls.model import Call
 from permanence.consents.model import Consent
 from permanence.crypto.keyring import Keyring
@@ -188,7 +189,6 @@ def _erase(
     """Crypto-shred and delete every record of the subject; journal it; sign a certificate."""
     from permanence.accounts.service import get_account
     from permanence.backup import journal
-    from permanence.contracts.offboarding import sign_document
 
     subjects.check_account(session, caller.account_id)
     a, c = caller.account_id, caller.id
@@ -243,7 +243,7 @@ def replay_erasure(session: Session, keyring: Keyring, entry: Any) -> tuple[Subj
     it changed anything (then ``applied``); running it twice changes nothing the second time."""
     from permanence.backup import journal
 
-    if entry.subject_id is None:  # an off-boarding: backup.service.replay_offboarding
+    if entry.subject_id is None:  # an off-boarding: contracts.offboarding.replay_offboarding
         raise Conflict("this journal entry is not the erasure of a subject")
     erased = erase_subject(
         session,

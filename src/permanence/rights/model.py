@@ -1,4 +1,5 @@
-"""Rights requests, their rectification history, download links and the erasure journal.
+"""Rights requests, their rectification history and download links (the erasure journal's
+table is the journal's own, ``backup.model``: re-exported here, its old import path).
 
 Nothing here holds personal data in clear. What the requester gave (identifiers, changes asked
 for, a supplementary statement) is sealed; the request row itself keeps codes, dates and the
@@ -12,7 +13,6 @@ import enum
 import uuid
 
 from sqlalchemy import (
-    CheckConstraint,
     ForeignKey,
     Index,
     LargeBinary,
@@ -22,6 +22,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+# The erasure journal's table moved to the journal (ADR 0038); its old import path is kept.
+from permanence.backup.model import ErasureJournal as ErasureJournal
+from permanence.backup.model import JournalKind as JournalKind
 from permanence.db import Base, UTCDateTime, new_id, utcnow
 
 
@@ -150,37 +153,6 @@ class Download(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-
-
-class JournalKind(enum.StrEnum):
-    SUBJECT = "subject"  # one data subject erased (a rights request)
-    ACCOUNT = "account"  # the whole account off-boarded (end of contract, Art. 28(3)(g))
-
-
-class ErasureJournal(Base):
-    """Append-only journal of erasures (pseudonymous): a restored backup replays it so that
-    an erased subject stays erased, and an off-boarded account stays off-boarded. The
-    application role may only insert and read it."""
-
-    __tablename__ = "erasure_journal"
-    __table_args__ = (
-        Index("ix_erasure_journal_account", "account_id", "erased_at"),
-        # A subject erasure names its subject; an off-boarding names none.
-        CheckConstraint(
-            "(kind = 'subject' AND subject_id IS NOT NULL) "
-            "OR (kind = 'account' AND subject_id IS NULL)",
-            name="kind_subject",
-        ),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(
-        String(16), default=JournalKind.SUBJECT.value, server_default=JournalKind.SUBJECT.value
-    )
-    subject_id: Mapped[uuid.UUID | None]
-    request_id: Mapped[uuid.UUID | None]
-    erased_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class CallerCode(Base):
