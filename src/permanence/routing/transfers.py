@@ -34,7 +34,7 @@ from permanence.runtime import Runtime
 from permanence.staff.training import require_trained
 from permanence.telephony import twiml
 from permanence.telephony.ports import CallsApi, ProviderFailed
-from permanence.telephony.service import Webhook
+from permanence.telephony.webhook import Webhook
 
 TRANSFER_FR = "Nous vous transférons. Merci de patienter."
 
