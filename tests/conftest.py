@@ -274,7 +274,7 @@ OFFICE_HOURS = dt.datetime(2026, 12, 8, 9, 0, tzinfo=dt.UTC)
 def _calls_arrive_in_office_hours(monkeypatch: pytest.MonkeyPatch) -> None:
     """Calls arrive at a fixed moment in the demo mandates' opening hours, so a test of the
     in-hours flow does not depend on when it runs; tests of the hours pin their own moment
-    (``routing.hours.clock``)."""
-    from permanence.routing import hours as routing_hours
+    (``calls.hours.clock``)."""
+    from permanence.calls import hours as routing_hours
 
     monkeypatch.setattr(routing_hours, "clock", lambda: OFFICE_HOURS)

@@ -10,6 +10,7 @@ statement (see docs/adr/0003-row-level-security.md).
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 import threading
 import time
@@ -118,10 +119,20 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# Modules whose session events every unit of work needs: the account figures' aggregates
+# follow every write of calls, messages, appointments and recordings (ADR 0032). Imported by
+# name when a Database is made, as ``permanence.checks`` imports the checks: this bottom layer
+# names them and does not import them, and the features whose rows they watch do not import
+# the statistics that read them (ADR 0037).
+SESSION_EVENT_MODULES: tuple[str, ...] = ("permanence.stats.aggregates",)
+
+
 class Database:
     """Holds the engine and opens one unit of work (one transaction) per use case."""
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL", **kw: Any) -> None:
+        for module in SESSION_EVENT_MODULES:
+            importlib.import_module(module)
         self.url = url
         self.engine = make_engine(url, sqlite_synchronous=sqlite_synchronous, **kw)
         self.is_postgres = self.engine.dialect.name == "postgresql"

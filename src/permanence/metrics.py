@@ -219,7 +219,7 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def _operators(session: Session) -> Iterator[Metric]:
-    from permanence.stats.model import PRESENCE_STATES, OperatorPresence
+    from permanence.calls.presence_model import PRESENCE_STATES, OperatorPresence
 
     g = _gauge("operators", "Operators by presence state", ["state"])
     counts = dict.fromkeys(PRESENCE_STATES, 0)

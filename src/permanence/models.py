@@ -12,6 +12,7 @@ from permanence.breaches.model import (
     BreachSupplement,
 )
 from permanence.calls.model import Call
+from permanence.calls.presence_model import OperatorDailyStats, OperatorPresence
 from permanence.consents.model import Consent
 from permanence.contracts.model import (
     Contract,
@@ -57,8 +58,6 @@ from permanence.stats import aggregates as _stats_aggregates  # noqa: F401 (its 
 from permanence.stats.model import (
     AccountAnswerSeconds,
     AccountHourlyStats,
-    OperatorDailyStats,
-    OperatorPresence,
 )
 from permanence.subjects.model import Caller
 

@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from permanence.accounts.service import account_by_slug, import_mandate
 from permanence.audit.model import AuditEntry
+from permanence.calls import hours as routing
 from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
 from permanence.recordings.model import Recording
-from permanence.routing import hours as routing
 from permanence.runtime import Runtime
 from permanence.stats import service as stats
 from permanence.web.app import create_app

@@ -31,16 +31,17 @@ import pytest
 from sqlalchemy import select
 
 from permanence.calls import outcome as outcomes
+from permanence.calls import presence
 from permanence.calls import service as calls
 from permanence.calls.model import Call
+from permanence.calls.presence_model import OperatorDailyStats
 from permanence.context import AccessContext, Role
 from permanence.messages import service as messages
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.runtime import Runtime
-from permanence.stats import presence, usage
 from permanence.stats import service as stats
-from permanence.stats.model import OperatorDailyStats
+from permanence.stats import usage
 from permanence.stats.service import Period
 from tests.factories import OPERATOR_ID, ctx_for, make_account, make_caller
 

@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from permanence import schema
 from permanence.accounts.model import MandateVersion
 from permanence.calls import outcome as outcomes
+from permanence.calls.hours import AFTER_HOURS, IN_HOURS, OUTBOUND
 from permanence.calls.model import Call
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
@@ -30,7 +31,6 @@ from permanence.crypto.model import SubjectKey
 from permanence.db import acting_for, ctx_of
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
-from permanence.routing.hours import AFTER_HOURS, IN_HOURS, OUTBOUND
 from permanence.runtime import Runtime
 from permanence.stats import aggregates
 from permanence.stats import service as stats

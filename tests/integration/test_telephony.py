@@ -19,6 +19,7 @@ from permanence.audit.model import AuditEntry
 from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
 from permanence.filestore import LocalStore
+from permanence.recordings import provider_hooks
 from permanence.recordings import service as recordings
 from permanence.recordings.model import Recording, RecordingDownload
 from permanence.runtime import Runtime
@@ -364,7 +365,10 @@ def test_operator_stop_button_stops_at_provider_and_the_audio_is_discarded(
     sid, callback = _recorded_call(client, rt)
     call = the_call(rt, sid)
     api = TwilioRestApi.from_settings(rt.settings)
-    assert telephony.stop_recording(rt, lambda _provider: api, ctx_for(call.account_id), call.id) is True
+    stopped = provider_hooks.stop_recording(
+        rt, lambda _provider: api, ctx_for(call.account_id), call.id
+    )
+    assert stopped is True
     assert provider.stopped == [sid]
     provider.recordings["RE" + "3" * 32] = AUDIO
     params = {

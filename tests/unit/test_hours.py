@@ -13,10 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from permanence.mandates import MandateInvalid, parse_mandate
-from permanence.mandates.hours import Hours, describe, describe_after_hours, on_call_lines
-from permanence.mandates.mandate import Mandate
-from permanence.routing.hours import (
+from permanence.calls.hours import (
     AFTER_HOURS_ANSWER,
     AFTER_HOURS_FORWARD,
     AFTER_HOURS_VOICEMAIL,
@@ -24,6 +21,9 @@ from permanence.routing.hours import (
     Decision,
     decide,
 )
+from permanence.mandates import MandateInvalid, parse_mandate
+from permanence.mandates.hours import Hours, describe, describe_after_hours, on_call_lines
+from permanence.mandates.mandate import Mandate
 from tests.factories import demo_mandate_text
 
 UTC = dt.UTC

@@ -21,12 +21,12 @@ from sqlalchemy import select
 
 from permanence.accounts.service import import_mandate, mandate_version
 from permanence.calls.model import Call
+from permanence.calls.presence_model import OperatorPresence
 from permanence.context import AccessContext, Role
 from permanence.db import switch_account
 from permanence.mandates.parsing import dump_mandate
 from permanence.mandates.queueing import Queueing
 from permanence.routing.model import QueueEntry
-from permanence.stats.model import OperatorPresence
 from tests.provider_server import ProviderServer
 from tests.web.conftest import Person, World
 from tests.web.test_call_outcomes import CALLER, PLUMBER_DID, PUBLIC, Phone, sid_for

@@ -79,7 +79,7 @@ class Call(Base):
     notice_sms_version: Mapped[int | None] = mapped_column(Integer)
     # The language the call is conducted in (the caller's choice at the start): "fr" or "en".
     language: Mapped[str] = mapped_column(String(8), default="fr", server_default="fr")
-    # The arrival decision (routing.hours): in_hours, after_hours_voicemail,
+    # The arrival decision (calls.hours): in_hours, after_hours_voicemail,
     # after_hours_forward or after_hours_answer; empty for calls taken before it existed.
     routing: Mapped[str | None] = mapped_column(String(24))
     # When forwarded out of hours: which on_call contact of the call's mandate version.

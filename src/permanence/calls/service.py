@@ -17,6 +17,7 @@ from permanence.accounts.model import Account
 from permanence.accounts.service import account_for_did, mandate_version
 from permanence.audit import service as audit
 from permanence.calls import outcome as outcomes
+from permanence.calls import presence
 from permanence.calls.model import Call
 from permanence.crypto import normalize
 from permanence.crypto.keyring import Keyring
@@ -24,7 +25,6 @@ from permanence.db import ctx_of, switch_account, utcnow
 from permanence.errors import NotFound
 from permanence.mandates.mandate import Mandate
 from permanence.staff.training import require_trained
-from permanence.stats import presence
 from permanence.subjects import service as subjects
 from permanence.subjects.model import Caller
 

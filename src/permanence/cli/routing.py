@@ -37,10 +37,10 @@ def check_command(
     lang: Annotated[str, typer.Option(help="fr or en")] = "fr",
 ) -> None:
     """Print the mandate's hours in words and where a call arriving --at goes."""
+    from permanence.calls.hours import decide
     from permanence.mandates.errors import MandateInvalid
     from permanence.mandates.hours import mandate_zone, opening_hours_view
     from permanence.mandates.parsing import parse_mandate
-    from permanence.routing.hours import decide
 
     if (account is None) == (file is None):
         typer.echo("error: give either --account or --file", err=True)

@@ -168,7 +168,7 @@ DUTIES: tuple[Duty, ...] = (
     Duty(
         "CNIL recording",
         "Callers are told before recording and can object before the end of the call",
-        "telephony/service.py, telephony/twiml.py",
+        "telephony/service.py, recordings/provider_hooks.py, telephony/twiml.py",
     ),
     Duty(
         "CSP L.1111-8",

@@ -14,9 +14,9 @@ from permanence.accounts.service import mandate_by_id
 from permanence.audit import service as audit
 from permanence.db import ctx_of
 from permanence.delivery.model import Channel, Delivery, DeliveryEvent, Escalation, Event
-from permanence.delivery.service import Notifiable, _new_delivery, event_kind, voicemail_notice
+from permanence.delivery.service import _new_delivery, event_kind
+from permanence.delivery.targets import Notifiable, read_message, voicemail_notice
 from permanence.mandates.hours import next_on_call_start, on_call_now
-from permanence.messages.model import Message
 
 
 def escalate_due(session: Session, now: dt.datetime, limit: int = 100) -> list[Delivery]:
@@ -41,7 +41,7 @@ def escalate_due(session: Session, now: dt.datetime, limit: int = 100) -> list[D
     ).all()
     created: list[Delivery] = []
     for esc in clocks:
-        msg: Notifiable | None = session.get(Message, esc.message_id)
+        msg: Notifiable | None = read_message(session, esc.message_id)
         event = Event.NEW
         if msg is None and (vm := voicemail_notice(session, esc.message_id)) is not None:
             msg, event = vm, Event.VOICEMAIL

@@ -10,12 +10,9 @@ The worker (``delivery.worker``) does the sending; these modules decide what is 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import random
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
@@ -34,6 +31,16 @@ from permanence.delivery.model import (
     Event,
     Status,
 )
+from permanence.delivery.targets import LedgerMessage, Notifiable, read_message
+
+# What a ledger row announces, and the readers the features register (delivery/targets.py):
+# re-exported here, the path the voicemails, the downloads and the tests use.
+from permanence.delivery.targets import VoicemailNotice as VoicemailNotice
+from permanence.delivery.targets import message_reader as message_reader
+from permanence.delivery.targets import reads_voicemails as reads_voicemails
+from permanence.delivery.targets import target_of as target_of
+from permanence.delivery.targets import voicemail_notice as voicemail_notice
+from permanence.delivery.targets import voicemail_reader as voicemail_reader
 from permanence.errors import NotFound, ValidationFailed
 from permanence.mandates.schema import (
     EmailNotificationRecipient,
@@ -41,7 +48,6 @@ from permanence.mandates.schema import (
     PortalRecipient,
     WebhookRecipient,
 )
-from permanence.messages.model import Message
 
 # Wait after failed attempt n (1-based); after the last one the delivery has failed.
 RETRY_DELAYS: tuple[dt.timedelta, ...] = (
@@ -110,72 +116,6 @@ def retry_delay(failed_attempts: int, rng: random.Random | None = None) -> dt.ti
 # -- scheduling -------------------------------------------------------------------------------
 
 
-class Notifiable(Protocol):
-    """What the ledger reads of the thing it announces: a message, or a voicemail."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def account_id(self) -> uuid.UUID: ...
-    @property
-    def caller_id(self) -> uuid.UUID: ...
-    @property
-    def acknowledged_at(self) -> dt.datetime | None: ...
-    @property
-    def urgent(self) -> bool: ...
-    @property
-    def purpose(self) -> str | None: ...
-    @property
-    def created_at(self) -> dt.datetime: ...
-
-
-@dataclass(frozen=True)
-class VoicemailNotice:
-    """A voicemail as the ledger sees it: "acknowledged" is "treated" in the inbox."""
-
-    id: uuid.UUID
-    account_id: uuid.UUID
-    caller_id: uuid.UUID
-    created_at: dt.datetime
-    acknowledged_at: dt.datetime | None
-    urgent: bool = False
-    purpose: str | None = None
-
-
-# How to read a voicemail as the ledger sees it: registered by ``recordings.voicemails`` with
-# ``@reads_voicemails``, imported by name here (as ``permanence.checks`` imports the checks) so
-# that delivery does not import recordings, which builds on it (ADR 0033).
-VoicemailReader = Callable[[Session, uuid.UUID], VoicemailNotice | None]
-_VOICEMAIL_READERS: list[VoicemailReader] = []
-VOICEMAIL_MODULE = "permanence.recordings.voicemails"
-
-
-def reads_voicemails(fn: VoicemailReader) -> VoicemailReader:
-    """Register the function that reads a voicemail for the ledger (one only)."""
-    if _VOICEMAIL_READERS and _VOICEMAIL_READERS[0] is not fn:
-        raise ValueError("a voicemail reader is registered already")
-    _VOICEMAIL_READERS[:] = [fn]
-    return fn
-
-
-def voicemail_reader() -> VoicemailReader:
-    """The registered voicemail reader (its module imported first)."""
-    importlib.import_module(VOICEMAIL_MODULE)
-    return _VOICEMAIL_READERS[0]
-
-
-def voicemail_notice(session: Session, recording_id: uuid.UUID) -> VoicemailNotice | None:
-    """The voicemail ``recording_id`` as the ledger sees it; None if there is no such one."""
-    return voicemail_reader()(session, recording_id)
-
-
-def target_of(session: Session, event: str, target_id: uuid.UUID) -> Notifiable | None:
-    """The message (or, for ``voicemail`` rows, the voicemail) a ledger row announces."""
-    if event == Event.VOICEMAIL:
-        return voicemail_notice(session, target_id)
-    return session.get(Message, target_id)
-
-
 def _new_delivery(
     message: Notifiable,
     mandate_id: uuid.UUID,
@@ -212,7 +152,7 @@ _RECIPIENT_CHANNEL = {
 
 def schedule(
     session: Session,
-    message: Message,
+    message: LedgerMessage,
     mandate: Mandate | None = None,
     *,
     restricted: bool | None = None,
@@ -361,8 +301,8 @@ def is_restricted(session: Session, message: Notifiable) -> bool:
 # -- the client's side ------------------------------------------------------------------------
 
 
-def _message(session: Session, message_id: uuid.UUID) -> Message:
-    msg = session.get(Message, message_id)
+def _message(session: Session, message_id: uuid.UUID) -> LedgerMessage:
+    msg = read_message(session, message_id)
     if msg is None or msg.account_id != ctx_of(session).account_id:
         raise NotFound("no such message")
     return msg
@@ -395,7 +335,7 @@ def mark_viewed(session: Session, message_id: uuid.UUID) -> None:
         audit.record(session, "delivery.viewed", "message", msg.id, subject_id=msg.caller_id)
 
 
-def mark_acknowledged(session: Session, message_id: uuid.UUID) -> Message:
+def mark_acknowledged(session: Session, message_id: uuid.UUID) -> LedgerMessage:
     """The client acknowledged the message: recorded on the message (unless already) and on
     the portal row; the escalation stops and alerts not yet sent are cancelled. Idempotent,
     and safe to call after another use case already set ``acknowledged_at``."""

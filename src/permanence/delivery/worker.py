@@ -22,47 +22,33 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-import smtplib
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from permanence import __version__, infra
+from permanence import infra
 from permanence.accounts.model import Account, AccountStatus
-from permanence.accounts.service import get_account, mandate_by_id
+from permanence.accounts.service import get_account
 from permanence.audit import service as audit
-from permanence.config import Settings
 from permanence.context import AccessContext
 from permanence.db import ctx_of, utcnow
-from permanence.delivery import channels as content
 from permanence.delivery.escalation import escalate_due
-from permanence.delivery.model import ARRIVALS, Channel, Delivery, Event, Status
-from permanence.delivery.own_channels import Sender, preparer
+from permanence.delivery.model import ARRIVALS, Channel, Delivery, Status
 from permanence.delivery.ports import (
-    HttpWebhookSender,
     SendFailed,
-    SmsSender,
-    WebhookRequest,
-    WebhookSender,
-    sms_gateway_for,
 )
-from permanence.delivery.service import (
-    Notifiable,
-    is_restricted,
-    retry_delay,
-    target_of,
-    transition,
-)
-from permanence.delivery.webhook_secrets import signing_secrets
-from permanence.errors import ValidationFailed
-from permanence.mail import Mail, Mailer, mailer_for
-from permanence.mandates.schema import EmailNotificationRecipient, Mandate, WebhookRecipient
+
+# Channels: re-exported, the callers and tests that run a pass hand it in from here.
+from permanence.delivery.sending import Channels as Channels
+from permanence.delivery.sending import Job, Prepared, prepare, prepare_own, send
+from permanence.delivery.service import is_restricted, retry_delay, transition
+from permanence.delivery.targets import target_of
 from permanence.runtime import Runtime
 
 log = logging.getLogger("permanence.delivery")
@@ -80,53 +66,9 @@ _HTTP_CHANNELS = frozenset({Channel.WEBHOOK, Channel.OPENDSR_CALLBACK})
 
 
 @dataclass
-class Channels:
-    """The outside world the worker talks to."""
-
-    mailer: Mailer | None
-    webhooks: WebhookSender
-    sms: SmsSender | None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Channels:
-        return cls(
-            mailer=mailer_for(settings),
-            webhooks=HttpWebhookSender(),
-            sms=sms_gateway_for(settings),
-        )
-
-
-@dataclass(frozen=True)
-class _Job:
-    delivery_id: uuid.UUID
-    attempt: int
-    channel: Channel
-    mail: Mail | None = None
-    webhook: WebhookRequest | None = None
-    sms: tuple[str, str] | None = None
-    error: SendFailed | None = None  # could not even be prepared
-
-
-@dataclass
-class _Prepared:
-    """What a claim transaction needs, read once per pass and account."""
-
-    account: Account
-    base_url: str
-    mandates: dict[uuid.UUID, Mandate] = field(default_factory=dict)
-
-    def mandate(self, session: Session, mandate_id: uuid.UUID | None) -> Mandate:
-        if mandate_id is None:  # only OpenDSR callbacks have none, prepared apart
-            raise SendFailed("mandate_missing", retry=False)
-        if mandate_id not in self.mandates:
-            self.mandates[mandate_id] = mandate_by_id(session, mandate_id)[1]
-        return self.mandates[mandate_id]
-
-
-@dataclass
 class _Outcome:
     account_id: uuid.UUID
-    job: _Job
+    job: Job
     failure: SendFailed | None
     at: dt.datetime
 
@@ -188,7 +130,7 @@ def run_due(
                 jobs = _claim(s, rt, now, min(BATCH, limit - attempted), counts)
             if not jobs:
                 break
-            outcomes = [_Outcome(account_id, job, _send(job, channels), now) for job in jobs]
+            outcomes = [_Outcome(account_id, job, send(job, channels), now) for job in jobs]
             _record_all(rt, outcomes, rng, counts, backlog, retries)
             attempted += len(jobs)
     return {
@@ -254,7 +196,7 @@ def attempt_now(
     with rt.db.session(ctx) as s:
         jobs = _claim(s, rt, now, BATCH, counts, target_id=target_id)
     if jobs:
-        outcomes = [_Outcome(account_id, job, _send(job, channels), now) for job in jobs]
+        outcomes = [_Outcome(account_id, job, send(job, channels), now) for job in jobs]
         _record_all(rt, outcomes, None, counts, Backlog(), RECORD_RETRIES)
     return {k: counts[k] for k in ("sent", "delivered", "retrying", "failed", "cancelled")}
 
@@ -266,7 +208,7 @@ def _claim(
     n: int,
     counts: Counter[str],
     target_id: uuid.UUID | None = None,
-) -> list[_Job]:
+) -> list[Job]:
     where = [
         Delivery.account_id == ctx_of(session).require_account(),
         Delivery.status == Status.PENDING.value,
@@ -283,14 +225,14 @@ def _claim(
     ).all()
     if not rows:
         return []
-    prepared = _Prepared(get_account(session, rows[0].account_id), rt.settings.public_base_url)
-    jobs: list[_Job] = []
+    prepared = Prepared(get_account(session, rows[0].account_id), rt.settings.public_base_url)
+    jobs: list[Job] = []
     for row in rows:
         channel = Channel(row.channel)
         if channel is Channel.OPENDSR_CALLBACK:  # about a rights request, not a message
             row.attempts += 1
             row.next_attempt_at = now + LEASE
-            jobs.append(_prepare_own(session, rt, prepared, row))
+            jobs.append(prepare_own(session, rt, prepared, row))
             continue
         msg = target_of(session, row.event, row.message_id)
         if msg is not None and row.event in ARRIVALS and is_restricted(session, msg):
@@ -311,141 +253,14 @@ def _claim(
             continue
         row.attempts += 1
         row.next_attempt_at = now + LEASE
-        jobs.append(_prepare(session, rt, prepared, row, msg, now))
+        jobs.append(prepare(session, rt, prepared, row, msg, now))
     session.flush()
     return jobs
 
 
-def _prepare(
-    session: Session,
-    rt: Runtime,
-    prepared: _Prepared,
-    row: Delivery,
-    msg: Notifiable | None,
-    now: dt.datetime,
-) -> _Job:
-    channel, event = Channel(row.channel), Event(row.event)
-    mandate = prepared.mandate(session, row.mandate_id)
-    account = prepared.account
-    if channel is Channel.NOTICE_SMS:
-        return _prepare_own(session, rt, prepared, row, mandate)
-    voicemail = event is Event.VOICEMAIL
-    link = (
-        content.voicemail_link(prepared.base_url)
-        if voicemail
-        else content.portal_link(prepared.base_url, row.message_id)
-    )
-    urgent = bool(msg and msg.urgent)
-    job = _Job(delivery_id=row.id, attempt=row.attempts, channel=channel)
-    if channel is Channel.EMAIL:
-        recipient = mandate.recipients[row.recipient_index]
-        assert isinstance(recipient, EmailNotificationRecipient)
-        if voicemail:
-            text = content.voicemail_email(account.name, link)
-        elif event is Event.NEW:
-            text = content.message_email(account.name, link, urgent=urgent)
-        else:
-            text = content.change_email(account.name, link, event)
-        mail = Mail(recipient.to, text.subject, text.body, delivery_id=str(row.id))
-        return _with(job, mail=mail)
-    if channel is Channel.WEBHOOK:
-        recipient = mandate.recipients[row.recipient_index]
-        assert isinstance(recipient, WebhookRecipient)
-        secrets = signing_secrets(session, rt.keyring, recipient.secret_ref, now)
-        if not secrets:
-            return _with(job, error=SendFailed("secret_missing"))
-        body = content.webhook_body(
-            delivery_id=row.id,
-            event=event,
-            message_id=row.message_id,
-            account_slug=account.slug,
-            link=link,
-            purpose=msg.purpose if msg else None,
-            created_at=msg.created_at if msg else None,
-            urgent=urgent,
-            changed_at=row.created_at,
-        )
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": f"Permanence/{__version__}",
-            "X-Permanence-Delivery": str(row.id),
-            "X-Permanence-Event": content.webhook_event(event),
-            content.SIGNATURE_HEADER: content.signature(secrets, body, int(now.timestamp())),
-        }
-        return _with(job, webhook=WebhookRequest(recipient.url, body, headers))
-    assert mandate.on_call is not None
-    contact = mandate.on_call.contacts[row.recipient_index]
-    if channel is Channel.ESCALATION_EMAIL:
-        assert contact.email is not None
-        text = content.escalation_email(account.name, link, urgent=urgent)
-        mail = Mail(contact.email, text.subject, text.body, delivery_id=str(row.id))
-        return _with(job, mail=mail)
-    return _with(job, sms=(contact.phone, content.escalation_sms(account.name, urgent=urgent)))
-
-
-def _prepare_own(
-    session: Session,
-    rt: Runtime,
-    prepared: _Prepared,
-    row: Delivery,
-    mandate: Mandate | None = None,
-) -> _Job:
-    """A channel its feature prepares (``delivery.own_channels``): an OpenDSR status
-    callback (the request's status now, signed), the callers' notice by SMS (the number
-    opened from the call only now, to send)."""
-    channel = Channel(row.channel)
-    job = _Job(delivery_id=row.id, attempt=row.attempts, channel=channel)
-    sender = Sender(prepared.account.name, prepared.base_url, mandate)
-    try:
-        sending = preparer(channel)(session, rt, row, sender)
-    except SendFailed as failure:
-        return _with(job, error=failure)
-    if isinstance(sending, WebhookRequest):
-        return _with(job, webhook=sending)
-    return _with(job, sms=sending)
-
-
-def _with(job: _Job, **changes: object) -> _Job:
-    return replace(job, **changes)  # type: ignore[arg-type]
-
-
-def _send(job: _Job, channels: Channels) -> SendFailed | None:
-    """Perform one attempt; the failure (a code), or None when it went through."""
-    if job.error is not None:
-        return job.error
-    try:
-        if job.mail is not None:
-            if channels.mailer is None:
-                return SendFailed("smtp_not_configured")
-            _send_mail(channels.mailer, job.mail)
-        elif job.webhook is not None:
-            channels.webhooks.post(job.webhook)
-        elif job.sms is not None:
-            if channels.sms is None:
-                return SendFailed("sms_not_configured")
-            channels.sms.send(*job.sms)
-    except SendFailed as failure:
-        return failure
-    return None
-
-
-def _send_mail(mailer: Mailer, mail: Mail) -> None:
-    try:
-        mailer.send(mail)
-    except ValidationFailed:
-        # The mailer found personal data in the text: a bug to fix, never worth a retry.
-        raise SendFailed("mail_refused", retry=False) from None
-    except smtplib.SMTPRecipientsRefused:
-        raise SendFailed("smtp_recipient_refused", retry=False) from None
-    except smtplib.SMTPResponseException as exc:
-        raise SendFailed(f"smtp_{exc.smtp_code}", retry=exc.smtp_code < 500) from None
-    except (smtplib.SMTPException, OSError):
-        raise SendFailed("smtp_unavailable") from None
-
-
 def _record(
     session: Session,
-    job: _Job,
+    job: Job,
     failure: SendFailed | None,
     now: dt.datetime,
     rng: random.Random | None,

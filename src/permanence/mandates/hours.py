@@ -360,7 +360,7 @@ def mandate_zone(mandate: Mandate) -> ZoneInfo:
 def on_call_now(mandate: Mandate, at: dt.datetime) -> int | None:
     """Index of the mandate's on-call contact in force at ``at`` (aware), or None.
 
-    The one reading of the rota: the arrival decision (``routing.hours.decide``), the
+    The one reading of the rota: the arrival decision (``calls.hours.decide``), the
     console's instructions and the escalation of unacknowledged messages all call it, so a
     mandate in another zone (the Antilles, Réunion) is read in that zone everywhere."""
     if mandate.on_call is None:

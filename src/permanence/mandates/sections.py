@@ -3,10 +3,12 @@ recipients of messages, the on-call rota, call recording, transfers, hosting and
 Each model checks its own rules; rules across sections are in `rules`.
 """
 
+import hashlib
 import re
 from collections.abc import Mapping
-from datetime import date, time
+from datetime import date, datetime, time
 from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo
 
 import pydantic
 from pydantic import (
@@ -33,6 +35,9 @@ from permanence.mandates.base import (
 )
 from permanence.mandates.durations import IsoDuration
 from permanence.mandates.errors import _reject
+
+# Recording periods are calendar dates in France.
+_PARIS = ZoneInfo("Europe/Paris")
 
 
 class Dpo(_Model):
@@ -232,6 +237,24 @@ class Recording(_Model):
                 problems.append("recording is enabled but 'retention' (at most P6M) is missing")
         _reject(problems)
         return self
+
+    def records(self, call_key: str, when: datetime) -> bool:
+        """Whether a call falls under this recording policy.
+
+        Sampling is decided from a hash of the provider's call id, so a retried webhook decides
+        the same way; periods are calendar dates in France (inclusive). Moved here from
+        ``recordings.service.should_record`` (ADR 0037): the voice webhooks ask it of the
+        mandate, below the recordings.
+        """
+        if not self.enabled or self.mode is None:
+            return False
+        if self.mode is RecordingMode.SAMPLING:
+            if self.sample_rate is None:
+                return False
+            digest = hashlib.sha256(f"sample|{call_key}".encode()).digest()
+            return int.from_bytes(digest[:8], "big") / 2**64 < self.sample_rate
+        today = when.astimezone(_PARIS).date()
+        return any(p.start <= today <= p.end for p in self.periods)
 
 
 class Transfer(_Model):

@@ -7,7 +7,6 @@ from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from permanence.db import Base, UTCDateTime, new_id, utcnow
-from permanence.recordings import model as _recordings  # noqa: F401 - voicemail_id's table
 
 
 class Message(Base):

@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -182,7 +182,7 @@ def get_message(session: Session, message_id: uuid.UUID) -> Message:
 def read_message(session: Session, keyring: Keyring, msg: Message) -> dict[str, Any]:
     """Open a message's fields: a read of personal data, audited with the context's reason."""
     require_trained(session, ctx_of(session))
-    from permanence.needtoknow.service import require_medical_access
+    from permanence.messages.medical import require_medical_access
 
     require_medical_access(session, msg.account_id, msg.caller_id)
     cipher = keyring.cipher(session, msg.account_id, msg.caller_id)
@@ -270,7 +270,7 @@ def list_messages(
 def acknowledge(session: Session, message_id: uuid.UUID) -> Message:
     """The client took charge of the message: recorded on the message and in the delivery
     ledger; escalation stops."""
-    return delivery.mark_acknowledged(session, message_id)
+    return cast(Message, delivery.mark_acknowledged(session, message_id))
 
 
 @dataclass(frozen=True)

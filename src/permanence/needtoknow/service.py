@@ -2,7 +2,9 @@
 
 On a client account that handles health data, an operator opens callers and messages only for
 an account they are assigned to, and a message only during a call with that caller (the call
-they answered, still open) or after recording a break-glass reason (valid for an hour).
+they answered, still open) or after recording a break-glass reason (valid for an hour): that
+second rule, which reads the calls and the callers, is ``messages.medical`` (ADR 0037); this
+package keeps the assignments it builds on, below the callers and the calls.
 
 The rule applies to an account once it has assigned operators. A health-data account with no
 assignment at all fails the ``access.need_to_know`` compliance check: the DPO sees it and
@@ -25,10 +27,9 @@ from permanence.accounts.model import Account
 from permanence.accounts.service import handles_health_data as _health_account
 from permanence.accounts.service import mandate_version
 from permanence.audit import service as audit
-from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
 from permanence.db import ctx_of, utcnow
-from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.errors import Conflict, NotFound, PermissionDenied
 from permanence.needtoknow.model import BreakGlassAccess, OperatorAssignment
 from permanence.staff.model import User
 
@@ -98,64 +99,6 @@ def require_assigned(session: Session, account_id: uuid.UUID) -> None:
             "you are not assigned to this client account: its health data is on a need-to-know "
             "basis (vous n'êtes pas affecté à ce client)"
         )
-
-
-def require_medical_access(session: Session, account_id: uuid.UUID, caller_id: uuid.UUID) -> None:
-    """A medical message: during a call with that caller, or with a break-glass reason."""
-    ctx = ctx_of(session)
-    if not _applies(session, ctx, account_id):
-        return
-    require_assigned(session, account_id)
-    in_call = session.scalars(
-        select(Call.id).where(
-            Call.caller_id == caller_id,
-            Call.account_id == account_id,
-            Call.operator_id == ctx.actor_id,
-            Call.answered_at.is_not(None),
-            Call.ended_at.is_(None),
-        )
-    ).first()
-    if in_call is not None:
-        return
-    since = utcnow() - BREAK_GLASS_VALID
-    glass = session.scalars(
-        select(BreakGlassAccess.id).where(
-            BreakGlassAccess.account_id == account_id,
-            BreakGlassAccess.user_id == ctx.actor_id,
-            BreakGlassAccess.caller_id == caller_id,
-            BreakGlassAccess.opened_at >= since,
-        )
-    ).first()
-    if glass is None:
-        raise NeedToKnow(
-            "a medical message opens only during a call with this caller, or with a "
-            "break-glass reason (hors appel : motif d'accès exceptionnel requis)"
-        )
-
-
-def break_glass(session: Session, caller_id: uuid.UUID, reason: str) -> BreakGlassAccess:
-    """An assigned operator records why they must open this caller's medical messages now."""
-    ctx = ctx_of(session)
-    account_id = ctx.require_account()
-    if ctx.role is not Role.OPERATOR or ctx.actor_id is None:
-        raise PermissionDenied("break-glass access is for operators")
-    from permanence.subjects.service import get as get_caller
-
-    get_caller(session, caller_id)  # 404 unless a caller of this account
-    require_assigned(session, account_id)
-    if len(reason.strip()) < MIN_REASON:
-        raise ValidationFailed(
-            f"give the reason in at least {MIN_REASON} characters (motif d'au moins "
-            f"{MIN_REASON} caractères)"
-        )
-    row = BreakGlassAccess(
-        account_id=account_id, user_id=ctx.actor_id, caller_id=caller_id, reason=reason.strip()
-    )
-    session.add(row)
-    session.flush()
-    # The reason stays in the table (it may name the patient); the audit entry says who/when.
-    audit.record(session, "access.break_glass", "caller", caller_id, subject_id=caller_id)
-    return row
 
 
 # -- the DPO's side -----------------------------------------------------------------------

@@ -187,7 +187,7 @@ def stop_recording(
     account_id: uuid.UUID, call_id: uuid.UUID, p: Operator, rt: CurrentRuntime
 ) -> None:
     """The operator's stop button: nothing more is kept of this call's recording."""
-    from permanence.telephony import service as telephony
+    from permanence.recordings import provider_hooks as telephony
     from permanence.telephony.api import telephony_api
 
     ctx = account_context(p, account_id, f"call:{call_id}")

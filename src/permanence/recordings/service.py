@@ -8,7 +8,6 @@ decrypts as it streams (constant memory), so the audio is never written anywhere
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from permanence.crypto.stream import decrypt_stream
 from permanence.db import ctx_of
 from permanence.errors import NotFound, PermissionDenied
 from permanence.filestore import RecordingStore
-from permanence.mandates.base import RecordingMode
 from permanence.mandates.mandate import Mandate
 from permanence.recordings.model import Recording
 from permanence.staff.training import require_trained
@@ -34,21 +32,9 @@ LISTENERS = frozenset({Role.SUPERVISOR, Role.DPO, Role.CLIENT})
 
 
 def should_record(mandate: Mandate, call_key: str, when: dt.datetime) -> bool:
-    """Whether this call falls under the mandate's recording policy.
-
-    Sampling is decided from a hash of the provider's call id, so a retried webhook decides
-    the same way; periods are calendar dates in France (inclusive).
-    """
-    rec = mandate.recording
-    if not rec.enabled or rec.mode is None:
-        return False
-    if rec.mode is RecordingMode.SAMPLING:
-        if rec.sample_rate is None:
-            return False
-        digest = hashlib.sha256(f"sample|{call_key}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64 < rec.sample_rate
-    today = when.astimezone(PARIS).date()
-    return any(p.start <= today <= p.end for p in rec.periods)
+    """Whether this call falls under the mandate's recording policy
+    (``mandate.recording.records``, ADR 0037)."""
+    return mandate.recording.records(call_key, when)
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,11 @@ from sqlalchemy.orm import Session
 
 from permanence.context import Role
 from permanence.errors import ConfigurationError, NotFound
+from permanence.recordings import provider_hooks
 from permanence.routing import callbacks, devices, dispatch, queue, transfers
 from permanence.routing.model import QueueEntry
 from permanence.runtime import Runtime
-from permanence.telephony import service
+from permanence.telephony import webhook
 from permanence.telephony.api import telephony_api, verified_hook
 from permanence.telephony.ports import ProviderFailed
 from permanence.web.deps import CurrentRuntime, Principal, require
@@ -37,7 +38,7 @@ log = logging.getLogger("permanence.routing")
 router = APIRouter(prefix="/routing", include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1")
 
-Hook = Annotated[service.Webhook, Depends(verified_hook)]
+Hook = Annotated[webhook.Webhook, Depends(verified_hook)]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 T = TypeVar("T")
 
@@ -57,10 +58,10 @@ def _dispatch_later(background: BackgroundTasks, rt: Runtime) -> None:
 
 
 def _context(provider: str) -> Any:
-    return service.webhook_context(provider)
+    return webhook.webhook_context(provider)
 
 
-async def _in_session(rt: Runtime, hook: service.Webhook, step: Callable[[Session], T]) -> T:
+async def _in_session(rt: Runtime, hook: webhook.Webhook, step: Callable[[Session], T]) -> T:
     """One webhook's work in one session under the provider's context, off the event loop."""
 
     def run() -> T:
@@ -158,12 +159,12 @@ async def recording(request: Request, hook: Hook, background: BackgroundTasks) -
         entry = s.get(QueueEntry, hook.query_uuid("c"))
         if entry is None or entry.offer_sid != hook.sid("CallSid"):
             raise NotFound("no such call")
-        as_caller = service.Webhook(
+        as_caller = webhook.Webhook(
             provider=hook.provider,
             form={**hook.form, "CallSid": entry.caller_sid},
             query={**hook.query, "k": "call"},
         )
-        return service.queue_recording(s, rt.settings, as_caller)
+        return provider_hooks.queue_recording(s, rt.settings, as_caller)
 
     job = await _in_session(rt, hook, step)
     if job is not None:

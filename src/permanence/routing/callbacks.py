@@ -30,8 +30,11 @@ from permanence.accounts.model import Account, Did
 from permanence.accounts.service import mandate_version
 from permanence.audit import service as audit
 from permanence.calls import outcome as outcomes
+from permanence.calls import presence
 from permanence.calls import service as calls
+from permanence.calls.hours import OUTBOUND
 from permanence.calls.model import TERMINAL_STATUSES, Call
+from permanence.calls.presence_model import OperatorPresence
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.crypto.keyring import Keyring
@@ -39,15 +42,13 @@ from permanence.db import acting_for, switch_account, utcnow
 from permanence.errors import ConfigurationError, Conflict, NotFound, ValidationFailed
 from permanence.needtoknow import service as needtoknow
 from permanence.routing import queue
-from permanence.routing.hours import OUTBOUND
 from permanence.routing.model import OperatorLine, QueueEntry
 from permanence.runtime import Runtime
 from permanence.staff.training import require_trained
-from permanence.stats import presence
-from permanence.stats.model import OperatorPresence
 from permanence.telephony import twiml
 from permanence.telephony.ports import CallsApi, ProviderFailed
-from permanence.telephony.service import CALL_STATUSES, Webhook, apply_status
+from permanence.telephony.service import CALL_STATUSES, apply_status
+from permanence.telephony.webhook import Webhook
 
 log = logging.getLogger("permanence.routing")
 

@@ -35,7 +35,9 @@ from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Did
 from permanence.audit import service as audit
+from permanence.calls import presence
 from permanence.calls.model import TERMINAL_STATUSES, Call
+from permanence.calls.presence_model import OperatorPresence
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.db import switch_account, utcnow
@@ -47,8 +49,6 @@ from permanence.runtime import Runtime
 from permanence.staff import training
 from permanence.staff.auth import IDLE_TIMEOUT
 from permanence.staff.model import User, WebSession
-from permanence.stats import presence
-from permanence.stats.model import OperatorPresence
 from permanence.telephony.ports import CallsApi, ProviderFailed, TelnyxTexmlApi, TwilioRestApi
 
 log = logging.getLogger("permanence.routing")

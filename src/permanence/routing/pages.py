@@ -11,12 +11,12 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select
 
+from permanence.calls import presence
 from permanence.context import Role
 from permanence.db import utcnow
 from permanence.errors import ValidationFailed
 from permanence.routing import callbacks, devices, dispatch, transfers
 from permanence.routing.model import OperatorLine, QueueEntry
-from permanence.stats import presence
 from permanence.web.deps import CurrentRuntime, account_context
 from permanence.web.pages.render import Viewer, fragment, redirect, render, roles
 

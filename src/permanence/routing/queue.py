@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from permanence.accounts.model import Account
 from permanence.audit import service as audit
 from permanence.calls import outcome as outcomes
+from permanence.calls import presence
 from permanence.calls import service as calls
 from permanence.calls.model import Call
 from permanence.config import Settings
@@ -37,14 +38,14 @@ from permanence.db import ctx_of, switch_account, utcnow
 from permanence.errors import Conflict, NotFound, ValidationFailed
 from permanence.mandates.schema import Mandate
 from permanence.routing.model import QueueEntry
+from permanence.routing.rooms import HOLD_AUDIO, hold_twiml
 from permanence.staff.training import require_trained
-from permanence.stats import presence
 from permanence.telephony import twiml
-from permanence.telephony.service import Webhook
+from permanence.telephony.service import queues_calls
+from permanence.telephony.webhook import Webhook
 
 log = logging.getLogger("permanence.routing")
 
-HOLD_AUDIO = "/static/routing/hold.wav"
 PROMPTS = {
     "fr": {
         "voice": "fr-FR",
@@ -83,6 +84,7 @@ def queue_name(settings: Settings, account: Account, priority: bool) -> str:
     return f"permanence-{account.slug}"[:64]
 
 
+@queues_calls
 def enqueue(
     session: Session,
     settings: Settings,
@@ -248,8 +250,6 @@ def left(session: Session, settings: Settings, hook: Webhook) -> str:
         return reply.xml()
     if entry.state == "connected" and entry.consult_target is not None:
         # A warm transfer took the operator out of the bridge: the caller holds meanwhile.
-        from permanence.routing.transfers import hold_twiml
-
         hold_twiml(settings, reply, call.id)
         return reply.xml()
     if entry.state == "connected":

@@ -30,11 +30,12 @@ from permanence.errors import ConfigurationError, Conflict, NotFound, Validation
 from permanence.mandates.schema import Mandate
 from permanence.routing import queue
 from permanence.routing.model import QueueEntry
+from permanence.routing.rooms import conference, room
 from permanence.runtime import Runtime
 from permanence.staff.training import require_trained
 from permanence.telephony import twiml
 from permanence.telephony.ports import CallsApi, ProviderFailed
-from permanence.telephony.service import Webhook
+from permanence.telephony.webhook import Webhook
 
 TRANSFER_FR = "Nous vous transférons. Merci de patienter."
 
@@ -138,29 +139,8 @@ def transfer_twiml(session: Session, hook: Webhook) -> str:
 # someone joins it: they hear the hold audio). "Relier" moves the contact into the caller's
 # room and ends the operator's leg; "Reprendre" brings the operator back to the caller.
 
-HOLD_FR = "Merci de patienter, nous joignons votre correspondant."
 CONSULT_FR = "Appel de la permanence téléphonique pour {name} : un appel à vous transférer."
 JOINED_FR = "Nous vous mettons en relation."
-
-
-def room(call_id: uuid.UUID, kind: str) -> str:
-    """The conference of a warm transfer: ``hold`` (the caller's) or ``consult``."""
-    return f"permanence-{kind}-{call_id}"
-
-
-def conference(
-    reply: twiml.Response, name: str, *, starts: bool, ends: bool, wait_url: str | None = None
-) -> None:
-    dial = ET.SubElement(reply.root, "Dial")
-    attrs = {
-        "startConferenceOnEnter": "true" if starts else "false",
-        "endConferenceOnExit": "true" if ends else "false",
-        "beep": "false",
-    }
-    if wait_url is not None:
-        attrs["waitUrl"] = wait_url
-        attrs["waitMethod"] = "GET"
-    ET.SubElement(dial, "Conference", attrs).text = name
 
 
 def warm_transfer(
@@ -297,15 +277,6 @@ def _warm_leg(session: Session, hook: Webhook, leg: str) -> tuple[QueueEntry, Ca
         raise NotFound("no such call")
     switch_account(session, account_id)
     return entry, calls.get_call(session, entry.call_id)
-
-
-def hold_twiml(settings: Settings, reply: twiml.Response, call_id: uuid.UUID) -> None:
-    """The caller's leg while the operator consults: the hold room, with the hold audio."""
-    base = settings.public_base_url.rstrip("/")
-    reply.say(HOLD_FR)
-    conference(
-        reply, room(call_id, "hold"), starts=False, ends=True, wait_url=base + queue.HOLD_AUDIO
-    )
 
 
 def warm_twiml(session: Session, settings: Settings, hook: Webhook, step: str) -> str:

@@ -40,6 +40,7 @@ from permanence.errors import (
 )
 from permanence.staff.model import ApiKey, AuthFailure, User, WebSession
 from permanence.staff.passwords import hash_password, hash_secret, needs_rehash, verify_password
+from permanence.staff.recovery import use_recovery_code
 from permanence.staff.service import open_totp
 
 IDLE_TIMEOUT = dt.timedelta(minutes=30)
@@ -171,8 +172,6 @@ def _second_factor(
     if check_totp(session, keyring, user, code, now):
         return True
     if code and not code.strip().isdigit():
-        from permanence.staff.credentials import use_recovery_code
-
         return use_recovery_code(session, user, code, now)
     return False
 

@@ -276,10 +276,6 @@ def admin_unlock(session: Session, user_id: uuid.UUID) -> bool:
 # -- recovery codes -----------------------------------------------------------------------------
 
 
-def _normalise(code: str) -> str:
-    return "".join(c for c in code.lower() if c.isalnum())
-
-
 def generate_recovery_codes(
     session: Session, user: User, *, keep_token: str | None = None
 ) -> list[str]:
@@ -306,21 +302,6 @@ def remaining_recovery_codes(session: Session, user_id: uuid.UUID) -> int:
             )
         ).all()
     )
-
-
-def use_recovery_code(session: Session, user: User, code: str, now: dt.datetime) -> bool:
-    """Spend one unused recovery code of the user matching ``code`` (never twice)."""
-    wanted = _normalise(code)
-    if len(wanted) != 10:
-        return False
-    for row in session.scalars(
-        select(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
-    ):
-        if verify_password(row.code_hash, wanted):
-            row.used_at = now
-            audit.record(session, "auth.recovery_code_used", "user", user.id)
-            return True
-    return False
 
 
 # -- authenticator re-enrolment -----------------------------------------------------------------

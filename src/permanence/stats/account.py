@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from permanence.calls.hours import AFTER_HOURS as AFTER_HOURS_ROUTINGS
 from permanence.calls.model import Call
 from permanence.context import Role
 from permanence.db import ctx_of
@@ -27,8 +28,7 @@ from permanence.errors import NotFound, PermissionDenied
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.render import PARIS
-from permanence.routing.hours import AFTER_HOURS as AFTER_HOURS_ROUTINGS
-from permanence.stats import aggregates
+from permanence.stats import aggregates, recount
 from permanence.stats.model import AccountAnswerSeconds, AccountHourlyStats
 from permanence.stats.periods import Period
 from permanence.stats.sql import (
@@ -46,7 +46,7 @@ ACCOUNT_READERS = frozenset({Role.SUPERVISOR, Role.DPO, Role.ADMIN, Role.CLIENT,
 _N_ANS = len(ANSWER_EDGES) + 1
 _N_AB = len(ABANDON_EDGES) + 1
 # Where the call-backs asked for sit in a CALL_COLUMNS row (added last, after ``outbound``).
-CALLBACK_REQUEST_AT = aggregates.CALL_COLUMNS.index("callback_request")
+CALLBACK_REQUEST_AT = recount.CALL_COLUMNS.index("callback_request")
 
 
 @dataclass
@@ -104,7 +104,7 @@ class AccountStats:
     by_hour: list[Counts]  # 24 Paris hours of the day
     by_day: list[tuple[dt.date, Counts]]
     by_month: list[tuple[str, Counts]] = field(default_factory=list)
-    # Calls that arrived out of the mandate's opening hours (calls.routing, routing.hours).
+    # Calls that arrived out of the mandate's opening hours (calls.routing, calls.hours).
     after_hours: dict[str, int] = field(default_factory=dict)
     # Call-backs placed by operators (calls.direction outbound), included in ``calls``.
     outbound: int = 0
@@ -286,11 +286,11 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
     aggregates.apply_pending(session)  # this transaction's own writes, if any
     t = AccountHourlyStats
     in_days = and_(t.account_id == account_id, t.day >= period.first, t.day <= period.last)
-    sums = [func.sum(getattr(t, c)) for c in aggregates.CALL_COLUMNS]
+    sums = [func.sum(getattr(t, c)) for c in recount.CALL_COLUMNS]
     other = [
         func.sum(getattr(t, c))
         for p in ("messages", "appointments", "recordings")
-        for c in aggregates.PART_COLUMNS[p]
+        for c in recount.PART_COLUMNS[p]
     ]
     fold = _Fold(period)
     totals = [0] * len(other)
@@ -298,7 +298,7 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
         fold.add(row[1 : 1 + len(sums)], row[0], None)
         for i, v in enumerate(row[1 + len(sums) :]):
             totals[i] += int(v or 0)
-    counts = [func.sum(getattr(t, c)) for c in aggregates.CALL_COLUMNS[0:7]]
+    counts = [func.sum(getattr(t, c)) for c in recount.CALL_COLUMNS[0:7]]
     for row in session.execute(
         select(t.hour_of_day, *counts).where(in_days).group_by(t.hour_of_day)
     ):
@@ -324,7 +324,7 @@ def scan_account_statistics(
     _require_account_reader(session, account_id)
     where = in_period(account_id, period)
     hour = utc_hour(session, Call.started_at).label("hour")
-    cols = aggregates.call_columns(session)
+    cols = recount.call_columns(session)
     rows = session.execute(select(hour, *cols).where(where).group_by(hour)).all()
     fold = _Fold(period)
     for row in rows:
@@ -356,6 +356,6 @@ def scan_account_statistics(
     ).one()
     answered = and_(where, ANSWERED, Call.answered_at.is_not(None))
     n = int(session.scalar(select(func.count()).where(answered)) or 0)
-    p90 = percentile(session, aggregates.answer_whole_seconds(session), answered, 0.9, n)
+    p90 = percentile(session, recount.answer_whole_seconds(session), answered, 0.9, n)
     others = (int(msg[0]), int(msg[1]), int(appt[0]), int(appt[1]), int(rec[0]), int(rec[1] or 0))
     return fold.stats(account_id, period, p90, others)

@@ -11,11 +11,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel
 
+from permanence.calls import presence
 from permanence.context import Role
 from permanence.errors import NotFound
 from permanence.render import PARIS
-from permanence.stats import presence, usage
 from permanence.stats import service as stats
+from permanence.stats import usage
 from permanence.web.deps import CurrentRuntime, Principal, require, unit_of_work
 from permanence.web.schemas import ERRORS
 

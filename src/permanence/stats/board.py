@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account
 from permanence.calls.model import Call
+from permanence.calls.presence_model import OperatorPresence
 from permanence.context import Role
 from permanence.db import acting_for, ctx_of, utcnow
 from permanence.errors import PermissionDenied
 from permanence.staff.auth import IDLE_TIMEOUT
 from permanence.staff.model import User, WebSession
-from permanence.stats.model import OperatorPresence
 from permanence.stats.sql import ANSWERED, MISSED, count_if
 
 BOARD_READERS = frozenset({Role.SUPERVISOR, Role.ADMIN, Role.SYSTEM})

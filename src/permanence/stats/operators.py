@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from permanence.calls.presence_model import OperatorDailyStats
 from permanence.context import Role
 from permanence.db import ctx_of, utcnow
 from permanence.errors import NotFound, PermissionDenied
 from permanence.render import PARIS
 from permanence.staff.model import User
 from permanence.stats.account import _round
-from permanence.stats.model import OperatorDailyStats
 from permanence.stats.periods import Period
 
 

@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 
 from permanence import __version__
 from permanence.accounts.model import Account
+from permanence.calls.hours import OUTBOUND
 from permanence.calls.model import Call
 from permanence.db import utcnow
 from permanence.errors import NotFound
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.render import paris
-from permanence.routing.hours import OUTBOUND
 from permanence.stats.account import _require_account_reader
 from permanence.stats.service import (
     ABANDONED,

@@ -20,6 +20,7 @@ from permanence.crypto import normalize
 from permanence.crypto.keyring import Keyring, SubjectCipher
 from permanence.db import ctx_of, utcnow
 from permanence.errors import NotFound, PermissionDenied, ValidationFailed
+from permanence.needtoknow.service import require_assigned
 from permanence.staff.training import require_trained
 from permanence.subjects.model import Caller
 
@@ -123,8 +124,6 @@ def identity(
     require_trained(session, ctx)
     if caller.restricted_at is not None and ctx.role.value == "operator":
         raise PermissionDenied("processing of this caller's data is restricted (Art. 18)")
-    from permanence.needtoknow.service import require_assigned
-
     require_assigned(session, caller.account_id)
     ident = _opened(caller, keyring.cipher(session, caller.account_id, caller.id))
     if audited:

@@ -7,11 +7,10 @@ Authenticated by the provider's signature only: an unsigned or wrongly signed re
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from permanence.errors import (
@@ -21,7 +20,7 @@ from permanence.errors import (
     ValidationFailed,
 )
 from permanence.runtime import Runtime
-from permanence.telephony import service
+from permanence.telephony import service, webhook
 from permanence.telephony.ports import TelephonyApi, provider_api
 from permanence.telephony.signatures import telnyx_valid, twilio_valid
 
@@ -29,7 +28,7 @@ MAX_BODY = 16 * 1024  # a voice webhook is a few hundred bytes (the global limit
 router = APIRouter(prefix="/telephony", include_in_schema=False)
 
 
-def _rt(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     rt: Runtime = request.app.state.rt
     return rt
 
@@ -55,15 +54,15 @@ def _parse_form(body: bytes) -> list[tuple[str, str]]:
         ) from None
 
 
-async def verified_hook(request: Request, provider: str) -> service.Webhook:
+async def verified_hook(request: Request, provider: str) -> webhook.Webhook:
     """Read, size-check, verify the signature, then parse: in that order."""
-    if provider not in service.PROVIDERS:
+    if provider not in webhook.PROVIDERS:
         raise PermissionDenied("unknown provider")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
         raise UnsupportedMediaType("webhooks must be application/x-www-form-urlencoded")
     body = await _read_body(request)
-    settings = _rt(request).settings
+    settings = runtime_of(request).settings
     path = request.url.path
     query = request.url.query
     url = settings.public_base_url.rstrip("/") + path + (f"?{query}" if query else "")
@@ -85,10 +84,10 @@ async def verified_hook(request: Request, provider: str) -> service.Webhook:
     if not ok:
         raise PermissionDenied("the webhook signature is missing or wrong")
     form = dict(_parse_form(body))
-    return service.Webhook(provider=provider, form=form, query=dict(request.query_params))
+    return webhook.Webhook(provider=provider, form=form, query=dict(request.query_params))
 
 
-Hook = Annotated[service.Webhook, Depends(verified_hook)]
+Hook = Annotated[webhook.Webhook, Depends(verified_hook)]
 
 
 def _xml(text: str) -> Response:
@@ -102,10 +101,10 @@ def telephony_api(rt: Runtime, provider: str) -> TelephonyApi:
 
 @router.post("/{provider}/incoming")
 async def incoming(request: Request, hook: Hook) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
 
     def run() -> str:
-        with rt.db.session(service.webhook_context(hook.provider)) as s:
+        with rt.db.session(webhook.webhook_context(hook.provider)) as s:
             return service.incoming(s, rt.keyring, rt.settings, hook)
 
     return _xml(await run_in_threadpool(run))
@@ -113,10 +112,10 @@ async def incoming(request: Request, hook: Hook) -> Response:
 
 @router.post("/{provider}/gather")
 async def gather(request: Request, hook: Hook) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
 
     def run() -> str:
-        with rt.db.session(service.webhook_context(hook.provider)) as s:
+        with rt.db.session(webhook.webhook_context(hook.provider)) as s:
             return service.gather(s, rt.settings, hook)
 
     return _xml(await run_in_threadpool(run))
@@ -124,10 +123,10 @@ async def gather(request: Request, hook: Hook) -> Response:
 
 @router.post("/{provider}/dial-done")
 async def dial_done(request: Request, hook: Hook) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
 
     def run() -> str:
-        with rt.db.session(service.webhook_context(hook.provider)) as s:
+        with rt.db.session(webhook.webhook_context(hook.provider)) as s:
             return service.dial_done(s, rt.settings, hook)
 
     return _xml(await run_in_threadpool(run))
@@ -135,37 +134,11 @@ async def dial_done(request: Request, hook: Hook) -> Response:
 
 @router.post("/{provider}/status", status_code=204)
 async def status(request: Request, hook: Hook) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
 
     def run() -> None:
-        with rt.db.session(service.webhook_context(hook.provider)) as s:
+        with rt.db.session(webhook.webhook_context(hook.provider)) as s:
             service.status(s, rt.keyring, hook)
 
     await run_in_threadpool(run)
-    return Response(status_code=204)
-
-
-@router.post("/{provider}/recording", status_code=204)
-async def recording(request: Request, hook: Hook, background: BackgroundTasks) -> Response:
-    """Queue the download and answer at once; the download is tried right after the answer
-    and then by the worker, with retries (``recordings.downloads``)."""
-    rt = _rt(request)
-    # A malformed callback is the sender's fault (422). The provider's API is built in the
-    # background task: without its credentials the job waits for the worker, which records
-    # the failure (``no_provider_api``) and the compliance check reports the recording.
-    hook.sid("RecordingSid")
-
-    def run() -> uuid.UUID | None:
-        with rt.db.session(service.webhook_context(hook.provider)) as s:
-            return service.queue_recording(s, rt.settings, hook)
-
-    job = await run_in_threadpool(run)
-    if job is not None:
-        from permanence.recordings.downloads import run_in_background
-
-        account = hook.query_uuid("a")
-        provider = hook.provider
-        background.add_task(
-            run_in_background, rt, lambda: telephony_api(rt, provider), account, job
-        )
     return Response(status_code=204)

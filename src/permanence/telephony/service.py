@@ -5,7 +5,7 @@ client account; the reply says the mandate's layer-1 notice in French and, where
 records this call, the recording notice inside a ``<Gather>`` so the caller can press the
 objection key; then the call is offered to the operators (``<Dial>``, recorded only if the
 caller did not object); when nobody answers, voicemail. Before all this the mandate's opening
-hours decide where the call goes (``routing.hours.decide``): out of hours, the after-hours
+hours decide where the call goes (``calls.hours.decide``): out of hours, the after-hours
 greeting then voicemail, or the on-call contact in force (``<Dial>`` to their number after
 the on-call notice), or the operators all the same for a 24/7 client.
 
@@ -19,12 +19,11 @@ row-level security.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
-import re
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from sqlalchemy import select
@@ -32,16 +31,16 @@ from sqlalchemy.orm import Session
 
 from permanence.accounts.service import account_for_did, mandate_by_id
 from permanence.audit import service as audit
+from permanence.calls import hours as routing
 from permanence.calls import notice_sms
 from permanence.calls import outcome as outcomes
 from permanence.calls import service as calls
 from permanence.calls.model import EXPIRED_STATUS, TERMINAL_STATUSES, Call
 from permanence.config import Settings
-from permanence.context import AccessContext, Role
 from permanence.crypto import normalize
 from permanence.crypto.keyring import Keyring
-from permanence.db import ctx_of, switch_account, utcnow
-from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from permanence.db import switch_account, utcnow
+from permanence.errors import Conflict, NotFound, ValidationFailed
 from permanence.mandates.hours import (
     DEFAULT_FORWARD_NOTICE,
     DEFAULT_GREETING,
@@ -49,17 +48,12 @@ from permanence.mandates.hours import (
     AfterHoursAction,
 )
 from permanence.mandates.mandate import Mandate
-from permanence.recordings import service as recordings
-from permanence.routing import hours as routing
-from permanence.runtime import Runtime
 from permanence.telephony import twiml
-from permanence.telephony.ports import TelephonyApi, recording_url_allowed
+from permanence.telephony.webhook import Webhook, call_from_query
 
 log = logging.getLogger("permanence.telephony")
 
-_SID = re.compile(r"^[A-Za-z0-9:_\-]{2,64}$")
 CALL_STATUSES = frozenset({"queued", "ringing", "in-progress", *TERMINAL_STATUSES})
-PROVIDERS = ("twilio", "telnyx")
 # How many times the recording notice is said again to a caller pressing keys other than the
 # objection key; after that the notice was never heard whole and the call is not recorded.
 NOTICE_REPEATS = 2
@@ -90,49 +84,6 @@ PROMPTS = {
 }
 
 
-@dataclass(frozen=True)
-class Webhook:
-    """One verified webhook request: its provider, form fields and query parameters."""
-
-    provider: str
-    form: Mapping[str, str]
-    query: Mapping[str, str]
-
-    def get(self, name: str) -> str | None:
-        value = self.form.get(name)
-        return value if value else None
-
-    def require(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise ValidationFailed(f"the webhook has no {name}")
-        return value
-
-    def sid(self, name: str) -> str:
-        value = self.require(name)
-        if not _SID.match(value):
-            raise ValidationFailed(f"{name} is not a valid identifier")
-        return value
-
-    def seconds(self, name: str) -> int | None:
-        value = self.get(name)
-        if value is None:
-            return None
-        if not value.isdigit() or len(value) > 7:
-            raise ValidationFailed(f"{name} must be a whole number of seconds")
-        return int(value)
-
-    def query_uuid(self, name: str) -> uuid.UUID:
-        try:
-            return uuid.UUID(self.query.get(name, ""))
-        except ValueError:
-            raise ValidationFailed(f"the callback URL has no valid '{name}' parameter") from None
-
-
-def webhook_context(provider: str) -> AccessContext:
-    return AccessContext.system(f"telephony:{provider}")
-
-
 def _url(settings: Settings, hook: Webhook, name: str, **query: str) -> str:
     base = settings.public_base_url.rstrip("/")
     url = f"{base}/telephony/{hook.provider}/{name}"
@@ -153,16 +104,6 @@ def _by_sid(session: Session, account_id: uuid.UUID, sid: str) -> Call | None:
     return session.scalars(
         select(Call).where(Call.account_id == account_id, Call.provider_sid == sid)
     ).first()
-
-
-def _call_from_query(session: Session, hook: Webhook) -> Call:
-    """The call named by our follow-up URL, checked against the provider's CallSid."""
-    account_id = hook.query_uuid("a")
-    switch_account(session, account_id)
-    call = session.get(Call, hook.query_uuid("c"))
-    if call is None or call.account_id != account_id or call.provider_sid != hook.sid("CallSid"):
-        raise NotFound("no such call")
-    return call
 
 
 def incoming(session: Session, keyring: Keyring, settings: Settings, hook: Webhook) -> str:
@@ -208,7 +149,7 @@ def incoming(session: Session, keyring: Keyring, settings: Settings, hook: Webho
             "offered"
             if decision.in_hours_leg
             and not objected
-            and recordings.should_record(opened.mandate, call_sid, utcnow())
+            and opened.mandate.recording.records(call_sid, utcnow())
             else "off"
         )
         calls.mark_notice_read(session, call)
@@ -313,6 +254,29 @@ def _notice_gather(
     reply.redirect(action)
 
 
+# The in-hours leg when ``PERMANENCE_ROUTING_MODE`` is ``queue``: routing's queue
+# (``routing.queue.enqueue``, ADR 0023), registered there with ``@queues_calls`` and imported by
+# name here before it is used (as ``permanence.checks`` imports the checks), so that the voice
+# webhooks do not import routing, which builds on them (ADR 0037).
+QueueLeg = Callable[[Session, Settings, Webhook, twiml.Response, Call, Mandate], None]
+_QUEUE_LEGS: list[QueueLeg] = []
+QUEUE_MODULE = "permanence.routing.queue"
+
+
+def queues_calls(fn: QueueLeg) -> QueueLeg:
+    """Register the in-hours leg through the queue (one only)."""
+    if _QUEUE_LEGS and _QUEUE_LEGS[0] is not fn:
+        raise ValueError("an in-hours queue is registered already")
+    _QUEUE_LEGS[:] = [fn]
+    return fn
+
+
+def queue_leg() -> QueueLeg:
+    """The registered in-hours queue leg (its module imported first)."""
+    importlib.import_module(QUEUE_MODULE)
+    return _QUEUE_LEGS[0]
+
+
 def _dial(
     reply: twiml.Response,
     settings: Settings,
@@ -324,9 +288,7 @@ def _dial(
 ) -> None:
     if settings.routing_mode == "queue" and route is not None:
         # The in-hours leg through the provider's queue (permanence.routing, ADR 0023).
-        from permanence.routing.queue import enqueue
-
-        enqueue(route[0], settings, hook, reply, route[1], route[2])
+        queue_leg()(route[0], settings, hook, reply, route[1], route[2])
         return
     reply.dial(
         settings.telephony_operators,
@@ -342,7 +304,7 @@ def gather(session: Session, settings: Settings, hook: Webhook) -> str:
     heard whole, so record (if offered). Any other key is ignored: the recording notice is
     said again, whole (``n`` counts the repeats); a caller who keeps pressing other keys
     never heard it, so is not recorded."""
-    call = _call_from_query(session, hook)
+    call = call_from_query(session, hook)
     _row, mandate = mandate_by_id(session, call.mandate_id)
     digits = hook.get("Digits")
     ids = {"a": str(call.account_id), "c": str(call.id)}
@@ -410,7 +372,7 @@ def dial_done(session: Session, settings: Settings, hook: Webhook) -> str:
     Which one is told by our own URL (``step=voicemail``), never by ``RecordingUrl``: a
     recorded ``<Dial>`` reports its recording on the same action (docs/telephony.md).
     """
-    call = _call_from_query(session, hook)
+    call = call_from_query(session, hook)
     reply = twiml.Response()
     if hook.query.get("step") == "voicemail":
         # The <Record> action: audio was left only if it has a URL and a length.
@@ -507,94 +469,4 @@ def apply_status(session: Session, call: Call, new: str, duration: int | None) -
     audit.record(
         session, "call.status", "call", call.id, details={"status": new, "outcome": call.outcome}
     )
-    return True
-
-
-# -- recordings -----------------------------------------------------------------------------
-
-
-def queue_recording(session: Session, settings: Settings, hook: Webhook) -> uuid.UUID | None:
-    """The provider has a recording: queue its download (``recordings.downloads``) and
-    answer at once. Returns the job to try right away, or None (nothing to do now).
-
-    A retried callback queues nothing twice; a recording of an objected call is queued for
-    deletion at the provider without ever being fetched; a recording the provider did not
-    make (``absent``) is only noted.
-    """
-    from permanence.recordings.model import RecordingDownload
-
-    call = _call_from_query(session, hook)
-    kind = hook.query.get("k", "call")
-    if kind not in ("call", "voicemail"):
-        raise ValidationFailed("the callback URL has an unknown recording kind")
-    sid = hook.sid("RecordingSid")
-    existing = session.scalars(
-        select(RecordingDownload).where(
-            RecordingDownload.account_id == call.account_id,
-            RecordingDownload.provider_sid == sid,
-        )
-    ).first()
-    if existing is not None:
-        return None
-    if hook.get("RecordingStatus") not in (None, "completed"):
-        audit.record(session, "recording.absent", "call", call.id, details={"kind": kind})
-        return None
-    state = "pending"
-    if kind == "call" and call.recording_state != "recording":
-        # The caller objected (keypress or the operator's stop button): the audio is
-        # discarded unheard, here and at the provider.
-        audit.record(
-            session, "recording.discard", "call", call.id, details={"state": call.recording_state}
-        )
-        state = "discard"
-    url = hook.require("RecordingUrl") if state == "pending" else ""
-    if state == "pending" and not recording_url_allowed(settings, hook.provider, url):
-        # Our credentials only ever go to the configured API (SSRF): refused before queuing.
-        raise ValidationFailed("the recording URL is not on the configured provider API")
-    job = RecordingDownload(
-        id=uuid.uuid4(),
-        account_id=call.account_id,
-        call_id=call.id,
-        kind=kind,
-        provider_sid=sid,
-        url=url,
-        duration_s=hook.seconds("RecordingDuration"),
-        state=state,
-        attempts=0,
-        next_attempt_at=utcnow(),
-    )
-    session.add(job)
-    session.flush()
-    audit.record(session, "recording.queued", "call", call.id, details={"kind": kind})
-    return job.id
-
-
-def object_to_recording(session: Session, call_id: uuid.UUID) -> str | None:
-    """The operator's stop button: the caller objects; returns the provider's call id if a
-    recording is running there (to stop it), None if nothing was being recorded."""
-    ctx = ctx_of(session)
-    if ctx.role not in (Role.OPERATOR, Role.SUPERVISOR):
-        raise PermissionDenied("only the operator on the call can stop its recording")
-    call = calls.get_call(session, call_id)
-    was = call.recording_state
-    if was not in ("offered", "recording"):
-        return None
-    call.recording_state = "objected"
-    audit.record(session, "call.recording_objected", "call", call.id, details={"by": "operator"})
-    return call.provider_sid if was == "recording" else None
-
-
-def stop_recording(
-    rt: Runtime, api: Callable[[str], TelephonyApi], ctx: AccessContext, call_id: uuid.UUID
-) -> bool:
-    """Mark the objection first (so a recording that still arrives is discarded), then ask
-    the provider the call came through to stop. Returns whether a running recording was
-    stopped. The provider's API (``api(provider)``) is only built when there is something to
-    stop."""
-    with rt.db.session(ctx) as s:
-        provider_sid = object_to_recording(s, call_id)
-        provider = calls.get_call(s, call_id).provider or "twilio"
-    if provider_sid is None:
-        return False
-    api(provider).stop_recording(provider_sid)
     return True

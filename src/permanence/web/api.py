@@ -12,9 +12,8 @@ from fastapi import APIRouter
 from permanence.accounts import api as accounts_api
 from permanence.calls import api as calls_api
 from permanence.consents import api as consents_api
-from permanence.messages import agenda_api, call_api
+from permanence.messages import agenda_api, call_api, medical_api
 from permanence.messages import api as messages_api
-from permanence.needtoknow import api as needtoknow_api
 from permanence.recordings import api as recordings_api
 from permanence.rights import api as rights_api
 from permanence.routing import api as routing_api
@@ -33,7 +32,7 @@ for _feature in (
     keys_api.router,
     recordings_api.recordings_router,
     rights_api.router,
-    needtoknow_api.router,
+    medical_api.router,  # the break-glass request (need-to-know)
     routing_api.api_router,
 ):
     router.routes.extend(_feature.routes)

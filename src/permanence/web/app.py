@@ -137,6 +137,9 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.telephony.api import router as telephony_router
 
     app.include_router(telephony_router)
+    from permanence.recordings.webhook_api import router as recording_webhook
+
+    app.include_router(recording_webhook)  # /telephony/{provider}/recording, after the others
     from permanence.routing.api import mount as mount_routing
 
     mount_routing(app)  # the queue's webhooks, devices API, presence and lines pages

@@ -411,7 +411,7 @@ def stop_recording(
 ) -> Response:
     """The caller objects to the recording: marked at once (anything still arriving is
     discarded), then the provider is asked to stop."""
-    from permanence.telephony import service as telephony
+    from permanence.recordings import provider_hooks as telephony
     from permanence.telephony.api import telephony_api
 
     with unit_of_work(rt, viewer.principal, account_id, f"call:{call_id}", readonly=True) as s:

@@ -17,11 +17,11 @@ import uuid
 from sqlalchemy.orm import Session
 
 from permanence.calls.model import Call
+from permanence.calls.presence_model import MANUAL_STATES, OperatorDailyStats, OperatorPresence
 from permanence.context import Role
 from permanence.db import ctx_of, utcnow
 from permanence.errors import PermissionDenied, ValidationFailed
 from permanence.render import PARIS
-from permanence.stats.model import MANUAL_STATES, OperatorDailyStats, OperatorPresence
 
 ANSWERING_ROLES = frozenset({Role.OPERATOR, Role.SUPERVISOR})
 

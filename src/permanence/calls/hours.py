@@ -4,6 +4,10 @@
 and ``on_call``: in hours, the call goes to the in-hours leg (today the operators' ``<Dial>``);
 out of hours, to the after-hours greeting and voicemail, to the on-call contact in force, or
 to the in-hours leg all the same for a 24/7 client (``answer``), counted as after hours.
+
+Moved from ``routing.hours`` (ADR 0037): what it decides is a value of ``calls.routing``, which
+the voice webhooks (``telephony``), the queue (``routing``) and the statistics all read, so it
+sits with the calls, below them all.
 """
 
 from __future__ import annotations

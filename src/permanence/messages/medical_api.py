@@ -1,4 +1,6 @@
-"""The operator's break-glass request (need-to-know for health data, needtoknow/service.py)."""
+"""The operator's break-glass request (need-to-know for health data, messages/medical.py).
+Moved from ``needtoknow/api.py`` with the rule it records for (ADR 0037); listed in the same
+place of ``web/api.py``."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from fastapi import APIRouter, Depends
 from pydantic import Field
 
 from permanence.context import Role
+from permanence.messages import medical
 from permanence.needtoknow import service as needtoknow
 from permanence.web import schemas as S
 from permanence.web.deps import CurrentRuntime, Principal, require, unit_of_work
@@ -34,7 +37,7 @@ def break_glass(
     """Record why this caller's medical messages must be opened outside a call with them:
     they open for an hour, and the DPO's access review counts it."""
     with unit_of_work(rt, p, account_id, f"break-glass:{caller_id}") as s:
-        row = needtoknow.break_glass(s, caller_id, body.reason)
+        row = medical.break_glass(s, caller_id, body.reason)
         return {
             "id": str(row.id),
             "valid_until": (row.opened_at + needtoknow.BREAK_GLASS_VALID).isoformat(),
