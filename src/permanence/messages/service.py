@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import MandateVersion
@@ -55,6 +55,14 @@ class SubmissionRefused(ValidationFailed):
 
 # session.info key: the rows `call_for_record` loaded, held for the unit of work.
 _LOADED = "messages.loaded_for_call"
+# Built once: building the joined select and its cache key was a third of its cost per message.
+_FOR_RECORD = (
+    select(Call, Caller, MandateVersion, SubjectKey)
+    .join(Caller, Caller.id == Call.caller_id)
+    .join(MandateVersion, MandateVersion.id == Call.mandate_id)
+    .outerjoin(SubjectKey, SubjectKey.subject_id == Caller.id)
+    .where(Call.id == bindparam("call_id"))
+)
 
 
 def call_for_record(session: Session, call_id: uuid.UUID) -> Call:
@@ -69,13 +77,7 @@ def call_for_record(session: Session, call_id: uuid.UUID) -> Call:
     is preloaded and the getters query (and refuse) as before."""
     loaded: dict[uuid.UUID, tuple[object, ...]] = session.info.setdefault(_LOADED, {})
     if call_id not in loaded:
-        row = session.execute(
-            select(Call, Caller, MandateVersion, SubjectKey)
-            .join(Caller, Caller.id == Call.caller_id)
-            .join(MandateVersion, MandateVersion.id == Call.mandate_id)
-            .outerjoin(SubjectKey, SubjectKey.subject_id == Caller.id)
-            .where(Call.id == call_id)
-        ).first()
+        row = session.execute(_FOR_RECORD, {"call_id": call_id}).first()
         if row is not None:
             loaded[call_id] = tuple(row)
     return get_call(session, call_id)
