@@ -7,12 +7,13 @@ balancers and monitoring; ``permanence serve`` refuses to start on a schema it d
 
 from __future__ import annotations
 
+import ast
 import functools
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, inspect, select, text
 
 from permanence import infra
 from permanence.context import AccessContext
@@ -35,21 +36,51 @@ class Readiness:
         return not self.problems
 
 
+# The migrations' files. Their revision ids are read from the files' text, not by importing
+# Alembic and every migration: `permanence serve` checks the schema before it starts, and
+# Alembic's import and its script directory were about a tenth of the start-up (issue 24).
+# tests/integration/test_schema_revision.py checks the result against Alembic's reading.
+VERSIONS = Path(__file__).parent / "migrations" / "versions"
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+)$", re.MULTILINE)
+
+
+@functools.cache
+def migration_graph() -> dict[str, tuple[str, ...]]:
+    """Each revision of this release's migrations and the revisions it follows."""
+    graph: dict[str, tuple[str, ...]] = {}
+    for path in sorted(VERSIONS.glob("*.py")):
+        text_ = path.read_text(encoding="utf-8")
+        found = {m[1]: ast.literal_eval(m[2].strip()) for m in _ASSIGNMENT.finditer(text_)}
+        if "revision" not in found:
+            continue  # __init__.py
+        down = found.get("down_revision")
+        graph[str(found["revision"])] = (
+            () if down is None else (down,) if isinstance(down, str) else tuple(down)
+        )
+    return graph
+
+
 @functools.cache
 def expected_revision() -> str:
     """The schema revision this code expects: the head of its own migrations."""
-    from permanence.schema import alembic_config
-
-    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    graph = migration_graph()
+    followed = {down for downs in graph.values() for down in downs}
+    heads = sorted(r for r in graph if r not in followed)
     if len(heads) != 1:
         raise RuntimeError(f"the migrations have {len(heads)} heads: {', '.join(heads)}")
     return heads[0]
 
 
 def database_revision(engine: Engine) -> str | None:
-    """The revision the database's schema is at (None: no schema at all)."""
+    """The revision the database's schema is at (None: no schema at all), from Alembic's
+    version table as Alembic reads it (one row; none, or no table: no schema)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:
+        raise RuntimeError(f"the version table holds {len(rows)} revisions: {', '.join(rows)}")
+    return str(rows[0]) if rows else None
 
 
 def schema_problem(revision: str | None) -> Problem | None:
@@ -63,13 +94,7 @@ def schema_problem(revision: str | None) -> Problem | None:
             f"the database has no schema; this release expects revision {expected}: "
             "run 'permanence db upgrade' as the schema owner",
         )
-    from permanence.schema import alembic_config
-
-    known = {
-        s.revision
-        for s in ScriptDirectory.from_config(alembic_config("sqlite://")).walk_revisions()
-    }
-    if revision in known:
+    if revision in migration_graph():
         return Problem(
             "schema_behind",
             f"the database schema is at revision {revision}, this release expects {expected}: "

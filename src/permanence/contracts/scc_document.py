@@ -8,8 +8,6 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from fpdf import FPDF
-
 from permanence import __version__
 from permanence.db import utcnow
 from permanence.render import paris
@@ -109,6 +107,8 @@ def to_pdf(
     signatories: Sequence[Signatory] = (),
     signed_at: dt.datetime | None = None,
 ) -> bytes:
+    from fpdf import FPDF  # imported here: fpdf (with fontTools) is ~0.5 s of start-up
+
     pdf = FPDF(format="A4")
     title = f"Contrat de sous-traitance {doc.reference} v{doc.version}"
     pdf.set_title(_t(title))

@@ -182,6 +182,11 @@ def schedule_voicemail(
 _DELIVERIES = cast(Table, Delivery.__table__)
 _EVENTS = cast(Table, DeliveryEvent.__table__)
 _ESCALATIONS = cast(Table, Escalation.__table__)
+# Built once, their rows given as parameters: a statement built per message with its values
+# inline (``.values(...)``) cost more to build and to key for the cache than to run.
+_INSERT_DELIVERIES = insert(_DELIVERIES)
+_INSERT_EVENTS = insert(_EVENTS)
+_INSERT_ESCALATION = insert(_ESCALATIONS)
 
 
 def _schedule(
@@ -215,21 +220,22 @@ def _schedule(
     session.flush()  # the message (or voicemail) row the ledger refers to
     conn = session.connection()
     if deliveries:
-        conn.execute(insert(_DELIVERIES), deliveries)
-        conn.execute(insert(_EVENTS), events)
+        conn.execute(_INSERT_DELIVERIES, deliveries)
+        conn.execute(_INSERT_EVENTS, events)
     if mandate.on_call is not None:
         start = message.created_at or now
         conn.execute(
-            insert(_ESCALATIONS).values(
-                id=uuid.uuid4(),
-                account_id=message.account_id,
-                message_id=message.id,
-                mandate_id=mandate_id,
-                state="waiting",
-                step=0,
-                next_at=mandate.on_call.escalation_after.add_to(start),
-                created_at=now,
-            )
+            _INSERT_ESCALATION,
+            {
+                "id": uuid.uuid4(),
+                "account_id": message.account_id,
+                "message_id": message.id,
+                "mandate_id": mandate_id,
+                "state": "waiting",
+                "step": 0,
+                "next_at": mandate.on_call.escalation_after.add_to(start),
+                "created_at": now,
+            },
         )
     audit.record(
         session,

@@ -10,7 +10,6 @@ import uuid
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from permanence.calls import service as calls
 from permanence.calls.model import Call
 from permanence.errors import ValidationFailed
 from permanence.messages import service as messages
@@ -23,8 +22,9 @@ router = APIRouter(prefix="/api/v1")
 
 
 def _with_caller(s: Session, call_id: uuid.UUID) -> tuple[Call, uuid.UUID]:
-    """The call and its caller; a call without one (an unknown number) takes no record."""
-    call = calls.get_call(s, call_id)
+    """The call and its caller; a call without one (an unknown number) takes no record. The
+    call's caller, mandate version and the caller's key come in the same statement."""
+    call = messages.call_for_record(s, call_id)
     if call.caller_id is None:
         raise ValidationFailed("this call has no caller")
     return call, call.caller_id

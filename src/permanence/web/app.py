@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -143,7 +143,7 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.routing.api import mount as mount_routing
 
     mount_routing(app)  # the queue's webhooks, devices API, presence and lines pages
-    app.include_router(page_router())
+    include_pages(app)
     from permanence.rights.pages import router as rights_pages
 
     app.include_router(rights_pages)
@@ -206,15 +206,18 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     return app
 
 
-def page_router() -> APIRouter:
-    """The pages in one router, kept out of the API schema: the features' own pages and the
-    role surfaces of web/pages (console, portal, DPO desk, administration), in this order."""
+def include_pages(app: FastAPI) -> None:
+    """The pages, kept out of the API schema: the features' own pages and the role surfaces
+    of web/pages (console, portal, DPO desk, administration), in this order.
+
+    Each router is included in the app itself, not gathered in one router first: FastAPI
+    analyses a nested router's routes once more when that router is included without a
+    prefix (and again for the app), which cost about a tenth of the start-up (issue 24)."""
     from permanence.audits import pages as audits
     from permanence.breaches import pages as breaches
     from permanence.staff import credentials_pages, signin_pages, training_pages
     from permanence.web.pages import admin, console, console_save, dpo, portal
 
-    router = APIRouter(include_in_schema=False)
     for module in (
         signin_pages,
         credentials_pages,
@@ -227,8 +230,7 @@ def page_router() -> APIRouter:
         admin,
         audits,
     ):
-        router.include_router(module.router)
-    return router
+        app.include_router(module.router, include_in_schema=False)
 
 
 def allowed_methods(app: FastAPI, request: Request) -> str:
