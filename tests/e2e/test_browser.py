@@ -65,7 +65,7 @@ class Browser:
         p.wait_for_url(lambda url: "/connexion" not in url)
 
     def check(self, name: str | None = None) -> None:
-        """axe-core finds nothing serious; the title is recorded; optionally a screenshot."""
+        """axe-core finds no violation; the title is recorded; optionally a screenshot."""
         self.titles.append(self.page.title())
         bad = axe_violations(self.page)
         assert not bad, f"accessibility problems on {self.page.url}: {bad}"

@@ -16,10 +16,9 @@ from fastapi.testclient import TestClient
 from permanence.compliance.checks import registered
 from permanence.contracts.service import CLAUSES
 from permanence.web.pages.render import LOCALE_DIR
-from tests.web.conftest import Person, World
+from tests.web.conftest import World
+from tests.web.every_page import NOT_PAGES, every_page, page_routes
 from tests.web.pages_helpers import csrf_of, page_login
-from tests.web.test_pages import INTERVENTION, message_for_plumber, ring
-from tests.web.test_rights_pages import _request
 
 
 def _words(text: str) -> frozenset[str]:
@@ -44,9 +43,10 @@ WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
 
 class _Text(HTMLParser):
     """The words a reader of ``lang`` sees: text and alt/title/aria-label/placeholder, less
-    anything inside an element marked with another language, <code>, <kbd>, <script>."""
+    anything inside an element marked with another language, <code>, <kbd>, <script>, and a
+    <textarea>'s value (what a person wrote or will edit: a mandate's YAML, a DPIA's text)."""
 
-    SKIP = frozenset({"code", "kbd", "script", "style", "pre", "samp"})
+    SKIP = frozenset({"code", "kbd", "script", "style", "pre", "samp", "textarea"})
     VOID = frozenset({"br", "img", "input", "meta", "link", "hr", "source", "wbr", "area"})
 
     def __init__(self, lang: str) -> None:
@@ -88,92 +88,45 @@ def _foreign(html: str, lang: str, data: set[str]) -> set[str]:
     return words & (ENGLISH if lang == "fr" else FRENCH)
 
 
-# The message's fields and the purpose's choices are the client's and the caller's words (the
-# mandate declares its choices in French only): data, not interface.
-MESSAGE_WORDS = {w.lower() for v in INTERVENTION.values() for w in WORD.findall(v)} | {
-    "urgent", "fuite", "dégât", "des", "eaux", "sous", "heures", "à", "planifier"
-}  # fmt: skip
-
-
-def _pages(world: World) -> list[tuple[Person, str, set[str]]]:
-    """(who, page, the data words of that page: what the world stores, not the interface)."""
-    message = message_for_plumber(world)
-    request = _request(world, world.plumber.id, "access")
-    account_id, call_id = ring(world)
-    plumber, medical = str(world.plumber.id), str(world.medical.id)
-    return [
-        (world.operator, "/console", set()),
-        (
-            world.operator,
-            f"/console/appels/{account_id}/{call_id}?motif=intervention",
-            MESSAGE_WORDS,
-        ),
-        (world.client_plumber, f"/portail/messages/{message}", MESSAGE_WORDS),
-        (world.client_plumber, "/portail/mandat", set()),
-        (world.client_plumber, "/portail/violations", set()),
-        (world.client_plumber, "/portail/messagerie-vocale", set()),
-        (world.dpo, "/dpo/registre-art30", set()),
-        (world.dpo, "/dpo/violations", set()),
-        (world.dpo, "/dpo/formation", set()),
-        (world.dpo, "/dpo/audits", set()),
-        (world.dpo, "/dpo/droits/nouvelle", set()),
-        (world.admin, "/admin/utilisateurs", set()),
-        (world.operator, "/compte/securite", set()),
-        (world.admin, f"/admin/comptes/{plumber}", set()),
-        (world.operator, "/console/messagerie-vocale/" + plumber, set()),
-        (world.supervisor, "/supervision", set()),
-        (world.supervisor, f"/supervision/accounts/{plumber}", set()),
-        (world.client_plumber, "/portail/messages", set()),
-        (world.client_plumber, "/portail/droits", set()),
-        (world.client_plumber, "/portail/contrat", set()),
-        (world.client_plumber, "/portail/appels", set()),
-        (world.client_medical, "/portail/agenda", set()),
-        (world.dpo, "/dpo/droits", set()),
-        (world.dpo, f"/dpo/droits/{plumber}/{request}", set()),
-        (world.dpo, "/dpo/conformite", set()),
-        (world.dpo, "/dpo/journal", set()),
-        (world.dpo, "/dpo/contrats", set()),
-        (world.dpo, "/dpo/contrats/" + world.medical.slug, set()),
-        (world.admin, "/admin/comptes", set()),
-        (world.supervisor, f"/supervision/accounts/{medical}", set()),
-    ]
+def test_every_page_route_is_walked(world: World) -> None:
+    """Each GET route of the app is a page of the walk (here and in the browser's axe walk)
+    or a declared non-page (a file, a redirect, a stream): a new page cannot go unchecked."""
+    pages = every_page(world)
+    walked = [p.route for p in pages]
+    assert len(walked) == len(set(walked)), "a route is walked twice"
+    routes = page_routes(world.app)
+    assert not set(NOT_PAGES) & set(walked), "a route is both walked and excluded"
+    unchecked = routes - set(walked) - set(NOT_PAGES)
+    assert not unchecked, f"add these pages to tests/web/every_page.py: {sorted(unchecked)}"
+    gone = (set(walked) | set(NOT_PAGES)) - routes
+    assert not gone, f"no such route any more: {sorted(gone)}"
 
 
 @pytest.mark.parametrize("lang", ["en", "fr"])
 def test_each_page_speaks_one_language(world: World, lang: str) -> None:
     clients: dict[str, TestClient] = {}
     problems: list[str] = []
-    for who, path, data in _pages(world):
-        if who.email not in clients:
-            client, _ = page_login(world, who)
+    for page in every_page(world):
+        key = page.who.email if page.who else ""
+        if key not in clients:
+            client = page_login(world, page.who)[0] if page.who else world.client()
             client.cookies.set("permanence_lang", lang)
-            clients[who.email] = client
-        client = clients[who.email]
-        r = client.get(path)
-        assert r.status_code == 200, (path, r.status_code)
-        foreign = _foreign(r.text, lang, data)
-        if foreign:
-            problems.append(f"{path} ({lang}): {sorted(foreign)}")
-        if path == "/dpo/conformite":  # and the checks run, with their results
-            ran = client.post(path, data={"csrf_token": csrf_of(r.text)}).text
+            clients[key] = client
+        client = clients[key]
+        r = client.get(page.path)
+        if r.status_code != page.status:
+            problems.append(f"{page.path} ({lang}): {r.status_code}, not {page.status}")
+            continue
+        html = f'<html lang="{lang}">{r.text}</html>' if page.fragment else r.text
+        if foreign := _foreign(html, lang, set(page.data)):
+            problems.append(f"{page.path} ({lang}): {sorted(foreign)}")
+        if page.path == "/dpo/conformite":  # and the checks run, with their results
+            ran = client.post(page.path, data={"csrf_token": csrf_of(r.text)}).text
             # Every check's summary of this world is worded in the page's language.
             english = re.findall(r'<p lang="en">([^<]*)</p>', ran)
             assert lang == "en" or not english, english
-            if foreign := _foreign(ran, lang, data):
-                problems.append(f"{path} after a run ({lang}): {sorted(foreign)}")
-    # The pages of people who are not signed in: sign-in, the callers' rights page.
-    anonymous = world.client()
-    anonymous.cookies.set("permanence_lang", lang)
-    controller = {"cabinet", "du", "dr", "claire", "lefèvre", "médecin", "généraliste"}
-    for path, data in (
-        ("/connexion", set()),
-        ("/connexion/mot-de-passe-oublie", set()),
-        ("/droits/cabinet-lefevre", controller),  # the controller's name, from its mandate
-    ):
-        r = anonymous.get(path)
-        assert r.status_code == 200, (path, r.status_code)
-        if foreign := _foreign(r.text, lang, data):
-            problems.append(f"{path} ({lang}): {sorted(foreign)}")
+            if foreign := _foreign(ran, lang, set(page.data)):
+                problems.append(f"{page.path} after a run ({lang}): {sorted(foreign)}")
     assert not problems, "\n".join(problems)
 
 

@@ -65,6 +65,7 @@ def evaluations_page(request: Request, viewer: Reader, rt: CurrentRuntime) -> Re
         "evaluations/list.html",
         viewer,
         sections=sections,
+        evaluator=viewer.role in evaluations.EVALUATORS,
         names=_names(viewer, rt, people),
         criteria=evaluations.CRITERIA,
         done=request.query_params.get("fait") == "1",
