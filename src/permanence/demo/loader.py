@@ -585,12 +585,14 @@ class _DemoProvider:
 
 def _demo_recording(rt: Runtime) -> str:
     """One answered call of ``RECORDED_ACCOUNT`` recorded through the product's own path: the
-    provider's recording callback queues the download (``telephony.service.queue_recording``),
-    the download job fetches, encrypts under the caller's key and stores it
+    provider's recording callback queues the download
+    (``recordings.provider_hooks.queue_recording``), the download job fetches, encrypts under
+    the caller's key and stores it
     (``recordings.downloads.run_due``), as with a real provider."""
     from permanence.calls.model import Call
     from permanence.recordings import downloads
-    from permanence.telephony.service import Webhook, queue_recording
+    from permanence.recordings.provider_hooks import queue_recording
+    from permanence.telephony.webhook import Webhook
 
     with rt.db.session(AccessContext.system("cli:demo"), readonly=True) as s:
         account_id = s.scalars(select(Account.id).where(Account.slug == RECORDED_ACCOUNT)).one()
