@@ -209,11 +209,13 @@ def switch_account(session: Session, account_id: uuid.UUID) -> AccessContext:
 
 # -- the work every transaction does at its commit, in one order (ADR 0035) -----------------
 # Each step is a feature's (registered when its module is loaded); they run in this order at
-# ``before_commit``, after the transaction's other work: the statistics' hour rows, then the
-# audit chain — its head's row lock is the last lock a transaction takes, held only for the
-# few statements of the commit.
-COMMIT_STATS = 10
-COMMIT_AUDIT = 90
+# ``before_commit``, after the transaction's last flush: the audit chain (its head's row lock,
+# the entries), then the statistics' hour rows, recounted while the head is held — so two
+# transactions never recount the same hour at once, and every transaction takes the head
+# before the hours. The head is held for these few statements and the COMMIT only.
+COMMIT_AUDIT = 10
+COMMIT_STATS = 90
+COMMIT_LAST = 99  # what a step left for the audit chain (nothing, normally)
 _commit_steps: list[tuple[int, Callable[[Session], None]]] = []
 
 

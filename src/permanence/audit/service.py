@@ -26,7 +26,7 @@ from sqlalchemy.sql import util as sql_util
 
 from permanence.audit.model import GENESIS_HASH, AuditCheckpoint, AuditEntry, AuditHead
 from permanence.crypto.keyring import Keyring
-from permanence.db import COMMIT_AUDIT, at_commit, ctx_of, run_commit_steps, utcnow
+from permanence.db import COMMIT_AUDIT, COMMIT_LAST, at_commit, ctx_of, run_commit_steps, utcnow
 
 # Reasons, actions and detail strings are codes, never free text: free text could carry a
 # caller's name into a log that erasure cannot reach.
@@ -103,8 +103,8 @@ def record(
         # An AuditHead loaded earlier in this transaction no longer names the head: reloaded
         # when next read, which writes this entry first (_before_orm_query).
         session.expire(session.identity_map[identity_key(AuditHead, 1)])
-    # Numbered, hashed and written at the transaction's commit, as its last step (the head's
-    # row lock is taken there: ADR 0035), or before an ORM statement reads or writes the
+    # Numbered, hashed and written at the transaction's commit (the head's row lock is taken
+    # there, after the last flush: ADR 0035), or before an ORM statement reads or writes the
     # audit tables in it: the change and its entries commit together or not at all.
 
 
@@ -222,8 +222,7 @@ def _touches_audit(statement: Any) -> bool:
 
 def _before_orm_query(state: ORMExecuteState) -> None:
     """An ORM statement on the audit tables, in a transaction with pending entries: write
-    them first (what came before the audit head in the commit's order is written before it:
-    the statistics' hours), so that it sees them, and the head it reads is theirs."""
+    them first, so that it sees them and the head it reads is theirs."""
     session = state.session
     chain: _Chain | None = session.info.get(_CHAIN)
     if chain is None or not chain.rows or not _touches_audit(state.statement):
@@ -231,8 +230,7 @@ def _before_orm_query(state: ORMExecuteState) -> None:
     if chain.transaction is not session.get_transaction():
         session.info.pop(_CHAIN, None)
         return
-    if not chain.locked:
-        run_commit_steps(session, before=COMMIT_AUDIT)
+    run_commit_steps(session, before=COMMIT_AUDIT)  # what comes before the head (none yet)
     _write_pending(session)
 
 
@@ -245,7 +243,13 @@ def _forget(session: Session, *_args: Any) -> None:
     session.info.pop(_CHAIN, None)
 
 
+def _at_commit_end(session: Session) -> None:
+    """Entries recorded by a later commit step (none is expected to): written all the same."""
+    _write_pending(session)
+
+
 at_commit(COMMIT_AUDIT, _at_commit)
+at_commit(COMMIT_LAST, _at_commit_end)
 event.listen(Session, "do_orm_execute", _before_orm_query)
 event.listen(Session, "after_soft_rollback", _forget)
 

@@ -5,11 +5,12 @@ made of; ``account_answer_seconds`` the answered calls per Paris day and whole s
 time (the 90th percentile). A transaction that writes a call, a message, an appointment or a
 recording marks the hours (and days) it touched; they are **recomputed from the rows** — the
 same SQL expressions as the scan in ``stats.account`` — at the transaction's commit, after its
-last flush and before the audit head (``db.at_commit``; the lock order of ADR 0035), or before
-the figures are read in it. Recomputing instead of adding deltas keeps the aggregates right
-whatever changed: a late callback correcting an outcome, an acknowledgement, an erasure or a
-retention sweep deleting rows (their hours lose them, as the scan would), a cascade from a
-deleted call or caller. Only a new message, appointment or recording adds itself to its hour.
+last flush and the audit head (``db.at_commit``: the head serialises the recounts; the lock
+order of ADR 0035), or before the figures are read in it. Recomputing instead of adding deltas
+keeps the aggregates right whatever changed: a late callback correcting an outcome, an
+acknowledgement, an erasure or a retention sweep deleting rows (their hours lose them, as the
+scan would), a cascade from a deleted call or caller. Only a new message, appointment or
+recording adds itself to its hour.
 
 What is watched: ORM flushes (new, changed in a counted column, deleted objects) and the
 ORM-enabled Core statements run through a session (``session.execute(insert|update|delete(M))``)
@@ -457,8 +458,8 @@ def apply_pending(session: Session, *_args: Any, **_kw: Any) -> None:
     """Write what this transaction changed in the aggregates (and forget it): the new rows'
     additions, then the hours to recount. Called at commit (after the last flush) and before
     the figures are read: the hourly rows are locked after the rows the transaction wrote and
-    before the audit head (the commit's last lock, ADR 0035), in one order (account, hour) —
-    no lock cycle with another transaction doing the same."""
+    the audit head (ADR 0035), in one order (account, hour) — no lock cycle with another
+    transaction doing the same, and no two recounts of an hour at once."""
     touched: Touched = session.info.pop(_PENDING, None) or {}
     added: Added = session.info.pop(_ADDED, None) or {}
     if not touched and not added:
