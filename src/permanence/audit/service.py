@@ -331,13 +331,19 @@ def verify(
     cursor = conn.connection.cursor()
     sql = _VERIFY_SQL.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _VERIFY_SQL
     sha256, prev_raw = hashlib.sha256, bytes.fromhex(prev)
-    ids: dict[object, str] = {}
+    # The indexed columns are copies of the hashed body: a quick test on its text (below);
+    # what it is made of is remembered (actions and actors recur along the chain).
+    # What the quick test builds from the columns is remembered: actions and actors recur.
+    leads: dict[tuple[object, object], str] = {}  # (action, actor) -> '"action":…,"actor":…,'
+    iso = _iso_utc
     try:
         while True:
             cursor.execute(sql, (last, batch))
             rows = cursor.fetchall()
             if not rows:
                 break
+            if len(leads) > 100_000:
+                leads.clear()
             for seq, body, prev_hash, digest, action, actor, subject, ts in rows:
                 if seq != expected_seq:
                     return VerifyResult(
@@ -367,11 +373,31 @@ def verify(
                         "column body or hash: content does not match its hash",
                         column="body",
                     )
-                # The indexed columns are copies of the hashed body: a quick test on its text;
-                # a row that does not pass it is checked field by field, which names the
-                # column (or finds the row fine: a ts written without microseconds, an older
-                # body).
-                if not _copies_match(ids, body, action, actor, subject, ts):
+                # The quick test, on the body's canonical text (``canonical``: sorted keys;
+                # codes and ids hold no quote): "action" and "actor" come before "details"
+                # (the one nested object), "subject" and "ts" are the body's last two keys.
+                # It passes only when every copy matches; a row that does not pass it is
+                # checked field by field, which names the column (or finds the row fine: a ts
+                # written without microseconds, an older body). Written out in the loop: it
+                # runs for every entry.
+                lead = leads.get((action, actor))
+                if lead is None:
+                    lead = leads[(action, actor)] = _lead_text(action, actor)
+                at = body.find(lead) if lead else -1
+                if type(subject) is str and len(subject) == 32:  # SQLite's uuid: 32 hex digits
+                    # Not escaped as JSON: at its place in the body only the quoted id it
+                    # stands for can equal this text (a uuid's text holds no quote).
+                    u = subject
+                    subject_j = f'"{u[:8]}-{u[8:12]}-{u[12:16]}-{u[16:20]}-{u[20:]}"'
+                else:
+                    subject_j = _id_json(subject)
+                # SQLite keeps ts as naive UTC text ("2026-12-06 16:28:56.771494")
+                ts_j = ts.replace(" ", "T", 1) + "+00:00" if type(ts) is str else iso(ts)
+                if (
+                    at < 0
+                    or body.find('"details":') <= at
+                    or not body.endswith(f',"subject":{subject_j},"ts":"{ts_j}"}}')
+                ):
                     differs = _column_differing_at(session, seq)
                     if differs is not None:
                         return VerifyResult(
@@ -444,31 +470,19 @@ def _uuid_text(value: object) -> str | None:
     return text
 
 
-def _id_json(cache: dict[object, str], value: object) -> str:
-    """An id column's JSON text in the body (``"…"`` or ``null``), remembered: actors and
-    subjects recur along the chain."""
-    if len(cache) > 100_000:
-        cache.clear()
+def _id_json(value: object) -> str:
+    """An id column's JSON text in the body (``"…"`` or ``null``)."""
     text = _uuid_text(value)
-    cache[value] = out = json.dumps(text) if text is not None else "null"
-    return out
+    return json.dumps(text) if text is not None else "null"
 
 
-def _copies_match(
-    ids: dict[object, str], body: str, action: str, actor: object, subject: object, ts: object
-) -> bool:
-    """Whether the indexed columns are the copies of the hashed body, tested on its canonical
-    text (``canonical``: sorted keys; codes and ids hold no quote): "action" and "actor" come
-    before "details" (the one nested object), "subject" and "ts" are the body's last two
-    keys. True only when every copy matches."""
+def _lead_text(action: object, actor: object) -> str:
+    """The body's text from "action" to the actor's id, for these columns ("": a column no
+    canonical body can hold — a quote or a backslash in the action; checked field by
+    field)."""
     if not isinstance(action, str) or '"' in action or "\\" in action:
-        return False
-    actor_j = ids.get(actor) or _id_json(ids, actor)
-    at = body.find('"action":"' + action + '","actor":' + actor_j + ",")
-    if at < 0 or body.find('"details":', at) < 0 or body.find('"details":', 0, at) >= 0:
-        return False
-    subject_j = ids.get(subject) or _id_json(ids, subject)
-    return body.endswith(',"subject":' + subject_j + ',"ts":"' + _iso_utc(ts) + '"}')
+        return ""
+    return '"action":"' + action + '","actor":' + _id_json(actor) + ","
 
 
 def _iso_utc(value: object) -> str:
