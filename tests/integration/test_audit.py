@@ -366,3 +366,11 @@ def test_a_slow_transaction_does_not_hold_back_another_ones_audit_entries(rt: Ru
     result = _verify(rt)
     assert result.ok, result.line()
     assert result.head_seq == start + 4
+
+
+def test_the_head_key_is_the_identity_maps() -> None:
+    from sqlalchemy.orm.util import identity_key
+
+    from permanence.audit.model import AuditHead
+
+    assert identity_key(AuditHead, 1) == audit._HEAD_KEY

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Table, event, insert, select, update
 from sqlalchemy.orm import ORMExecuteState, Session
-from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import util as sql_util
 
 from permanence.audit.model import GENESIS_HASH, AuditCheckpoint, AuditEntry, AuditHead
@@ -99,10 +98,11 @@ def record(
     )
     chain = _chain(session)
     chain.rows.append((now, action, actor, subject_id, body))
-    if session.identity_map and identity_key(AuditHead, 1) in session.identity_map:
+    held = session.identity_map.get(_HEAD_KEY) if session.identity_map else None
+    if held is not None:
         # An AuditHead loaded earlier in this transaction no longer names the head: reloaded
         # when next read, which writes this entry first (_before_orm_query).
-        session.expire(session.identity_map[identity_key(AuditHead, 1)])
+        session.expire(held)
     # Numbered, hashed and written at the transaction's commit (the head's row lock is taken
     # there, after the last flush: ADR 0035), or before an ORM statement reads or writes the
     # audit tables in it: the change and its entries commit together or not at all.
@@ -120,6 +120,9 @@ _AUDIT_TABLES = frozenset({"audit_log", "audit_head", "audit_checkpoints"})
 _AUDIT_TABLE_IN_SQL = re.compile(r"\baudit_(?:log|head|checkpoints)\b", re.IGNORECASE)
 _HEAD_LOCK = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
 _HEAD_MOVE = update(_HEAD).where(_HEAD.c.id == 1)
+# The head's key in a session's identity map (what identity_key(AuditHead, 1) returns, built
+# without configuring the mappers at import).
+_HEAD_KEY = (AuditHead, (1,), None)
 
 
 class _Chain:
@@ -195,7 +198,7 @@ def _write_pending(session: Session) -> None:
         conn.execute(insert(_HEAD).values(id=1, seq=seq, hash=prev))
         chain.stored = True
     chain.seq, chain.hash = seq, prev
-    held = session.identity_map.get(identity_key(AuditHead, 1))
+    held = session.identity_map.get(_HEAD_KEY)
     if held is not None:
         session.expire(held)  # an AuditHead loaded earlier in this transaction is stale
 
