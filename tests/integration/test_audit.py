@@ -120,8 +120,9 @@ def test_rolled_back_change_leaves_no_entry(rt: Runtime) -> None:
 
 
 def test_entries_are_written_before_a_query_and_at_commit(rt: Runtime) -> None:
-    """Entries are held until the transaction's next flush, query or commit (one multi-row
-    INSERT), never lost: a query in the same transaction sees them, the chain then verifies."""
+    """Entries are held until the transaction's commit, or a statement on the audit tables
+    (one multi-row INSERT), never lost: a query of the log in the same transaction sees them,
+    the chain then verifies."""
     account = make_account(rt)
     with rt.db.session(ctx_for(account.id)) as s:
         audit.record(s, "subject.read", "caller", "one")
