@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -216,6 +216,42 @@ def switch_account(session: Session, account_id: uuid.UUID) -> AccessContext:
             text("SELECT set_config('app.account_id', :a, true)"), {"a": str(account_id)}
         )
     return ctx
+
+
+# -- the work every transaction does at its commit, in one order (ADR 0035) -----------------
+# Each step is a feature's (registered when its module is loaded); they run in this order at
+# ``before_commit``, after the transaction's last flush: the audit chain (its head's row lock,
+# the entries), then the statistics' hour rows, recounted while the head is held — so two
+# transactions never recount the same hour at once, and every transaction takes the head
+# before the hours. The head is held for these few statements and the COMMIT only.
+COMMIT_AUDIT = 10
+COMMIT_STATS = 90
+COMMIT_LAST = 99  # what a step left for the audit chain (nothing, normally)
+_commit_steps: list[tuple[int, Callable[[Session], None]]] = []
+
+
+def at_commit(order: int, step: Callable[[Session], None]) -> None:
+    """Run ``step(session)`` at every commit, at its place in the order (COMMIT_*)."""
+    if any(o == order for o, _ in _commit_steps):
+        raise RuntimeError(f"a commit step is already registered at {order}")
+    _commit_steps.append((order, step))
+    _commit_steps.sort(key=lambda s: s[0])
+
+
+def run_commit_steps(session: Session, *, before: int | None = None) -> None:
+    """The commit steps in order (only those placed before ``before``, when given: what
+    must come first when a later step has to run early)."""
+    for order, step in tuple(_commit_steps):
+        if before is not None and order >= before:
+            break
+        step(session)
+
+
+def _at_commit(session: Session) -> None:
+    run_commit_steps(session)
+
+
+event.listen(Session, "before_commit", _at_commit)
 
 
 def ctx_of(session: Session) -> AccessContext:

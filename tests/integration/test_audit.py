@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import create_engine, pool, select, text
+from sqlalchemy import create_engine, func, pool, select, text
 
+from permanence.accounts.model import Account
 from permanence.audit import service as audit
 from permanence.audit.model import AuditEntry
 from permanence.config import Settings
 from permanence.context import AccessContext
 from permanence.runtime import Runtime
-from tests.conftest import PG_OWNER_URL
+from tests.conftest import PG_OWNER_URL, PG_URL
 from tests.factories import ctx_for, make_account, make_caller
 
 
@@ -119,8 +120,9 @@ def test_rolled_back_change_leaves_no_entry(rt: Runtime) -> None:
 
 
 def test_entries_are_written_before_a_query_and_at_commit(rt: Runtime) -> None:
-    """Entries are held until the transaction's next flush, query or commit (one multi-row
-    INSERT), never lost: a query in the same transaction sees them, the chain then verifies."""
+    """Entries are held until the transaction's commit, or a statement on the audit tables
+    (one multi-row INSERT), never lost: a query of the log in the same transaction sees them,
+    the chain then verifies."""
     account = make_account(rt)
     with rt.db.session(ctx_for(account.id)) as s:
         audit.record(s, "subject.read", "caller", "one")
@@ -272,3 +274,104 @@ def test_serve_publishes_checkpoints_on_its_own(rt: Runtime) -> None:
     assert len(published) == 2
     assert _verify(rt, published).checkpoints >= 2
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_an_audit_head_read_in_the_transaction_follows_its_entries(rt: Runtime) -> None:
+    """Entries wait for the commit; an AuditHead already loaded in the transaction is
+    reloaded when read after one is recorded (the entries are written first)."""
+    from permanence.audit.model import AuditHead
+
+    account = make_account(rt)
+    with rt.db.session(ctx_for(account.id)) as s:
+        head = s.get(AuditHead, 1)
+        assert head is not None
+        before = head.seq
+        audit.record(s, "subject.read", "caller", "one")
+        audit.record(s, "subject.read", "caller", "two")
+        again = s.get(AuditHead, 1)
+        assert again is not None and again.seq == before + 2
+        last = s.scalar(select(AuditEntry.hash).where(AuditEntry.seq == before + 2))
+        assert again.hash == last
+    assert _verify(rt).ok
+
+
+@pytest.mark.skipif(not PG_URL, reason="two writers at once: PostgreSQL (SQLite has one writer)")
+def test_a_slow_transaction_does_not_hold_back_another_ones_audit_entries(rt: Runtime) -> None:
+    """Issue 24: the chain head is locked at commit, not at the first entry. A transaction
+    that recorded entries and is still working (it waits here, before its commit) does not
+    hold back another one, which records and commits meanwhile; the chain is then whole."""
+    import threading
+
+    account = make_account(rt)
+    make_caller(rt, account.id)
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        start = s.scalar(select(func.max(AuditEntry.seq))) or 0
+    slow_recorded, fast_committed = threading.Event(), threading.Event()
+    order: list[str] = []
+    errors: list[BaseException] = []
+
+    def slow() -> None:
+        try:
+            with rt.db.session(ctx_for(account.id)) as s:
+                audit.record(s, "subject.read", "caller", "slow1")
+                s.flush()
+                s.scalars(select(Account.id)).all()  # other work, queries, in the transaction
+                audit.record(s, "subject.read", "caller", "slow2")
+                order.append("slow recorded")
+                slow_recorded.set()
+                # Still working while the other transaction records and commits.
+                if fast_committed.wait(20):
+                    order.append("slow saw the fast commit")
+            order.append("slow committed")
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+            slow_recorded.set()
+
+    def fast() -> None:
+        try:
+            assert slow_recorded.wait(20)
+            with rt.db.session(ctx_for(account.id)) as s:
+                audit.record(s, "subject.read", "caller", "fast1")
+                audit.record(s, "subject.read", "caller", "fast2")
+            order.append("fast committed")
+            fast_committed.set()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=slow), threading.Thread(target=fast)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert order == [
+        "slow recorded",
+        "fast committed",
+        "slow saw the fast commit",
+        "slow committed",
+    ]
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        rows = s.execute(
+            select(AuditEntry.seq, AuditEntry.body)
+            .where(AuditEntry.seq > start)
+            .order_by(AuditEntry.seq)
+        ).all()
+    assert [r.seq for r in rows] == list(range(start + 1, start + 5))  # contiguous
+    # The fast transaction committed first: its entries come first in the chain.
+    assert [json.loads(r.body)["object"] for r in rows] == [
+        "caller:fast1",
+        "caller:fast2",
+        "caller:slow1",
+        "caller:slow2",
+    ]
+    result = _verify(rt)
+    assert result.ok, result.line()
+    assert result.head_seq == start + 4
+
+
+def test_the_head_key_is_the_identity_maps() -> None:
+    from sqlalchemy.orm.util import identity_key
+
+    from permanence.audit.model import AuditHead
+
+    assert identity_key(AuditHead, 1) == audit._HEAD_KEY

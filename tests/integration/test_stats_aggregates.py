@@ -12,6 +12,7 @@ a month across the change to summer time, and one day.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 import uuid
 from typing import Any
@@ -365,3 +366,85 @@ def test_rows_written_inside_acting_for_are_recounted_under_that_account(
     kept, _scanned = _both(rt, account_id, YEAR)
     assert kept.calls.expired == 0
     _assert_equal(rt, account_id)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PERMANENCE_TEST_DATABASE_URL"),
+    reason="two writers at once: PostgreSQL (SQLite has one writer)",
+)
+def test_two_transactions_recounting_one_hour_at_once_keep_both_calls(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0035: the audit head is taken at commit before the hour rows, so two transactions
+    never recount the same hour at once (each would miss the other's uncommitted call, and
+    the second upsert would overwrite the first). The first waits in its recount for the
+    second to start its own; with the head first, the second cannot (it waits for the head),
+    and both calls are counted."""
+    import threading
+    import time
+
+    from permanence.audit import service as audit
+
+    account = make_account(rt, "plomberie-durand")
+    with rt.db.session(AccessContext.system("test", account.id)) as s:
+        mandate_id = s.scalar(
+            select(MandateVersion.id).where(MandateVersion.account_id == account.id).limit(1)
+        )
+    hour = dt.datetime(2025, 6, 2, 9, tzinfo=dt.UTC)
+    real = aggregates.apply_pending
+    first_recounting, second_recounting = threading.Event(), threading.Event()
+    waited: list[bool] = []
+
+    def apply_pending(session: Any, *args: Any, **kw: Any) -> None:
+        name = threading.current_thread().name
+        if name == "second":
+            second_recounting.set()
+        elif name == "first":
+            first_recounting.set()
+        real(session, *args, **kw)
+        if name == "first":
+            # the second, recounting from its own snapshot now, would miss this call
+            waited.append(second_recounting.wait(2))
+            time.sleep(0.3)
+
+    monkeypatch.setattr(aggregates, "apply_pending", apply_pending)
+    errors: list[BaseException] = []
+
+    def write(minute: int) -> None:
+        try:
+            if threading.current_thread().name == "second":
+                assert first_recounting.wait(20)
+            with rt.db.session(AccessContext.system("test", account.id)) as s:
+                call_id = uuid.uuid4()
+                s.execute(
+                    insert(Call).values(
+                        id=call_id,
+                        account_id=account.id,
+                        mandate_id=mandate_id,
+                        started_at=hour + dt.timedelta(minutes=minute),
+                        status="completed",
+                        outcome=outcomes.VOICEMAIL,
+                    )
+                )
+                audit.record(s, "call.create", "call", call_id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=write, args=(5,), name="first"),
+        threading.Thread(target=write, args=(10,), name="second"),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert waited == [False]  # the second did not recount while the first held the hour
+    with rt.db.session(AccessContext.system("test", account.id), readonly=True) as s:
+        received = s.scalar(
+            select(AccountHourlyStats.received).where(
+                AccountHourlyStats.account_id == account.id, AccountHourlyStats.hour == hour
+            )
+        )
+    assert received == 2
+    _assert_equal(rt, account.id)

@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Table, event, insert, select, update
 from sqlalchemy.orm import ORMExecuteState, Session
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy.sql import util as sql_util
 
 from permanence.audit.model import GENESIS_HASH, AuditCheckpoint, AuditEntry, AuditHead
 from permanence.crypto.keyring import Keyring
-from permanence.db import ctx_of, utcnow
+from permanence.db import COMMIT_AUDIT, COMMIT_LAST, at_commit, ctx_of, run_commit_steps, utcnow
 
 # Reasons, actions and detail strings are codes, never free text: free text could carry a
 # caller's name into a log that erasure cannot reach.
@@ -97,23 +97,15 @@ def record(
         }
     )
     chain = _chain(session)
-    seq = chain.seq + 1
-    digest = entry_hash(chain.hash, seq, body)
-    chain.rows.append(
-        {
-            "seq": seq,
-            "ts": now,
-            "action": action,
-            "actor_id": actor,
-            "subject_id": subject_id,
-            "body": body,
-            "prev_hash": chain.hash,
-            "hash": digest,
-        }
-    )
-    chain.seq, chain.hash = seq, digest
-    # Written with the transaction's next flush, before any ORM query, at the latest at its
-    # commit (_write_pending): the change and its entries commit together or not at all.
+    chain.rows.append((now, action, actor, subject_id, body))
+    held = session.identity_map.get(_HEAD_KEY) if session.identity_map else None
+    if held is not None:
+        # An AuditHead loaded earlier in this transaction no longer names the head: reloaded
+        # when next read, which writes this entry first (_before_orm_query).
+        session.expire(held)
+    # Numbered, hashed and written at the transaction's commit (the head's row lock is taken
+    # there, after the last flush: ADR 0035), or before an ORM statement reads or writes the
+    # audit tables in it: the change and its entries commit together or not at all.
 
 
 def key_label(name: str) -> str:
@@ -124,73 +116,143 @@ def key_label(name: str) -> str:
 _CHAIN = "_audit_chain"
 _LOG = cast(Table, AuditEntry.__table__)
 _HEAD = cast(Table, AuditHead.__table__)
+_AUDIT_TABLES = frozenset({"audit_log", "audit_head", "audit_checkpoints"})
+_AUDIT_TABLE_IN_SQL = re.compile(r"\baudit_(?:log|head|checkpoints)\b", re.IGNORECASE)
+_HEAD_LOCK = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_HEAD_MOVE = update(_HEAD).where(_HEAD.c.id == 1)
+# The head's key in a session's identity map (what identity_key(AuditHead, 1) returns, built
+# without configuring the mappers at import).
+_HEAD_KEY = (AuditHead, (1,), None)
 
 
 class _Chain:
-    """The transaction's view of the chain: the head as it will be at commit, and the
-    entries not yet written (one multi-row INSERT and one UPDATE of the head when written)."""
+    """The transaction's entries not yet written (ts, action, actor, subject, body: no
+    sequence number or hash yet), and once the head was locked in it, the head as this
+    transaction has moved it."""
 
-    __slots__ = ("hash", "rows", "seq", "stored", "transaction")
+    __slots__ = ("hash", "locked", "rows", "seq", "stored", "transaction")
 
-    def __init__(self, transaction: object, seq: int, hash_: str, stored: bool) -> None:
+    def __init__(self, transaction: object) -> None:
         self.transaction = transaction
-        self.seq, self.hash, self.stored = seq, hash_, stored
-        self.rows: list[dict[str, Any]] = []
+        self.locked = self.stored = False
+        self.seq, self.hash = 0, GENESIS_HASH
+        self.rows: list[tuple[dt.datetime, str, Any, uuid.UUID | None, str]] = []
 
 
 def _chain(session: Session) -> _Chain:
-    """The chain head, locked for this transaction (``SELECT … FOR UPDATE``; SQLite holds
-    its write lock from ``BEGIN IMMEDIATE``) on first use; later entries of the same
-    transaction reuse it — the lock is already held."""
+    """This transaction's pending entries (no database access: the head is not locked)."""
     transaction = session.get_transaction()
     cached: _Chain | None = session.info.get(_CHAIN)
-    if cached is not None and cached.transaction is transaction:
+    if cached is not None and cached.transaction is transaction is not None:
         return cached
-    conn = session.connection()
-    found = conn.execute(
-        select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
-    ).first()
-    if found is None:
-        chain = _Chain(session.get_transaction(), 0, GENESIS_HASH, stored=False)
-    else:
-        chain = _Chain(session.get_transaction(), int(found[0]), str(found[1]), stored=True)
+    if transaction is None:  # the session's first use: begin its transaction
+        session.connection()
+        transaction = session.get_transaction()
+    chain = _Chain(transaction)
     session.info[_CHAIN] = chain
     return chain
 
 
-def _write_pending(session: Session, *_args: Any, **_kw: Any) -> None:
-    """Write the entries recorded since the last write, and move the head (Core statements:
-    one INSERT for all of them, one UPDATE)."""
+def _write_pending(session: Session) -> None:
+    """Lock the chain head (``SELECT … FOR UPDATE``, once per transaction; SQLite holds its
+    write lock from ``BEGIN IMMEDIATE``), number and hash the pending entries, write them
+    (one multi-row INSERT) and move the head (one UPDATE)."""
     chain: _Chain | None = session.info.get(_CHAIN)
     if chain is None or not chain.rows:
         return
     if chain.transaction is not session.get_transaction():
         session.info.pop(_CHAIN, None)  # a rolled-back transaction's: nothing to write
         return
-    rows, chain.rows = chain.rows, []
     conn = session.connection()
+    if not chain.locked:
+        found = conn.execute(_HEAD_LOCK).first()
+        if found is not None:
+            chain.seq, chain.hash, chain.stored = int(found[0]), str(found[1]), True
+        chain.locked = True
+    pending, chain.rows = chain.rows, []
+    seq, prev = chain.seq, chain.hash
+    prev_raw = bytes.fromhex(prev)
+    sha256 = hashlib.sha256
+    rows: list[dict[str, Any]] = []
+    for ts, action, actor, subject, body in pending:
+        seq += 1
+        raw = sha256(prev_raw + seq.to_bytes(8, "big") + body.encode()).digest()
+        digest = raw.hex()
+        rows.append(
+            {
+                "seq": seq,
+                "ts": ts,
+                "action": action,
+                "actor_id": actor,
+                "subject_id": subject,
+                "body": body,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev, prev_raw = digest, raw
     conn.execute(insert(_LOG), rows)
     if chain.stored:
-        conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=chain.seq, hash=chain.hash))
+        conn.execute(_HEAD_MOVE.values(seq=seq, hash=prev))
     else:
-        conn.execute(insert(_HEAD).values(id=1, seq=chain.seq, hash=chain.hash))
+        conn.execute(insert(_HEAD).values(id=1, seq=seq, hash=prev))
         chain.stored = True
-    held = session.identity_map.get(identity_key(AuditHead, 1))
+    chain.seq, chain.hash = seq, prev
+    held = session.identity_map.get(_HEAD_KEY)
     if held is not None:
         session.expire(held)  # an AuditHead loaded earlier in this transaction is stale
 
 
+def _touches_audit(statement: Any) -> bool:
+    """Whether a statement run through the session reads or writes an audit table: an
+    ORM or Core SELECT (its FROM clauses), INSERT, UPDATE or DELETE, or raw SQL naming one.
+    A SELECT reading them only in a subquery of its WHERE clause is not seen (none does)."""
+    table = getattr(statement, "table", None)  # INSERT, UPDATE, DELETE
+    if table is not None:
+        return getattr(table, "name", None) in _AUDIT_TABLES
+    text_ = getattr(statement, "text", None)
+    if isinstance(text_, str):
+        return _AUDIT_TABLE_IN_SQL.search(text_) is not None
+    froms = getattr(statement, "get_final_froms", None)
+    if froms is None:
+        return False
+    return any(
+        getattr(t, "name", None) in _AUDIT_TABLES
+        for f in froms()
+        for t in sql_util.find_tables(f, include_aliases=True, include_joins=True)
+    )
+
+
 def _before_orm_query(state: ORMExecuteState) -> None:
-    if state.session.info.get(_CHAIN) is not None:
-        _write_pending(state.session)
+    """An ORM statement on the audit tables, in a transaction with pending entries: write
+    them first, so that it sees them and the head it reads is theirs."""
+    session = state.session
+    chain: _Chain | None = session.info.get(_CHAIN)
+    if chain is None or not chain.rows or not _touches_audit(state.statement):
+        return
+    if chain.transaction is not session.get_transaction():
+        session.info.pop(_CHAIN, None)
+        return
+    run_commit_steps(session, before=COMMIT_AUDIT)  # what comes before the head (none yet)
+    _write_pending(session)
+
+
+def _at_commit(session: Session) -> None:
+    session.flush()  # the transaction's last changes (the ORM's), before its entries
+    _write_pending(session)
 
 
 def _forget(session: Session, *_args: Any) -> None:
     session.info.pop(_CHAIN, None)
 
 
-event.listen(Session, "before_flush", _write_pending)
-event.listen(Session, "before_commit", _write_pending)
+def _at_commit_end(session: Session) -> None:
+    """Entries recorded by a later commit step (none is expected to): written all the same."""
+    _write_pending(session)
+
+
+at_commit(COMMIT_AUDIT, _at_commit)
+at_commit(COMMIT_LAST, _at_commit_end)
 event.listen(Session, "do_orm_execute", _before_orm_query)
 event.listen(Session, "after_soft_rollback", _forget)
 
@@ -272,13 +334,19 @@ def verify(
     cursor = conn.connection.cursor()
     sql = _VERIFY_SQL.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _VERIFY_SQL
     sha256, prev_raw = hashlib.sha256, bytes.fromhex(prev)
-    ids: dict[object, str] = {}
+    # The indexed columns are copies of the hashed body: a quick test on its text (below);
+    # what it is made of is remembered (actions and actors recur along the chain).
+    # What the quick test builds from the columns is remembered: actions and actors recur.
+    leads: dict[tuple[object, object], str] = {}  # (action, actor) -> '"action":…,"actor":…,'
+    iso = _iso_utc
     try:
         while True:
             cursor.execute(sql, (last, batch))
             rows = cursor.fetchall()
             if not rows:
                 break
+            if len(leads) > 100_000:
+                leads.clear()
             for seq, body, prev_hash, digest, action, actor, subject, ts in rows:
                 if seq != expected_seq:
                     return VerifyResult(
@@ -308,11 +376,31 @@ def verify(
                         "column body or hash: content does not match its hash",
                         column="body",
                     )
-                # The indexed columns are copies of the hashed body: a quick test on its text;
-                # a row that does not pass it is checked field by field, which names the
-                # column (or finds the row fine: a ts written without microseconds, an older
-                # body).
-                if not _copies_match(ids, body, action, actor, subject, ts):
+                # The quick test, on the body's canonical text (``canonical``: sorted keys;
+                # codes and ids hold no quote): "action" and "actor" come before "details"
+                # (the one nested object), "subject" and "ts" are the body's last two keys.
+                # It passes only when every copy matches; a row that does not pass it is
+                # checked field by field, which names the column (or finds the row fine: a ts
+                # written without microseconds, an older body). Written out in the loop: it
+                # runs for every entry.
+                lead = leads.get((action, actor))
+                if lead is None:
+                    lead = leads[(action, actor)] = _lead_text(action, actor)
+                at = body.find(lead) if lead else -1
+                if type(subject) is str and len(subject) == 32:  # SQLite's uuid: 32 hex digits
+                    # Not escaped as JSON: at its place in the body only the quoted id it
+                    # stands for can equal this text (a uuid's text holds no quote).
+                    u = subject
+                    subject_j = f'"{u[:8]}-{u[8:12]}-{u[12:16]}-{u[16:20]}-{u[20:]}"'
+                else:
+                    subject_j = _id_json(subject)
+                # SQLite keeps ts as naive UTC text ("2026-12-06 16:28:56.771494")
+                ts_j = ts.replace(" ", "T", 1) + "+00:00" if type(ts) is str else iso(ts)
+                if (
+                    at < 0
+                    or body.find('"details":') <= at
+                    or not body.endswith(f',"subject":{subject_j},"ts":"{ts_j}"}}')
+                ):
                     differs = _column_differing_at(session, seq)
                     if differs is not None:
                         return VerifyResult(
@@ -385,31 +473,19 @@ def _uuid_text(value: object) -> str | None:
     return text
 
 
-def _id_json(cache: dict[object, str], value: object) -> str:
-    """An id column's JSON text in the body (``"…"`` or ``null``), remembered: actors and
-    subjects recur along the chain."""
-    if len(cache) > 100_000:
-        cache.clear()
+def _id_json(value: object) -> str:
+    """An id column's JSON text in the body (``"…"`` or ``null``)."""
     text = _uuid_text(value)
-    cache[value] = out = json.dumps(text) if text is not None else "null"
-    return out
+    return json.dumps(text) if text is not None else "null"
 
 
-def _copies_match(
-    ids: dict[object, str], body: str, action: str, actor: object, subject: object, ts: object
-) -> bool:
-    """Whether the indexed columns are the copies of the hashed body, tested on its canonical
-    text (``canonical``: sorted keys; codes and ids hold no quote): "action" and "actor" come
-    before "details" (the one nested object), "subject" and "ts" are the body's last two
-    keys. True only when every copy matches."""
+def _lead_text(action: object, actor: object) -> str:
+    """The body's text from "action" to the actor's id, for these columns ("": a column no
+    canonical body can hold — a quote or a backslash in the action; checked field by
+    field)."""
     if not isinstance(action, str) or '"' in action or "\\" in action:
-        return False
-    actor_j = ids.get(actor) or _id_json(ids, actor)
-    at = body.find('"action":"' + action + '","actor":' + actor_j + ",")
-    if at < 0 or body.find('"details":', at) < 0 or body.find('"details":', 0, at) >= 0:
-        return False
-    subject_j = ids.get(subject) or _id_json(ids, subject)
-    return body.endswith(',"subject":' + subject_j + ',"ts":"' + _iso_utc(ts) + '"}')
+        return ""
+    return '"action":"' + action + '","actor":' + _id_json(actor) + ","
 
 
 def _iso_utc(value: object) -> str:

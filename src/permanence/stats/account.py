@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from permanence.calls.hours import AFTER_HOURS as AFTER_HOURS_ROUTINGS
 from permanence.calls.model import Call
 from permanence.context import Role
-from permanence.db import ctx_of
+from permanence.db import COMMIT_STATS, ctx_of, run_commit_steps
 from permanence.errors import NotFound, PermissionDenied
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
@@ -283,7 +283,10 @@ def account_statistics(session: Session, account_id: uuid.UUID, period: Period) 
     """Every figure of docs/statistics.md for one account and period, from the aggregates."""
     _require_account_reader(session, account_id)
     session.flush()
-    aggregates.apply_pending(session)  # this transaction's own writes, if any
+    # This transaction's own writes, if any: the commit's steps that come before the hour
+    # rows first (the audit head: the lock order of ADR 0035), then the hours.
+    run_commit_steps(session, before=COMMIT_STATS)
+    aggregates.apply_pending(session)
     t = AccountHourlyStats
     in_days = and_(t.account_id == account_id, t.day >= period.first, t.day <= period.last)
     sums = [func.sum(getattr(t, c)) for c in recount.CALL_COLUMNS]

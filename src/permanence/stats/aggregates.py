@@ -5,11 +5,12 @@ made of; ``account_answer_seconds`` the answered calls per Paris day and whole s
 time (the 90th percentile). A transaction that writes a call, a message, an appointment or a
 recording marks the hours (and days) it touched; they are **recomputed from the rows** — the
 same SQL expressions as the scan in ``stats.account`` — at the transaction's commit, after its
-last flush (the hour rows are its last locks: no lock cycle with the audit head), or before the
-figures are read in it. Recomputing instead of adding deltas keeps the aggregates right
-whatever changed: a late callback correcting an outcome, an acknowledgement, an erasure or a
-retention sweep deleting rows (their hours lose them, as the scan would), a cascade from a
-deleted call or caller. Only a new message, appointment or recording adds itself to its hour.
+last flush and the audit head (``db.at_commit``: the head serialises the recounts; the lock
+order of ADR 0035), or before the figures are read in it. Recomputing instead of adding deltas
+keeps the aggregates right whatever changed: a late callback correcting an outcome, an
+acknowledgement, an erasure or a retention sweep deleting rows (their hours lose them, as the
+scan would), a cascade from a deleted call or caller. Only a new message, appointment or
+recording adds itself to its hour.
 
 What is watched: ORM flushes (new, changed in a counted column, deleted objects) and the
 ORM-enabled Core statements run through a session (``session.execute(insert|update|delete(M))``)
@@ -35,6 +36,7 @@ from sqlalchemy import Connection, Table, event, select, text, true
 from sqlalchemy.orm import ORMExecuteState, Session, attributes
 
 from permanence.calls.model import Call
+from permanence.db import COMMIT_STATS, at_commit
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.render import PARIS
@@ -105,9 +107,9 @@ def _mark(touched: Touched, account_id: Any, at: Any, part: str, *, seconds: boo
 def apply_pending(session: Session, *_args: Any, **_kw: Any) -> None:
     """Write what this transaction changed in the aggregates (and forget it): the new rows'
     additions, then the hours to recount. Called at commit (after the last flush) and before
-    the figures are read: the hourly rows are locked last in a transaction, after the audit
-    head and the rows it wrote, and in one order (account, hour) — no lock cycle with
-    another transaction doing the same."""
+    the figures are read: the hourly rows are locked after the rows the transaction wrote and
+    the audit head (ADR 0035), in one order (account, hour) — no lock cycle with another
+    transaction doing the same, and no two recounts of an hour at once."""
     touched: Touched = session.info.pop(_PENDING, None) or {}
     added: Added = session.info.pop(_ADDED, None) or {}
     if not touched and not added:
@@ -357,6 +359,6 @@ def _forget(session: Session, *_args: Any) -> None:
 
 event.listen(Session, "before_flush", _before_flush_all)
 event.listen(Session, "after_flush", _after_flush)
-event.listen(Session, "before_commit", _before_commit)
+at_commit(COMMIT_STATS, _before_commit)
 event.listen(Session, "do_orm_execute", _on_statement)
 event.listen(Session, "after_soft_rollback", _forget)
