@@ -70,16 +70,16 @@ print("before:", "permanence.stats.aggregates" in sys.modules)
 Database("sqlite://")
 aggregates = sys.modules["permanence.stats.aggregates"]  # imported by the Database, not here
 
+import permanence.db as db
 print("listening:", all(
     event.contains(Session, name, fn)
     for name, fn in (
         ("before_flush", aggregates._before_flush_all),
         ("after_flush", aggregates._after_flush),
-        ("before_commit", aggregates._before_commit),
         ("do_orm_execute", aggregates._on_statement),
         ("after_soft_rollback", aggregates._forget),
     )
-))
+) and (db.COMMIT_STATS, aggregates._before_commit) in db._commit_steps)
 """
 
 
