@@ -1,7 +1,7 @@
 """Issue 24: `permanence audit verify` checks >= 300,000 entries/s on SQLite.
 
 Writes ENTRIES audit entries through the product's own `audit.record` (in transactions of
-5,000), then times `audit.verify` — the function behind `permanence audit verify` — over the
+5,000), then times `integrity.verify` — the function behind `permanence audit verify` — over the
 whole chain. Baseline, same run: the bare SHA-256 chain over the same bodies in memory (the
 floor: what hashing alone costs, with no database read and no column check).
 
@@ -20,6 +20,7 @@ import uuid
 from sqlalchemy import select
 
 from bench.common import fresh_runtime
+from permanence.audit import integrity
 from permanence.audit import service as audit
 from permanence.audit.model import GENESIS_HASH, AuditEntry
 from permanence.context import AccessContext, Role
@@ -54,9 +55,9 @@ def main() -> None:
             for seq, body in bodies:
                 prev = hashlib.sha256(prev + seq.to_bytes(8, "big") + body.encode()).digest()
 
-        def product() -> audit.VerifyResult:
+        def product() -> integrity.VerifyResult:
             with rt.db.session(AccessContext.system("bench"), readonly=True) as s:
-                return audit.verify(s, public)
+                return integrity.verify(s, public)
 
         floor_t, product_t = [], []
         result = product()
@@ -73,7 +74,7 @@ def main() -> None:
         print(f"{n} entries written through audit.record in {write_s:.1f} s ({n / write_s:,.0f}/s)")
         print(f"{'what':<44}{'median s':>10}{'entries/s':>12}")
         print(f"{'floor: SHA-256 chain in memory':<44}{f:>10.3f}{n / f:>12,.0f}")
-        print(f"{'audit.verify (audit verify), SQLite':<44}{p:>10.3f}{n / p:>12,.0f}")
+        print(f"{'integrity.verify (audit verify), SQLite':<44}{p:>10.3f}{n / p:>12,.0f}")
         print(f"ratio: verify takes {p / f:.2f}x the bare hash chain")
         ok = n / p >= 300_000
         verdict = "PASS" if ok else "FAIL"

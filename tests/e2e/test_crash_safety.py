@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from permanence.audit import service as audit
+from permanence.audit import integrity
 from permanence.audit.model import AuditEntry
 from permanence.calls import service as calls
 from permanence.config import Settings
@@ -152,7 +152,7 @@ def test_sigkill_mid_burst_loses_no_acknowledged_message(
                 )
                 assert fields["description"] == "Fuite sous l'évier"
         with fresh.db.session(AccessContext.system("test"), readonly=True) as s:
-            result = audit.verify(s, fresh.keyring.checkpoint_signing_key().public_key())
+            result = integrity.verify(s, fresh.keyring.checkpoint_signing_key().public_key())
         assert result.ok, result.line()
     finally:
         fresh.close()

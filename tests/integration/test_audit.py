@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine, func, pool, select, text
 
 from permanence.accounts.model import Account
+from permanence.audit import integrity
 from permanence.audit import service as audit
 from permanence.audit.model import AuditEntry
 from permanence.config import Settings
@@ -17,9 +18,9 @@ from tests.conftest import PG_OWNER_URL, PG_URL
 from tests.factories import ctx_for, make_account, make_caller
 
 
-def _verify(rt: Runtime, external: list[dict[str, object]] | None = None) -> audit.VerifyResult:
+def _verify(rt: Runtime, external: list[dict[str, object]] | None = None) -> integrity.VerifyResult:
     with rt.db.session(AccessContext.system("test"), readonly=True) as s:
-        return audit.verify(s, rt.keyring.checkpoint_signing_key().public_key(), external or [])
+        return integrity.verify(s, rt.keyring.checkpoint_signing_key().public_key(), external or [])
 
 
 def _raw(rt: Runtime, sql: str, **params: object) -> None:
@@ -69,7 +70,7 @@ def test_rewritten_chain_is_caught_by_an_exported_checkpoint(rt: Runtime) -> Non
     account = make_account(rt)
     make_caller(rt, account.id)
     with rt.db.session(AccessContext.system("test")) as s:
-        cp = audit.create_checkpoint(s, rt.keyring)
+        cp = integrity.create_checkpoint(s, rt.keyring)
     exported = json.loads(json.dumps(cp))
     # An attacker with database rights rewrites every entry and recomputes every hash...
     with rt.db.session(AccessContext.system("test"), readonly=True) as s:
@@ -101,7 +102,7 @@ def test_forged_checkpoint_signature_is_refused(rt: Runtime) -> None:
     account = make_account(rt)
     make_caller(rt, account.id)
     with rt.db.session(AccessContext.system("test")) as s:
-        cp = audit.create_checkpoint(s, rt.keyring)
+        cp = integrity.create_checkpoint(s, rt.keyring)
     forged = dict(cp, created_at="2020-01-01T00:00:00+00:00")
     assert not _verify(rt, [forged]).ok
 
@@ -176,7 +177,7 @@ def test_indexed_columns_must_agree_with_the_hashed_body(rt: Runtime) -> None:
 
 
 def test_every_column_of_the_log_is_covered_by_verify() -> None:
-    assert set(AuditEntry.__table__.columns.keys()) == set(audit.COVERED_COLUMNS)
+    assert set(AuditEntry.__table__.columns.keys()) == set(integrity.COVERED_COLUMNS)
 
 
 @pytest.mark.gdpr("Art. 5(2)")

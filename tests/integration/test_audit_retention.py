@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from permanence.audit import retention
+from permanence.audit import integrity, retention
 from permanence.audit import service as audit
 from permanence.audit.model import AuditCheckpoint, AuditEntry
 from permanence.compliance import checks
@@ -38,9 +38,9 @@ def owner(settings: Settings) -> Iterator[Session]:
         db.dispose()
 
 
-def _verify(rt: Runtime, external: list[dict[str, object]] | None = None) -> audit.VerifyResult:
+def _verify(rt: Runtime, external: list[dict[str, object]] | None = None) -> integrity.VerifyResult:
     with rt.db.session(SYSTEM, readonly=True) as s:
-        return audit.verify(s, rt.keyring.checkpoint_signing_key().public_key(), external or [])
+        return integrity.verify(s, rt.keyring.checkpoint_signing_key().public_key(), external or [])
 
 
 @contextmanager
@@ -73,7 +73,7 @@ def test_cnil_logging_entries_past_12_months_are_pruned_behind_a_signed_anchor(
         make_caller(rt, account.id, phone=f"019900100{i}")
     assert _head(rt) > old
     with rt.db.session(SYSTEM) as s:
-        early = audit.create_checkpoint(s, rt.keyring)  # exported before the prune
+        early = integrity.create_checkpoint(s, rt.keyring)  # exported before the prune
     assert _check(rt).evidence == [
         f"{old} entries: run 'permanence audit prune' as the schema owner"
     ]
@@ -106,7 +106,7 @@ def test_an_anchor_without_its_prune_entry_or_a_forged_one_does_not_verify(
 ) -> None:
     account = make_account(rt)
     with rt.db.session(SYSTEM) as s:
-        cp = audit.create_checkpoint(s, rt.keyring)
+        cp = integrity.create_checkpoint(s, rt.keyring)
     make_caller(rt, account.id)  # entries after the checkpoint
     seq = int(cp["seq"])
     # Someone deletes everything up to a genuine checkpoint: no audit.prune entry says so.

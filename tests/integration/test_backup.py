@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, func, pool, select, text
 from typer.testing import CliRunner
 
 from permanence import schema
-from permanence.audit import service as audit
+from permanence.audit import integrity
 from permanence.audit.model import AuditEntry
 from permanence.backup import journal as ejournal
 from permanence.backup import service as backups
@@ -139,7 +139,7 @@ def check_consistent(rt: Runtime) -> int:
     Returns the number of messages."""
     store = store_from_settings(rt.settings)
     with rt.db.session(AccessContext.system("test"), readonly=True) as s:
-        assert audit.verify(s, rt.keyring.checkpoint_signing_key().public_key()).ok
+        assert integrity.verify(s, rt.keyring.checkpoint_signing_key().public_key()).ok
     accounts = _accounts(rt)
     total = 0
     for account in accounts:
@@ -660,7 +660,7 @@ def test_an_older_backup_is_restored_at_its_revision_then_upgraded(
     try:
         with again.db.session(AccessContext.system("test"), readonly=True) as s:
             assert s.execute(text("SELECT count(*) FROM training_courses")).scalar() == courses
-            assert audit.verify(s, again.keyring.checkpoint_signing_key().public_key()).ok
+            assert integrity.verify(s, again.keyring.checkpoint_signing_key().public_key()).ok
     finally:
         again.close()
 

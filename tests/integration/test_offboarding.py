@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from permanence.audit import service as audit
+from permanence.audit import integrity
 from permanence.backup import journal as ejournal
 from permanence.calls import service as calls
 from permanence.context import AccessContext, Role
@@ -99,7 +99,7 @@ def test_offboarding_leaves_no_readable_data_and_certifies_the_counts(
         with pytest.raises(KeyUnavailable):
             rt.keyring.cipher(s, account.id, caller)
         # The audit chain still holds, and it recorded the off-boarding.
-        result = audit.verify(s, rt.keyring.checkpoint_signing_key().public_key())
+        result = integrity.verify(s, rt.keyring.checkpoint_signing_key().public_key())
         assert result.ok, result.line()
     # Another client is untouched.
     with rt.db.session(ctx_for(other.id)) as s:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, delete, update
 from sqlalchemy.orm import Session
 
+from permanence.audit import integrity
 from permanence.audit import service as audit
 from permanence.audit.model import GENESIS_HASH, AuditCheckpoint, AuditEntry, AuditHead
 
@@ -120,7 +121,7 @@ def test_canonical_body_is_sorted_compact_ascii_json() -> None:
 
 
 def test_checkpoint_message_bytes() -> None:
-    assert audit._message(3, HASHES[2], CREATED) == (
+    assert integrity._message(3, HASHES[2], CREATED) == (
         b"permanence-audit-checkpoint|3|"
         b"fea82ab0093ecb08009f22622580b375eb41875e233f9f5e514f3cadf8239a5a|"
         b"2027-01-04T10:00:00+00:00"
@@ -128,16 +129,16 @@ def test_checkpoint_message_bytes() -> None:
 
 
 def test_public_key_is_raw_32_bytes_in_base64() -> None:
-    assert audit.public_key_b64(SIGNING_KEY.public_key()) == PUBLIC_B64
+    assert integrity.public_key_b64(SIGNING_KEY.public_key()) == PUBLIC_B64
     assert len(base64.b64decode(PUBLIC_B64)) == 32
 
 
 def test_a_checkpoint_signed_elsewhere_is_accepted() -> None:
     public = SIGNING_KEY.public_key()
     for seq in SIGNATURES:
-        assert audit._signature_ok(public, checkpoint(seq))
+        assert integrity._signature_ok(public, checkpoint(seq))
     # The numbers may come back from JSON as strings: the message is built from their text.
-    assert audit._signature_ok(public, dict(checkpoint(2), seq="2"))
+    assert integrity._signature_ok(public, dict(checkpoint(2), seq="2"))
 
 
 @pytest.mark.parametrize(
@@ -155,19 +156,19 @@ def test_a_checkpoint_signed_elsewhere_is_accepted() -> None:
 def test_a_checkpoint_that_does_not_match_its_signature_is_refused(
     change: dict[str, Any],
 ) -> None:
-    assert not audit._signature_ok(SIGNING_KEY.public_key(), dict(checkpoint(2), **change))
+    assert not integrity._signature_ok(SIGNING_KEY.public_key(), dict(checkpoint(2), **change))
 
 
 @pytest.mark.parametrize("missing", ["seq", "head_hash", "created_at", "signature"])
 def test_a_checkpoint_missing_a_field_is_refused_without_raising(missing: str) -> None:
     cp = checkpoint(2)
     del cp[missing]
-    assert not audit._signature_ok(SIGNING_KEY.public_key(), cp)
+    assert not integrity._signature_ok(SIGNING_KEY.public_key(), cp)
 
 
 def test_another_key_does_not_vouch_for_a_checkpoint() -> None:
     other = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33))).public_key()
-    assert not audit._signature_ok(other, checkpoint(2))
+    assert not integrity._signature_ok(other, checkpoint(2))
 
 
 # --- indexed columns against the hashed body ---------------------------------------------------
@@ -176,7 +177,8 @@ def test_another_key_does_not_vouch_for_a_checkpoint() -> None:
 def test_columns_that_copy_the_body_agree() -> None:
     for i in range(3):
         assert (
-            audit._column_differing(BODIES[i], TIMES[i], ACTIONS[i], ACTORS[i], SUBJECTS[i]) is None
+            integrity._column_differing(BODIES[i], TIMES[i], ACTIONS[i], ACTORS[i], SUBJECTS[i])
+            is None
         )
 
 
@@ -216,12 +218,12 @@ def test_columns_that_copy_the_body_agree() -> None:
     ],
 )
 def test_the_first_column_that_differs_is_named(args: tuple[Any, ...], column: str) -> None:
-    assert audit._column_differing(*args) == column
+    assert integrity._column_differing(*args) == column
 
 
 def test_the_anchor_hash_is_the_second_half_of_the_anchor() -> None:
-    assert audit.prev_at_anchor((7, HASHES[2])) == HASHES[2]
-    assert audit.prev_at_anchor(None) is None
+    assert integrity.prev_at_anchor((7, HASHES[2])) == HASHES[2]
+    assert integrity.prev_at_anchor(None) is None
 
 
 # --- verify over a chain written by hand --------------------------------------------------------
@@ -255,7 +257,7 @@ def session() -> Iterator[Session]:
 
 
 def _verify(s: Session, external: list[dict[str, Any]] | None = None, batch: int = 5000) -> Any:
-    return audit.verify(s, SIGNING_KEY.public_key(), external or [], batch=batch)
+    return integrity.verify(s, SIGNING_KEY.public_key(), external or [], batch=batch)
 
 
 def _store(s: Session, seq: int) -> None:
@@ -274,7 +276,7 @@ def _store(s: Session, seq: int) -> None:
 @pytest.mark.parametrize("batch", [1, 2, 5000])
 def test_the_hand_written_chain_verifies_in_any_batch_size(session: Session, batch: int) -> None:
     result = _verify(session, batch=batch)
-    assert result == audit.VerifyResult(True, 3, 3)
+    assert result == integrity.VerifyResult(True, 3, 3)
     assert result.line() == "audit chain intact: 3 entries, head at 3, 0 checkpoint(s) matched"
 
 
@@ -290,7 +292,7 @@ def test_an_empty_log_verifies_as_empty() -> None:
     tables = [AuditEntry.__table__, AuditHead.__table__, AuditCheckpoint.__table__]
     AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
     with Session(engine) as s:
-        assert _verify(s) == audit.VerifyResult(True, 0, 0)
+        assert _verify(s) == integrity.VerifyResult(True, 0, 0)
     engine.dispose()
 
 
@@ -392,7 +394,7 @@ class _Keyring:
 
 
 def test_create_checkpoint_signs_the_head_in_the_documented_format(session: Session) -> None:
-    cp = audit.create_checkpoint(session, _Keyring())  # type: ignore[arg-type]
+    cp = integrity.create_checkpoint(session, _Keyring())  # type: ignore[arg-type]
     assert set(cp) == {"seq", "head_hash", "created_at", "public_key", "signature"}
     assert (cp["seq"], cp["head_hash"], cp["public_key"]) == (3, HASHES[2], PUBLIC_B64)
     created = dt.datetime.fromisoformat(cp["created_at"])
@@ -408,7 +410,7 @@ def test_create_checkpoint_signs_the_head_in_the_documented_format(session: Sess
         cp["signature"],
     )
     # Asked again for the same head, it returns the stored statement, not a second one.
-    again = audit.create_checkpoint(session, _Keyring())  # type: ignore[arg-type]
+    again = integrity.create_checkpoint(session, _Keyring())  # type: ignore[arg-type]
     assert again == cp
     assert _verify(session).checkpoints == 1
 
@@ -419,11 +421,11 @@ def test_create_checkpoint_refuses_an_empty_log() -> None:
     AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
     with Session(engine) as s:
         with pytest.raises(ValueError, match="empty"):
-            audit.create_checkpoint(s, _Keyring())  # type: ignore[arg-type]
+            integrity.create_checkpoint(s, _Keyring())  # type: ignore[arg-type]
         s.add(AuditHead(id=1, seq=0, hash=GENESIS_HASH))
         s.commit()
         with pytest.raises(ValueError, match="empty"):
-            audit.create_checkpoint(s, _Keyring())  # type: ignore[arg-type]
+            integrity.create_checkpoint(s, _Keyring())  # type: ignore[arg-type]
     engine.dispose()
 
 
@@ -454,7 +456,7 @@ def test_a_head_that_is_not_the_last_entry_is_found(
 @pytest.mark.parametrize("action", ["account.create", "subject.export"])
 def test_an_action_column_is_found_whichever_way_it_sorts(action: str) -> None:
     args = (BODIES[1], TIMES[1], action, ACTORS[1], SUBJECTS[1])
-    assert audit._column_differing(*args) == "action"
+    assert integrity._column_differing(*args) == "action"
 
 
 @pytest.mark.parametrize("wrong", ["00" * 32, "ff" * 32])
@@ -518,7 +520,7 @@ def test_the_prune_entry_hash_is_known() -> None:
 
 def test_a_pruned_chain_verifies_from_its_anchor(pruned: Session) -> None:
     result = _verify(pruned)
-    assert result == audit.VerifyResult(True, 2, 4, checkpoints=1, pruned_through=2)
+    assert result == integrity.VerifyResult(True, 2, 4, checkpoints=1, pruned_through=2)
     assert result.line() == (
         "audit chain intact: 2 entries, head at 4, 1 checkpoint(s) matched (from the signed "
         "anchor at 2: earlier entries pruned by the retention policy)"
@@ -546,7 +548,7 @@ def test_entries_missing_with_no_anchor_stop_verification(session: Session) -> N
     session.execute(delete(AuditEntry).where(AuditEntry.seq == 1))
     session.commit()
     result = _verify(session)
-    assert result == audit.VerifyResult(
+    assert result == integrity.VerifyResult(
         False, 0, 0, 1, "entries before 2 are missing and no signed anchor is at 1"
     )
 
@@ -594,7 +596,7 @@ def test_a_chain_of_three_hundred_entries_verifies_and_prunes() -> None:
     AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
     with Session(engine) as s:
         hashes = _long_chain(s, 301)
-        assert _verify(s, batch=128) == audit.VerifyResult(True, 301, 301)
+        assert _verify(s, batch=128) == integrity.VerifyResult(True, 301, 301)
         # An odd anchor: the entry after it is anchor + 1, not anchor ^ 1 or anchor | 1.
         anchor = _signed(299, hashes[298])
         s.add(
@@ -609,7 +611,7 @@ def test_a_chain_of_three_hundred_entries_verifies_and_prunes() -> None:
         s.execute(delete(AuditEntry).where(AuditEntry.seq <= 299))
         s.commit()
         result = _verify(s, [_signed(300, hashes[299])])
-        assert result == audit.VerifyResult(True, 2, 301, checkpoints=2, pruned_through=299)
+        assert result == integrity.VerifyResult(True, 2, 301, checkpoints=2, pruned_through=299)
     engine.dispose()
 
 
@@ -627,5 +629,5 @@ def test_create_checkpoint_reads_the_head_under_lock(
         return real_get(self, entity, ident, **kw)
 
     monkeypatch.setattr(Session, "get", spy)
-    audit.create_checkpoint(session, _Keyring())  # type: ignore[arg-type]
+    integrity.create_checkpoint(session, _Keyring())  # type: ignore[arg-type]
     assert asked and all(kw.get("with_for_update") is True for kw in asked)

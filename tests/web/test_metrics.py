@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text as sql
 
-from permanence.audit import service as audit
+from permanence.audit import integrity
 from permanence.breaches import service as breaches
 from permanence.calls import service as calls
 from permanence.calls.model import Call
@@ -149,7 +149,7 @@ def test_metrics_after_a_scripted_day(day: World, settings: Settings) -> None:
     # The night's jobs: the retention sweep and an audit checkpoint.
     sweep_exclusive(rt.db, store_from_settings(settings), now=now)
     with rt.db.session(AccessContext.system("test:checkpoint")) as s:
-        audit.create_checkpoint(s, rt.keyring)
+        integrity.create_checkpoint(s, rt.keyring)
         chain = s.scalar(sql("SELECT seq FROM audit_head"))
 
     text, m = scrape(world.client())

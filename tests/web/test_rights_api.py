@@ -460,9 +460,9 @@ def test_after_erasure_the_subject_is_nowhere_in_clear(
     needles = [FIRST, LAST, EMAIL, *PHONE_FORMS, FIRST.encode("utf-8").decode("latin-1")]
     data_dir = world.rt.settings.data_dir
     with world.rt.db.session(AccessContext.system("t", world.plumber.id)) as s:
-        from permanence.audit import service as audit
+        from permanence.audit import integrity
 
-        assert audit.verify(s, world.rt.keyring.checkpoint_signing_key().public_key()).ok
+        assert integrity.verify(s, world.rt.keyring.checkpoint_signing_key().public_key()).ok
         with pytest.raises(KeyUnavailable):
             world.rt.keyring.cipher(s, world.plumber.id, caller_id)
         assert s.scalars(select(Caller).where(Caller.id == caller_id)).first() is None

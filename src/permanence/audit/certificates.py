@@ -10,6 +10,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from permanence.audit import integrity
 from permanence.audit import service as audit
 from permanence.crypto.keyring import Keyring
 
@@ -18,7 +19,7 @@ def sign_document(keyring: Keyring, document: dict[str, Any]) -> tuple[str, str]
     """Sign a certificate (off-boarding, erasure): (signature, public key), base64."""
     key = keyring.checkpoint_signing_key()
     sig = key.sign(audit.canonical(document).encode())
-    return base64.b64encode(sig).decode(), audit.public_key_b64(key.public_key())
+    return base64.b64encode(sig).decode(), integrity.public_key_b64(key.public_key())
 
 
 def verify_certificate(document: dict[str, Any], signature: str, public_key: str) -> bool:

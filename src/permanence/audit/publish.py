@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from permanence.audit import service as audit
+from permanence.audit import integrity
 from permanence.audit.model import AuditCheckpoint, AuditHead
 from permanence.context import AccessContext
 from permanence.runtime import Runtime
@@ -75,7 +75,7 @@ def checkpoint_if_grown(rt: Runtime) -> dict[str, Any] | None:
         return None
     try:
         with rt.db.session(AccessContext.system("audit:checkpoint")) as s:
-            cp = audit.create_checkpoint(s, rt.keyring)
+            cp = integrity.create_checkpoint(s, rt.keyring)
     except IntegrityError:  # another replica signed the same head at the same moment
         return None
     append(rt.settings.effective_audit_checkpoint_file, cp)

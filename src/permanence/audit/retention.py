@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from permanence.audit import integrity
 from permanence.audit import service as audit
 from permanence.audit.model import AuditCheckpoint, AuditEntry
 from permanence.crypto.keyring import Keyring
@@ -67,13 +66,13 @@ class Pruned:
 def _sign_at(session: Session, keyring: Keyring, seq: int, head_hash: str) -> dict[str, Any]:
     key = keyring.checkpoint_signing_key()
     existing = session.get(AuditCheckpoint, seq)
-    pub = audit.public_key_b64(key.public_key())
+    pub = integrity.public_key_b64(key.public_key())
     if existing is not None:
         created_s, sig = existing.created_at.isoformat(), existing.signature
     else:
         created = utcnow()
         created_s = created.isoformat()
-        sig = base64.b64encode(key.sign(audit._message(seq, head_hash, created_s))).decode()
+        sig = base64.b64encode(key.sign(integrity._message(seq, head_hash, created_s))).decode()
         session.add(
             AuditCheckpoint(
                 seq=seq, head_hash=head_hash, created_at=created, public_key=pub, signature=sig
@@ -108,7 +107,7 @@ def prune(
     when = now or utcnow()
     limit = cutoff(when, months)
     public = keyring.checkpoint_signing_key().public_key()
-    checked = audit.verify(session, public)
+    checked = integrity.verify(session, public)
     if not checked.ok:
         raise Conflict(
             "the audit chain does not verify: nothing is pruned (" + checked.line() + ")"
@@ -141,34 +140,6 @@ def prune(
         details={"through": through, "entries": count, "months": months},
     )
     return Pruned(through, count, anchor)
-
-
-def anchor_of(session: Session, public_key: Ed25519PublicKey) -> tuple[int, str] | str | None:
-    """Where a pruned chain starts: ``(seq, hash)`` of its signed anchor; ``None`` for a
-    chain that starts at entry 1; a reason (str) when the start is not anchored."""
-    first = session.scalar(select(func.min(AuditEntry.seq)))
-    if first is None or first == 1:
-        return None
-    anchor = session.get(AuditCheckpoint, first - 1)
-    if anchor is None:
-        return f"entries before {first} are missing and no signed anchor is at {first - 1}"
-    cp = {
-        "seq": anchor.seq,
-        "head_hash": anchor.head_hash,
-        "created_at": anchor.created_at.isoformat(),
-        "signature": anchor.signature,
-    }
-    if not audit._signature_ok(public_key, cp):
-        return f"the anchor at {anchor.seq} is not validly signed"
-    recorded = False
-    for body in session.scalars(
-        select(AuditEntry.body).where(AuditEntry.action == "audit.prune").order_by(AuditEntry.seq)
-    ):
-        if json.loads(body).get("details", {}).get("through") == anchor.seq:
-            recorded = True
-    if not recorded:
-        return f"entries before {first} are missing and no audit.prune entry says so"
-    return anchor.seq, anchor.head_hash
 
 
 def prune_with_owner(

@@ -28,8 +28,7 @@ def audit_verify(
 ) -> None:
     """Recompute the hash chain; exit 1 naming the first broken entry (and column). Checks
     against every checkpoint of PERMANENCE_AUDIT_CHECKPOINT_FILE too."""
-    from permanence.audit import publish
-    from permanence.audit import service as audit
+    from permanence.audit import integrity, publish
     from permanence.context import AccessContext
 
     settings = get_settings()
@@ -46,7 +45,7 @@ def audit_verify(
     rt = runtime()
     try:
         with rt.db.session(AccessContext.system("cli:audit-verify"), readonly=True) as s:
-            result = audit.verify(s, rt.keyring.checkpoint_signing_key().public_key(), external)
+            result = integrity.verify(s, rt.keyring.checkpoint_signing_key().public_key(), external)
     finally:
         rt.close()
     if fmt is Format.json:
@@ -74,14 +73,13 @@ def audit_checkpoint(
 ) -> None:
     """Sign the current head of the chain (Ed25519) and append it to
     PERMANENCE_AUDIT_CHECKPOINT_FILE; keep that file away from the database."""
-    from permanence.audit import publish
-    from permanence.audit import service as audit
+    from permanence.audit import integrity, publish
     from permanence.context import AccessContext
 
     rt = runtime()
     try:
         with rt.db.session(AccessContext.system("cli:audit-checkpoint")) as s:
-            cp = audit.create_checkpoint(s, rt.keyring)
+            cp = integrity.create_checkpoint(s, rt.keyring)
         publish.append(rt.settings.effective_audit_checkpoint_file, cp)
     except ValueError as exc:
         fail(str(exc))

@@ -206,10 +206,10 @@ def _hds(run: CheckRun) -> tuple[bool, str, list[str]]:
 
 @check("audit.chain", "The audit chain is intact")
 def _audit(run: CheckRun) -> tuple[bool, str, list[str]]:
-    from permanence.audit import service as audit
+    from permanence.audit import integrity
 
     with run.session() as s:
-        result = audit.verify(s, run.rt.keyring.checkpoint_signing_key().public_key())
+        result = integrity.verify(s, run.rt.keyring.checkpoint_signing_key().public_key())
     return result.ok, result.line(), [] if result.ok else [result.line()]
 
 

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.serialization import (
 from sqlalchemy import select
 
 from permanence.accounts.model import Account
-from permanence.audit import publish
+from permanence.audit import integrity, publish
 from permanence.audit import service as audit
 from permanence.context import AccessContext
 from permanence.db import acting_for
@@ -407,12 +407,12 @@ def build(rt: Runtime, ctx: AccessContext, now: dt.datetime | None = None) -> Pa
     results = run_checks(rt, now)
     files["compliance-checks.json"] = _json([asdict(r) for r in results])
     with rt.db.session(ctx) as s:
-        checkpoint = audit.create_checkpoint(s, rt.keyring)
+        checkpoint = integrity.create_checkpoint(s, rt.keyring)
     publish.append(rt.settings.effective_audit_checkpoint_file, checkpoint)
     path = rt.settings.effective_audit_checkpoint_file
     external = publish.read(path) if path.exists() else [checkpoint]
     with rt.db.session(ctx, readonly=True) as s:
-        result = audit.verify(s, rt.keyring.checkpoint_signing_key().public_key(), external)
+        result = integrity.verify(s, rt.keyring.checkpoint_signing_key().public_key(), external)
     files["audit-verification.json"] = _json(
         {
             "ok": result.ok,

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from permanence.audit import integrity
 from permanence.audit import service as audit
 from permanence.compliance import art30, checks, report
 from permanence.context import Role
@@ -73,7 +74,7 @@ def _journal(
     du: dt.date | None,
     au: dt.date | None,
     avant: int | None,
-    verified: audit.VerifyResult | None = None,
+    verified: integrity.VerifyResult | None = None,
 ) -> Response:
     with rt.db.session(viewer.context("dpo:audit_log"), readonly=True) as s:
         entries = audit.search(
@@ -129,7 +130,7 @@ def journal(
 def verify(request: Request, viewer: AuditorForm, rt: CurrentRuntime) -> Response:
     """Recompute the whole chain and check the signed checkpoints; show the result."""
     with rt.db.session(viewer.context("dpo:audit_verify"), readonly=True) as s:
-        result = audit.verify(s, rt.keyring.checkpoint_signing_key().public_key())
+        result = integrity.verify(s, rt.keyring.checkpoint_signing_key().public_key())
     return _journal(
         request,
         viewer,
