@@ -11,7 +11,8 @@ import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
-from permanence.demo.loader import DEMO_PASSWORD, demo_audio, load_demo
+from permanence.demo.loader import DEMO_PASSWORD, load_demo
+from permanence.demo.recording import demo_audio
 from tests.web.conftest import World
 from tests.web.pages_helpers import page_login
 

@@ -8,13 +8,8 @@ Phone numbers are in the range ARCEP reserves for fiction (01 99 00 xx xx).
 from __future__ import annotations
 
 import datetime as dt
-import io
-import math
 import random
-import struct
-import wave
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -31,6 +26,8 @@ from permanence.contracts import service as contracts
 from permanence.contracts.scc_document import Signatory
 from permanence.db import switch_account, utcnow
 from permanence.delivery.webhook_secrets import set_webhook_secret
+from permanence.demo.breach import demo_breach
+from permanence.demo.recording import record_demo_call
 from permanence.dpia import service as dpias
 from permanence.errors import Conflict
 from permanence.mandates.base import FieldType
@@ -388,67 +385,14 @@ def load_demo(rt: Runtime, *, calls_per_account: int = 30) -> list[str]:
             f"account {slug}: {len(callers_by_account[slug])} callers, {counts[0]} calls, "
             f"{counts[1]} messages, {counts[2]} appointments; client user {email}"
         )
-    lines.append(_demo_recording(rt))
-    lines.append(_demo_breach(rt, now))
+    lines.append(record_demo_call(rt))
+    lines.append(demo_breach(rt, now, CLIENT_USERS["plomberie-durand"][0]))
     lines.append(f"every demo user's password: {DEMO_PASSWORD}")
     lines.append(
         f"demo caller for the rights workflow: {README_CALLER.first} {README_CALLER.last}, "
         f"{README_CALLER.phone} (cabinet-lefevre)"
     )
     return lines
-
-
-def _demo_breach(rt: Runtime, now: dt.datetime) -> str:
-    """A breach worked to its end, as the register should hold one: a notice e-mail sent to
-    the wrong client address, the plumber notified within hours, its own Art. 34 decision
-    recorded from its portal, then closed."""
-    from permanence.breaches import controller as breach_controller
-    from permanence.breaches import service as breaches
-
-    aware = now - dt.timedelta(days=40)
-    with rt.db.session(AccessContext.system("cli:demo"), readonly=True) as s:
-        plumber = s.scalars(select(Account).where(Account.slug == "plomberie-durand")).one()
-        client_user = s.scalars(
-            select(User.id).where(User.email == CLIENT_USERS["plomberie-durand"][0])
-        ).one()
-    desk = AccessContext(role=Role.DPO, reason="cli:demo")
-    with rt.db.session(desk) as s:
-        b = breaches.open_breach(
-            s,
-            aware_at=aware,
-            nature="Avis de nouveau message envoyé par erreur à une adresse périmée du client "
-            "(l'avis ne contient aucune donnée de l'appelant, seulement un lien)",
-            occurred_from=aware - dt.timedelta(hours=2),
-            occurred_to=aware - dt.timedelta(hours=2),
-        )
-        breaches.add_account(s, b.id, plumber.id, subjects=1, records=1)
-        breaches.update_contents(
-            s,
-            b.id,
-            data_categories=["message_content"],
-            subject_categories=["callers"],
-            contact_point="dpo@permanence.example",
-            consequences="Aucune donnée de l'appelant lisible sans connexion au portail",
-            measures="Adresse retirée des destinataires ; lien du portail soumis à connexion",
-        )
-        breaches.notify_controllers(
-            s,
-            b.id,
-            mailer=None,
-            portal_url=rt.settings.public_base_url,
-            now=aware + dt.timedelta(hours=3),
-        )
-        reference = b.reference
-    client = AccessContext(
-        role=Role.CLIENT, reason="cli:demo", actor_id=client_user, account_id=plumber.id
-    )
-    with rt.db.session(client) as s:
-        breach_controller.record_subjects_decision(s, reference, "not_required", "no_high_risk")
-    with rt.db.session(desk) as s:
-        breaches.close(s, breaches.breach_by_reference(s, reference).id)
-    return (
-        f"breach {reference}: notified to plomberie-durand, its Art. 34 decision recorded, closed"
-    )
 
 
 def _load_account_activity(
@@ -524,113 +468,6 @@ def _load_account_activity(
                 n_messages += 1
             calls.complete(s, call, at=started + dt.timedelta(minutes=rng.randint(2, 9)))
     return n_calls, n_messages, n_appointments
-
-
-# The demo's recorded call: on the account whose mandate records calls, one answered call is
-# recorded, so that a supervisor trying the evaluation grids (/evaluations) finds a call to
-# evaluate and listen to.
-RECORDED_ACCOUNT = "plomberie-durand"
-RECORDING_SECONDS = 3
-
-
-def demo_audio(seconds: int = RECORDING_SECONDS, rate: int = 8000) -> bytes:
-    """A short generated WAV (a 440 Hz tone, 8 kHz mono 16-bit like a telephone line): the
-    demo's recording, no voice and nobody's words in it."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(
-            b"".join(
-                struct.pack("<h", int(6000 * math.sin(2 * math.pi * 440 * i / rate)))
-                for i in range(seconds * rate)
-            )
-        )
-    return buffer.getvalue()
-
-
-class _DemoProvider:
-    """The telephony provider's side of the demo's one recording: the download serves the
-    generated audio, the deletion at the provider has nothing to delete."""
-
-    def __init__(self, audio: bytes) -> None:
-        self.audio = audio
-
-    @contextmanager
-    def fetch_recording(self, url: str) -> Iterator[Iterator[bytes]]:
-        yield iter([self.audio])
-
-    def delete_recording(self, recording_sid: str) -> None:
-        return None
-
-    def stop_recording(self, call_sid: str) -> None:
-        return None
-
-    def call_status(self, call_sid: str) -> tuple[str, int | None]:
-        return "completed", None
-
-    # The demo places no call (the calls API's other side).
-    def create_call(
-        self, *, to: str, from_: str, url: str, status_callback: str, timeout: int
-    ) -> str:
-        raise Conflict("the demo provider places no call")
-
-    def cancel_call(self, call_sid: str) -> None:
-        return None
-
-    def redirect_call(self, call_sid: str, url: str) -> None:
-        return None
-
-
-def _demo_recording(rt: Runtime) -> str:
-    """One answered call of ``RECORDED_ACCOUNT`` recorded through the product's own path: the
-    provider's recording callback queues the download
-    (``recordings.provider_hooks.queue_recording``), the download job fetches, encrypts under
-    the caller's key and stores it
-    (``recordings.downloads.run_due``), as with a real provider."""
-    from permanence.calls.model import Call
-    from permanence.recordings import downloads
-    from permanence.recordings.provider_hooks import queue_recording
-    from permanence.telephony.webhook import Webhook
-
-    with rt.db.session(AccessContext.system("cli:demo"), readonly=True) as s:
-        account_id = s.scalars(select(Account.id).where(Account.slug == RECORDED_ACCOUNT)).one()
-    ctx = AccessContext.system("cli:demo", account_id)
-    with rt.db.session(ctx) as s:
-        call = s.scalars(
-            select(Call)
-            .where(
-                Call.account_id == account_id,
-                Call.answered_at.is_not(None),
-                Call.operator_id.is_not(None),
-            )
-            .order_by(Call.answered_at.desc())
-        ).first()
-        if call is None:
-            raise Conflict(f"the demo account {RECORDED_ACCOUNT} has no answered call")
-        # As the telephony webhooks leave a call whose caller heard the recording notice.
-        call.provider_sid = call.provider_sid or f"CA{call.id.hex}"
-        call.recording_state = "recording"
-        hook = Webhook(
-            provider="twilio",
-            form={
-                "CallSid": call.provider_sid,
-                "RecordingSid": f"RE{call.id.hex}",
-                "RecordingUrl": rt.settings.twilio_api_base_url.rstrip("/")
-                + f"/2010-04-01/Accounts/demo/Recordings/RE{call.id.hex}",
-                "RecordingStatus": "completed",
-                "RecordingDuration": str(RECORDING_SECONDS),
-            },
-            query={"a": str(account_id), "c": str(call.id)},
-        )
-        job = queue_recording(s, rt.settings, hook)
-    if job is None:
-        raise Conflict("the demo recording was not queued")
-    counts = downloads.run_due(rt, _DemoProvider(demo_audio()), only=(account_id, job))
-    if counts["stored"] != 1:
-        raise Conflict(f"the demo recording was not stored: {counts}")
-    return f"account {RECORDED_ACCOUNT}: 1 recorded call to evaluate (/evaluations)"
 
 
 def _first_did(rt: Runtime, account: Account) -> str:
