@@ -160,8 +160,9 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     # The keyring's lookup keys and the crypto-shredding path: index keys per account and
-    # column, a subject's cipher (and its cache), the key's destruction. Account keys,
-    # rotation and the master key are the forensic work's (issue 19).
+    # column, a subject's cipher (and its cache), the key's destruction. Account keys and
+    # their rotation are the forensic work's (issue 19); the master key is in masterkey.py,
+    # the erasure-epoch layer in epochlayer.py (a target of its own).
     "crypto/keyring.py": _t(
         "tests/integration/test_subjects.py",
         functions=(
