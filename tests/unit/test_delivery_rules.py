@@ -16,9 +16,9 @@ from permanence.delivery import channels
 from permanence.delivery.model import Event
 from permanence.delivery.service import MAX_ATTEMPTS, retry_delay
 from permanence.mail import Mail, check_no_personal_data
-from permanence.mandates.hours import PARIS as LOCAL_TZ
-from permanence.mandates.hours import next_on_call_start, on_call_now
 from permanence.mandates.mandate import Mandate
+from permanence.mandates.oncall import PARIS as LOCAL_TZ
+from permanence.mandates.oncall import next_on_call_start, on_call_now
 from permanence.mandates.sections import OnCallContact
 from tests.factories import demo_mandate_text
 

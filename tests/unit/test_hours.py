@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from permanence.mandates import MandateInvalid, parse_mandate
-from permanence.mandates.hours import Hours, describe, describe_after_hours, on_call_lines
+from permanence.mandates.hours import Hours
+from permanence.mandates.hours_words import describe, describe_after_hours, on_call_lines
 from permanence.mandates.mandate import Mandate
 from permanence.routing.hours import (
     AFTER_HOURS_ANSWER,

@@ -38,7 +38,8 @@ def check_command(
 ) -> None:
     """Print the mandate's hours in words and where a call arriving --at goes."""
     from permanence.mandates.errors import MandateInvalid
-    from permanence.mandates.hours import mandate_zone, opening_hours_view
+    from permanence.mandates.hours_words import opening_hours_view
+    from permanence.mandates.oncall import mandate_zone
     from permanence.mandates.parsing import parse_mandate
     from permanence.routing.hours import decide
 

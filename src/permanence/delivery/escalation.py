@@ -15,7 +15,7 @@ from permanence.audit import service as audit
 from permanence.db import ctx_of
 from permanence.delivery.model import Channel, Delivery, DeliveryEvent, Escalation, Event
 from permanence.delivery.service import Notifiable, _new_delivery, event_kind, voicemail_notice
-from permanence.mandates.hours import next_on_call_start, on_call_now
+from permanence.mandates.oncall import next_on_call_start, on_call_now
 from permanence.messages.model import Message
 
 
