@@ -142,7 +142,7 @@ class HolidayRule(_Model):
         return _calendar(self.country, self.subdivision, day.year).get(day)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)  # pragma: no mutate (a cache: changes no result)
 def _calendar(country: str, subdivision: str | None, year: int) -> dict[dt.date, str]:
     try:
         table = holidays_lib.country_holidays(
