@@ -132,6 +132,17 @@ def test_a_window_past_midnight_belongs_to_the_day_it_starts_on() -> None:
     assert on_call_now(saturday, _paris(2026, 1, 16, 9)) is None
 
 
+def test_a_window_includes_its_first_minute_not_its_last() -> None:
+    day, night = _contact("08:00", "18:00"), _contact("18:00", "08:00")
+    both = _mandate([day, night])
+    assert on_call_now(both, _paris(2026, 1, 15, 8)) == 0
+    assert on_call_now(both, _paris(2026, 1, 15, 18)) == 1
+    assert on_call_now(_mandate([day]), _paris(2026, 1, 15, 18)) is None
+    assert on_call_now(_mandate([day]), _paris(2026, 1, 15, 17, 59)) == 0
+    assert on_call_now(_mandate([night]), _paris(2026, 1, 15, 8)) is None
+    assert on_call_now(_mandate([night]), _paris(2026, 1, 15, 7, 59)) == 0
+
+
 def test_validity_dates_are_inclusive_and_read_on_the_day_the_window_starts() -> None:
     nights = _mandate(
         [
