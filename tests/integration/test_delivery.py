@@ -26,7 +26,7 @@ from permanence.delivery.ports import HttpSmsGateway, HttpWebhookSender
 from permanence.delivery.worker import Channels, run_due
 from permanence.errors import NotFound
 from permanence.mail import mailer_for
-from permanence.mandates.hours import PARIS
+from permanence.mandates.oncall import PARIS
 from permanence.messages import service as messages
 from permanence.messages.model import Message
 from permanence.runtime import Runtime

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from permanence.cli import app
 from permanence.cli.serve import _lock_sqlite_database
 from permanence.config import Settings
-from permanence.crypto.keyring import load_master_key
+from permanence.crypto.masterkey import load_master_key
 from permanence.errors import ConfigurationError
 from permanence.runtime import Runtime
 from tests.conftest import PG_URL, TEST_MASTER_KEY, cli_env, run_cli

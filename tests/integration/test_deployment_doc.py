@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from permanence import schema
 from permanence.config import Settings
-from permanence.crypto.keyring import load_master_key
+from permanence.crypto.masterkey import load_master_key
 from tests.conftest import PG_URL, cli_env, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -100,6 +100,37 @@ def test_rows_from_before_the_epochs_are_wrapped_by_the_first_rotation(rt: Runti
     assert _name(rt, account.id, caller) == "Ancien"
 
 
+def test_a_key_row_read_just_before_a_rotation_is_read_again_not_taken_for_erased(
+    rt: Runtime,
+) -> None:
+    """A session holding a subject key's row as it was before a rotation re-wrapped it and
+    destroyed its epoch (PostgreSQL: read a moment before the rotation committed) reads the
+    row again and opens the key, rather than calling the caller erased; the key is then
+    cached under the row as it is now."""
+    account = make_account(rt)
+    cid = make_caller(rt, account.id, last="Lecteur", phone=None)
+    with rt.db.session(ctx_for(account.id), readonly=True) as s:
+        stale = s.get(SubjectKey, cid)
+        expected = rt.keyring.cipher(s, account.id, cid).dek
+    assert stale is not None and stale.epoch == 1
+    assert rt.keyring.rotate_epoch(rt.db, grace=0)["epoch"] == 2
+    fresh = Runtime.from_settings(rt.settings)  # nothing in its key cache
+    try:
+        with fresh.db.session(ctx_for(account.id), readonly=True) as s:
+            # The row as that session had read it (held: the identity map keeps it while used).
+            held = s.merge(stale, load=False)
+            assert s.get(SubjectKey, cid) is held and held.epoch == 1
+            assert fresh.keyring.cipher(s, account.id, cid).dek == expected
+            assert held.epoch == 2  # read again
+            assert list(fresh.keyring._deks) == [(cid, held.wrapped_dek)]
+            caller = subjects.get(s, cid)
+            assert subjects.identity(s, fresh.keyring, caller, audited=False).last_name == (
+                "Lecteur"
+            )
+    finally:
+        fresh.close()
+
+
 @pytest.mark.skipif(
     not os.environ.get("PERMANENCE_TEST_DATABASE_URL"), reason="PostgreSQL: concurrent writers"
 )

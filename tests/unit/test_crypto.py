@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from permanence.crypto import normalize
-from permanence.crypto.keyring import SubjectCipher
+from permanence.crypto.cipher import SubjectCipher
 from permanence.crypto.primitives import blind_index, new_key, open_sealed, seal
 from permanence.crypto.stream import decrypt_stream, encrypt_stream
 from permanence.errors import IntegrityFailure, ValidationFailed

@@ -16,9 +16,9 @@ from permanence.delivery import channels
 from permanence.delivery.model import Event
 from permanence.delivery.service import MAX_ATTEMPTS, retry_delay
 from permanence.mail import Mail, check_no_personal_data
-from permanence.mandates.hours import PARIS as LOCAL_TZ
-from permanence.mandates.hours import next_on_call_start, on_call_now
 from permanence.mandates.mandate import Mandate
+from permanence.mandates.oncall import PARIS as LOCAL_TZ
+from permanence.mandates.oncall import next_on_call_start, on_call_now
 from permanence.mandates.sections import OnCallContact
 from tests.factories import demo_mandate_text
 
@@ -109,6 +109,74 @@ def test_nobody_on_call_waits_for_the_earliest_window_to_open() -> None:
     assert next_on_call_start(contacts, _paris(2026, 1, 15, 12)) == _paris(2026, 1, 15, 18)
     assert next_on_call_start(contacts, _paris(2026, 1, 15, 20, 30)) == _paris(2026, 1, 15, 22)
     assert next_on_call_start(contacts, _paris(2026, 1, 15, 23)) == _paris(2026, 1, 16, 18)
+
+
+def _rota(start: str, end: str, **rule: object) -> OnCallContact:
+    """One contact's window with a weekly rule (``days``) or validity dates."""
+    return OnCallContact.model_validate(
+        {"name": "X", "phone": "+33600000001", "from": start, "to": end, **rule}
+    )
+
+
+def test_a_window_past_midnight_belongs_to_the_day_it_starts_on() -> None:
+    # Friday nights only, 22:00 to 06:00 (16 January 2026 is a Friday).
+    friday_night = _mandate([_rota("22:00", "06:00", days=["fri"])])
+    assert on_call_now(friday_night, _paris(2026, 1, 16, 22)) == 0  # Friday 22:00
+    assert on_call_now(friday_night, _paris(2026, 1, 17, 2)) == 0  # Saturday 02:00: Friday's
+    assert on_call_now(friday_night, _paris(2026, 1, 16, 2)) is None  # Thursday's night
+    assert on_call_now(friday_night, _paris(2026, 1, 17, 22)) is None  # Saturday 22:00
+    assert on_call_now(friday_night, _paris(2026, 1, 17, 6)) is None  # the window has ended
+    # A daytime window on Saturdays is not moved to the day before.
+    saturday = _mandate([_rota("08:00", "12:00", days=["sat"])])
+    assert on_call_now(saturday, _paris(2026, 1, 17, 9)) == 0
+    assert on_call_now(saturday, _paris(2026, 1, 16, 9)) is None
+
+
+def test_a_window_includes_its_first_minute_not_its_last() -> None:
+    day, night = _contact("08:00", "18:00"), _contact("18:00", "08:00")
+    both = _mandate([day, night])
+    assert on_call_now(both, _paris(2026, 1, 15, 8)) == 0
+    assert on_call_now(both, _paris(2026, 1, 15, 18)) == 1
+    assert on_call_now(_mandate([day]), _paris(2026, 1, 15, 18)) is None
+    assert on_call_now(_mandate([day]), _paris(2026, 1, 15, 17, 59)) == 0
+    assert on_call_now(_mandate([night]), _paris(2026, 1, 15, 8)) is None
+    assert on_call_now(_mandate([night]), _paris(2026, 1, 15, 7, 59)) == 0
+
+
+def test_validity_dates_are_inclusive_and_read_on_the_day_the_window_starts() -> None:
+    nights = _mandate(
+        [
+            _rota("22:00", "06:00", valid_from="2026-01-10", valid_until="2026-01-12"),
+            _contact("00:00", "23:59"),
+        ]
+    )
+    assert on_call_now(nights, _paris(2026, 1, 9, 23)) == 1  # before the first night
+    assert on_call_now(nights, _paris(2026, 1, 10, 3)) == 1  # the 9th's night: not valid yet
+    assert on_call_now(nights, _paris(2026, 1, 10, 22)) == 0  # the first night
+    assert on_call_now(nights, _paris(2026, 1, 13, 3)) == 0  # the last night, after midnight
+    assert on_call_now(nights, _paris(2026, 1, 13, 22)) == 1  # no longer valid
+    only_from = _mandate([_rota("22:00", "06:00", valid_from="2026-01-10")])
+    assert on_call_now(only_from, _paris(2026, 1, 9, 23)) is None
+    assert on_call_now(only_from, _paris(2027, 1, 9, 23)) == 0
+    only_until = _mandate([_rota("22:00", "06:00", valid_until="2026-01-12")])
+    assert on_call_now(only_until, _paris(2025, 1, 9, 23)) == 0
+    assert on_call_now(only_until, _paris(2026, 1, 13, 23)) is None
+
+
+def test_without_an_on_call_list_nobody_is_on_call_and_no_window_opens() -> None:
+    doc = yaml.safe_load(demo_mandate_text("plomberie-durand"))
+    for key in ("on_call", "hours", "after_hours"):
+        doc.pop(key)
+    none = Mandate.model_validate(doc)
+    assert on_call_now(none, _paris(2026, 1, 15, 23)) is None
+    assert next_on_call_start(none, _paris(2026, 1, 15, 23)) is None
+
+
+def test_the_next_window_is_strictly_after_the_moment_asked() -> None:
+    contacts = _mandate([_contact("22:00", "07:00"), _contact("18:00", "20:00")])
+    # At 18:00 sharp the 18:00 window is open already: the next one to open is 22:00.
+    assert next_on_call_start(contacts, _paris(2026, 1, 15, 18)) == _paris(2026, 1, 15, 22)
+    assert next_on_call_start(contacts, _paris(2026, 1, 15, 22)) == _paris(2026, 1, 16, 18)
 
 
 @pytest.mark.parametrize("urgent", [True, False])

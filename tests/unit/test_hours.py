@@ -7,6 +7,7 @@ time on the last Sunday of March at 02:00 CET and back on the last Sunday of Oct
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -22,7 +23,8 @@ from permanence.calls.hours import (
     decide,
 )
 from permanence.mandates import MandateInvalid, parse_mandate
-from permanence.mandates.hours import Hours, describe, describe_after_hours, on_call_lines
+from permanence.mandates.hours import Hours, Span, parse_span
+from permanence.mandates.hours_words import describe, describe_after_hours, on_call_lines
 from permanence.mandates.mandate import Mandate
 from tests.factories import demo_mandate_text
 
@@ -122,6 +124,35 @@ def test_until_midnight_is_written_24_00() -> None:
     h = Hours.model_validate({"weekly": {"mon": ["18:00-24:00"]}})
     assert h.is_open(at("2026-12-07 22:59")) is True  # Monday 23:59
     assert h.is_open(at("2026-12-07 23:00")) is False  # Tuesday 00:00
+
+
+def test_the_edges_of_a_time_range() -> None:
+    """What a range accepts and refuses at the limits of HH:MM-HH:MM (00:00 to 24:00)."""
+    assert parse_span("00:00-24:00") == Span(0, 1440)
+    assert parse_span(" 08:30 - 12:00 ") == Span(510, 720)
+    assert parse_span("23:59-00:00+1") == Span(1439, 0, next_day=True)
+    assert parse_span("22:00-22:00+1") == Span(1320, 1320, next_day=True)  # a whole day
+    # A parsed range is a value: it cannot be changed, and can be a key.
+    span = parse_span("08:30-12:00")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        span.start = 0  # type: ignore[misc]
+    assert {span: "morning"}[Span(510, 720)] == "morning"
+    for text, why in [
+        ("08:00-25:00", "is not a time range"),  # no hour 25, at the end either
+        ("08:00-24:01", "is not a time range"),
+        ("24:00-24:00", "is not a time range"),  # 24:00 only ends a range
+        ("8:00-12:00", "is not a time range"),  # two digits for the hour
+        ("08:00-12:0", "is not a time range"),  # and for the minutes
+        ("008:00-12:00", "is not a time range"),
+        ("08:00-12:000", "is not a time range"),
+        ("+8:00-12:00", "is not a time range"),  # digits only (int() would take these)
+        ("08:+5-12:00", "is not a time range"),
+        ("10:00-10:00", "ends before it starts"),  # an empty range
+        ("08:00-10:00+1", "is marked \\+1"),  # longer than a day
+        ("22:00-24:00+1", "is marked \\+1"),  # ends at midnight: no +1
+    ]:
+        with pytest.raises(ValueError, match=why):
+            parse_span(text)
 
 
 # -- public holidays and dated exceptions ----------------------------------------------------

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from permanence.config import Settings
-from permanence.crypto import keyring
-from permanence.crypto.keyring import decode_key
+from permanence.crypto import masterkey
+from permanence.crypto.masterkey import decode_key
 from permanence.crypto.primitives import hkdf
 from permanence.crypto.stream import decrypt_stream, encrypt_stream
 from permanence.errors import ConfigurationError, Conflict, IntegrityFailure, ValidationFailed
@@ -48,7 +48,7 @@ def load_backup_key(settings: Settings) -> bytes:
 
 def create_key_file(path: Path) -> str:
     """Write a new backup key (mode 0600); refuse to overwrite a file. Returns its key id."""
-    return key_id(keyring.create_key_file(path, "a key"))
+    return key_id(masterkey.create_key_file(path, "a key"))
 
 
 def key_id(key: bytes) -> str:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from permanence.db import utcnow
-from permanence.mandates.hours import AfterHoursAction, on_call_now
+from permanence.mandates.hours import AfterHoursAction
+from permanence.mandates.oncall import on_call_now
 from permanence.mandates.schema import Mandate
 
 # What a call records in ``calls.routing`` (the statistics count the ``after_hours_*`` ones).

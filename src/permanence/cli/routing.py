@@ -39,7 +39,8 @@ def check_command(
     """Print the mandate's hours in words and where a call arriving --at goes."""
     from permanence.calls.hours import decide
     from permanence.mandates.errors import MandateInvalid
-    from permanence.mandates.hours import mandate_zone, opening_hours_view
+    from permanence.mandates.hours_words import opening_hours_view
+    from permanence.mandates.oncall import mandate_zone
     from permanence.mandates.parsing import parse_mandate
 
     if (account is None) == (file is None):

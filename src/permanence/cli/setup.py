@@ -31,7 +31,7 @@ def init(
     """Create the data directory, the master key, the database and the first administrator."""
     from permanence import schema
     from permanence.context import AccessContext, Role
-    from permanence.crypto.keyring import create_master_key_file
+    from permanence.crypto.masterkey import create_master_key_file
     from permanence.runtime import Runtime
     from permanence.staff.passwords import check_policy
     from permanence.staff.service import create_user

@@ -37,7 +37,7 @@ class SubjectKey(Base):
     ``epoch`` (0: not yet, a row from before revision 0088). Deleting it is erasure."""
 
     __tablename__ = "subject_keys"
-    # A rotation reads an account's keys still under an older epoch (crypto/keyring.py).
+    # A rotation reads an account's keys still under an older epoch (crypto/epochlayer.py).
     __table_args__ = (Index("ix_subject_keys_account_id_epoch", "account_id", "epoch"),)
 
     subject_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

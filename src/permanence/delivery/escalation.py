@@ -16,7 +16,7 @@ from permanence.db import ctx_of
 from permanence.delivery.model import Channel, Delivery, DeliveryEvent, Escalation, Event
 from permanence.delivery.service import _new_delivery, event_kind
 from permanence.delivery.targets import Notifiable, read_message, voicemail_notice
-from permanence.mandates.hours import next_on_call_start, on_call_now
+from permanence.mandates.oncall import next_on_call_start, on_call_now
 
 
 def escalate_due(session: Session, now: dt.datetime, limit: int = 100) -> list[Delivery]:

@@ -140,7 +140,7 @@ class OnCallContact(_Model):
     email: Email | None = None
     from_: HhMm = pydantic.Field(alias="from")
     to: HhMm
-    # The weekly rota and validity (mandates/hours.py): the days a window may start on (all
+    # The weekly rota and validity (mandates/oncall.py): the days a window may start on (all
     # when empty) and the dates it is in force, inclusive.
     days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = ()
     valid_from: date | None = None

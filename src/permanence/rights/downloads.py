@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from permanence.audit import service as audit
-from permanence.crypto.keyring import Keyring, SubjectCipher
+from permanence.crypto.cipher import SubjectCipher
+from permanence.crypto.keyring import Keyring
 from permanence.crypto.stream import encrypt_stream
 from permanence.db import utcnow
 from permanence.filestore import RecordingStore

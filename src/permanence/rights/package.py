@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 
 from permanence.accounts.service import get_account, mandate_by_id, mandate_version
 from permanence.audit import service as audit
-from permanence.crypto.keyring import Keyring, SubjectCipher
+from permanence.crypto.cipher import SubjectCipher
+from permanence.crypto.keyring import Keyring
 from permanence.crypto.stream import decrypt_stream
 from permanence.db import utcnow
 from permanence.delivery import ledger as delivery

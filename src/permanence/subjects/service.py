@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from permanence.audit import service as audit
 from permanence.crypto import normalize
-from permanence.crypto.keyring import Keyring, SubjectCipher
+from permanence.crypto.cipher import SubjectCipher
+from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, utcnow
 from permanence.errors import NotFound, PermissionDenied, ValidationFailed
 from permanence.needtoknow.service import require_assigned

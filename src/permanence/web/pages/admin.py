@@ -14,7 +14,7 @@ from permanence.accounts import service as accounts
 from permanence.accounts.model import AccountKind
 from permanence.context import Role
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from permanence.mandates.hours import opening_hours_view
+from permanence.mandates.hours_words import opening_hours_view
 from permanence.mandates.mandate import Mandate
 from permanence.mandates.parsing import diff_mandates, dump_mandate
 from permanence.staff import auth

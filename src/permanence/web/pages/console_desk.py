@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from permanence.audit import service as audit
 from permanence.calls.model import Call
 from permanence.mandates.base import FieldCategory
-from permanence.mandates.hours import on_call_now, opening_hours_view
+from permanence.mandates.hours_words import opening_hours_view
 from permanence.mandates.mandate import Mandate
+from permanence.mandates.oncall import on_call_now
 from permanence.messages.model import Appointment, Message
 
 # Why an operator opens a caller's history (an audit detail, and the choice on the page).

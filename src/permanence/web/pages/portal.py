@@ -24,7 +24,7 @@ from permanence.contracts import scc
 from permanence.contracts import service as contracts
 from permanence.errors import Conflict, PermissionDenied, ValidationFailed
 from permanence.mandates.forms import form_for
-from permanence.mandates.hours import opening_hours_view
+from permanence.mandates.hours_words import opening_hours_view
 from permanence.messages import agenda, export, inbox
 from permanence.messages import service as messages
 from permanence.staff import auth
