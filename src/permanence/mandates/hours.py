@@ -22,7 +22,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
@@ -31,9 +31,6 @@ from pydantic import field_validator, model_validator
 
 from permanence.mandates.base import CountryCode, Text, _Model
 from permanence.mandates.errors import _reject
-
-if TYPE_CHECKING:
-    from permanence.mandates.mandate import Mandate
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_MINUTES = 24 * 60
@@ -324,27 +321,6 @@ class AfterHours(_Model):
         if text is None and self.action is AfterHoursAction.VOICEMAIL:
             return DEFAULT_GREETING["en" if lang == "en" else "fr"]
         return text
-
-
-def mandate_problems(mandate: Mandate) -> list[str]:
-    """The rules between ``hours``, ``after_hours`` and ``on_call`` (each names its place)."""
-    problems: list[str] = []
-    after = mandate.after_hours
-    if after is not None and mandate.hours is None:
-        problems.append(
-            "after_hours: is set but 'hours' is missing; without opening hours every call is "
-            "answered as in hours"
-        )
-    if after is not None and after.action is AfterHoursAction.FORWARD and mandate.on_call is None:
-        problems.append("after_hours: forward needs the 'on_call' list of contacts to forward to")
-    if mandate.notice.english_key is not None and after is not None:
-        if after.greeting_fr is not None and after.greeting_en is None:
-            problems.append("after_hours.greeting_en is missing: notice.english_key offers English")
-        oc = mandate.on_call
-        forward = after.action is AfterHoursAction.FORWARD
-        if forward and oc is not None and oc.notice_fr is not None and oc.notice_en is None:
-            problems.append("on_call.notice_en is missing: notice.english_key offers English")
-    return problems
 
 
 def _hhmm(minutes: int) -> str:

@@ -3,7 +3,7 @@
 The purposes and the field catalogue (duplicates, dangling references, Art. 9 bases,
 minimisation), also run on raw input that did not validate as a whole (`parsing`); health
 data, HDS hosting, the recording notice and the telephone keys; opening hours' own rules
-(`hours.mandate_problems`). `Mandate` runs them after its sections have validated.
+(`hours_problems`). `Mandate` runs them after its sections have validated.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from permanence.mandates.base import FieldCategory, MandateKind, SpecialCategoryBasis
 from permanence.mandates.errors import FieldNotInPurpose
-from permanence.mandates.hours import mandate_problems
+from permanence.mandates.hours import AfterHoursAction
 from permanence.mandates.purposes import Field, Purpose
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ def document_problems(mandate: Mandate) -> list[str]:
                 "policy cannot collect; keep recording disabled"
             )
     problems += key_problems(mandate)
-    problems += mandate_problems(mandate)
+    problems += hours_problems(mandate)
     return problems
 
 
@@ -182,4 +182,25 @@ def key_problems(mandate: Mandate) -> list[str]:
             problems.append("notice.english_key offers English but notice.layer1_en is missing")
         if mandate.recording.enabled and notice.recording_en is None:
             problems.append("notice.english_key offers English but notice.recording_en is missing")
+    return problems
+
+
+def hours_problems(mandate: Mandate) -> list[str]:
+    """The rules between ``hours``, ``after_hours`` and ``on_call`` (each names its place)."""
+    problems: list[str] = []
+    after = mandate.after_hours
+    if after is not None and mandate.hours is None:
+        problems.append(
+            "after_hours: is set but 'hours' is missing; without opening hours every call is "
+            "answered as in hours"
+        )
+    if after is not None and after.action is AfterHoursAction.FORWARD and mandate.on_call is None:
+        problems.append("after_hours: forward needs the 'on_call' list of contacts to forward to")
+    if mandate.notice.english_key is not None and after is not None:
+        if after.greeting_fr is not None and after.greeting_en is None:
+            problems.append("after_hours.greeting_en is missing: notice.english_key offers English")
+        oc = mandate.on_call
+        forward = after.action is AfterHoursAction.FORWARD
+        if forward and oc is not None and oc.notice_fr is not None and oc.notice_en is None:
+            problems.append("on_call.notice_en is missing: notice.english_key offers English")
     return problems
