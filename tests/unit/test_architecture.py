@@ -95,3 +95,27 @@ def test_the_circle_finder_sees_a_circle() -> None:
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert _circles(edges) == [["a", "b", "c"]]
     assert _circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_feature_package_imports_itself_back_through_others() -> None:
+    """The features (every sub-package but the interfaces, the registry and the runtime,
+    tools/import_cycles.py's NOT_FEATURES) form no circle as packages either: each one has a
+    place in one order (ADR 0037, 0038)."""
+    import grimp
+    from tools.import_cycles import NOT_FEATURES
+
+    graph = grimp.build_graph("permanence", cache_dir=None)
+
+    def package(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    edges: dict[str, set[str]] = {}
+    for module in graph.modules:
+        if module.count(".") < 1 or package(module) in NOT_FEATURES:
+            continue
+        for imported in graph.find_modules_directly_imported_by(module):
+            a, b = package(module), package(imported)
+            if a != b and b not in NOT_FEATURES and imported.count(".") >= 1:
+                edges.setdefault(a, set()).add(b)
+            edges.setdefault(a, set())
+    assert _circles(edges) == []
