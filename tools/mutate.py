@@ -20,7 +20,8 @@ says which and why).
 A target's tests run on SQLite unless ``--postgresql`` is given: they then run on the database
 named by PERMANENCE_TEST_DATABASE_URL (and ..._MIGRATION_URL, ..._APP_ROLE, as in `.ci/run`),
 where row-level security applies, with the target's ``postgresql_tests`` added (tests that
-skip on SQLite). A target marked ``postgresql`` (the tenant checks) is skipped without it.
+skip on SQLite). A target marked ``postgresql`` (the tenant checks) is skipped without it,
+and with it runs its tests on SQLite and then on PostgreSQL (POSIX ``sh`` and ``env``).
 Without ``--postgresql`` those variables are not passed on: a run is SQLite's whatever the shell.
 
 The score of a target is killed / (killed + survived); the target is TARGET_SCORE (90 %). The
@@ -32,8 +33,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -63,8 +66,9 @@ class Target:
     # Tests that need neither tests/conftest.py nor a pytest plugin run without them: about
     # 10 s less per mutant on a loaded machine (the imports dominate a small test file).
     standalone: bool = False
-    # Run on PostgreSQL only (``--postgresql``): on SQLite its mutants would survive for want
-    # of row-level security, not for want of a test.
+    # Needs ``--postgresql``, and its tests then run on both databases, SQLite first: on
+    # SQLite alone its mutants would survive for want of row-level security, on PostgreSQL
+    # alone those of the SQLite branches (the writers' lock, no ``set_config``).
     postgresql: bool = False
     # Added to ``tests`` on PostgreSQL: tests of PostgreSQL-only branches (they skip on SQLite).
     postgresql_tests: tuple[str, ...] = ()
@@ -330,12 +334,16 @@ def run_target(target: str, spec: Target, timeout: float, postgresql: bool = Fal
         module = f"{PACKAGE}/{target}"
         command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
         command += ["--noconftest", *tests] if standalone else tests
+        if postgresql and spec.postgresql:
+            # SQLite first (no migration: the cheaper kill), then PostgreSQL.
+            on_sqlite = ["env", *(a for n in PG_VARIABLES for a in ("-u", n)), *command]
+            command = ["sh", "-c", f"{shlex.join(on_sqlite)} && {shlex.join(command)}"]
         (work / "cr.toml").write_text(
             "[cosmic-ray]\n"
             f'module-path = "{module}"\n'
             f"timeout = {timeout}\n"
             "excluded-modules = []\n"
-            f"test-command = {subprocess.list2cmdline(command)!r}\n"
+            f"test-command = {json.dumps(shlex.join(command))}\n"
             '[cosmic-ray.distributor]\nname = "local"\n'
         )
         env = {**os.environ, "PYTHONPATH": f"{work / 'src'}{os.pathsep}{work}"}

@@ -75,7 +75,8 @@ def test_the_unit_of_work_commits_at_the_end_and_rolls_back_on_error(rt: Runtime
 
 
 def test_a_reader_opens_while_a_writer_is_open(rt: Runtime) -> None:
-    """Readers never queue behind this process's writers (SQLite's lock is for writers)."""
+    """Readers never queue behind a writer: neither this process's lock nor, on SQLite, the
+    writer's transaction (begun IMMEDIATE; a reader's is not)."""
     a = make_account(rt, "cabinet-lefevre", with_mandate=False).id
     caller = make_caller(rt, a)
     seen: list[set[uuid.UUID]] = []
@@ -84,9 +85,29 @@ def test_a_reader_opens_while_a_writer_is_open(rt: Runtime) -> None:
         with rt.db.session(ctx_for(a), readonly=True) as r:
             seen.append(_callers(r))
 
-    with rt.db.session(ctx_for(a)):
+    with rt.db.session(ctx_for(a)) as w:
+        w.execute(text("UPDATE callers SET created_at = created_at"))  # the writer has begun
         _within(read)
     assert seen == [{caller}]
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="SQLite's writers queue in the process")
+def test_writers_of_one_process_queue_on_sqlite(rt: Runtime) -> None:
+    """A unit of work writes unless told it only reads: on SQLite it waits for the writer
+    before it (so that two never both read the audit head and then collide)."""
+    a = make_account(rt, "cabinet-lefevre", with_mandate=False).id
+    entered = threading.Event()
+
+    def write() -> None:
+        with rt.db.session(ctx_for(a)):  # no readonly: the default
+            entered.set()
+
+    with rt.db.session(ctx_for(a)):
+        t = threading.Thread(target=write, daemon=True)
+        t.start()
+        assert not entered.wait(3), "a second writer did not wait for the first"
+    t.join(20)
+    assert entered.is_set()
 
 
 def _within(work: object, seconds: float = 20.0) -> None:
