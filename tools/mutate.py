@@ -17,6 +17,13 @@ written ``Class.method``): mutants outside them are counted apart as "out of sco
 helper owns that code, or a table is pinned by a known-value test instead; `docs/mutation.md`
 says which and why).
 
+A target's tests run on SQLite unless ``--postgresql`` is given: they then run on the database
+named by PERMANENCE_TEST_DATABASE_URL (and ..._MIGRATION_URL, ..._APP_ROLE, as in `.ci/run`),
+where row-level security applies, with the target's ``postgresql_tests`` added (tests that
+skip on SQLite). A target marked ``postgresql`` (the tenant checks) is skipped without it,
+and with it runs its tests on SQLite and then on PostgreSQL (POSIX ``sh`` and ``env``).
+Without ``--postgresql`` those variables are not passed on: a run is SQLite's whatever the shell.
+
 The score of a target is killed / (killed + survived); the target is TARGET_SCORE (90 %). The
 command prints one line per target and every survivor with its diff, and exits 1 when a
 target is under the target score.
@@ -26,8 +33,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -41,6 +50,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "src/permanence"
 TARGET_SCORE = 0.90
 PRAGMA = re.compile(r"#\s*pragma:\s*no mutate")
+PG_VARIABLES = (
+    "PERMANENCE_TEST_DATABASE_URL",
+    "PERMANENCE_TEST_DATABASE_MIGRATION_URL",
+    "PERMANENCE_TEST_DATABASE_APP_ROLE",
+)
 
 
 @dataclass(frozen=True)
@@ -52,10 +66,22 @@ class Target:
     # Tests that need neither tests/conftest.py nor a pytest plugin run without them: about
     # 10 s less per mutant on a loaded machine (the imports dominate a small test file).
     standalone: bool = False
+    # Needs ``--postgresql``, and its tests then run on both databases, SQLite first: on
+    # SQLite alone its mutants would survive for want of row-level security, on PostgreSQL
+    # alone those of the SQLite branches (the writers' lock, no ``set_config``).
+    postgresql: bool = False
+    # Added to ``tests`` on PostgreSQL: tests of PostgreSQL-only branches (they skip on SQLite).
+    postgresql_tests: tuple[str, ...] = ()
 
 
-def _t(*tests: str, functions: tuple[str, ...] = (), standalone: bool = False) -> Target:
-    return Target(tests, functions, standalone)
+def _t(
+    *tests: str,
+    functions: tuple[str, ...] = (),
+    standalone: bool = False,
+    postgresql: bool = False,
+    postgresql_tests: tuple[str, ...] = (),
+) -> Target:
+    return Target(tests, functions, standalone, postgresql, postgresql_tests)
 
 
 # module (under src/permanence/) -> the tests that must catch its mutants.
@@ -218,6 +244,8 @@ TARGETS: dict[str, Target] = {
     "backup/journal.py": _t(
         "tests/unit/test_erasure_journal.py",
         standalone=True,
+        # read_database reads account by account under row-level security.
+        postgresql_tests=("tests/integration/test_erasure_journal_table.py",),
         functions=(
             "JournalEntry",
             "_canonical",
@@ -242,6 +270,24 @@ TARGETS: dict[str, Target] = {
     # hands an account's entry to it.
     "contracts/offboarding.py": _t(
         "tests/integration/test_journal_replay.py", functions=("replay_offboarding",)
+    ),
+    # The tenant checks every service relies on: the context a unit of work carries (what
+    # each service's "another account's object is a 404" compares with), the account it is
+    # switched to, and the row-level-security setting that follows it on PostgreSQL. The
+    # per-route answer (a 404 like a nonexistent id) is tests/web/test_isolation_matrix.py's,
+    # through the whole application: too slow per mutant. `account_context`, the web half, is
+    # in the web/deps.py target.
+    "db.py": _t(
+        "tests/integration/test_tenant_context.py",
+        "tests/integration/test_tenancy.py",
+        postgresql=True,
+        functions=(
+            "Database.session",
+            "_set_pg_account",
+            "switch_account",
+            "ctx_of",
+            "acting_for",
+        ),
     ),
 }
 
@@ -315,11 +361,12 @@ def _equivalent(source_lines: list[str], spans: list, start: tuple[int, int]) ->
     return any(lo <= start < hi for lo, hi in spans)
 
 
-def run_target(target: str, spec: Target, timeout: float) -> Outcome:
+def run_target(target: str, spec: Target, timeout: float, postgresql: bool = False) -> Outcome:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
-    tests = list(spec.tests)
+    tests = list(spec.tests) + (list(spec.postgresql_tests) if postgresql else [])
+    standalone = spec.standalone and not (postgresql and spec.postgresql_tests)
     out = Outcome(target)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="permanence-mutate-") as tmp:
@@ -329,17 +376,24 @@ def run_target(target: str, spec: Target, timeout: float) -> Outcome:
         shutil.copy(ROOT / "pyproject.toml", work / "pyproject.toml")
         module = f"{PACKAGE}/{target}"
         command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
-        command += ["--noconftest", *tests] if spec.standalone else tests
+        command += ["--noconftest", *tests] if standalone else tests
+        if postgresql and spec.postgresql:
+            # SQLite first (no migration: the cheaper kill), then PostgreSQL.
+            on_sqlite = ["env", *(a for n in PG_VARIABLES for a in ("-u", n)), *command]
+            command = ["sh", "-c", f"{shlex.join(on_sqlite)} && {shlex.join(command)}"]
         (work / "cr.toml").write_text(
             "[cosmic-ray]\n"
             f'module-path = "{module}"\n'
             f"timeout = {timeout}\n"
             "excluded-modules = []\n"
-            f"test-command = {subprocess.list2cmdline(command)!r}\n"
+            f"test-command = {json.dumps(shlex.join(command))}\n"
             '[cosmic-ray.distributor]\nname = "local"\n'
         )
         env = {**os.environ, "PYTHONPATH": f"{work / 'src'}{os.pathsep}{work}"}
-        if spec.standalone:
+        if not postgresql:
+            for name in PG_VARIABLES:
+                env.pop(name, None)
+        if standalone:
             env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         baseline = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
         if baseline.returncode != 0:
@@ -396,13 +450,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("targets", nargs="*", help="modules under src/permanence/ (default: all)")
     parser.add_argument("--jobs", type=int, default=2, help="targets run side by side")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant")
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="run the tests on PERMANENCE_TEST_DATABASE_URL (one target at a time)",
+    )
     args = parser.parse_args(argv)
     chosen = args.targets or list(TARGETS)
     unknown = [t for t in chosen if t not in TARGETS]
     if unknown:
         parser.error(f"not a target: {', '.join(unknown)} (targets: {', '.join(TARGETS)})")
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        outcomes = list(pool.map(lambda t: run_target(t, TARGETS[t], args.timeout), chosen))
+    if args.postgresql and not os.environ.get(PG_VARIABLES[0]):
+        parser.error(f"--postgresql needs {PG_VARIABLES[0]} (see .ci/run)")
+    skipped = [t for t in chosen if TARGETS[t].postgresql and not args.postgresql]
+    chosen = [t for t in chosen if t not in skipped]
+    # Every test run empties and migrates the one database: never two side by side.
+    jobs = 1 if args.postgresql else max(1, args.jobs)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        outcomes = list(
+            pool.map(lambda t: run_target(t, TARGETS[t], args.timeout, args.postgresql), chosen)
+        )
     failed = False
     heads = ("killed", "surv.", "equiv.", "scope", "incomp.", "score", "time")
     print(f"{'module':34} " + " ".join(f"{h:>6}" for h in heads))
@@ -418,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{o.incompetent:7} "
             f"{o.score:6.1%} {o.seconds:5.0f}s{'  < 90 %' if below else ''}"
         )
+    for t in skipped:
+        print(f"{t:34} skipped: its tests need PostgreSQL (--postgresql)")
     survivors = [s for o in outcomes for s in o.survivors]
     if survivors:
         print("\nsurvivors:")
