@@ -80,23 +80,27 @@ def test_error_answers_carry_them(world: World) -> None:
 
 
 def test_server_errors_carry_them(world: World) -> None:
-    # A domain 500: a recording callback while the provider API is not configured.
-    from twilio.request_validator import RequestValidator
+    # A domain 500: the configuration lacks what a route needs (ConfigurationError, answered
+    # by our handler with its message, which names the setting).
+    from permanence.errors import ConfigurationError
+    from permanence.telephony.ports import provider_api
 
-    world.rt.settings.public_base_url = "https://permanence.example"
-    world.rt.settings.twilio_auth_token = "tok"
-    params = {"CallSid": "CA" + "1" * 32, "RecordingSid": "RE" + "1" * 32}
-    signature = RequestValidator("tok").compute_signature(
-        "https://permanence.example/telephony/twilio/recording", params
-    )
-    configured = world.client().post(
-        "/telephony/twilio/recording", data=params, headers={"X-Twilio-Signature": signature}
+    world.rt.settings.twilio_account_sid = None
+    app = create_app(world.rt)
+
+    @app.get("/api/v1/test-only-configuration-error")
+    def unconfigured() -> None:
+        provider_api(world.rt.settings, "twilio")  # raises: no account SID set
+
+    with pytest.raises(ConfigurationError):
+        provider_api(world.rt.settings, "twilio")
+    configured = TestClient(app, raise_server_exceptions=False).get(
+        "/api/v1/test-only-configuration-error"
     )
     assert configured.status_code == 500
     assert "PERMANENCE_TWILIO_ACCOUNT_SID" in configured.json()["message"]
     assert_headers(configured)
     # An unexpected exception, answered by Starlette's own error middleware.
-    app = create_app(world.rt)
 
     @app.get("/api/v1/test-only-unexpected-error")
     def boom() -> None:
