@@ -298,8 +298,10 @@ def test_the_first_steps_make_the_daily_jobs_pass(settings: Settings, tmp_path: 
     of the daily unit, through the documented wrapper: all succeed (issue 25: the daily unit
     failed from the first day)."""
     etc, home, sbin = tmp_path / "etc", tmp_path / "root", tmp_path / "sbin"
+    private_tmp = tmp_path / "tmp"
     home.mkdir()
     sbin.mkdir()
+    private_tmp.mkdir()
     install_env_files(etc, settings)
     if not PG_URL:
         (settings.data_dir / "permanence.db").unlink()
@@ -317,6 +319,9 @@ def test_the_first_steps_make_the_daily_jobs_pass(settings: Settings, tmp_path: 
         "PERMANENCE_ETC": str(etc),
         "PERMANENCE_RUN_AS": "root",  # the test runs as root; a host has its 'permanence' user
         "PERMANENCE_PROGRAM": str(Path(sys.executable).parent / "permanence"),
+        # The wrapper's copies of the keys go under a temporary folder of this test's own:
+        # the suite's other run (SQLite and PostgreSQL run side by side) has its own at once.
+        "TMPDIR": str(private_tmp),
     }
     done = sh(steps, env, tmp_path)
     assert "1 training record(s) written" in done.stdout and "undertaking version" in done.stdout
@@ -340,4 +345,4 @@ def test_the_first_steps_make_the_daily_jobs_pass(settings: Settings, tmp_path: 
     published = Path(f"{settings.data_dir}-checkpoints") / "audit-checkpoints.jsonl"
     assert published.read_text().count("\n") >= 1
     # Nothing the wrapper copied is left behind.
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("tmp.*/master.key"))
+    assert not list(private_tmp.glob("tmp.*/master.key"))
