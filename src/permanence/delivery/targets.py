@@ -8,7 +8,6 @@ from ``delivery.service``, which re-exports what its callers used from there.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from permanence.delivery.model import Event
+from permanence.slots import Slot
 
 
 class Notifiable(Protocol):
@@ -79,22 +79,12 @@ class LedgerMessage(Protocol):
 # ``@reads_messages``, imported by name here (as the voicemail's reader below), so that delivery
 # does not import messages, which builds on it (ADR 0037).
 MessageReader = Callable[[Session, uuid.UUID], LedgerMessage | None]
-_MESSAGE_READERS: list[MessageReader] = []
 MESSAGE_MODULE = "permanence.messages.ledger"
-
-
-def reads_messages(fn: MessageReader) -> MessageReader:
-    """Register the function that reads a message for the ledger (one only)."""
-    if _MESSAGE_READERS and _MESSAGE_READERS[0] is not fn:
-        raise ValueError("a message reader is registered already")
-    _MESSAGE_READERS[:] = [fn]
-    return fn
-
-
-def message_reader() -> MessageReader:
-    """The registered message reader (its module imported first)."""
-    importlib.import_module(MESSAGE_MODULE)
-    return _MESSAGE_READERS[0]
+_MESSAGE_READER: Slot[MessageReader] = Slot(
+    MESSAGE_MODULE, "a message reader is registered already"
+)
+reads_messages = _MESSAGE_READER.register
+message_reader = _MESSAGE_READER.get
 
 
 def read_message(session: Session, message_id: uuid.UUID) -> LedgerMessage | None:
@@ -106,22 +96,12 @@ def read_message(session: Session, message_id: uuid.UUID) -> LedgerMessage | Non
 # ``@reads_voicemails``, imported by name here (as ``permanence.checks`` imports the checks) so
 # that delivery does not import recordings, which builds on it (ADR 0033).
 VoicemailReader = Callable[[Session, uuid.UUID], VoicemailNotice | None]
-_VOICEMAIL_READERS: list[VoicemailReader] = []
 VOICEMAIL_MODULE = "permanence.recordings.voicemails"
-
-
-def reads_voicemails(fn: VoicemailReader) -> VoicemailReader:
-    """Register the function that reads a voicemail for the ledger (one only)."""
-    if _VOICEMAIL_READERS and _VOICEMAIL_READERS[0] is not fn:
-        raise ValueError("a voicemail reader is registered already")
-    _VOICEMAIL_READERS[:] = [fn]
-    return fn
-
-
-def voicemail_reader() -> VoicemailReader:
-    """The registered voicemail reader (its module imported first)."""
-    importlib.import_module(VOICEMAIL_MODULE)
-    return _VOICEMAIL_READERS[0]
+_VOICEMAIL_READER: Slot[VoicemailReader] = Slot(
+    VOICEMAIL_MODULE, "a voicemail reader is registered already"
+)
+reads_voicemails = _VOICEMAIL_READER.register
+voicemail_reader = _VOICEMAIL_READER.get
 
 
 def voicemail_notice(session: Session, recording_id: uuid.UUID) -> VoicemailNotice | None:

@@ -19,7 +19,6 @@ row-level security.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 import uuid
 import xml.etree.ElementTree as ET
@@ -48,6 +47,7 @@ from permanence.mandates.hours import (
     AfterHoursAction,
 )
 from permanence.mandates.mandate import Mandate
+from permanence.slots import Slot
 from permanence.telephony import twiml
 from permanence.telephony.webhook import Webhook, call_from_query
 
@@ -259,22 +259,10 @@ def _notice_gather(
 # name here before it is used (as ``permanence.checks`` imports the checks), so that the voice
 # webhooks do not import routing, which builds on them (ADR 0037).
 QueueLeg = Callable[[Session, Settings, Webhook, twiml.Response, Call, Mandate], None]
-_QUEUE_LEGS: list[QueueLeg] = []
 QUEUE_MODULE = "permanence.routing.queue"
-
-
-def queues_calls(fn: QueueLeg) -> QueueLeg:
-    """Register the in-hours leg through the queue (one only)."""
-    if _QUEUE_LEGS and _QUEUE_LEGS[0] is not fn:
-        raise ValueError("an in-hours queue is registered already")
-    _QUEUE_LEGS[:] = [fn]
-    return fn
-
-
-def queue_leg() -> QueueLeg:
-    """The registered in-hours queue leg (its module imported first)."""
-    importlib.import_module(QUEUE_MODULE)
-    return _QUEUE_LEGS[0]
+_QUEUE_LEG: Slot[QueueLeg] = Slot(QUEUE_MODULE, "an in-hours queue is registered already")
+queues_calls = _QUEUE_LEG.register
+queue_leg = _QUEUE_LEG.get
 
 
 def _dial(
