@@ -27,7 +27,7 @@ _DAY_NAMES = {
     "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
 }
-_MONTHS = {
+MONTHS = {  # month names by language (the usage report and the caller's report use them too)
     "fr": (
         "janvier",
         "février",
@@ -91,7 +91,7 @@ def _days_words(first: int, last: int, lang: str) -> str:
 
 
 def _date_words(day: dt.date, lang: str) -> str:
-    month = _MONTHS[lang][day.month - 1]
+    month = MONTHS[lang][day.month - 1]
     if lang == "fr":
         return f"{'1er' if day.day == 1 else day.day} {month} {day.year}"
     return f"{day.day} {month} {day.year}"

@@ -21,6 +21,7 @@ from permanence.calls.hours import OUTBOUND
 from permanence.calls.model import Call
 from permanence.db import utcnow
 from permanence.errors import NotFound
+from permanence.mandates.hours_words import MONTHS
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.render import paris
@@ -41,20 +42,7 @@ from permanence.stats.service import (
     talk_seconds,
 )
 
-MONTHS_FR = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
+MONTHS_FR = MONTHS["fr"]
 
 
 @dataclass(frozen=True)
