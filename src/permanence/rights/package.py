@@ -36,6 +36,7 @@ from permanence.delivery import ledger as delivery
 from permanence.filestore import RecordingStore
 from permanence.mandates.base import LegalBasis
 from permanence.mandates.mandate import Mandate
+from permanence.mandates.wording import CATEGORY_FR
 from permanence.render import render
 from permanence.rights import texts
 from permanence.rights.base import Outbox
@@ -45,7 +46,6 @@ from permanence.rights.lookup import records_of
 from permanence.rights.model import RightsRequest
 from permanence.rights.report_fr import (
     BASIS_FR,
-    CATEGORY_FR,
     CHANNEL_FR,
     KIND_FR,
     RETENTION_FR,
@@ -129,7 +129,7 @@ def _art15(
                 "base_article_9": p.special_category_basis.value
                 if p.special_category_basis
                 else None,
-                "categories": sorted({CATEGORY_FR[f.category.value] for f in p.resolved_fields}),
+                "categories": sorted({CATEGORY_FR[f.category] for f in p.resolved_fields}),
                 "conservation": retention,
             }
         )

@@ -1,5 +1,8 @@
 """The French words of the access report (docs/rights.md): legal bases, categories, retention,
-the subject's rights, states rather than codes, dates and durations."""
+the subject's rights, states rather than codes, dates and durations.
+
+The categories of data and the durations are the mandate's words (``mandates.wording``), the same
+as in the records of processing; the legal bases are said to the caller (« votre consentement »)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 
 from permanence.mandates.base import LegalBasis, RetentionKind
 from permanence.mandates.durations import IsoDuration
+from permanence.mandates.wording import duration_fr as mandate_duration_fr
 from permanence.render import PARIS
 from permanence.stats.usage import MONTHS_FR
 
@@ -20,15 +24,6 @@ BASIS_FR = {
     LegalBasis.VITAL_INTERESTS: "la sauvegarde d'intérêts vitaux (article 6(1)(d))",
     LegalBasis.PUBLIC_TASK: "une mission d'intérêt public (article 6(1)(e))",
     LegalBasis.LEGITIMATE_INTEREST: "l'intérêt légitime du responsable (article 6(1)(f))",
-}
-CATEGORY_FR = {
-    "identity": "identité",
-    "contact": "coordonnées",
-    "administrative": "informations administratives",
-    "health": "données de santé",
-    "financial": "informations financières",
-    "free_text": "texte libre",
-    "other": "autres",
 }
 RETENTION_FR = {
     RetentionKind.MESSAGE: "messages",
@@ -57,19 +52,9 @@ CHANNEL_FR = {
 
 
 def duration_fr(d: IsoDuration | None) -> str:
-    if d is None:
-        return "non conservé"
-    parts = []
-    for n, one, many in (
-        (d.years, "an", "ans"),
-        (d.months, "mois", "mois"),
-        (d.weeks, "semaine", "semaines"),
-        (d.days, "jour", "jours"),
-        (d.hours, "heure", "heures"),
-    ):
-        if n:
-            parts.append(f"{n} {one if n == 1 else many}")
-    return " ".join(parts) or "0 jour"
+    """A retention period in words, as the records of processing say it; a kind the mandate
+    does not keep says so."""
+    return "non conservé" if d is None else mandate_duration_fr(d)
 
 
 # The report speaks French (docs/rights.md): states, not codes.
