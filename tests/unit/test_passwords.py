@@ -57,3 +57,15 @@ def test_a_phrase_that_contains_part_of_the_address_is_not_refused_for_it() -> N
     with pytest.raises(WeakPassword) as refused:
         check_policy("admin@permanence.example", admin)
     assert refused.value.reason == "personal"
+
+
+def test_the_timing_equaliser_costs_what_a_password_costs() -> None:
+    """The dummy hash an unknown e-mail is checked against is written out (not hashed at
+    start): it must carry the hasher's parameters, or an unknown address would answer faster
+    (or slower) than a wrong password."""
+    from permanence.staff.auth import _DUMMY_HASH
+    from permanence.staff.passwords import needs_rehash, verify_password
+
+    assert not needs_rehash(_DUMMY_HASH)
+    assert verify_password(_DUMMY_HASH, "timing-equaliser-not-a-password")
+    assert not verify_password(_DUMMY_HASH, "another")

@@ -13,9 +13,10 @@ from permanence.accounts.model import Account
 from permanence.mandates.forms import form_for
 from permanence.web import schemas as S
 from permanence.web.deps import AnyOne, CurrentRuntime, unit_of_work
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 
 
 def _account_out(a: Account) -> S.AccountOut:

@@ -12,9 +12,10 @@ from permanence.calls import service as calls
 from permanence.calls.model import Call
 from permanence.web import schemas as S
 from permanence.web.deps import AnyOne, CurrentRuntime, Operator, Principal, unit_of_work
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 
 
 def _call_out(c: Call, known: bool | None = None) -> S.CallOut:

@@ -13,9 +13,10 @@ from permanence.consents.model import Consent
 from permanence.context import Role
 from permanence.web import schemas as S
 from permanence.web.deps import READING, CurrentRuntime, Operator, Principal, require, unit_of_work
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 
 
 @router.post(

@@ -14,9 +14,10 @@ from permanence.messages import agenda
 from permanence.messages.api import _appointment_out, _aware
 from permanence.web import schemas as S
 from permanence.web.deps import READING, CurrentRuntime, Principal, require, unit_of_work
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 AgendaReader = Annotated[Principal, Depends(require(*READING, scope="appointments:read"))]
 AgendaWriter = Annotated[
     Principal,

@@ -15,9 +15,10 @@ from permanence.messages import service as messages
 from permanence.messages.model import Appointment, Message
 from permanence.web import schemas as S
 from permanence.web.deps import READING, CurrentRuntime, Principal, require, unit_of_work
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 MessageReader = Annotated[Principal, Depends(require(*READING, scope="messages:read"))]
 MessageWriter = Annotated[
     Principal, Depends(require(Role.CLIENT, Role.SUPERVISOR, scope="messages:write"))

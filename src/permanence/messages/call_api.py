@@ -16,9 +16,10 @@ from permanence.messages import service as messages
 from permanence.messages.api import _appointment_out, _aware, _message_out
 from permanence.web import schemas as S
 from permanence.web.deps import CurrentRuntime, Operator, unit_of_work
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 
 
 def _with_caller(s: Session, call_id: uuid.UUID) -> tuple[Call, uuid.UUID]:

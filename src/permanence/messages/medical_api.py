@@ -15,9 +15,10 @@ from permanence.messages import medical
 from permanence.needtoknow import service as needtoknow
 from permanence.web import schemas as S
 from permanence.web.deps import CurrentRuntime, Principal, require, unit_of_work
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 
 

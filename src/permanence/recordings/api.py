@@ -30,11 +30,12 @@ from permanence.web.deps import (
     require,
     unit_of_work,
 )
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 # A call's recording: its routes are in the one list of /api/v1 routes (permanence.web.api).
-recordings_router = APIRouter(prefix="/api/v1")
+recordings_router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 
 InboxReader = Annotated[Principal, Depends(require(Role.CLIENT, Role.OPERATOR, Role.SUPERVISOR))]
 VoicemailListener = Annotated[

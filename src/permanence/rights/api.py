@@ -44,12 +44,13 @@ from permanence.rights.schemas import (
 )
 from permanence.runtime import Runtime
 from permanence.web.deps import CurrentRuntime, Principal, require, unit_of_work
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import Problem
 
 log = logging.getLogger("permanence.rights")
 
 # Its routes are added to permanence.web.api.router (one list of /api/v1 routes).
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 
 
 SCOPE = "rights:manage"

@@ -27,8 +27,9 @@ from permanence.rights.opendsr_signing import processor
 from permanence.rights.schemas import ChangesIn, _changes, _In, _link
 from permanence.runtime import Runtime
 from permanence.web.deps import CurrentRuntime, Principal
+from permanence.web.routes import ApiRoute
 
-opendsr_router = APIRouter(prefix="/opendsr", tags=["opendsr"])
+opendsr_router = APIRouter(prefix="/opendsr", tags=["opendsr"], route_class=ApiRoute)
 
 # The specification's paths (major version first, OpenDSR 3.4), then the aliases.
 REQUESTS = ("/v1/opendsr_requests", "/v1/opengdpr_requests", "/requests")

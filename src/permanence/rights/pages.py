@@ -1,6 +1,7 @@
 """Rights requests in the pages: the client's own (portal), with its countdown to the due
 date (Art. 12(3)); overdue ones first and marked. The DPO's desk is `desk_pages.py` and
-`request_pages.py`, the callers' public page `public_pages.py`."""
+`request_pages.py`, the callers' public page `public_pages.py`: web/app.py adds their routes
+before these, out of the API schema."""
 
 from __future__ import annotations
 
@@ -11,17 +12,13 @@ from fastapi.responses import HTMLResponse, Response
 
 from permanence.context import Role
 from permanence.db import utcnow
-from permanence.rights import clock, desk_pages, public_pages, request_pages
+from permanence.rights import clock
 from permanence.rights import service as rights
 from permanence.rights.model import RightsRequest
 from permanence.web.deps import CurrentRuntime, unit_of_work
 from permanence.web.pages.render import Viewer, render, roles
 
 router = APIRouter(include_in_schema=False)
-# The DPO's desk (register, intake, working a request) and the callers' public page.
-router.include_router(desk_pages.router)
-router.include_router(request_pages.router)
-router.include_router(public_pages.router)
 Client = Annotated[Viewer, roles(Role.CLIENT)]
 
 Row = tuple[str | None, RightsRequest, int, bool]

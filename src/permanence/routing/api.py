@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import httpx
-from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 from sqlalchemy.orm import Session
@@ -32,11 +32,12 @@ from permanence.telephony import webhook
 from permanence.telephony.api import telephony_api, verified_hook
 from permanence.telephony.ports import ProviderFailed
 from permanence.web.deps import CurrentRuntime, Principal, require
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS, Body
 
 log = logging.getLogger("permanence.routing")
 router = APIRouter(prefix="/routing", include_in_schema=False)
-api_router = APIRouter(prefix="/api/v1")
+api_router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 
 Hook = Annotated[webhook.Webhook, Depends(verified_hook)]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
@@ -240,12 +241,3 @@ def put_device(user_id: uuid.UUID, body: DeviceIn, p: Admin, rt: CurrentRuntime)
     with rt.db.session(p.context("api:devices")) as s:
         line = devices.set_device(s, user_id, body.device)
         return {"user_id": str(user_id), "device": line.device if line else None}
-
-
-def mount(app: FastAPI) -> None:
-    """What routing serves outside /api/v1: the webhooks, the console's and admin pages (its
-    devices API is in web/api.py's one list, which the isolation matrix walks)."""
-    from permanence.routing.pages import router as pages_router
-
-    app.include_router(router)
-    app.include_router(pages_router)

@@ -19,9 +19,10 @@ from permanence.errors import PayloadTooLarge, PermissionDenied, ValidationFaile
 from permanence.staff import attestations, onboarding, training, undertaking
 from permanence.staff.model import TrainingRecord
 from permanence.web.deps import CurrentRuntime, Principal, require
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS, Body
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 
 Recorder = Annotated[Principal, Depends(require(Role.DPO, Role.ADMIN))]
 DPO = Annotated[Principal, Depends(require(Role.DPO))]

@@ -68,8 +68,14 @@ SCOPES = frozenset(
 PERSONAL_DATA_SCOPES = frozenset(
     {"messages:read", "appointments:read", "calendar:read", "rights:manage"}
 )
-# A dummy hash so that an unknown e-mail costs the same time as a wrong password.
-_DUMMY_HASH = hash_secret("timing-equaliser-not-a-password")
+# A dummy hash so that an unknown e-mail costs the same time as a wrong password: argon2id of
+# "timing-equaliser-not-a-password" with the hasher's parameters (passwords.py), written out
+# rather than hashed by every process at start (issue 24). Verifying costs what its parameters
+# say; tests/unit/test_passwords.py checks they are the hasher's (no rehash needed).
+_DUMMY_HASH = (
+    "$argon2id$v=19$m=19456,t=2,p=1$KhDTnQRYap/oqg2UCsrqwQ"
+    "$cfcey9zk6j8mVtaMT7Lz1/GyyTTFt9mN2nZHJrstLvs"
+)
 
 
 REFUSED = "e-mail, password or code not recognised"

@@ -18,9 +18,10 @@ from permanence.web.deps import (
     forget_session,
     secure_cookies,
 )
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 
 
 @router.post(

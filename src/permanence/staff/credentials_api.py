@@ -26,9 +26,10 @@ from permanence.web.deps import (
     require,
     session_of,
 )
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import Body, Problem
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (400, 401, 403, 404, 409, 413, 415, 422, 423, 429)

@@ -12,9 +12,10 @@ from permanence.staff import auth
 from permanence.staff.model import ApiKey
 from permanence.web import schemas as S
 from permanence.web.deps import CurrentRuntime, Principal, require, session_of, unit_of_work
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 KeyManager = Annotated[Principal, Depends(require(Role.CLIENT, Role.ADMIN))]
 
 

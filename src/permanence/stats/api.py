@@ -18,9 +18,10 @@ from permanence.render import PARIS
 from permanence.stats import service as stats
 from permanence.stats import usage
 from permanence.web.deps import CurrentRuntime, Principal, require, unit_of_work
+from permanence.web.routes import ApiRoute
 from permanence.web.schemas import ERRORS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ApiRoute)
 
 Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.ADMIN))]
 Answerer = Annotated[Principal, Depends(require(Role.OPERATOR, Role.SUPERVISOR))]

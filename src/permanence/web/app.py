@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.datastructures import DefaultPlaceholder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute, request_response
 from fastapi.staticfiles import StaticFiles
+from fastapi.utils import get_value_or_default
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from permanence import __version__
@@ -33,6 +37,7 @@ from permanence.web.inputs import (
     RequireJson,
     Scope,
 )
+from permanence.web.routes import ApiRoute
 from permanence.web.security import SecurityHeaders
 
 log = logging.getLogger("permanence.web")
@@ -130,32 +135,41 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
             problems.append(f"{where}: {e.get('msg', 'invalid')}")
         return error_response(request, ValidationFailed(message, problems))
 
-    app.include_router(api.router)
+    include(app, api.router)
     from permanence.staff.credentials_api import router as credentials_router
 
-    app.include_router(credentials_router)
+    include(app, credentials_router)
     from permanence.telephony.api import router as telephony_router
 
-    app.include_router(telephony_router)
+    include(app, telephony_router)
     from permanence.recordings.webhook_api import router as recording_webhook
 
-    app.include_router(recording_webhook)  # /telephony/{provider}/recording, after the others
-    from permanence.routing.api import mount as mount_routing
+    include(app, recording_webhook)  # /telephony/{provider}/recording, after the others
+    # The queue's webhooks, then its console and admin pages (presence, lines); its devices
+    # API is in web/api.py's one list.
+    from permanence.routing.api import router as routing_webhooks
+    from permanence.routing.pages import router as routing_pages
 
-    mount_routing(app)  # the queue's webhooks, devices API, presence and lines pages
+    include(app, routing_webhooks)
+    include(app, routing_pages)
     include_pages(app)
+    # The rights pages: the DPO's desk (register, intake, working a request), the callers'
+    # public page, then the client's own in the portal.
+    from permanence.rights import desk_pages, public_pages, request_pages
     from permanence.rights.pages import router as rights_pages
 
-    app.include_router(rights_pages)
+    for rights_router in (desk_pages.router, request_pages.router, public_pages.router):
+        include(app, rights_router, include_in_schema=False)
+    include(app, rights_pages)
     from permanence.accounts.notice_pages import router as notice_pages
 
-    app.include_router(notice_pages)
+    include(app, notice_pages)
     from permanence.contracts.pages import router as contract_pages
 
-    app.include_router(contract_pages)
+    include(app, contract_pages)
     from permanence.dpia.pages import router as dpia_pages
 
-    app.include_router(dpia_pages)
+    include(app, dpia_pages)
     app.mount("/static", StaticFiles(packages=[("permanence.web", "static")]), name="static")
     # Outermost last: the body limit, then the content-type check, then the checks that read
     # the whole (bounded) body. Their refusals are answered as the routes' errors are.
@@ -167,26 +181,26 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
     from permanence.stats.api import router as stats_router
     from permanence.stats.pages import router as stats_pages
 
-    app.include_router(stats_router)
+    include(app, stats_router)
     from permanence.recordings.api import router as voicemails_router
 
-    app.include_router(voicemails_router)
+    include(app, voicemails_router)
     from permanence.recordings.pages import router as voicemail_pages
 
-    app.include_router(voicemail_pages)
+    include(app, voicemail_pages)
     from permanence.web.pages.voicemails import router as console_voicemail_pages
 
-    app.include_router(console_voicemail_pages)
-    app.include_router(stats_pages)
+    include(app, console_voicemail_pages)
+    include(app, stats_pages)
     from permanence.evaluations.pages import router as evaluation_pages
 
-    app.include_router(evaluation_pages)
+    include(app, evaluation_pages)
     from permanence.staff.api import router as staff_router
 
-    app.include_router(staff_router)
+    include(app, staff_router)
     from permanence.rights.opendsr_api import opendsr_router
 
-    app.include_router(opendsr_router)
+    include(app, opendsr_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -195,7 +209,7 @@ def create_app(rt: Runtime, *, deliveries: bool = False) -> FastAPI:
 
     from permanence.web import ops
 
-    app.include_router(ops.router)
+    include(app, ops.router)
     ops.install(app, error_response)
 
     @app.exception_handler(Exception)
@@ -210,9 +224,8 @@ def include_pages(app: FastAPI) -> None:
     """The pages, kept out of the API schema: the features' own pages and the role surfaces
     of web/pages (console, portal, DPO desk, administration), in this order.
 
-    Each router is included in the app itself, not gathered in one router first: FastAPI
-    analyses a nested router's routes once more when that router is included without a
-    prefix (and again for the app), which cost about a tenth of the start-up (issue 24)."""
+    Each router's routes are added to the app itself (``include``), not gathered in one
+    router first."""
     from permanence.audits import pages as audits
     from permanence.breaches import pages as breaches
     from permanence.staff import credentials_pages, signin_pages, training_pages
@@ -230,7 +243,61 @@ def include_pages(app: FastAPI) -> None:
         admin,
         audits,
     ):
-        app.include_router(module.router, include_in_schema=False)
+        include(app, module.router, include_in_schema=False)
+
+
+def include(app: FastAPI, router: APIRouter, *, include_in_schema: bool = True) -> None:
+    """``app.include_router(router, include_in_schema=...)``, without FastAPI analysing every
+    route a second time (issue 24, ADR 0041).
+
+    FastAPI (0.165) keeps an included router whole and, on the first request, builds each of
+    its routes again for the app (the parameters' and responses' validators, the handler):
+    about a fifth of the start-up, paid by the first request, /healthz included. A router's
+    routes are built for good when declared (its prefix, tags and dependencies are already
+    theirs); including it in the app without a prefix changes only the schema flag, the
+    dependency overrides' provider (the app) and the defaults left open (response class,
+    strict content type, operation ids), resolved against the router and then the app as
+    include_router does. So each route is copied with those set and its handler built again
+    (no analysis), and the copies go in the app's own list, in the router's order, where
+    include_router would have put the router. What the copy could not reproduce is refused
+    rather than included differently: a route that is not an ``APIRoute`` (a nested router,
+    a mount, a websocket), body or form limits, startup or shutdown handlers, a lifespan, an
+    app router with a prefix or dependencies of its own.
+    tests/web/test_route_inclusion.py compares the app with one built by include_router."""
+    parent = app.router
+    if router.on_startup or router.on_shutdown or router.form_limits:
+        raise TypeError("include(): this router has handlers or form limits: include_router")
+    if type(router.lifespan_context) is not type(APIRouter().lifespan_context):
+        raise TypeError("include(): this router has a lifespan: use include_router")
+    if parent.prefix or parent.dependencies or parent.max_body_size is not None:
+        raise TypeError("include(): the app's router has settings of its own: include_router")
+    if parent.tags or parent.responses or parent.callbacks or parent.deprecated:
+        raise TypeError("include(): the app's router has settings of its own: include_router")
+    routes = []
+    for route in router.routes:
+        exact = isinstance(route, APIRoute) and type(route) in (APIRoute, ApiRoute)
+        if not isinstance(route, APIRoute) or not exact or route.max_body_size is not None:
+            raise TypeError(f"include(): {route!r} cannot be copied: use include_router")
+        copied = copy.copy(route)
+        copied.include_in_schema = route.include_in_schema and include_in_schema
+        copied.dependency_overrides_provider = parent.dependency_overrides_provider
+        copied.response_class = get_value_or_default(
+            route.response_class, router.default_response_class, parent.default_response_class
+        )
+        copied.strict_content_type = get_value_or_default(
+            route.strict_content_type, router.strict_content_type, parent.strict_content_type
+        )
+        unique_id = get_value_or_default(
+            route.generate_unique_id_function,
+            router.generate_unique_id_function,
+            parent.generate_unique_id_function,
+        )
+        copied.generate_unique_id_function = unique_id
+        generate = unique_id.value if isinstance(unique_id, DefaultPlaceholder) else unique_id
+        copied.unique_id = route.operation_id or generate(copied)
+        copied.app = request_response(copied.get_route_handler())
+        routes.append(copied)
+    parent.routes.extend(routes)
 
 
 def allowed_methods(app: FastAPI, request: Request) -> str:
