@@ -218,6 +218,26 @@ def switch_account(session: Session, account_id: uuid.UUID) -> AccessContext:
     return ctx
 
 
+# -- rows written with a Core INSERT in a unit of work (ADR 0040) ----------------------------
+# A hot path may write a new row with a prebuilt Core INSERT on the session's connection rather
+# than through the ORM's flush (taking a message: the flush machinery cost more than the
+# statement). The ORM's flush events do not see such a row, so the path notes it here, and what
+# follows every write of those tables (the statistics' aggregates, ADR 0032) takes the notes at
+# its next step. The notes are the transaction's: forgotten with it on a rollback.
+CORE_INSERTS = "db.core_inserts"
+
+
+def note_core_insert(session: Session, table: str, row: dict[str, Any]) -> None:
+    """Record that ``row`` was inserted into ``table`` with Core in this transaction."""
+    session.info.setdefault(CORE_INSERTS, []).append((table, row))
+
+
+def take_core_inserts(session: Session) -> list[tuple[str, dict[str, Any]]]:
+    """The rows noted since the last call (and forget them)."""
+    noted: list[tuple[str, dict[str, Any]]] = session.info.pop(CORE_INSERTS, None) or []
+    return noted
+
+
 # -- the work every transaction does at its commit, in one order (ADR 0035) -----------------
 # Each step is a feature's (registered when its module is loaded); they run in this order at
 # ``before_commit``, after the transaction's last flush: the audit chain (its head's row lock,

@@ -448,3 +448,59 @@ def test_two_transactions_recounting_one_hour_at_once_keep_both_calls(
         )
     assert received == 2
     _assert_equal(rt, account.id)
+
+
+def test_messages_taken_through_the_service_are_counted_in_their_hour(rt: Runtime) -> None:
+    """``take_message`` writes its row with a Core INSERT (ADR 0040), which the flush events
+    do not see: the row is noted (``db.note_core_insert``) and added to its hour at commit; a
+    rolled-back message is not counted; the message stays an object of its session."""
+    from permanence.messages import service as messages
+    from tests.factories import ctx_for, make_caller
+
+    account = make_account(rt, "plomberie-durand")
+    caller = make_caller(rt, account.id)
+    values = {
+        "last_name": "Martin",
+        "phone": "01 99 00 12 34",
+        "address": "3 rue des Lilas, 44000 Nantes",
+        "urgency": "à planifier",
+        "description": "Fuite sous l'évier",
+    }
+    today = dt.datetime.now(dt.UTC).date()
+    around = stats.Period(today - dt.timedelta(days=1), today + dt.timedelta(days=1))
+
+    def taken() -> tuple[int, int]:
+        kept, scanned = _both(rt, account.id, around)
+        assert kept.as_dict() == scanned.as_dict()
+        with rt.db.session(AccessContext.system("test", account.id), readonly=True) as s:
+            hourly = s.scalar(select(func.sum(AccountHourlyStats.messages)))
+        return kept.messages_taken, int(hourly or 0)
+
+    with rt.db.session(ctx_for(account.id)) as s:
+        first = messages.take_message(
+            s, rt.keyring, caller_id=caller, purpose="intervention", values=values
+        )
+        second = messages.take_message(
+            s, rt.keyring, caller_id=caller, purpose="intervention", values=values
+        )
+        assert first in s and not s.new and not s.dirty  # persistent, nothing left to flush
+        second.urgent = True  # a change after taking it is written as usual
+    assert taken() == (2, 2)
+    with rt.db.session(ctx_for(account.id), readonly=True) as s:
+        assert s.get(Message, second.id).urgent is True  # type: ignore[union-attr]
+        assert s.get(Message, first.id).status == "new"  # type: ignore[union-attr]
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), rt.db.session(ctx_for(account.id)) as s:
+        messages.take_message(
+            s, rt.keyring, caller_id=caller, purpose="intervention", values=values
+        )
+        raise Boom
+    assert taken() == (2, 2)
+    with rt.db.session(ctx_for(account.id)) as s:
+        messages.take_message(
+            s, rt.keyring, caller_id=caller, purpose="intervention", values=values
+        )
+    assert taken() == (3, 3)

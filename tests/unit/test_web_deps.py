@@ -243,6 +243,79 @@ def test_a_large_memory_is_bounded_too(fake: FakeAuth, monkeypatch: pytest.Monke
     assert set(deps._recent) == {deps._key("tok")}
 
 
+# --- the routes' dependency: a remembered session without a worker thread ------------------
+
+
+@pytest.fixture
+def threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The calls ``current_principal`` hands to a worker thread (run inline here)."""
+    handed: list[str] = []
+
+    async def inline(fn: Any, *args: Any) -> Any:
+        handed.append(fn.__name__)
+        return fn(*args)
+
+    monkeypatch.setattr(deps, "run_in_threadpool", inline)
+    return handed
+
+
+def current(req: Request) -> deps.Principal:
+    return asyncio.run(deps.current_principal(req, RT))
+
+
+def test_a_remembered_session_is_answered_without_a_worker_thread(
+    fake: FakeAuth, threads: list[str]
+) -> None:
+    fake.add("tok", "c" * 32)
+    assert current(request("POST", x_csrf_token="c" * 32)).user_id == USER
+    assert (threads, fake.resolved) == (["principal"], ["tok"])  # looked up once, in a thread
+    for _ in range(3):
+        assert current(request("POST", x_csrf_token="c" * 32)).user_id == USER
+    assert (threads, fake.resolved) == (["principal"], ["tok"])  # then from memory, inline
+    fake.clock[0] += deps.RECHECK_SECONDS + 0.001  # type: ignore[attr-defined]
+    current(request())
+    assert (threads, fake.resolved) == (["principal", "principal"], ["tok", "tok"])
+
+
+def test_the_remembered_path_checks_the_csrf_token_and_a_sign_out_at_once(
+    fake: FakeAuth, threads: list[str]
+) -> None:
+    fake.add("tok", "c" * 32)
+    current(request())
+    with pytest.raises(PermissionDenied, match="CSRF"):
+        current(request("POST"))
+    with pytest.raises(PermissionDenied, match="CSRF"):
+        current(request("POST", x_csrf_token="c" * 31 + "d"))
+    with pytest.raises(NotAuthenticated, match="sign in first"):
+        current(request(token=None))
+    del fake.sessions["tok"]  # revoked: signing out here forgets it in this process at once
+    deps.forget_session("tok")
+    with pytest.raises(NotAuthenticated):
+        current(request())
+    assert fake.resolved == ["tok", "tok"]
+
+
+def test_a_users_changed_credentials_take_effect_at_once(
+    fake: FakeAuth, threads: list[str]
+) -> None:
+    """A password or MFA change (``forget_user``) is seen by the very next request."""
+    fake.add("tok", "c")
+    current(request())
+    fake.sessions["tok"][0].role = Role.SUPERVISOR
+    assert current(request()).role is Role.OPERATOR  # remembered, as before
+    deps.forget_user(USER)
+    assert current(request()).role is Role.SUPERVISOR
+
+
+def test_an_api_key_is_always_looked_up_in_a_worker_thread(
+    fake: FakeAuth, threads: list[str]
+) -> None:
+    for _ in range(2):
+        p = current(request("POST", token="tok", authorization="Bearer pk_live_x"))
+        assert p.key_id == OTHER
+    assert threads == ["principal", "principal"] and fake.keys == ["pk_live_x", "pk_live_x"]
+
+
 # --- API keys ---------------------------------------------------------------------------------
 
 

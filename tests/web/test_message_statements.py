@@ -2,9 +2,9 @@
 
 Taking a message reads the call, its caller, the call's mandate version and the caller's key
 in one statement (messages.service.call_for_record), then the audit chain's head; it writes
-the message, its delivery ledger, history and escalation, the hour's aggregate, the audit
-entries and the head. A change that adds a statement to this path fails here: say why in the
-same change, and update the count and docs/performance.md."""
+the message (one Core INSERT, ADR 0040), its delivery ledger, history and escalation, the
+hour's aggregate, the audit entries and the head. A change that adds a statement to this path
+fails here: say why in the same change, and update the count and docs/performance.md."""
 
 from __future__ import annotations
 

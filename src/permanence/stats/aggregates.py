@@ -14,9 +14,11 @@ recording adds itself to its hour.
 
 What is watched: ORM flushes (new, changed in a counted column, deleted objects) and the
 ORM-enabled Core statements run through a session (``session.execute(insert|update|delete(M))``)
-on the four models, and deletions of callers (their rows go by cascade). A statement run
-directly on a Connection, or raw SQL, is not seen: ``rebuild`` recomputes an account (or all)
-from its rows (``permanence stats rebuild``; the migration runs it once).
+on the four models, deletions of callers (their rows go by cascade), and the new rows a path
+wrote with Core on the session's connection and noted (``db.note_core_insert``: a new message,
+ADR 0040). Any other statement run directly on a Connection, or raw SQL, is not seen:
+``rebuild`` recomputes an account (or all) from its rows (``permanence stats rebuild``; the
+migration runs it once).
 
 This module watches the session (its event listeners are at the end, in the same order) and
 writes at commit (``apply_pending``); what each part sums and the recounting itself are in
@@ -29,14 +31,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, event, select, text, true
 from sqlalchemy.orm import ORMExecuteState, Session, attributes
 
 from permanence.calls.model import Call
-from permanence.db import COMMIT_STATS, at_commit
+from permanence.db import COMMIT_STATS, at_commit, take_core_inserts
 from permanence.messages.model import Appointment, Message
 from permanence.recordings.model import Recording
 from permanence.render import PARIS
@@ -110,6 +112,7 @@ def apply_pending(session: Session, *_args: Any, **_kw: Any) -> None:
     the figures are read: the hourly rows are locked after the rows the transaction wrote and
     the audit head (ADR 0035), in one order (account, hour) — no lock cycle with another
     transaction doing the same, and no two recounts of an hour at once."""
+    _note_core_inserts(session)
     touched: Touched = session.info.pop(_PENDING, None) or {}
     added: Added = session.info.pop(_ADDED, None) or {}
     if not touched and not added:
@@ -219,14 +222,40 @@ def _after_flush(session: Session, *_args: Any) -> None:
     # written at commit (apply_pending), not now: see there
 
 
+def _note_core_inserts(session: Session) -> None:
+    """New rows a path wrote with a Core INSERT (``db.note_core_insert``), which the flush
+    events did not see: added to their hours as a new object would be."""
+    noted = take_core_inserts(session)
+    if not noted:
+        return
+    added: Added = session.info.setdefault(_ADDED, {})
+    for table, row in noted:
+        model = _BY_TABLE.get(table)
+        if model is None:
+            continue
+        at = row.get(WATCHED[model][1])
+        delta = _delta_for(model, row.get)
+        if delta is None or not isinstance(at, dt.datetime):
+            _mark(_pending(session), row.get("account_id"), at, WATCHED[model][0])
+            continue
+        hour = added.setdefault(row["account_id"], {}).setdefault(hour_of(at), {})
+        for c, v in delta.items():
+            hour[c] = hour.get(c, 0) + v
+
+
 def _delta_of(obj: Any) -> dict[str, int] | None:
     """What one new row adds to its hour's columns (None: a call, recounted instead)."""
-    if isinstance(obj, Message):
-        return {"messages": 1, "messages_unacknowledged": int(obj.acknowledged_at is None)}
-    if isinstance(obj, Appointment):
-        return {"appointments": 1, "appointments_cancelled": int(obj.status == "cancelled")}
-    if isinstance(obj, Recording):
-        return {"recordings": 1, "recording_s": int(obj.duration_s or 0)}
+    return _delta_for(type(obj), lambda name: getattr(obj, name))
+
+
+def _delta_for(model: type[Any], value: Callable[[str], Any]) -> dict[str, int] | None:
+    """The same, from a model and its row's values (``value(column name)``)."""
+    if issubclass(model, Message):
+        return {"messages": 1, "messages_unacknowledged": int(value("acknowledged_at") is None)}
+    if issubclass(model, Appointment):
+        return {"appointments": 1, "appointments_cancelled": int(value("status") == "cancelled")}
+    if issubclass(model, Recording):
+        return {"recordings": 1, "recording_s": int(value("duration_s") or 0)}
     return None
 
 
@@ -352,6 +381,7 @@ def _before_flush_all(session: Session, *args: Any) -> None:
 
 
 def _forget(session: Session, *_args: Any) -> None:
+    take_core_inserts(session)
     session.info.pop(_PENDING, None)
     session.info.pop(_ADDED, None)
     session.info.pop("_stats_after_update", None)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account
@@ -85,11 +86,34 @@ def principal(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Pri
     p = _recently_checked(token)
     if p is None:
         p = _check_session(rt, token)
+    return _csrf_checked(request, p)
+
+
+def _csrf_checked(request: Request, p: Principal) -> Principal:
+    """``p``, if the request is safe or carries the session's CSRF token; else 403."""
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not (p.csrf_token and hmac.compare_digest(sent, p.csrf_token)):
             raise PermissionDenied("missing or wrong CSRF token (header X-CSRF-Token)")
     return p
+
+
+async def current_principal(
+    request: Request, rt: Annotated[Runtime, Depends(runtime)]
+) -> Principal:
+    """``principal`` as the routes' dependency. A session checked in the last few seconds is
+    answered here, on the event loop (a dictionary look-up and the CSRF comparison: the same
+    checks, no database); anything that reads the database — an API key, a session not
+    remembered — goes to a worker thread as before. A sync dependency would cost every
+    request a hand-off to a worker thread and back (issue 24)."""
+    if not request.headers.get("authorization", "").lower().startswith("bearer "):
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            raise NotAuthenticated("sign in first")
+        remembered = _recently_checked(token)
+        if remembered is not None:
+            return _csrf_checked(request, remembered)
+    return await run_in_threadpool(principal, request, rt)
 
 
 # Sessions checked against the database in the last few seconds: a burst of requests from one
@@ -152,7 +176,7 @@ def forget_user(user_id: uuid.UUID) -> None:
             del _recent[k]
 
 
-CurrentPrincipal = Annotated[Principal, Depends(principal)]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 CurrentRuntime = Annotated[Runtime, Depends(runtime)]
 
 
