@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import types
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, func, select, text, update
 
 from permanence.accounts.model import Account, AccountKind
 from permanence.context import AccessContext
@@ -178,8 +179,13 @@ def test_the_current_epoch_is_the_highest_not_retired_read_once_per_transaction(
                 KeyEpoch(epoch=4, created_at=now, retired_at=now),
             ]
         )
+    sent: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
     with db.session(SYSTEM) as s:
         assert layer._current_epoch(s) == 3
+        assert layer._current_epoch(s) == 3
+        # One statement for the transaction (every key made in it asks).
+        assert sum("key_epochs" in st for st in sent) == 1
         # A rotation retiring it now does not change what this transaction wraps under.
         s.execute(update(KeyEpoch).where(KeyEpoch.epoch == 3).values(retired_at=now))
         assert layer._current_epoch(s) == 3
@@ -252,10 +258,34 @@ def test_the_schedule_makes_a_rotation_due_at_the_current_epochs_age(
     age = 7 * 86400
     monkeypatch.setattr(epochlayer, "utcnow", lambda: created + dt.timedelta(seconds=age))
     assert layer.epoch_rotation_due(db, 0, age) == "schedule"
+    monkeypatch.setattr(epochlayer, "utcnow", lambda: created + dt.timedelta(days=30))
+    assert layer.epoch_rotation_due(db, 0, age) == "schedule"  # long past it, still due
+    monkeypatch.setattr(epochlayer, "utcnow", lambda: created + dt.timedelta(seconds=age))
     assert layer.epoch_rotation_due(db, 0, 0) is None  # max_age 0: never on a schedule
     just_before = created + dt.timedelta(seconds=age, microseconds=-1)
     monkeypatch.setattr(epochlayer, "utcnow", lambda: just_before)
     assert layer.epoch_rotation_due(db, 0, age) is None
+
+
+def test_asking_whether_a_rotation_is_due_does_not_wait_for_a_writer(
+    keys: EpochKeys, db: Database
+) -> None:
+    """The rotator asks on a timer: a read, which does not queue behind a transaction that
+    writes (SQLite: this process's writers take turns on one lock)."""
+    with db.session(SYSTEM) as s:
+        s.add(KeyEpoch(epoch=1, created_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
+    answers: list[str | None] = []
+    with db.session(SYSTEM) as s:
+        s.add(KeyEpoch(epoch=2, created_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
+        s.flush()
+        asking = threading.Thread(
+            target=lambda: answers.append(Layer(keys).epoch_rotation_due(db, 0, 60))
+        )
+        asking.start()
+        asking.join(10)
+        answered = not asking.is_alive()
+    asking.join(10)
+    assert answered and answers == ["schedule"]
 
 
 # -- the rotation -------------------------------------------------------------------------------
@@ -340,6 +370,26 @@ def test_a_batch_that_comes_back_full_is_followed_by_another(
                              wrapped_dek=wrapped))  # fmt: skip
     _clock(monkeypatch, 0.0)
     assert layer.rotate_epoch(db, batch=2)["rewrapped"] == count
+    with db.session(SYSTEM, readonly=True) as s:
+        assert set(s.scalars(select(SubjectKey.epoch))) == {2}
+
+
+def test_a_full_batch_larger_than_the_small_integers_is_followed_by_another(
+    keys: EpochKeys, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of 300 (beyond the integers CPython shares, so that a count compared by
+    identity would differ): 301 keys take two batches and all are re-wrapped."""
+    layer = Layer(keys)
+    (account,) = _accounts(db, 1)
+    with db.session(SYSTEM) as s:
+        layer._current_epoch(s)
+        for i in range(301):
+            sid = uuid.UUID(int=1000 + i)
+            wrapped = layer._outer_seal(account, sid, 1, _inner(sid))
+            s.add(SubjectKey(subject_id=sid, account_id=account, kek_version=1, epoch=1,
+                             wrapped_dek=wrapped))  # fmt: skip
+    _clock(monkeypatch, 0.0)
+    assert layer.rotate_epoch(db, batch=300)["rewrapped"] == 301
     with db.session(SYSTEM, readonly=True) as s:
         assert set(s.scalars(select(SubjectKey.epoch))) == {2}
 
