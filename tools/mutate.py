@@ -13,9 +13,9 @@ so they never count for or against the score:
   tell the mutant from the original (a cache size, say); `docs/mutation.md` lists them.
 
 A target may be *scoped* to some of its functions or methods (``Target.functions``, a method
-written ``Class.method``): mutants outside them are counted apart as "out of scope" (another
-helper owns that code, or a table is pinned by a known-value test instead; `docs/mutation.md`
-says which and why).
+written ``Class.method``, the module's own statements ``<module>``): mutants outside them are
+counted apart as "out of scope" (another helper owns that code, or a table is pinned by a
+known-value test instead; `docs/mutation.md` says which and why).
 
 A target's tests run on SQLite unless ``--postgresql`` is given: they then run on the database
 named by PERMANENCE_TEST_DATABASE_URL (and ..._MIGRATION_URL, ..._APP_ROLE, as in `.ci/run`),
@@ -179,6 +179,9 @@ TARGETS: dict[str, Target] = {
             "_at_commit",
             "_forget",
             "_at_commit_end",
+            # The head's statements (its row, locked and moved), its key in the identity map,
+            # the tables a statement is checked against, the steps registered at commit.
+            "<module>",
         ),
     ),
     "audit/integrity.py": _t(
@@ -360,14 +363,23 @@ def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]
     return spans
 
 
+MODULE_LEVEL = "<module>"
+
+
 def function_spans(source: str, names: tuple[str, ...]) -> list[tuple[int, int]]:
     """(first, last) line of every top-level function or class in ``names``; a name written
-    ``Class.method`` is that method of a top-level class."""
+    ``Class.method`` is that method of a top-level class, and ``<module>`` (MODULE_LEVEL)
+    stands for the module's own statements: those outside functions, classes and imports
+    (constants, statements built at import, registrations)."""
     spans = []
     found: set[str] = set()
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     for node in ast.parse(source).body:
         if not isinstance(node, kinds):
+            if MODULE_LEVEL in names and not isinstance(node, ast.Import | ast.ImportFrom):
+                if node.end_lineno is not None:
+                    spans.append((node.lineno, node.end_lineno))
+                found.add(MODULE_LEVEL)
             continue
         candidates: list[tuple[str, ast.stmt]] = [(node.name, node)]
         if isinstance(node, ast.ClassDef):

@@ -162,6 +162,31 @@ def test_recorded_entries_are_written_at_commit_as_known_bytes(
     assert _head(db) == (3, _chain_of(BODIES)[2])
 
 
+def test_the_head_is_the_row_numbered_one_whatever_else_the_table_holds(
+    db: Database, clock: list[dt.datetime]
+) -> None:
+    """Rows numbered 0 and 2 (none should exist) are neither read as the head nor moved."""
+    with db.session(SYSTEM) as s:
+        s.execute(
+            insert(AuditHead),
+            [
+                {"id": 0, "seq": 7, "hash": "aa" * 32},
+                {"id": 1, "seq": 0, "hash": GENESIS_HASH},
+                {"id": 2, "seq": 9, "hash": "bb" * 32},
+            ],
+        )
+    with db.session(SYSTEM) as s:
+        _first(s)
+    assert [r[0] for r in _log(db)] == [1]
+    with db.session(SYSTEM, readonly=True) as s:
+        rows = s.execute(select(AuditHead.id, AuditHead.seq, AuditHead.hash).order_by("id"))
+        assert [tuple(r) for r in rows] == [
+            (0, 7, "aa" * 32),
+            (1, 1, _chain_of(BODIES[:1])[0]),
+            (2, 9, "bb" * 32),
+        ]
+
+
 def test_entries_read_mid_transaction_are_written_then_and_the_rest_at_commit(
     db: Database, clock: list[dt.datetime]
 ) -> None:
