@@ -13,9 +13,9 @@ so they never count for or against the score:
   tell the mutant from the original (a cache size, say); `docs/mutation.md` lists them.
 
 A target may be *scoped* to some of its functions or methods (``Target.functions``, a method
-written ``Class.method``): mutants outside them are counted apart as "out of scope" (another
-helper owns that code, or a table is pinned by a known-value test instead; `docs/mutation.md`
-says which and why).
+written ``Class.method``, the module's own statements ``<module>``): mutants outside them are
+counted apart as "out of scope" (another helper owns that code, or a table is pinned by a
+known-value test instead; `docs/mutation.md` says which and why).
 
 A target's tests run on SQLite unless ``--postgresql`` is given: they then run on the database
 named by PERMANENCE_TEST_DATABASE_URL (and ..._MIGRATION_URL, ..._APP_ROLE, as in `.ci/run`),
@@ -153,12 +153,36 @@ TARGETS: dict[str, Target] = {
     "retention/service.py": _t(
         "tests/unit/test_retention_cutoff.py", standalone=True, functions=("cutoff",)
     ),
-    # The append path (record, _locked_head) belongs to the performance work; only the hash,
-    # checkpoint and verification functions are targets here.
+    # The hash and the canonical body, and the write path (ADR 0035): entries held in the
+    # transaction, checked as codes, numbered, hashed and written at commit or before a
+    # statement on the audit tables, the head read once per transaction. (`search`, a
+    # reader's filters, is not a target.)
     "audit/service.py": _t(
         "tests/unit/test_audit_known_values.py",
+        "tests/unit/test_audit_write_path.py",
         standalone=True,
-        functions=("entry_hash", "canonical"),
+        # Two writers at once: the head is locked at commit, not at the first entry.
+        postgresql_tests=(
+            "tests/integration/test_audit.py::test_a_slow_transaction_does_not_hold_back_another_ones_audit_entries",
+        ),
+        functions=(
+            "_check_code",
+            "entry_hash",
+            "canonical",
+            "record",
+            "key_label",
+            "_Chain",
+            "_chain",
+            "_write_pending",
+            "_touches_audit",
+            "_before_orm_query",
+            "_at_commit",
+            "_forget",
+            "_at_commit_end",
+            # The head's statements (its row, locked and moved), its key in the identity map,
+            # the tables a statement is checked against, the steps registered at commit.
+            "<module>",
+        ),
     ),
     "audit/integrity.py": _t(
         "tests/unit/test_audit_known_values.py",
@@ -204,6 +228,19 @@ TARGETS: dict[str, Target] = {
             "Keyring.phone_index",
             "Keyring.cipher",
             "Keyring.destroy_subject_key",
+        ),
+    ),
+    # The erasure-epoch layer (ADR 0029): the outer wrapping of subject keys and its AD, the
+    # current epoch (made on first use), when a rotation is due (after an erasure, on a
+    # schedule) and the rotation itself, rule by rule on a bare layer and three tables.
+    "crypto/epochlayer.py": _t(
+        "tests/unit/test_epoch_layer.py",
+        standalone=True,
+        # PostgreSQL's lock on the current epoch: a transaction wrapping under the epoch a
+        # rotation retires holds it back, and does not hold back another such transaction.
+        postgresql_tests=(
+            "tests/integration/test_erasure_epochs.py::test_a_key_being_created_under_the_old_epoch_is_not_left_behind",
+            "tests/integration/test_erasure_epochs.py::test_transactions_wrapping_under_the_epoch_do_not_wait_for_each_other",
         ),
     ),
     # Who is on call and when the service answers: the rota read in the mandate's zone (a
@@ -326,14 +363,23 @@ def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]
     return spans
 
 
+MODULE_LEVEL = "<module>"
+
+
 def function_spans(source: str, names: tuple[str, ...]) -> list[tuple[int, int]]:
     """(first, last) line of every top-level function or class in ``names``; a name written
-    ``Class.method`` is that method of a top-level class."""
+    ``Class.method`` is that method of a top-level class, and ``<module>`` (MODULE_LEVEL)
+    stands for the module's own statements: those outside functions, classes and imports
+    (constants, statements built at import, registrations)."""
     spans = []
     found: set[str] = set()
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     for node in ast.parse(source).body:
         if not isinstance(node, kinds):
+            if MODULE_LEVEL in names and not isinstance(node, ast.Import | ast.ImportFrom):
+                if node.end_lineno is not None:
+                    spans.append((node.lineno, node.end_lineno))
+                found.add(MODULE_LEVEL)
             continue
         candidates: list[tuple[str, ast.stmt]] = [(node.name, node)]
         if isinstance(node, ast.ClassDef):

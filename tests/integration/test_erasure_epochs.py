@@ -168,6 +168,39 @@ def test_a_key_being_created_under_the_old_epoch_is_not_left_behind(rt: Runtime)
     assert _name(rt, account.id, made[0]) == "Lent"
 
 
+@pytest.mark.skipif(
+    not os.environ.get("PERMANENCE_TEST_DATABASE_URL"), reason="PostgreSQL: concurrent writers"
+)
+def test_transactions_wrapping_under_the_epoch_do_not_wait_for_each_other(rt: Runtime) -> None:
+    """The current epoch's row is share-locked by the transactions that wrap under it (what
+    a rotation waits for), not locked for update: a registration does not queue behind
+    another one that is still open."""
+    account = make_account(rt)
+    make_caller(rt, account.id, last="Premier", phone=None)
+    entered, release = threading.Event(), threading.Event()
+
+    def open_registration() -> None:
+        with rt.db.session(ctx_for(account.id)) as s:
+            subjects.register(s, rt.keyring, subjects.Identity(first_name="A", last_name="Ouvert"))
+            entered.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=open_registration)
+    writer.start()
+    try:
+        assert entered.wait(10)
+        other = threading.Thread(
+            target=lambda: make_caller(rt, account.id, last="Second", phone=None)
+        )
+        other.start()
+        other.join(5)
+        assert not other.is_alive()  # it committed while the first is still open
+    finally:
+        release.set()
+        writer.join(10)
+    assert {e for e, _ in _keys(rt, account.id).values()} == {1}
+
+
 def test_rotate_epoch_command(rt: Runtime) -> None:
     account = make_account(rt)
     make_caller(rt, account.id, phone=None)

@@ -210,10 +210,10 @@ def _touches_audit(statement: Any) -> bool:
     froms = getattr(statement, "get_final_froms", None)
     if froms is None:
         return False
+    # The tables themselves, also inside joins, aliases and subqueries of the FROM clause
+    # (find_tables visits them all; an alias's own name is not a table's, so it is not asked).
     return any(
-        getattr(t, "name", None) in _AUDIT_TABLES
-        for f in froms()
-        for t in sql_util.find_tables(f, include_aliases=True, include_joins=True)
+        getattr(t, "name", None) in _AUDIT_TABLES for f in froms() for t in sql_util.find_tables(f)
     )
 
 
