@@ -372,8 +372,10 @@ def test_the_mirror_numbers_its_lines_after_those_already_in_the_file(tmp_path: 
         ((4, 5), None, "it starts at entry 4, not at the first"),
         ((2,), None, "it starts at entry 2, not at the first"),
         ((None, None, 3, 4), None, None),  # older lines count as lines
+        ((None, 2, 3), None, None),
         ((None, None, 5, 6), None, "it starts at entry 3, not at the first"),
         ((None, 2), 1, None),
+        ((None, None, 1, 2), None, REFUSED),  # numbered as if the older lines were not there
         ((256, 257, 258), 1, None),  # numbers past 256 (not shared objects) compared by value
         ((1, 2, 4), None, "entries 3 to 3 are missing"),
         ((1, 2, 6, 7), 1, "entries 3 to 5 are missing"),
