@@ -367,12 +367,16 @@ def test_the_mirror_numbers_its_lines_after_those_already_in_the_file(tmp_path: 
         ((1, 2, 3), 2, None),
         ((1, 2, 3), 3, None),
         ((1, 2, 3), 9, "it does not hold the backup's newest erasure"),
+        # An anchor held by none, sorting before every id or after: ids compared by equality.
+        ((1, 2, 3), uuid.UUID(int=0), "it does not hold the backup's newest erasure"),
+        ((1, 2, 3), uuid.UUID(int=2**128 - 1), "it does not hold the backup's newest erasure"),
         ((4, 5), 1, None),  # lines cut, all older than the backup's newest erasure
         ((4, 5), 2, None),
         ((4, 5), None, "it starts at entry 4, not at the first"),
         ((2,), None, "it starts at entry 2, not at the first"),
         ((None, None, 3, 4), None, None),  # older lines count as lines
         ((None, 2, 3), None, None),
+        ((None,) * 300 + (301, 302), None, None),  # positions past 256 compared by value
         ((None, None, 5, 6), None, "it starts at entry 3, not at the first"),
         ((None, 2), 1, None),
         ((None, None, 1, 2), None, REFUSED),  # numbered as if the older lines were not there
@@ -393,10 +397,12 @@ def test_the_mirror_numbers_its_lines_after_those_already_in_the_file(tmp_path: 
     ],
 )
 def test_what_a_journal_covers(
-    seqs: tuple[int | None, ...], anchor: int | None, missing: str | None
+    seqs: tuple[int | None, ...], anchor: int | uuid.UUID | None, missing: str | None
 ) -> None:
-    # The anchor is the id of the entry at that position (from 1), or 9: an id of none.
-    said = journal.covers(numbered(*seqs), uuid.UUID(int=anchor) if anchor else None)
+    # The anchor is the id of the entry at that position (from 1), or an id of none.
+    if isinstance(anchor, int):
+        anchor = uuid.UUID(int=anchor)
+    said = journal.covers(numbered(*seqs), anchor)
     if missing is REFUSED:
         assert isinstance(said, str) and said
     else:
