@@ -276,8 +276,9 @@ TARGETS: dict[str, Target] = {
         standalone=True,
         functions=("OnCallContact.starts", "OnCallContact.ends", "OnCallContact.covers"),
     ),
-    # The erasure journal a restore obeys: its line format and MAC, the file, the table, the
-    # merge of sources. (ErasureMirror.from_settings only reads settings.)
+    # The erasure journal a restore obeys: its line format and MAC, the file (and where its
+    # numbering continues), what a journal covers, the table, the merge of sources.
+    # (ErasureMirror.from_settings only reads settings.)
     "backup/journal.py": _t(
         "tests/unit/test_erasure_journal.py",
         standalone=True,
@@ -291,6 +292,8 @@ TARGETS: dict[str, Target] = {
             "read_file",
             "ErasureMirror.append",
             "ErasureMirror.entries",
+            "_last_seq",
+            "covers",
             "record",
             "ensure",
             "read_database",
@@ -313,12 +316,16 @@ TARGETS: dict[str, Target] = {
     # switched to, and the row-level-security setting that follows it on PostgreSQL. The
     # per-route answer (a 404 like a nonexistent id) is tests/web/test_isolation_matrix.py's,
     # through the whole application: too slow per mutant. `account_context`, the web half, is
-    # in the web/deps.py target.
+    # in the web/deps.py target. `Database.__init__` registers that setting on both session
+    # factories; its other lines make the engine, the two factories and the writers' lock,
+    # and import the modules whose session events every unit of work needs (a cold start).
     "db.py": _t(
         "tests/integration/test_tenant_context.py",
         "tests/integration/test_tenancy.py",
+        "tests/unit/test_delivery_registries.py::test_a_database_registers_the_aggregates_session_events_from_a_cold_start",
         postgresql=True,
         functions=(
+            "Database.__init__",
             "Database.session",
             "_set_pg_account",
             "switch_account",

@@ -227,12 +227,16 @@ def test_an_identifier_removed_is_no_longer_found_nor_stored(rt: Runtime) -> Non
 
 
 def test_the_account_check_refuses_another_account_as_not_found(rt: Runtime) -> None:
-    a = make_account(rt)
-    b = make_account(rt, "plomberie-durand")
+    accounts = [make_account(rt, slug) for slug in ("cabinet-lefevre", "b-plomberie", "c-serrures")]
+    # The acting account sorts between the two others: a check written < or > instead of !=
+    # would let one side through.
+    low, b, high = sorted(accounts, key=lambda account: account.id)
     with rt.db.session(ctx_for(b.id)) as s:
         subjects.check_account(s, b.id)
-        with pytest.raises(NotFound):
-            subjects.check_account(s, a.id)
+        subjects.check_account(s, uuid.UUID(str(b.id)))  # equal, not the same object
+        for other in (low.id, high.id):
+            with pytest.raises(NotFound):
+                subjects.check_account(s, other)
 
 
 def test_index_keys_differ_per_account_and_column_and_stay_stable(rt: Runtime) -> None:

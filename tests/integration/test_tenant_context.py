@@ -74,6 +74,17 @@ def test_the_unit_of_work_commits_at_the_end_and_rolls_back_on_error(rt: Runtime
     _within(lambda: rt.db.session(ctx_for(a)).__enter__().close())
 
 
+def test_what_a_unit_of_work_read_stays_readable_after_it(rt: Runtime) -> None:
+    """Objects are not expired at the commit, read-only or not: a page renders what a service
+    returned after the unit of work ended (expired, they could no longer be loaded)."""
+    a = make_account(rt, "cabinet-lefevre", with_mandate=False).id
+    cid = make_caller(rt, a)
+    for readonly in (False, True):
+        with rt.db.session(ctx_for(a), readonly=readonly) as s:
+            caller = s.get(Caller, cid)
+        assert caller is not None and (caller.id, caller.account_id) == (cid, a)
+
+
 def test_a_reader_opens_while_a_writer_is_open(rt: Runtime) -> None:
     """Readers never queue behind a writer: neither this process's lock nor, on SQLite, the
     writer's transaction (begun IMMEDIATE; a reader's is not)."""

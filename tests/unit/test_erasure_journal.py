@@ -287,6 +287,128 @@ def test_a_missing_or_binary_file_is_refused_clearly(tmp_path: Path) -> None:
         journal.read_file(binary, KEY)
 
 
+# -- numbered lines: where a file continues, and what it covers ---------------------------
+
+
+REFUSED = "(refused)"
+
+
+def numbered(*seqs: int | None) -> list[JournalEntry]:
+    """Entries as read from a file: ``seq`` None for a line of format 1 or 2."""
+    return [
+        dataclasses.replace(JournalEntry(uuid.UUID(int=n + 1), ACCOUNT, SUBJECT, None, AT), seq=s)
+        for n, s in enumerate(seqs)
+    ]
+
+
+def last_seq_of(path: Path, content: str, tail: int | None = None) -> int:
+    path.write_text(content)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return journal._last_seq(fd) if tail is None else journal._last_seq(fd, tail)
+    finally:
+        os.close(fd)
+
+
+def older_line(n: int) -> str:
+    """A line of format 1 (no kind, no seq), as an older version wrote it."""
+    fields = {k: v for k, v in fields_of().items() if k not in ("kind", "seq")} | {"v": 1}
+    return signed(fields | {"id": str(uuid.UUID(int=n))})
+
+
+def test_a_file_continues_from_its_last_lines_number(tmp_path: Path) -> None:
+    path = tmp_path / "erasures.jsonl"
+    assert last_seq_of(path, "") == 0
+    # A file whose first lines were cut continues from its last number, not from its count:
+    # the gap stays visible to ``covers``.
+    cut = journal.line_of(ENTRY, KEY, 5) + journal.line_of(ENTRY, KEY, 6)
+    assert last_seq_of(path, cut) == 6
+    assert last_seq_of(path, journal.line_of(ENTRY, KEY, 5)) == 5  # one line only
+    assert last_seq_of(path, cut + "\n  \n\n") == 6  # blank lines after it are not lines
+    assert last_seq_of(path, "\n\n") == 0
+    # Lines of an older format, last: their count (blank lines not counted).
+    older = older_line(1) + "\n" + older_line(2) + " \n" + older_line(3)
+    assert last_seq_of(path, older) == 3
+    assert last_seq_of(path, cut + older) == 5
+    # A last line that is not JSON (cut short by a crash) or whose seq is not a number: the
+    # count of lines.
+    assert last_seq_of(path, cut + '{"seq": 9, "acc') == 3
+    assert last_seq_of(path, cut + '{"seq": true}\n') == 3
+    assert last_seq_of(path, cut + '{"seq": "9"}\n') == 3
+    # Only the end of a long file is read for its last line.
+    long = "".join(journal.line_of(ENTRY, KEY, n) for n in range(301, 501))
+    assert len(long) > 65536
+    assert last_seq_of(path, long) == 500
+    assert last_seq_of(path, long, tail=len(journal.line_of(ENTRY, KEY, 500)) + 1) == 500
+    # The end is counted back from the file's size: a last line across the 64 KiB mark.
+    lines = []
+    while sum(map(len, lines)) < 65536:
+        lines.append(journal.line_of(ENTRY, KEY, 301 + len(lines)))
+    assert sum(map(len, lines[:-1])) < 65536 <= sum(map(len, lines)) < 65536 * 2
+    assert last_seq_of(path, "".join(lines)) == 300 + len(lines)
+
+
+def test_the_mirror_numbers_its_lines_after_those_already_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "erasures.jsonl"
+    other = JournalEntry.offboarding(ACCOUNT, AT)
+    path.write_text(older_line(1) + older_line(2))
+    assert ErasureMirror(path, KEY).append([ENTRY, other]) == 2
+    assert [json.loads(x).get("seq") for x in path.read_text().splitlines()] == [None, None, 3, 4]
+    path.write_text(journal.line_of(ENTRY, KEY, 41))
+    ErasureMirror(path, KEY).append([other])
+    assert [e.seq for e in journal.read_file(path, KEY)] == [41, 42]
+
+
+@pytest.mark.parametrize(
+    ("seqs", "anchor", "missing"),
+    [
+        ((1, 2, 3), None, None),
+        ((1,), None, None),
+        ((1, 2, 3), 2, None),
+        ((1, 2, 3), 3, None),
+        ((1, 2, 3), 9, "it does not hold the backup's newest erasure"),
+        # An anchor held by none, sorting before every id or after: ids compared by equality.
+        ((1, 2, 3), uuid.UUID(int=0), "it does not hold the backup's newest erasure"),
+        ((1, 2, 3), uuid.UUID(int=2**128 - 1), "it does not hold the backup's newest erasure"),
+        ((4, 5), 1, None),  # lines cut, all older than the backup's newest erasure
+        ((4, 5), 2, None),
+        ((4, 5), None, "it starts at entry 4, not at the first"),
+        ((2,), None, "it starts at entry 2, not at the first"),
+        ((None, None, 3, 4), None, None),  # older lines count as lines
+        ((None, 2, 3), None, None),
+        ((None,) * 300 + (301, 302), None, None),  # positions past 256 compared by value
+        ((None, None, 5, 6), None, "it starts at entry 3, not at the first"),
+        ((None, 2), 1, None),
+        ((None, None, 1, 2), None, REFUSED),  # numbered as if the older lines were not there
+        ((256, 257, 258), 1, None),  # numbers past 256 (not shared objects) compared by value
+        ((1, 2, 4), None, "entries 3 to 3 are missing"),
+        ((1, 2, 6, 7), 1, "entries 3 to 5 are missing"),
+        ((4, 6), 1, "entries 5 to 5 are missing"),
+        # A number again, or going back (two files end to end): refused, whatever it says.
+        ((1, 2, 2), None, REFUSED),
+        ((1, 1), 1, REFUSED),
+        ((1, 3, 2), None, REFUSED),
+        ((1, None), None, "entry 2 has no sequence number after numbered entries"),
+        ((1, 2, None, 4), None, "entry 3 has no sequence number after numbered entries"),
+        ((None, None), None, "its entries carry no sequence numbers (written before format 3)"),
+        ((None,), 1, "its entries carry no sequence numbers (written before format 3)"),
+        ((), None, "it is empty"),
+        ((), 1, "it is empty"),
+    ],
+)
+def test_what_a_journal_covers(
+    seqs: tuple[int | None, ...], anchor: int | uuid.UUID | None, missing: str | None
+) -> None:
+    # The anchor is the id of the entry at that position (from 1), or an id of none.
+    if isinstance(anchor, int):
+        anchor = uuid.UUID(int=anchor)
+    said = journal.covers(numbered(*seqs), anchor)
+    if missing is REFUSED:
+        assert isinstance(said, str) and said
+    else:
+        assert said == missing
+
+
 # -- the journal table -------------------------------------------------------------------
 
 
