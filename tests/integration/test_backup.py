@@ -397,7 +397,7 @@ def test_restore_names_what_the_journal_is_missing(
         ok=False, process=True,
     ).stderr  # fmt: skip
     assert "no erasure journal covers the time since the backup" in refused
-    assert f"{gapped}: entries 2 to 2 are missing" in refused
+    assert f"{gapped}: entry 2 is missing" in refused
     assert f"{headless}: it does not hold the backup's newest erasure" in refused
     assert "--no-erasure-since" in refused and "Nothing was changed" in refused
     if not PG_URL:

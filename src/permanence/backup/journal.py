@@ -250,8 +250,14 @@ def covers(entries: Sequence[JournalEntry], anchor: uuid.UUID | None) -> str | N
                 return f"entry {n + 1} has no sequence number after numbered entries"
             continue
         if expected is not None and e.seq != expected:
+            if e.seq < expected:  # two files end to end, or lines out of order
+                return f"entry {n + 1} is numbered {e.seq} after {expected - 1}: numbers go back"
+            if e.seq == expected + 1:
+                return f"entry {expected} is missing"
             return f"entries {expected} to {e.seq - 1} are missing"
         if expected is None and e.seq != n + 1 and anchor is None:
+            if e.seq < n + 1:
+                return f"entry {n + 1} is numbered {e.seq}, as if the {n} lines before it were not"
             return f"it starts at entry {e.seq - n}, not at the first"
         expected = e.seq + 1
     if expected is None:
