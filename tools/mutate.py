@@ -198,7 +198,8 @@ TARGETS: dict[str, Target] = {
     ),
     # Blind-index lookups: identifiers sealed with their indexes, candidates fetched by index
     # and kept only on an exact match of every identifier given; another account's caller
-    # is not found. (register/update_identity/identity are the rights and audit side.)
+    # is not found; OpenDSR's hashed e-mail, whose index an account's older callers get on
+    # its first hashed lookup. (register/update_identity/identity are the rights and audit side.)
     "subjects/service.py": _t(
         "tests/integration/test_subjects.py",
         functions=(
@@ -208,6 +209,8 @@ TARGETS: dict[str, Target] = {
             "get",
             "_candidates",
             "find",
+            "_index_hashed_emails",
+            "email_sha256",
             "_opened",
             "_matches",
         ),

@@ -397,3 +397,47 @@ def test_caller_found_by_the_sha256_of_the_email_even_one_registered_before_the_
         assert s.get(Caller, old).email_sha256_bidx is not None  # type: ignore[union-attr]
         with pytest.raises(ValidationFailed, match="64 hexadecimal"):
             subjects.find(s, rt.keyring, email_sha256="ancien@exemple.fr")
+
+
+def test_a_hashed_lookup_indexes_only_its_own_accounts_older_callers(rt: Runtime) -> None:
+    """The first hashed lookup of an account indexes that account's callers registered before
+    migration 0087, never another account's: their keys are not even tried, their index stays
+    missing until their own account's first hashed lookup."""
+    import hashlib
+
+    from sqlalchemy import update
+
+    accounts = [make_account(rt, slug) for slug in ("cabinet-lefevre", "b-plomberie", "c-serrures")]
+    # The searching account's id sorts between the two others: a filter written <= or >=
+    # instead of == lets one of them in.
+    low, b, high = sorted(accounts, key=lambda account: account.id)
+    email = "meme.adresse@exemple.fr"  # the same address in the three accounts
+    older = {
+        account.id: make_caller(rt, account.id, phone=None, email=email)
+        for account in (low, b, high)
+    }
+    for account_id, cid in older.items():
+        with rt.db.session(ctx_for(account_id)) as s:
+            s.execute(update(Caller).where(Caller.id == cid).values(email_sha256_bidx=None))
+    hashed = hashlib.sha256(email.encode()).hexdigest()
+
+    def index_of(account_id: uuid.UUID) -> bytes | None:
+        with rt.db.session(ctx_for(account_id)) as s:
+            return s.get(Caller, older[account_id]).email_sha256_bidx  # type: ignore[union-attr]
+
+    fresh = Runtime.from_settings(rt.settings)
+    try:
+        with fresh.db.session(ctx_for(b.id)) as s:
+            assert [c.id for c in subjects.find(s, fresh.keyring, email_sha256=hashed)] == [
+                older[b.id]
+            ]
+        assert {subject for subject, _ in fresh.keyring._deks} == {older[b.id]}
+    finally:
+        fresh.close()
+    assert index_of(b.id) is not None
+    assert index_of(low.id) is None and index_of(high.id) is None
+    for account in (low, high):
+        with rt.db.session(ctx_for(account.id)) as s:
+            found = subjects.find(s, rt.keyring, email_sha256=hashed)
+            assert [c.id for c in found] == [older[account.id]]
+        assert index_of(account.id) is not None
