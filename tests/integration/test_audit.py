@@ -19,8 +19,14 @@ from tests.factories import ctx_for, make_account, make_caller
 
 
 def _verify(rt: Runtime, external: list[dict[str, object]] | None = None) -> integrity.VerifyResult:
+    """``verify`` as the commands run it, and (SQLite) walked in two processes from two
+    entries on (ADR 0042): both must say the same."""
+    public = rt.keyring.checkpoint_signing_key().public_key()
     with rt.db.session(AccessContext.system("test"), readonly=True) as s:
-        return integrity.verify(s, rt.keyring.checkpoint_signing_key().public_key(), external or [])
+        result = integrity.verify(s, public, external or [])
+    with rt.db.session(AccessContext.system("test"), readonly=True) as s:
+        assert integrity.verify(s, public, external or [], split_at=2) == result
+    return result
 
 
 def _raw(rt: Runtime, sql: str, **params: object) -> None:

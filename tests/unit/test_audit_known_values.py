@@ -5,8 +5,9 @@ Every expected value here was written by hand or computed once with ``hashlib`` 
 of byte order, separator, key order or message layout breaks these tests, even if the code
 stays consistent with itself. The format is described in docs/architecture.md (audit log).
 
-The chain is built by hand in an in-memory SQLite database holding only the three audit
-tables, so ``verify`` is exercised without the rest of the application.
+The chain is built by hand in a SQLite database holding only the three audit tables, so
+``verify`` is exercised without the rest of the application: in memory (walked in one
+process) and in a file (walked in two, ADR 0042, whenever it is at least two entries long).
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import create_engine, delete, update
+from sqlalchemy import create_engine, delete, select, text, update
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from permanence.audit import integrity
+from permanence.audit import chain, integrity
 from permanence.audit import service as audit
 from permanence.audit.model import GENESIS_HASH, AuditCheckpoint, AuditEntry, AuditHead
 
@@ -229,9 +232,11 @@ def test_the_anchor_hash_is_the_second_half_of_the_anchor() -> None:
 # --- verify over a chain written by hand --------------------------------------------------------
 
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    engine = create_engine("sqlite://")
+@pytest.fixture(params=["one process", "two processes"])
+def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
+    """The hand-written chain; ``_verify`` walks it in two processes when it is in a file."""
+    in_file = request.param == "two processes"
+    engine = create_engine(f"sqlite:///{tmp_path / 'audit.db'}" if in_file else "sqlite://")
     tables = [AuditEntry.__table__, AuditHead.__table__, AuditCheckpoint.__table__]
     AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
     with Session(engine) as s:
@@ -257,7 +262,8 @@ def session() -> Iterator[Session]:
 
 
 def _verify(s: Session, external: list[dict[str, Any]] | None = None, batch: int = 5000) -> Any:
-    return integrity.verify(s, SIGNING_KEY.public_key(), external or [], batch=batch)
+    """``verify``, in two processes as soon as the chain has two entries in a SQLite file."""
+    return integrity.verify(s, SIGNING_KEY.public_key(), external or [], batch=batch, split_at=2)
 
 
 def _store(s: Session, seq: int) -> None:
@@ -631,3 +637,327 @@ def test_create_checkpoint_reads_the_head_under_lock(
     monkeypatch.setattr(Session, "get", spy)
     integrity.create_checkpoint(session, _Keyring())  # type: ignore[arg-type]
     assert asked and all(kw.get("with_for_update") is True for kw in asked)
+
+
+# --- a chain walked in two processes (ADR 0042) --------------------------------------------------
+# The second process walks entries 1 to 20 of a 40-entry chain in a SQLite file, this one 21 to
+# 40: every fault, on either side of the seam or on it, is named exactly as when the chain is
+# walked in one.
+
+LONG = 40
+MIDDLE = LONG // 2
+
+
+def _ids(seq: int) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+    """Actor and subject of entry ``seq``: some with ids, some without."""
+    actor = uuid.UUID(int=seq * 7919) if seq % 3 else None
+    return actor, uuid.UUID(int=seq * 104729) if seq % 4 else None
+
+
+@pytest.fixture
+def long_chain(tmp_path: Path) -> Iterator[tuple[Session, list[str]]]:
+    """Entries 1..LONG in a SQLite file, hashed by hashlib alone; stamped with microseconds
+    (the quick test passes) except every fifth, on the whole second (checked field by field,
+    found fine). The file's folder has in its name what a URI would read otherwise."""
+    folder = tmp_path / "a ?b#c%41d"
+    folder.mkdir()
+    engine = create_engine(URL.create("sqlite", database=str(folder / "audit.db")))
+    tables = [AuditEntry.__table__, AuditHead.__table__, AuditCheckpoint.__table__]
+    AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
+    prev, hashes = GENESIS_HASH, []
+    with Session(engine) as s:
+        for seq in range(1, LONG + 1):
+            ts = dt.datetime(2027, 1, 4, tzinfo=dt.UTC) + dt.timedelta(
+                seconds=seq, microseconds=0 if seq % 5 == 0 else seq * 1001
+            )
+            action = "caller.read" if seq % 2 else "message.create"
+            actor, subject = _ids(seq)
+            actor_j = f'"{actor}"' if actor else "null"
+            subject_j = f'"{subject}"' if subject else "null"
+            body = (
+                f'{{"account":null,"action":"{action}","actor":{actor_j},"details":{{}},'
+                f'"object":"x","reason":"test","role":"agent","subject":{subject_j},'
+                f'"ts":"{ts.isoformat()}"}}'
+            )
+            digest = hashlib.sha256(bytes.fromhex(prev) + seq.to_bytes(8, "big") + body.encode())
+            s.add(
+                AuditEntry(
+                    seq=seq,
+                    ts=ts,
+                    action=action,
+                    actor_id=actor,
+                    subject_id=subject,
+                    body=body,
+                    prev_hash=prev,
+                    hash=digest.hexdigest(),
+                )
+            )
+            prev = digest.hexdigest()
+            hashes.append(prev)
+        s.add(AuditHead(id=1, seq=LONG, hash=prev))
+        s.commit()
+        yield s, hashes
+    engine.dispose()
+
+
+def _both(s: Session, external: list[dict[str, Any]] | None = None) -> Any:
+    """The result walked in two processes, which must be the one walked in one."""
+    public = SIGNING_KEY.public_key()
+    split = integrity.verify(s, public, external or [], batch=7, split_at=2)
+    assert split == integrity.verify(s, public, external or [], batch=7, split_at=LONG + 1)
+    return split
+
+
+@pytest.fixture
+def halves(monkeypatch: pytest.MonkeyPatch) -> list[chain.Walk | None]:
+    """What each two-process walk returned: a walk when both halves held and met, None when
+    the chain was then walked again in one."""
+    seen: list[chain.Walk | None] = []
+    real = integrity._walked_in_two
+
+    def spy(*args: Any) -> chain.Walk | None:
+        seen.append(real(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(integrity, "_walked_in_two", spy)
+    return seen
+
+
+def test_an_intact_long_chain_is_walked_in_two_processes_that_meet(
+    long_chain: tuple[Session, list[str]], halves: list[chain.Walk | None]
+) -> None:
+    s, hashes = long_chain
+    cps = [_signed(seq, hashes[seq - 1]) for seq in (1, MIDDLE - 1, MIDDLE, MIDDLE + 1, LONG)]
+    public = SIGNING_KEY.public_key()
+    result = integrity.verify(s, public, cps, batch=7, split_at=2)
+    assert result == integrity.VerifyResult(True, LONG, LONG, checkpoints=5)
+    walked = halves[0]
+    assert walked is not None  # the halves met: not walked again in one
+    assert (walked.count, walked.last, walked.prev) == (LONG, LONG, hashes[-1])
+    assert walked.hashes_at == {seq: hashes[seq - 1] for seq in (1, 19, 20, 21, 40)}
+    # From the threshold on, in two; below it, in one.
+    assert integrity.verify(s, public, cps, split_at=LONG) == result
+    assert halves[1] is not None
+    assert integrity.verify(s, public, cps, split_at=LONG + 1) == result
+    assert halves[2:] == [None]
+
+
+def test_the_second_process_is_given_none_of_the_applications_settings(
+    long_chain: tuple[Session, list[str]],
+    halves: list[chain.Walk | None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PERMANENCE_MASTER_KEY", "not for the second process")
+    monkeypatch.setenv("UNRELATED_SETTING", "kept")
+    started: list[dict[str, Any]] = []
+    real = chain.subprocess.Popen
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        started.append(kw)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(chain.subprocess, "Popen", spy)
+    assert _both(long_chain[0]).ok
+    assert halves[0] is not None and len(started) == 1
+    assert "PERMANENCE_MASTER_KEY" not in started[0]["env"]
+    assert started[0]["env"]["UNRELATED_SETTING"] == "kept"
+
+
+def test_a_rewritten_first_half_is_caught_by_a_checkpoint_it_holds(
+    long_chain: tuple[Session, list[str]],
+) -> None:
+    s, _ = long_chain
+    result = _both(s, [_signed(MIDDLE - 5, "ab" * 32)])
+    assert (result.ok, result.broken_seq) == (False, MIDDLE - 5)
+    assert result.problem == "chain differs from a signed checkpoint (rewritten)"
+
+
+# Two entries trade places (their rows unchanged otherwise); statements split on ";".
+_SWAP = (
+    "UPDATE audit_log SET seq = -1 WHERE seq = {a}; UPDATE audit_log SET seq = {a} WHERE seq = {b};"
+    " UPDATE audit_log SET seq = {b} WHERE seq = -1"
+)
+
+
+@pytest.mark.parametrize(
+    ("sql", "broken", "column", "problem"),
+    [
+        # the last entry of the first half, the first of the second, and their link
+        (
+            f"UPDATE audit_log SET body = replace(body, 'test', 'tset') WHERE seq = {MIDDLE}",
+            MIDDLE,
+            "body",
+            "column body or hash: content does not match its hash",
+        ),
+        (
+            f"UPDATE audit_log SET hash = '{'00' * 32}' WHERE seq = {MIDDLE}",
+            MIDDLE,
+            "body",
+            "column body or hash: content does not match its hash",
+        ),
+        (
+            f"UPDATE audit_log SET prev_hash = '{'ff' * 32}' WHERE seq = {MIDDLE + 1}",
+            MIDDLE + 1,
+            "prev_hash",
+            "column prev_hash: previous-hash link does not match",
+        ),
+        (
+            f"UPDATE audit_log SET prev_hash = 'not hex' WHERE seq = {MIDDLE + 1}",
+            MIDDLE + 1,
+            "prev_hash",
+            "column prev_hash: previous-hash link does not match",
+        ),
+        (
+            f"UPDATE audit_log SET body = replace(body, 'test', 'tset') WHERE seq = {MIDDLE + 1}",
+            MIDDLE + 1,
+            "body",
+            "column body or hash: content does not match its hash",
+        ),
+        # removed: on the seam, on either side of it, far from it
+        (f"DELETE FROM audit_log WHERE seq = {MIDDLE}", MIDDLE, "seq", None),
+        (f"DELETE FROM audit_log WHERE seq = {MIDDLE + 1}", MIDDLE + 1, "seq", None),
+        ("DELETE FROM audit_log WHERE seq = 3", 3, "seq", None),
+        ("DELETE FROM audit_log WHERE seq = 33", 33, "seq", None),
+        # reordered: across the seam, and within each half
+        (_SWAP.format(a=MIDDLE, b=MIDDLE + 1), MIDDLE, "prev_hash", None),
+        (_SWAP.format(a=4, b=5), 4, "prev_hash", None),
+        (_SWAP.format(a=30, b=31), 30, "prev_hash", None),
+        # a copied column, in the first half (checked here after the second process listed
+        # it) and in the second
+        (
+            f"UPDATE audit_log SET action = 'subject.export' WHERE seq = {MIDDLE}",
+            MIDDLE,
+            "action",
+            "column action differs from the hashed body",
+        ),
+        (
+            f"UPDATE audit_log SET subject_id = NULL WHERE seq = {MIDDLE - 2}",
+            MIDDLE - 2,
+            "subject_id",
+            "column subject_id differs from the hashed body",
+        ),
+        (
+            f"UPDATE audit_log SET actor_id = NULL WHERE seq = {MIDDLE + 2}",
+            MIDDLE + 2,
+            "actor_id",
+            "column actor_id differs from the hashed body",
+        ),
+    ],
+)
+def test_a_fault_on_either_side_of_the_seam_is_named_as_when_walked_in_one(
+    long_chain: tuple[Session, list[str]],
+    halves: list[chain.Walk | None],
+    sql: str,
+    broken: int,
+    column: str,
+    problem: str | None,
+) -> None:
+    s, _ = long_chain
+    for statement in sql.split(";"):
+        s.execute(text(statement))
+    s.commit()
+    result = _both(s)
+    assert (result.ok, result.broken_seq, result.column) == (False, broken, column)
+    assert (result.entries, result.head_seq) == (broken - 1, broken - 1)
+    expected = problem or (
+        "entry missing (gap in sequence)"
+        if column == "seq"
+        else "column prev_hash: previous-hash link does not match"
+    )
+    assert result.problem == expected
+    assert halves[0] is None  # the halves did not vouch for it: walked again in one
+
+
+def _rehash_from(s: Session, first: int, link: str) -> None:
+    """Entries ``first``..LONG hashed again from ``link`` (bodies unchanged), the head moved
+    with them: a rewrite that holds together from ``first`` on."""
+    prev = link
+    for entry in s.scalars(select(AuditEntry).where(AuditEntry.seq >= first).order_by("seq")):
+        digest = hashlib.sha256(bytes.fromhex(prev) + entry.seq.to_bytes(8, "big"))
+        digest.update(entry.body.encode())
+        entry.prev_hash, entry.hash = prev, digest.hexdigest()
+        prev = entry.hash
+    s.execute(update(AuditHead).values(hash=prev))
+    s.commit()
+
+
+def test_a_second_half_rewritten_from_another_link_is_found_at_the_seam(
+    long_chain: tuple[Session, list[str]], halves: list[chain.Walk | None]
+) -> None:
+    """Every entry of the second half holds, and so does the head: only the seam does not."""
+    s, _ = long_chain
+    _rehash_from(s, MIDDLE + 1, "ff" * 32)
+    result = _both(s)
+    assert (result.ok, result.entries, result.broken_seq, result.column) == (
+        False,
+        MIDDLE,
+        MIDDLE + 1,
+        "prev_hash",
+    )
+    assert result.problem == "column prev_hash: previous-hash link does not match"
+    assert halves[0] is None
+
+
+def test_the_first_halfs_last_entry_removed_and_linked_over_is_found(
+    long_chain: tuple[Session, list[str]], halves: list[chain.Walk | None]
+) -> None:
+    """Entry MIDDLE removed, the second half hashed again from the entry before it: the
+    first half ends early but on the link the second half carries."""
+    s, hashes = long_chain
+    s.execute(delete(AuditEntry).where(AuditEntry.seq == MIDDLE))
+    _rehash_from(s, MIDDLE + 1, hashes[MIDDLE - 2])
+    result = _both(s)
+    assert (result.ok, result.entries, result.broken_seq, result.column) == (
+        False,
+        MIDDLE - 1,
+        MIDDLE,
+        "seq",
+    )
+    assert result.problem == "entry missing (gap in sequence)"
+    assert halves[0] is None
+
+
+def test_a_removed_tail_is_found_when_walked_in_two(
+    long_chain: tuple[Session, list[str]],
+) -> None:
+    s, _ = long_chain
+    s.execute(text(f"DELETE FROM audit_log WHERE seq > {LONG - 3}"))
+    s.commit()
+    result = _both(s)
+    assert (result.ok, result.entries, result.head_seq, result.broken_seq) == (
+        False,
+        LONG - 3,
+        LONG - 3,
+        LONG - 2,
+    )
+    assert result.problem == "entries after the last one were removed"
+
+
+def test_a_second_process_that_cannot_start_leaves_the_walk_to_one(
+    long_chain: tuple[Session, list[str]],
+    halves: list[chain.Walk | None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s, _ = long_chain
+    monkeypatch.setattr(chain.sys, "executable", "/nonexistent/python")
+    result = integrity.verify(s, SIGNING_KEY.public_key(), batch=7, split_at=2)
+    assert result == integrity.VerifyResult(True, LONG, LONG)
+    assert halves == [None]
+
+
+def test_a_second_process_that_fails_leaves_the_walk_to_one(
+    long_chain: tuple[Session, list[str]],
+    halves: list[chain.Walk | None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It exits non-zero (here: its file does not exist): its answer is not taken."""
+    s, _ = long_chain
+    real = chain.start_range
+
+    def elsewhere(path: str, *args: Any) -> Any:
+        return real(path + ".missing", *args)
+
+    monkeypatch.setattr(chain, "start_range", elsewhere)
+    result = integrity.verify(s, SIGNING_KEY.public_key(), batch=7, split_at=2)
+    assert result == integrity.VerifyResult(True, LONG, LONG)
+    assert halves == [None]

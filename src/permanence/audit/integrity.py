@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from permanence.audit import chain
 from permanence.audit.model import GENESIS_HASH, AuditCheckpoint, AuditEntry, AuditHead
 from permanence.crypto.keyring import Keyring
 from permanence.db import utcnow
@@ -66,10 +66,15 @@ class VerifyResult:
         return f"audit chain BROKEN at entry {self.broken_seq}: {self.problem}"
 
 
+# The batches of one walk (chain.walk reads these columns in this order).
 _VERIFY_SQL = (
     "SELECT seq, body, prev_hash, hash, action, actor_id, subject_id, ts FROM audit_log "
     "WHERE seq > ? ORDER BY seq LIMIT ?"
 )
+
+# Below this many entries the chain is walked in one process: starting the second one (a few
+# hundredths of a second) would cost more than it saves (ADR 0042).
+SPLIT_AT = 50_000
 
 
 def verify(
@@ -77,111 +82,49 @@ def verify(
     public_key: Ed25519PublicKey,
     external_checkpoints: Iterable[Mapping[str, Any]] = (),
     batch: int = 20_000,
+    *,
+    split_at: int = SPLIT_AT,
 ) -> VerifyResult:
     """Recompute the chain from the start (or from the signed anchor the retention policy
-    pruned it behind, audit/retention.py); name the first entry that does not hold."""
-    prev, expected_seq, count = GENESIS_HASH, 1, 0
+    pruned it behind, audit/retention.py); name the first entry that does not hold.
+
+    A chain in a SQLite file of ``split_at`` entries or more is walked in two parts at once,
+    the first by a second process (ADR 0042); when either part finds a fault, the whole chain
+    is walked again in one, which names the first fault as it always has."""
+    prev, anchored = GENESIS_HASH, 0
     anchor = anchor_of(session, public_key)
     if isinstance(anchor, str):
         return VerifyResult(False, 0, 0, 1, anchor)
-    anchored = 0
     if anchor is not None:
         anchored, prev = anchor
-        expected_seq = anchored + 1
-    hashes_at: dict[int, str] = {}
     wanted = {int(c["seq"]) for c in external_checkpoints if "seq" in c}
     stored = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)).all()
     wanted |= {c.seq for c in stored}
-    last = anchored
     # Read in large batches through the transaction's DB-API cursor (no ORM, no per-row type
     # processing): the chain is checked at the speed of hashing, not of object building.
     conn = session.connection()
-    cursor = conn.connection.cursor()
+    cursor: Any = conn.connection.cursor()  # iterated: its rows go to chain.walk one by one
     sql = _VERIFY_SQL.replace("?", "%s") if conn.dialect.paramstyle != "qmark" else _VERIFY_SQL
-    sha256, prev_raw = hashlib.sha256, bytes.fromhex(prev)
-    # The indexed columns are copies of the hashed body: a quick test on its text (below);
-    # what it is made of is remembered (actions and actors recur along the chain).
-    # What the quick test builds from the columns is remembered: actions and actors recur.
-    leads: dict[tuple[object, object], str] = {}  # (action, actor) -> '"action":…,"actor":…,'
-    iso = _iso_utc
+
+    def differing(seq: int) -> str | None:
+        return _column_differing_at(session, seq)
+
     try:
-        while True:
-            cursor.execute(sql, (last, batch))
-            rows = cursor.fetchall()
-            if not rows:
-                break
-            if len(leads) > 100_000:
-                leads.clear()
-            for seq, body, prev_hash, digest, action, actor, subject, ts in rows:
-                if seq != expected_seq:
-                    return VerifyResult(
-                        False,
-                        count,
-                        last,
-                        expected_seq,
-                        "entry missing (gap in sequence)",
-                        column="seq",
-                    )
-                if prev_hash != prev:
-                    return VerifyResult(
-                        False,
-                        count,
-                        last,
-                        seq,
-                        "column prev_hash: previous-hash link does not match",
-                        column="prev_hash",
-                    )
-                computed = sha256(prev_raw + seq.to_bytes(8, "big") + body.encode())
-                if computed.hexdigest() != digest:
-                    return VerifyResult(
-                        False,
-                        count,
-                        last,
-                        seq,
-                        "column body or hash: content does not match its hash",
-                        column="body",
-                    )
-                # The quick test, on the body's canonical text (``canonical``: sorted keys;
-                # codes and ids hold no quote): "action" and "actor" come before "details"
-                # (the one nested object), "subject" and "ts" are the body's last two keys.
-                # It passes only when every copy matches; a row that does not pass it is
-                # checked field by field, which names the column (or finds the row fine: a ts
-                # written without microseconds, an older body). Written out in the loop: it
-                # runs for every entry.
-                lead = leads.get((action, actor))
-                if lead is None:
-                    lead = leads[(action, actor)] = _lead_text(action, actor)
-                at = body.find(lead) if lead else -1
-                if type(subject) is str and len(subject) == 32:  # SQLite's uuid: 32 hex digits
-                    # Not escaped as JSON: at its place in the body only the quoted id it
-                    # stands for can equal this text (a uuid's text holds no quote).
-                    u = subject
-                    subject_j = f'"{u[:8]}-{u[8:12]}-{u[12:16]}-{u[16:20]}-{u[20:]}"'
-                else:
-                    subject_j = _id_json(subject)
-                # SQLite keeps ts as naive UTC text ("2026-12-06 16:28:56.771494")
-                ts_j = ts.replace(" ", "T", 1) + "+00:00" if type(ts) is str else iso(ts)
-                if (
-                    at < 0
-                    or body.find('"details":') <= at
-                    or not body.endswith(f',"subject":{subject_j},"ts":"{ts_j}"}}')
-                ):
-                    differs = _column_differing_at(session, seq)
-                    if differs is not None:
-                        return VerifyResult(
-                            False,
-                            count,
-                            last,
-                            seq,
-                            f"column {differs} differs from the hashed body",
-                            column=differs,
-                        )
-                if seq in wanted:
-                    hashes_at[seq] = digest
-                prev, expected_seq, last, count = digest, seq + 1, seq, count + 1
-                prev_raw = computed.digest()
+        w = None
+        if conn.dialect.name == "sqlite":
+            w = _walked_in_two(cursor, sql, anchored, prev, wanted, batch, split_at, differing)
+        if w is None:
+            w = chain.Walk(anchored, prev, wanted)
+            while w.failure is None:
+                cursor.execute(sql, (w.last, batch))
+                if not chain.walk(w, cursor, differing):
+                    break
     finally:
         cursor.close()
+    if w.failure is not None:
+        broken, problem, column = w.failure
+        return VerifyResult(False, w.count, w.last, broken, problem, column=column)
+    count, last, prev, hashes_at = w.count, w.last, w.prev, w.hashes_at
     head = session.get(AuditHead, 1)
     if head is not None and (head.seq != last or head.hash != prev):
         return VerifyResult(False, count, last, last + 1, "entries after the last one were removed")
@@ -221,46 +164,72 @@ def verify(
     return VerifyResult(True, count, last, checkpoints=matched, pruned_through=anchored)
 
 
+def _walked_in_two(
+    cursor: Any,
+    sql: str,
+    anchored: int,
+    prev: str,
+    wanted: set[int],
+    batch: int,
+    split_at: int,
+    differing: Callable[[int], str | None],
+) -> chain.Walk | None:
+    """The chain of a SQLite file walked in two parts at once: a second process walks the
+    first half (``chain.start_range``, on its own connection) while this one walks the rest,
+    from the link the second half's first entry carries; that link must then be the hash
+    the first half ends on. None — walk it all in one — when the chain is shorter than
+    ``split_at`` or not in a file, when the second process could not start or failed, or
+    when either part found anything: a fault, a gap, an entry whose columns must be checked
+    field by field and differ, the halves not meeting. (The second process reads what is
+    committed; what this transaction alone sees, it walks in its part or in one.)"""
+    cursor.execute("SELECT max(seq) FROM audit_log")
+    (top,) = cursor.fetchone()
+    if top is None or top - anchored < split_at:
+        return None
+    path = next((row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"), "")
+    if not path:  # in memory
+        return None
+    middle = anchored + (top - anchored) // 2
+    cursor.execute("SELECT prev_hash FROM audit_log WHERE seq = ?", (middle + 1,))
+    link = cursor.fetchone()
+    try:
+        bytes.fromhex(link[0])  # the link the walk starts from (a hex digest)
+    except (TypeError, ValueError):  # no entry there, or not hex: found when walked in one
+        return None
+    proc = chain.start_range(path, anchored, middle, prev, wanted, batch)
+    if proc is None:
+        return None
+    try:
+        w = chain.Walk(middle, link[0], wanted)
+        while w.failure is None:
+            cursor.execute(sql, (w.last, batch))
+            if not chain.walk(w, cursor, differing):
+                break
+        first = chain.range_result(proc)
+    finally:
+        chain.stop(proc)
+    # The first half stops at the entry before its first fault (or before a gap): it must end
+    # on the entry before the seam, on the link the second half starts from.
+    if (
+        w.failure is not None
+        or first is None
+        or first.get("last") != middle
+        or first.get("prev") != link[0]
+    ):
+        return None
+    suspects = first.get("suspects")
+    hashes = first.get("hashes_at")
+    if not isinstance(suspects, list) or not isinstance(hashes, list):
+        return None
+    if any(differing(int(seq)) is not None for seq in suspects):
+        return None
+    w.count += middle - anchored
+    w.hashes_at.update((int(seq), str(digest)) for seq, digest in hashes)
+    return w
+
+
 def prev_at_anchor(anchor: tuple[int, str] | None) -> str | None:
     return anchor[1] if anchor is not None else None
-
-
-def _uuid_text(value: object) -> str | None:
-    """A uuid column as the DB-API driver returns it (UUID, or SQLite's 32 hex digits), as the
-    body writes it; None for NULL."""
-    if value is None:
-        return None
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    text = str(value)
-    if len(text) == 32:
-        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-    return text
-
-
-def _id_json(value: object) -> str:
-    """An id column's JSON text in the body (``"…"`` or ``null``)."""
-    text = _uuid_text(value)
-    return json.dumps(text) if text is not None else "null"
-
-
-def _lead_text(action: object, actor: object) -> str:
-    """The body's text from "action" to the actor's id, for these columns ("": a column no
-    canonical body can hold — a quote or a backslash in the action; checked field by
-    field)."""
-    if not isinstance(action, str) or '"' in action or "\\" in action:
-        return ""
-    return '"action":"' + action + '","actor":' + _id_json(actor) + ","
-
-
-def _iso_utc(value: object) -> str:
-    """The ts column as the body writes it (``isoformat()`` of an aware UTC datetime)."""
-    if type(value) is str:
-        return value.replace(" ", "T", 1) + "+00:00"  # SQLite's naive UTC text
-    if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-        return aware.astimezone(dt.UTC).isoformat()
-    return str(value).replace(" ", "T", 1) + "+00:00"  # SQLite's naive UTC text
 
 
 def _column_differing_at(session: Session, seq: int) -> str | None:
