@@ -189,6 +189,7 @@ TARGETS: dict[str, Target] = {
         standalone=True,
         functions=(
             "verify",
+            "_walked_in_two",
             "prev_at_anchor",
             "_column_differing",
             "_message",

@@ -210,21 +210,12 @@ def _walked_in_two(
         chain.stop(proc)
     # The first half stops at the entry before its first fault (or before a gap): it must end
     # on the entry before the seam, on the link the second half starts from.
-    if (
-        w.failure is not None
-        or first is None
-        or first.get("last") != middle
-        or first.get("prev") != link[0]
-    ):
+    if w.failure is not None or first is None or first[:2] != (middle, link[0]):
         return None
-    suspects = first.get("suspects")
-    hashes = first.get("hashes_at")
-    if not isinstance(suspects, list) or not isinstance(hashes, list):
-        return None
-    if any(differing(int(seq)) is not None for seq in suspects):
+    if any(differing(seq) is not None for seq in first[3]):
         return None
     w.count += middle - anchored
-    w.hashes_at.update((int(seq), str(digest)) for seq, digest in hashes)
+    w.hashes_at.update(first[2])
     return w
 
 
