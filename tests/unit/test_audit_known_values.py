@@ -534,6 +534,28 @@ def test_a_pruned_chain_verifies_from_its_anchor(pruned: Session) -> None:
     )
 
 
+def test_a_pruned_chain_is_split_by_the_entries_it_holds(
+    pruned: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries 3 and 4 behind the anchor at 2: two entries, split from ``split_at`` 2, the
+    second process walking entry 3 from the anchor's hash."""
+    started: list[tuple[Any, ...]] = []
+    real = chain.start_range
+
+    def spy(*args: Any) -> Any:
+        started.append(args[1:4])
+        return real(*args)
+
+    monkeypatch.setattr(chain, "start_range", spy)
+    public = SIGNING_KEY.public_key()
+    expected = integrity.VerifyResult(True, 2, 4, checkpoints=1, pruned_through=2)
+    assert integrity.verify(pruned, public, split_at=3) == expected
+    assert started == []
+    assert integrity.verify(pruned, public, split_at=2) == expected
+    in_file = bool(pruned.get_bind().url.database)
+    assert started == ([(2, 3, HASHES[1])] if in_file else [])
+
+
 def test_checkpoints_before_the_anchor_are_checked_for_signature_then_skipped(
     pruned: Session,
 ) -> None:
