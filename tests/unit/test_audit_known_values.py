@@ -619,8 +619,11 @@ def _long_chain(s: Session, n: int) -> list[str]:
     return hashes
 
 
-def test_a_chain_of_three_hundred_entries_verifies_and_prunes() -> None:
-    engine = create_engine("sqlite://")
+@pytest.mark.parametrize("in_file", [False, True], ids=["one process", "two processes"])
+def test_a_chain_of_three_hundred_entries_verifies_and_prunes(
+    in_file: bool, tmp_path: Path
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'audit.db'}" if in_file else "sqlite://")
     tables = [AuditEntry.__table__, AuditHead.__table__, AuditCheckpoint.__table__]
     AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
     with Session(engine) as s:
