@@ -50,10 +50,9 @@ class Walk:
 
 def walk(w: Walk, rows: Iterable[Any], differing: Callable[[int], str | None]) -> int:
     """Check ``rows`` (seq, body, prev_hash, hash, action, actor_id, subject_id, ts; in order
-    of seq) from where ``w`` stands; the number of rows
-    read. Stops at the first fault (``w.failure``). ``differing(seq)`` is asked, for an entry
-    whose indexed columns do not pass the quick test below, which column differs from its
-    hashed body (None: none does)."""
+    of seq) from where ``w`` stands; return the number of rows read. Stops at the first fault
+    (``w.failure``). ``differing(seq)`` is asked, for an entry whose indexed columns do not
+    pass the quick test below, which column differs from its hashed body (None: none does)."""
     if len(w.leads) > 100_000:
         w.leads.clear()
     leads, wanted = w.leads, w.wanted
