@@ -535,10 +535,11 @@ def test_a_pruned_chain_verifies_from_its_anchor(pruned: Session) -> None:
 
 
 def test_a_pruned_chain_is_split_by_the_entries_it_holds(
-    pruned: Session, monkeypatch: pytest.MonkeyPatch
+    pruned: Session, halves: list[chain.Walk | None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Entries 3 and 4 behind the anchor at 2: two entries, split from ``split_at`` 2, the
-    second process walking entry 3 from the anchor's hash."""
+    second process walking entry 3 from the anchor's hash, this one entry 4 (an odd middle:
+    the second half starts at middle + 1, not middle | 1)."""
     started: list[tuple[Any, ...]] = []
     real = chain.start_range
 
@@ -554,6 +555,8 @@ def test_a_pruned_chain_is_split_by_the_entries_it_holds(
     assert integrity.verify(pruned, public, split_at=2) == expected
     in_file = bool(pruned.get_bind().url.database)
     assert started == ([(2, 3, HASHES[1])] if in_file else [])
+    walked = halves[-1]
+    assert (walked is not None) is in_file  # the halves met: not walked again in one
 
 
 def test_checkpoints_before_the_anchor_are_checked_for_signature_then_skipped(
@@ -621,8 +624,16 @@ def _long_chain(s: Session, n: int) -> list[str]:
 
 @pytest.mark.parametrize("in_file", [False, True], ids=["one process", "two processes"])
 def test_a_chain_of_three_hundred_entries_verifies_and_prunes(
-    in_file: bool, tmp_path: Path
+    in_file: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    started: list[tuple[Any, ...]] = []
+    real = chain.start_range
+
+    def spy(*args: Any) -> Any:
+        started.append(args[1:4])
+        return real(*args)
+
+    monkeypatch.setattr(chain, "start_range", spy)
     engine = create_engine(f"sqlite:///{tmp_path / 'audit.db'}" if in_file else "sqlite://")
     tables = [AuditEntry.__table__, AuditHead.__table__, AuditCheckpoint.__table__]
     AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
@@ -645,6 +656,8 @@ def test_a_chain_of_three_hundred_entries_verifies_and_prunes(
         result = _verify(s, [_signed(300, hashes[299])])
         assert result == integrity.VerifyResult(True, 2, 301, checkpoints=2, pruned_through=299)
     engine.dispose()
+    # In a file, split in the middle each time: of 301 entries, then of the two after 299.
+    assert started == ([(0, 150, GENESIS_HASH), (299, 300, hashes[298])] if in_file else [])
 
 
 def test_create_checkpoint_reads_the_head_under_lock(
