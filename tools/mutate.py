@@ -199,7 +199,11 @@ TARGETS: dict[str, Target] = {
     ),
     # The chain's walk (the per-entry checks verify ran inline before ADR 0042) and the second
     # process that walks the first half of a long SQLite chain: run as a script by the tests.
-    "audit/chain.py": _t("tests/unit/test_audit_known_values.py", standalone=True),
+    "audit/chain.py": _t(
+        "tests/unit/test_audit_known_values.py",
+        "tests/unit/test_audit_chain_walk.py",
+        standalone=True,
+    ),
     # Blind-index lookups: identifiers sealed with their indexes, candidates fetched by index
     # and kept only on an exact match of every identifier given; another account's caller
     # is not found; OpenDSR's hashed e-mail, whose index an account's older callers get on

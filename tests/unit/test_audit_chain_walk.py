@@ -1,0 +1,140 @@
+"""The walk's quick test (audit/chain.py, ADR 0042): for an entry whose columns all match
+its hashed body, whatever form the database driver returns them in, the walk never falls
+back to the column-by-column check; for one whose column differs, it always does. The
+fallback gives the same verdict, only slower: a quick test that fails on clean rows would
+cost every entry the slow path (issue 24's 300k entries/s) without any other test seeing it.
+Standalone: no conftest, no database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from permanence.audit import chain
+from permanence.audit.model import GENESIS_HASH
+
+ACTOR = uuid.UUID("0b4c8a2e-5f1d-4e3a-9c7b-2d6e8f0a1b3c")
+SUBJECT = uuid.UUID("7e9d1c3b-2a4f-4b6d-8e0c-1f3a5b7d9e2f")
+ACCOUNT = uuid.UUID("4a6c8e0b-1d3f-4a5c-9e7b-0d2f4a6c8e1b")
+AT = dt.datetime(2027, 1, 4, 9, 30, 15, 123456, tzinfo=dt.UTC)
+PARIS = dt.timezone(dt.timedelta(hours=1))
+
+
+def body(at: dt.datetime, actor: uuid.UUID | None, subject: uuid.UUID | None) -> str:
+    """An entry's body as audit.record writes it (sorted keys, no spaces)."""
+    return json.dumps(
+        {
+            "action": "message.read",
+            "actor": str(actor) if actor else None,
+            **({"actor_kind": "user"} if actor else {}),
+            "account": str(ACCOUNT),
+            "details": {"fields": 3},
+            "object": "message:1",
+            "reason": "portal:inbox",
+            "role": "client",
+            "subject": str(subject) if subject else None,
+            "ts": at.isoformat(),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+
+
+def rows(
+    count: int,
+    actor: Callable[[int], Any],
+    subject: Callable[[int], Any],
+    ts: Callable[[dt.datetime], Any],
+) -> list[tuple[Any, ...]]:
+    """``count`` chained rows in walk()'s column order, the columns in a driver's forms."""
+    out, prev = [], GENESIS_HASH
+    for seq in range(1, count + 1):
+        at = AT + dt.timedelta(seconds=seq)
+        a = ACTOR if seq % 2 else None
+        s = SUBJECT if seq % 3 else None
+        text = body(at, a, s)
+        digest = hashlib.sha256(bytes.fromhex(prev) + seq.to_bytes(8, "big") + text.encode())
+        out.append(
+            (seq, text, prev, digest.hexdigest(), "message.read", actor(seq), subject(seq), ts(at))
+        )
+        prev = digest.hexdigest()
+    return out
+
+
+def _sqlite_ts(at: dt.datetime) -> str:
+    return at.replace(tzinfo=None).isoformat(sep=" ")  # SQLite: naive UTC text
+
+
+FORMS: dict[str, dict[str, Callable[..., Any]]] = {
+    "sqlite": {  # uuids as 32 hex digits, ts as naive UTC text
+        "actor": lambda seq: ACTOR.hex if seq % 2 else None,
+        "subject": lambda seq: SUBJECT.hex if seq % 3 else None,
+        "ts": _sqlite_ts,
+    },
+    "postgresql": {  # UUID objects, ts aware (in the session's time zone: here Paris)
+        "actor": lambda seq: ACTOR if seq % 2 else None,
+        "subject": lambda seq: SUBJECT if seq % 3 else None,
+        "ts": lambda at: at.astimezone(PARIS),
+    },
+    "naive datetime": {  # a driver giving naive UTC datetimes, uuids as text with dashes
+        "actor": lambda seq: str(ACTOR) if seq % 2 else None,
+        "subject": lambda seq: str(SUBJECT) if seq % 3 else None,
+        "ts": lambda at: at.replace(tzinfo=None),
+    },
+}
+
+
+def walk(chain_rows: list[tuple[Any, ...]]) -> tuple[chain.Walk, int, list[int]]:
+    asked: list[int] = []
+
+    def differing(seq: int) -> str | None:
+        asked.append(seq)
+        return "subject_id"
+
+    w = chain.Walk(0, GENESIS_HASH, {3})
+    seen = chain.walk(w, chain_rows, differing)
+    return w, seen, asked
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_clean_entries_pass_the_quick_test_in_every_drivers_form(form: str) -> None:
+    f = FORMS[form]
+    w, seen, asked = walk(rows(12, f["actor"], f["subject"], f["ts"]))
+    assert (w.failure, seen, w.count, w.last, w.expected) == (None, 12, 12, 12, 13)
+    assert asked == []  # not one entry fell back to the column-by-column check
+    assert set(w.hashes_at) == {3}
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        (4, "message.write"),  # the action
+        (5, uuid.UUID(int=5)),  # the actor
+        (6, uuid.UUID(int=6)),  # the subject
+        (7, AT + dt.timedelta(days=1)),  # the time
+    ],
+)
+def test_an_entry_whose_column_differs_is_checked_column_by_column(
+    form: str, column: int, value: Any
+) -> None:
+    f = FORMS[form]
+    chain_rows = rows(6, f["actor"], f["subject"], f["ts"])
+    changed = list(chain_rows[3])
+    if column == 7:
+        value = f["ts"](value)
+    elif column in (5, 6):
+        value = {"sqlite": value.hex, "naive datetime": str(value)}.get(form, value)
+    changed[column] = value
+    chain_rows[3] = tuple(changed)
+    w, seen, asked = walk(chain_rows)
+    assert asked == [4]
+    assert w.failure == (4, "column subject_id differs from the hashed body", "subject_id")
+    assert (seen, w.count, w.last) == (4, 3, 3)
