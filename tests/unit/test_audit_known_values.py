@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -590,10 +590,37 @@ def test_entries_missing_with_no_anchor_stop_verification(session: Session) -> N
 # for "==" on sequence numbers.
 
 
+Entry = tuple[dt.datetime, str, uuid.UUID | None, uuid.UUID | None, str]
+
+
+def _add_chained(s: Session, entries: Iterable[Entry]) -> list[str]:
+    """Entries 1.. (ts, action, actor, subject, body) linked and hashed by hashlib alone, and
+    the head on the last; not committed. Their hashes, in order."""
+    prev, hashes = GENESIS_HASH, []
+    for seq, (ts, action, actor, subject, body) in enumerate(entries, 1):
+        digest = hashlib.sha256(bytes.fromhex(prev) + seq.to_bytes(8, "big") + body.encode())
+        s.add(
+            AuditEntry(
+                seq=seq,
+                ts=ts,
+                action=action,
+                actor_id=actor,
+                subject_id=subject,
+                body=body,
+                prev_hash=prev,
+                hash=digest.hexdigest(),
+            )
+        )
+        prev = digest.hexdigest()
+        hashes.append(prev)
+    s.merge(AuditHead(id=1, seq=len(hashes), hash=prev))
+    return hashes
+
+
 def _long_chain(s: Session, n: int) -> list[str]:
     """Entries 1..n, the last an audit.prune through n - 2; hashes by hashlib alone."""
-    prev, hashes = GENESIS_HASH, []
-    for seq in range(1, n + 1):
+
+    def entry(seq: int) -> Entry:
         ts = dt.datetime(2027, 1, 4, tzinfo=dt.UTC) + dt.timedelta(seconds=seq)
         action = "audit.prune" if seq == n else "caller.read"
         details = f'{{"through":{n - 2}}}' if seq == n else "{}"
@@ -602,22 +629,9 @@ def _long_chain(s: Session, n: int) -> list[str]:
             f'"object":"x","reason":"test","role":"system","subject":null,'
             f'"ts":"{ts.isoformat()}"}}'
         )
-        digest = hashlib.sha256(bytes.fromhex(prev) + seq.to_bytes(8, "big") + body.encode())
-        s.add(
-            AuditEntry(
-                seq=seq,
-                ts=ts,
-                action=action,
-                actor_id=None,
-                subject_id=None,
-                body=body,
-                prev_hash=prev,
-                hash=digest.hexdigest(),
-            )
-        )
-        prev = digest.hexdigest()
-        hashes.append(prev)
-    s.merge(AuditHead(id=1, seq=n, hash=prev))
+        return ts, action, None, None, body
+
+    hashes = _add_chained(s, map(entry, range(1, n + 1)))
     s.commit()
     return hashes
 
@@ -703,37 +717,24 @@ def long_chain(tmp_path: Path) -> Iterator[tuple[Session, list[str]]]:
     engine = create_engine(URL.create("sqlite", database=str(folder / "audit.db")))
     tables = [AuditEntry.__table__, AuditHead.__table__, AuditCheckpoint.__table__]
     AuditEntry.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
-    prev, hashes = GENESIS_HASH, []
+
+    def entry(seq: int) -> Entry:
+        ts = dt.datetime(2027, 1, 4, tzinfo=dt.UTC) + dt.timedelta(
+            seconds=seq, microseconds=0 if seq % 5 == 0 else seq * 1001
+        )
+        action = "caller.read" if seq % 2 else "message.create"
+        actor, subject = _ids(seq)
+        actor_j = f'"{actor}"' if actor else "null"
+        subject_j = f'"{subject}"' if subject else "null"
+        body = (
+            f'{{"account":null,"action":"{action}","actor":{actor_j},"details":{{}},'
+            f'"object":"x","reason":"test","role":"agent","subject":{subject_j},'
+            f'"ts":"{ts.isoformat()}"}}'
+        )
+        return ts, action, actor, subject, body
+
     with Session(engine) as s:
-        for seq in range(1, LONG + 1):
-            ts = dt.datetime(2027, 1, 4, tzinfo=dt.UTC) + dt.timedelta(
-                seconds=seq, microseconds=0 if seq % 5 == 0 else seq * 1001
-            )
-            action = "caller.read" if seq % 2 else "message.create"
-            actor, subject = _ids(seq)
-            actor_j = f'"{actor}"' if actor else "null"
-            subject_j = f'"{subject}"' if subject else "null"
-            body = (
-                f'{{"account":null,"action":"{action}","actor":{actor_j},"details":{{}},'
-                f'"object":"x","reason":"test","role":"agent","subject":{subject_j},'
-                f'"ts":"{ts.isoformat()}"}}'
-            )
-            digest = hashlib.sha256(bytes.fromhex(prev) + seq.to_bytes(8, "big") + body.encode())
-            s.add(
-                AuditEntry(
-                    seq=seq,
-                    ts=ts,
-                    action=action,
-                    actor_id=actor,
-                    subject_id=subject,
-                    body=body,
-                    prev_hash=prev,
-                    hash=digest.hexdigest(),
-                )
-            )
-            prev = digest.hexdigest()
-            hashes.append(prev)
-        s.add(AuditHead(id=1, seq=LONG, hash=prev))
+        hashes = _add_chained(s, map(entry, range(1, LONG + 1)))
         s.commit()
         yield s, hashes
     engine.dispose()
