@@ -30,6 +30,7 @@ and the bench). It is imported by name whenever a ``Database`` is made
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -185,19 +186,8 @@ def _after_flush(session: Session, *_args: Any) -> None:
     # the hour's rows, unless something else in the hour is recounted anyway (below).
     added: Added = session.info.setdefault(_ADDED, {})
     for obj in session.new:
-        spec = WATCHED.get(type(obj))
-        if spec is None:
-            continue
-        at = getattr(obj, spec[1])
-        delta = _delta_of(obj)
-        if delta is None or not isinstance(at, dt.datetime):
-            # a call just opened has no answer time yet (one answered already has)
-            answered = isinstance(obj, Call) and obj.answered_at is not None
-            _mark(touched, obj.account_id, at, spec[0], seconds=answered)
-            continue
-        row = added.setdefault(obj.account_id, {}).setdefault(hour_of(at), {})
-        for c, v in delta.items():
-            row[c] = row.get(c, 0) + v
+        if type(obj) in WATCHED:
+            _count_new(touched, added, type(obj), functools.partial(getattr, obj))
     for obj in session.deleted:
         spec = WATCHED.get(type(obj))
         if spec is not None:
@@ -231,25 +221,31 @@ def _note_core_inserts(session: Session) -> None:
     added: Added = session.info.setdefault(_ADDED, {})
     for table, row in noted:
         model = _BY_TABLE.get(table)
-        if model is None:
-            continue
-        at = row.get(WATCHED[model][1])
-        delta = _delta_for(model, row.get)
-        if delta is None or not isinstance(at, dt.datetime):
-            _mark(_pending(session), row.get("account_id"), at, WATCHED[model][0])
-            continue
-        hour = added.setdefault(row["account_id"], {}).setdefault(hour_of(at), {})
-        for c, v in delta.items():
-            hour[c] = hour.get(c, 0) + v
+        if model is not None:
+            _count_new(_pending(session), added, model, row.get)
 
 
-def _delta_of(obj: Any) -> dict[str, int] | None:
-    """What one new row adds to its hour's columns (None: a call, recounted instead)."""
-    return _delta_for(type(obj), lambda name: getattr(obj, name))
+def _count_new(
+    touched: Touched, added: Added, model: type[Any], value: Callable[[str], Any]
+) -> None:
+    """One new row of a watched model (``value(column name)``): a message, appointment or
+    recording adds itself to its hour; anything else marks its hour to be recounted."""
+    ts_name = WATCHED[model][1]
+    at = value(ts_name)
+    delta = _delta_for(model, value)
+    if delta is None or not isinstance(at, dt.datetime):
+        # a call just opened has no answer time yet (one answered already has)
+        answered = issubclass(model, Call) and value("answered_at") is not None
+        _mark(touched, value("account_id"), at, WATCHED[model][0], seconds=answered)
+        return
+    hour = added.setdefault(value("account_id"), {}).setdefault(hour_of(at), {})
+    for c, v in delta.items():
+        hour[c] = hour.get(c, 0) + v
 
 
 def _delta_for(model: type[Any], value: Callable[[str], Any]) -> dict[str, int] | None:
-    """The same, from a model and its row's values (``value(column name)``)."""
+    """What one new row adds to its hour's columns, from its model and its values
+    (``value(column name)``); None: a call, recounted instead."""
     if issubclass(model, Message):
         return {"messages": 1, "messages_unacknowledged": int(value("acknowledged_at") is None)}
     if issubclass(model, Appointment):
