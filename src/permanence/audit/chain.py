@@ -139,9 +139,8 @@ def _lead_text(action: object, actor: object) -> str:
 
 
 def _iso_utc(value: object) -> str:
-    """The ts column as the body writes it (``isoformat()`` of an aware UTC datetime)."""
-    if type(value) is str:
-        return value.replace(" ", "T", 1) + "+00:00"  # SQLite's naive UTC text
+    """The ts column as the body writes it (``isoformat()`` of an aware UTC datetime), for a
+    driver that returns it as an object; SQLite's text is read in ``walk`` itself."""
     if isinstance(value, dt.datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
         return aware.astimezone(dt.UTC).isoformat()
