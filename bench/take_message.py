@@ -11,6 +11,10 @@ keeps CONCURRENCY requests in flight. Two endpoints are measured in the same run
 
     .venv/bin/python -m bench.take_message [--requests 2000] [--concurrency 4]
 
+With ``--without ledger,audit,stats`` the server skips those steps of taking a message (the
+delivery ledger's rows, the audit append at commit, the statistics' hour rows): not a product
+mode, a bound — what the message would cost if rewriting them made them free (ADR 0043).
+
 With ``--cpu N`` it measures instead, in this process and without HTTP, the CPU time
 (``time.process_time``) of N messages through the product's own unit of work and
 ``messages.take_message``, against N plain inserts of the same body: a ratio that other work
@@ -66,6 +70,7 @@ def bench_app() -> FastAPI:
 
     rt = Runtime.from_settings(Settings())
     app = create_app(rt)
+    _skip_steps(os.environ.get(WITHOUT_ENV, ""))
 
     @app.post("/bench/baseline", status_code=201)
     async def baseline(request: Request) -> dict[str, int]:
@@ -77,6 +82,28 @@ def bench_app() -> FastAPI:
         return {"id": int(result.inserted_primary_key[0])}
 
     return app
+
+
+WITHOUT_ENV = "PERMANENCE_BENCH_WITHOUT"
+STEPS = ("ledger", "audit", "stats")
+
+
+def _skip_steps(names: str) -> None:
+    """Bench only: make the named steps of taking a message do nothing, in this process."""
+    from permanence import db
+    from permanence.messages import service as messages
+
+    skip = {n for n in names.split(",") if n}
+    if unknown := skip - set(STEPS):
+        raise SystemExit(f"--without: unknown step(s) {sorted(unknown)}; known: {STEPS}")
+    if "ledger" in skip:
+        messages.delivery.schedule = lambda *_a, **_k: None  # type: ignore[assignment]
+    orders = set()
+    if "audit" in skip:
+        orders |= {db.COMMIT_AUDIT, db.COMMIT_LAST}
+    if "stats" in skip:
+        orders.add(db.COMMIT_STATS)
+    db._commit_steps[:] = [(o, step) for o, step in db._commit_steps if o not in orders]
 
 
 def _prepare(tmp: Path) -> tuple[dict[str, str], dict[str, str], str]:
@@ -226,7 +253,14 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--cpu", type=int, default=0, help="in-process CPU time of N messages")
+    ap.add_argument(
+        "--without",
+        default="",
+        help=f"bench only: the server skips these steps ({','.join(STEPS)}), to bound a rewrite",
+    )
     args = ap.parse_args()
+    if unknown := {n for n in args.without.split(",") if n} - set(STEPS):
+        ap.error(f"--without: unknown step(s) {sorted(unknown)}; known: {','.join(STEPS)}")
     if args.cpu:
         cpu_per_message(args.cpu)
         return
@@ -249,7 +283,7 @@ def main() -> None:
                 "--log-level",
                 "warning",
             ],
-            env={**os.environ},
+            env={**os.environ, WITHOUT_ENV: args.without},
         )
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -275,6 +309,7 @@ def main() -> None:
         print(
             f"{args.requests} requests per endpoint, {args.concurrency} in flight, "
             "uvicorn (1 worker) + SQLite WAL, 2 cores shared with the load generator"
+            + (f"; WITHOUT {args.without} (a bound, not the product)" if args.without else "")
         )
         print(
             f"{'endpoint':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
@@ -298,6 +333,9 @@ def main() -> None:
             share = rows[0][5] / rows[1][5]
             print(f"server CPU per request: the baseline's is {share:.2f}x a message's")
         ok = rate >= 200 and rows[1][4] == 0
+        if args.without:
+            print(f"WITHOUT {args.without}: a bound, not the product; no verdict")
+            return
         print(
             f"take message: {rate:.0f} messages/s (target >= 200/s, no error): "
             f"{'PASS' if ok else 'FAIL'}"
