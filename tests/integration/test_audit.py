@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
-from sqlalchemy import create_engine, func, pool, select, text
+from sqlalchemy import create_engine, exists, false, func, pool, select, text, union
+from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account
 from permanence.audit import integrity
@@ -144,6 +146,44 @@ def test_entries_are_written_before_a_query_and_at_commit(rt: Runtime) -> None:
         "caller:two",
         "caller:three",
     ]
+    assert _verify(rt).ok
+
+
+def _read_in_union(s: Session) -> int:
+    mine = select(AuditEntry.seq).where(AuditEntry.action == "subject.read")
+    return len(s.execute(union(select(func.length(Account.slug)).where(false()), mine)).all())
+
+
+def _read_in_where(s: Session) -> int:
+    mine = select(AuditEntry.actor_id).where(AuditEntry.action == "subject.read")
+    return s.scalar(select(func.count(Account.id)).where(exists(mine))) or 0
+
+
+def _read_in_a_cte(s: Session) -> int:
+    mine = select(AuditEntry.seq).where(AuditEntry.action == "subject.read").cte("mine")
+    return s.scalar(select(func.count()).where(Account.id.is_not(None), exists(select(mine))))
+
+
+def _read_in_a_column(s: Session) -> int:
+    n = select(func.count(AuditEntry.seq)).where(AuditEntry.action == "subject.read")
+    return s.scalar(select(n.scalar_subquery())) or 0
+
+
+@pytest.mark.parametrize(
+    ("read", "expected"),
+    [(_read_in_union, 2), (_read_in_where, 1), (_read_in_a_cte, 1), (_read_in_a_column, 2)],
+)
+def test_a_compound_statement_reading_the_log_sees_the_transactions_entries(
+    rt: Runtime, read: Callable[[Session], int], expected: int
+) -> None:
+    """The log read through a UNION, a subquery of WHERE, a CTE or a column's subquery: the
+    pending entries are written first (before: the statement was not seen as the log's, it
+    found none of them), and the chain verifies."""
+    account = make_account(rt)
+    with rt.db.session(ctx_for(account.id)) as s:
+        audit.record(s, "subject.read", "caller", "one")
+        audit.record(s, "subject.read", "caller", "two")
+        assert read(s) == expected
     assert _verify(rt).ok
 
 

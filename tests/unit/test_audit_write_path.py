@@ -19,7 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, event, insert, select, text, union, update
+from sqlalchemy import (
+    column,
+    delete,
+    event,
+    except_,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    union,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from permanence.accounts.model import Account, AccountKind
@@ -386,6 +400,10 @@ def test_a_session_first_used_by_the_audit_log_commits_its_entries(db: Database)
 # -- which statements are the audit tables' -----------------------------------------------------
 
 
+_LOG_CTE = select(AuditEntry.actor_id).cte("c")
+_AUDIT_NAMED = aliased(Account, name="audit_log")
+
+
 @pytest.mark.parametrize(
     ("statement", "touches"),
     [
@@ -410,6 +428,30 @@ def test_a_session_first_used_by_the_audit_log_commits_its_entries(db: Database)
         (text("SELECT 1 FROM audit_logs"), False),
         (text("SELECT my_audit_log FROM accounts"), False),
         (union(select(Account.id), select(Account.id)), False),
+        # Compound forms: the audit tables anywhere in the statement.
+        (union(select(Account.id), select(AuditEntry.actor_id)), True),
+        (union_all(select(AuditHead.seq), select(AuditEntry.seq)), True),
+        (except_(select(Account.id), select(AuditEntry.actor_id)), True),
+        (union(select(Account.id), union(select(Account.id), select(AuditEntry.actor_id))), True),
+        (select(union(select(Account.id), select(AuditEntry.actor_id)).subquery()), True),
+        (select(select(AuditEntry.seq).cte("c")), True),
+        (select(Account.id).where(Account.id.in_(select(_LOG_CTE.c.actor_id))), True),
+        (select(Account.id).add_cte(select(AuditHead.seq).cte("h")), True),
+        (select(Account.id).where(Account.id.in_(select(AuditEntry.actor_id))), True),
+        (select(Account.id).where(exists().where(AuditEntry.actor_id == Account.id)), True),
+        (select(Account.id, select(func.max(AuditHead.seq)).scalar_subquery()), True),
+        (insert(Account).from_select(["id"], select(AuditEntry.actor_id)), True),
+        (update(Account).where(Account.id == AuditEntry.actor_id).values(name="x"), True),
+        (delete(Account).where(Account.id.in_(select(AuditEntry.actor_id))), True),
+        (text("SELECT seq FROM audit_log").columns(column("seq")), True),
+        (select(literal_column("seq")).select_from(text("audit_head")), True),
+        # ... and not when only a name is an audit table's.
+        (select(select(Account.id).cte("audit_log")), False),
+        (select(select(Account.id).subquery("audit_head")), False),
+        (union(select(aliased(Account, name="audit_log").id), select(Account.id)), False),
+        (update(Account).where(Account.id == _AUDIT_NAMED.id).values(name="x"), False),
+        (insert(Account).from_select(["id"], select(Account.id)), False),
+        (select(Account.id).where(text("accounts.name <> 'audit_logs'")), False),
     ],
 )
 def test_which_statements_read_or_write_the_audit_tables(statement: Any, touches: bool) -> None:

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, event, insert, select, update
 from sqlalchemy.orm import ORMExecuteState, Session
-from sqlalchemy.sql import util as sql_util
+from sqlalchemy.sql import visitors
 
 from permanence.audit.model import GENESIS_HASH, AuditEntry, AuditHead
 from permanence.db import COMMIT_AUDIT, COMMIT_LAST, at_commit, ctx_of, run_commit_steps, utcnow
@@ -198,23 +198,26 @@ def _write_pending(session: Session) -> None:
 
 
 def _touches_audit(statement: Any) -> bool:
-    """Whether a statement run through the session reads or writes an audit table: an
-    ORM or Core SELECT (its FROM clauses), INSERT, UPDATE or DELETE, or raw SQL naming one.
-    A SELECT reading them only in a subquery of its WHERE clause is not seen (none does)."""
-    table = getattr(statement, "table", None)  # INSERT, UPDATE, DELETE
-    if table is not None:
-        return getattr(table, "name", None) in _AUDIT_TABLES
-    text_ = getattr(statement, "text", None)
-    if isinstance(text_, str):
-        return _AUDIT_TABLE_IN_SQL.search(text_) is not None
-    froms = getattr(statement, "get_final_froms", None)
-    if froms is None:
-        return False
-    # The tables themselves, also inside joins, aliases and subqueries of the FROM clause
-    # (find_tables visits them all; an alias's own name is not a table's, so it is not asked).
-    return any(
-        getattr(t, "name", None) in _AUDIT_TABLES for f in froms() for t in sql_util.find_tables(f)
-    )
+    """Whether a statement run through the session reads or writes an audit table, anywhere
+    in it: an ORM or Core SELECT, a UNION, INTERSECT or EXCEPT of them, INSERT (also
+    INSERT ... SELECT), UPDATE or DELETE, through joins, CTEs, subqueries of the FROM or WHERE
+    clause or of the columns, or raw SQL (text(), in whole or in part) naming one.
+
+    Every element of the statement is visited (a compound's selects, a CTE's body, a DML's
+    target and its sources are its children); only tables are asked their names, so an alias,
+    subquery or CTE named like an audit table is not taken for it, while the table under it
+    is seen."""
+    element: Any  # a table, text, column... (what each is asked is its own)
+    for element in visitors.iterate(statement):
+        visit = getattr(element, "__visit_name__", None)
+        if visit == "column":  # a column's table is not its child (UPDATE ... FROM by WHERE)
+            element = element.table
+            visit = getattr(element, "__visit_name__", None)
+        if visit == "table" and element.name in _AUDIT_TABLES:
+            return True
+        if visit == "textclause" and _AUDIT_TABLE_IN_SQL.search(element.text) is not None:
+            return True
+    return False
 
 
 def _before_orm_query(state: ORMExecuteState) -> None:
