@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
 from sqlalchemy import create_engine, pool, text
 
 from permanence.backup import journal
 from permanence.backup.journal import JournalEntry
 from permanence.config import Settings
+from permanence.errors import ValidationFailed
 from permanence.runtime import Runtime
 from tests.conftest import PG_URL
 from tests.factories import ctx_for, make_account
@@ -41,3 +43,33 @@ def test_every_accounts_entries_are_read_back(rt: Runtime, settings: Settings) -
     finally:
         engine.dispose()
     assert sorted(read, key=lambda e: e.erased_at) == [first, second, third]
+
+
+@pytest.mark.parametrize("last", ["[1]", "3", "null", '"x"'])
+def test_a_mirror_whose_last_line_is_not_an_entry_refuses_the_erasure_as_the_replay_does(
+    rt: Runtime, settings: Settings, last: str
+) -> None:
+    """A mirror file whose last line is JSON but no object (hand-edited, damaged): the
+    erasure's line is not written after it and the erasure is not committed, with the words
+    the replay uses for that file (before: AttributeError from ``_last_seq``)."""
+    account = make_account(rt, "cabinet-lefevre", with_mandate=False).id
+    mirror = settings.effective_erasure_journal_file
+    mirror.parent.mkdir(parents=True, exist_ok=True)
+    key = rt.keyring.derived_secret(journal.MAC_PURPOSE)
+    damaged = journal.line_of(JournalEntry.offboarding(account, AT), key, 1) + "\n" + last + "\n"
+    mirror.write_text(damaged)
+    said = f"{mirror}, line 3: not an erasure journal entry"
+    with pytest.raises(ValidationFailed) as replay:
+        journal.read_file(mirror, key)
+    assert str(replay.value) == said
+    entry = JournalEntry(uuid.uuid4(), account, uuid.uuid4(), None, AT)
+    with pytest.raises(ValidationFailed) as append, rt.db.session(ctx_for(account)) as s:
+        journal.record(s, entry)
+    assert str(append.value) == said
+    assert mirror.read_text() == damaged
+    engine = create_engine(settings.effective_migration_url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            assert journal.read_database(conn) == []
+    finally:
+        engine.dispose()

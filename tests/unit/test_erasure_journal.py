@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import stat
 import uuid
 from collections.abc import Iterator
@@ -343,6 +344,30 @@ def test_a_file_continues_from_its_last_lines_number(tmp_path: Path) -> None:
         lines.append(journal.line_of(ENTRY, KEY, 301 + len(lines)))
     assert sum(map(len, lines[:-1])) < 65536 <= sum(map(len, lines)) < 65536 * 2
     assert last_seq_of(path, "".join(lines)) == 300 + len(lines)
+
+
+@pytest.mark.parametrize("last", ["[1]", "3", "null", "true", '"seq"', "[]"])
+def test_a_last_line_that_is_json_but_no_object_is_refused_as_the_replay_refuses_it(
+    tmp_path: Path, last: str
+) -> None:
+    """Hand-edited or damaged: no entry of any format. The mirror neither counts past it nor
+    fails with a traceback (it raised AttributeError), it names the line as ``read_file`` does;
+    nothing is appended."""
+    path = tmp_path / "erasures.jsonl"
+    lines = journal.line_of(ENTRY, KEY, 1) + "\n" + journal.line_of(ENTRY, KEY, 2) + last + "\n\n"
+    said = rf"^{re.escape(str(path))}, line 4: not an erasure journal entry$"
+    with pytest.raises(ValidationFailed, match=r"^the erasure journal, line 4: not an erasure"):
+        last_seq_of(path, lines)
+    with pytest.raises(ValidationFailed, match=said):
+        journal.read_file(path, KEY)
+    with pytest.raises(ValidationFailed, match=said):
+        ErasureMirror(path, KEY).entries()
+    with pytest.raises(ValidationFailed, match=said):
+        ErasureMirror(path, KEY).append([ENTRY])
+    assert path.read_text() == lines
+    # Read from the end only (a long file): the line is still numbered in the whole file.
+    with pytest.raises(ValidationFailed, match=r"line 4: "):
+        last_seq_of(path, lines, tail=len(last) + 3)
 
 
 def test_the_mirror_numbers_its_lines_after_those_already_in_the_file(tmp_path: Path) -> None:

@@ -190,7 +190,7 @@ class ErasureMirror:
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            last = _last_seq(fd)
+            last = _last_seq(fd, where=str(self.path))
             data = "".join(
                 line_of(e, self.mac_key, last + n) for n, e in enumerate(todo, start=1)
             ).encode()
@@ -214,9 +214,12 @@ class ErasureMirror:
         return read_file(self.path, self.mac_key)
 
 
-def _last_seq(fd: int, tail: int = 65536) -> int:
+def _last_seq(fd: int, tail: int = 65536, where: str = "the erasure journal") -> int:
     """The position of the file's last line: its ``seq``, or the count of lines when that
-    line is of an older format."""
+    line is of an older format (or not JSON: cut short by a crash).
+
+    A last line that is JSON but not an object is no entry of any format (a hand edit, or
+    damage): refused as the replay refuses the file, naming ``where`` and the line."""
     size = os.fstat(fd).st_size
     if size == 0:
         return 0
@@ -225,11 +228,16 @@ def _last_seq(fd: int, tail: int = 65536) -> int:
     lines = [x for x in chunk.split(b"\n") if x.strip()]
     if lines:
         try:
-            seq = json.loads(lines[-1]).get("seq")
-            if type(seq) is int:
-                return seq
+            last = json.loads(lines[-1])
         except ValueError:
-            pass
+            last = {}
+        if not isinstance(last, dict):
+            numbers = os.pread(fd, size, 0).split(b"\n")
+            n = max(i for i, x in enumerate(numbers, start=1) if x.strip())
+            raise ValidationFailed(f"{where}, line {n}: not an erasure journal entry")
+        seq = last.get("seq")
+        if type(seq) is int:
+            return seq
     data = os.pread(fd, size, 0)  # older lines at the end: once, on the first new append
     return sum(1 for x in data.split(b"\n") if x.strip())
 
