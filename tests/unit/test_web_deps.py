@@ -268,13 +268,50 @@ def test_a_remembered_session_is_answered_without_a_worker_thread(
 ) -> None:
     fake.add("tok", "c" * 32)
     assert current(request("POST", x_csrf_token="c" * 32)).user_id == USER
-    assert (threads, fake.resolved) == (["principal"], ["tok"])  # looked up once, in a thread
+    looked_up = ["_check_session"]  # the database only, in a thread; the CSRF check here
+    assert (threads, fake.resolved) == (looked_up, ["tok"])  # looked up once, in a thread
     for _ in range(3):
         assert current(request("POST", x_csrf_token="c" * 32)).user_id == USER
-    assert (threads, fake.resolved) == (["principal"], ["tok"])  # then from memory, inline
+    assert (threads, fake.resolved) == (looked_up, ["tok"])  # then from memory, inline
     fake.clock[0] += deps.RECHECK_SECONDS + 0.001  # type: ignore[attr-defined]
     current(request())
-    assert (threads, fake.resolved) == (["principal", "principal"], ["tok", "tok"])
+    assert (threads, fake.resolved) == (looked_up * 2, ["tok", "tok"])
+
+
+def test_a_session_not_remembered_is_asked_of_the_memory_once(
+    fake: FakeAuth, threads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One hash of the token and one look-up in the memory per request, remembered or not
+    (a miss was looked up again in the worker thread, and the token hashed three times)."""
+    hashed: list[str] = []
+    asked: list[str] = []
+    real_key, real_recently_checked = deps._key, deps._recently_checked
+
+    def key(token: str) -> str:
+        hashed.append(token)
+        return real_key(token)
+
+    def recently_checked(k: str) -> deps.Principal | None:
+        asked.append(k)
+        return real_recently_checked(k)
+
+    monkeypatch.setattr(deps, "_key", key)
+    monkeypatch.setattr(deps, "_recently_checked", recently_checked)
+    fake.add("tok", "c" * 32)
+    assert current(request("POST", x_csrf_token="c" * 32)).user_id == USER  # a miss
+    assert (hashed, asked, fake.resolved) == (["tok"], [real_key("tok")], ["tok"])
+    assert current(request("POST", x_csrf_token="c" * 32)).user_id == USER  # remembered
+    assert (len(hashed), len(asked), fake.resolved) == (2, 2, ["tok"])
+    # A miss whose CSRF token is wrong: looked up (and remembered), then refused, as before.
+    deps._recent.clear()
+    with pytest.raises(PermissionDenied, match="CSRF"):
+        current(request("POST", x_csrf_token="c" * 31 + "d"))
+    assert (len(hashed), len(asked), fake.resolved) == (3, 3, ["tok", "tok"])
+    assert real_key("tok") in deps._recent
+    # Unknown, expired or revoked: 401 from the lookup, before any CSRF check; not remembered.
+    with pytest.raises(NotAuthenticated, match="sign in again"):
+        current(request("POST", token="gone"))
+    assert real_key("gone") not in deps._recent
 
 
 def test_the_remembered_path_checks_the_csrf_token_and_a_sign_out_at_once(

@@ -83,9 +83,10 @@ def principal(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Pri
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise NotAuthenticated("sign in first")
-    p = _recently_checked(token)
+    remembered = _key(token)
+    p = _recently_checked(remembered)
     if p is None:
-        p = _check_session(rt, token)
+        p = _check_session(rt, token, remembered)
     return _csrf_checked(request, p)
 
 
@@ -105,15 +106,19 @@ async def current_principal(
     answered here, on the event loop (a dictionary look-up and the CSRF comparison: the same
     checks, no database); anything that reads the database — an API key, a session not
     remembered — goes to a worker thread as before. A sync dependency would cost every
-    request a hand-off to a worker thread and back (issue 24)."""
-    if not request.headers.get("authorization", "").lower().startswith("bearer "):
-        token = request.cookies.get(SESSION_COOKIE)
-        if not token:
-            raise NotAuthenticated("sign in first")
-        remembered = _recently_checked(token)
-        if remembered is not None:
-            return _csrf_checked(request, remembered)
-    return await run_in_threadpool(principal, request, rt)
+    request a hand-off to a worker thread and back (issue 24). A session not remembered is
+    looked up in the memory once, here: the thread only reads the database (then remembers
+    it), and the CSRF check is the same one, here, after it."""
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return await run_in_threadpool(principal, request, rt)
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise NotAuthenticated("sign in first")
+    remembered = _key(token)
+    p = _recently_checked(remembered)
+    if p is None:
+        p = await run_in_threadpool(_check_session, rt, token, remembered)
+    return _csrf_checked(request, p)
 
 
 # Sessions checked against the database in the last few seconds: a burst of requests from one
@@ -129,14 +134,17 @@ def _key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _recently_checked(token: str) -> Principal | None:
-    hit = _recent.get(_key(token))
+def _recently_checked(key: str) -> Principal | None:
+    """The session whose token hashes to ``key`` (``_key``), if checked in the last seconds."""
+    hit = _recent.get(key)
     if hit is None or time.monotonic() - hit[0] > RECHECK_SECONDS:
         return None
     return hit[1]
 
 
-def _check_session(rt: Runtime, token: str) -> Principal:
+def _check_session(rt: Runtime, token: str, key: str) -> Principal:
+    """The session looked up in the database (401 if expired, revoked or unknown), touched
+    if stale, then remembered under ``key`` (``_key(token)``)."""
     ctx = AccessContext.system("auth:session")
     with rt.db.session(ctx, readonly=True) as s:
         user, ws = auth.resolve_session(s, token)
@@ -159,7 +167,7 @@ def _check_session(rt: Runtime, token: str) -> Principal:
                 del _recent[k]
             if len(_recent) >= _MAX_REMEMBERED:
                 _recent.clear()
-        _recent[_key(token)] = (now, p)
+        _recent[key] = (now, p)
     return p
 
 
