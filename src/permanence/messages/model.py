@@ -18,12 +18,13 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        Index("ix_messages_account_created", "account_id", "created_at"),
         Index("ix_messages_caller", "caller_id"),
         # Deleting a call (retention) sets call_id to NULL here: without an index every
         # deleted call would scan the table.
         Index("ix_messages_call", "call_id"),
-        # Statistics: messages taken in a period and those not yet acknowledged, index-only.
+        # Statistics: messages taken in a period and those not yet acknowledged, index-only;
+        # and every list of an account's messages by date (inbox, console, export, retention:
+        # it replaced ix_messages_account_created, its prefix, in migration 0099).
         Index("ix_messages_account_created_ack", "account_id", "created_at", "acknowledged_at"),
     )
 
