@@ -3,7 +3,8 @@ themselves available in the console; a call comes in through webhooks signed by 
 ``twilio`` package, waits in the queue and is offered to their device through the REST API
 (the local provider server); when they answer and the provider connects the caller, their
 console opens that call's screen by itself — no click, no reload — and from it they pass the
-caller on to a recipient the mandate declares (cold transfer)."""
+caller on to a recipient the mandate declares (cold transfer), the form checked by axe-core in
+French and in English."""
 
 from __future__ import annotations
 
@@ -59,10 +60,20 @@ def test_the_operators_console_opens_the_call_they_answered_by_itself(
     )
     expect(page.get_by_role("heading", name="Appel pour Plomberie Durand")).to_be_visible()
 
-    # From the screen pop, a cold transfer to a recipient the mandate declares.
+    # From the screen pop, a cold transfer to a recipient the mandate declares: the form with
+    # its recipients listed, checked in French, then in English (the language link, back to
+    # this screen), from which the transfer is made.
+    call_screen = page.url
     expect(page.get_by_label("Marc Durand")).to_be_checked()
     op.check()
-    page.get_by_role("button", name="Transférer (à froid)").click()
+    page.get_by_role("link", name="English").click()
+    page.wait_for_url(call_screen)
+    assert page.locator("html").get_attribute("lang") == "en"
+    expect(page.get_by_role("heading", name="Call for Plomberie Durand")).to_be_visible()
+    recipients = page.get_by_role("group", name="Recipients the mandate declares")
+    expect(recipients.get_by_label("Marc Durand")).to_be_checked()
+    op.check()
+    page.get_by_role("button", name="Transfer (cold)").click()
     page.wait_for_url(re.compile(r"/console\?transfert=1$"))
     assert [sid for sid, _form in provider.call_updates] == [phone.sid]
     assert not op.csp_errors, op.csp_errors
