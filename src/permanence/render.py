@@ -18,6 +18,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 PARIS = ZoneInfo("Europe/Paris")
 
 
+def paris_date(moment: dt.datetime) -> dt.date:
+    """The calendar day in Paris at ``moment`` (aware): what "today" is to the French users
+    who enter and read the dates (from 23:00 or 22:00 UTC, the next day in Paris)."""
+    return moment.astimezone(PARIS).date()
+
+
 def paris(value: dt.datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
     """A UTC datetime as Paris wall-clock time ("" for None)."""
     if value is None:

@@ -20,6 +20,7 @@ from permanence.calls import hours as routing
 from permanence.calls.model import Call
 from permanence.context import AccessContext, Role
 from permanence.recordings.model import Recording
+from permanence.render import PARIS
 from permanence.runtime import Runtime
 from permanence.stats import service as stats
 from permanence.web.app import create_app
@@ -235,7 +236,7 @@ def test_nobody_on_call_means_voicemail_and_after_hours_calls_are_counted(
     incoming(client, "CA" + "9" * 32, to=PLUMBER_DID)
 
     with rt.db.session(ctx_for(call.account_id, Role.SUPERVISOR)) as s:
-        today = dt.datetime.now(dt.UTC).date()
+        today = dt.datetime.now(PARIS).date()  # the statistics count whole days in Paris
         figures = stats.account_statistics(
             s, call.account_id, stats.Period.of(today - dt.timedelta(days=1), today)
         ).as_dict()

@@ -68,7 +68,7 @@ def test_art28_3_g_offboarding_is_complete_only_with_each_subprocessors_confirma
     passed, summary, _ = _check(rt, now)
     assert passed and "1 awaiting" in summary  # within its 30 days
 
-    today = now.date()
+    today = now.astimezone(PARIS).date()  # the service dates confirmations in Paris
     with rt.db.session(dpo) as s:
         with pytest.raises(ValidationFailed) as bad:
             deletions.confirm_deletion(

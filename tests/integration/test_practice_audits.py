@@ -10,16 +10,20 @@ import zipfile
 import pytest
 from sqlalchemy import func, select
 
+from permanence.audits import service as audits
 from permanence.audits.model import AuditAction, PracticeAudit
+from permanence.checks import run_checks
 from permanence.compliance import evidence
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
 from permanence.contracts import service as contracts
+from permanence.errors import ValidationFailed
+from permanence.render import PARIS
 from permanence.runtime import Runtime
 from tests.conftest import cli_env, run_cli
 from tests.web.conftest import make_person
 
-TODAY = dt.datetime.now(dt.UTC).date()
+TODAY = dt.datetime.now(PARIS).date()  # the audits' "today" is Paris's
 
 
 def _day(days: int) -> str:
@@ -137,3 +141,34 @@ def test_bad_audits_are_refused_and_nothing_is_written(rt: Runtime, settings: Se
             assert s.scalar(select(func.count()).select_from(AuditAction)) == 0
     finally:
         rt2.close()
+
+
+def test_after_midnight_in_paris_today_is_the_paris_day(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 23:30 UTC on 6 December it is 00:30 on the 7th in Paris: an audit done that day is
+    not "in the future", one dated the 8th is, and an action due on the 6th is overdue (an
+    hour earlier, at 23:30 in Paris on the 6th, it was not)."""
+    owner = make_person(rt, Role.DPO, "dpo@permanence.example")
+    late_evening = dt.datetime(2026, 12, 6, 23, 30, tzinfo=dt.UTC)
+    monkeypatch.setattr(audits, "utcnow", lambda: late_evening)
+    dpo = AccessContext(role=Role.DPO, reason="test", actor_id=owner.id)
+    with rt.db.session(dpo) as s:
+        with pytest.raises(ValidationFailed) as future:
+            audits.record_audit(
+                s, target="service", performed_on=dt.date(2026, 12, 8), scope="x",
+                findings="y", next_due_on=dt.date(2027, 12, 8),
+            )  # fmt: skip
+        assert future.value.problems == ["performed_on:future"]
+    with rt.db.session(dpo) as s:
+        audits.record_audit(
+            s, target="service", performed_on=dt.date(2026, 12, 7), scope="Accès",
+            findings="Rien", next_due_on=dt.date(2027, 12, 7),
+            actions=[audits.NewAction("Revoir", owner.email, dt.date(2026, 12, 6))],
+        )  # fmt: skip
+
+    def audits_due(now: dt.datetime) -> bool:
+        return next(r for r in run_checks(rt, now) if r.code == "audits.due").passed
+
+    assert not audits_due(late_evening)
+    assert audits_due(late_evening - dt.timedelta(hours=1))

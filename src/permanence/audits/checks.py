@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from permanence.audits import service as audits
 from permanence.checks import CheckRun, check
+from permanence.render import paris_date
 
 
 @check("audits.due", "Audits of the service and sub-processors, and their actions, on time")
 def _audits_due(run: CheckRun) -> tuple[bool, str, list[str]]:
     with run.session() as s:
-        found = audits.overdue(s, run.now.date())
+        found = audits.overdue(s, paris_date(run.now))
     evidence = found.audits + found.actions
     if evidence:
         return (

@@ -16,6 +16,7 @@ from permanence.context import STAFF_ROLES, Role
 from permanence.contracts.model import SubProcessor
 from permanence.db import utcnow
 from permanence.errors import ValidationFailed
+from permanence.render import paris_date
 from permanence.staff.model import User
 from permanence.web.deps import CurrentRuntime
 from permanence.web.pages.render import Viewer, redirect, render, roles
@@ -59,7 +60,7 @@ def _page(
         viewer,
         status_code=status_code,
         views=views,
-        today=utcnow().date(),
+        today=paris_date(utcnow()),
         targets=targets,
         staff=staff,
         problems=problems or [],

@@ -18,6 +18,7 @@ from permanence.contracts.model import SubProcessor
 from permanence.db import ctx_of, utcnow
 from permanence.errors import NotFound, PermissionDenied, ValidationFailed
 from permanence.pii import STRUCTURED_TYPES, detect
+from permanence.render import paris_date
 from permanence.staff.model import User
 
 DESK = frozenset({Role.DPO, Role.ADMIN, Role.SYSTEM})
@@ -89,7 +90,7 @@ def record_audit(
 ) -> PracticeAudit:
     """One audit with its follow-up actions (each with an owner and a due date)."""
     actor = _desk(session)
-    today = utcnow().date()
+    today = paris_date(utcnow())
     if performed_on > today:
         raise ValidationFailed("the audit date is in the future", problems=["performed_on:future"])
     if next_due_on <= performed_on:

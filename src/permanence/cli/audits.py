@@ -71,9 +71,10 @@ def record(
 def list_audits() -> None:
     """Every audit, newest first, with its actions and what is overdue."""
     from permanence.audits import service as audits
+    from permanence.render import paris_date
 
     rt = runtime()
-    today = dt.datetime.now(dt.UTC).date()
+    today = paris_date(dt.datetime.now(dt.UTC))
     try:
         with rt.db.session(AccessContext.system("cli:audits"), readonly=True) as s:
             views = audits.history(s)

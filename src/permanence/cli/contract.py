@@ -213,9 +213,14 @@ def confirm_deletion(
     from permanence.context import AccessContext
     from permanence.contracts import deletions
     from permanence.errors import PermanenceError
+    from permanence.render import paris_date
 
     try:
-        day = dt.date.fromisoformat(confirmed_on) if confirmed_on else dt.date.today()
+        day = (
+            dt.date.fromisoformat(confirmed_on)
+            if confirmed_on
+            else paris_date(dt.datetime.now(dt.UTC))  # the service's "today" (deletions.py)
+        )
     except ValueError:
         fail("--confirmed-on must be a date YYYY-MM-DD")
     digest = None

@@ -48,7 +48,7 @@ from permanence.mandates.wording import (
     retention_fr,
     sensitive_fr,
 )
-from permanence.render import render
+from permanence.render import paris_date, render
 
 # The columns of the CNIL's register template (« modèle de registre »), in its order.
 CSV_COLUMNS = [
@@ -268,7 +268,7 @@ def controller_record(session: Session, settings: Settings) -> list[ProcessingRe
     services = configured_services(session, settings)
     sub_text = _subprocessors_fr(subprocessors, services)
     transfers, safeguards = _subprocessor_transfers(subprocessors, services)
-    today = utcnow().date().isoformat()
+    today = paris_date(utcnow()).isoformat()
 
     def rec(
         name: str, basis: str, subjects: str, data: str, retention: str, recipients: str
