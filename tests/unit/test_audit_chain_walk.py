@@ -138,3 +138,56 @@ def test_an_entry_whose_column_differs_is_checked_column_by_column(
     assert asked == [4]
     assert w.failure == (4, "column subject_id differs from the hashed body", "subject_id")
     assert (seen, w.count, w.last) == (4, 3, 3)
+
+
+@pytest.mark.parametrize("action", ['message"read', "message\\read"])
+def test_an_action_no_canonical_body_holds_is_checked_column_by_column(action: str) -> None:
+    """A quote or a backslash in the action column: no lead to look for in the body (a body
+    holds them escaped), so the entry falls back to the column-by-column check, which finds
+    the column different, not merely passes for want of a lead to find."""
+    f = FORMS["sqlite"]
+    chain_rows = rows(6, f["actor"], f["subject"], f["ts"])
+    changed = list(chain_rows[3])
+    changed[4] = action
+    chain_rows[3] = tuple(changed)
+    w, _, asked = walk(chain_rows)
+    assert asked == [4]
+    assert w.failure == (4, "column subject_id differs from the hashed body", "subject_id")
+
+
+class _Text(str):
+    """A time read as text, but not of type ``str`` (a driver's own string type)."""
+
+
+def test_a_time_in_another_type_is_read_as_text_or_checked_column_by_column() -> None:
+    """``_iso_utc``'s last branch: a time column that is neither ``str`` nor a datetime. Text
+    of another string type is read as SQLite's text (the quick test passes); anything else
+    (NULL here) cannot be the body's time, and is checked column by column, without raising."""
+    f = FORMS["sqlite"]
+    as_text = rows(6, f["actor"], f["subject"], lambda at: _Text(_sqlite_ts(at)))
+    w, _, asked = walk(as_text)
+    assert (w.failure, w.count, asked) == (None, 6, [])
+    chain_rows = rows(6, f["actor"], f["subject"], f["ts"])
+    chain_rows[3] = (*chain_rows[3][:7], None)
+    w, seen, asked = walk(chain_rows)
+    assert asked == [4]
+    assert (w.failure, seen) == (
+        (4, "column subject_id differs from the hashed body", "subject_id"),
+        4,
+    )
+
+
+@pytest.mark.parametrize(("held", "kept"), [(1, 1), (100_000, 100_000), (100_001, 0)])
+def test_the_leads_remembered_are_kept_up_to_a_hundred_thousand(held: int, kept: int) -> None:
+    """What the quick test builds per (action, actor) is remembered from batch to batch, up to
+    100,000 pairs: past that, the next batch starts afresh (a chain of millions of entries by
+    as many actors does not hold them all in memory)."""
+    w = chain.Walk(0, GENESIS_HASH, set())
+    w.leads.update(
+        {("message.read", n): f'"action":"message.read","actor":"{n}",' for n in range(held)}
+    )
+    assert chain.walk(w, [], lambda seq: None) == 0
+    assert len(w.leads) == kept
+    f = FORMS["sqlite"]
+    chain.walk(w, rows(2, f["actor"], f["subject"], f["ts"]), lambda seq: None)
+    assert len(w.leads) == kept + 2  # (message.read, the actor) and (message.read, None)
