@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -140,11 +142,13 @@ def test_an_entry_whose_column_differs_is_checked_column_by_column(
     assert (seen, w.count, w.last) == (4, 3, 3)
 
 
-@pytest.mark.parametrize("action", ['message"read', "message\\read"])
-def test_an_action_no_canonical_body_holds_is_checked_column_by_column(action: str) -> None:
-    """A quote or a backslash in the action column: no lead to look for in the body (a body
-    holds them escaped), so the entry falls back to the column-by-column check, which finds
-    the column different, not merely passes for want of a lead to find."""
+# A quote or a backslash (a body holds them escaped); not text at all (NULL, or a number, which
+# SQLite's columns take whatever their type).
+@pytest.mark.parametrize("action", ['message"read', "message\\read", None, 5])
+def test_an_action_no_canonical_body_holds_is_checked_column_by_column(action: object) -> None:
+    """No lead to look for in the body: the entry falls back to the column-by-column check
+    (without raising), which finds the column different; it does not pass for want of a
+    lead to find."""
     f = FORMS["sqlite"]
     chain_rows = rows(6, f["actor"], f["subject"], f["ts"])
     changed = list(chain_rows[3])
@@ -191,3 +195,23 @@ def test_the_leads_remembered_are_kept_up_to_a_hundred_thousand(held: int, kept:
     f = FORMS["sqlite"]
     chain.walk(w, rows(2, f["actor"], f["subject"], f["ts"]), lambda seq: None)
     assert len(w.leads) == kept + 2  # (message.read, the actor) and (message.read, None)
+
+
+def test_the_second_process_imports_only_what_it_needs() -> None:
+    """It starts for every long chain verified (ADR 0042): run as the script it is, it imports
+    neither typing nor what only the first process needs (subprocess, json, re), whose
+    imports would almost double its start. (Here it fails at once: no such file.)"""
+    arguments = ["/nonexistent", "0", "1", GENESIS_HASH, "5"]
+    ran = subprocess.run(
+        [sys.executable, "-I", "-S", "-X", "importtime", chain.__file__, *arguments],
+        input=b"",
+        capture_output=True,
+        check=False,
+    )
+    imported = {
+        line.split("|")[-1].strip()
+        for line in ran.stderr.decode().splitlines()
+        if line.startswith("import time:")
+    }
+    assert ran.returncode == 1 and {"sqlite3", "hashlib", "datetime"} <= imported
+    assert not imported & {"typing", "subprocess", "json", "re"}
