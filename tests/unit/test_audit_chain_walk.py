@@ -215,3 +215,77 @@ def test_the_second_process_imports_only_what_it_needs() -> None:
     }
     assert ran.returncode == 1 and {"sqlite3", "hashlib", "datetime"} <= imported
     assert not imported & {"typing", "subprocess", "json", "re"}
+
+
+def test_the_walk_stops_reading_at_a_gap() -> None:
+    """Entry 3 missing: the fault is named at 3, and no row after the one that showed the gap
+    is read (the walk stops at its first fault, and says how many rows it read)."""
+    f = FORMS["sqlite"]
+    chain_rows = rows(6, f["actor"], f["subject"], f["ts"])
+    del chain_rows[2]
+    w, seen, asked = walk(chain_rows)
+    assert w.failure == (3, "entry missing (gap in sequence)", "seq")
+    assert (seen, w.count, w.last, w.expected, asked) == (3, 2, 2, 3, [])
+
+
+def _single(fields: dict[str, Any], action: Any, actor: Any, subject: Any) -> list[Any]:
+    """Entry 1 with the body ``fields`` (canonical: sorted keys, compact, ASCII), the given
+    columns, and the time of the body in SQLite's form."""
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    digest = hashlib.sha256(bytes.fromhex(GENESIS_HASH) + (1).to_bytes(8, "big") + text.encode())
+    ts = _sqlite_ts(dt.datetime.fromisoformat(fields["ts"]))
+    return [(1, text, GENESIS_HASH, digest.hexdigest(), action, actor, subject, ts)]
+
+
+def _fields(
+    action: str, actor: str | None, subject: str | None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "account": None,
+        "action": action,
+        "actor": actor,
+        "details": details or {},
+        "role": "agent",
+        "subject": subject,
+        "ts": AT.isoformat(),
+    }
+
+
+def test_clean_entries_with_ids_that_need_escaping_pass_the_quick_test() -> None:
+    """An id column holding text other than a uuid (never written by the application, but a
+    column holds what it is given): the quick test looks for it escaped as the body holds it."""
+    for actor, subject in [("é", "a\\b"), ('a"b', "ü"), (str(ACTOR), "x")]:
+        w, _, asked = walk(_single(_fields("x.y", actor, subject), "x.y", actor, subject))
+        assert (w.failure, asked) == (None, []), (actor, subject)
+
+
+@pytest.mark.parametrize(
+    ("action", "actor", "subject", "columns"),
+    [
+        # the column holds the JSON escape of the body's text: never taken for it
+        ("message\tread", str(ACTOR), None, ("message\\tread", ACTOR.hex, None)),
+        ("message.read", "a\b", None, ("message.read", "a\\b", None)),
+        ("message.read", None, "a\b", ("message.read", None, "a\\b")),
+        ("message.read", "a\u00e9", None, ("message.read", "a\\u00e9", None)),
+    ],
+)
+def test_a_column_holding_the_bodys_text_escaped_is_not_taken_for_it(
+    action: str, actor: str | None, subject: str | None, columns: tuple[Any, ...]
+) -> None:
+    w, _, asked = walk(_single(_fields(action, actor, subject), *columns))
+    assert asked == [1]
+    assert w.failure == (1, "column subject_id differs from the hashed body", "subject_id")
+
+
+def test_the_action_and_actor_are_looked_for_before_the_details() -> None:
+    """The body's details hold the text the columns' action and actor would have at the top
+    level (a user's input can), while the top-level action is another: the quick test does
+    not take the copy in the details for them."""
+    lead = {"action": "message.read", "actor": str(ACTOR), "z": 1}
+    fields = _fields("message.write", str(ACTOR), None, lead)
+    assert f'"details":{{"action":"message.read","actor":"{ACTOR}",' in json.dumps(
+        fields, sort_keys=True, separators=(",", ":")
+    )
+    w, _, asked = walk(_single(fields, "message.read", ACTOR.hex, None))
+    assert asked == [1]
+    assert w.failure == (1, "column subject_id differs from the hashed body", "subject_id")
