@@ -253,8 +253,10 @@ def _fields(
 
 def test_clean_entries_with_ids_that_need_escaping_pass_the_quick_test() -> None:
     """An id column holding text other than a uuid (never written by the application, but a
-    column holds what it is given): the quick test looks for it escaped as the body holds it."""
-    for actor, subject in [("é", "a\\b"), ('a"b', "ü"), (str(ACTOR), "x")]:
+    column holds what it is given): the quick test looks for it escaped as the body holds it,
+    and takes only 32 characters for SQLite's uuid without dashes."""
+    cases = [("é", "a\\b"), ('a"b', "ü"), (str(ACTOR), "x"), (None, "f" * 31), (None, "f" * 33)]
+    for actor, subject in cases:
         w, _, asked = walk(_single(_fields("x.y", actor, subject), "x.y", actor, subject))
         assert (w.failure, asked) == (None, []), (actor, subject)
 
