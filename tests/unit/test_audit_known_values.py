@@ -987,13 +987,16 @@ def test_a_removed_tail_is_found_when_walked_in_two(
     assert result.problem == "entries after the last one were removed"
 
 
+# No such interpreter (OSError), or a name Popen refuses (ValueError: a NUL in it).
+@pytest.mark.parametrize("executable", ["/nonexistent/python", "python\0"])
 def test_a_second_process_that_cannot_start_leaves_the_walk_to_one(
     long_chain: tuple[Session, list[str]],
     halves: list[chain.Walk | None],
     monkeypatch: pytest.MonkeyPatch,
+    executable: str,
 ) -> None:
     s, _ = long_chain
-    monkeypatch.setattr(chain.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(chain.sys, "executable", executable)
     result = integrity.verify(s, SIGNING_KEY.public_key(), batch=7, split_at=2)
     assert result == integrity.VerifyResult(True, LONG, LONG)
     assert halves == [None]
@@ -1015,3 +1018,116 @@ def test_a_second_process_that_fails_leaves_the_walk_to_one(
     result = integrity.verify(s, SIGNING_KEY.public_key(), batch=7, split_at=2)
     assert result == integrity.VerifyResult(True, LONG, LONG)
     assert halves == [None]
+
+
+# A stand-in for the second process: chain.start_range runs ``sys.executable -I -S chain.py
+# …``; these tests make sys.executable a shell script that ignores its arguments.
+
+
+def _stand_in(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, script: str
+) -> list[subprocess.Popen[bytes]]:
+    """``script`` (sh) run as the second process; the processes started, once started."""
+    path = folder / "stand-in.sh"
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+    monkeypatch.setattr(chain.sys, "executable", str(path))
+    started: list[subprocess.Popen[bytes]] = []
+    real = subprocess.Popen
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        started.append(real(*args, **kw))
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
+    return started
+
+
+@pytest.mark.parametrize("end", ["exit 3", "kill -KILL $$"], ids=["exit status", "signal"])
+def test_the_answer_of_a_second_process_that_failed_is_not_taken(
+    long_chain: tuple[Session, list[str]],
+    halves: list[chain.Walk | None],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    end: str,
+) -> None:
+    """It wrote an answer that would vouch for the first half (ending on the link the second
+    half starts from), then failed: the answer is not taken, and the rewritten entry 3 it
+    would have hidden is found by the walk in one."""
+    s, hashes = long_chain
+    s.execute(text("UPDATE audit_log SET body = replace(body, 'test', 'tset') WHERE seq = 3"))
+    s.commit()
+    answer = f"{MIDDLE} {hashes[MIDDLE - 1]}"
+    started = _stand_in(
+        tmp_path, monkeypatch, f"cat >/dev/null\nprintf '%s\\n\\n' '{answer}'\n{end}"
+    )
+    result = integrity.verify(s, SIGNING_KEY.public_key(), batch=7, split_at=2)
+    assert (result.ok, result.broken_seq, result.column) == (False, 3, "body")
+    assert len(started) == 1 and started[0].returncode != 0
+    assert halves == [None]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["", f"{MIDDLE}", f"{MIDDLE} x y\n\n", f"{MIDDLE} x\n5\n", f"{MIDDLE} x\n\n5 y", "a b\n\n"],
+)
+def test_a_second_process_that_answers_nonsense_leaves_the_walk_to_one(
+    long_chain: tuple[Session, list[str]],
+    halves: list[chain.Walk | None],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    answer: str,
+) -> None:
+    """It ends well (status 0) but its answer is not three lines of the right form."""
+    s, _ = long_chain
+    printed = answer.replace("\n", "\\n")
+    _stand_in(tmp_path, monkeypatch, f"cat >/dev/null\nprintf '{printed}'")
+    result = integrity.verify(s, SIGNING_KEY.public_key(), batch=7, split_at=2)
+    assert result == integrity.VerifyResult(True, LONG, LONG)
+    assert halves == [None]
+
+
+def test_a_second_process_that_ends_before_reading_its_request_leaves_the_walk_to_one(
+    long_chain: tuple[Session, list[str]],
+    halves: list[chain.Walk | None],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Its request (the checkpoints in its half) cannot be written: it is stopped, and the
+    chain walked in one."""
+    s, hashes = long_chain
+    started = _stand_in(tmp_path, monkeypatch, "exit 0")
+    real = subprocess.Popen  # the spy
+
+    def ended(*args: Any, **kw: Any) -> Any:
+        proc = real(*args, **kw)
+        proc.wait()  # ended before anything is written to it
+        return proc
+
+    monkeypatch.setattr(subprocess, "Popen", ended)
+    cps = [_signed(5, hashes[4])]
+    result = integrity.verify(s, SIGNING_KEY.public_key(), cps, batch=7, split_at=2)
+    assert result == integrity.VerifyResult(True, LONG, LONG, checkpoints=1)
+    assert halves == [None]
+    assert len(started) == 1 and started[0].stdout is not None and started[0].stdout.closed
+
+
+def test_a_fault_in_this_processs_walk_stops_the_second_process(
+    long_chain: tuple[Session, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """An error in this process's half (here: the column-by-column check of entry 25) while
+    the second process still runs: it is killed, not waited for, and its pipe closed."""
+    s, _ = long_chain
+    started = _stand_in(tmp_path, monkeypatch, "exec sleep 10")
+
+    def broken(session: Session, seq: int) -> str | None:
+        raise RuntimeError(f"cannot read entry {seq}")
+
+    monkeypatch.setattr(integrity, "_column_differing_at", broken)
+    with pytest.raises(RuntimeError, match="entry 25"):
+        integrity.verify(s, SIGNING_KEY.public_key(), batch=7, split_at=2)
+    assert len(started) == 1
+    assert started[0].returncode == -9  # SIGKILL: it would have ended with 0 after 10 s
+    assert started[0].stdout is not None and started[0].stdout.closed
