@@ -1,0 +1,78 @@
+"""Issue 24: `permanence serve` answers its first request without importing what that answer
+does not need. httpx (with rich and pygments through its command line), holidays and
+cryptography's x509 are imported where they are used: a provider or webhook call, a mandate's
+opening hours, the OpenDSR certificate (docs/performance.md, "start-up, fifth pass")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from permanence.config import Settings
+from tests.conftest import cli_env, free_port
+
+# Imported only when used; each was imported at start before (tens of ms of CPU in all).
+LAZY = ("httpx", "rich", "pygments", "holidays", "cryptography.x509")
+
+IMPORTED = f"""
+import sys
+import permanence.cli
+import permanence.cli.serve
+import permanence.web.app
+print(" ".join(m for m in {LAZY!r} if m in sys.modules))
+"""
+
+# `permanence serve` in this process; at its first 200 on /healthz (asked over a bare socket:
+# an HTTP client would import what is looked for), the modules already imported.
+FIRST_ANSWER = f"""
+import os, socket, sys, threading, time
+
+PORT = int(sys.argv[1])
+
+
+def first_answer():
+    ask = b"GET /healthz HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", PORT), timeout=1) as s:
+                s.sendall(ask)
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    loaded = [m for m in {LAZY!r} if m in sys.modules]
+                    print("loaded:", *loaded, flush=True)
+                    os._exit(0)
+        except OSError:
+            time.sleep(0.05)
+    print("no answer", flush=True)
+    os._exit(1)
+
+threading.Thread(target=first_answer, daemon=True).start()
+sys.argv = ["permanence", "serve", "--host", "127.0.0.1", "--port", str(PORT)]
+from permanence.cli import main
+main()
+"""
+
+
+def test_the_command_line_and_the_app_import_none_of_them() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTED], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []
+
+
+@pytest.mark.slow
+def test_serve_answers_its_first_request_without_them(settings: Settings) -> None:
+    env = {**cli_env(settings), "PERMANENCE_RETENTION_INTERVAL_MINUTES": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_ANSWER, str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert done.stdout.split() == ["loaded:"]
