@@ -1,9 +1,10 @@
 """Issue 24: `permanence serve` answers its first request without importing what that answer
-does not need. httpx (with rich and pygments through its command line), holidays and
-cryptography's x509 are imported where they are used: a provider or webhook call, a mandate's
-opening hours, the OpenDSR certificate. And `permanence serve` runs in a command tree of its
-own, which Typer builds in a fraction of the whole tree's time, answering as the whole tree
-does (docs/performance.md, "start-up, fifth pass")."""
+does not need. httpx (with rich and pygments through its command line), holidays,
+cryptography's x509 and Jinja2 are imported where they are used: a provider or webhook call,
+a mandate's opening hours, the OpenDSR certificate, the first page or document rendered. And
+`permanence serve` runs in a command tree of its own, which Typer builds in a fraction of the
+whole tree's time, answering as the whole tree does (docs/performance.md, "Issue 24, fifth
+pass: start-up")."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from permanence.config import Settings
 from tests.conftest import cli_env, free_port
 
 # Imported only when used; each was imported at start before (tens of ms of CPU in all).
-LAZY = ("httpx", "rich", "pygments", "holidays", "cryptography.x509")
+LAZY = ("httpx", "rich", "pygments", "holidays", "cryptography.x509", "jinja2")
 
 IMPORTED = f"""
 import sys
