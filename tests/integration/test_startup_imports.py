@@ -1,7 +1,8 @@
 """Issue 24: `permanence serve` answers its first request without importing what that answer
 does not need. httpx (with rich and pygments through its command line), holidays,
-cryptography's x509 and Jinja2 are imported where they are used: a provider or webhook call,
-a mandate's opening hours, the OpenDSR certificate, the first page or document rendered. And
+cryptography's x509, Jinja2 and PyYAML are imported where they are used: a provider or webhook
+call, a mandate's opening hours, the OpenDSR certificate, the first page or document rendered,
+the first mandate read or written. And
 `permanence serve` runs in a command tree of its own, which Typer builds in a fraction of the
 whole tree's time, answering as the whole tree does (docs/performance.md, "Issue 24, fifth
 pass: start-up")."""
@@ -21,7 +22,7 @@ from permanence.config import Settings
 from tests.conftest import cli_env, free_port
 
 # Imported only when used; each was imported at start before (tens of ms of CPU in all).
-LAZY = ("httpx", "rich", "pygments", "holidays", "cryptography.x509", "jinja2")
+LAZY = ("httpx", "rich", "pygments", "holidays", "cryptography.x509", "jinja2", "yaml")
 
 IMPORTED = f"""
 import sys
