@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.numbers import format_percent
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -42,6 +44,8 @@ def percent(value: float | None, lang: str = "fr") -> str:
 
 @cache
 def _env(package: str) -> Environment:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
     env = Environment(
         loader=PackageLoader(package, "templates"),
         autoescape=select_autoescape(["html"], default_for_string=True),

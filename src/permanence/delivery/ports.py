@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
-
-import httpx
 
 from permanence.config import Settings
 from permanence.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class SendFailed(Exception):
@@ -44,6 +45,8 @@ class SmsSender(Protocol):
 
 
 def _http_failure(exc: httpx.HTTPError) -> SendFailed:
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException):
         return SendFailed("timeout")
     if isinstance(exc, httpx.ConnectError):
@@ -66,6 +69,8 @@ class HttpWebhookSender:
         self._client_args = {"timeout": timeout, "verify": verify, "follow_redirects": False}
 
     def post(self, request: WebhookRequest) -> None:
+        import httpx
+
         try:
             with httpx.Client(**self._client_args) as client:  # type: ignore[arg-type]
                 response = client.post(request.url, content=request.body, headers=request.headers)
@@ -89,6 +94,8 @@ class HttpSmsGateway:
         timeout: float = 10.0,
         verify: ssl.SSLContext | str | bool = True,
     ) -> None:
+        import httpx
+
         parts = urlsplit(url)
         loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
         if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
@@ -99,6 +106,8 @@ class HttpSmsGateway:
         self._client_args = {"timeout": timeout, "verify": verify, "follow_redirects": False}
 
     def send(self, to: str, text: str) -> None:
+        import httpx
+
         form = {"To": to, "From": self.sender, "Body": text}
         try:
             with httpx.Client(**self._client_args) as client:  # type: ignore[arg-type]

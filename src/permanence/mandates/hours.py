@@ -25,7 +25,6 @@ from enum import StrEnum
 from typing import Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays as holidays_lib
 import pydantic
 from pydantic import field_validator, model_validator
 
@@ -126,6 +125,8 @@ class HolidayRule(_Model):
 
     @model_validator(mode="after")
     def _check_rules(self) -> Self:
+        import holidays as holidays_lib  # when a mandate is read: not at the service's start
+
         supported = holidays_lib.list_supported_countries()
         if self.country not in supported:
             _reject([f"country '{self.country}' has no public holiday calendar"])
@@ -141,6 +142,8 @@ class HolidayRule(_Model):
 
 @functools.lru_cache(maxsize=64)  # pragma: no mutate (a cache: changes no result)
 def _calendar(country: str, subdivision: str | None, year: int) -> dict[dt.date, str]:
+    import holidays as holidays_lib
+
     try:
         table = holidays_lib.country_holidays(
             country, subdiv=subdivision, years=year, language="fr"

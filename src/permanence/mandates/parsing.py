@@ -7,9 +7,9 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ValidationError,
@@ -37,41 +37,54 @@ from permanence.mandates.sections import (
     WebhookRecipient,
 )
 
-
-class _Loader(yaml.SafeLoader):
-    """YAML close to 1.2: `18:00` stays text (not 1080), `NO`/`on` stay text, keys are unique."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+if TYPE_CHECKING:
+    import yaml
 
 
-_Loader.yaml_implicit_resolvers = {
-    first: [
-        (tag, rx)
-        for tag, rx in resolvers
-        if tag not in {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"}
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
-)
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
-    list("-+0123456789."),
-)
+@cache
+def _loader() -> "type[yaml.SafeLoader]":
+    """The YAML loader, made when a first mandate is read (PyYAML is not imported at the
+    service's start)."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        """YAML close to 1.2: `18:00` stays text (not 1080), `NO`/`on` stay text, keys are
+        unique."""
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    _Loader.yaml_implicit_resolvers = {
+        first: [
+            (tag, rx)
+            for tag, rx in resolvers
+            if tag
+            not in {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"}
+        ]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool",
+        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list("tTfF"),
+    )
+    _Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
+    )
+    _Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
+        list("-+0123456789."),
+    )
+    return _Loader
 
 
 def _load(source: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -82,11 +95,13 @@ def _load(source: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
             source = source.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MandateInvalid([f"the document is not UTF-8 text (byte {exc.start})"]) from None
+    import yaml
+
     try:
         if source.lstrip().startswith("{"):
             data = json.loads(source)
         else:
-            data = yaml.load(source, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+            data = yaml.load(source, Loader=_loader())  # noqa: S506 - a SafeLoader
     except json.JSONDecodeError as exc:
         raise MandateInvalid(
             [f"JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}"]
@@ -326,6 +341,8 @@ def dump_mandate(mandate: Mandate, fmt: Literal["yaml", "json"] = "yaml") -> str
     if fmt == "json":
         return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     if fmt == "yaml":
+        import yaml
+
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
     raise ValueError(f"unknown format {fmt!r}: use 'yaml' or 'json'")
 

@@ -26,7 +26,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -58,6 +57,8 @@ def backoff(attempts: int) -> dt.timedelta:
 
 def error_code(exc: BaseException) -> str:
     """A failure as a short code: never a URL, a body or anything the provider echoed."""
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException):
         return "timeout"
     if isinstance(exc, httpx.HTTPError):
@@ -225,6 +226,8 @@ def _fetch(
         with api.fetch_recording(job.url) as chunks:
             return encrypt_stream(job.dek, job.ad, chunks, sink)  # type: ignore[arg-type]
 
+    import httpx
+
     try:
         size = store.put(key, write)
     except (PermanenceError, httpx.HTTPError, OSError) as exc:
@@ -326,6 +329,8 @@ def _delete_at_provider(
     now: dt.datetime,
     counts: Counter[str],
 ) -> None:
+    import httpx
+
     try:
         api.delete_recording(job.provider_sid)
     except (PermanenceError, httpx.HTTPError) as exc:

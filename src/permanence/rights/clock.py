@@ -16,9 +16,11 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import holidays
+if TYPE_CHECKING:
+    import holidays
 
 PARIS = ZoneInfo("Europe/Paris")
 FIRST_PERIOD_MONTHS = 1
@@ -37,6 +39,8 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 @lru_cache(maxsize=64)  # pragma: no mutate (a cache: its size or absence changes no result)
 def _holidays(year: int) -> holidays.HolidayBase:
+    import holidays  # imported when first needed: not at the service's start
+
     return holidays.country_holidays("FR", years=year)
 
 

@@ -26,16 +26,18 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 
 from permanence.config import Settings
 from permanence.crypto.keyring import Keyring
 from permanence.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 KEY_PURPOSE = "opendsr-certificate"
 # The default certificate's validity: fixed, so that it is the same certificate everywhere.
@@ -94,6 +96,10 @@ def processor(settings: Settings, keyring: Keyring) -> Processor:
 
 @lru_cache(maxsize=8)
 def _derived(secret: bytes, host: str) -> Processor:
+    # x509 is imported when the certificate is first made or read: not at the service's start.
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     curve = ec.SECP256R1()
     order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
     scalar = int.from_bytes(hashlib.sha512(secret).digest(), "big") % (order - 1) + 1
@@ -141,6 +147,8 @@ def _derived(secret: bytes, host: str) -> Processor:
 @lru_cache(maxsize=4)
 def _configured(cert_file: Path, key_file: Path, stamps: tuple[int, int]) -> Processor:
     """Read once per version of the files (``stamps``: their modification times)."""
+    from cryptography import x509
+
     try:
         cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
         key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-import httpx
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
@@ -101,6 +100,8 @@ async def left(request: Request, hook: Hook, background: BackgroundTasks) -> Res
 
 def _cancel_offer(rt: Runtime, sid: str) -> None:
     """Best effort: an offer left ringing ends by itself after the ring time anyway."""
+    import httpx
+
     try:
         dispatch.rest_api(rt)().cancel_call(sid)
     except (ProviderFailed, ConfigurationError, httpx.HTTPError) as exc:

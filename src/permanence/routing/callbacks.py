@@ -22,7 +22,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -178,6 +177,8 @@ def place(
     if offered:
         ids["d"] = "1"
     name = rt.settings.routing_provider  # its signature verifies the webhooks
+    import httpx
+
     try:
         sid = api().create_call(
             to=device,

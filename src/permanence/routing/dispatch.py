@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -303,6 +302,8 @@ def dispatch(rt: Runtime, api: Callable[[], CallsApi]) -> int:
             made += 1
             continue
         ids = {"c": str(offer.call_id), "o": str(offer.operator_id)}
+        import httpx
+
         try:
             sid = api().create_call(
                 to=offer.device,

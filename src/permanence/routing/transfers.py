@@ -14,7 +14,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
 from sqlalchemy.orm import Session
 
 from permanence.accounts.model import Account, Did
@@ -176,6 +175,8 @@ def warm_transfer(
         ids = {"a": str(call.account_id), "c": str(call.id), "t": str(index)}
     # The contact is called first: if that fails, the caller and the operator have not
     # been touched. Then the operator leaves the bridge for the consultation room.
+    import httpx
+
     sid = ""
     try:
         sid = api().create_call(

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Protocol
 
 from permanence.config import Settings
 from permanence.errors import ConfigurationError, PermanenceError
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class ProviderFailed(PermanenceError):
@@ -85,6 +86,8 @@ class TwilioRestApi:
 
     @contextmanager
     def fetch_recording(self, url: str) -> Iterator[Iterator[bytes]]:
+        import httpx
+
         # Only ever send our credentials to the configured API: a forged or mistaken URL in
         # a callback must not make us hand the auth token to another host (SSRF).
         if not url.startswith(self.base_url + "/"):
@@ -98,18 +101,24 @@ class TwilioRestApi:
             yield resp.iter_bytes(64 * 1024)
 
     def delete_recording(self, recording_sid: str) -> None:
+        import httpx
+
         url = self._account_url(f"Recordings/{recording_sid}.json")
         resp = httpx.delete(url, auth=self._auth, timeout=self._timeout)
         if resp.status_code not in (200, 204, 404):  # 404: already gone, which is the goal
             raise ProviderFailed(f"deleting the recording failed (HTTP {resp.status_code})")
 
     def stop_recording(self, call_sid: str) -> None:
+        import httpx
+
         url = self._account_url(f"Calls/{call_sid}/Recordings/Twilio.CURRENT.json")
         resp = httpx.post(url, auth=self._auth, data={"Status": "stopped"}, timeout=self._timeout)
         if resp.status_code not in (200, 201):
             raise ProviderFailed(f"stopping the recording failed (HTTP {resp.status_code})")
 
     def call_status(self, call_sid: str) -> tuple[str, int | None]:
+        import httpx
+
         url = self._account_url(f"Calls/{call_sid}.json")
         resp = httpx.get(url, auth=self._auth, timeout=self._timeout)
         if resp.status_code != 200:
@@ -119,6 +128,8 @@ class TwilioRestApi:
     def create_call(
         self, *, to: str, from_: str, url: str, status_callback: str, timeout: int
     ) -> str:
+        import httpx
+
         resp = httpx.post(
             self._account_url("Calls.json"),
             auth=self._auth,
@@ -143,12 +154,16 @@ class TwilioRestApi:
         return sid
 
     def cancel_call(self, call_sid: str) -> None:
+        import httpx
+
         url = self._account_url(f"Calls/{call_sid}.json")
         resp = httpx.post(url, auth=self._auth, data={"Status": "canceled"}, timeout=self._timeout)
         if resp.status_code not in (200, 201, 404):  # 404: already over, which is the goal
             raise ProviderFailed(f"cancelling the call failed (HTTP {resp.status_code})")
 
     def redirect_call(self, call_sid: str, url: str) -> None:
+        import httpx
+
         resp = httpx.post(
             self._account_url(f"Calls/{call_sid}.json"),
             auth=self._auth,
@@ -201,6 +216,8 @@ class TelnyxTexmlApi:
     def create_call(
         self, *, to: str, from_: str, url: str, status_callback: str, timeout: int
     ) -> str:
+        import httpx
+
         resp = httpx.post(
             self._calls_url(),
             headers=self._headers,
@@ -222,6 +239,8 @@ class TelnyxTexmlApi:
         return ""
 
     def _update(self, call_sid: str, data: dict[str, str], what: str, ok: tuple[int, ...]) -> None:
+        import httpx
+
         resp = httpx.post(
             self._calls_url(call_sid), headers=self._headers, data=data, timeout=self._timeout
         )
@@ -239,6 +258,8 @@ class TelnyxTexmlApi:
 
     @contextmanager
     def fetch_recording(self, url: str) -> Iterator[Iterator[bytes]]:
+        import httpx
+
         # The token only ever goes to the configured API. Telnyx may announce the audio at a
         # storage host of its own (a signed, short-lived link): fetched without credentials,
         # over TLS only.
@@ -255,6 +276,8 @@ class TelnyxTexmlApi:
             yield resp.iter_bytes(64 * 1024)
 
     def delete_recording(self, recording_sid: str) -> None:
+        import httpx
+
         resp = httpx.delete(
             self._account_url(f"Recordings/{recording_sid}.json"),
             headers=self._headers,
@@ -264,6 +287,8 @@ class TelnyxTexmlApi:
             raise ProviderFailed(f"deleting the recording failed (HTTP {resp.status_code})")
 
     def stop_recording(self, call_sid: str) -> None:
+        import httpx
+
         # TeXML has no "current recording" alias: the call's recordings are listed and each
         # one still running is stopped.
         listed = httpx.get(
@@ -293,6 +318,8 @@ class TelnyxTexmlApi:
                 raise ProviderFailed(f"stopping the recording failed (HTTP {resp.status_code})")
 
     def call_status(self, call_sid: str) -> tuple[str, int | None]:
+        import httpx
+
         resp = httpx.get(self._calls_url(call_sid), headers=self._headers, timeout=self._timeout)
         if resp.status_code != 200:
             raise ProviderFailed(f"reading the call failed (HTTP {resp.status_code})")

@@ -16,7 +16,6 @@ import logging
 import uuid
 from collections import Counter
 
-import httpx
 from sqlalchemy import select, tuple_
 
 from permanence.accounts.model import Account, AccountStatus
@@ -106,6 +105,8 @@ def _ask(api: TelephonyApi | None, sid: str) -> tuple[str, int | None] | None:
     """The provider's word on the call, or None (no API, or it could not say)."""
     if api is None:
         return None
+    import httpx
+
     try:
         return api.call_status(sid)
     except (PermanenceError, httpx.HTTPError) as exc:

@@ -16,11 +16,10 @@ import uuid
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import jinja2
 from babel.dates import format_date, format_datetime, format_time
 from babel.numbers import format_decimal
 from babel.support import Translations
@@ -33,6 +32,9 @@ from permanence.render import percent
 from permanence.runtime import Runtime
 from permanence.staff import auth
 from permanence.web.deps import SESSION_COOKIE, Principal, runtime
+
+if TYPE_CHECKING:
+    import jinja2
 
 HERE = Path(__file__).resolve().parent.parent
 LOCALE_DIR = HERE / "locale"
@@ -229,6 +231,8 @@ def counted(text: str, lang: str) -> Worded:
 
 @cache
 def environment(lang: str) -> jinja2.Environment:
+    import jinja2  # when the first page is rendered: not at the service's start
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("permanence.web", "templates"),
         autoescape=True,
