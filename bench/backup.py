@@ -187,7 +187,9 @@ def main() -> None:
             update={"data_dir": fresh, "database_url": f"sqlite:///{fresh / 'permanence.db'}"}
         )
         t2 = time.perf_counter()
-        restored = backups.restore(target, archive, key, steps=JOURNAL_STEPS)
+        # Nobody was erased since the snapshot was taken seconds ago: what the operator says
+        # with --no-erasure-since (a restore now refuses to guess, ADR 0008).
+        restored = backups.restore(target, archive, key, no_erasure_since=True, steps=JOURNAL_STEPS)
         t_perm_r = time.perf_counter() - t2
         assert restored.rows == made.rows and restored.files == args.recordings
 

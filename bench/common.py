@@ -17,7 +17,8 @@ from permanence.runtime import Runtime
 
 
 def fresh_runtime(database_url: str | None = None) -> tuple[Runtime, Path]:
-    """SQLite in a temporary directory, or the given (empty or disposable) database.
+    """SQLite in a temporary directory, or the given disposable PostgreSQL database, whose
+    schema is dropped first (so one bench never meets another's rows).
 
     The directory is removed when the benchmark's process exits, however it ends (a
     benchmark of a million rows leaves hundreds of MB otherwise)."""
@@ -25,6 +26,8 @@ def fresh_runtime(database_url: str | None = None) -> tuple[Runtime, Path]:
     atexit.register(shutil.rmtree, tmp, True)
     url = database_url or f"sqlite:///{tmp / 'bench.db'}"
     owner = os.environ.get("PERMANENCE_BENCH_MIGRATION_URL", url)
+    if database_url:
+        reset_postgresql(owner)
     schema.upgrade(owner, os.environ.get("PERMANENCE_BENCH_APP_ROLE"))
     settings = Settings(
         data_dir=tmp,
@@ -32,6 +35,17 @@ def fresh_runtime(database_url: str | None = None) -> tuple[Runtime, Path]:
         master_key=base64.b64encode(os.urandom(32)).decode(),
     )
     return Runtime.from_settings(settings), tmp
+
+
+def reset_postgresql(owner_url: str) -> None:
+    """Drop and recreate the public schema of a disposable database (its owner's URL)."""
+    from sqlalchemy import create_engine, pool, text
+
+    engine = create_engine(owner_url, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
 
 
 def timed(fn: Callable[[], object], repeat: int) -> list[float]:

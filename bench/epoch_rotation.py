@@ -14,6 +14,8 @@ window, docs/rights.md). On a shared machine read the ratio, not the seconds.
     PERMANENCE_BENCH_MIGRATION_URL=postgresql+psycopg://owner@host/db \\
     PERMANENCE_BENCH_APP_ROLE=app \\
     .venv/bin/python -m bench.epoch_rotation --database-url postgresql+psycopg://app@host/db
+
+The PostgreSQL database must be disposable: its schema is dropped first (bench.common).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from permanence.crypto.model import SubjectKey
 from permanence.db import utcnow
 from permanence.messages.model import Appointment, Message
 from permanence.rights import service as rights
+from permanence.rights.lookup import records_of
 from permanence.rights.model import Kind
 from permanence.runtime import Runtime
 from permanence.subjects.model import Caller
@@ -140,7 +141,8 @@ def build(rt: Runtime, callers: int) -> tuple[uuid.UUID, uuid.UUID]:
 
 
 def clear_lookup(rt: Runtime, account_id: uuid.UUID, phone: str) -> int:
-    """The floor: the caller by an exact index on its number in clear, then its records."""
+    """The floor: the caller by an exact index on its number in clear, then its records as
+    the product reads them."""
     wanted = normalize.phone_e164(phone)
     with rt.db.session(AccessContext.system("bench", account_id), readonly=True) as s:
         found = (
@@ -153,13 +155,11 @@ def clear_lookup(rt: Runtime, account_id: uuid.UUID, phone: str) -> int:
             .all()
         )
         for cid in found:
-            caller_id = uuid.UUID(cid)
-            for model in (Call, Message, Appointment, Consent):
-                s.scalars(
-                    select(model).where(
-                        model.account_id == account_id, model.caller_id == caller_id
-                    )
-                ).all()
+            # The caller's row, then its records by the product's own query (records_of): the
+            # floor differs from the product only in how the caller is found.
+            caller = s.get(Caller, uuid.UUID(cid))
+            assert caller is not None
+            records_of(s, caller)
     return len(found)
 
 

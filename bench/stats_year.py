@@ -55,18 +55,8 @@ YEAR = stats.Period(dt.date(2025, 1, 1), dt.date(2025, 12, 31))
 LIMIT_S = 0.2
 
 
-def _reset_pg(owner_url: str) -> None:
-    engine = create_engine(owner_url, poolclass=pool.NullPool)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
 def build(n_calls: int) -> tuple[Runtime, uuid.UUID]:
     url = os.environ.get("PERMANENCE_BENCH_DATABASE_URL")
-    if url:
-        _reset_pg(os.environ.get("PERMANENCE_BENCH_MIGRATION_URL", url))
     rt, _tmp = fresh_runtime(url)
     text_ = resources.files("permanence.demo").joinpath("mandates", "plomberie-durand.yaml")
     with rt.db.session(AccessContext(role=Role.ADMIN, reason="bench")) as s:
