@@ -24,7 +24,18 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import Column, Index, MetaData, String, Table, insert, select
+from sqlalchemy import (
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    insert,
+    pool,
+    select,
+    text,
+)
 from tests.factories import demo_mandate_text
 
 from bench.common import fresh_runtime
@@ -60,6 +71,22 @@ def phone_of(i: int) -> str:
     return f"+336{10_000_000 + i:08d}"
 
 
+def _create_clear_table(rt: Runtime) -> None:
+    """The floor's plain table. On PostgreSQL the owner creates it (the application role may
+    not create tables) and lets the application role use it."""
+    owner = os.environ.get("PERMANENCE_BENCH_MIGRATION_URL")
+    if not rt.db.is_postgres or not owner:
+        clear_meta.create_all(rt.db.engine)
+        return
+    engine = create_engine(owner, poolclass=pool.NullPool)
+    clear_meta.create_all(engine)
+    role = os.environ.get("PERMANENCE_BENCH_APP_ROLE")
+    if role:
+        with engine.begin() as conn:
+            conn.execute(text(f'GRANT SELECT, INSERT ON {clear_callers.name} TO "{role}"'))
+    engine.dispose()
+
+
 def build(rt: Runtime, callers: int) -> tuple[uuid.UUID, uuid.UUID]:
     admin = AccessContext(role=Role.ADMIN, reason="bench")
     with rt.db.session(admin) as s:
@@ -74,7 +101,7 @@ def build(rt: Runtime, callers: int) -> tuple[uuid.UUID, uuid.UUID]:
     now = utcnow()
     batch = 5000
     dummy = b"\x00" * 48
-    clear_meta.create_all(rt.db.engine)
+    _create_clear_table(rt)
     for start in range(0, callers, batch):
         clear_rows: list[dict[str, Any]] = []
         caller_rows: list[dict[str, Any]] = []
