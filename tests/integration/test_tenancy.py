@@ -388,3 +388,47 @@ def test_services_refuse_another_accounts_objects(rt: Runtime) -> None:
             calls.get_call(s, call_id)
         with pytest.raises(NotFound):
             calls.open_call(s, rt.keyring, dialled="+33240000001", caller_number="0199001234")
+
+
+def test_reads_by_caller_id_check_the_callers_account_first(rt: Runtime) -> None:
+    """Reads and deletes by caller id alone (the caller's index, docs/performance.md) come only
+    after the caller is known to be of the account: another account's caller is a 404, and an
+    erasure naming it (a journal replayed under the wrong account) touches nothing of theirs."""
+    from permanence.accounts.service import mandate_by_id
+    from permanence.calls.model import Call
+    from permanence.consents import service as consents
+    from permanence.context import AccessContext
+    from permanence.errors import NotFound
+    from permanence.messages.model import Message
+    from permanence.rights.erasure import erase_subject
+    from permanence.rights.restriction import _restrict
+    from permanence.subjects.model import Caller
+    from permanence.web.pages import console_desk
+    from tests.factories import caller_with_records
+
+    a = make_account(rt, "cabinet-lefevre").id
+    b = make_account(rt, "plomberie-durand").id
+    theirs = caller_with_records(
+        rt, b, first="Camille", last="Martin", phone="0199005566", email="camille@exemple.fr"
+    )
+    with rt.db.session(ctx_for(b), readonly=True) as s:
+        caller = s.get(Caller, theirs.caller_id)
+        call = s.get(Call, theirs.call_id)
+        assert caller is not None and call is not None
+        mandate = mandate_by_id(s, call.mandate_id)[1]
+        s.expunge_all()
+    with rt.db.session(ctx_for(a)) as s:
+        with pytest.raises(NotFound):
+            consents.of_caller(s, theirs.caller_id)
+        with pytest.raises(NotFound):
+            _restrict(s, caller, dt.datetime.now(dt.UTC))
+        mine = Call(id=uuid.uuid4(), account_id=a, caller_id=theirs.caller_id)
+        with pytest.raises(NotFound):
+            console_desk.caller_history(s, mine, mandate, "follow_up")
+    with rt.db.session(AccessContext.system("test", a)) as s:
+        erased = erase_subject(s, rt.keyring, a, theirs.caller_id)
+        assert not any(erased.counts.values()) and not erased.caller_deleted, erased
+    with rt.db.session(ctx_for(b), readonly=True) as s:
+        assert s.get(Message, theirs.message_id) is not None
+        assert s.get(Call, theirs.call_id) is not None
+        assert s.get(Caller, theirs.caller_id) is not None

@@ -142,3 +142,133 @@ def test_the_plan_check_sees_a_full_scan(world: World) -> None:
     assert database
     scans = _full_scans(database, [("SELECT call_id FROM call_queue WHERE attempts = ?", (2,))])
     assert list(scans.values()) == ["SCAN call_queue"]
+
+
+# Read by caller (or subject) id: a plan step on one of these tables that narrows by the account
+# alone walks every row of the account. Legal holds and rights downloads have no index on the
+# caller: there are few of them per account (a hold is a deliberate act, a download follows a
+# request), so their (account, …) index is the right one.
+_BY_SUBJECT = re.compile(r"\b(\w+)\.(caller_id|subject_id) = ")
+_SEARCH = re.compile(r"^SEARCH (\w+)(?: AS \w+)? USING (?:COVERING )?INDEX \w+ \((.*)\)$")
+_FEW_PER_ACCOUNT = frozenset({"legal_holds", "rights_downloads"})
+
+
+def _account_indexes_last(database: str) -> sqlite3.Connection:
+    """A copy of the database in memory where every index led by the account id was created
+    last. Without statistics SQLite breaks a tie between two indexes (one equality each) in
+    favour of the one created last, and a migration's batch rebuild creates a table's indexes
+    in an order left to chance (the same schema planned either way from one run to the next):
+    this is the worst case, every tie going to the account's index."""
+    con = sqlite3.connect(":memory:")
+    with sqlite3.connect(database) as src:
+        src.backup(con)
+    led_by_account = [
+        (name, sql)
+        for name, sql in con.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        )
+        if re.search(r"\(\s*account_id\b", sql)
+    ]
+    for name, sql in led_by_account:
+        con.execute(f'DROP INDEX "{name}"')
+        con.execute(sql)
+    return con
+
+
+def _account_walks(database: str, statements: list[tuple[str, Any]]) -> dict[str, str]:
+    """Each statement filtering a table by caller or subject id whose plan reads that table by
+    an index narrowed by the account alone, with that plan step (in the worst case above)."""
+    found: dict[str, str] = {}
+    con = _account_indexes_last(database)
+    try:
+        for statement, params in statements:
+            tables = {m.group(1) for m in _BY_SUBJECT.finditer(statement)} - _FEW_PER_ACCOUNT
+            if not tables:
+                continue
+            rows = con.execute("EXPLAIN QUERY PLAN " + statement, params or ()).fetchall()
+            for row in rows:
+                m = _SEARCH.match(str(row[-1]))
+                on = m.group(2).split(" AND ") if m and m.group(1) in tables else []
+                if on and on[0] == "account_id=?" and not {"caller_id=?", "subject_id=?"} & set(on):
+                    found[" ".join(statement.split())[:300]] = str(row[-1])
+    finally:
+        con.close()
+    return found
+
+
+def _rights_paths(world: World) -> set[str]:
+    """A subject's rights carried out one after the other (Art. 15, 16, 18, 19, 21, 17), their
+    consents listed, their history opened on the desk: what reads by caller id."""
+    from permanence.accounts.service import mandate_by_id
+    from permanence.calls.model import Call
+    from permanence.web.pages import console_desk
+    from tests.factories import caller_with_records, ctx_for
+
+    made = caller_with_records(
+        world.rt,
+        world.plumber.id,
+        first="Zoé",
+        last="Plan",
+        phone="0671234589",
+        email="zoe@exemple.fr",
+    )
+    client = world.login(world.client_plumber)
+    a = world.plumber.id
+    base = f"/api/v1/accounts/{a}/rights/requests"
+    assert client.get(f"/api/v1/accounts/{a}/callers/{made.caller_id}/consents").status_code == 200
+    with world.rt.db.session(ctx_for(a)) as s:
+        call = s.get(Call, made.call_id)
+        assert call is not None
+        console_desk.caller_history(s, call, mandate_by_id(s, call.mandate_id)[1], "follow_up")
+
+    def request(kind: str, **more: Any) -> str:
+        body = {"kind": kind, "requester": {"phone": "0671234589"}, "verified_by_controller": True}
+        r = client.post(base, json={**body, **more})
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    access = request("access")
+    assert client.get(f"{base}/{access}/recipients").status_code == 200
+    done = set()
+    for kind, more in (
+        ("rectification", {"changes": {"identity": {"first_name": "Zoë"}}}),
+        ("restriction", {}),
+        ("objection", {"scope": "recording"}),
+        ("objection", {"scope": "intervention"}),
+        ("erasure", {}),
+    ):
+        r = client.post(f"{base}/{request(kind, **more)}/execute")
+        assert r.status_code == 200, (kind, r.text)
+        done.add(kind)
+    return done
+
+
+def test_reads_by_caller_use_the_callers_index(world: World, smtp: Any) -> None:
+    """Erasure, rectification, restriction, objection, recipients (Art. 19), consents and the
+    desk's history read the subject's rows by the caller's index, not the account's."""
+    if world.rt.db.is_postgres:
+        pytest.skip("plans are read from SQLite's planner (see the module's docstring)")
+    with _captured(world) as statements:
+        done = _rights_paths(world)
+    assert done == {"rectification", "restriction", "objection", "erasure"}
+    by_subject = [st for st in statements if _BY_SUBJECT.search(st[0])]
+    assert len(by_subject) > 20, len(by_subject)  # the paths above really read by caller
+    database = world.rt.db.engine.url.database
+    assert database
+    walks = _account_walks(database, statements)
+    assert not walks, "\n".join(f"{plan}: {sql}" for sql, plan in walks.items())
+
+
+def test_the_plan_check_sees_an_account_walk(world: World) -> None:
+    """The check itself: messages of a caller filtered by the account too are caught."""
+    if world.rt.db.is_postgres:
+        pytest.skip("plans are read from SQLite's planner")
+    database = world.rt.db.engine.url.database
+    assert database
+    sql = (
+        "SELECT messages.id FROM messages WHERE messages.account_id = ? AND messages.caller_id = ?"
+    )
+    walks = _account_walks(database, [(sql, ("a", "c"))])
+    assert list(walks.values()) == [
+        "SEARCH messages USING INDEX ix_messages_account_created_ack (account_id=?)"
+    ]

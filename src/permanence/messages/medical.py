@@ -25,6 +25,7 @@ from permanence.needtoknow.service import (
     _applies,
     require_assigned,
 )
+from permanence.subjects.model import Caller
 from permanence.subjects.service import get as get_caller
 
 
@@ -34,17 +35,20 @@ def require_medical_access(session: Session, account_id: uuid.UUID, caller_id: u
     if not _applies(session, ctx, account_id):
         return
     require_assigned(session, account_id)
-    in_call = session.scalars(
-        select(Call.id).where(
-            Call.caller_id == caller_id,
-            Call.account_id == account_id,
-            Call.operator_id == ctx.actor_id,
-            Call.answered_at.is_not(None),
-            Call.ended_at.is_(None),
-        )
-    ).first()
-    if in_call is not None:
-        return
+    # By caller id alone (its index: with the account too, SQLite walks the account's calls),
+    # once the caller is known to be of this account.
+    caller = session.get(Caller, caller_id)
+    if caller is not None and caller.account_id == account_id:
+        in_call = session.scalars(
+            select(Call.id).where(
+                Call.caller_id == caller_id,
+                Call.operator_id == ctx.actor_id,
+                Call.answered_at.is_not(None),
+                Call.ended_at.is_(None),
+            )
+        ).first()
+        if in_call is not None:
+            return
     since = utcnow() - BREAK_GLASS_VALID
     glass = session.scalars(
         select(BreakGlassAccess.id).where(

@@ -70,17 +70,26 @@ def erase_subject(
     undelivered deliveries cancelled. Whatever is already gone is skipped, so running it again
     changes nothing."""
     a, c = account_id, subject_id
+    caller = session.get(Caller, c)
+    mine = caller is not None and caller.account_id == a
+
+    def of_subject(model: Any) -> list[Any]:
+        # By caller id alone where the index is on the caller id alone (messages, recordings,
+        # consents, appointments, calls): with the account too, SQLite picks the account's index
+        # and walks every row of the account. Only once the caller is known to be of this
+        # account; otherwise (already deleted, or not ours) the pair, as before.
+        if mine:
+            return [model.caller_id == c]
+        return [model.account_id == a, model.caller_id == c]
+
     notices = 0
-    for message_id in session.scalars(
-        select(Message.id).where(Message.caller_id == c, Message.account_id == a)
-    ).all():
+    for message_id in session.scalars(select(Message.id).where(*of_subject(Message))).all():
         notices += len(delivery.notify_recipients(session, message_id, "erased"))
     files = [
         ("recordings", key)
-        for key in session.scalars(
-            select(Recording.storage_key).where(Recording.caller_id == c, Recording.account_id == a)
-        )
+        for key in session.scalars(select(Recording.storage_key).where(*of_subject(Recording)))
     ]
+    # Downloads, rectifications, legal holds: indexed by (account, subject), or few per account.
     files += [
         ("files", key)
         for key in session.scalars(
@@ -97,14 +106,11 @@ def erase_subject(
         "rectifications",
         delete(Rectification).where(Rectification.account_id == a, Rectification.caller_id == c),
     )
-    gone("recordings", delete(Recording).where(Recording.account_id == a, Recording.caller_id == c))
-    gone("consents", delete(Consent).where(Consent.account_id == a, Consent.caller_id == c))
-    gone(
-        "appointments",
-        delete(Appointment).where(Appointment.account_id == a, Appointment.caller_id == c),
-    )
-    gone("messages", delete(Message).where(Message.account_id == a, Message.caller_id == c))
-    gone("calls", delete(Call).where(Call.account_id == a, Call.caller_id == c))
+    gone("recordings", delete(Recording).where(*of_subject(Recording)))
+    gone("consents", delete(Consent).where(*of_subject(Consent)))
+    gone("appointments", delete(Appointment).where(*of_subject(Appointment)))
+    gone("messages", delete(Message).where(*of_subject(Message)))
+    gone("calls", delete(Call).where(*of_subject(Call)))
     gone(
         "legal_holds",
         delete(LegalHold).where(LegalHold.account_id == a, LegalHold.caller_id == c),
@@ -129,9 +135,8 @@ def erase_subject(
     )
     closed = _close_other_requests(session, a, c, request_id, now or utcnow())
     key_destroyed = keyring.destroy_subject_key(session, a, c)
-    caller = session.get(Caller, c)
-    caller_deleted = caller is not None and caller.account_id == a
-    if caller_deleted:
+    caller_deleted = mine
+    if caller is not None and caller_deleted:
         session.delete(caller)
     session.flush()
     return SubjectErased(

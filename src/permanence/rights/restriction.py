@@ -23,16 +23,21 @@ from permanence.rights import texts
 from permanence.rights.base import CONTROLLER, Outbox, _check_role, _subject, get
 from permanence.rights.letters import tell_requester
 from permanence.rights.model import Kind, LetterKind, RightsRequest, State
+from permanence.subjects import service as subjects
 from permanence.subjects.model import Caller
+
+# Messages, recordings, calls, appointments and consents are read here by caller id alone:
+# their index is on the caller id alone, and with the account too SQLite picks the account's
+# index and walks every row of the account. The caller is checked first to be of the context's
+# account (``subjects.check_account``); row-level security applies on PostgreSQL.
 
 
 def _restrict(session: Session, caller: Caller, now: dt.datetime) -> dict[str, Any]:
+    subjects.check_account(session, caller.account_id)
     caller.restricted_at = now
     notified = 0
     for message_id in session.scalars(
-        select(Message.id).where(
-            Message.account_id == caller.account_id, Message.caller_id == caller.id
-        )
+        select(Message.id).where(Message.caller_id == caller.id)
     ).all():
         notified += len(delivery.notify_recipients(session, message_id, "restricted"))
     audit.record(
@@ -96,23 +101,17 @@ def lift_restriction(
 def _object(
     session: Session, req: RightsRequest, caller: Caller, now: dt.datetime
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    subjects.check_account(session, caller.account_id)
     files: list[tuple[str, str]] = []
     if req.scope == "recording":
         caller.recording_objected_at = now
-        recs = list(
-            session.scalars(
-                select(Recording).where(
-                    Recording.account_id == caller.account_id, Recording.caller_id == caller.id
-                )
-            )
-        )
+        recs = list(session.scalars(select(Recording).where(Recording.caller_id == caller.id)))
         for rec in recs:
             files.append(("recordings", rec.storage_key))
             session.delete(rec)
         stopped = session.execute(
             update(Call)
             .where(
-                Call.account_id == caller.account_id,
                 Call.caller_id == caller.id,
                 Call.recording_state.in_(("offered", "recording")),
             )
@@ -128,7 +127,6 @@ def _object(
         erased = 0
         for msg in session.scalars(
             select(Message).where(
-                Message.account_id == caller.account_id,
                 Message.caller_id == caller.id,
                 Message.purpose == req.scope,
             )
@@ -138,7 +136,6 @@ def _object(
             erased += 1
         appts = session.execute(
             delete(Appointment).where(
-                Appointment.account_id == caller.account_id,
                 Appointment.caller_id == caller.id,
                 Appointment.purpose == req.scope,
             )
@@ -146,7 +143,6 @@ def _object(
         withdrawn = session.execute(
             update(Consent)
             .where(
-                Consent.account_id == caller.account_id,
                 Consent.caller_id == caller.id,
                 Consent.purpose == req.scope,
                 Consent.withdrawn_at.is_(None),

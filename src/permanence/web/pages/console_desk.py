@@ -21,6 +21,7 @@ from permanence.mandates.hours_words import opening_hours_view
 from permanence.mandates.mandate import Mandate
 from permanence.mandates.oncall import on_call_now
 from permanence.messages.model import Appointment, Message
+from permanence.subjects import service as subjects
 
 # Why an operator opens a caller's history (an audit detail, and the choice on the page).
 HISTORY_REASONS = ("follow_up", "call_back", "same_request")
@@ -158,10 +159,12 @@ def caller_history(session: Session, call: Call, mandate: Mandate, reason: str) 
     history = History(reason)
     if call.caller_id is None:
         return history
-    caller, account = call.caller_id, call.account_id
+    # By caller id alone (its index: with the account too, SQLite walks the account's rows in
+    # date order), once the caller is known to be of the context's account.
+    caller = subjects.get(session, call.caller_id).id
     rows = session.scalars(
         select(Call)
-        .where(Call.caller_id == caller, Call.account_id == account, Call.id != call.id)
+        .where(Call.caller_id == caller, Call.id != call.id)
         .order_by(Call.started_at.desc())
         .limit(HISTORY_SHOWN * 2)
     )
@@ -170,7 +173,7 @@ def caller_history(session: Session, call: Call, mandate: Mandate, reason: str) 
     ]
     msgs = session.scalars(
         select(Message)
-        .where(Message.caller_id == caller, Message.account_id == account)
+        .where(Message.caller_id == caller)
         .order_by(Message.created_at.desc())
         .limit(HISTORY_SHOWN * 2)
     )
@@ -179,7 +182,7 @@ def caller_history(session: Session, call: Call, mandate: Mandate, reason: str) 
     ][:HISTORY_SHOWN]
     appts = session.scalars(
         select(Appointment)
-        .where(Appointment.caller_id == caller, Appointment.account_id == account)
+        .where(Appointment.caller_id == caller)
         .order_by(Appointment.starts_at.desc())
         .limit(HISTORY_SHOWN * 2)
     )
