@@ -16,6 +16,7 @@ from permanence.contracts import flowdown as subcontracting
 from permanence.contracts import service as contracts
 from permanence.contracts.scc_document import Signatory
 from permanence.db import utcnow
+from permanence.render import paris_date
 from tests.e2e.test_browser import Browser
 from tests.factories import make_account
 from tests.web.conftest import World
@@ -57,7 +58,7 @@ def test_art28_3_the_dpo_reads_each_contract_its_missing_items_and_the_flowdown_
     with rt.db.session(ctx) as s:
         offboarding.destroy_account(s, rt.keyring, gone.id, export=None)
         deletions.confirm_deletion(
-            s, gone.id, "hebergeur", confirmed_on=dt.date.today(), evidence="attestation H-12"
+            s, gone.id, "hebergeur", confirmed_on=paris_date(utcnow()), evidence="attestation H-12"
         )
 
     dpo = Browser(browser, server)
