@@ -80,14 +80,20 @@ def principal(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> Pri
                 key_id=key.id,
                 key_name=key.name,
             )
+    token, remembered, p = _cookie_session(request)
+    if p is None:
+        p = _check_session(rt, token, remembered)
+    return _csrf_checked(request, p)
+
+
+def _cookie_session(request: Request) -> tuple[str, str, Principal | None]:
+    """The session cookie's token, its key in the memory, and the principal remembered for it
+    if it was checked in the last few seconds (None: the database must be asked)."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise NotAuthenticated("sign in first")
     remembered = _key(token)
-    p = _recently_checked(remembered)
-    if p is None:
-        p = _check_session(rt, token, remembered)
-    return _csrf_checked(request, p)
+    return token, remembered, _recently_checked(remembered)
 
 
 def _csrf_checked(request: Request, p: Principal) -> Principal:
@@ -111,11 +117,7 @@ async def current_principal(
     it), and the CSRF check is the same one, here, after it."""
     if request.headers.get("authorization", "").lower().startswith("bearer "):
         return await run_in_threadpool(principal, request, rt)
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        raise NotAuthenticated("sign in first")
-    remembered = _key(token)
-    p = _recently_checked(remembered)
+    token, remembered, p = _cookie_session(request)
     if p is None:
         p = await run_in_threadpool(_check_session, rt, token, remembered)
     return _csrf_checked(request, p)
