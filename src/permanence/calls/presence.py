@@ -21,13 +21,9 @@ from permanence.calls.presence_model import MANUAL_STATES, OperatorDailyStats, O
 from permanence.context import Role
 from permanence.db import ctx_of, utcnow
 from permanence.errors import PermissionDenied, ValidationFailed
-from permanence.render import PARIS
+from permanence.render import paris_date
 
 ANSWERING_ROLES = frozenset({Role.OPERATOR, Role.SUPERVISOR})
-
-
-def paris_day(at: dt.datetime) -> dt.date:
-    return at.astimezone(PARIS).date()
 
 
 def _daily(session: Session, user_id: uuid.UUID, day: dt.date) -> OperatorDailyStats:
@@ -58,7 +54,7 @@ def _move(
         session.flush()
         return row
     if row.state == "wrap_up" and state == "free" and at >= row.since:
-        daily = _daily(session, user_id, paris_day(row.since))
+        daily = _daily(session, user_id, paris_date(row.since))
         daily.wrap_ups += 1
         daily.wrap_up_s += round((at - row.since).total_seconds())
     row.state = state
@@ -112,7 +108,7 @@ def call_completed(session: Session, call: Call, at: dt.datetime) -> None:
     if call.operator_id is None or call.answered_at is None:
         return
     talk = call.talk_s if call.talk_s is not None else (at - call.answered_at).total_seconds()
-    daily = _daily(session, call.operator_id, paris_day(at))
+    daily = _daily(session, call.operator_id, paris_date(at))
     daily.calls_handled += 1
     daily.talk_s += max(0, round(talk))
     row = session.get(OperatorPresence, call.operator_id)

@@ -22,6 +22,7 @@ from permanence.crypto.keyring import Keyring
 from permanence.db import ctx_of, utcnow
 from permanence.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from permanence.filestore import RecordingStore
+from permanence.render import paris_date
 from permanence.staff import attestations, training
 from permanence.staff.model import ConfidentialityUndertaking, TrainingRecord, User
 
@@ -43,7 +44,7 @@ class TrainingRefused(ValidationFailed):
 
 def paris_today() -> dt.date:
     """Today in France (completion dates are French calendar dates)."""
-    return utcnow().astimezone(PARIS).date()
+    return paris_date(utcnow())
 
 
 def _completion(day: dt.date) -> dt.datetime:
