@@ -35,7 +35,7 @@ import httpx
 from fastapi import FastAPI, Request
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select, text
 
-from bench.common import free_port, percentile
+from bench.common import free_port, percentile, reset_postgresql
 from permanence import schema
 from permanence.config import Settings
 from permanence.context import AccessContext, Role
@@ -86,16 +86,6 @@ VALUES = {
     "description": "Fuite sous l'évier de la cuisine, intervention souhaitée cette semaine",
 }
 PASSWORD = "mot de passe de charge 2026"
-
-
-def _reset(url: str) -> None:
-    from sqlalchemy import create_engine, pool, text
-
-    engine = create_engine(url, poolclass=pool.NullPool)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def _prepare(
@@ -244,7 +234,7 @@ def main() -> None:
     url = args.database_url or f"sqlite:///{tmp / 'permanence.db'}"
     owner = args.migration_url or url
     if args.reset and url.startswith("postgresql"):
-        _reset(owner)
+        reset_postgresql(owner)
     schema.upgrade(owner, args.app_role)
     from sqlalchemy import create_engine, pool
 
