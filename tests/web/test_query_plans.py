@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -84,17 +84,31 @@ def _captured(world: World) -> Iterator[list[tuple[str, Any]]]:
 
 def _full_scans(database: str, statements: list[tuple[str, Any]]) -> dict[str, str]:
     """Each statement whose plan reads a growing table whole, with that plan step."""
+
+    def scans_growing(statement: str, step: str) -> bool:
+        m = _SCAN.match(step)
+        return bool(m and m.group(1) in GROWING)
+
+    reads = [
+        (statement, params)
+        for statement, params in statements
+        if statement.lstrip().split(None, 1)[0].upper() in ("SELECT", "UPDATE", "DELETE", "WITH")
+    ]
+    return _flagged_steps(sqlite3.connect(database), reads, scans_growing)
+
+
+def _flagged_steps(
+    con: sqlite3.Connection,
+    statements: list[tuple[str, Any]],
+    flagged: Callable[[str, str], bool],
+) -> dict[str, str]:
+    """Each statement (shortened) with the step of its plan that ``flagged(statement, step)``
+    picks; ``con`` is closed after."""
     found: dict[str, str] = {}
-    con = sqlite3.connect(database)
     try:
         for statement, params in statements:
-            head = statement.lstrip().split(None, 1)[0].upper()
-            if head not in ("SELECT", "UPDATE", "DELETE", "WITH"):
-                continue
-            rows = con.execute("EXPLAIN QUERY PLAN " + statement, params or ()).fetchall()
-            for row in rows:
-                m = _SCAN.match(str(row[-1]))
-                if m and m.group(1) in GROWING:
+            for row in con.execute("EXPLAIN QUERY PLAN " + statement, params or ()).fetchall():
+                if flagged(statement, str(row[-1])):
                     found[" ".join(statement.split())[:300]] = str(row[-1])
     finally:
         con.close()
@@ -178,22 +192,18 @@ def _account_indexes_last(database: str) -> sqlite3.Connection:
 def _account_walks(database: str, statements: list[tuple[str, Any]]) -> dict[str, str]:
     """Each statement filtering a table by caller or subject id whose plan reads that table by
     an index narrowed by the account alone, with that plan step (in the worst case above)."""
-    found: dict[str, str] = {}
-    con = _account_indexes_last(database)
-    try:
-        for statement, params in statements:
-            tables = {m.group(1) for m in _BY_SUBJECT.finditer(statement)} - _FEW_PER_ACCOUNT
-            if not tables:
-                continue
-            rows = con.execute("EXPLAIN QUERY PLAN " + statement, params or ()).fetchall()
-            for row in rows:
-                m = _SEARCH.match(str(row[-1]))
-                on = m.group(2).split(" AND ") if m and m.group(1) in tables else []
-                if on and on[0] == "account_id=?" and not {"caller_id=?", "subject_id=?"} & set(on):
-                    found[" ".join(statement.split())[:300]] = str(row[-1])
-    finally:
-        con.close()
-    return found
+
+    def tables(statement: str) -> set[str]:
+        return {m.group(1) for m in _BY_SUBJECT.finditer(statement)} - _FEW_PER_ACCOUNT
+
+    def walks_account(statement: str, step: str) -> bool:
+        m = _SEARCH.match(step)
+        on = m.group(2).split(" AND ") if m and m.group(1) in tables(statement) else []
+        narrowed_by_subject = {"caller_id=?", "subject_id=?"} & set(on)
+        return bool(on) and on[0] == "account_id=?" and not narrowed_by_subject
+
+    by_subject = [(statement, params) for statement, params in statements if tables(statement)]
+    return _flagged_steps(_account_indexes_last(database), by_subject, walks_account)
 
 
 def _rights_paths(world: World) -> set[str]:
